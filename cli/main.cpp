@@ -1,0 +1,44 @@
+// chainrule: the command line. Exit codes: 0 success, 1 failure while running,
+// 2 bad input or usage (docs/cli.md).
+#include <cstdio>
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
+#include "graph/error.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"chainrule: reverse-mode autodiff over computational graphs defined in JSON.\n"
+                 "Run `chainrule COMMAND --help` for the options of each command."};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "chainrule 0.1.0");
+    using namespace chainrule::cli;
+    add_check(app);
+    add_grad(app);
+    add_gradcheck(app);
+    add_ops(app);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return 2;
+    } catch (const chainrule::InputError& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 2;
+    } catch (const chainrule::RunError& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 1;
+    } catch (const std::bad_alloc&) {
+        fmt::print(stderr, "error: out of memory\n");
+        return 1;
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "internal error: {}\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,453 @@
+#include "graph/graph.hpp"
+
+#include <cmath>
+#include <fmt/format.h>
+#include <stdexcept>
+
+#include "graph/error.hpp"
+#include "ops/broadcast.hpp"
+
+namespace chainrule {
+
+const char* kind_name(NodeKind k) {
+    switch (k) {
+        case NodeKind::input: return "input";
+        case NodeKind::parameter: return "parameter";
+        case NodeKind::constant: return "constant";
+        case NodeKind::op: return "op";
+    }
+    return "?";
+}
+
+namespace {
+
+std::string place_or_name(const std::string& place, const std::string& name) {
+    return place.empty() ? fmt::format("node '{}'", name) : place;
+}
+
+void check_shape(const Shape& s, const std::string& where) {
+    if (s.size() > kMaxRank)
+        throw InputError(fmt::format("{}: rank {} is more than the maximum of {}", where, s.size(), kMaxRank));
+    Dims concrete;
+    for (const auto& d : s) {
+        if (!d.symbolic() && d.size <= 0)
+            throw InputError(fmt::format("{}: shape {} has a dim <= 0; every dim must be at least 1",
+                                         where, format_shape(s)));
+        concrete.push_back(d.symbolic() ? 1 : d.size);
+    }
+    try {
+        checked_numel(concrete);
+    } catch (const InputError& e) {
+        throw InputError(fmt::format("{}: {}", where, e.what()));
+    }
+}
+
+}  // namespace
+
+std::string Graph::where(const Node& n) const { return place_or_name(n.place, n.name); }
+
+void Graph::check_new_name(const std::string& name, const std::string& place) const {
+    std::string at = place_or_name(place, name);
+    if (name.empty()) throw InputError(fmt::format("{}: a node needs a non-empty name", at));
+    auto it = index_.find(name);
+    if (it != index_.end())
+        throw InputError(fmt::format("{}: duplicate name '{}' (already defined at {})", at, name,
+                                     where(nodes_[it->second])));
+}
+
+int Graph::add_node(Node n) {
+    int id = static_cast<int>(nodes_.size());
+    index_[n.name] = id;
+    nodes_.push_back(std::move(n));
+    planned_ = false;
+    return id;
+}
+
+int Graph::input(const std::string& name, Shape shape, Tensor default_value, std::string place) {
+    check_new_name(name, place);
+    std::string at = place_or_name(place, name);
+    check_shape(shape, at);
+    Node n{.name = name, .kind = NodeKind::input, .shape = shape, .place = std::move(place)};
+    if (!default_value.empty()) {
+        const Dims& d = default_value.dims();
+        bool fits = d.size() == shape.size();
+        for (std::size_t i = 0; fits && i < d.size(); ++i)
+            fits = shape[i].symbolic() || shape[i].size == d[i];
+        if (!fits)
+            throw InputError(fmt::format("{}: default value has shape {} but the input is declared {}", at,
+                                         format_dims(d), format_shape(shape)));
+        n.default_value = default_value.to(dtype_);
+        n.value = n.default_value;
+    }
+    return add_node(std::move(n));
+}
+
+int Graph::parameter(const std::string& name, Shape shape, Init init, std::string place) {
+    check_new_name(name, place);
+    std::string at = place_or_name(place, name);
+    check_shape(shape, at);
+    if (!is_fixed(shape))
+        throw InputError(fmt::format("{}: a parameter's shape must be fixed numbers, got {}", at,
+                                     format_shape(shape)));
+    if (init.kind == Init::Kind::value && init.value.dims() != to_dims(shape))
+        throw InputError(fmt::format("{}: init value has shape {} but the parameter is declared {}", at,
+                                     format_dims(init.value.dims()), format_shape(shape)));
+    Node n{.name = name, .kind = NodeKind::parameter, .shape = shape, .init = std::move(init),
+           .place = std::move(place)};
+    return add_node(std::move(n));
+}
+
+int Graph::constant(const std::string& name, Tensor value, std::string place) {
+    check_new_name(name, place);
+    Shape shape = fixed_shape(value.dims());
+    check_shape(shape, place_or_name(place, name));
+    Node n{.name = name, .kind = NodeKind::constant, .shape = shape, .default_value = value.to(dtype_),
+           .place = std::move(place)};
+    n.value = n.default_value;
+    return add_node(std::move(n));
+}
+
+int Graph::op(const std::string& name, const std::string& op_name, const std::vector<std::string>& inputs,
+              Attrs attrs, std::string place, const std::vector<std::string>& input_places) {
+    check_new_name(name, place);
+    std::string at = place_or_name(place, name);
+    const Op* op = find_op(op_name);
+    if (!op) {
+        std::string guess = closest_op_name(op_name);
+        throw InputError(fmt::format("{}: unknown op '{}'{}; `chainrule ops` lists the registered ops", at,
+                                     op_name, guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)));
+    }
+    if (inputs.size() != op->inputs.size())
+        throw InputError(fmt::format("{}: {} takes {} input{} ({}), got {}", at, op_name, op->inputs.size(),
+                                     op->inputs.size() == 1 ? "" : "s", fmt::join(op->inputs, ", "),
+                                     inputs.size()));
+    Node n{.name = name, .kind = NodeKind::op, .op = op, .place = std::move(place)};
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        int id = find(inputs[i]);
+        std::string in_at = i < input_places.size() ? input_places[i] : fmt::format("{} input {}", at, i);
+        if (id < 0)
+            throw InputError(fmt::format("{}: '{}' names no node defined before it", in_at, inputs[i]));
+        n.inputs.push_back(id);
+    }
+    if (!attrs.is_object()) throw InputError(fmt::format("{}: attrs must be an object", at));
+    n.attrs = op->attrs;
+    for (auto& [key, v] : attrs.items()) {
+        if (!op->attrs.contains(key)) {
+            std::vector<std::string> allowed;
+            for (auto& [k, d] : op->attrs.items()) allowed.push_back(k);
+            throw InputError(fmt::format("{}.attrs.{}: {} has no attr '{}' (allowed: {})", at, key, op_name, key,
+                                         allowed.empty() ? "none" : fmt::format("{}", fmt::join(allowed, ", "))));
+        }
+        const auto& def = op->attrs.at(key);
+        bool same = def.is_number_integer() ? v.is_number_integer()
+                    : def.is_number()       ? v.is_number()
+                                            : def.type() == v.type();
+        if (!same)
+            throw InputError(fmt::format("{}.attrs.{}: expected {} like the default {}, got {}", at, key,
+                                         def.type_name(), def.dump(), v.dump()));
+        n.attrs[key] = v;
+    }
+    std::vector<Shape> in_shapes;
+    for (int id : n.inputs) in_shapes.push_back(nodes_[id].shape);
+    try {
+        n.shape = op->shape(in_shapes, n.attrs);
+    } catch (const ShapeError& e) {
+        throw InputError(fmt::format("{}: {} {}", at, op_name, e.what()));
+    }
+    check_shape(n.shape, at);
+    return add_node(std::move(n));
+}
+
+void Graph::set_output(const std::string& role, const std::string& node_name, std::string place) {
+    std::string at = place.empty() ? fmt::format("output '{}'", role) : place;
+    if (role != "prediction" && role != "loss")
+        throw InputError(fmt::format("{}: unknown output role '{}' (expected \"prediction\" or \"loss\")", at, role));
+    int id = find(node_name);
+    if (id < 0) throw InputError(fmt::format("{}: '{}' names no node", at, node_name));
+    if (role == "loss") {
+        for (const auto& d : nodes_[id].shape)
+            if (!d.is_one())
+                throw InputError(fmt::format("{}: the loss '{}' must be a scalar, but has shape {}", at, node_name,
+                                             format_shape(nodes_[id].shape)));
+    }
+    outputs_[role] = id;
+    planned_loss_ = -2;
+}
+
+int Graph::find(const std::string& n) const {
+    auto it = index_.find(n);
+    return it == index_.end() ? -1 : it->second;
+}
+
+int Graph::id(const std::string& n) const {
+    int i = find(n);
+    if (i < 0) throw InputError(fmt::format("'{}' names no node of model '{}'", n, name));
+    return i;
+}
+
+int Graph::output(const std::string& role) const {
+    auto it = outputs_.find(role);
+    return it == outputs_.end() ? -1 : it->second;
+}
+
+std::vector<int> Graph::parameters() const {
+    std::vector<int> out;
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+        if (nodes_[i].kind == NodeKind::parameter) out.push_back(static_cast<int>(i));
+    return out;
+}
+
+std::vector<int> Graph::unused() const {
+    std::vector<bool> used(nodes_.size());
+    for (const auto& n : nodes_)
+        for (int i : n.inputs) used[i] = true;
+    for (const auto& [role, id] : outputs_) used[id] = true;
+    std::vector<int> out;
+    for (std::size_t i = 0; i < nodes_.size(); ++i)
+        if (!used[i]) out.push_back(static_cast<int>(i));
+    return out;
+}
+
+std::int64_t Graph::parameter_count() const {
+    std::int64_t total = 0;
+    for (int id : parameters()) total += checked_numel(to_dims(nodes_[id].shape));
+    return total;
+}
+
+void Graph::init_parameters(std::uint64_t seed) {
+    Rng rng(seed);
+    for (int id : parameters()) {
+        Node& n = nodes_[id];
+        Dims dims = to_dims(n.shape);
+        n.value.resize(dtype_, dims);
+        // fan-in/fan-out: x·W convention, W[fan_in, fan_out]; a vector counts as both.
+        double fan_in = double(dims.empty() ? 1 : dims[0]);
+        double fan_out = double(dims.size() >= 2 ? dims[1] : fan_in);
+        for (std::size_t k = 2; k < dims.size(); ++k) fan_in *= double(dims[k]), fan_out *= double(dims[k]);
+        const Init& in = n.init;
+        for (std::int64_t i = 0; i < n.value.numel(); ++i) {
+            double v = 0;
+            switch (in.kind) {
+                case Init::Kind::constant: v = in.a; break;
+                case Init::Kind::normal: v = rng.normal(in.a, in.b); break;
+                case Init::Kind::uniform: v = rng.uniform(in.a, in.b); break;
+                case Init::Kind::xavier_uniform: {
+                    double limit = std::sqrt(6.0 / (fan_in + fan_out));
+                    v = rng.uniform(-limit, limit);
+                    break;
+                }
+                case Init::Kind::he_normal: v = rng.normal(0.0, std::sqrt(2.0 / fan_in)); break;
+                case Init::Kind::value: v = in.value.at(i); break;
+            }
+            n.value.set(i, v);
+        }
+    }
+}
+
+void Graph::set_value(const std::string& name, const Tensor& value) {
+    Node& n = nodes_[id(name)];
+    if (n.kind != NodeKind::input && n.kind != NodeKind::parameter)
+        throw InputError(fmt::format("'{}' is {} node; only inputs and parameters can be fed",
+                                     name, n.kind == NodeKind::op ? "an op" : "a constant"));
+    const Dims& d = value.dims();
+    bool fits = d.size() == n.shape.size();
+    for (std::size_t i = 0; fits && i < d.size(); ++i) fits = n.shape[i].symbolic() || n.shape[i].size == d[i];
+    if (!fits)
+        throw InputError(fmt::format("'{}' was given shape {} but the model declares {}", name, format_dims(d),
+                                     format_shape(n.shape)));
+    n.value.resize(dtype_, d);
+    n.value.assign(value);
+}
+
+Tensor& Graph::input_buffer(int id, const Dims& dims) {
+    nodes_[id].value.resize(dtype_, dims);
+    return nodes_[id].value;
+}
+
+void Graph::set_grad_for_inputs(bool on) {
+    if (on != grad_for_inputs_) planned_ = false;
+    grad_for_inputs_ = on;
+}
+
+void Graph::set_keep_contributions(bool on) {
+    if (on != keep_contributions_) planned_loss_ = -2;
+    keep_contributions_ = on;
+}
+
+void Graph::bind_and_plan() {
+    bool same = planned_;
+    std::size_t k = 0;
+    for (const auto& n : nodes_) {
+        if (n.kind != NodeKind::input) continue;
+        if (!same || k >= planned_input_dims_.size() || planned_input_dims_[k] != n.value.dims()) same = false;
+        ++k;
+    }
+    if (same) return;
+
+    std::map<std::string, std::pair<std::int64_t, std::string>> symbols;  // symbol -> size, who bound it
+    planned_input_dims_.clear();
+    for (auto& n : nodes_) {
+        if (n.kind == NodeKind::parameter && n.value.empty())
+            throw InputError(fmt::format("parameter '{}' has no value: call init_parameters first", n.name));
+        if (n.kind != NodeKind::input) continue;
+        if (n.value.empty())
+            throw InputError(fmt::format("input '{}' has no value: feed it (--feed FILE) or give it a default "
+                                         "\"value\" in the model",
+                                         n.name));
+        const Dims& d = n.value.dims();
+        for (std::size_t i = 0; i < n.shape.size(); ++i) {
+            const Dim& s = n.shape[i];
+            if (!s.symbolic()) continue;
+            auto [it, fresh] = symbols.try_emplace(s.symbol, d[i], n.name);
+            if (!fresh && it->second.first != d[i])
+                throw InputError(fmt::format("symbol {} is {} in input '{}' but {} in input '{}'", s.symbol,
+                                             it->second.first, it->second.second, d[i], n.name));
+        }
+        planned_input_dims_.push_back(d);
+    }
+
+    forward_order_.clear();
+    for (std::size_t id = 0; id < nodes_.size(); ++id) {
+        Node& n = nodes_[id];
+        if (n.kind == NodeKind::op) {
+            std::vector<Shape> in;
+            for (int j : n.inputs) in.push_back(fixed_shape(nodes_[j].value.dims()));
+            Shape out;
+            try {
+                out = n.op->shape(in, n.attrs);
+            } catch (const ShapeError& e) {
+                throw InputError(fmt::format("{}: {} {}", where(n), n.op->name, e.what()));
+            }
+            n.value.resize(dtype_, to_dims(out));
+            forward_order_.push_back(static_cast<int>(id));
+            n.wants_grad = false;
+            for (int j : n.inputs) n.wants_grad = n.wants_grad || nodes_[j].wants_grad;
+        } else {
+            n.wants_grad = n.kind == NodeKind::parameter || grad_for_inputs_;
+        }
+        if (n.wants_grad) n.grad.resize(dtype_, n.value.dims());
+    }
+    planned_ = true;
+    planned_loss_ = -2;
+}
+
+void Graph::forward() {
+    bind_and_plan();
+    for (int id : forward_order_) {
+        Node& n = nodes_[id];
+        in_ptrs_.clear();
+        for (int j : n.inputs) in_ptrs_.push_back(&nodes_[j].value);
+        n.op->forward(ForwardCall{in_ptrs_, n.value, n.attrs});
+    }
+}
+
+void Graph::plan_backward(int loss) {
+    bind_and_plan();
+    if (loss == planned_loss_) return;
+    std::vector<bool> reaches(nodes_.size());
+    reaches[loss] = true;
+    for (int id = loss; id >= 0; --id)
+        if (reaches[id])
+            for (int j : nodes_[id].inputs) reaches[j] = true;
+    backward_order_.clear();
+    for (int id = loss; id >= 0; --id)
+        if (reaches[id] && nodes_[id].kind == NodeKind::op && nodes_[id].wants_grad) backward_order_.push_back(id);
+
+    contrib_.assign(nodes_.size(), {});
+    direct_.assign(nodes_.size(), {});
+    std::vector<bool> seen(nodes_.size());
+    seen[loss] = true;
+    for (int id : backward_order_) {
+        const Node& n = nodes_[id];
+        contrib_[id].resize(n.inputs.size());
+        direct_[id].assign(n.inputs.size(), false);
+        for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+            int j = n.inputs[i];
+            if (!nodes_[j].wants_grad) continue;
+            direct_[id][i] = !keep_contributions_ && !seen[j];
+            seen[j] = true;
+            if (!direct_[id][i]) contrib_[id][i].resize(dtype_, nodes_[j].value.dims());
+        }
+    }
+    written_.assign(nodes_.size(), false);
+    planned_loss_ = loss;
+}
+
+const std::vector<int>& Graph::backward_order(int loss) {
+    if (loss < 0) loss = this->loss();
+    if (loss < 0) throw InputError("the model has no \"loss\" output to differentiate");
+    plan_backward(loss);
+    return backward_order_;
+}
+
+void Graph::backward_begin(int loss) {
+    if (loss < 0) loss = this->loss();
+    if (loss < 0) throw InputError("the model has no \"loss\" output to differentiate");
+    if (nodes_[loss].value.numel() != 1)
+        throw InputError(fmt::format("'{}' is not a scalar (shape {}); backward needs a scalar loss",
+                                     nodes_[loss].name, format_dims(nodes_[loss].value.dims())));
+    plan_backward(loss);
+    std::fill(written_.begin(), written_.end(), false);
+    Node& l = nodes_[loss];
+    if (!l.wants_grad) l.grad.resize(dtype_, l.value.dims());
+    l.grad.fill(1.0);
+    written_[loss] = true;
+}
+
+void Graph::backward_node(int id) {
+    Node& n = nodes_[id];
+    in_ptrs_.clear();
+    grad_ptrs_.clear();
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+        Node& in = nodes_[n.inputs[i]];
+        in_ptrs_.push_back(&in.value);
+        grad_ptrs_.push_back(!in.wants_grad ? nullptr : direct_[id][i] ? &in.grad : &contrib_[id][i]);
+    }
+    n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs});
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
+        int j = n.inputs[i];
+        Node& in = nodes_[j];
+        if (!grad_ptrs_[i]) continue;
+        if (grad_ptrs_[i]->dims() != in.value.dims())
+            throw std::logic_error(fmt::format("op '{}' at {} left a gradient of shape {} for input '{}' of shape {}",
+                                               n.op->name, where(n), format_dims(grad_ptrs_[i]->dims()), in.name,
+                                               format_dims(in.value.dims())));
+        if (direct_[id][i]) {
+            written_[j] = true;
+            continue;
+        }
+        dispatch(dtype_, [&]<class T>() {
+            const T* c = contrib_[id][i].template data<T>();
+            T* g = in.grad.template data<T>();
+            std::int64_t count = in.grad.numel();
+            if (written_[j])
+                for (std::int64_t k = 0; k < count; ++k) g[k] += c[k];
+            else
+                for (std::int64_t k = 0; k < count; ++k) g[k] = c[k];
+        });
+        written_[j] = true;
+    }
+}
+
+void Graph::backward_end() {
+    for (std::size_t j = 0; j < nodes_.size(); ++j)
+        if (nodes_[j].wants_grad && !written_[j]) nodes_[j].grad.zero();
+}
+
+void Graph::backward(int loss) {
+    backward_begin(loss);
+    for (int id : backward_order_) backward_node(id);
+    backward_end();
+}
+
+void Graph::zero_grad() {
+    for (auto& n : nodes_)
+        if (!n.grad.empty()) n.grad.zero();
+}
+
+const Tensor& Graph::contribution(int id, std::size_t slot) const {
+    if (id < 0 || static_cast<std::size_t>(id) >= contrib_.size() || slot >= contrib_[id].size()) return empty_;
+    return contrib_[id][slot];
+}
+
+}  // namespace chainrule

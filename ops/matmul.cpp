@@ -1,0 +1,66 @@
+// matmul(A[n,k], B[k,m]) -> [n,m], through cblas (OpenBLAS): the one place where
+// speed is bought, not written.
+#include <cblas.h>
+#include <fmt/format.h>
+
+#include "ops/op.hpp"
+
+namespace chainrule {
+namespace {
+
+// C = alpha * op(A) * op(B) + beta * C, all row-major.
+template <class T>
+void gemm(bool ta, bool tb, std::int64_t n, std::int64_t m, std::int64_t k, const T* a,
+          const T* b, T* c, T beta) {
+    auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    blasint lda = ta ? n : k, ldb = tb ? k : m;
+    if constexpr (std::is_same_v<T, float>)
+        cblas_sgemm(CblasRowMajor, TA, TB, n, m, k, 1.0f, a, lda, b, ldb, beta, c, m);
+    else
+        cblas_dgemm(CblasRowMajor, TA, TB, n, m, k, 1.0, a, lda, b, ldb, beta, c, m);
+}
+
+const bool registered = register_op({
+    .name = "matmul",
+    .formula = "C = A·B;  dL/dA = dL/dC·Bᵀ,  dL/dB = Aᵀ·dL/dC",
+    .inputs = {"A", "B"},
+    .shape =
+        [](std::span<const Shape> in, const Attrs&) {
+            const Shape &a = in[0], &b = in[1];
+            if (a.size() != 2 || b.size() != 2)
+                throw ShapeError(fmt::format("needs two 2-D inputs, got {} and {}",
+                                             format_shape(a), format_shape(b)));
+            if (!(a[1] == b[0]))
+                throw ShapeError(fmt::format(
+                    "cannot multiply {} by {}: the inner dims {} and {} differ (A[n,k]·B[k,m]; "
+                    "did you mean to transpose one of them?)",
+                    format_shape(a), format_shape(b), format_shape({a[1]}), format_shape({b[0]})));
+            return Shape{a[0], b[1]};
+        },
+    .forward =
+        [](const ForwardCall& c) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const Tensor &a = *c.in[0], &b = *c.in[1];
+                gemm<T>(false, false, a.dim(0), b.dim(1), a.dim(1), a.data<T>(), b.data<T>(),
+                        c.out.data<T>(), T(0));
+            });
+        },
+    .backward =
+        [](const BackwardCall& c) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const Tensor &a = *c.in[0], &b = *c.in[1], &g = c.grad_out;
+                std::int64_t n = a.dim(0), k = a.dim(1), m = b.dim(1);
+                if (c.grad_in[0])  // [n,k] = G[n,m] · Bᵀ[m,k]
+                    gemm<T>(false, true, n, k, m, g.data<T>(), b.data<T>(),
+                            c.grad_in[0]->data<T>(), T(0));
+                if (c.grad_in[1])  // [k,m] = Aᵀ[k,n] · G[n,m]
+                    gemm<T>(true, false, k, m, n, a.data<T>(), g.data<T>(),
+                            c.grad_in[1]->data<T>(), T(0));
+            });
+        },
+    .samples = {{.shapes = {{3, 4}, {4, 2}}}, {.shapes = {{1, 5}, {5, 1}}}, {.shapes = {{2, 1}, {1, 3}}}},
+    .summary = "matrix product of two 2-D tensors (cblas)",
+});
+
+}  // namespace
+}  // namespace chainrule

@@ -1,0 +1,54 @@
+// mse(y, t) = 1/(2N) · Σ (y − t)², N = number of rows: the lecture's loss.
+#include <fmt/format.h>
+
+#include "ops/op.hpp"
+
+namespace chainrule {
+namespace {
+
+const bool registered = register_op({
+    .name = "mse",
+    .formula = "L = 1/(2N)·Σ(y−t)²,  N = rows;  dL/dy = (y−t)/N,  dL/dt = −(y−t)/N",
+    .inputs = {"y", "t"},
+    .shape =
+        [](std::span<const Shape> in, const Attrs&) {
+            if (in[0] != in[1])
+                throw ShapeError(fmt::format("needs equal shapes for prediction and target, got {} and {}",
+                                             format_shape(in[0]), format_shape(in[1])));
+            if (in[0].empty()) throw ShapeError("needs inputs of rank >= 1 (rows), got scalars");
+            return Shape{};
+        },
+    .forward =
+        [](const ForwardCall& c) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* y = c.in[0]->data<T>();
+                const T* t = c.in[1]->data<T>();
+                double sum = 0;  // accumulate in double: a batch of 10^4 float32 squares loses digits
+                for (std::int64_t i = 0; i < c.in[0]->numel(); ++i) {
+                    double d = double(y[i]) - double(t[i]);
+                    sum += d * d;
+                }
+                c.out.data<T>()[0] = static_cast<T>(sum / (2.0 * double(c.in[0]->dim(0))));
+            });
+        },
+    .backward =
+        [](const BackwardCall& c) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* y = c.in[0]->data<T>();
+                const T* t = c.in[1]->data<T>();
+                T scale = c.grad_out.data<T>()[0] / static_cast<T>(c.in[0]->dim(0));
+                T* gy = c.grad_in[0] ? c.grad_in[0]->data<T>() : nullptr;
+                T* gt = c.grad_in[1] ? c.grad_in[1]->data<T>() : nullptr;
+                for (std::int64_t i = 0; i < c.in[0]->numel(); ++i) {
+                    T d = (y[i] - t[i]) * scale;
+                    if (gy) gy[i] = d;
+                    if (gt) gt[i] = -d;
+                }
+            });
+        },
+    .samples = {{.shapes = {{3, 4}, {3, 4}}}, {.shapes = {{5}, {5}}}, {.shapes = {{2, 1}, {2, 1}}}},
+    .summary = "the lecture's loss: half the mean over rows of the squared error",
+});
+
+}  // namespace
+}  // namespace chainrule

@@ -1,0 +1,53 @@
+// Helpers shared by the test suites.
+#pragma once
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
+#include "graph/random.hpp"
+#include "graph/tensor.hpp"
+#include "ops/op.hpp"
+
+namespace chainrule::testing {
+
+inline std::string source_root() {
+    const char* r = std::getenv("CHAINRULE_SOURCE_ROOT");
+    return r ? r : ".";
+}
+inline std::string build_root() {
+    const char* r = std::getenv("CHAINRULE_BUILD_ROOT");
+    return r ? r : "build";
+}
+
+// A float64 tensor drawn from `domain`. For one_hot and class_index, `classes` is the
+// number of classes (last dim of the first input).
+inline Tensor random_tensor(const Dims& dims, Domain domain, Rng& rng, std::int64_t classes = 2) {
+    Tensor t(Dtype::f64, dims);
+    std::int64_t n = t.numel();
+    switch (domain) {
+        case Domain::real:
+            for (std::int64_t i = 0; i < n; ++i) t.set(i, rng.normal());
+            break;
+        case Domain::positive:
+            for (std::int64_t i = 0; i < n; ++i) t.set(i, rng.uniform(0.5, 2.0));
+            break;
+        case Domain::away_from_0:
+            for (std::int64_t i = 0; i < n; ++i)
+                t.set(i, rng.uniform(0.3, 2.0) * (rng.uniform() < 0.5 ? -1 : 1));
+            break;
+        case Domain::one_hot: {
+            std::int64_t last = dims.empty() ? 1 : dims.back();
+            for (std::int64_t r = 0; r < n / last; ++r) t.set(r * last + std::int64_t(rng.below(last)), 1.0);
+            break;
+        }
+        case Domain::class_index:
+            for (std::int64_t i = 0; i < n; ++i) t.set(i, double(rng.below(std::uint64_t(classes))));
+            break;
+    }
+    return t;
+}
+
+inline bool differentiable(Domain d) { return d != Domain::one_hot && d != Domain::class_index; }
+
+}  // namespace chainrule::testing
