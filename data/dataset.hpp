@@ -1,0 +1,60 @@
+// Data sets for training: the `training.data` block of a model (docs/model-format.md),
+// loaded into a compact form. Pixels stay uint8 in memory and become floats / 255 only
+// when a batch is gathered.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "graph/json_io.hpp"
+#include "graph/tensor.hpp"
+
+namespace chainrule::data {
+
+struct DataSpec {
+    std::string kind;                   // "csv" or "idx"
+    std::string path;                   // csv: the file, resolved against the model's folder
+    std::string dir;                    // idx: the folder with the four MNIST-named files
+    std::vector<int> features;          // csv: feature columns (0-based)
+    int label = -1;                     // csv: label column
+    std::vector<std::string> classes;   // csv: class names; index = class id
+    std::int64_t row_begin = 0;         // csv: half-open [row_begin, row_end) of data rows
+    std::int64_t row_end = -1;          // -1: to the end
+    double train_fraction = 0.8;        // csv: per class, in file order, first part trains
+    std::string where;                  // "FILE: training.data", prefix for messages
+};
+
+// Validates the block (unknown keys, types, ranges) without touching the data files.
+DataSpec parse_data_spec(const Json& j, const std::string& where, const std::string& base_dir);
+
+struct Split {
+    std::int64_t count = 0;
+    std::int64_t features = 0;                // per sample: 784 for MNIST, 4 for Iris
+    Dims sample_dims;                         // {28, 28} or {4}
+    std::vector<std::uint8_t> pixels;         // idx: count * features
+    std::vector<double> values;               // csv: count * features
+    std::vector<std::int32_t> labels;         // class id per sample
+    std::vector<std::int64_t> source_lines;   // csv: 1-based line in the file, for reports
+};
+
+struct Dataset {
+    std::string kind;                         // "csv" or "idx"
+    std::int64_t classes = 0;
+    std::vector<std::string> class_names;
+    Split train, test;
+};
+
+Dataset load_dataset(const DataSpec& spec);
+
+// Streams that a model's `training.feed` can name:
+//   idx: "images", "labels", "labels_one_hot";  csv: "features", "labels", "labels_one_hot".
+bool has_stream(const Dataset& ds, const std::string& stream);
+std::int64_t stream_width(const Dataset& ds, const std::string& stream);  // columns per sample
+// Fills dst (already sized [rows.size(), width], or [rows.size()] when width == 1, in any
+// dtype) with the given rows of a split, scaling pixels by 1/255. Allocates nothing.
+void gather(const Dataset& ds, const Split& split, const std::string& stream,
+            std::span<const std::int64_t> rows, Tensor& dst);
+
+}  // namespace chainrule::data

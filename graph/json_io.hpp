@@ -1,0 +1,44 @@
+// Strict JSON reading shared by every loader (models, feeds, data specs, checkpoints):
+// malformed text reports file:line:column, duplicate keys are errors, and numbers that
+// are not finite are errors.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "graph/tensor.hpp"
+
+namespace chainrule {
+
+using Json = nlohmann::ordered_json;
+
+// Parses `text`; `file` names it in messages ("model.json:3:15: malformed JSON: ...").
+Json parse_json_text(const std::string& text, const std::string& file);
+// Reads and parses a file; a missing or unreadable file is an InputError naming it.
+Json read_json_file(const std::string& path);
+
+// "nodes[3].inputs[1]" style path building.
+std::string json_path(const std::string& parent, const std::string& key);
+std::string json_path(const std::string& parent, std::size_t index);
+
+// Throws InputError("{where}: unknown key 'foo' (allowed: a, b, c)") for keys not in `allowed`.
+void check_keys(const Json& obj, std::initializer_list<const char*> allowed, const std::string& where);
+// Type-checked accessors; `where` is the full place ("model.json: nodes[2].name").
+const Json& require(const Json& obj, const char* key, const std::string& where);
+std::string get_string(const Json& j, const std::string& where);
+double get_number(const Json& j, const std::string& where);  // finite
+std::int64_t get_int(const Json& j, const std::string& where);
+const Json& get_object(const Json& j, const std::string& where);
+const Json& get_array(const Json& j, const std::string& where);
+
+// A nested array of numbers -> float64 tensor (a bare number -> a scalar). Ragged arrays,
+// non-numbers and non-finite numbers are errors naming the exact element.
+Tensor tensor_from_json(const Json& j, const std::string& where);
+// Nested arrays, every number printed with round-trip precision.
+Json tensor_to_json(const Tensor& t);
+
+// Writes `text` to `path` atomically: temp file in the same folder, fsync, rename.
+// A crash leaves either the old file or the new one, never half of one.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace chainrule
