@@ -81,6 +81,9 @@ struct Op {
     std::vector<OpSample> samples;
     std::string summary = {};              // one line for `chainrule ops`
     std::vector<OpSample> bad_samples = {};  // inputs the shape rule must reject (tested)
+    // false only for ops whose backward is deliberately not the derivative of forward
+    // (lecture_sigmoid_normalize); the table test then skips the finite-difference check.
+    bool exact_gradient = true;
 };
 
 // Registers an op; throws std::invalid_argument when the name is taken or a field is missing.

@@ -101,6 +101,7 @@ BOOST_AUTO_TEST_CASE(bad_samples_are_rejected) {
 BOOST_AUTO_TEST_CASE(gradients_match_central_differences_in_float64) {
     Rng rng(7);
     for (const Op* op : all_ops()) {
+        if (!op->exact_gradient) continue;
         for (std::size_t k = 0; k < op->samples.size(); ++k) {
             Prepared p = prepare(*op, op->samples[k], rng);
             Tensor out = run_forward(*op, p.in, p.attrs);
