@@ -14,6 +14,8 @@ using Json = nlohmann::ordered_json;
 
 // Parses `text`; `file` names it in messages ("model.json:3:15: malformed JSON: ...").
 Json parse_json_text(const std::string& text, const std::string& file);
+// Reads a whole file (capped at 1 GiB); a missing or unreadable file is an InputError naming it.
+std::string read_text_file(const std::string& path);
 // Reads and parses a file; a missing or unreadable file is an InputError naming it.
 Json read_json_file(const std::string& path);
 

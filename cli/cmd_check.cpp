@@ -1,0 +1,32 @@
+#include <fmt/format.h>
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+
+namespace chainrule::cli {
+
+void add_check(CLI::App& app) {
+    auto* cmd = app.add_subcommand("check", "Validate a model and print its nodes with their shapes");
+    auto path = std::make_shared<std::string>();
+    cmd->add_option("MODEL", *path, "model JSON file")->required();
+    cmd->callback([path] {
+        Model m = load(*path);
+        const Graph& g = m.graph;
+        fmt::print("{}: model '{}' ({}), {} nodes, {} parameters\n", m.path, g.name, dtype_name(g.dtype()), g.size(),
+                   g.parameter_count());
+        if (!g.doc.empty()) fmt::print("  {}\n", g.doc);
+        std::size_t width = 4;
+        for (const Node& n : g.nodes()) width = std::max(width, n.name.size());
+        for (const Node& n : g.nodes()) {
+            std::string what = n.kind == NodeKind::op ? n.op->name : kind_name(n.kind);
+            std::string ins;
+            for (int i : n.inputs) ins += (ins.empty() ? "" : ", ") + g.node(i).name;
+            fmt::print("  {:<{}}  {:<10} {:<12} {}\n", n.name, width, what, format_shape(n.shape),
+                       ins.empty() ? "" : "(" + ins + ")");
+        }
+        for (const auto& [role, id] : g.outputs()) fmt::print("  output {}: {}\n", role, g.node(id).name);
+        fmt::print("ok\n");
+    });
+}
+
+}  // namespace chainrule::cli

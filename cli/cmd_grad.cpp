@@ -1,0 +1,126 @@
+// `chainrule grad` and `chainrule gradcheck`.
+#include <fmt/format.h>
+#include <iostream>
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "graph/error.hpp"
+#include "graph/gradcheck.hpp"
+#include "graph/print.hpp"
+
+namespace chainrule::cli {
+namespace {
+
+struct PointOptions {
+    std::string model, feed;
+    std::optional<std::uint64_t> seed;
+    bool json = false;
+};
+
+void add_point_options(CLI::App* cmd, PointOptions& o) {
+    cmd->add_option("MODEL", o.model, "model JSON file")->required();
+    cmd->add_option("--feed", o.feed,
+                    "JSON object mapping input and parameter names to nested arrays; inputs not in it and "
+                    "without a default value are drawn uniform(0,1) with symbolic dims set to 3");
+    cmd->add_option("--seed", o.seed, "seed for parameter initialisation and random inputs (default: the "
+                                      "model's training seed, else 0)");
+    cmd->add_flag("--json", o.json, "print a JSON document on stdout");
+}
+
+}  // namespace
+
+void add_grad(CLI::App& app) {
+    auto o = std::make_shared<PointOptions>();
+    auto* cmd = app.add_subcommand("grad", "Run forward and backward once; print the loss and the gradient of "
+                                           "every node");
+    add_point_options(cmd, *o);
+    cmd->callback([o] {
+        Model m = load(o->model);
+        set_point(m, o->feed, o->seed);
+        Graph& g = m.graph;
+        g.set_grad_for_inputs(true);
+        g.forward();
+        g.backward();
+        int loss = g.loss();
+        if (o->json) {
+            Json out;
+            out["loss"] = g.node(loss).value.at(0);
+            Json nodes = Json::object();
+            for (std::size_t id = 0; id < g.size(); ++id) nodes[g.node(int(id)).name] = node_json(g, int(id), true);
+            out["nodes"] = nodes;
+            std::cout << out.dump(2) << "\n";
+            return;
+        }
+        fmt::print("loss {} = {:.10g}\n", g.node(loss).name, g.node(loss).value.at(0));
+        for (const Node& n : g.nodes()) {
+            fmt::print("\n{} ({}{}) {}\n", n.name, kind_name(n.kind), n.op ? " " + n.op->name : "",
+                       format_dims(n.value.dims()));
+            auto indented = [](std::string s, std::size_t by) {
+                for (std::size_t p = s.find('\n'); p != std::string::npos; p = s.find('\n', p + 1))
+                    s.insert(p + 1, std::string(by, ' '));
+                return s;
+            };
+            fmt::print("  value  {}\n", indented(format_tensor(n.value), 8));
+            std::string label = "dL/d" + n.name;
+            if (!n.grad.empty())
+                fmt::print("  {}  {}\n", label, indented(format_tensor(n.grad), label.size() + 3));
+        }
+    });
+}
+
+void add_gradcheck(CLI::App& app) {
+    auto o = std::make_shared<PointOptions>();
+    auto go = std::make_shared<GradcheckOptions>();
+    auto* cmd = app.add_subcommand("gradcheck",
+                                   "Compare analytic gradients with central finite differences in float64; exit 1 "
+                                   "when any entry is outside the tolerance");
+    add_point_options(cmd, *o);
+    cmd->add_option("--max-entries", go->max_entries,
+                    "entries checked per tensor, drawn at random (seeded) from larger ones; 0 = all")
+        ->capture_default_str();
+    cmd->add_option("--rtol", go->rtol, "relative tolerance")->capture_default_str();
+    cmd->add_option("--atol", go->atol, "absolute tolerance")->capture_default_str();
+    cmd->add_option("--step", go->step, "finite-difference step h (scaled by max(1,|x|))")->capture_default_str();
+    cmd->add_flag("--inputs", go->inputs, "check the gradients of inputs too");
+    cmd->callback([o, go] {
+        Model m = load(o->model, true);
+        set_point(m, o->feed, o->seed);
+        go->seed = o->seed.value_or(0);
+        GradcheckReport r = gradcheck(m.graph, *go);
+        if (o->json) {
+            Json out;
+            out["ok"] = r.ok;
+            out["vacuous"] = r.vacuous;
+            out["loss"] = r.loss;
+            out["rtol"] = go->rtol;
+            out["atol"] = go->atol;
+            Json ts = Json::object();
+            for (const auto& t : r.tensors) {
+                Json e = Json::array();
+                for (const auto& x : t.entries)
+                    e.push_back({{"index", x.index}, {"analytic", x.analytic}, {"numeric", x.numeric}, {"ok", x.ok}});
+                ts[t.name] = {{"ok", t.ok},        {"total", t.total}, {"checked", t.entries.size()},
+                              {"max_abs_error", t.max_abs_error}, {"max_abs_numeric", t.max_abs_numeric},
+                              {"entries", e}};
+            }
+            out["tensors"] = ts;
+            std::cout << out.dump(2) << "\n";
+        } else {
+            fmt::print("loss {:.10g}; pass when |analytic − numeric| <= {:g} + {:g}·max(|analytic|,|numeric|)\n",
+                       r.loss, go->atol, go->rtol);
+            for (const auto& t : r.tensors) {
+                fmt::print("  {:<8} {:>6} of {:<7} entries  max |error| {:.3g}  max |numeric| {:.3g}  {}\n", t.name,
+                           t.entries.size(), t.total, t.max_abs_error, t.max_abs_numeric, t.ok ? "ok" : "FAIL");
+                for (const auto& e : t.entries)
+                    if (!e.ok)
+                        fmt::print("      [{}] analytic {:.10g}  numeric {:.10g}\n", e.index, e.analytic, e.numeric);
+            }
+            if (r.vacuous) fmt::print("every numeric gradient is ~0: nothing was really checked\n");
+            fmt::print("{}\n", r.ok ? "gradcheck passed" : "gradcheck FAILED");
+        }
+        if (!r.ok) throw RunError(r.vacuous ? "gradcheck is vacuous: all gradients are ~0"
+                                            : "gradcheck failed: analytic and numeric gradients differ");
+    });
+}
+
+}  // namespace chainrule::cli

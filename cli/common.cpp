@@ -1,0 +1,63 @@
+#include "cli/common.hpp"
+
+#include <cstdio>
+#include <fmt/format.h>
+
+#include "graph/error.hpp"
+
+namespace chainrule::cli {
+
+Model load(const std::string& path, bool force_f64) {
+    Model m;
+    if (force_f64) {
+        std::string text = read_text_file(path);
+        Json j = parse_json_text(text, path);
+        if (j.is_object() && j.contains("dtype") && j["dtype"] == "float32") {
+            j["dtype"] = "float64";
+            text = j.dump();
+        }
+        m = parse_model(text, path);
+    } else {
+        m = load_model(path);
+    }
+    for (const auto& w : m.warnings) fmt::print(stderr, "warning: {}\n", w);
+    return m;
+}
+
+std::uint64_t model_seed(const Model& m) {
+    if (m.training.is_object() && m.training.contains("seed") && m.training["seed"].is_number_unsigned())
+        return m.training["seed"].get<std::uint64_t>();
+    return 0;
+}
+
+void set_point(Model& m, const std::string& feed_path, std::optional<std::uint64_t> seed) {
+    std::uint64_t s = seed ? *seed : model_seed(m);
+    Graph& g = m.graph;
+    g.init_parameters(s);
+    if (!feed_path.empty()) apply_feed_file(g, feed_path);
+    Rng rng(s + 1);
+    for (std::size_t id = 0; id < g.size(); ++id) {
+        Node& n = g.node(static_cast<int>(id));
+        if (n.kind != NodeKind::input || !n.value.empty()) continue;
+        Dims dims;
+        for (const auto& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
+        Tensor t(Dtype::f64, dims);
+        for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform());
+        g.set_value(n.name, t);
+    }
+}
+
+Json node_json(const Graph& g, int id, bool with_grad) {
+    const Node& n = g.node(id);
+    Json j;
+    j["kind"] = kind_name(n.kind);
+    j["op"] = n.kind == NodeKind::op ? n.op->name : kind_name(n.kind);
+    Json shape = Json::array();
+    for (auto d : n.value.dims()) shape.push_back(d);
+    j["shape"] = shape;
+    j["value"] = tensor_to_json(n.value);
+    if (with_grad && !n.grad.empty()) j["grad"] = tensor_to_json(n.grad);
+    return j;
+}
+
+}  // namespace chainrule::cli

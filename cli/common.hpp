@@ -1,0 +1,27 @@
+// Pieces shared by the subcommands: loading a model and putting it at a point.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "graph/json_io.hpp"
+#include "graph/model_json.hpp"
+
+namespace chainrule::cli {
+
+// Loads MODEL, printing its warnings to stderr. `force_f64` reloads a float32 model in
+// float64 (gradient checks are always done in float64).
+Model load(const std::string& path, bool force_f64 = false);
+
+// Puts the graph at a point: parameters from their initializers (seed: --seed, else the
+// model's training seed, else 0), then the feed file, then every input still without a
+// value drawn uniform(0, 1) from the same seed with each symbolic dim set to 3.
+void set_point(Model& m, const std::string& feed_path, std::optional<std::uint64_t> seed);
+
+// The model's training seed, or 0.
+std::uint64_t model_seed(const Model& m);
+
+// `grad --json` layout: {"loss": x, "nodes": {NAME: {"kind", "op", "shape", "value", "grad"}}}.
+Json node_json(const Graph& g, int id, bool with_grad);
+
+}  // namespace chainrule::cli

@@ -1,0 +1,265 @@
+#include "graph/json_io.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <fmt/format.h>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <unistd.h>
+
+#include "graph/error.hpp"
+
+namespace chainrule {
+namespace {
+
+// Where the parser is, so that a duplicate key or a bad number can be named by its path.
+struct Frame {
+    bool array = false;
+    std::size_t index = 0;
+    std::set<std::string> keys;
+    std::string key;
+    std::string path;
+};
+
+std::string child_path(const std::vector<Frame>& frames) {
+    if (frames.empty()) return "";
+    const Frame& top = frames.back();
+    return top.array ? json_path(top.path, top.index) : json_path(top.path, top.key);
+}
+
+void line_col(const std::string& text, std::size_t byte, std::size_t& line, std::size_t& col) {
+    line = 1;
+    col = 1;
+    for (std::size_t i = 0; i + 1 < byte && i < text.size(); ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            col = 1;
+        } else {
+            ++col;
+        }
+    }
+}
+
+}  // namespace
+
+std::string json_path(const std::string& parent, const std::string& key) {
+    return parent.empty() ? key : parent + "." + key;
+}
+
+std::string json_path(const std::string& parent, std::size_t index) {
+    return fmt::format("{}[{}]", parent, index);
+}
+
+Json parse_json_text(const std::string& text, const std::string& file) {
+    std::vector<Frame> frames;
+    auto callback = [&](int, nlohmann::json::parse_event_t event, Json& parsed) -> bool {
+        using E = nlohmann::json::parse_event_t;
+        switch (event) {
+            case E::object_start:
+            case E::array_start: {
+                Frame f;
+                f.array = event == E::array_start;
+                f.path = child_path(frames);
+                frames.push_back(std::move(f));
+                break;
+            }
+            case E::key: {
+                Frame& top = frames.back();
+                std::string key = parsed.get<std::string>();
+                if (!top.keys.insert(key).second)
+                    throw InputError(fmt::format("{}: {}: duplicate key '{}'", file,
+                                                 top.path.empty() ? "top level" : top.path, key));
+                top.key = key;
+                break;
+            }
+            case E::value:
+                if (parsed.is_number_float() && !std::isfinite(parsed.get<double>()))
+                    throw InputError(fmt::format("{}: {}: number is out of range for a double", file,
+                                                 child_path(frames)));
+                if (!frames.empty() && frames.back().array) ++frames.back().index;
+                break;
+            case E::object_end:
+            case E::array_end:
+                frames.pop_back();
+                if (!frames.empty() && frames.back().array) ++frames.back().index;
+                break;
+        }
+        return true;
+    };
+    try {
+        return Json::parse(text, callback);
+    } catch (const nlohmann::json::parse_error& e) {
+        std::size_t line, col;
+        line_col(text, e.byte, line, col);
+        std::string what = e.what();
+        auto pos = what.find(": ");
+        std::string detail = pos == std::string::npos ? what : what.substr(pos + 2);
+        throw InputError(fmt::format("{}:{}:{}: malformed JSON: {}", file, line, col, detail));
+    }
+}
+
+std::string read_text_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    in.seekg(0, std::ios::end);
+    auto size = in.tellg();
+    constexpr std::streamoff kMaxJsonBytes = std::streamoff{1} << 30;
+    if (size > kMaxJsonBytes)
+        throw InputError(fmt::format("{}: file is {} bytes, more than the 1 GiB cap for text files", path,
+                                     static_cast<long long>(size)));
+    in.seekg(0);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) throw InputError(fmt::format("{}: read error", path));
+    return ss.str();
+}
+
+Json read_json_file(const std::string& path) { return parse_json_text(read_text_file(path), path); }
+
+void check_keys(const Json& obj, std::initializer_list<const char*> allowed, const std::string& where) {
+    for (auto& [key, v] : obj.items()) {
+        bool ok = false;
+        for (const char* a : allowed) ok = ok || key == a;
+        if (!ok) {
+            std::string list;
+            for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+            throw InputError(fmt::format("{}: unknown key '{}' (allowed: {})", where, key, list));
+        }
+    }
+}
+
+const Json& require(const Json& obj, const char* key, const std::string& where) {
+    if (!obj.is_object()) throw InputError(fmt::format("{}: expected an object, got {}", where, obj.type_name()));
+    auto it = obj.find(key);
+    if (it == obj.end()) throw InputError(fmt::format("{}: missing required key '{}'", where, key));
+    return *it;
+}
+
+std::string get_string(const Json& j, const std::string& where) {
+    if (!j.is_string()) throw InputError(fmt::format("{}: expected a string, got {}", where, j.dump()));
+    return j.get<std::string>();
+}
+
+double get_number(const Json& j, const std::string& where) {
+    if (!j.is_number()) throw InputError(fmt::format("{}: expected a number, got {}", where, j.dump()));
+    double v = j.get<double>();
+    if (!std::isfinite(v)) throw InputError(fmt::format("{}: expected a finite number", where));
+    return v;
+}
+
+std::int64_t get_int(const Json& j, const std::string& where) {
+    if (j.is_number_integer()) {
+        if (j.is_number_unsigned() && j.get<std::uint64_t>() > std::uint64_t(INT64_MAX))
+            throw InputError(fmt::format("{}: integer {} is too large", where, j.dump()));
+        return j.get<std::int64_t>();
+    }
+    throw InputError(fmt::format("{}: expected an integer, got {}", where, j.dump()));
+}
+
+const Json& get_object(const Json& j, const std::string& where) {
+    if (!j.is_object()) throw InputError(fmt::format("{}: expected an object, got {}", where, j.type_name()));
+    return j;
+}
+
+const Json& get_array(const Json& j, const std::string& where) {
+    if (!j.is_array()) throw InputError(fmt::format("{}: expected an array, got {}", where, j.type_name()));
+    return j;
+}
+
+Tensor tensor_from_json(const Json& j, const std::string& where) {
+    Dims dims;
+    const Json* probe = &j;
+    while (probe->is_array()) {
+        if (probe->empty()) throw InputError(fmt::format("{}: empty array; every dim must be at least 1", where));
+        dims.push_back(static_cast<std::int64_t>(probe->size()));
+        probe = &(*probe)[0];
+    }
+    Tensor t(Dtype::f64, dims);
+    double* out = t.data<double>();
+    std::int64_t next = 0;
+    // Walk in row-major order, checking every sub-array has the shape of the first.
+    auto walk = [&](auto&& self, const Json& node, std::size_t depth, const std::string& at) -> void {
+        if (depth == dims.size()) {
+            if (!node.is_number())
+                throw InputError(fmt::format("{}: expected a number, got {}", at, node.dump()));
+            double v = node.get<double>();
+            if (!std::isfinite(v)) throw InputError(fmt::format("{}: expected a finite number", at));
+            out[next++] = v;
+            return;
+        }
+        if (!node.is_array() || static_cast<std::int64_t>(node.size()) != dims[depth])
+            throw InputError(fmt::format("{}: expected an array of {} elements (the shape is {}), got {}", at,
+                                         dims[depth], format_dims(dims),
+                                         node.is_array() ? fmt::format("{} elements", node.size()) : node.dump()));
+        for (std::size_t i = 0; i < node.size(); ++i) self(self, node[i], depth + 1, json_path(at, i));
+    };
+    walk(walk, j, 0, where);
+    return t;
+}
+
+Json tensor_to_json(const Tensor& t) {
+    if (t.rank() == 0) return t.at(0);
+    std::int64_t next = 0;
+    auto build = [&](auto&& self, std::size_t depth) -> Json {
+        Json arr = Json::array();
+        for (std::int64_t i = 0; i < t.dim(depth); ++i) {
+            if (depth + 1 == t.rank())
+                arr.push_back(t.at(next++));
+            else
+                arr.push_back(self(self, depth + 1));
+        }
+        return arr;
+    };
+    return build(build, 0);
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+    std::string tmp = path + ".tmp-XXXXXX";
+    std::vector<char> name(tmp.begin(), tmp.end());
+    name.push_back('\0');
+    int fd = ::mkstemp(name.data());
+    if (fd < 0) throw RunError(fmt::format("{}: cannot create a temporary file: {}", path, std::strerror(errno)));
+    auto fail = [&](const char* what) {
+        int err = errno;
+        ::close(fd);
+        ::unlink(name.data());
+        throw RunError(fmt::format("{}: {}: {}", path, what, std::strerror(err)));
+    };
+    const char* p = text.data();
+    std::size_t left = text.size();
+    while (left > 0) {
+        ssize_t n = ::write(fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail("write failed");
+        }
+        p += n;
+        left -= static_cast<std::size_t>(n);
+    }
+    if (::fchmod(fd, 0644) != 0) fail("chmod failed");
+    if (::fsync(fd) != 0) fail("fsync failed");
+    if (::close(fd) != 0) {
+        ::unlink(name.data());
+        throw RunError(fmt::format("{}: close failed: {}", path, std::strerror(errno)));
+    }
+    if (::rename(name.data(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(name.data());
+        throw RunError(fmt::format("{}: rename failed: {}", path, std::strerror(err)));
+    }
+    // Make the rename itself durable.
+    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+    if (dir.empty()) dir = "/";
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+    }
+}
+
+}  // namespace chainrule

@@ -1,0 +1,341 @@
+#include "graph/model_json.hpp"
+
+#include <filesystem>
+#include <fmt/format.h>
+#include <functional>
+#include <map>
+#include <regex>
+#include <set>
+
+#include "graph/error.hpp"
+
+namespace chainrule {
+namespace {
+
+// "FILE: JSON.PATH" — the prefix of every message about a place in a model.
+struct At {
+    const std::string& file;
+    std::string path;
+    At operator[](const std::string& key) const { return {file, json_path(path, key)}; }
+    At operator[](std::size_t i) const { return {file, json_path(path, i)}; }
+    std::string str() const { return path.empty() ? file : file + ": " + path; }
+};
+
+bool is_symbol(const std::string& s) {
+    static const std::regex re("[A-Za-z_][A-Za-z0-9_]*");
+    return std::regex_match(s, re);
+}
+
+Shape parse_shape(const Json& j, const At& at) {
+    get_array(j, at.str());
+    Shape s;
+    for (std::size_t i = 0; i < j.size(); ++i) {
+        const Json& d = j[i];
+        if (d.is_string()) {
+            std::string sym = d.get<std::string>();
+            if (!is_symbol(sym))
+                throw InputError(fmt::format("{}: symbolic dim '{}' must be a name like \"N\"", at[i].str(), sym));
+            s.push_back(Dim{1, sym});
+        } else if (d.is_number_integer()) {
+            std::int64_t v = get_int(d, at[i].str());
+            if (v <= 0)
+                throw InputError(fmt::format("{}: dim {} must be at least 1 (or a symbol such as \"N\")",
+                                             at[i].str(), v));
+            s.push_back(Dim{v, {}});
+        } else {
+            throw InputError(fmt::format("{}: expected a positive integer or a symbol such as \"N\", got {}",
+                                         at[i].str(), d.dump()));
+        }
+    }
+    return s;
+}
+
+Init parse_init(const Json& j, const At& at) {
+    get_object(j, at.str());
+    if (j.size() != 1)
+        throw InputError(fmt::format("{}: expected exactly one of constant, normal, uniform, xavier_uniform, "
+                                     "he_normal, value; got {} keys",
+                                     at.str(), j.size()));
+    const std::string kind = j.begin().key();
+    const Json& v = j.begin().value();
+    At vat = at[kind];
+    if (kind == "constant") return Init::constant(get_number(v, vat.str()));
+    if (kind == "normal") {
+        get_object(v, vat.str());
+        check_keys(v, {"mean", "std"}, vat.str());
+        double mean = v.contains("mean") ? get_number(v["mean"], vat["mean"].str()) : 0.0;
+        double std = get_number(require(v, "std", vat.str()), vat["std"].str());
+        if (std < 0) throw InputError(fmt::format("{}: std must be >= 0, got {}", vat["std"].str(), std));
+        return Init::normal(mean, std);
+    }
+    if (kind == "uniform") {
+        get_object(v, vat.str());
+        check_keys(v, {"low", "high"}, vat.str());
+        double low = get_number(require(v, "low", vat.str()), vat["low"].str());
+        double high = get_number(require(v, "high", vat.str()), vat["high"].str());
+        if (!(low <= high)) throw InputError(fmt::format("{}: low {} must be <= high {}", vat.str(), low, high));
+        return Init::uniform(low, high);
+    }
+    if (kind == "xavier_uniform" || kind == "he_normal") {
+        get_object(v, vat.str());
+        check_keys(v, {}, vat.str());
+        return kind == "he_normal" ? Init::he_normal() : Init::xavier_uniform();
+    }
+    if (kind == "value") return Init::values(tensor_from_json(v, vat.str()));
+    throw InputError(fmt::format("{}: unknown init '{}' (expected constant, normal, uniform, xavier_uniform, "
+                                 "he_normal or value)",
+                                 at.str(), kind));
+}
+
+Json init_to_json(const Init& in) {
+    switch (in.kind) {
+        case Init::Kind::constant: return {{"constant", in.a}};
+        case Init::Kind::normal: return {{"normal", {{"mean", in.a}, {"std", in.b}}}};
+        case Init::Kind::uniform: return {{"uniform", {{"low", in.a}, {"high", in.b}}}};
+        case Init::Kind::xavier_uniform: return {{"xavier_uniform", Json::object()}};
+        case Init::Kind::he_normal: return {{"he_normal", Json::object()}};
+        case Init::Kind::value: return {{"value", tensor_to_json(in.value)}};
+    }
+    return nullptr;
+}
+
+Json shape_to_json(const Shape& s) {
+    Json out = Json::array();
+    for (const auto& d : s) {
+        if (d.symbolic())
+            out.push_back(d.symbol);
+        else
+            out.push_back(d.size);
+    }
+    return out;
+}
+
+// A reference to a name defined later: explain whether it is a cycle or just the order.
+[[noreturn]] void bad_reference(const Json& nodes, std::size_t from, const std::string& target, const At& at) {
+    std::map<std::string, std::size_t> index;
+    for (std::size_t i = 0; i < nodes.size(); ++i)
+        if (nodes[i].is_object() && nodes[i].contains("name") && nodes[i]["name"].is_string())
+            index.emplace(nodes[i]["name"].get<std::string>(), i);
+    auto it = index.find(target);
+    if (it == index.end())
+        throw InputError(fmt::format("{}: '{}' names no input, parameter, constant or node", at.str(), target));
+    std::string self = nodes[from]["name"].get<std::string>();
+    // Depth-first search from target back to self through inputs.
+    std::vector<std::string> path;
+    std::set<std::string> seen;
+    std::function<bool(const std::string&)> dfs = [&](const std::string& n) {
+        path.push_back(n);
+        if (n == self) return true;
+        if (seen.insert(n).second) {
+            auto k = index.find(n);
+            if (k != index.end() && nodes[k->second].contains("inputs") && nodes[k->second]["inputs"].is_array())
+                for (const auto& in : nodes[k->second]["inputs"])
+                    if (in.is_string() && dfs(in.get<std::string>())) return true;
+        }
+        path.pop_back();
+        return false;
+    };
+    if (dfs(target)) {
+        std::string cycle = self;
+        for (const auto& n : path) cycle += " -> " + n;
+        throw InputError(fmt::format("{}: the nodes form a cycle: {}", at.str(), cycle));
+    }
+    throw InputError(fmt::format("{}: '{}' is defined later (nodes[{}]); a node's inputs must be defined before "
+                                 "it — move nodes[{}] up",
+                                 at.str(), target, it->second, it->second));
+}
+
+}  // namespace
+
+Model parse_model(const std::string& text, const std::string& file) {
+    Json j = parse_json_text(text, file);
+    At root{file, ""};
+    if (!j.is_object()) throw InputError(fmt::format("{}: a model must be a JSON object", file));
+    check_keys(j,
+               {"format", "version", "name", "doc", "dtype", "inputs", "parameters", "constants", "nodes", "outputs",
+                "training"},
+               file);
+    std::string format = get_string(require(j, "format", file), root["format"].str());
+    if (format != "chainrule-model")
+        throw InputError(fmt::format("{}: expected \"chainrule-model\", got \"{}\"", root["format"].str(), format));
+    const Json& version = require(j, "version", file);
+    if (!version.is_number_integer() || version.get<std::int64_t>() != 1)
+        throw InputError(fmt::format("{}: this chainrule reads format version 1, got {}", root["version"].str(),
+                                     version.dump()));
+
+    Dtype dtype = Dtype::f64;
+    if (j.contains("dtype")) {
+        std::string d = get_string(j["dtype"], root["dtype"].str());
+        if (d == "float32")
+            dtype = Dtype::f32;
+        else if (d != "float64")
+            throw InputError(fmt::format("{}: expected \"float32\" or \"float64\", got \"{}\"", root["dtype"].str(), d));
+    }
+    Model m{.graph = Graph(dtype)};
+    m.path = file;
+    m.dir = std::filesystem::path(file).parent_path().string();
+    Graph& g = m.graph;
+    if (j.contains("name")) g.name = get_string(j["name"], root["name"].str());
+    if (j.contains("doc")) g.doc = get_string(j["doc"], root["doc"].str());
+
+    auto set_doc = [&](int id, const Json& spec, const At& at) {
+        if (spec.contains("doc")) g.node(id).doc = get_string(spec["doc"], at["doc"].str());
+    };
+    try {
+        if (j.contains("inputs")) {
+            for (auto& [name, spec] : get_object(j["inputs"], root["inputs"].str()).items()) {
+                At at = root["inputs"][name];
+                get_object(spec, at.str());
+                check_keys(spec, {"shape", "value", "doc"}, at.str());
+                Shape shape = parse_shape(require(spec, "shape", at.str()), at["shape"]);
+                Tensor value = spec.contains("value") ? tensor_from_json(spec["value"], at["value"].str()) : Tensor();
+                set_doc(g.input(name, shape, std::move(value), at.str()), spec, at);
+            }
+        }
+        if (j.contains("parameters")) {
+            for (auto& [name, spec] : get_object(j["parameters"], root["parameters"].str()).items()) {
+                At at = root["parameters"][name];
+                get_object(spec, at.str());
+                check_keys(spec, {"shape", "init", "doc"}, at.str());
+                Shape shape = parse_shape(require(spec, "shape", at.str()), at["shape"]);
+                Init init = parse_init(require(spec, "init", at.str()), at["init"]);
+                set_doc(g.parameter(name, shape, std::move(init), at.str()), spec, at);
+            }
+        }
+        if (j.contains("constants")) {
+            for (auto& [name, spec] : get_object(j["constants"], root["constants"].str()).items()) {
+                At at = root["constants"][name];
+                get_object(spec, at.str());
+                check_keys(spec, {"value", "doc"}, at.str());
+                set_doc(g.constant(name, tensor_from_json(require(spec, "value", at.str()), at["value"].str()), at.str()),
+                        spec, at);
+            }
+        }
+        const Json& nodes = get_array(require(j, "nodes", file), root["nodes"].str());
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            At at = root["nodes"][i];
+            const Json& spec = get_object(nodes[i], at.str());
+            check_keys(spec, {"name", "op", "inputs", "attrs", "doc"}, at.str());
+            std::string name = get_string(require(spec, "name", at.str()), at["name"].str());
+            std::string op = get_string(require(spec, "op", at.str()), at["op"].str());
+            const Json& ins = get_array(require(spec, "inputs", at.str()), at["inputs"].str());
+            std::vector<std::string> inputs, places;
+            for (std::size_t k = 0; k < ins.size(); ++k) {
+                std::string in = get_string(ins[k], at["inputs"][k].str());
+                if (g.find(in) < 0) bad_reference(nodes, i, in, at["inputs"][k]);
+                inputs.push_back(in);
+                places.push_back(at["inputs"][k].str());
+            }
+            Attrs attrs = spec.contains("attrs") ? get_object(spec["attrs"], at["attrs"].str()) : Attrs::object();
+            set_doc(g.op(name, op, inputs, attrs, at.str(), places), spec, at);
+        }
+        const Json& outputs = get_object(require(j, "outputs", file), root["outputs"].str());
+        check_keys(outputs, {"prediction", "loss"}, root["outputs"].str());
+        for (auto& [role, name] : outputs.items())
+            g.set_output(role, get_string(name, root["outputs"][role].str()), root["outputs"][role].str());
+    } catch (const InputError& e) {
+        std::string what = e.what();
+        // Graph messages name the JSON place but not the file.
+        if (what.rfind(file, 0) != 0) throw InputError(file + ": " + what);
+        throw;
+    }
+    if (j.contains("training")) m.training = get_object(j["training"], root["training"].str());
+    for (int id : g.unused()) {
+        const Node& n = g.node(id);
+        m.warnings.push_back(fmt::format("{}: {} '{}' is not used by any node or output", n.place,
+                                         kind_name(n.kind), n.name));
+    }
+    return m;
+}
+
+Model load_model(const std::string& path) {
+    return parse_model(read_text_file(path), path);
+}
+
+Json model_to_json(const Model& m, bool trained) {
+    const Graph& g = m.graph;
+    Json j;
+    j["format"] = "chainrule-model";
+    j["version"] = 1;
+    if (!g.name.empty()) j["name"] = g.name;
+    if (!g.doc.empty()) j["doc"] = g.doc;
+    j["dtype"] = dtype_name(g.dtype());
+    Json inputs = Json::object(), params = Json::object(), consts = Json::object(), nodes = Json::array();
+    for (const Node& n : g.nodes()) {
+        Json spec = Json::object();
+        switch (n.kind) {
+            case NodeKind::input:
+                spec["shape"] = shape_to_json(n.shape);
+                if (!n.default_value.empty()) spec["value"] = tensor_to_json(n.default_value);
+                break;
+            case NodeKind::parameter:
+                spec["shape"] = shape_to_json(n.shape);
+                spec["init"] = trained && !n.value.empty() ? Json{{"value", tensor_to_json(n.value)}} : init_to_json(n.init);
+                break;
+            case NodeKind::constant: spec["value"] = tensor_to_json(n.default_value); break;
+            case NodeKind::op: {
+                spec["name"] = n.name;
+                spec["op"] = n.op->name;
+                Json ins = Json::array();
+                for (int i : n.inputs) ins.push_back(g.node(i).name);
+                spec["inputs"] = ins;
+                Json attrs = Json::object();
+                for (auto& [k, v] : n.attrs.items())
+                    if (v != n.op->attrs[k]) attrs[k] = v;
+                if (!attrs.empty()) spec["attrs"] = attrs;
+                break;
+            }
+        }
+        if (!n.doc.empty()) spec["doc"] = n.doc;
+        switch (n.kind) {
+            case NodeKind::input: inputs[n.name] = spec; break;
+            case NodeKind::parameter: params[n.name] = spec; break;
+            case NodeKind::constant: consts[n.name] = spec; break;
+            case NodeKind::op: nodes.push_back(spec); break;
+        }
+    }
+    if (!inputs.empty()) j["inputs"] = inputs;
+    if (!params.empty()) j["parameters"] = params;
+    if (!consts.empty()) j["constants"] = consts;
+    j["nodes"] = nodes;
+    Json outputs = Json::object();
+    for (const auto& [role, id] : g.outputs()) outputs[role] = g.node(id).name;
+    j["outputs"] = outputs;
+    if (!m.training.is_null()) j["training"] = m.training;
+    return j;
+}
+
+void save_model(const Model& m, const std::string& path, bool trained) {
+    write_file_atomic(path, model_to_json(m, trained).dump(2) + "\n");
+}
+
+void apply_feed(Graph& g, const Json& feed, const std::string& file) {
+    if (!feed.is_object())
+        throw InputError(fmt::format("{}: a feed must be a JSON object mapping input and parameter names to arrays",
+                                     file));
+    for (auto& [name, value] : feed.items()) {
+        std::string at = fmt::format("{}: {}", file, name);
+        int id = g.find(name);
+        if (id < 0) {
+            std::vector<std::string> names;
+            for (const Node& n : g.nodes())
+                if (n.kind == NodeKind::input || n.kind == NodeKind::parameter) names.push_back(n.name);
+            throw InputError(fmt::format("{}: '{}' names no input or parameter of the model (these can be fed: {})",
+                                         at, name, fmt::join(names, ", ")));
+        }
+        const Node& n = g.node(id);
+        if (n.kind == NodeKind::op || n.kind == NodeKind::constant)
+            throw InputError(fmt::format("{}: '{}' is {} node; a feed may only set inputs and parameters", at, name,
+                                         n.kind == NodeKind::op ? "an op" : "a constant"));
+        Tensor t = tensor_from_json(value, at);
+        try {
+            g.set_value(name, t);
+        } catch (const InputError& e) {
+            throw InputError(fmt::format("{}: {}", file, e.what()));
+        }
+    }
+}
+
+void apply_feed_file(Graph& g, const std::string& path) { apply_feed(g, read_json_file(path), path); }
+
+}  // namespace chainrule
