@@ -18,15 +18,19 @@ struct DataSpec {
     std::string path;                   // csv: the file, resolved against the model's folder
     std::string dir;                    // idx: the folder with the four MNIST-named files
     std::vector<int> features;          // csv: feature columns (0-based)
-    int label = -1;                     // csv: label column
-    std::vector<std::string> classes;   // csv: class names; index = class id
+    int label = -1;                     // csv: label column; -1: none (`chainrule data` only)
+    std::vector<std::string> classes;   // class names, index = class id; csv: empty = in
+                                        // order of first appearance; idx: empty = "0".."9"
     std::int64_t row_begin = 0;         // csv: half-open [row_begin, row_end) of data rows
     std::int64_t row_end = -1;          // -1: to the end
     double train_fraction = 0.8;        // csv: per class, in file order, first part trains
+    std::int64_t train_limit = -1;      // "limit": keep only the first N of a split; -1: all
+    std::int64_t test_limit = -1;
     std::string where;                  // "FILE: training.data", prefix for messages
 };
 
 // Validates the block (unknown keys, types, ranges) without touching the data files.
+// Every error is an InputError "{where}.KEY: what was expected". docs/data.md has the rules.
 DataSpec parse_data_spec(const Json& j, const std::string& where, const std::string& base_dir);
 
 struct Split {
@@ -46,6 +50,7 @@ struct Dataset {
     Split train, test;
 };
 
+// Reads and validates the files of a spec (csv.hpp, idx.hpp); InputError on bad data.
 Dataset load_dataset(const DataSpec& spec);
 
 // Streams that a model's `training.feed` can name:
@@ -54,6 +59,8 @@ bool has_stream(const Dataset& ds, const std::string& stream);
 std::int64_t stream_width(const Dataset& ds, const std::string& stream);  // columns per sample
 // Fills dst (already sized [rows.size(), width], or [rows.size()] when width == 1, in any
 // dtype) with the given rows of a split, scaling pixels by 1/255. Allocates nothing.
+// An unknown stream or a dst of the wrong size is an InputError (the model's input does
+// not fit the data); a row index out of range is a RunError.
 void gather(const Dataset& ds, const Split& split, const std::string& stream,
             std::span<const std::int64_t> rows, Tensor& dst);
 
