@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
     add_grad(app);
     add_gradcheck(app);
     add_ops(app);
+    add_step(app);
+    add_dot(app);
+    add_train(app);
+    add_eval(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

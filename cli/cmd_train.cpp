@@ -1,0 +1,112 @@
+// `chainrule train` and `chainrule eval`.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "graph/checkpoint.hpp"
+#include "graph/error.hpp"
+#include "graph/print.hpp"
+#include "graph/trainer.hpp"
+
+namespace chainrule::cli {
+namespace {
+
+void print_parameters(const Graph& g) {
+    for (int id : g.parameters()) fmt::print("  {} = {}\n", g.node(id).name, format_tensor(g.node(id).value, 24, 8));
+}
+
+}  // namespace
+
+void add_train(CLI::App& app) {
+    struct Options {
+        std::string model;
+        TrainOptions t;
+        bool no_progress = false;
+    };
+    auto o = std::make_shared<Options>();
+    auto* cmd = app.add_subcommand("train", "Train a model with its JSON training block (flags override it)");
+    cmd->add_option("MODEL", o->model, "model JSON file with a \"training\" block")->required();
+    cmd->add_option("--epochs", o->t.epochs, "number of epochs (the total when resuming)");
+    cmd->add_option("--lr", o->t.lr, "SGD learning rate");
+    cmd->add_option("--batch", o->t.batch_size, "rows per step (default: the model's; none = full batch)");
+    cmd->add_option("--batches-per-epoch", o->t.batches_per_epoch, "steps per epoch");
+    cmd->add_option("--seed", o->t.seed, "seed for initialisation and sampling");
+    cmd->add_option("--out", o->t.out_dir,
+                    "run directory: checkpoint.ckpt, metrics.csv, curves.svg and model.json after every epoch");
+    cmd->add_option("--resume", o->t.resume, "continue a run from its directory (or a checkpoint file)");
+    cmd->add_option("--print-every", o->t.print_every, "print a line every N epochs (default: about 20 lines)");
+    cmd->add_option("--threads", o->t.threads, "threads for OpenBLAS (default: OpenBLAS's choice)");
+    cmd->add_flag("--detect-anomaly", o->t.detect_anomaly,
+                  "check every node's value and gradient each step and name the first that is NaN/Inf");
+    cmd->add_flag("--no-progress", o->no_progress, "no live progress line even on a terminal");
+    cmd->callback([o] {
+        Model m = load(o->model);
+        TrainingSpec spec = with_overrides(parse_training(m.training, m.graph, m.path, m.dir), o->t);
+        if (o->t.out_dir.empty() && !o->t.resume.empty()) o->t.out_dir = std::filesystem::is_directory(o->t.resume)
+                                                                            ? o->t.resume
+                                                                            : std::filesystem::path(o->t.resume).parent_path().string();
+        o->t.progress = !o->no_progress && isatty(STDERR_FILENO);
+        data::Dataset ds = data::load_dataset(spec.data);
+        fmt::print("{}: {} training and {} test samples; {} epochs, lr {}, {}\n", m.path, ds.train.count,
+                   ds.test.count, spec.epochs, spec.lr,
+                   spec.batch_size == 0 || spec.batch_size >= ds.train.count
+                       ? std::string("full batch")
+                       : fmt::format("batches of {} ({})", spec.batch_size, spec.sampling));
+        std::fflush(stdout);
+        auto history = train(m, spec, ds, o->t);
+        if (m.graph.parameter_count() <= 64) {
+            fmt::print("parameters after epoch {}:\n", history.empty() ? 0 : history.back().epoch);
+            print_parameters(m.graph);
+        }
+        if (!history.empty() && history.back().test_accuracy >= 0)
+            fmt::print("final test accuracy {:.4f}  test loss {:.6f}\n", history.back().test_accuracy,
+                       history.back().test_loss);
+        if (!o->t.out_dir.empty()) fmt::print("run directory: {}\n", o->t.out_dir);
+    });
+}
+
+void add_eval(CLI::App& app) {
+    struct Options {
+        std::string model, weights;
+        bool predictions = false, train_split = false;
+    };
+    auto o = std::make_shared<Options>();
+    auto* cmd = app.add_subcommand("eval", "Evaluate trained weights on the model's test split");
+    cmd->add_option("MODEL", o->model, "model JSON file with a \"training\" block (for its data)")->required();
+    cmd->add_option("--weights", o->weights, "checkpoint file or run directory")->required();
+    cmd->add_flag("--predictions", o->predictions, "print every prediction next to its label");
+    cmd->add_flag("--train-split", o->train_split, "evaluate the training split instead of the test split");
+    cmd->callback([o] {
+        Model m = load(o->model);
+        TrainingSpec spec = parse_training(m.training, m.graph, m.path, m.dir);
+        std::string file = checkpoint_path(o->weights);
+        Checkpoint c = load_checkpoint(file);
+        restore_parameters(m.graph, c, file);
+        data::Dataset ds = data::load_dataset(spec.data);
+        const data::Split& split = o->train_split ? ds.train : ds.test;
+        EvalResult r = evaluate(m, spec, ds, split, o->predictions);
+        fmt::print("{}: epoch {} weights on the {} split ({} samples)\n", file, c.epoch,
+                   o->train_split ? "training" : "test", r.count);
+        if (o->predictions && !r.predictions.empty()) {
+            std::int64_t width = r.predictions.numel() / std::max<std::int64_t>(1, r.count);
+            for (std::int64_t i = 0; i < r.count; ++i) {
+                std::string row;
+                for (std::int64_t k = 0; k < width; ++k)
+                    row += fmt::format("{}{:.6f}", k ? " " : "", r.predictions.at(i * width + k));
+                std::int32_t label = split.labels[std::size_t(i)];
+                std::string name = label >= 0 && std::size_t(label) < ds.class_names.size()
+                                       ? ds.class_names[std::size_t(label)]
+                                       : std::to_string(label);
+                std::string where = i < std::int64_t(split.source_lines.size())
+                                        ? fmt::format("line {:>4}", split.source_lines[std::size_t(i)])
+                                        : fmt::format("#{:>5}", i);
+                fmt::print("  {}  prediction {}  label {} ({})\n", where, row, label, name);
+            }
+        }
+        fmt::print("test loss {:.6f}\n", r.loss);
+        if (r.accuracy >= 0) fmt::print("test accuracy {:.4f}\n", r.accuracy);
+    });
+}
+
+}  // namespace chainrule::cli

@@ -1,0 +1,91 @@
+#include "graph/training.hpp"
+
+#include <fmt/format.h>
+
+#include "graph/error.hpp"
+
+namespace chainrule {
+
+TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& file, const std::string& dir) {
+    const std::string at = file + ": training";
+    if (j.is_null()) throw InputError(fmt::format("{}: the model has no \"training\" block; add one to train it "
+                                                  "(docs/model-format.md)",
+                                                  file));
+    get_object(j, at);
+    check_keys(j,
+               {"data", "feed", "epochs", "batch_size", "batches_per_epoch", "sampling", "optimizer", "seed",
+                "metrics", "print_every"},
+               at);
+    TrainingSpec s;
+    s.data = data::parse_data_spec(require(j, "data", at), at + ".data", dir);
+
+    const Json& feed = get_object(require(j, "feed", at), at + ".feed");
+    for (auto& [name, stream] : feed.items()) {
+        std::string fat = at + ".feed." + name;
+        int id = g.find(name);
+        if (id < 0) throw InputError(fmt::format("{}: '{}' names no input of the model", fat, name));
+        if (g.node(id).kind != NodeKind::input)
+            throw InputError(fmt::format("{}: '{}' is {} node; only inputs can be fed from data", fat, name,
+                                         g.node(id).kind == NodeKind::op ? "an op" : kind_name(g.node(id).kind)));
+        std::string st = get_string(stream, fat);
+        bool known = s.data.kind == "idx" ? (st == "images" || st == "labels" || st == "labels_one_hot")
+                                          : (st == "features" || st == "labels" || st == "labels_one_hot");
+        if (!known)
+            throw InputError(fmt::format("{}: unknown stream '{}' for {} data (expected {})", fat, st, s.data.kind,
+                                         s.data.kind == "idx" ? "images, labels or labels_one_hot"
+                                                              : "features, labels or labels_one_hot"));
+        s.feed.emplace_back(name, st);
+    }
+    for (const Node& n : g.nodes()) {
+        if (n.kind != NodeKind::input || !n.default_value.empty()) continue;
+        bool fed = false;
+        for (auto& [name, st] : s.feed) fed = fed || name == n.name;
+        if (!fed)
+            throw InputError(fmt::format("{}.feed: input '{}' is not fed and has no default value (did you forget "
+                                         "\"{}\": \"{}\"?)",
+                                         at, n.name, n.name, s.data.kind == "idx" ? "images" : "features"));
+    }
+    auto positive = [&](const char* key, std::int64_t& out) {
+        if (!j.contains(key)) return;
+        out = get_int(j[key], at + "." + key);
+        if (out < 1) throw InputError(fmt::format("{}.{}: must be at least 1, got {}", at, key, out));
+    };
+    positive("epochs", s.epochs);
+    positive("batch_size", s.batch_size);
+    positive("batches_per_epoch", s.batches_per_epoch);
+    positive("print_every", s.print_every);
+    if (j.contains("sampling")) {
+        s.sampling = get_string(j["sampling"], at + ".sampling");
+        if (s.sampling != "shuffle" && s.sampling != "with_replacement")
+            throw InputError(fmt::format("{}.sampling: expected \"shuffle\" or \"with_replacement\", got \"{}\"", at,
+                                         s.sampling));
+    }
+    if (j.contains("optimizer")) {
+        std::string oat = at + ".optimizer";
+        const Json& o = get_object(j["optimizer"], oat);
+        check_keys(o, {"sgd"}, oat + " (only sgd is available)");
+        const Json& sgd = get_object(require(o, "sgd", oat), oat + ".sgd");
+        check_keys(sgd, {"lr"}, oat + ".sgd");
+        s.lr = get_number(require(sgd, "lr", oat + ".sgd"), oat + ".sgd.lr");
+        if (!(s.lr > 0)) throw InputError(fmt::format("{}.sgd.lr: must be > 0, got {}", oat, s.lr));
+    }
+    if (j.contains("seed")) {
+        std::int64_t seed = get_int(j["seed"], at + ".seed");
+        if (seed < 0) throw InputError(fmt::format("{}.seed: must be >= 0, got {}", at, seed));
+        s.seed = std::uint64_t(seed);
+    }
+    if (j.contains("metrics")) {
+        s.metrics.clear();
+        const Json& m = get_array(j["metrics"], at + ".metrics");
+        for (std::size_t i = 0; i < m.size(); ++i) {
+            std::string name = get_string(m[i], json_path(at + ".metrics", i));
+            if (name != "loss" && name != "accuracy")
+                throw InputError(fmt::format("{}: unknown metric '{}' (expected \"loss\" or \"accuracy\")",
+                                             json_path(at + ".metrics", i), name));
+            s.metrics.push_back(name);
+        }
+    }
+    return s;
+}
+
+}  // namespace chainrule
