@@ -1,0 +1,253 @@
+// `chainrule data PATH`: what a data set holds, checked exactly as training checks it.
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <fstream>
+
+#include "cli/commands.hpp"
+#include "data/csv.hpp"
+#include "data/dataset.hpp"
+#include "data/idx.hpp"
+#include "data/png.hpp"
+#include "graph/error.hpp"
+#include "graph/json_io.hpp"
+
+namespace chainrule::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace chainrule::data;
+
+struct Options {
+    std::string path, png;
+    int samples = 4;
+};
+
+constexpr int kPngImages = 100;  // a 10 x 10 grid
+constexpr int kArtColumns = 28;  // wider images are averaged down to this
+
+// A grayscale image as text, darkest to brightest.
+std::vector<std::string> art(const std::uint8_t* px, std::int64_t rows, std::int64_t cols) {
+    static constexpr std::string_view ramp = " .:-=+*#%@";
+    const std::int64_t step = (std::max<std::int64_t>(rows, cols) + kArtColumns - 1) / kArtColumns;
+    std::vector<std::string> lines;
+    for (std::int64_t r = 0; r < rows; r += step) {
+        std::string line;
+        for (std::int64_t c = 0; c < cols; c += step) {
+            int sum = 0, n = 0;
+            for (std::int64_t y = r; y < std::min(rows, r + step); ++y)
+                for (std::int64_t x = c; x < std::min(cols, c + step); ++x, ++n) sum += px[y * cols + x];
+            line += ramp[std::size_t(sum / n * int(ramp.size()) / 256)];
+        }
+        lines.push_back(line);
+    }
+    return lines;
+}
+
+// Images side by side, two to a row, each under its caption.
+void print_images(const std::uint8_t* pixels, std::int64_t count, std::int64_t rows, std::int64_t cols,
+                  const std::vector<std::string>& captions) {
+    const auto n = std::min<std::int64_t>(count, std::int64_t(captions.size()));
+    for (std::int64_t i = 0; i < n; i += 2) {
+        std::vector<std::vector<std::string>> block;
+        for (std::int64_t k = i; k < std::min(n, i + 2); ++k) block.push_back(art(pixels + k * rows * cols, rows, cols));
+        const std::size_t width = block[0][0].size();
+        std::string head;
+        for (std::size_t b = 0; b < block.size(); ++b)
+            head += fmt::format("{:<{}}  ", captions[std::size_t(i) + b], width + 2);
+        fmt::print("  {}\n", head);
+        for (std::size_t y = 0; y < block[0].size(); ++y) {
+            std::string line;
+            for (const auto& img : block) line += "|" + img[y] + "|  ";
+            fmt::print("  {}\n", line);
+        }
+    }
+}
+
+void write_png_grid(const std::string& file, const std::uint8_t* pixels, std::int64_t count, std::int64_t rows,
+                    std::int64_t cols) {
+    const std::int64_t n = std::min<std::int64_t>(count, kPngImages);
+    const std::int64_t grid_cols = std::min<std::int64_t>(n, 10), grid_rows = (n + 9) / 10;
+    // One-pixel gray lines between the images keep black borders apart.
+    const std::int64_t w = grid_cols * (cols + 1) + 1, h = grid_rows * (rows + 1) + 1;
+    std::vector<std::uint8_t> img(std::size_t(w * h), 96);
+    for (std::int64_t k = 0; k < n; ++k) {
+        const std::int64_t x0 = 1 + (k % 10) * (cols + 1), y0 = 1 + (k / 10) * (rows + 1);
+        for (std::int64_t y = 0; y < rows; ++y)
+            std::copy_n(pixels + (k * rows + y) * cols, cols, img.begin() + (y0 + y) * w + x0);
+    }
+    write_file_atomic(file, encode_png_gray(w, h, img));
+    fmt::print("wrote {} ({} images, {}x{} pixels)\n", file, n, w, h);
+}
+
+std::string histogram(const std::vector<std::int32_t>& labels, const std::vector<std::string>& names) {
+    std::vector<std::int64_t> count(names.size(), 0);
+    for (auto l : labels) ++count[std::size_t(l)];
+    std::string out;
+    for (std::size_t c = 0; c < names.size(); ++c) out += fmt::format("{}{}: {}", c ? "  " : "", names[c], count[c]);
+    return out;
+}
+
+void show_idx_file(const Options& o) {
+    IdxFile f = read_idx(o.path);
+    const char* packing = f.gzipped ? "gzip" : "raw";
+    if (f.magic == kIdxLabelsMagic) {
+        const auto max = *std::max_element(f.data.begin(), f.data.end());
+        std::vector<std::string> names;
+        for (int c = 0; c <= max; ++c) names.push_back(std::to_string(c));
+        std::vector<std::int32_t> labels(f.data.begin(), f.data.end());
+        if (!o.png.empty()) throw InputError(fmt::format("{}: --png needs images, and this file holds labels", o.path));
+        fmt::print("{}: IDX labels ({}), {} labels, uint8, classes 0 to {}\n", o.path, packing, f.dims[0], int(max));
+        fmt::print("  labels: {}\n", histogram(labels, names));
+        std::vector<int> first(f.data.begin(), f.data.begin() + std::min<std::int64_t>(f.dims[0], 20));
+        fmt::print("  first: {}\n", fmt::join(first, " "));
+        return;
+    }
+    double mean = 0;
+    for (auto p : f.data) mean += p;
+    mean /= double(f.data.size());
+    fmt::print("{}: IDX images ({}), {} samples of [{},{}] uint8 (fed as pixel / 255), mean pixel {:.1f}\n", o.path,
+               packing, f.dims[0], f.dims[1], f.dims[2], mean);
+    std::vector<std::string> captions;
+    for (int i = 0; i < o.samples; ++i) captions.push_back(fmt::format("#{}", i));
+    print_images(f.data.data(), f.dims[0], f.dims[1], f.dims[2], captions);
+    if (!o.png.empty()) write_png_grid(o.png, f.data.data(), f.dims[0], f.dims[1], f.dims[2]);
+}
+
+// `whole`: a CSV read without a model, shown as one set of rows rather than a split.
+void show_dataset(const Options& o, const DataSpec& spec, const std::string& note, bool whole) {
+    Dataset ds = load_dataset(spec);
+    const Split& tr = ds.train;
+    const bool images = ds.kind == "idx";
+    if (!images && !o.png.empty())
+        throw InputError(fmt::format("{}: --png needs images, and CSV data has none", spec.path));
+    const std::string shape = fmt::format("[{}]", fmt::join(tr.sample_dims, ","));
+    const char* dtype = images ? "uint8 (fed as pixel / 255)" : "float64";
+    fmt::print("{}: {} data, {}\n", images ? spec.dir : spec.path, ds.kind,
+               ds.classes ? fmt::format("{} classes ({})", ds.classes, fmt::join(ds.class_names, ", "))
+                          : std::string("no label column"));
+    if (!note.empty()) fmt::print("  {}\n", note);
+    for (const Split* s : {&ds.train, &ds.test}) {
+        if (s->count == 0) continue;
+        const char* name = whole ? "rows" : s == &ds.train ? "train" : "test";
+        fmt::print("  {:<5}  {} samples of {} {}\n", name, s->count, shape, dtype);
+        if (ds.classes) fmt::print("         labels  {}\n", histogram(s->labels, ds.class_names));
+    }
+    std::vector<std::string> streams;
+    for (const char* st : {"images", "features", "labels", "labels_one_hot"})
+        if (has_stream(ds, st)) streams.push_back(fmt::format("{} [{}]", st, stream_width(ds, st)));
+    fmt::print("  streams: {}\n", fmt::join(streams, ", "));
+
+    const std::int64_t n = std::min<std::int64_t>(o.samples, tr.count);
+    if (n > 0) fmt::print("first {} {}:\n", n, whole ? "rows" : "training samples");
+    if (images) {
+        std::vector<std::string> captions;
+        for (std::int64_t i = 0; i < n; ++i)
+            captions.push_back(fmt::format("#{} label {}", i, ds.class_names[std::size_t(tr.labels[std::size_t(i)])]));
+        print_images(tr.pixels.data(), tr.count, tr.sample_dims[0], tr.sample_dims[1], captions);
+        if (!o.png.empty()) write_png_grid(o.png, tr.pixels.data(), tr.count, tr.sample_dims[0], tr.sample_dims[1]);
+        return;
+    }
+    for (std::int64_t i = 0; i < n; ++i) {
+        auto v = std::span(tr.values).subspan(std::size_t(i * tr.features), std::size_t(tr.features));
+        std::string label = ds.classes ? " -> " + ds.class_names[std::size_t(tr.labels[std::size_t(i)])] : "";
+        fmt::print("  line {}: {}{}\n", tr.source_lines[std::size_t(i)], fmt::join(v, ", "), label);
+    }
+}
+
+std::string split_note(const DataSpec& s) {
+    if (s.kind != "csv") return {};
+    return fmt::format("rows [{}, {}), features: columns {}, label: column {}; per class the first {:g}% (rounded) "
+                       "train, the rest test",
+                       s.row_begin, s.row_end < 0 ? std::string("end") : std::to_string(s.row_end),
+                       fmt::join(s.features, ","), s.label, s.train_fraction * 100);
+}
+
+std::string header_names(const CsvTable& t) {
+    std::vector<std::string_view> names;
+    for (std::int64_t c = 0; c < t.columns; ++c) names.push_back(t.at(0, c));
+    return fmt::format("{}", fmt::join(names, ", "));
+}
+
+// Without a model, a CSV is read as: numeric columns are features; a last column that
+// is not numeric is the label; a first line with no numbers over numeric data is a header.
+DataSpec guess_csv(const std::string& path, std::string& note) {
+    CsvTable t = read_csv(path);
+    auto numeric = [&](std::int64_t r, std::int64_t c) { return parse_number(t.at(r, c)).has_value(); };
+    DataSpec s;
+    s.kind = "csv";
+    s.path = path;
+    s.where = path;
+    s.train_fraction = 1;
+    bool header = t.rows() >= 2;
+    for (std::int64_t c = 0; c < t.columns && header; ++c) header = !numeric(0, c);
+    if (header) {
+        header = false;
+        for (std::int64_t c = 0; c < t.columns; ++c) header = header || numeric(1, c);
+    }
+    s.row_begin = header ? 1 : 0;
+    const std::int64_t last = t.columns - 1;
+    bool label = false;
+    for (std::int64_t r = s.row_begin; r < t.rows() && !label; ++r) label = !numeric(r, last);
+    if (label && t.columns < 2)
+        throw InputError(fmt::format("{}: one non-numeric column; expected numeric feature columns", path));
+    s.label = label ? int(last) : -1;
+    for (std::int64_t c = 0; c < t.columns; ++c)
+        if (c != s.label) s.features.push_back(int(c));
+    note = fmt::format("{} columns; features: columns {}; label: {}{}; no split (a model's training.data block "
+                       "defines one)",
+                       t.columns, fmt::join(s.features, ","), label ? fmt::format("column {}", last) : "none",
+                       header ? fmt::format("; line 1 is a header: {}", header_names(t)) : "");
+    return s;
+}
+
+void run(const Options& o) {
+    if (fs::is_directory(o.path)) {
+        DataSpec s;
+        s.kind = "idx";
+        s.dir = o.path;
+        s.where = o.path;
+        show_dataset(o, s, "", false);
+        return;
+    }
+    if (o.path.ends_with(".json")) {
+        const Json model = read_json_file(o.path);
+        const std::string at = o.path + ": training";
+        if (!model.is_object() || !model.contains("training"))
+            throw InputError(fmt::format("{}: no \"training\" block, so no data to show", o.path));
+        const Json& data = require(get_object(model["training"], at), "data", at);
+        const std::string dir = fs::path(o.path).parent_path().string();
+        DataSpec spec = parse_data_spec(data, at + ".data", dir.empty() ? "." : dir);
+        show_dataset(o, spec, split_note(spec), false);
+        return;
+    }
+    std::array<char, 3> head{};
+    std::ifstream in(o.path, std::ios::binary);
+    if (!in) throw InputError(fmt::format("{}: cannot open (missing or unreadable)", o.path));
+    in.read(head.data(), head.size());
+    const bool gzip = head[0] == '\x1f' && head[1] == '\x8b';
+    const bool raw_idx = in.gcount() == 3 && head[0] == 0 && head[1] == 0 && head[2] == 8;
+    if (gzip || raw_idx) return show_idx_file(o);
+    std::string note;
+    DataSpec s = guess_csv(o.path, note);
+    show_dataset(o, s, note, true);
+}
+
+}  // namespace
+
+void add_data(CLI::App& app) {
+    auto* cmd = app.add_subcommand(
+        "data", "Check a data set as training would and summarise it: kind, counts, shapes, labels, a few samples");
+    auto o = std::make_shared<Options>();
+    cmd->add_option("PATH", o->path,
+                    "an IDX file (raw or .gz), a folder of the four MNIST files, a CSV file, or a model JSON "
+                    "(its training.data block)")
+        ->required();
+    cmd->add_option("--png", o->png, "write the first 100 images as a 10x10 grayscale PNG grid");
+    cmd->add_option("--samples", o->samples, "samples to print (default 4)")->check(CLI::Range(0, 1000));
+    cmd->callback([o] { run(*o); });
+}
+
+}  // namespace chainrule::cli
