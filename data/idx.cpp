@@ -261,6 +261,11 @@ Split idx_split(const std::string& dir, const char* images_name, const char* lab
 }  // namespace
 
 Dataset idx_dataset(const DataSpec& spec) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(spec.dir, ec))
+        throw InputError(fmt::format("{}.dir: '{}' is not a folder; expected one holding {}, {}, {} and {} (raw "
+                                     "or .gz; scripts/get-mnist fetches MNIST)",
+                                     spec.where, spec.dir, kTrainImages, kTrainLabels, kTestImages, kTestLabels));
     Dataset ds;
     ds.kind = "idx";
     ds.class_names = spec.classes;

@@ -295,6 +295,8 @@ BOOST_AUTO_TEST_CASE(folder_level_errors) {
     fs::remove(t.path(kTrainImages));
     std::string msg = error_of([&] { load_dataset(spec); });
     CHECK_HAS(msg, "missing train-images-idx3-ubyte (or train-images-idx3-ubyte.gz)");
+    msg = error_of([&] { load_dataset(idx_spec(t.path("nowhere"))); });
+    CHECK_HAS(msg, "m.json: training.data.dir: '" + t.path("nowhere") + "' is not a folder");
 }
 
 BOOST_AUTO_TEST_CASE(limit_keeps_the_first_samples) {
