@@ -1,5 +1,6 @@
 #include "graph/json_io.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -45,6 +46,8 @@ void line_col(const std::string& text, std::size_t byte, std::size_t& line, std:
     }
 }
 
+constexpr std::size_t kMaxJsonDepth = 64;  // docs/limits.md
+
 }  // namespace
 
 std::string json_path(const std::string& parent, const std::string& key) {
@@ -62,6 +65,10 @@ Json parse_json_text(const std::string& text, const std::string& file) {
         switch (event) {
             case E::object_start:
             case E::array_start: {
+                // Deeper nesting has no use in chainrule's files and costs stack and memory.
+                if (frames.size() >= kMaxJsonDepth)
+                    throw InputError(fmt::format("{}: {}: nesting deeper than {} levels", file,
+                                                 child_path(frames), kMaxJsonDepth));
                 Frame f;
                 f.array = event == E::array_start;
                 f.path = child_path(frames);
@@ -100,6 +107,16 @@ Json parse_json_text(const std::string& text, const std::string& file) {
         auto pos = what.find(": ");
         std::string detail = pos == std::string::npos ? what : what.substr(pos + 2);
         throw InputError(fmt::format("{}:{}:{}: malformed JSON: {}", file, line, col, detail));
+    } catch (const nlohmann::json::out_of_range& e) {  // a number like 1e999
+        // nlohmann names the literal but not its place: find it to give line:column.
+        std::string what = e.what();
+        auto q1 = what.find('\''), q2 = what.rfind('\'');
+        std::string literal = q1 != std::string::npos && q2 > q1 ? what.substr(q1 + 1, q2 - q1 - 1) : "";
+        std::size_t at = literal.empty() ? std::string::npos : text.find(literal);
+        std::size_t line = 0, col = 0;
+        if (at != std::string::npos) line_col(text, at + 1, line, col);
+        std::string place = at == std::string::npos ? file : fmt::format("{}:{}:{}", file, line, col);
+        throw InputError(fmt::format("{}: number {} is out of range for a double", place, literal));
     }
 }
 
@@ -122,6 +139,7 @@ std::string read_text_file(const std::string& path) {
 Json read_json_file(const std::string& path) { return parse_json_text(read_text_file(path), path); }
 
 void check_keys(const Json& obj, std::initializer_list<const char*> allowed, const std::string& where) {
+    get_object(obj, where);  // an array's items() would be reported as keys "0", "1", ...
     for (auto& [key, v] : obj.items()) {
         bool ok = false;
         for (const char* a : allowed) ok = ok || key == a;
@@ -179,9 +197,9 @@ Tensor tensor_from_json(const Json& j, const std::string& where) {
         dims.push_back(static_cast<std::int64_t>(probe->size()));
         probe = &(*probe)[0];
     }
-    Tensor t(Dtype::f64, dims);
-    double* out = t.data<double>();
-    std::int64_t next = 0;
+    // Values are collected before the tensor is allocated: the first element of each level
+    // sets the shape, and a few bytes of JSON must not claim gigabytes.
+    std::vector<double> out;
     // Walk in row-major order, checking every sub-array has the shape of the first.
     auto walk = [&](auto&& self, const Json& node, std::size_t depth, const std::string& at) -> void {
         if (depth == dims.size()) {
@@ -189,7 +207,7 @@ Tensor tensor_from_json(const Json& j, const std::string& where) {
                 throw InputError(fmt::format("{}: expected a number, got {}", at, node.dump()));
             double v = node.get<double>();
             if (!std::isfinite(v)) throw InputError(fmt::format("{}: expected a finite number", at));
-            out[next++] = v;
+            out.push_back(v);
             return;
         }
         if (!node.is_array() || static_cast<std::int64_t>(node.size()) != dims[depth])
@@ -199,6 +217,8 @@ Tensor tensor_from_json(const Json& j, const std::string& where) {
         for (std::size_t i = 0; i < node.size(); ++i) self(self, node[i], depth + 1, json_path(at, i));
     };
     walk(walk, j, 0, where);
+    Tensor t(Dtype::f64, dims);
+    std::copy(out.begin(), out.end(), t.data<double>());
     return t;
 }
 
