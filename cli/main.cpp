@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
     add_dot(app);
     add_train(app);
     add_eval(app);
+    add_data(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,324 @@
+// Training end to end: the Iris neuron learns what the lecture shows, checkpoints round
+// trip bit for bit, eval reproduces the training's figures, a resumed run equals an
+// uninterrupted one, sampling is deterministic, NaN stops the run and keeps the last
+// good checkpoint, and a small MNIST-shaped run learns.
+#define BOOST_TEST_MODULE train
+#include <boost/test/unit_test.hpp>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <fmt/format.h>
+#include <zlib.h>
+
+#include "graph/checkpoint.hpp"
+#include "graph/error.hpp"
+#include "graph/trainer.hpp"
+#include "testing.hpp"
+
+using namespace chainrule;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+    Model model;
+    TrainingSpec spec;
+    data::Dataset ds;
+};
+
+Run prepare(const std::string& name, const std::function<void(Json&)>& edit = {}) {
+    std::string path = testing::source_root() + "/models/" + name + ".json";
+    Json j = read_json_file(path);
+    if (edit) edit(j);
+    Run r{parse_model(j.dump(), path), {}, {}};
+    r.spec = parse_training(r.model.training, r.model.graph, r.model.path, r.model.dir);
+    r.ds = data::load_dataset(r.spec.data);
+    return r;
+}
+
+TrainOptions quiet(const std::string& out = "") {
+    TrainOptions o;
+    o.out_dir = out;
+    o.print = [](const std::string&) {};
+    return o;
+}
+
+fs::path fresh_dir(const std::string& name) {
+    fs::path p = fs::temp_directory_path() / ("chainrule_test_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
+}
+
+void require_same_parameters(const Graph& a, const Graph& b) {
+    for (int id : a.parameters()) {
+        const Tensor &x = a.node(id).value, &y = b.node(id).value;
+        BOOST_REQUIRE(x.numel() == y.numel());
+        bool same = std::memcmp(x.dtype() == Dtype::f32 ? (const void*)x.data<float>() : (const void*)x.data<double>(),
+                                y.dtype() == Dtype::f32 ? (const void*)y.data<float>() : (const void*)y.data<double>(),
+                                std::size_t(x.numel()) * dtype_size(x.dtype())) == 0;
+        BOOST_TEST(same, "parameter " << a.node(id).name << " differs");
+    }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(iris_neuron_loss_falls_over_the_first_epochs) {
+    Run r = prepare("iris_neuron");
+    BOOST_TEST(r.ds.train.count == 80);
+    BOOST_TEST(r.ds.test.count == 20);
+    TrainOptions o = quiet();
+    o.epochs = 15;
+    auto h = train(r.model, with_overrides(r.spec, o), r.ds, o);
+    BOOST_REQUIRE(h.size() == 15u);
+    for (std::size_t i = 1; i < h.size(); ++i) BOOST_TEST(h[i].train_loss < h[i - 1].train_loss);
+    BOOST_TEST(h.back().train_loss < 0.6 * h.front().train_loss);
+}
+
+BOOST_AUTO_TEST_CASE(iris_neuron_after_999_epochs_separates_the_classes_like_the_lecture) {
+    Run r = prepare("iris_neuron");
+    TrainOptions o = quiet();
+    o.epochs = 999;
+    train(r.model, with_overrides(r.spec, o), r.ds, o);
+    EvalResult e = evaluate(r.model, r.spec, r.ds, r.ds.test, true);
+    BOOST_TEST(e.accuracy == 1.0);
+    for (std::int64_t i = 0; i < e.count; ++i) {
+        double p = e.predictions.at(i);
+        if (r.ds.test.labels[std::size_t(i)] == 0)
+            BOOST_TEST(p < 0.2, "class-0 test row " << i << " predicted " << p);
+        else
+            BOOST_TEST(p > 0.75, "class-1 test row " << i << " predicted " << p);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(checkpoints_round_trip_bit_for_bit_and_damage_is_caught) {
+    Run r = prepare("iris_3class");
+    r.model.graph.init_parameters(5);
+    Checkpoint c = make_checkpoint(r.model.graph, 7, "state", Json{{"k", 1}});
+    std::string bytes = encode_checkpoint(c);
+    Checkpoint d = decode_checkpoint(bytes, "c.ckpt");
+    BOOST_TEST(d.epoch == 7);
+    BOOST_TEST(d.rng == "state");
+    BOOST_TEST(encode_checkpoint(d) == bytes);
+    Run fresh = prepare("iris_3class");
+    restore_parameters(fresh.model.graph, d, "c.ckpt");
+    require_same_parameters(r.model.graph, fresh.model.graph);
+
+    auto error_of = [](const std::string& b) {
+        try {
+            decode_checkpoint(b, "c.ckpt");
+        } catch (const InputError& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    std::string flipped = bytes;
+    flipped[bytes.size() / 2] ^= 0x10;
+    BOOST_TEST(error_of(flipped).find("c.ckpt: not a valid checkpoint: CRC mismatch") != std::string::npos);
+    BOOST_TEST(error_of(bytes.substr(0, bytes.size() - 9)).find("CRC mismatch") != std::string::npos);
+    BOOST_TEST(error_of("hello").find("does not start with the chainrule checkpoint magic") != std::string::npos);
+    // A checkpoint of another model is refused with the reason.
+    Run other = prepare("iris_neuron");
+    BOOST_CHECK_EXCEPTION(restore_parameters(other.model.graph, d, "c.ckpt"), InputError, [](const InputError& e) {
+        return std::string(e.what()).find("checkpoint has no parameter 'w'") != std::string::npos;
+    });
+}
+
+BOOST_AUTO_TEST_CASE(eval_on_the_saved_checkpoint_reproduces_the_final_figures) {
+    fs::path dir = fresh_dir("eval");
+    Run r = prepare("iris_3class");
+    TrainOptions o = quiet(dir.string());
+    o.epochs = 150;
+    auto h = train(r.model, with_overrides(r.spec, o), r.ds, o);
+    for (const char* f : {"checkpoint.ckpt", "metrics.csv", "curves.svg", "model.json"})
+        BOOST_TEST(fs::exists(dir / f), f);
+    Run fresh = prepare("iris_3class");
+    std::string ckpt = checkpoint_path(dir.string());
+    restore_parameters(fresh.model.graph, load_checkpoint(ckpt), ckpt);
+    EvalResult e = evaluate(fresh.model, fresh.spec, fresh.ds, fresh.ds.test);
+    BOOST_TEST(e.accuracy == h.back().test_accuracy);
+    BOOST_TEST(e.loss == h.back().test_loss);
+    BOOST_TEST(e.accuracy >= 0.9);
+    // metrics.csv has a header and one row per epoch; model.json loads with the trained values.
+    std::ifstream csv(dir / "metrics.csv");
+    std::string line;
+    int rows = -1;
+    while (std::getline(csv, line)) ++rows;
+    BOOST_TEST(rows == 150);
+    Model trained = load_model((dir / "model.json").string());
+    trained.graph.init_parameters(999);  // "value" inits ignore the seed
+    require_same_parameters(trained.graph, r.model.graph);
+    fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(resume_equals_the_uninterrupted_run_bit_for_bit) {
+    for (const char* sampling : {"shuffle", "with_replacement"}) {
+        auto edit = [&](Json& j) {
+            j["training"]["sampling"] = sampling;
+            j["training"]["batches_per_epoch"] = 7;
+        };
+        fs::path dir = fresh_dir(std::string("resume_") + sampling);
+        Run whole = prepare("iris_3class", edit);
+        TrainOptions o = quiet();
+        o.epochs = 6;
+        train(whole.model, with_overrides(whole.spec, o), whole.ds, o);
+
+        Run first = prepare("iris_3class", edit);
+        TrainOptions a = quiet(dir.string());
+        a.epochs = 3;
+        train(first.model, with_overrides(first.spec, a), first.ds, a);
+        Run second = prepare("iris_3class", edit);
+        TrainOptions b = quiet(dir.string());
+        b.epochs = 6;
+        b.resume = dir.string();
+        auto h = train(second.model, with_overrides(second.spec, b), second.ds, b);
+        BOOST_TEST(h.size() == 6u);  // the restored history plus the new epochs
+        require_same_parameters(whole.model.graph, second.model.graph);
+
+        // Resuming with other settings would not be the same run: refused.
+        Run third = prepare("iris_3class", edit);
+        TrainOptions c = quiet(dir.string());
+        c.epochs = 8;
+        c.lr = 0.01;
+        c.resume = dir.string();
+        BOOST_CHECK_EXCEPTION(train(third.model, with_overrides(third.spec, c), third.ds, c), InputError,
+                              [](const InputError& e) {
+                                  return std::string(e.what()).find("trained with lr = ") != std::string::npos;
+                              });
+        fs::remove_all(dir);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(sampling_is_deterministic_for_a_seed) {
+    auto run = [](std::uint64_t seed) {
+        Run r = prepare("iris_3class", [](Json& j) { j["training"]["sampling"] = "with_replacement"; });
+        TrainOptions o = quiet();
+        o.epochs = 2;
+        o.seed = seed;
+        train(r.model, with_overrides(r.spec, o), r.ds, o);
+        return r;
+    };
+    Run a = run(3), b = run(3), c = run(4);
+    require_same_parameters(a.model.graph, b.model.graph);
+    BOOST_TEST(a.model.graph.value("W1").at(0) != c.model.graph.value("W1").at(0));
+}
+
+namespace {
+
+// log(x·w): a step with a huge learning rate makes x·w negative, so the loss becomes NaN.
+void diverging(Json& j) {
+    j["name"] = "diverging";
+    j["parameters"]["w"]["init"] = {{"constant", 0.05}};
+    j["nodes"] = Json::parse(R"([
+        {"name": "z", "op": "matmul", "inputs": ["x", "w"]},
+        {"name": "a", "op": "add", "inputs": ["z", "b"]},
+        {"name": "yhat", "op": "log", "inputs": ["a"]},
+        {"name": "L", "op": "mse", "inputs": ["yhat", "y"]}])");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint) {
+    fs::path dir = fresh_dir("nan");
+    // Find the first epoch at which the loss is NaN for this learning rate.
+    Run r = prepare("iris_neuron", diverging);
+    TrainOptions o = quiet(dir.string());
+    o.epochs = 50;
+    o.lr = 0.3;
+    std::string msg;
+    try {
+        train(r.model, with_overrides(r.spec, o), r.ds, o);
+    } catch (const RunError& e) {
+        msg = e.what();
+    }
+    BOOST_TEST_MESSAGE(msg);
+    BOOST_REQUIRE(msg.find("the loss became NaN at epoch ") != std::string::npos);
+    int epoch = std::stoi(msg.substr(msg.find("at epoch ") + 9));
+    BOOST_REQUIRE(epoch >= 2);  // so that a good checkpoint exists
+    BOOST_TEST(msg.find("step 1 of 1") != std::string::npos);
+    BOOST_TEST(msg.find(fmt::format("the last good checkpoint is {} (epoch {})", (dir / "checkpoint.ckpt").string(),
+                                    epoch - 1)) != std::string::npos);
+    Checkpoint c = load_checkpoint((dir / "checkpoint.ckpt").string());
+    BOOST_TEST(c.epoch == epoch - 1);
+    for (const auto& [name, t] : c.tensors)
+        for (std::int64_t i = 0; i < t.numel(); ++i) BOOST_TEST(std::isfinite(t.at(i)));
+    // No temporary files are left behind.
+    for (auto& f : fs::directory_iterator(dir)) BOOST_TEST(f.path().string().find(".tmp-") == std::string::npos);
+
+    // --detect-anomaly names the node where it started.
+    Run again = prepare("iris_neuron", diverging);
+    TrainOptions d = quiet();
+    d.epochs = 50;
+    d.lr = 0.3;
+    d.detect_anomaly = true;
+    BOOST_CHECK_EXCEPTION(train(again.model, with_overrides(again.spec, d), again.ds, d), RunError,
+                          [](const RunError& e) {
+                              std::string w = e.what();
+                              return w.find("anomaly at epoch") != std::string::npos &&
+                                     w.find("node 'yhat' (log)") != std::string::npos && w.find("input a") != std::string::npos;
+                          });
+    fs::remove_all(dir);
+}
+
+namespace {
+
+void write_gz(const fs::path& p, const std::vector<unsigned char>& bytes) {
+    gzFile f = gzopen(p.string().c_str(), "wb");
+    BOOST_REQUIRE(f);
+    BOOST_REQUIRE(gzwrite(f, bytes.data(), unsigned(bytes.size())) == int(bytes.size()));
+    gzclose(f);
+}
+
+void be32(std::vector<unsigned char>& v, std::uint32_t x) {
+    for (int s = 24; s >= 0; s -= 8) v.push_back((unsigned char)(x >> s));
+}
+
+// MNIST-shaped data where class k is a bright bar at rows 2k..2k+3, with noise.
+void make_synthetic_mnist(const fs::path& dir) {
+    Rng rng(1);
+    for (auto [name, count] : {std::pair{"train", 3000}, std::pair{"t10k", 600}}) {
+        std::vector<unsigned char> img, lab;
+        be32(img, 0x803), be32(img, count), be32(img, 28), be32(img, 28);
+        be32(lab, 0x801), be32(lab, count);
+        for (int i = 0; i < count; ++i) {
+            int k = int(rng.below(10));
+            lab.push_back((unsigned char)k);
+            for (int y = 0; y < 28; ++y)
+                for (int x = 0; x < 28; ++x) {
+                    double v = rng.uniform(0, 60) + (y >= 2 * k + 4 && y < 2 * k + 8 && x > 4 && x < 24 ? 180 : 0);
+                    img.push_back((unsigned char)std::min(255.0, v));
+                }
+        }
+        write_gz(dir / (std::string(name) + "-images-idx3-ubyte.gz"), img);
+        write_gz(dir / (std::string(name) + "-labels-idx1-ubyte.gz"), lab);
+    }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_small_mnist_run_learns) {
+    // Real MNIST when it has been fetched (scripts/get-mnist), else generated digits.
+    fs::path real = fs::path(testing::source_root()) / "data/mnist";
+    fs::path dir = real;
+    if (!fs::exists(real / "train-labels-idx1-ubyte.gz")) {
+        dir = fresh_dir("mnist");
+        make_synthetic_mnist(dir);
+    }
+    BOOST_TEST_MESSAGE("MNIST data: " << dir);
+    Run r = prepare("mnist_relu_softmax", [&](Json& j) {
+        j["training"]["data"] = {{"kind", "idx"}, {"dir", fs::absolute(dir).string()}, {"limit", {{"train", 3000}, {"test", 600}}}};
+        j["training"]["batch_size"] = 100;
+        j["training"]["batches_per_epoch"] = 30;
+    });
+    r.model.graph.init_parameters(r.spec.seed);
+    double before = evaluate(r.model, r.spec, r.ds, r.ds.test).accuracy;
+    TrainOptions o = quiet();
+    o.epochs = 3;
+    auto h = train(r.model, with_overrides(r.spec, o), r.ds, o);
+    BOOST_TEST_MESSAGE("accuracy before: " << before << ", after epoch 1: " << h.front().test_accuracy
+                                           << ", after 3: " << h.back().test_accuracy);
+    BOOST_TEST(before < 0.3);
+    BOOST_TEST(h.back().test_accuracy > before + 0.4);
+    BOOST_TEST(h.back().test_accuracy >= h.front().test_accuracy - 0.02);
+    if (dir != real) fs::remove_all(dir);
+}
