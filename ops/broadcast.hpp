@@ -4,7 +4,11 @@
 
 #include <array>
 #include <cstdint>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <vector>
 
+#include "graph/shape.hpp"
 #include "graph/tensor.hpp"
 
 namespace chainrule {
@@ -82,6 +86,62 @@ void sum_to_shape(const Tensor& grad, Tensor& target) {
     target.zero();
     walk_broadcast(grad.dims(), target.dims(), target.dims(),
                    [&](std::int64_t io, std::int64_t it, std::int64_t) { t[it] += g[io]; });
+}
+
+// A tensor seen as lines along one axis: line (o, i) holds the `len` elements
+// base + j*stride for j < len. Softmax and its relatives work line by line along any axis
+// without copying the data into a contiguous buffer.
+struct AxisLines {
+    std::int64_t outer = 1, len = 1, inner = 1;
+    AxisLines(const Dims& d, std::size_t axis) {
+        for (std::size_t i = 0; i < d.size(); ++i) (i < axis ? outer : i == axis ? len : inner) *= d[i];
+    }
+    std::int64_t stride() const { return inner; }
+    // f(base) for every line.
+    template <class F>
+    void for_each(F&& f) const {
+        for (std::int64_t o = 0; o < outer; ++o)
+            for (std::int64_t i = 0; i < inner; ++i) f(o * len * inner + i);
+    }
+};
+
+// The axes a reduction (sum, mean) removes, from its `axis` attr: null means every axis,
+// an integer one axis (negative counts from the end), a list of integers those axes.
+// ShapeError for anything else, an axis out of range, or an axis named twice.
+inline std::vector<bool> reduced_axes(const nlohmann::ordered_json& axis, std::size_t rank) {
+    std::vector<bool> mask(rank, axis.is_null());
+    if (axis.is_null()) return mask;
+    auto one = [&](const nlohmann::ordered_json& a) {
+        if (!a.is_number_integer())
+            throw ShapeError(fmt::format("axis must be null (all axes), an integer or a list of integers, got {}",
+                                         axis.dump()));
+        std::size_t k = resolve_axis(a.get<std::int64_t>(), rank);
+        if (mask[k]) throw ShapeError(fmt::format("axis {} names axis {} twice", axis.dump(), k));
+        mask[k] = true;
+    };
+    if (axis.is_array())
+        for (const auto& a : axis) one(a);
+    else
+        one(axis);
+    return mask;
+}
+
+// Output shape of a reduction: reduced axes dropped, or kept as 1 with keepdims.
+inline Shape reduced_shape(const Shape& in, const std::vector<bool>& mask, bool keepdims) {
+    Shape out;
+    for (std::size_t i = 0; i < in.size(); ++i)
+        if (!mask[i]) out.push_back(in[i]);
+        else if (keepdims) out.push_back(Dim{1, {}});
+    return out;
+}
+
+// `dims` with the reduced axes set to 1 (keepdims): this shape broadcasts back onto `dims`,
+// so walk_broadcast pairs every input element with its output element.
+inline Dims kept_dims(const Dims& dims, const std::vector<bool>& mask) {
+    Dims out = dims;
+    for (std::size_t i = 0; i < out.size(); ++i)
+        if (mask[i]) out[i] = 1;
+    return out;
 }
 
 }  // namespace chainrule

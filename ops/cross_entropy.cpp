@@ -1,0 +1,124 @@
+// cross_entropy(logits[N,C], labels) = mean over rows of −log softmax(logits)[label].
+//
+// labels are either class indices [N] (a float tensor holding integers) or targets [N,C]
+// (one-hot rows; any non-negative rows work as soft targets: −Σ_j t_j·log p_j).
+// log p comes from a max-shifted log-sum-exp, so logits of ±1000 give a finite loss and
+// gradient. Gradient for labels: class indices are a step function, so their derivative
+// is 0 and zeros are written; for [N,C] targets the loss is linear in t and the exact
+// dL/dt = −log p / N is written, so gradcheck agrees whichever nodes it perturbs.
+#include <cmath>
+#include <fmt/format.h>
+
+#include "graph/error.hpp"
+#include "ops/op.hpp"
+
+namespace chainrule {
+namespace {
+
+// Class index of row r, checked: a label must select one of the C columns.
+template <class T>
+std::int64_t class_of(const T* labels, std::int64_t r, std::int64_t classes) {
+    T v = labels[r];
+    if (!(v >= T(0) && v < T(classes) && v == std::floor(v)))
+        throw RunError(fmt::format("cross_entropy: row {} has label {}, but a class index must be an integer "
+                                   "in [0, {}) (one per logits column)",
+                                   r, double(v), classes));
+    return static_cast<std::int64_t>(v);
+}
+
+// m + ln Σ_j exp(z_j − m) with m = max_j z_j: never overflows.
+template <class T>
+T log_sum_exp(const T* z, std::int64_t n) {
+    T m = z[0];
+    for (std::int64_t j = 1; j < n; ++j) m = std::max(m, z[j]);
+    T sum = 0;
+    for (std::int64_t j = 0; j < n; ++j) sum += std::exp(z[j] - m);
+    return m + std::log(sum);
+}
+
+const bool registered = register_op({
+    .name = "cross_entropy",
+    .formula = "L = −1/N · Σ_rows ln p[label],  p = softmax(logits) per row (log-sum-exp);  "
+               "dL/dlogits = (p − onehot(label)) / N  (soft targets t: (p·Σt − t) / N);  "
+               "dL/dlabels = 0 for class indices, −ln p / N for [N,C] targets",
+    .inputs = {"logits", "labels"},
+    .shape =
+        [](std::span<const Shape> in, const Attrs&) {
+            const Shape &z = in[0], &t = in[1];
+            if (z.size() != 2)
+                throw ShapeError(fmt::format("needs logits of shape [N,C], got {}", format_shape(z)));
+            bool indices = t.size() == 1 && t[0] == z[0];
+            if (!indices && t != z)
+                throw ShapeError(fmt::format(
+                    "needs labels as class indices {} or one-hot rows {} for logits {}, got {}",
+                    format_shape({z[0]}), format_shape(z), format_shape(z), format_shape(t)));
+            return Shape{};
+        },
+    .forward =
+        [](const ForwardCall& c) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const Tensor &z = *c.in[0], &t = *c.in[1];
+                const std::int64_t rows = z.dim(0), classes = z.dim(1);
+                const bool indices = t.rank() == 1;
+                const T *pz = z.data<T>(), *pt = t.data<T>();
+                double total = 0;  // in double: a batch of 10^4 float32 terms loses digits
+                for (std::int64_t r = 0; r < rows; ++r) {
+                    const T* zr = pz + r * classes;
+                    T lse = log_sum_exp(zr, classes);
+                    if (indices) {
+                        total += double(lse - zr[class_of(pt, r, classes)]);
+                        continue;
+                    }
+                    const T* tr = pt + r * classes;
+                    for (std::int64_t j = 0; j < classes; ++j)
+                        if (tr[j] != T(0)) total += double(tr[j]) * double(lse - zr[j]);  // skip 0·(−inf)
+                }
+                c.out.data<T>()[0] = static_cast<T>(total / double(rows));
+            });
+        },
+    .backward =
+        [](const BackwardCall& c) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const Tensor &z = *c.in[0], &t = *c.in[1];
+                const std::int64_t rows = z.dim(0), classes = z.dim(1);
+                const bool indices = t.rank() == 1;
+                const T *pz = z.data<T>(), *pt = t.data<T>();
+                const T scale = c.grad_out.data<T>()[0] / static_cast<T>(rows);
+                T* gz = c.grad_in[0] ? c.grad_in[0]->data<T>() : nullptr;
+                T* gt = c.grad_in[1] ? c.grad_in[1]->data<T>() : nullptr;
+                if (gt && indices) c.grad_in[1]->zero();
+                for (std::int64_t r = 0; r < rows; ++r) {
+                    const T* zr = pz + r * classes;
+                    T lse = log_sum_exp(zr, classes);
+                    if (indices) {
+                        if (!gz) continue;
+                        std::int64_t k = class_of(pt, r, classes);
+                        for (std::int64_t j = 0; j < classes; ++j)
+                            gz[r * classes + j] = scale * (std::exp(zr[j] - lse) - T(j == k));
+                        continue;
+                    }
+                    const T* tr = pt + r * classes;
+                    T tsum = 0;
+                    for (std::int64_t j = 0; j < classes; ++j) tsum += tr[j];
+                    for (std::int64_t j = 0; j < classes; ++j) {
+                        if (gz) gz[r * classes + j] = scale * (std::exp(zr[j] - lse) * tsum - tr[j]);
+                        if (gt) gt[r * classes + j] = -scale * (zr[j] - lse);
+                    }
+                }
+            });
+        },
+    .samples = {{.shapes = {{4, 3}, {4}}, .domains = {Domain::real, Domain::class_index}},
+                {.shapes = {{4, 3}, {4, 3}}, .domains = {Domain::real, Domain::one_hot}},
+                {.shapes = {{1, 5}, {1}}, .domains = {Domain::real, Domain::class_index}},
+                // Soft targets make the labels' gradient −ln p / N checkable too.
+                {.shapes = {{3, 4}, {3, 4}}, .domains = {Domain::real, Domain::positive}}},
+    .summary = "softmax cross-entropy, mean over rows; labels as class indices [N] or one-hot [N,C]",
+    .bad_samples = {{.shapes = {{4, 3}, {3}}},
+                    {.shapes = {{4, 3}, {4, 2}}},
+                    {.shapes = {{4}, {4}}},
+                    {.shapes = {{4, 3}, {4, 1}}},
+                    {.shapes = {{2, 3, 4}, {2}}}},
+});
+
+}  // namespace
+}  // namespace chainrule

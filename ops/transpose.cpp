@@ -1,0 +1,109 @@
+// transpose(x, perm): output axis i is input axis perm[i]. The default perm [] reverses
+// the axes (numpy's default), which for a 2-D tensor is the matrix transpose.
+#include <fmt/format.h>
+
+#include "ops/broadcast.hpp"
+#include "ops/op.hpp"
+
+namespace chainrule {
+namespace {
+
+// The permutation to apply, validated; ShapeError when `perm` is not one of 0..rank-1.
+std::vector<std::size_t> perm_of(const Attrs& attrs, std::size_t rank) {
+    const auto& p = attrs.at("perm");
+    std::vector<std::size_t> perm;
+    if (p.empty()) {
+        for (std::size_t i = 0; i < rank; ++i) perm.push_back(rank - 1 - i);
+        return perm;
+    }
+    std::vector<bool> seen(rank);
+    bool ok = p.size() == rank;
+    for (std::size_t i = 0; ok && i < rank; ++i) {
+        ok = p[i].is_number_integer() && p[i].get<std::int64_t>() >= 0 &&
+             p[i].get<std::int64_t>() < std::int64_t(rank) && !seen[p[i].get<std::size_t>()];
+        if (ok) {
+            perm.push_back(p[i].get<std::size_t>());
+            seen[perm.back()] = true;
+        }
+    }
+    if (!ok)
+        throw ShapeError(fmt::format("perm {} must list each of the input's {} axes once{}", p.dump(), rank,
+                                     rank ? fmt::format(" (0..{})", rank - 1) : std::string(" (none: use [])")));
+    return perm;
+}
+
+// f(o, i) for every element: o its flat index in the transposed tensor (row-major),
+// i the flat index of the same element in x.
+template <class F>
+void walk_transposed(const Dims& in, const std::vector<std::size_t>& perm, F&& f) {
+    const std::size_t rank = in.size();
+    std::array<std::int64_t, kMaxRank> in_stride{}, stride{}, dims{}, count{};
+    std::int64_t total = 1;
+    for (std::size_t k = rank; k-- > 0;) {
+        in_stride[k] = total;
+        total *= in[k];
+    }
+    for (std::size_t k = 0; k < rank; ++k) {
+        dims[k] = in[perm[k]];
+        stride[k] = in_stride[perm[k]];
+    }
+    std::int64_t i = 0;
+    for (std::int64_t o = 0; o < total; ++o) {
+        f(o, i);
+        for (std::size_t k = rank; k-- > 0;) {  // odometer over the output's index
+            i += stride[k];
+            if (++count[k] < dims[k]) break;
+            i -= stride[k] * dims[k];
+            count[k] = 0;
+        }
+    }
+}
+
+const bool registered = register_op({
+    .name = "transpose",
+    .formula = "y = xᵀ (axis i of y is axis perm[i] of x; default: axes reversed);  "
+               "dL/dx = (dL/dy) transposed back by the inverse permutation",
+    .inputs = {"x"},
+    .attrs = {{"perm", Attrs::array()}},
+    .shape =
+        [](std::span<const Shape> in, const Attrs& attrs) {
+            if (in[0].size() > kMaxRank)
+                throw ShapeError(fmt::format("supports rank up to {}, got {}", kMaxRank, format_shape(in[0])));
+            auto perm = perm_of(attrs, in[0].size());
+            Shape out;
+            for (auto p : perm) out.push_back(in[0][p]);
+            return out;
+        },
+    .forward =
+        [](const ForwardCall& c) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* x = c.in[0]->data<T>();
+                T* y = c.out.data<T>();
+                walk_transposed(c.in[0]->dims(), perm_of(c.attrs, c.in[0]->rank()),
+                                [&](std::int64_t o, std::int64_t i) { y[o] = x[i]; });
+            });
+        },
+    .backward =
+        [](const BackwardCall& c) {
+            if (!c.grad_in[0]) return;
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* g = c.grad_out.data<T>();
+                T* gx = c.grad_in[0]->data<T>();
+                walk_transposed(c.in[0]->dims(), perm_of(c.attrs, c.in[0]->rank()),
+                                [&](std::int64_t o, std::int64_t i) { gx[i] = g[o]; });
+            });
+        },
+    .samples = {{.shapes = {{3, 4}}},
+                {.shapes = {{1, 5}}},
+                {.shapes = {{2, 3, 4}}, .attrs = {{"perm", {1, 2, 0}}}},
+                {.shapes = {{2, 3, 4}}},
+                {.shapes = {{5}}}},
+    .summary = "matrix transpose, or any permutation of the axes (perm)",
+    .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"perm", {0}}}},
+                    {.shapes = {{3, 4}}, .attrs = {{"perm", {0, 0}}}},
+                    {.shapes = {{3, 4}}, .attrs = {{"perm", {0, 2}}}},
+                    {.shapes = {{3, 4}}, .attrs = {{"perm", {1, -1}}}}},
+});
+
+}  // namespace
+}  // namespace chainrule
