@@ -1,0 +1,67 @@
+// lecture_sigmoid_normalize(a): the lecture's output layer with the lecture's own update.
+//
+// Forward: s = sigmoid(a), y2 = s / Σ s along the last axis (sigmoid then normalize).
+// Backward: dL/da = g ⊙ y2 ⊙ (1 − y2), the lecture's hand-derived formula, which is NOT the
+// gradient of this forward: it skips normalize's Jacobian and applies sigmoid's
+// derivative y(1−y) to the normalized y2 instead of to s. models/mnist_lecture.json uses it
+// to reproduce the lecture's training curve; the exact chain is sigmoid → normalize.
+// The op table therefore skips its finite-difference check (exact_gradient = false).
+#include <cmath>
+
+#include "ops/op.hpp"
+
+namespace chainrule {
+namespace {
+
+template <class T>
+T stable_sigmoid(T x) {
+    if (x >= 0) return T(1) / (T(1) + std::exp(-x));
+    T e = std::exp(x);
+    return e / (T(1) + e);
+}
+
+const bool registered = register_op({
+    .name = "lecture_sigmoid_normalize",
+    .formula = "y2 = s / Σ s along the last axis, s = sigmoid(a);  dL/da = dL/dy2 · y2·(1−y2)  "
+               "— the lecture's update, NOT the true gradient (it drops normalize's Jacobian and "
+               "uses y2 where sigmoid's derivative needs s); exact: sigmoid → normalize",
+    .inputs = {"a"},
+    .shape =
+        [](std::span<const Shape> in, const Attrs&) {
+            if (in[0].empty()) throw ShapeError("needs a tensor of rank >= 1, got a scalar");
+            return in[0];
+        },
+    .forward =
+        [](const ForwardCall& c) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const std::int64_t len = c.out.dim(c.out.rank() - 1), rows = c.out.numel() / len;
+                const T* a = c.in[0]->data<T>();
+                T* y = c.out.data<T>();
+                for (std::int64_t r = 0; r < rows; ++r) {
+                    T sum = 0;
+                    for (std::int64_t j = 0; j < len; ++j) {
+                        y[r * len + j] = stable_sigmoid(a[r * len + j]);
+                        sum += y[r * len + j];
+                    }
+                    for (std::int64_t j = 0; j < len; ++j) y[r * len + j] /= sum;
+                }
+            });
+        },
+    .backward =
+        [](const BackwardCall& c) {
+            if (!c.grad_in[0]) return;
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* y = c.out.data<T>();
+                const T* g = c.grad_out.data<T>();
+                T* ga = c.grad_in[0]->data<T>();
+                for (std::int64_t i = 0; i < c.out.numel(); ++i) ga[i] = g[i] * y[i] * (T(1) - y[i]);
+            });
+        },
+    .samples = {{.shapes = {{3, 10}}}, {.shapes = {{4}}}, {.shapes = {{2, 3, 2}}}},
+    .summary = "the lecture's sigmoid+normalize output with its hand-derived (inexact) update",
+    .bad_samples = {{.shapes = {{}}}},
+    .exact_gradient = false,
+});
+
+}  // namespace
+}  // namespace chainrule
