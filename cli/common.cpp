@@ -42,7 +42,22 @@ void set_point(Model& m, const std::string& feed_path, std::optional<std::uint64
         Dims dims;
         for (const auto& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
         Tensor t(Dtype::f64, dims);
-        for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform());
+        // An input that an op reads as class labels gets valid labels: class indices for
+        // [N], one-hot rows for [N,C]; C comes from the op's first input (the logits).
+        std::int64_t classes = 0;
+        for (const Node& user : g.nodes())
+            for (std::size_t k = 0; k < user.inputs.size(); ++k)
+                if (user.inputs[k] == int(id) && user.op->inputs[k] == "labels" && !user.inputs.empty()) {
+                    const Shape& logits = g.node(user.inputs[0]).shape;
+                    if (!logits.empty() && !logits.back().symbolic()) classes = logits.back().size;
+                }
+        if (classes > 0 && dims.size() == 1) {
+            for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, double(rng.below(std::uint64_t(classes))));
+        } else if (classes > 0 && dims.size() == 2 && dims[1] == classes) {
+            for (std::int64_t r = 0; r < dims[0]; ++r) t.set(r * classes + std::int64_t(rng.below(std::uint64_t(classes))), 1.0);
+        } else {
+            for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform());
+        }
         g.set_value(n.name, t);
     }
 }

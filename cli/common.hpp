@@ -15,7 +15,8 @@ Model load(const std::string& path, bool force_f64 = false);
 
 // Puts the graph at a point: parameters from their initializers (seed: --seed, else the
 // model's training seed, else 0), then the feed file, then every input still without a
-// value drawn uniform(0, 1) from the same seed with each symbolic dim set to 3.
+// value drawn uniform(0, 1) from the same seed with each symbolic dim set to 3 (inputs read
+// as "labels", e.g. by cross_entropy, get valid class indices or one-hot rows instead).
 void set_point(Model& m, const std::string& feed_path, std::optional<std::uint64_t> seed);
 
 // The model's training seed, or 0.

@@ -5,12 +5,19 @@
 
 #include "cli/commands.hpp"
 #include "graph/error.hpp"
+#include "ops/plugin.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"chainrule: reverse-mode autodiff over computational graphs defined in JSON.\n"
                  "Run `chainrule COMMAND --help` for the options of each command."};
     app.require_subcommand(1);
     app.set_version_flag("--version", "chainrule 0.1.0");
+    std::vector<std::string> plugins;
+    // Plugins load while the command line is read, before any command runs, so their ops
+    // are known to the model loader.
+    app.add_option("--plugin", plugins, "load ops from a shared library (repeatable; docs/writing-ops.md)")
+        ->each([](const std::string& path) { chainrule::load_plugin(path); })
+        ->type_name("LIB.so");
     using namespace chainrule::cli;
     add_check(app);
     add_grad(app);

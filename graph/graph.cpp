@@ -139,7 +139,9 @@ int Graph::op(const std::string& name, const std::string& op_name, const std::ve
                                          allowed.empty() ? "none" : fmt::format("{}", fmt::join(allowed, ", "))));
         }
         const auto& def = op->attrs.at(key);
-        bool same = def.is_number_integer() ? v.is_number_integer()
+        // A null default means the op's shape rule validates whatever is given (e.g. sum's axis).
+        bool same = def.is_null()               ? true
+                    : def.is_number_integer() ? v.is_number_integer()
                     : def.is_number()       ? v.is_number()
                                             : def.type() == v.type();
         if (!same)

@@ -1,0 +1,32 @@
+#include "ops/plugin.hpp"
+
+#include <dlfcn.h>
+#include <fmt/format.h>
+#include <stdexcept>
+
+#include "graph/error.hpp"
+
+namespace chainrule {
+
+void load_plugin(const std::string& path) {
+    // dlopen searches the library path for names without a slash; a plugin is a file.
+    std::string file = path.find('/') == std::string::npos ? "./" + path : path;
+    void* handle = ::dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        const char* err = ::dlerror();
+        throw InputError(fmt::format("plugin {}: cannot be loaded: {}", path, err ? err : "unknown error"));
+    }
+    // The handle is kept open for the life of the process: the registered ops point into it.
+    void* entry = ::dlsym(handle, kPluginEntryPoint);
+    if (!entry)
+        throw InputError(fmt::format("plugin {}: has no entry point {}; define extern \"C\" void {}() that calls "
+                                     "chainrule::register_op (docs/writing-ops.md)",
+                                     path, kPluginEntryPoint, kPluginEntryPoint));
+    try {
+        reinterpret_cast<void (*)()>(entry)();
+    } catch (const std::invalid_argument& e) {
+        throw InputError(fmt::format("plugin {}: {}", path, e.what()));
+    }
+}
+
+}  // namespace chainrule
