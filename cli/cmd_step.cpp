@@ -1,0 +1,110 @@
+// `chainrule step`: the backward pass one op node at a time (docs/backprop-walkthrough.md).
+#include <fmt/format.h>
+#include <iostream>
+#include <unistd.h>
+
+#include "cli/commands.hpp"
+#include "cli/common.hpp"
+#include "graph/error.hpp"
+#include "graph/stepper.hpp"
+
+namespace chainrule::cli {
+namespace {
+
+struct StepOptions {
+    std::string model, feed, until;
+    std::optional<std::uint64_t> seed;
+    bool all = false, json = false, interactive = false;
+    ShowOptions show;
+};
+
+Json trace_json(const Stepper& s, Json steps) {
+    const Graph& g = s.graph();
+    Json out;
+    out["model"] = g.name;
+    out["loss"] = g.node(s.loss()).value.at(0);
+    out["loss_node"] = g.node(s.loss()).name;
+    Json nodes = Json::object();
+    for (std::size_t i = 0; i < g.size(); ++i) {
+        int id = int(i);
+        Json n = node_json(g, id, true);
+        // A gradient the walk has not reached yet holds nothing meaningful.
+        if (!s.done() && !s.reached(id)) n["grad"] = nullptr;
+        nodes[g.node(id).name] = std::move(n);
+    }
+    out["nodes"] = nodes;
+    Json order = Json::array();
+    for (int id : s.order()) order.push_back(g.node(id).name);
+    out["order"] = order;
+    out["complete"] = s.done();
+    out["steps"] = std::move(steps);
+    return out;
+}
+
+void run(const StepOptions& o) {
+    Model m = load(o.model);
+    set_point(m, o.feed, o.seed);
+    Stepper s(m.graph);
+    const Graph& g = s.graph();
+    std::size_t stop = s.order().size();
+    if (!o.until.empty()) {
+        try {
+            stop = s.index_of(o.until) + 1;
+        } catch (const InputError& e) {
+            throw InputError(fmt::format("--until: {}", e.what()));
+        }
+    }
+    if (o.json) {
+        Json steps = Json::array();
+        while (s.position() < stop) steps.push_back(step_json(s, s.next()));
+        std::cout << trace_json(s, std::move(steps)).dump() << "\n";
+        return;
+    }
+    bool interactive = !o.all && (o.interactive || (::isatty(0) && ::isatty(1)));
+    if (!interactive || !o.until.empty()) {
+        fmt::print("forward done: loss {} = {:.{}g}; {} backward steps in reverse topological order: {}\n\n",
+                   g.node(s.loss()).name, g.node(s.loss()).value.at(0), o.show.digits, s.order().size(),
+                   fmt::join([&] {
+                       std::vector<std::string> names;
+                       for (int id : s.order()) names.push_back(g.node(id).name);
+                       return names;
+                   }(), ", "));
+        while (s.position() < stop) fmt::print("{}\n", format_step(s, s.next(), o.show));
+        if (s.done()) fmt::print("{}", format_summary(s, o.show));
+        else fmt::print("stopped after step {}/{} ({})\n", s.position(), s.order().size(), o.until);
+        std::fflush(stdout);
+    }
+    if (interactive) interact(s, std::cin, std::cout, ::isatty(0), o.show);
+}
+
+}  // namespace
+
+void add_step(CLI::App& app) {
+    auto o = std::make_shared<StepOptions>();
+    auto* cmd = app.add_subcommand(
+        "step", "Run forward, then backward one op node at a time, showing each node's upstream gradient, what it "
+                "sends to each input and the gradients accumulated so far. Interactive on a terminal (type help)");
+    cmd->add_option("MODEL", o->model, "model JSON file")->required();
+    cmd->add_option("--feed", o->feed,
+                    "JSON object mapping input and parameter names to nested arrays; inputs not in it and "
+                    "without a default value are drawn uniform(0,1) with symbolic dims set to 3");
+    cmd->add_option("--seed", o->seed, "seed for parameter initialisation and random inputs (default: the "
+                                       "model's training seed, else 0)");
+    cmd->add_option("--until", o->until, "stop after this op node's step (interactive: then prompt)");
+    auto* all = cmd->add_flag("--all", o->all, "print every step without asking, even on a terminal");
+    auto* json = cmd->add_flag("--json", o->json, "print the whole trace as one JSON document on stdout");
+    cmd->add_flag("--interactive", o->interactive,
+                  "read commands from stdin even when it is not a terminal (for scripts and tests)")
+        ->excludes(all)
+        ->excludes(json);
+    cmd->add_option("--digits", o->show.digits, "significant digits in printed numbers")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 17));
+    cmd->add_option("--limit", o->show.limit, "print tensors up to this many elements whole, larger ones as "
+                                              "statistics")
+        ->capture_default_str()
+        ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
+    cmd->callback([o] { run(*o); });
+}
+
+}  // namespace chainrule::cli

@@ -1,0 +1,31 @@
+// Graphviz pictures of a graph: `chainrule dot`.
+#pragma once
+
+#include <string>
+
+#include "graph/graph.hpp"
+
+namespace chainrule {
+
+struct DotOptions {
+    bool values = true;          // show values of tensors with at most `small` elements
+    bool grads = false;          // and their gradients (run backward first)
+    std::int64_t small = 8;
+    int digits = 4;
+};
+
+// DOT text: one node per graph node, labelled with name, op and shape (and small values);
+// inputs, parameters, constants, ops and the loss each get their own shape and colour.
+std::string to_dot(const Graph& g, const DotOptions& o = {});
+
+// A DOT double-quoted string's content: quotes and backslashes escaped, line breaks as \n.
+std::string dot_escape(const std::string& s);
+
+// The full path of `program` found on PATH, or "" when it is not there.
+std::string find_program(const std::string& program);
+
+// Renders DOT text to an SVG file with Graphviz's `dot -Tsvg`. Throws RunError when `dot`
+// is not installed (naming the Debian package) or fails.
+void render_svg(const std::string& dot_text, const std::string& path);
+
+}  // namespace chainrule

@@ -1,0 +1,251 @@
+// `chainrule step` and `chainrule dot`, run as the built binary.
+#define BOOST_TEST_MODULE step_cli
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "graph/dot.hpp"
+#include "graph/json_io.hpp"
+#include "graph/model_json.hpp"
+#include "testing.hpp"
+
+extern char** environ;
+
+using namespace chainrule;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+    int code = -1;
+    std::string out, err;
+};
+
+std::string read_all(const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return {std::istreambuf_iterator<char>(f), {}};
+}
+
+std::string model(const std::string& name) { return testing::source_root() + "/models/" + name; }
+
+// Runs chainrule with `args`, `input` as stdin (a file, so never a terminal) and, when
+// `path` is given, PATH set to it.
+Result run(std::vector<std::string> args, const std::string& input = "", const char* path = nullptr) {
+    static int calls = 0;
+    fs::path base = fs::temp_directory_path() /
+                    ("chainrule-test-step-" + std::to_string(::getpid()) + "-" + std::to_string(calls++));
+    fs::path in = base.string() + ".in", out = base.string() + ".out", err = base.string() + ".err";
+    std::ofstream(in, std::ios::binary) << input;
+
+    args.insert(args.begin(), testing::build_root() + "/cli/chainrule");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_strings;
+    for (char** e = environ; *e; ++e)
+        if (!path || std::string(*e).rfind("PATH=", 0) != 0) env_strings.emplace_back(*e);
+    if (path) env_strings.push_back(std::string("PATH=") + path);
+    std::vector<char*> envp;
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&actions);
+    BOOST_REQUIRE_MESSAGE(rc == 0, "cannot start " << args[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    Result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = read_all(out);
+    r.err = read_all(err);
+    for (const auto& p : {in, out, err}) fs::remove(p);
+    return r;
+}
+
+bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(interactive_mode_reads_a_stdin_script) {
+    Result r = run({"step", model("worked_example.json"), "--interactive"}, "\np yhat\nb a\nc\np w\nq\n");
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(r.err == "");
+    const std::string& o = r.out;
+    auto at = [&](const std::string& s) { return o.find(s); };
+    BOOST_TEST(has(o, "(step 1/4) \nstep 1/4: L = mse(yhat, y)"));
+    BOOST_TEST(at("step 1/4: L") < at("(step 2/4) p yhat"));
+    BOOST_TEST(at("(step 2/4) p yhat") < at("yhat (op sigmoid) [3,1]"));
+    BOOST_TEST(has(o, "0.753989"));  // σ(1.12)
+    BOOST_TEST(at("(step 2/4) b a") < at("step 2/4: yhat = sigmoid(a)"));
+    BOOST_TEST(at("step 2/4: yhat") < at("step 3/4: a = add(z, b)"));
+    BOOST_TEST(at("step 3/4: a") < at("(step 4/4) c"));
+    BOOST_TEST(at("(step 4/4) c") < at("step 4/4: z = matmul(x, w)"));
+    BOOST_TEST(at("step 4/4: z") < at("backward done after 4 steps"));
+    BOOST_TEST(at("(done) p w") < at("w (parameter) [4,1]"));
+    BOOST_TEST(has(o, "(done) q"));
+}
+
+BOOST_AUTO_TEST_CASE(q_stops_the_walk) {
+    Result r = run({"step", model("worked_example.json"), "--interactive"}, "\nq\n\n\n");
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(has(r.out, "step 1/4:"));
+    BOOST_TEST(!has(r.out, "step 2/4:"));
+    BOOST_TEST(!has(r.out, "backward done"));
+}
+
+BOOST_AUTO_TEST_CASE(without_a_terminal_every_step_is_printed) {
+    // Commands on stdin are not read without --interactive.
+    Result r = run({"step", model("worked_example.json")}, "q\n");
+    BOOST_TEST(r.code == 0);
+    for (const char* s : {"step 1/4: L", "step 2/4: yhat", "step 3/4: a", "step 4/4: z", "backward done after 4 steps"})
+        BOOST_TEST(has(r.out, s), s);
+    BOOST_TEST(!has(r.out, "(step "));
+    Result all = run({"step", model("worked_example.json"), "--all"});
+    BOOST_TEST(all.out == r.out);
+}
+
+BOOST_AUTO_TEST_CASE(large_tensors_are_summarised) {
+    Result r = run({"step", model("slides_mnist.json"), "--until", "S"});
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(has(r.out, "shape [3,10]  min "));
+    BOOST_TEST(has(r.out, "norm "));
+    BOOST_TEST(has(r.out, "(1) ∂L/∂S = (S − t)/N"));
+    BOOST_TEST(has(r.out, "(2) ∂S/∂y2"));
+    BOOST_TEST(has(r.out, "relative difference"));
+    BOOST_TEST(has(r.out, "stopped after step 2/8 (S)"));
+    BOOST_TEST(!has(r.out, "step 3/8"));
+}
+
+BOOST_AUTO_TEST_CASE(json_trace_has_one_entry_per_op_node_in_reverse_topological_order) {
+    Result r = run({"step", model("slides_mnist.json"), "--json"});
+    BOOST_TEST(r.code == 0);
+    Json j = parse_json_text(r.out, "step --json");
+    for (const char* k : {"model", "loss", "loss_node", "nodes", "order", "complete", "steps"})
+        BOOST_TEST(j.contains(k), k);
+    BOOST_TEST(j["complete"] == true);
+
+    Model m = load_model(model("slides_mnist.json"));
+    std::set<std::string> op_nodes;
+    for (const Node& n : m.graph.nodes())
+        if (n.kind == NodeKind::op) op_nodes.insert(n.name);
+
+    const Json& steps = j["steps"];
+    BOOST_REQUIRE(steps.size() == op_nodes.size());
+    std::map<std::string, std::size_t> index;
+    std::vector<int> labels;
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+        const Json& s = steps[k];
+        for (const char* f : {"index", "node", "op", "formula", "inputs", "grad_out", "labels", "contributions"})
+            BOOST_REQUIRE_MESSAGE(s.contains(f), "step " << k << " has " << f);
+        BOOST_TEST(s["index"] == k);
+        BOOST_TEST(j["order"][k] == s["node"]);
+        index[s["node"]] = k;
+        BOOST_TEST(s["contributions"].size() == s["inputs"].size());
+        for (const Json& c : s["contributions"])
+            for (const char* f : {"input", "slot", "label", "contribution", "grad", "first"})
+                BOOST_TEST(c.contains(f), f);
+        for (const Json& l : s["labels"]) labels.push_back(l["number"].get<int>());
+    }
+    BOOST_TEST(index.size() == op_nodes.size());
+    // Reverse topological: a node's step comes after the steps of every op node it feeds.
+    for (const Json& s : steps)
+        for (const Json& in : s["inputs"])
+            if (index.count(in.get<std::string>()))
+                BOOST_TEST(index[in.get<std::string>()] > index[s["node"].get<std::string>()],
+                           in << " after " << s["node"]);
+    BOOST_TEST(labels == (std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8, 9}), boost::test_tools::per_element());
+    BOOST_TEST(steps[0]["node"] == "L");
+    BOOST_TEST(steps[0]["grad_out"] == 1.0);
+
+    // The step at S shows the lecture's value (dL/dS passed through) beside the exact one.
+    const Json& gap = steps[1]["contributions"][0]["lecture_gap"];
+    BOOST_TEST(gap["lecture"] == steps[1]["grad_out"]);
+    BOOST_TEST(gap["exact"] == steps[1]["contributions"][0]["contribution"]);
+    BOOST_TEST(gap["relative_diff"].get<double>() ==
+                   gap["norm_diff"].get<double>() / gap["norm_exact"].get<double>(),
+               boost::test_tools::tolerance(1e-12));
+
+    // The value/grad part is `grad --json`'s, number for number (round-trip precision).
+    Result g = run({"grad", model("slides_mnist.json"), "--json"});
+    BOOST_REQUIRE(g.code == 0);
+    Json gj = parse_json_text(g.out, "grad --json");
+    BOOST_TEST(j["loss"] == gj["loss"]);
+    BOOST_TEST(j["nodes"].size() == m.graph.size());
+    for (const Node& n : m.graph.nodes()) {
+        const Json& a = j["nodes"][n.name];
+        for (const char* f : {"op", "shape", "value", "grad"}) BOOST_TEST(a.contains(f), n.name << "." << f);
+        BOOST_TEST(a == gj["nodes"][n.name], n.name);
+    }
+    // The last contribution to W1 is its final gradient.
+    BOOST_TEST(steps.back()["contributions"][1]["grad"] == j["nodes"]["W1"]["grad"]);
+}
+
+BOOST_AUTO_TEST_CASE(json_trace_until_a_node_is_partial) {
+    Result r = run({"step", model("slides_mnist.json"), "--json", "--until", "y2"});
+    BOOST_TEST(r.code == 0);
+    Json j = parse_json_text(r.out, "step --json");
+    BOOST_TEST(j["complete"] == false);
+    BOOST_TEST(j["steps"].size() == 3u);
+    BOOST_TEST(j["nodes"]["W1"]["grad"].is_null());  // not reached yet
+    BOOST_TEST(j["nodes"]["a2"]["grad"].is_array());
+}
+
+BOOST_AUTO_TEST_CASE(until_an_unknown_node_exits_2_with_a_hint) {
+    Result r = run({"step", model("slides_mnist.json"), "--until", "y1w2"});
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.out == "");
+    BOOST_TEST(has(r.err, "--until: model 'slides_mnist' has no node 'y1w2' (did you mean 'y1W2'?)"));
+    BOOST_TEST(has(r.err, "the steps are: L, S, y2, a2, y1W2, y1, a1, xW1"));
+
+    Result p = run({"step", model("slides_mnist.json"), "--until", "W1"});
+    BOOST_TEST(p.code == 2);
+    BOOST_TEST(has(p.err, "'W1' is a parameter"));
+
+    Result both = run({"step", model("worked_example.json"), "--json", "--interactive"});
+    BOOST_TEST(both.code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(dot_shows_small_values_and_gradients) {
+    Result r = run({"dot", model("worked_example.json"), "--grads"});
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(r.out.rfind("digraph chainrule {", 0) == 0);
+    BOOST_TEST(has(r.out, "∂L/∂b = [0.07755]"));  // Σ δ over the three rows
+    BOOST_TEST(has(r.out, "input  [N,4] = [3,4]"));
+    BOOST_TEST(!has(r.out, "5.1"));  // x has 12 elements: too many to show
+    Result plain = run({"dot", model("worked_example.json")});
+    BOOST_TEST(!has(plain.out, "∂L/∂"));
+
+    Result bad = run({"dot", model("no_such_model.json")});
+    BOOST_TEST(bad.code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(dot_renders_svg_with_graphviz) {
+    fs::path svg = fs::temp_directory_path() / ("chainrule-test-step-" + std::to_string(::getpid()) + ".svg");
+    Result none = run({"dot", model("slides_mnist.json"), "--svg", svg.string()}, "", "");
+    BOOST_TEST(none.code == 1);
+    BOOST_TEST(has(none.err, "apt-get install graphviz"));
+    BOOST_TEST(!fs::exists(svg));
+
+    if (find_program("dot").empty()) {
+        BOOST_TEST_MESSAGE("graphviz is not installed: rendering not checked");
+        return;
+    }
+    Result r = run({"dot", model("slides_mnist.json"), "--grads", "--svg", svg.string()});
+    BOOST_TEST(r.code == 0);
+    std::string text = read_all(svg);
+    fs::remove(svg);
+    BOOST_TEST(has(text, "<svg"));
+    BOOST_TEST(has(text, "normalize"));
+}
