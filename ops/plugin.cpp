@@ -26,6 +26,8 @@ void load_plugin(const std::string& path) {
         reinterpret_cast<void (*)()>(entry)();
     } catch (const std::invalid_argument& e) {
         throw InputError(fmt::format("plugin {}: {}", path, e.what()));
+    } catch (const std::exception& e) {
+        throw InputError(fmt::format("plugin {}: its entry point {} failed: {}", path, kPluginEntryPoint, e.what()));
     }
 }
 

@@ -1,9 +1,15 @@
 // Helpers shared by the test suites.
 #pragma once
 
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "graph/random.hpp"
 #include "graph/tensor.hpp"
@@ -47,6 +53,34 @@ inline Tensor random_tensor(const Dims& dims, Domain domain, Rng& rng, std::int6
     }
     return t;
 }
+
+// Runs a shell command; returns its exit code (128 + signal when killed) with stdout and
+// stderr captured separately.
+struct CommandResult {
+    int code = -1;
+    std::string out, err;
+};
+inline CommandResult run_command(const std::string& cmd) {
+    char tmpl[] = "/tmp/chainrule_test_stderr_XXXXXX";
+    int fd = mkstemp(tmpl);
+    if (fd >= 0) close(fd);
+    CommandResult r;
+    FILE* p = popen((cmd + " 2>" + tmpl).c_str(), "r");
+    if (!p) return r;
+    std::array<char, 4096> buf;
+    std::size_t n;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+    int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::ifstream e(tmpl);
+    std::stringstream ss;
+    ss << e.rdbuf();
+    r.err = ss.str();
+    std::remove(tmpl);
+    return r;
+}
+
+inline std::string chainrule_binary() { return build_root() + "/cli/chainrule"; }
 
 inline bool differentiable(Domain d) { return d != Domain::one_hot && d != Domain::class_index; }
 

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The plugin example as a user builds it: install chainrule into a scratch prefix, build
+# examples/custom_op against it through pkg-config, load it, gradcheck and train its model.
+set -euo pipefail
+BUILD=$1 SRC=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+meson install -C "$BUILD" --destdir "$tmp/root" >/dev/null
+pcdir=$(dirname "$(find "$tmp/root" -name chainrule.pc | head -1)")
+PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$tmp/root meson setup "$tmp/build" "$SRC/examples/custom_op" >/dev/null
+ninja -C "$tmp/build" >/dev/null
+plugin=$tmp/build/libsoftplus.so
+CR=$BUILD/cli/chainrule
+cd "$SRC/examples/custom_op"
+"$CR" --plugin "$plugin" ops | grep -q '^softplus(x)'
+"$CR" --plugin "$plugin" gradcheck softplus_iris.json | grep -q 'gradcheck passed'
+out=$("$CR" --plugin "$plugin" train softplus_iris.json --epochs 100)
+echo "$out" | tail -n 1
+acc=$(echo "$out" | sed -n 's/^final test accuracy \([0-9.]*\).*/\1/p')
+awk -v a="$acc" 'BEGIN { exit !(a >= 0.9) }' || { echo "accuracy $acc < 0.9"; exit 1; }
+# Without the plugin the model names the missing op.
+if "$CR" check softplus_iris.json 2>"$tmp/err"; then echo "check without the plugin passed"; exit 1; fi
+grep -q "unknown op 'softplus'" "$tmp/err"
+echo "plugin example ok"
