@@ -1,4 +1,5 @@
 // `chainrule train` and `chainrule eval`.
+#include <filesystem>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -11,6 +12,18 @@
 
 namespace chainrule::cli {
 namespace {
+
+// A run killed while writing leaves "FILE.tmp-XXXXXX" behind (never a half-written FILE):
+// clear them before writing again.
+void remove_stale_temp_files(const std::string& dir) {
+    std::error_code ec;
+    if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return;
+    for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
+        std::string name = f.path().filename().string();
+        auto p = name.rfind(".tmp-");
+        if (p != std::string::npos && name.size() - p == 11) std::filesystem::remove(f.path(), ec);
+    }
+}
 
 void print_parameters(const Graph& g) {
     for (int id : g.parameters()) fmt::print("  {} = {}\n", g.node(id).name, format_tensor(g.node(id).value, 24, 8));
@@ -47,6 +60,7 @@ void add_train(CLI::App& app) {
                                                                             ? o->t.resume
                                                                             : std::filesystem::path(o->t.resume).parent_path().string();
         o->t.progress = !o->no_progress && isatty(STDERR_FILENO);
+        remove_stale_temp_files(o->t.out_dir);
         data::Dataset ds = data::load_dataset(spec.data);
         fmt::print("{}: {} training and {} test samples; {} epochs, lr {}, {}\n", m.path, ds.train.count,
                    ds.test.count, spec.epochs, spec.lr,
