@@ -200,7 +200,21 @@ struct Lines {
     }
 };
 
-std::string tensor_text(const Tensor& t, const ShowOptions& o) { return format_tensor(t, o.limit, o.digits); }
+// A column ([N,1], the worked example's shapes) reads better on one line than as a tower.
+std::string tensor_text(const Tensor& t, const ShowOptions& o) {
+    std::string s = format_tensor(t, o.limit, o.digits);
+    if (t.rank() < 2 || t.dims().back() != 1) return s;
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '\n') {
+            out += s[i];
+            continue;
+        }
+        out += ' ';
+        while (i + 1 < s.size() && s[i + 1] == ' ') ++i;
+    }
+    return out;
+}
 
 std::string pct(double r) { return std::isfinite(r) ? fmt::format("{:.3g}%", 100 * r) : "inf"; }
 
@@ -344,9 +358,8 @@ std::string trim(const std::string& s) {
 void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, const ShowOptions& o) {
     const Graph& g = s.graph();
     auto step = [&] {
-        out << format_step(s, s.next(), o);
+        out << format_step(s, s.next(), o) << "\n";
         if (s.done()) out << format_summary(s, o) << "the walk is done: p NAME to look, q to quit\n";
-        else out << "\n";
     };
     if (s.position() == 0)
         out << fmt::format("forward done: loss {} = {:.{}g}; {} backward steps: Enter runs the next, help lists "

@@ -29,19 +29,34 @@ std::vector<fs::path> all_models() {
     return out;
 }
 
-// The point `chainrule step` uses: parameters from their initialisers, inputs without a
-// value drawn uniform(0, 1) with symbolic dims set to 3.
+// The number of classes when an op reads input `id` as its "labels", else 0.
+std::int64_t classes_of(const Graph& g, int id) {
+    for (const Node& user : g.nodes())
+        for (std::size_t k = 0; k < user.inputs.size(); ++k)
+            if (user.inputs[k] == id && user.op->inputs[k] == "labels") {
+                const Shape& logits = g.node(user.inputs[0]).shape;
+                if (!logits.empty() && !logits.back().symbolic()) return logits.back().size;
+            }
+    return 0;
+}
+
+// A point like the one `chainrule step` uses: parameters from their initialisers, inputs
+// without a value drawn with symbolic dims set to 3 (uniform(0, 1), or valid labels).
 Model at_point(const fs::path& path, std::uint64_t seed = 5) {
     Model m = load_model(path.string());
-    m.graph.init_parameters(seed);
+    Graph& g = m.graph;
+    g.init_parameters(seed);
     Rng rng(seed + 1);
-    for (const Node& n : m.graph.nodes()) {
+    for (std::size_t id = 0; id < g.size(); ++id) {
+        const Node& n = g.node(int(id));
         if (n.kind != NodeKind::input || !n.value.empty()) continue;
         Dims dims;
         for (const auto& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
-        Tensor t(Dtype::f64, dims);
-        for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform());
-        m.graph.set_value(n.name, t);
+        std::int64_t classes = classes_of(g, int(id));
+        Tensor t = classes > 0 && dims.size() == 1   ? testing::random_tensor(dims, Domain::class_index, rng, classes)
+                   : classes > 0 && dims.size() == 2 ? testing::random_tensor(dims, Domain::one_hot, rng)
+                                                     : testing::random_tensor(dims, Domain::positive, rng);
+        g.set_value(n.name, t);
     }
     return m;
 }
