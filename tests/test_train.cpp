@@ -322,3 +322,44 @@ BOOST_AUTO_TEST_CASE(a_small_mnist_run_learns) {
     BOOST_TEST(h.back().test_accuracy >= h.front().test_accuracy - 0.02);
     if (dir != real) fs::remove_all(dir);
 }
+
+BOOST_AUTO_TEST_CASE(the_lectures_update_points_uphill_at_the_initial_weights) {
+    // Same weights (seed 21), same batch: the lecture's update direction against the exact
+    // gradient. A negative inner product means a small step of the lecture's update raises
+    // the loss. The batch is MNIST-like: sparse bright pixels and one-hot targets.
+    Model lecture = load_model(testing::source_root() + "/models/mnist_lecture.json");
+    Model exact = load_model(testing::source_root() + "/models/slides_mnist.json");
+    Rng rng(5);
+    Tensor x(Dtype::f64, {200, 784}), t(Dtype::f64, {200, 10});
+    for (std::int64_t i = 0; i < x.numel(); ++i) x.set(i, rng.uniform() < 0.19 ? rng.uniform(0.5, 1.0) : 0.0);
+    for (std::int64_t r = 0; r < 200; ++r) t.set(r * 10 + std::int64_t(rng.below(10)), 1.0);
+    for (Model* m : {&lecture, &exact}) {
+        m->graph.init_parameters(21);
+        m->graph.set_value("x", x);
+        m->graph.set_value("t", t);
+        m->graph.forward();
+        m->graph.backward();
+    }
+    BOOST_REQUIRE(lecture.graph.value("L").at(0) == exact.graph.value("L").at(0));
+    double dot = 0, norm_l = 0, norm_e = 0;
+    for (const char* p : {"W1", "b1", "W2", "b2"}) {
+        const Tensor &gl = lecture.graph.grad(p), &ge = exact.graph.grad(p);
+        for (std::int64_t i = 0; i < gl.numel(); ++i) {
+            dot += gl.at(i) * ge.at(i);
+            norm_l += gl.at(i) * gl.at(i);
+            norm_e += ge.at(i) * ge.at(i);
+        }
+    }
+    BOOST_TEST_MESSAGE("cosine(lecture update, exact gradient) = " << dot / std::sqrt(norm_l * norm_e));
+    BOOST_TEST(dot < 0);
+    // A small step along the lecture's update raises the loss.
+    double before = exact.graph.value("L").at(0);
+    for (const char* p : {"W1", "b1", "W2", "b2"}) {
+        Tensor v = exact.graph.value(p);
+        const Tensor& gl = lecture.graph.grad(p);
+        for (std::int64_t i = 0; i < v.numel(); ++i) v.set(i, v.at(i) - 1e-3 * gl.at(i));
+        exact.graph.set_value(p, v);
+    }
+    exact.graph.forward();
+    BOOST_TEST(exact.graph.value("L").at(0) > before);
+}
