@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <filesystem>
+#include <csignal>
+#include <poll.h>
 #include <fstream>
 #include <set>
 #include <spawn.h>
@@ -95,6 +97,54 @@ BOOST_AUTO_TEST_CASE(interactive_mode_reads_a_stdin_script) {
     BOOST_TEST(at("step 4/4: z") < at("backward done after 4 steps"));
     BOOST_TEST(at("(done) p w") < at("w (parameter) [4,1]"));
     BOOST_TEST(has(o, "(done) q"));
+}
+
+// On a terminal the session prompts without being asked to: stdin and stdout are a pty here.
+BOOST_AUTO_TEST_CASE(a_terminal_gets_the_interactive_session) {
+    int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+    BOOST_REQUIRE(master >= 0);
+    BOOST_REQUIRE(::grantpt(master) == 0 && ::unlockpt(master) == 0);
+    std::string slave = ::ptsname(master);
+    std::string exe = testing::build_root() + "/cli/chainrule", m = model("worked_example.json");
+    std::vector<char*> argv{exe.data(), const_cast<char*>("step"), m.data(), nullptr};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    for (int fd : {0, 1, 2}) posix_spawn_file_actions_addopen(&actions, fd, slave.c_str(), O_RDWR | O_NOCTTY, 0);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    BOOST_REQUIRE(rc == 0);
+    // The terminal buffers the lines until the session reads them.
+    std::string script = "\nb a\np w\nq\n";
+    BOOST_REQUIRE(::write(master, script.data(), script.size()) == ssize_t(script.size()));
+    std::string out;
+    char buf[4096];
+    for (int idle = 0; idle < 100;) {  // up to 10 s without output
+        pollfd p{master, POLLIN, 0};
+        if (::poll(&p, 1, 100) <= 0) {
+            ++idle;
+            continue;
+        }
+        ssize_t n = ::read(master, buf, sizeof buf);
+        if (n <= 0) break;  // EIO: the session ended and closed the terminal
+        out.append(buf, std::size_t(n));
+        idle = 0;
+    }
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 500 && done == 0; ++i, ::usleep(10000)) done = ::waitpid(pid, &status, WNOHANG);
+    if (done == 0) {  // still waiting for input: a failure, not a hang
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    }
+    ::close(master);
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0);
+    BOOST_TEST(has(out, "(step 1/4) "));
+    BOOST_TEST(has(out, "step 3/4: a = add(z, b)"));
+    BOOST_TEST(!has(out, "step 4/4:"));
+    BOOST_TEST(has(out, "w (parameter) [4,1]"));
+    BOOST_TEST(has(out, "(not reached yet)"));
 }
 
 BOOST_AUTO_TEST_CASE(q_stops_the_walk) {
