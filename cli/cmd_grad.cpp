@@ -86,6 +86,12 @@ void add_gradcheck(CLI::App& app) {
         Model m = load(o->model, true);
         set_point(m, o->feed, o->seed);
         go->seed = o->seed.value_or(0);
+        for (const Node& n : m.graph.nodes())
+            if (n.op && !n.op->exact_gradient)
+                fmt::print(stderr,
+                           "note: node '{}' uses op '{}', whose backward is deliberately not the derivative of its "
+                           "forward; expect this check to fail\n",
+                           n.name, n.op->name);
         GradcheckReport r = gradcheck(m.graph, *go);
         if (o->json) {
             Json out;
