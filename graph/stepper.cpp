@@ -79,12 +79,6 @@ std::vector<std::string> names_of(const Graph& g, const std::vector<int>& ids) {
     return out;
 }
 
-}  // namespace
-
-std::span<const LectureLabel> lecture_labels() { return kLecture; }
-
-namespace {
-
 // Settings first: they decide the plan that forward() and backward_order() build.
 const std::vector<int>& prepare(Graph& g, int loss) {
     g.set_grad_for_inputs(true);
@@ -95,6 +89,8 @@ const std::vector<int>& prepare(Graph& g, int loss) {
 
 }  // namespace
 
+std::span<const LectureLabel> lecture_labels() { return kLecture; }
+
 Stepper::Stepper(Graph& g, int loss)
     : g_(g), loss_(loss < 0 ? g.loss() : loss), order_(prepare(g, loss_)) {
     g_.backward_begin(loss_);
@@ -102,6 +98,7 @@ Stepper::Stepper(Graph& g, int loss)
     reached_[loss_] = true;
     for (int id : order_)
         for (std::size_t i = 0; i < g_.node(id).inputs.size(); ++i) labelled_ = labelled_ || label_for(g_, id, i);
+    if (order_.empty()) g_.backward_end();  // a loss that is an input: nothing to step
 }
 
 const Step& Stepper::next() {
