@@ -149,8 +149,9 @@ class Reporter:
         else:
             print(" ".join(f"{k}={v}" for k, v in header.items()), flush=True)
 
-    def epoch(self, epoch, seconds, train_loss, test_accuracy, test_loss):
-        row = {"epoch": epoch, "seconds": round(seconds, 6), "train_loss": train_loss,
+    def epoch(self, epoch, seconds, cpu_seconds, train_loss, test_accuracy, test_loss):
+        row = {"epoch": epoch, "seconds": round(seconds, 6),
+               "cpu_seconds": round(cpu_seconds, 6), "train_loss": train_loss,
                "test_accuracy": test_accuracy, "test_loss": test_loss,
                "peak_rss_mib": round(peak_rss_mib(), 1)}
         if self.as_json:
@@ -158,6 +159,7 @@ class Reporter:
         else:
             acc = "-" if test_accuracy is None else f"{test_accuracy:.4f}"
             tl = "-" if test_loss is None else f"{test_loss:.6f}"
-            print(f"epoch {epoch:3d}  {seconds:7.3f} s  train loss {train_loss:.6f}  "
+            print(f"epoch {epoch:3d}  {seconds:7.3f} s ({cpu_seconds:.3f} s CPU)  "
+                  f"train loss {train_loss:.6f}  "
                   f"test acc {acc}  test loss {tl}  peak RSS {row['peak_rss_mib']:.0f} MiB",
                   flush=True)

@@ -8,8 +8,8 @@ script waits (up to --quiet-wait seconds) for the CPUs to be idle, since two cor
 with a compiler make any timing meaningless; runs that started on a busy machine are counted
 in the table.
 
-Any command that prints the same JSON lines as the peers (objects with "epoch", "seconds"
-and "peak_rss_mib") can join with --extra NAME=COMMAND, e.g. chainrule's own benchmark.
+Any command that prints the same JSON lines as the peers (objects with "epoch", "seconds",
+"cpu_seconds" and "peak_rss_mib") can join with --extra NAME=COMMAND, e.g. chainrule's own benchmark.
 """
 
 import argparse
@@ -74,7 +74,11 @@ def main():
                         "--epochs N --no-eval --json appended)")
     p.add_argument("--baseline", default=None, help="the row the ratios are taken against")
     p.add_argument("--data", type=Path, default=None)
-    p.add_argument("--quiet-wait", type=float, default=120.0)
+    p.add_argument("--quiet-wait", type=float, default=120.0,
+                   help="seconds to wait for idle CPUs before each run, then run anyway")
+    p.add_argument("--log", type=Path, default=None,
+                   help="append every run's epoch lines here (JSON), with its config and "
+                        "whether the machine was quiet when it started")
     args = p.parse_args()
 
     configs = {k: PEERS[k] for k in (args.only or PEERS)}
@@ -82,15 +86,22 @@ def main():
         name, _, command = spec.partition("=")
         configs[name] = shlex.split(command)
     seconds = {k: [] for k in configs}
+    cpu = {k: [] for k in configs}
     rss = {k: 0.0 for k in configs}
     busy_runs = {k: 0 for k in configs}
 
     for r in range(args.rounds):
         for name, cmd in configs.items():
-            if not wait_quiet(args.quiet_wait):
-                busy_runs[name] += 1
+            quiet = wait_quiet(args.quiet_wait)
+            busy_runs[name] += not quiet
             rows = run_once(cmd, args.epochs, args.data)
             seconds[name] += [row["seconds"] for row in rows[1:]]
+            cpu[name] += [row.get("cpu_seconds", float("nan")) for row in rows[1:]]
+            if args.log:
+                with open(args.log, "a") as f:
+                    for row in rows:
+                        f.write(json.dumps({"config": name, "round": r + 1, "quiet": quiet,
+                                            **row}) + "\n")
             rss[name] = max(rss[name], rows[-1]["peak_rss_mib"])
             print(f"round {r + 1}/{args.rounds} {name}: "
                   f"{statistics.median(row['seconds'] for row in rows[1:]):.3f} s/epoch",
@@ -98,13 +109,15 @@ def main():
 
     base = args.baseline or next(iter(configs))
     base_median = statistics.median(seconds[base])
-    print(f"| config | s/epoch (median) | min | max | epochs | peak RSS MiB | vs {base} | busy runs |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"| config | s/epoch (median) | min | max | CPU s/epoch | epochs | peak RSS MiB "
+          f"| vs {base} | busy runs |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in configs:
         s = seconds[name]
         m = statistics.median(s)
-        print(f"| {name} | {m:.3f} | {min(s):.3f} | {max(s):.3f} | {len(s)} | {rss[name]:.0f} | "
-              f"{m / base_median:.2f} | {busy_runs[name]} |")
+        print(f"| {name} | {m:.3f} | {min(s):.3f} | {max(s):.3f} | "
+              f"{statistics.median(cpu[name]):.3f} | {len(s)} | {rss[name]:.0f} | "
+              f"{m / base_median:.2f} | {busy_runs[name]}/{args.rounds} |")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def main():
 
     n_train = len(labels_train)
     for epoch in range(1, args.epochs + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         loss_sum = 0.0
         for _ in range(args.batches_per_epoch):
             idx = rng.randint(0, n_train, args.batch)
@@ -91,13 +91,15 @@ def main():
             w1 -= lr * dw1
             b1 -= lr * db1
         seconds = time.perf_counter() - start
+        cpu_seconds = time.process_time() - cpu_start
 
         accuracy = test_loss = None
         if not args.no_eval:
             _, y2 = forward(x_test)
             accuracy = float(np.mean(np.argmax(y2, axis=1) == data["test_labels"]))
             test_loss = mse(y2, t_test)
-        reporter.epoch(epoch, seconds, loss_sum / args.batches_per_epoch, accuracy, test_loss)
+        train_loss = loss_sum / args.batches_per_epoch
+        reporter.epoch(epoch, seconds, cpu_seconds, train_loss, accuracy, test_loss)
 
 
 if __name__ == "__main__":

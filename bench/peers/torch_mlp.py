@@ -80,7 +80,7 @@ def main():
 
     n_train = len(labels_train)
     for epoch in range(1, args.epochs + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         loss_sum = 0.0
         for _ in range(args.batches_per_epoch):
             idx = torch.from_numpy(rng.randint(0, n_train, args.batch))
@@ -95,6 +95,7 @@ def main():
                     q.grad = None
             loss_sum += loss.item()
         seconds = time.perf_counter() - start
+        cpu_seconds = time.process_time() - cpu_start
 
         accuracy = test_loss = None
         if not args.no_eval:
@@ -102,7 +103,8 @@ def main():
                 out = forward(x_test)
                 accuracy = (out.argmax(1) == labels_test).double().mean().item()
                 test_loss = loss_of(out, t_test, labels_test).item()
-        reporter.epoch(epoch, seconds, loss_sum / args.batches_per_epoch, accuracy, test_loss)
+        train_loss = loss_sum / args.batches_per_epoch
+        reporter.epoch(epoch, seconds, cpu_seconds, train_loss, accuracy, test_loss)
 
 
 if __name__ == "__main__":
