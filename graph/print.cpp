@@ -40,7 +40,9 @@ void nested(const Tensor& t, std::size_t depth, std::int64_t& next, int digits, 
     }
     out += "[";
     for (std::int64_t i = 0; i < t.dim(depth); ++i) {
-        if (i) out += depth + 1 == t.rank() ? ", " : ",\n" + std::string(depth + 1, ' ');
+        // Rows of one element (a column such as [N,1]) stay on one line.
+        bool one_line = depth + 1 == t.rank() || t.numel() / t.dim(0) == 1;
+        if (i) out += one_line ? ", " : ",\n" + std::string(depth + 1, ' ');
         if (depth + 1 == t.rank())
             out += num(t.at(next++), digits);
         else
