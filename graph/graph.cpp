@@ -329,14 +329,25 @@ void Graph::bind_and_plan() {
         }
         if (n.wants_grad) n.grad.resize(dtype_, n.value.dims());
     }
+    readers_.assign(nodes_.size(), 0);
+    reader_.assign(nodes_.size(), -1);
+    is_output_.assign(nodes_.size(), false);
+    for (int id : forward_order_)
+        for (int j : nodes_[id].inputs) ++readers_[j], reader_[j] = id;
+    for (const auto& [role, id] : outputs_) is_output_[id] = true;
+    plan_forward_steps();
     planned_ = true;
     planned_loss_ = -2;
 }
 
 void Graph::forward() {
     bind_and_plan();
-    for (int id : forward_order_) {
-        Node& n = nodes_[id];
+    for (const Step& s : forward_steps_) {
+        if (s.kind == Step::Kind::dense) {
+            run_dense(s);
+            continue;
+        }
+        Node& n = nodes_[s.node];
         in_ptrs_.clear();
         for (int j : n.inputs) in_ptrs_.push_back(&nodes_[j].value);
         n.op->forward(ForwardCall{in_ptrs_, n.value, n.attrs});
@@ -372,6 +383,7 @@ void Graph::plan_backward(int loss) {
         }
     }
     written_.assign(nodes_.size(), false);
+    plan_backward_steps();
     planned_loss_ = loss;
 }
 
@@ -406,29 +418,41 @@ void Graph::backward_node(int id) {
         grad_ptrs_.push_back(!in.wants_grad ? nullptr : direct_[id][i] ? &in.grad : &contrib_[id][i]);
     }
     n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs});
-    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-        int j = n.inputs[i];
-        Node& in = nodes_[j];
-        if (!grad_ptrs_[i]) continue;
-        if (grad_ptrs_[i]->dims() != in.value.dims())
-            throw std::logic_error(fmt::format("op '{}' at {} left a gradient of shape {} for input '{}' of shape {}",
-                                               n.op->name, where(n), format_dims(grad_ptrs_[i]->dims()), in.name,
-                                               format_dims(in.value.dims())));
-        if (direct_[id][i]) {
-            written_[j] = true;
-            continue;
-        }
-        dispatch(dtype_, [&]<class T>() {
-            const T* c = contrib_[id][i].template data<T>();
-            T* g = in.grad.template data<T>();
-            std::int64_t count = in.grad.numel();
-            if (written_[j])
-                for (std::int64_t k = 0; k < count; ++k) g[k] += c[k];
-            else
-                for (std::int64_t k = 0; k < count; ++k) g[k] = c[k];
-        });
+    for (std::size_t i = 0; i < n.inputs.size(); ++i)
+        if (grad_ptrs_[i]) finish_slot(id, i);
+}
+
+Tensor* Graph::grad_target(int id, std::size_t slot) {
+    Node& in = nodes_[nodes_[id].inputs[slot]];
+    if (!in.wants_grad) return nullptr;
+    return direct_[id][slot] ? &in.grad : &contrib_[id][slot];
+}
+
+// Adds what op node `id` wrote for input `slot` into that input's gradient (or marks a
+// direct write as done).
+void Graph::finish_slot(int id, std::size_t slot) {
+    const Node& n = nodes_[id];
+    int j = n.inputs[slot];
+    Node& in = nodes_[j];
+    const Tensor& c = direct_[id][slot] ? in.grad : contrib_[id][slot];
+    if (c.dims() != in.value.dims())
+        throw std::logic_error(fmt::format("op '{}' at {} left a gradient of shape {} for input '{}' of shape {}",
+                                           n.op->name, where(n), format_dims(c.dims()), in.name,
+                                           format_dims(in.value.dims())));
+    if (direct_[id][slot]) {
         written_[j] = true;
+        return;
     }
+    dispatch(dtype_, [&]<class T>() {
+        const T* pc = c.template data<T>();
+        T* g = in.grad.template data<T>();
+        std::int64_t count = in.grad.numel();
+        if (written_[j])
+            for (std::int64_t k = 0; k < count; ++k) g[k] += pc[k];
+        else
+            for (std::int64_t k = 0; k < count; ++k) g[k] = pc[k];
+    });
+    written_[j] = true;
 }
 
 void Graph::backward_end() {
@@ -438,7 +462,15 @@ void Graph::backward_end() {
 
 void Graph::backward(int loss) {
     backward_begin(loss);
-    for (int id : backward_order_) backward_node(id);
+    for (const Step& s : backward_steps_) {
+        switch (s.kind) {
+            case Step::Kind::op: backward_node(s.node); break;
+            case Step::Kind::sigmoid_bias:
+            case Step::Kind::bias: run_sigmoid_bias(s); break;
+            case Step::Kind::mse_normalize: run_mse_normalize(s); break;
+            case Step::Kind::dense: break;  // forward only
+        }
+    }
     backward_end();
 }
 

@@ -108,6 +108,14 @@ public:
     void set_grad_for_inputs(bool on);
     // The stepper wants every contribution kept apart from the accumulated gradient.
     void set_keep_contributions(bool on);
+    // forward() and backward() run chains of ops as fused passes (matmul → add(bias) →
+    // sigmoid, sigmoid ← add(bias), mse ← normalize) with the same numbers as the ops one
+    // by one. With keep_intermediates off (training), values and gradients inside such a
+    // chain that nothing downstream reads are not written and hold stale numbers; outputs,
+    // parameters' gradients and everything a later step needs are always exact. On by
+    // default, so that `grad`, `step` and `dot` see every node.
+    void set_keep_intermediates(bool on) { keep_intermediates_ = on; }
+    bool keep_intermediates() const { return keep_intermediates_; }
 
     void forward();
     // Fresh gradients of `loss` (default: the "loss" output) for every node that wants one.
@@ -123,7 +131,28 @@ public:
     // with set_keep_contributions(true); otherwise empty).
     const Tensor& contribution(int id, std::size_t slot) const;
 
+    // The fused passes forward() and backward() run, as text (for tests and docs), e.g.
+    // "dense(xW1 → a1 → y1)"; empty before the first forward().
+    std::vector<std::string> fusions() const;
+
 private:
+    // One entry of the forward or backward program: an op node, or a fused chain.
+    struct Step {
+        enum class Kind { op, dense, sigmoid_bias, bias, mse_normalize } kind = Kind::op;
+        int node = -1;        // op: the node; dense: the matmul; sigmoid_bias/bias: the add; mse_normalize: the mse
+        int next = -1;        // dense: the add; sigmoid_bias: the sigmoid; mse_normalize: the normalize
+        int last = -1;        // dense: the sigmoid, or -1
+        std::size_t full = 0; // dense, sigmoid_bias, bias: the add's input slot that is not the bias
+    };
+    void plan_forward_steps();
+    void plan_backward_steps();
+    bool bias_add(int add, std::size_t& full) const;
+    void run_dense(const Step& s);
+    void run_sigmoid_bias(const Step& s);
+    void run_mse_normalize(const Step& s);
+    Tensor* grad_target(int id, std::size_t slot);
+    void finish_slot(int id, std::size_t slot);
+
     int add_node(Node n);
     void check_new_name(const std::string& name, const std::string& place) const;
     std::string where(const Node& n) const;
@@ -136,12 +165,17 @@ private:
     std::map<std::string, int> outputs_;
     bool grad_for_inputs_ = false;
     bool keep_contributions_ = false;
+    bool keep_intermediates_ = true;
 
     // plan, rebuilt when input shapes or the grad settings change
     std::vector<Dims> planned_input_dims_;
     bool planned_ = false;
     int planned_loss_ = -2;
     std::vector<int> forward_order_, backward_order_;
+    std::vector<int> readers_;                       // per node: op input slots that read it
+    std::vector<int> reader_;                        // per node: the last op node reading it
+    std::vector<bool> is_output_;
+    std::vector<Step> forward_steps_, backward_steps_;
     std::vector<std::vector<Tensor>> contrib_;       // per node, per input slot
     std::vector<std::vector<bool>> direct_;          // contribution written straight into grad
     std::vector<bool> written_;                      // grad holds something this pass

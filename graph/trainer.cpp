@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <numeric>
+#include <optional>
 
 #include "graph/checkpoint.hpp"
 #include "graph/error.hpp"
@@ -20,18 +21,25 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Fills every fed input with the given rows of a split.
-void feed_rows(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
-               std::span<const std::int64_t> rows) {
+// A fed input resolved once per run: its node, stream and batch dims (reused, so that
+// feeding a batch allocates nothing).
+struct Feed {
+    int id = -1;
+    const std::string* stream = nullptr;
+    Dims dims;
+};
+
+std::vector<Feed> plan_feeds(const Graph& g, const TrainingSpec& spec, const data::Dataset& ds) {
+    std::vector<Feed> feeds;
     for (const auto& [name, stream] : spec.feed) {
         int id = g.id(name);
         const Node& n = g.node(id);
         std::int64_t width = data::stream_width(ds, stream);
         Dims dims;
         if (n.shape.size() == 2)
-            dims = {std::int64_t(rows.size()), width};
+            dims = {0, width};
         else if (n.shape.size() == 1 && width == 1)
-            dims = {std::int64_t(rows.size())};
+            dims = {0};
         else
             throw InputError(fmt::format("{}: input '{}' is declared {} but stream '{}' has {} column{} per sample",
                                          spec.data.where, name, format_shape(n.shape), stream, width,
@@ -39,8 +47,24 @@ void feed_rows(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, cons
         if (n.shape.size() == 2 && !n.shape[1].symbolic() && n.shape[1].size != width)
             throw InputError(fmt::format("{}: input '{}' is declared {} but stream '{}' has {} columns per sample",
                                          spec.data.where, name, format_shape(n.shape), stream, width));
-        data::gather(ds, split, stream, rows, g.input_buffer(id, dims));
+        feeds.push_back({id, &stream, std::move(dims)});
     }
+    return feeds;
+}
+
+// Fills every fed input with the given rows of a split, each in one pass from the data set.
+void feed_planned(Graph& g, std::vector<Feed>& feeds, const data::Dataset& ds, const data::Split& split,
+                  std::span<const std::int64_t> rows) {
+    for (Feed& f : feeds) {
+        f.dims[0] = std::int64_t(rows.size());
+        data::gather(ds, split, *f.stream, rows, g.input_buffer(f.id, f.dims));
+    }
+}
+
+void feed_rows(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
+               std::span<const std::int64_t> rows) {
+    std::vector<Feed> feeds = plan_feeds(g, spec, ds);
+    feed_planned(g, feeds, ds, split, rows);
 }
 
 // Names the first node whose value (after forward) or gradient (after backward) is not finite.
@@ -84,7 +108,8 @@ void sgd_step(Graph& g, const std::vector<int>& params, double lr) {
             T* p = n.value.template data<T>();
             const T* d = n.grad.template data<T>();
             const T step = static_cast<T>(lr);
-            for (std::int64_t i = 0; i < n.value.numel(); ++i) p[i] -= step * d[i];
+            const std::int64_t count = n.value.numel();
+            for (std::int64_t i = 0; i < count; ++i) p[i] -= step * d[i];
         });
     }
 }
@@ -243,6 +268,15 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
     std::vector<std::int64_t> rows(static_cast<std::size_t>(batch)), order(static_cast<std::size_t>(n));
     std::iota(rows.begin(), rows.end(), 0);
     g.set_grad_for_inputs(false);
+    // Training reads only outputs and parameters' gradients: fused chains may skip writing
+    // their intermediates, except when --detect-anomaly inspects every node.
+    struct KeepIntermediates {
+        Graph& g;
+        bool before;
+        ~KeepIntermediates() { g.set_keep_intermediates(before); }
+    } restore{g, g.keep_intermediates()};
+    g.set_keep_intermediates(opt.detect_anomaly);
+    std::optional<std::vector<Feed>> feeds;
     auto run_start = Clock::now();
     std::int64_t samples_done = 0;
     for (std::int64_t epoch = start_epoch + 1; epoch <= spec.epochs; ++epoch) {
@@ -260,19 +294,21 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
                 for (std::int64_t i = 0; i < b; ++i)
                     rows[i] = spec.sampling == "shuffle" ? order[(step * batch) % n + i] : std::int64_t(rng.below(n));
             }
-            feed_rows(g, spec, ds, ds.train, rows);
+            if (!feeds) feeds = plan_feeds(g, spec, ds);
+            feed_planned(g, *feeds, ds, ds.train, rows);
             g.forward();
-            std::string when = fmt::format("at epoch {}, step {} of {}", epoch, step + 1, steps);
-            if (opt.detect_anomaly) check_anomaly(g, false, when);
+            // Formatted only when needed: a step allocates nothing.
+            auto when = [&] { return fmt::format("at epoch {}, step {} of {}", epoch, step + 1, steps); };
+            if (opt.detect_anomaly) check_anomaly(g, false, when());
             double loss = g.node(g.loss()).value.at(0);
             if (!std::isfinite(loss))
                 throw RunError(fmt::format("the loss became {} {}; {}. Try a smaller --lr, or --detect-anomaly to "
                                            "find the first node that went wrong",
-                                           std::isnan(loss) ? "NaN" : "Inf", when,
+                                           std::isnan(loss) ? "NaN" : "Inf", when(),
                                            last_ckpt.empty() || epoch == 1 ? "no checkpoint was written"
                                                : fmt::format("the last good checkpoint is {} (epoch {})", last_ckpt, epoch - 1)));
             g.backward();
-            if (opt.detect_anomaly) check_anomaly(g, true, when);
+            if (opt.detect_anomaly) check_anomaly(g, true, when());
             sgd_step(g, params, spec.lr);
             loss_sum += loss;
             samples_done += std::int64_t(rows.size());

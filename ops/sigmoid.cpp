@@ -1,19 +1,15 @@
 // sigmoid(x) = 1 / (1 + exp(-x)), computed without overflow for any x.
-#include <cmath>
-
+#include "ops/kernels.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {
 namespace {
 
-// exp is only ever taken of a non-positive number, so it cannot overflow; at x = ±1000
-// the result is exactly 1 or 0 (as a float), never NaN.
-template <class T>
-T stable_sigmoid(T x) {
-    if (x >= 0) return T(1) / (T(1) + std::exp(-x));
-    T e = std::exp(x);
-    return e / (T(1) + e);
-}
+// The loops live in ops/kernels.hpp, shared with the engine's fused matmul → add → sigmoid
+// pass so that both give the same numbers; exp is only ever taken of -|x|, so nothing
+// overflows and x = ±1000 gives exactly 0 or 1, never NaN.
+CHAINRULE_SIMD_CLONES void sigmoid_loop(const float* x, float* y, std::int64_t n) { kernels::sigmoid(x, y, n); }
+CHAINRULE_SIMD_CLONES void sigmoid_loop(const double* x, double* y, std::int64_t n) { kernels::sigmoid(x, y, n); }
 
 const bool registered = register_op({
     .name = "sigmoid",
@@ -23,9 +19,7 @@ const bool registered = register_op({
     .forward =
         [](const ForwardCall& c) {
             dispatch(c.out.dtype(), [&]<class T>() {
-                const T* x = c.in[0]->data<T>();
-                T* y = c.out.data<T>();
-                for (std::int64_t i = 0; i < c.out.numel(); ++i) y[i] = stable_sigmoid(x[i]);
+                sigmoid_loop(c.in[0]->data<T>(), c.out.data<T>(), c.out.numel());
             });
         },
     .backward =
@@ -35,7 +29,7 @@ const bool registered = register_op({
                 const T* g = c.grad_out.data<T>();
                 if (!c.grad_in[0]) return;
                 T* gx = c.grad_in[0]->data<T>();
-                for (std::int64_t i = 0; i < c.out.numel(); ++i) gx[i] = g[i] * y[i] * (T(1) - y[i]);
+                for (std::int64_t i = 0; i < c.out.numel(); ++i) gx[i] = kernels::sigmoid_backward(g[i], y[i]);
             });
         },
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{5}}}, {.shapes = {{}}}},

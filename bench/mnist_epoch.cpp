@@ -1,0 +1,283 @@
+// mnist_epoch: seconds per training epoch of a model, next to what its GEMMs alone cost.
+//
+// Trains the model with chainrule's own trainer (graph/trainer.cpp) in float32 and/or
+// float64, and reports the median training time per epoch after warm-up (evaluation is not
+// timed), samples/s and peak RSS. After each training epoch, in the same process and with
+// the same threads, it times an epoch of the step's GEMMs alone through cblas (same shapes
+// and transposes, same steps per epoch, random data): the bound that chainrule's epoch is
+// compared with. Peak RSS includes the bound's buffers (a few MB).
+//
+//     build/bench/mnist_epoch --dtype float32 --threads 2
+//     build/bench/mnist_epoch --model models/mnist_lecture.json --dtype float64 --json
+//
+// --json prints one JSON object per line: a header, one per timed epoch ("epoch",
+// "seconds", "peak_rss_mib", as bench/peers/compare.py reads them) and a summary.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cblas.h>
+#include <chrono>
+#include <cmath>
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include "graph/error.hpp"
+#include "graph/trainer.hpp"
+
+#ifndef CHAINRULE_SOURCE_DIR
+#define CHAINRULE_SOURCE_DIR "."
+#endif
+
+namespace {
+
+using namespace chainrule;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+    std::string model = std::string(CHAINRULE_SOURCE_DIR) + "/models/mnist_mlp.json";
+    std::string dtype = "both";
+    std::string data;
+    std::int64_t epochs = 10, warmup = 2, batch = 0, steps = 0, synthetic = 0;
+    int threads = 0;
+    bool json = false, no_eval = false;
+};
+
+double peak_rss_mib() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return double(u.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    std::size_t n = v.size();
+    return n == 0 ? NAN : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Random images and labels shaped like MNIST, for runs without the data files (CI).
+data::Dataset synthetic_mnist(std::int64_t rows, std::int64_t features) {
+    data::Dataset ds;
+    ds.kind = "idx";
+    ds.classes = 10;
+    for (int c = 0; c < 10; ++c) ds.class_names.push_back(std::to_string(c));
+    Rng rng(7);
+    auto fill = [&](data::Split& s, std::int64_t n) {
+        s.count = n;
+        s.features = features;
+        s.sample_dims = {features};
+        s.pixels.resize(std::size_t(n * features));
+        for (auto& p : s.pixels) p = std::uint8_t(rng.below(256));
+        for (std::int64_t i = 0; i < n; ++i) s.labels.push_back(std::int32_t(rng.below(10)));
+    };
+    fill(ds.train, rows);
+    fill(ds.test, std::max<std::int64_t>(1, rows / 6));
+    return ds;
+}
+
+// One cblas call of a training step: C[n,m] = op(A)·op(B), inner dim k.
+struct Gemm {
+    bool ta = false, tb = false;
+    std::int64_t n = 0, m = 0, k = 0;
+    std::string what;
+};
+
+// The GEMMs of one step: each matmul (or linear) forward, and backward for each input
+// that needs a gradient in training (parameters and what depends on them; never inputs).
+std::vector<Gemm> step_gemms(const Graph& g, std::int64_t batch) {
+    std::vector<bool> wants(g.size());
+    std::vector<Gemm> out;
+    auto dims = [&](int id) {
+        std::vector<std::int64_t> d;
+        for (const auto& dim : g.node(id).shape) d.push_back(dim.symbolic() ? batch : dim.size);
+        return d;
+    };
+    for (std::size_t id = 0; id < g.size(); ++id) {
+        const Node& n = g.node(int(id));
+        wants[id] = n.kind == NodeKind::parameter;
+        for (int j : n.inputs) wants[id] = wants[id] || wants[j];
+        if (n.kind != NodeKind::op || (n.op->name != "matmul" && n.op->name != "linear")) continue;
+        auto a = dims(n.inputs[0]), b = dims(n.inputs[1]);
+        const std::string &an = g.node(n.inputs[0]).name, &bn = g.node(n.inputs[1]).name;
+        std::int64_t rows = a[0], inner = a[1], cols = b[1];
+        out.push_back({false, false, rows, cols, inner, fmt::format("{}·{}", an, bn)});
+        if (wants[n.inputs[0]]) out.push_back({false, true, rows, inner, cols, fmt::format("d{}·{}ᵀ", n.name, bn)});
+        if (wants[n.inputs[1]]) out.push_back({true, false, inner, cols, rows, fmt::format("{}ᵀ·d{}", an, n.name)});
+    }
+    return out;
+}
+
+template <class T>
+void run_gemm(const Gemm& gm, const T* a, const T* b, T* c) {
+    auto ta = gm.ta ? CblasTrans : CblasNoTrans, tb = gm.tb ? CblasTrans : CblasNoTrans;
+    blasint lda = blasint(gm.ta ? gm.n : gm.k), ldb = blasint(gm.tb ? gm.k : gm.m);
+    if constexpr (std::is_same_v<T, float>)
+        cblas_sgemm(CblasRowMajor, ta, tb, blasint(gm.n), blasint(gm.m), blasint(gm.k), 1.0f, a, lda, b, ldb, 0.0f,
+                    c, blasint(gm.m));
+    else
+        cblas_dgemm(CblasRowMajor, ta, tb, blasint(gm.n), blasint(gm.m), blasint(gm.k), 1.0, a, lda, b, ldb, 0.0, c,
+                    blasint(gm.m));
+}
+
+// The step's GEMMs alone on random data of the same shapes: one epoch is `steps` steps.
+template <class T>
+struct GemmBound {
+    std::vector<Gemm> gemms;
+    std::int64_t steps = 0;
+    std::vector<std::vector<T>> a, b, c;
+
+    GemmBound(std::vector<Gemm> g, std::int64_t s) : gemms(std::move(g)), steps(s) {
+        Rng rng(3);
+        auto random = [&](std::int64_t count) {
+            std::vector<T> v(static_cast<std::size_t>(count));
+            for (auto& x : v) x = T(rng.uniform(-1, 1));
+            return v;
+        };
+        for (const Gemm& gm : gemms) {
+            a.push_back(random(gm.n * gm.k));
+            b.push_back(random(gm.k * gm.m));
+            c.push_back(std::vector<T>(static_cast<std::size_t>(gm.n * gm.m)));
+        }
+    }
+    double epoch_seconds() {
+        auto t0 = Clock::now();
+        for (std::int64_t s = 0; s < steps; ++s)
+            for (std::size_t i = 0; i < gemms.size(); ++i) run_gemm<T>(gemms[i], a[i].data(), b[i].data(), c[i].data());
+        return std::chrono::duration<double>(Clock::now() - t0).count();
+    }
+};
+
+Json header_json(const Options& o, const std::string& dtype, const Model& m, std::int64_t batch, std::int64_t steps,
+                 const std::vector<Gemm>& gemms) {
+    Json gj = Json::array();
+    double flop = 0;
+    for (const Gemm& gm : gemms) {
+        gj.push_back(fmt::format("{} [{}x{}x{}]{}{}", gm.what, gm.n, gm.m, gm.k, gm.ta ? " Aᵀ" : "", gm.tb ? " Bᵀ" : ""));
+        flop += 2.0 * double(gm.n * gm.m * gm.k);
+    }
+    return {{"bench", "mnist_epoch"},
+            {"model", m.graph.name},
+            {"dtype", dtype},
+            {"threads", openblas_get_num_threads()},
+            {"openblas", {{"corename", openblas_get_corename()}, {"config", openblas_get_config()}}},
+            {"batch", batch},
+            {"steps_per_epoch", steps},
+            {"warmup_epochs", o.warmup},
+            {"gemms", gj},
+            {"gemm_mflop_per_step", flop / 1e6},
+            {"fusions", m.graph.fusions()}};
+}
+
+int run(const Options& o, const std::string& dtype) {
+    Json j = read_json_file(o.model);
+    j["dtype"] = dtype;
+    Model m = parse_model(j.dump(), o.model);
+    TrainOptions t;
+    t.epochs = o.warmup + o.epochs;
+    if (o.batch > 0) t.batch_size = o.batch;
+    if (o.steps > 0) t.batches_per_epoch = o.steps;
+    t.threads = o.threads;
+    t.print_every = 1;
+    TrainingSpec spec = with_overrides(parse_training(m.training, m.graph, m.path, m.dir), t);
+    if (!o.data.empty()) spec.data.dir = o.data;
+    data::Dataset ds = o.synthetic > 0 ? synthetic_mnist(o.synthetic, 784) : data::load_dataset(spec.data);
+    // Evaluation is never timed; --no-eval also skips running it, on a one-row test split.
+    if (o.no_eval) {
+        ds.test.count = 1;
+        ds.test.pixels.resize(std::size_t(ds.test.features));
+        ds.test.values.resize(std::min<std::size_t>(ds.test.values.size(), std::size_t(ds.test.features)));
+        ds.test.labels.resize(1);
+    }
+    const std::int64_t batch = spec.batch_size > 0 ? std::min(spec.batch_size, ds.train.count) : ds.train.count;
+    const std::int64_t steps = batch == ds.train.count ? 1
+                               : spec.batches_per_epoch > 0 ? spec.batches_per_epoch
+                                                            : (ds.train.count + batch - 1) / batch;
+
+    // Training epochs and GEMM-only epochs alternate (the trainer calls `print` after each
+    // epoch), so that a machine that is busier at one moment affects both alike.
+    std::vector<Gemm> gemms = step_gemms(m.graph, batch);
+    std::vector<double> gemm_times;
+    auto history = dispatch(m.graph.dtype(), [&]<class T>() {
+        GemmBound<T> bound(gemms, steps);
+        t.print = [&](const std::string&) { gemm_times.push_back(bound.epoch_seconds()); };
+        return train(m, spec, ds, t);
+    });
+    const double rss = peak_rss_mib();
+    std::vector<double> seconds, bound_seconds;
+    for (std::size_t e = std::size_t(o.warmup); e < history.size(); ++e) seconds.push_back(history[e].seconds);
+    for (std::size_t e = std::size_t(o.warmup); e < gemm_times.size(); ++e) bound_seconds.push_back(gemm_times[e]);
+    const double med = median(seconds), gemm_s = median(bound_seconds);
+    const double final_loss = history.back().train_loss;
+    if (!std::isfinite(final_loss)) throw RunError(fmt::format("the training loss is {}", final_loss));
+    if (gemm_times.size() != history.size())
+        throw RunError(fmt::format("{} training epochs but {} GEMM-only epochs", history.size(), gemm_times.size()));
+
+    const double samples = double(batch * steps) / med;
+    Json head = header_json(o, dtype, m, batch, steps, gemms);
+    if (o.json) {
+        fmt::print("{}\n", head.dump());
+        for (std::size_t e = std::size_t(o.warmup); e < history.size(); ++e)
+            fmt::print("{}\n", Json{{"epoch", history[e].epoch - o.warmup},
+                                    {"seconds", history[e].seconds},
+                                    {"train_loss", history[e].train_loss},
+                                    {"test_accuracy", nullptr},
+                                    {"test_loss", nullptr},
+                                    {"peak_rss_mib", rss}}
+                                   .dump());
+        fmt::print("{}\n", Json{{"summary", dtype},
+                                {"seconds_per_epoch_median", med},
+                                {"samples_per_second", samples},
+                                {"peak_rss_mib", rss},
+                                {"gemm_seconds_per_epoch_median", gemm_s},
+                                {"ratio_to_gemm_bound", med / gemm_s},
+                                {"final_train_loss", final_loss}}
+                               .dump());
+    } else {
+        fmt::print("{} {} on {} (OpenBLAS {}, {} thread{}), batch {} x {} steps per epoch\n", m.graph.name, dtype,
+                   o.synthetic > 0 ? "synthetic data" : "its data", openblas_get_corename(), openblas_get_num_threads(),
+                   openblas_get_num_threads() == 1 ? "" : "s", batch, steps);
+        for (const auto& f : m.graph.fusions()) fmt::print("  fused: {}\n", f);
+        fmt::print("  GEMMs per step: {} ({:.1f} MFLOP)\n", fmt::join(head["gemms"], ", "),
+                   head["gemm_mflop_per_step"].get<double>());
+        fmt::print("  training: {:.4f} s/epoch (median of {}; min {:.4f}, max {:.4f}), {:.0f} samples/s, "
+                   "peak RSS {:.1f} MiB, last train loss {:.6f}\n",
+                   med, seconds.size(), *std::min_element(seconds.begin(), seconds.end()),
+                   *std::max_element(seconds.begin(), seconds.end()), samples, rss, final_loss);
+        fmt::print("  GEMMs alone: {:.4f} s/epoch (median)  ->  chainrule / GEMM bound = {:.3f}\n", gemm_s,
+                   med / gemm_s);
+    }
+    std::fflush(stdout);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    CLI::App app{"Seconds per training epoch of a chainrule model, and of its GEMMs alone"};
+    app.add_option("--model", o.model, "model JSON with a training block (default: models/mnist_mlp.json)");
+    app.add_option("--dtype", o.dtype, "float32, float64 or both")
+        ->check(CLI::IsMember({"float32", "float64", "both"}));
+    app.add_option("--epochs", o.epochs, "timed epochs (the median is over these)")->check(CLI::Range(1, 100000));
+    app.add_option("--warmup", o.warmup, "epochs run first and not timed")->check(CLI::Range(0, 1000));
+    app.add_option("--threads", o.threads, "OpenBLAS threads (chainrule's GEMMs and the bound alike)")
+        ->check(CLI::Range(1, 256));
+    app.add_option("--batch", o.batch, "rows per step (default: the model's)")->check(CLI::Range(1, 1000000));
+    app.add_option("--steps", o.steps, "steps per epoch (default: the model's)")->check(CLI::Range(1, 1000000));
+    app.add_option("--data", o.data, "folder with the four IDX files (default: the model's)");
+    app.add_option("--synthetic", o.synthetic, "use this many random MNIST-shaped training rows instead of files")
+        ->check(CLI::Range(1, 10000000));
+    app.add_flag("--json", o.json, "JSON lines: header, one object per timed epoch, summary");
+    app.add_flag("--no-eval", o.no_eval, "skip the (untimed) evaluation after each epoch");
+    CLI11_PARSE(app, argc, argv);
+    try {
+        if (o.threads > 0) set_threads(o.threads);
+        for (const char* dt : {"float32", "float64"})
+            if (o.dtype == "both" || o.dtype == dt) run(o, dt);
+    } catch (const InputError& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 2;
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,277 @@
+// A training step allocates nothing after the first: every heap allocation of the process
+// (operator new goes through malloc; OpenBLAS and std::aligned_alloc too) is counted while
+// steps run, through the engine directly and through the trainer.
+//
+// The count comes from replacing malloc and its relatives in this binary (they forward to
+// glibc's own entry points); under AddressSanitizer, which owns malloc, from its hooks.
+#define BOOST_TEST_MODULE alloc
+#include <boost/test/unit_test.hpp>
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <link.h>
+#include <execinfo.h>
+#include <unistd.h>
+
+#include "graph/trainer.hpp"
+#include "testing.hpp"
+
+using namespace chainrule;
+
+namespace {
+
+// The counters have to be global: malloc has no other place to find them.
+std::atomic<bool> counting{false};
+std::atomic<long> ours{0}, blas{0};
+// OpenBLAS's code, [begin, end): an allocation with it on the call stack is OpenBLAS's own.
+std::uintptr_t blas_begin = 0, blas_end = 0;
+// CHAINRULE_ALLOC_TRACE=1 prints a backtrace of every counted allocation (to find it).
+const bool tracing = std::getenv("CHAINRULE_ALLOC_TRACE") != nullptr;
+thread_local bool in_note = false;
+
+void note() {
+    if (!counting.load(std::memory_order_relaxed) || in_note) return;
+    in_note = true;
+    void* frames[12];
+    int n = backtrace(frames, 12);
+    bool in_blas = false;
+    for (int i = 0; i < n; ++i) {
+        auto a = reinterpret_cast<std::uintptr_t>(frames[i]);
+        in_blas = in_blas || (a >= blas_begin && a < blas_end);
+    }
+    (in_blas ? blas : ours).fetch_add(1, std::memory_order_relaxed);
+    if (tracing) {
+        backtrace_symbols_fd(frames, n, 2);
+        const char line[] = "----\n";
+        [[maybe_unused]] auto w = write(2, line, sizeof line - 1);
+    }
+    in_note = false;
+}
+
+void find_openblas() {
+    dl_iterate_phdr(
+        [](dl_phdr_info* info, std::size_t, void*) {
+            if (!info->dlpi_name || !std::strstr(info->dlpi_name, "libopenblas")) return 0;
+            for (int i = 0; i < info->dlpi_phnum; ++i) {
+                const auto& ph = info->dlpi_phdr[i];
+                if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+                blas_begin = info->dlpi_addr + ph.p_vaddr;
+                blas_end = blas_begin + ph.p_memsz;
+            }
+            return 1;
+        },
+        nullptr);
+}
+
+struct Count {
+    long ours = 0;  // everything but OpenBLAS's internals: chainrule, the C++ and C libraries
+    long blas = 0;  // made inside OpenBLAS (its threaded driver and small-matrix kernels)
+};
+
+// Allocations made by f().
+template <class F>
+Count count_allocations(F&& f) {
+    if (blas_end == 0) {
+        find_openblas();
+        void* warm[2];
+        backtrace(warm, 2);  // its first call loads libgcc and allocates
+    }
+    ours = 0;
+    blas = 0;
+    counting = true;
+    f();
+    counting = false;
+    return {ours.load(), blas.load()};
+}
+
+}  // namespace
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CHAINRULE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHAINRULE_ASAN 1
+#endif
+#endif
+
+#ifdef CHAINRULE_ASAN
+// From the sanitizer runtime (GCC does not install its header).
+extern "C" int __sanitizer_install_malloc_and_free_hooks(void (*)(const volatile void*, std::size_t),
+                                                         void (*)(const volatile void*));
+namespace {
+void on_malloc(const volatile void*, std::size_t) { note(); }
+void on_free(const volatile void*) {}
+const int hooks_installed = __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free);
+}  // namespace
+#else
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* __libc_memalign(std::size_t, std::size_t);
+
+void* malloc(std::size_t n) noexcept {
+    note();
+    return __libc_malloc(n);
+}
+void* calloc(std::size_t count, std::size_t n) noexcept {
+    note();
+    return __libc_calloc(count, n);
+}
+void* realloc(void* p, std::size_t n) noexcept {
+    note();
+    return __libc_realloc(p, n);
+}
+void* aligned_alloc(std::size_t alignment, std::size_t n) noexcept {
+    note();
+    return __libc_memalign(alignment, n);
+}
+void* memalign(std::size_t alignment, std::size_t n) noexcept {
+    note();
+    return __libc_memalign(alignment, n);
+}
+int posix_memalign(void** out, std::size_t alignment, std::size_t n) noexcept {
+    note();
+    void* p = __libc_memalign(alignment, n);
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+}
+}
+#endif
+
+namespace {
+
+// Random MNIST-shaped data, so that the test needs no downloaded files.
+data::Dataset synthetic(std::int64_t rows) {
+    data::Dataset ds;
+    ds.kind = "idx";
+    ds.classes = 10;
+    for (int c = 0; c < 10; ++c) ds.class_names.push_back(std::to_string(c));
+    Rng rng(11);
+    for (data::Split* s : {&ds.train, &ds.test}) {
+        s->count = s == &ds.train ? rows : 300;
+        s->features = 784;
+        s->sample_dims = {28, 28};
+        for (std::int64_t i = 0; i < s->count * 784; ++i) s->pixels.push_back(std::uint8_t(rng.below(256)));
+        for (std::int64_t i = 0; i < s->count; ++i) s->labels.push_back(std::int32_t(rng.below(10)));
+    }
+    return ds;
+}
+
+struct Setup {
+    Model model;
+    TrainingSpec spec;
+    data::Dataset ds;
+};
+
+Setup setup(const std::string& name, const std::string& dtype) {
+    std::string path = testing::source_root() + "/models/" + name + ".json";
+    Json j = read_json_file(path);
+    j["dtype"] = dtype;
+    Setup s{parse_model(j.dump(), path), {}, {}};
+    s.spec = parse_training(s.model.training, s.model.graph, s.model.path, s.model.dir);
+    s.ds = s.spec.data.kind == "idx" ? synthetic(2000) : data::load_dataset(s.spec.data);
+    return s;
+}
+
+// One training step through the engine: gather, forward, backward, SGD.
+void engine_step(Setup& s, const std::vector<int>& params, std::vector<std::int64_t>& rows, Rng& rng) {
+    Graph& g = s.model.graph;
+    for (auto& r : rows) r = std::int64_t(rng.below(std::uint64_t(s.ds.train.count)));
+    for (const auto& [name, stream] : s.spec.feed) {
+        int id = g.id(name);
+        Tensor& in = g.node(id).value;  // sized by the first step
+        data::gather(s.ds, s.ds.train, stream, rows, in);
+    }
+    g.forward();
+    g.backward();
+    for (int id : params) {
+        Node& n = g.node(id);
+        for (std::int64_t i = 0; i < n.value.numel(); ++i) n.value.set(i, n.value.at(i) - 0.1 * n.grad.at(i));
+    }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_counter_sees_allocations) {
+    BOOST_TEST(count_allocations([] { std::vector<int> v(1000); }).ours >= 1);
+    BOOST_TEST(count_allocations([] {
+                   auto* p = new double[100];
+                   asm volatile("" : : "g"(p) : "memory");  // keeps the compiler from eliding the pair
+                   delete[] p;
+               }).ours >= 1);
+    BOOST_TEST(count_allocations([] { Tensor t(Dtype::f32, {64, 64}); }).ours >= 1);
+    Count none = count_allocations([] {});
+    BOOST_TEST(none.ours == 0);
+    BOOST_TEST(none.blas == 0);
+    BOOST_TEST(blas_end > blas_begin);  // OpenBLAS was found, so its allocations are told apart
+}
+
+BOOST_AUTO_TEST_CASE(engine_steps_after_the_first_allocate_nothing) {
+    struct Run {
+        const char* model;
+        const char* dtype;
+        int threads;
+        bool keep;
+    };
+    for (Run r : {Run{"mnist_mlp", "float32", 1, false}, Run{"mnist_mlp", "float64", 2, false},
+                  Run{"mnist_mlp", "float32", 2, true}, Run{"mnist_lecture", "float64", 1, false},
+                  Run{"mnist_relu_softmax", "float32", 2, false}, Run{"iris_neuron", "float64", 1, false},
+                  Run{"iris_3class_softmax", "float32", 1, true}}) {
+        BOOST_TEST_CONTEXT(r.model << " " << r.dtype << ", " << r.threads << " threads, keep " << r.keep) {
+            set_threads(r.threads);
+            Setup s = setup(r.model, r.dtype);
+            Graph& g = s.model.graph;
+            g.init_parameters(1);
+            g.set_keep_intermediates(r.keep);
+            std::int64_t batch = std::min<std::int64_t>(s.ds.train.count, 500);
+            std::vector<std::int64_t> rows(static_cast<std::size_t>(batch));
+            for (const auto& [name, stream] : s.spec.feed) {
+                Dims dims = g.node(g.id(name)).shape.size() == 2
+                                ? Dims{batch, data::stream_width(s.ds, stream)}
+                                : Dims{batch};
+                g.input_buffer(g.id(name), dims);
+            }
+            Rng rng(2);
+            const std::vector<int> params = g.parameters();
+            engine_step(s, params, rows, rng);  // the first step plans and sizes everything
+            Count n = count_allocations([&] {
+                for (int step = 0; step < 5; ++step) engine_step(s, params, rows, rng);
+            });
+            BOOST_TEST(n.ours == 0);
+            BOOST_TEST_MESSAGE(r.model << " " << r.dtype << ", " << r.threads << " threads: OpenBLAS itself made "
+                                       << n.blas << " allocations in 5 steps");
+            BOOST_TEST(std::isfinite(g.node(g.loss()).value.at(0)));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(trainer_steps_allocate_nothing) {
+    // Two runs that differ only in their number of steps per epoch allocate the same: the
+    // per-epoch work (evaluation, metrics) allocates, a step does not.
+    for (const char* sampling : {"with_replacement", "shuffle"})
+        for (const char* dtype : {"float32", "float64"}) {
+            BOOST_TEST_CONTEXT(sampling << " " << dtype) {
+                auto run = [&](std::int64_t steps) {
+                    Setup s = setup("mnist_mlp", dtype);
+                    s.spec.sampling = sampling;
+                    s.spec.batch_size = 100;
+                    s.spec.batches_per_epoch = steps;
+                    s.spec.epochs = 2;
+                    TrainOptions o;
+                    o.threads = 2;
+                    o.print = [](const std::string&) {};
+                    std::vector<EpochMetrics> h;
+                    Count n = count_allocations([&] { h = train(s.model, s.spec, s.ds, o); });
+                    BOOST_TEST(std::isfinite(h.back().train_loss));
+                    return n.ours;
+                };
+                run(2);  // OpenBLAS and the library set themselves up once
+                long few = run(2), many = run(17);
+                BOOST_TEST(few > 0);  // the runs do allocate (plan, evaluation): the counter is on
+                BOOST_TEST(many == few);
+            }
+        }
+}
