@@ -1,0 +1,61 @@
+// Shared by the libFuzzer targets: an InputError is the expected answer to bad input;
+// anything else (another exception, a crash, a leak, undefined behaviour) is a finding.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
+
+#include "graph/error.hpp"
+#include "graph/graph.hpp"
+
+namespace chainrule::fuzz {
+
+inline std::string as_text(const std::uint8_t* data, std::size_t size) {
+    return std::string(reinterpret_cast<const char*>(data), size);
+}
+
+// The data loaders read files: the input goes to a file of this process, rewritten each run.
+inline std::string as_file(const std::uint8_t* data, std::size_t size, const char* suffix) {
+    static const std::string path = (std::filesystem::temp_directory_path() /
+                                     ("chainrule-fuzz-" + std::to_string(::getpid()) + suffix)).string();
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f || std::fwrite(data, 1, size, f) != size || std::fclose(f) != 0) std::abort();
+    return path;
+}
+
+// Runs forward and backward once, as `chainrule grad` does, when the graph is small:
+// a loader that accepts a model must leave it in a state the engine can run. Large
+// models are legal but would only make the fuzzer measure memory, so they are skipped.
+inline void run_small(Graph& g) {
+    constexpr std::int64_t kBudget = std::int64_t{1} << 16;  // elements over all nodes
+    std::int64_t total = 0;
+    for (const Node& n : g.nodes()) {
+        std::int64_t count = 1;
+        for (const Dim& d : n.shape) count *= d.symbolic() ? 3 : d.size;
+        total += count;
+        if (count > kBudget || total > kBudget) return;
+    }
+    g.init_parameters(1);
+    Rng rng(2);
+    for (std::size_t id = 0; id < g.size(); ++id) {
+        Node& n = g.node(static_cast<int>(id));
+        if (n.kind != NodeKind::input || !n.value.empty()) continue;
+        Dims dims;
+        for (const Dim& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
+        Tensor t(Dtype::f64, dims);
+        for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform());
+        g.set_value(n.name, t);
+    }
+    try {
+        g.forward();
+        if (g.loss() >= 0) g.backward();
+    } catch (const RunError&) {
+        // A failure while running is a legitimate outcome (exit 1), not a crash.
+    }
+}
+
+}  // namespace chainrule::fuzz
