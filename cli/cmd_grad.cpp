@@ -1,4 +1,5 @@
 // `chainrule grad` and `chainrule gradcheck`.
+#include <cmath>
 #include <fmt/format.h>
 #include <iostream>
 
@@ -42,6 +43,14 @@ void add_grad(CLI::App& app) {
         g.forward();
         g.backward();
         int loss = g.loss();
+        // The numbers are still printed (they show where it went wrong), then exit 1.
+        auto check_finite = [&] {
+            double l = g.node(loss).value.at(0);
+            if (!std::isfinite(l))
+                throw RunError(fmt::format("the loss is {} at this point; `chainrule step` or `train --detect-anomaly` "
+                                           "shows where it starts",
+                                           std::isnan(l) ? "NaN" : "Inf"));
+        };
         if (o->json) {
             Json out;
             out["loss"] = g.node(loss).value.at(0);
@@ -49,6 +58,7 @@ void add_grad(CLI::App& app) {
             for (std::size_t id = 0; id < g.size(); ++id) nodes[g.node(int(id)).name] = node_json(g, int(id), true);
             out["nodes"] = nodes;
             std::cout << out.dump(2) << "\n";
+            check_finite();
             return;
         }
         fmt::print("loss {} = {:.10g}\n", g.node(loss).name, g.node(loss).value.at(0));
@@ -65,6 +75,7 @@ void add_grad(CLI::App& app) {
             if (!n.grad.empty())
                 fmt::print("  {}  {}\n", label, indented(format_tensor(n.grad), label.size() + 3));
         }
+        check_finite();
     });
 }
 

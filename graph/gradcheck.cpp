@@ -14,6 +14,11 @@ GradcheckReport gradcheck(Graph& g, const GradcheckOptions& opt) {
     if (loss < 0) throw InputError("the model has no \"loss\" output to check gradients of");
     g.set_grad_for_inputs(opt.inputs);
     g.forward();
+    // Junk in every gradient buffer first: an op whose backward adds to what is there instead
+    // of overwriting it (the contract in ops/op.hpp) then fails here instead of passing on
+    // freshly zeroed buffers.
+    for (std::size_t id = 0; id < g.size(); ++id)
+        if (!g.node(int(id)).grad.empty()) g.node(int(id)).grad.fill(12345.0);
     g.backward();
     GradcheckReport report;
     report.loss = g.node(loss).value.at(0);

@@ -256,3 +256,33 @@ BOOST_AUTO_TEST_CASE(stepping_node_by_node_equals_the_full_backward) {
     BOOST_TEST(b.graph.node(order.front()).name == "L");
     BOOST_TEST(b.graph.node(order.back()).name == "z");
 }
+
+BOOST_AUTO_TEST_CASE(gradcheck_catches_a_backward_that_accumulates) {
+    // Correct on zeroed buffers, wrong in a graph where the buffer holds last step's values.
+    register_op({
+        .name = "test_accumulating_square",
+        .formula = "y = x²  (backward adds instead of overwriting: a contract violation)",
+        .inputs = {"x"},
+        .shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; },
+        .forward =
+            [](const ForwardCall& c) {
+                for (std::int64_t i = 0; i < c.out.numel(); ++i) c.out.set(i, c.in[0]->at(i) * c.in[0]->at(i));
+            },
+        .backward =
+            [](const BackwardCall& c) {
+                for (std::int64_t i = 0; i < c.out.numel(); ++i)
+                    c.grad_in[0]->set(i, c.grad_in[0]->at(i) + 2 * c.in[0]->at(i) * c.grad_out.at(i));
+            },
+        .samples = {{.shapes = {{2}}}},
+    });
+    Graph g;
+    g.parameter("p", fixed_shape({2}), Init::constant(0.7));
+    g.input("t", fixed_shape({2}));
+    g.op("y", "test_accumulating_square", {"p"});
+    g.op("L", "mse", {"y", "t"});
+    g.set_output("loss", "L");
+    g.init_parameters(0);
+    g.set_value("t", Tensor(Dtype::f64, {2}));
+    GradcheckReport r = gradcheck(g, {.max_entries = 0});
+    BOOST_TEST(!r.ok);
+}

@@ -94,7 +94,7 @@ BOOST_AUTO_TEST_CASE(bad_samples_are_rejected) {
             for (auto& [key, v] : s.attrs.items()) attrs[key] = v;
             std::vector<Shape> shapes;
             for (auto& d : s.shapes) shapes.push_back(fixed_shape(d));
-            BOOST_CHECK_THROW(op->shape(shapes, attrs), ShapeError);
+            BOOST_TEST_CONTEXT(label(*op, k) << " (bad sample)") { BOOST_CHECK_THROW(op->shape(shapes, attrs), ShapeError); }
         }
 }
 

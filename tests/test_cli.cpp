@@ -1,0 +1,101 @@
+// The command line as a user meets it: numbers, JSON layout, exit codes and messages.
+#define BOOST_TEST_MODULE cli
+#include <boost/test/unit_test.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "graph/json_io.hpp"
+#include "graph/model_json.hpp"
+#include "testing.hpp"
+
+using namespace chainrule;
+using namespace chainrule::testing;
+
+namespace {
+
+CommandResult cr(const std::string& args) { return run_command(chainrule_binary() + " " + args); }
+std::string model(const char* name) { return source_root() + "/models/" + name + ".json"; }
+
+std::string scratch(const std::string& name, const std::string& text) {
+    auto p = std::filesystem::temp_directory_path() / ("chainrule_cli_" + std::to_string(::getpid()) + "_" + name);
+    std::ofstream(p) << text;
+    return p.string();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(grad_prints_the_worked_example) {
+    CommandResult r = cr("grad " + model("worked_example"));
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(r.out.find("loss L = 0.1969326615") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("dL/dw  [[0.379799], [0.265454], [0.103813], [0.0155094]]") != std::string::npos, r.out);
+}
+
+BOOST_AUTO_TEST_CASE(grad_json_has_every_node_with_round_trip_numbers) {
+    CommandResult r = cr("grad " + model("worked_example") + " --json");
+    BOOST_REQUIRE(r.code == 0);
+    Json j = parse_json_text(r.out, "stdout");
+    BOOST_TEST(std::abs(j["loss"].get<double>() - 0.19693266148617494) < 1e-16);
+    for (const char* n : {"x", "y", "w", "b", "z", "a", "yhat", "L"}) {
+        BOOST_REQUIRE(j["nodes"].contains(n));
+        for (const char* k : {"op", "shape", "value", "grad"}) BOOST_TEST(j["nodes"][n].contains(k), n << "." << k);
+    }
+    BOOST_TEST(j["nodes"]["z"]["op"] == "matmul");
+    BOOST_TEST(j["nodes"]["w"]["shape"] == Json::parse("[4,1]"));
+    // Every printed number parses back to exactly the double chainrule computed.
+    Model m = load_model(model("worked_example"));
+    m.graph.init_parameters(0);
+    m.graph.set_grad_for_inputs(true);
+    m.graph.forward();
+    m.graph.backward();
+    BOOST_TEST(j["loss"].get<double>() == m.graph.value("L").at(0));
+    for (std::int64_t i = 0; i < 4; ++i) BOOST_TEST(j["nodes"]["w"]["grad"][i][0].get<double>() == m.graph.grad("w").at(i));
+    for (std::int64_t i = 0; i < 12; ++i) BOOST_TEST(j["nodes"]["x"]["grad"][i / 4][i % 4].get<double>() == m.graph.grad("x").at(i));
+}
+
+BOOST_AUTO_TEST_CASE(gradcheck_passes_on_the_lecture_network_and_fails_on_the_lectures_update) {
+    CommandResult ok = cr("gradcheck " + model("slides_mnist"));
+    BOOST_TEST(ok.code == 0, ok.err);
+    BOOST_TEST(ok.out.find("gradcheck passed") != std::string::npos);
+    CommandResult bad = cr("gradcheck " + model("mnist_lecture") + " --max-entries 8");
+    BOOST_TEST(bad.code == 1);
+    BOOST_TEST(bad.err.find("deliberately not the derivative") != std::string::npos, bad.err);
+    BOOST_TEST(bad.err.find("gradcheck failed") != std::string::npos, bad.err);
+}
+
+BOOST_AUTO_TEST_CASE(a_nan_loss_exits_1) {
+    // log of a negative number: the loss is NaN at this point.
+    std::string feed = scratch("feed.json", R"({"w": [[-1], [-1], [-1], [-1]]})");
+    std::string text = read_text_file(model("worked_example"));
+    auto p = text.find(R"("op": "sigmoid")");
+    text.replace(p, 15, R"("op": "log")");
+    CommandResult r = cr("grad " + scratch("nan.json", text) + " --feed " + feed);
+    BOOST_TEST(r.code == 1);
+    BOOST_TEST(r.err.find("the loss is NaN at this point") != std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_exits_2_with_the_place) {
+    CommandResult r = cr("check " + scratch("bad.json", "{\"format\": \"chainrule-model\",\n \"version\": 1,\n \"nodes\": [}"));
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.err.find(":3:") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("malformed JSON") != std::string::npos, r.err);
+    r = cr("check /nonexistent/model.json");
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.err.find("/nonexistent/model.json: cannot open") != std::string::npos, r.err);
+    r = cr("train " + model("slides_mnist"));
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.err.find("has no \"training\" block") != std::string::npos, r.err);
+    r = cr("frobnicate");
+    BOOST_TEST(r.code == 2);
+    r = cr("eval " + model("iris_neuron") + " --weights " + scratch("junk.ckpt", "not a checkpoint"));
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.err.find("not a valid checkpoint") != std::string::npos, r.err);
+}
+
+BOOST_AUTO_TEST_CASE(every_command_has_help) {
+    for (const char* c : {"check", "grad", "gradcheck", "train", "eval", "step", "dot", "data", "ops"}) {
+        CommandResult r = cr(std::string(c) + " --help");
+        BOOST_TEST(r.code == 0, c);
+        BOOST_TEST(r.out.find("Usage") != std::string::npos, c);
+    }
+}
