@@ -68,7 +68,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=6, help="epochs per run, the first dropped")
-    p.add_argument("--only", nargs="*", choices=sorted(PEERS), help="a subset of the peers")
+    p.add_argument("--only", nargs="*", choices=sorted(PEERS),
+                   help="a subset of the peers (none at all with --only alone)")
     p.add_argument("--extra", action="append", default=[], metavar="NAME=COMMAND",
                    help="another command printing the same JSON lines (it gets "
                         "--epochs N --no-eval --json appended)")
@@ -81,7 +82,7 @@ def main():
                         "whether the machine was quiet when it started")
     args = p.parse_args()
 
-    configs = {k: PEERS[k] for k in (args.only or PEERS)}
+    configs = {k: PEERS[k] for k in (PEERS if args.only is None else args.only)}
     for spec in args.extra:
         name, _, command = spec.partition("=")
         configs[name] = shlex.split(command)
