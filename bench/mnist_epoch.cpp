@@ -11,7 +11,8 @@
 //     build/bench/mnist_epoch --model models/mnist_lecture.json --dtype float64 --json
 //
 // --json prints one JSON object per line: a header, one per timed epoch ("epoch",
-// "seconds", "peak_rss_mib", as bench/peers/compare.py reads them) and a summary.
+// "seconds", "cpu_seconds", "peak_rss_mib", as bench/peers/compare.py reads them) and a
+// summary.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cblas.h>
@@ -45,6 +46,13 @@ double peak_rss_mib() {
     rusage u{};
     getrusage(RUSAGE_SELF, &u);
     return double(u.ru_maxrss) / 1024.0;  // KiB on Linux
+}
+
+// CPU time of the whole process (all threads), as Python's time.process_time() in the peers.
+double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * double(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 double median(std::vector<double> v) {
@@ -194,10 +202,16 @@ int run(const Options& o, const std::string& dtype) {
     // Training epochs and GEMM-only epochs alternate (the trainer calls `print` after each
     // epoch), so that a machine that is busier at one moment affects both alike.
     std::vector<Gemm> gemms = step_gemms(m.graph, batch);
-    std::vector<double> gemm_times;
+    std::vector<double> gemm_times, cpu_times;
     auto history = dispatch(m.graph.dtype(), [&]<class T>() {
         GemmBound<T> bound(gemms, steps);
-        t.print = [&](const std::string&) { gemm_times.push_back(bound.epoch_seconds()); };
+        double cpu_mark = cpu_seconds();
+        t.print = [&](const std::string&) {
+            // the epoch's CPU time: training plus the (untimed, --no-eval: one-row) evaluation
+            cpu_times.push_back(cpu_seconds() - cpu_mark);
+            gemm_times.push_back(bound.epoch_seconds());
+            cpu_mark = cpu_seconds();
+        };
         return train(m, spec, ds, t);
     });
     const double rss = peak_rss_mib();
@@ -217,6 +231,7 @@ int run(const Options& o, const std::string& dtype) {
         for (std::size_t e = std::size_t(o.warmup); e < history.size(); ++e)
             fmt::print("{}\n", Json{{"epoch", history[e].epoch - o.warmup},
                                     {"seconds", history[e].seconds},
+                                    {"cpu_seconds", cpu_times[e]},
                                     {"train_loss", history[e].train_loss},
                                     {"test_accuracy", nullptr},
                                     {"test_loss", nullptr},

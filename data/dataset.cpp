@@ -119,39 +119,13 @@ Stream stream_kind(const Dataset& ds, const std::string& name) {
     throw InputError(fmt::format("unknown data stream '{}'; {} data offers: {}", name, ds.kind, offered));
 }
 
-// v / 255 without a division or a table lookup, so that the conversion vectorizes: 1/255
-// split in two parts whose first product with any byte is exact, so one rounding remains.
-// The static_asserts prove the result equals T(v) / T(255), correctly rounded, for every byte.
-template <class T>
-struct PixelScale;
-template <>
-struct PixelScale<float> {
-    static constexpr float hi = 0x1.01p-8f, lo = 0x1.010102p-24f;  // hi has 9 bits: v·hi is exact
-};
-template <>
-struct PixelScale<double> {
-    static constexpr double hi = 0x1.010102p-8, lo = -0x1.fdfdfdfdfdfep-33;  // hi has 24 bits
-};
-
-template <class T>
-constexpr T scale_pixel(std::uint8_t v) {
-    const T x = T(v);
-    return x * PixelScale<T>::hi + x * PixelScale<T>::lo;
+CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, std::span<const std::int64_t> rows,
+                                         std::int64_t width, float* out) {
+    kernels::gather_pixel_rows(px, rows.data(), std::int64_t(rows.size()), width, out);
 }
-
-template <class T>
-constexpr bool pixel_scale_is_exact() {
-    for (int v = 0; v < 256; ++v)
-        if (scale_pixel<T>(std::uint8_t(v)) != T(v) / T(255)) return false;
-    return true;
-}
-static_assert(pixel_scale_is_exact<float>() && pixel_scale_is_exact<double>());
-
-CHAINRULE_SIMD_CLONES void scale_row(const std::uint8_t* px, float* out, std::int64_t n) {
-    for (std::int64_t k = 0; k < n; ++k) out[k] = scale_pixel<float>(px[k]);
-}
-CHAINRULE_SIMD_CLONES void scale_row(const std::uint8_t* px, double* out, std::int64_t n) {
-    for (std::int64_t k = 0; k < n; ++k) out[k] = scale_pixel<double>(px[k]);
+CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, std::span<const std::int64_t> rows,
+                                         std::int64_t width, double* out) {
+    kernels::gather_pixel_rows(px, rows.data(), std::int64_t(rows.size()), width, out);
 }
 
 }  // namespace
@@ -211,21 +185,9 @@ void gather(const Dataset& ds, const Split& split, const std::string& stream, st
     dispatch(dst.dtype(), [&]<class T>() {
         T* out = dst.data<T>();
         switch (kind) {
-            case Stream::images: {
-                // Rows are drawn at random from tens of MB: fetch a few rows ahead so that the
-                // memory latency overlaps the conversion instead of adding to it.
-                constexpr std::size_t ahead = 4;
-                const std::uint8_t* px = split.pixels.data();
-                for (std::size_t i = 0; i < rows.size(); ++i) {
-                    if (i + ahead < rows.size()) {
-                        const std::uint8_t* next = px + rows[i + ahead] * width;
-                        for (std::int64_t k = 0; k < width; k += 64) __builtin_prefetch(next + k);
-                    }
-                    scale_row(px + rows[i] * width, out, width);
-                    out += width;
-                }
+            case Stream::images:
+                gather_images(split.pixels.data(), rows, width, out);
                 break;
-            }
             case Stream::features:
                 for (auto r : rows) {
                     const double* v = split.values.data() + r * width;

@@ -12,6 +12,8 @@
 #include "graph/error.hpp"
 #include "graph/plot.hpp"
 #include "graph/print.hpp"
+#include "graph/workers.hpp"
+#include "ops/kernels.hpp"
 
 namespace chainrule {
 namespace {
@@ -27,6 +29,7 @@ struct Feed {
     int id = -1;
     const std::string* stream = nullptr;
     Dims dims;
+    bool images = false;  // IDX pixels: converted by rows, on every worker
 };
 
 std::vector<Feed> plan_feeds(const Graph& g, const TrainingSpec& spec, const data::Dataset& ds) {
@@ -47,24 +50,51 @@ std::vector<Feed> plan_feeds(const Graph& g, const TrainingSpec& spec, const dat
         if (n.shape.size() == 2 && !n.shape[1].symbolic() && n.shape[1].size != width)
             throw InputError(fmt::format("{}: input '{}' is declared {} but stream '{}' has {} columns per sample",
                                          spec.data.where, name, format_shape(n.shape), stream, width));
-        feeds.push_back({id, &stream, std::move(dims)});
+        bool images = ds.kind == "idx" && stream == "images" && dims.size() == 2;
+        feeds.push_back({id, &stream, std::move(dims), images});
     }
     return feeds;
 }
 
+CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,
+                                         std::int64_t width, float* out) {
+    kernels::gather_pixel_rows(px, rows, count, width, out);
+}
+CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,
+                                         std::int64_t width, double* out) {
+    kernels::gather_pixel_rows(px, rows, count, width, out);
+}
+
 // Fills every fed input with the given rows of a split, each in one pass from the data set.
+// The images, by far the most bytes of a batch, are converted on all workers at once:
+// that pass is bound by memory, and two cores fetch and write more than one.
 void feed_planned(Graph& g, std::vector<Feed>& feeds, const data::Dataset& ds, const data::Split& split,
-                  std::span<const std::int64_t> rows) {
+                  std::span<const std::int64_t> rows, Workers* workers) {
     for (Feed& f : feeds) {
         f.dims[0] = std::int64_t(rows.size());
-        data::gather(ds, split, *f.stream, rows, g.input_buffer(f.id, f.dims));
+        Tensor& dst = g.input_buffer(f.id, f.dims);
+        if (!f.images || !workers || workers->threads() < 2) {
+            data::gather(ds, split, *f.stream, rows, dst);
+            continue;
+        }
+        for (auto r : rows)
+            if (r < 0 || r >= split.count)
+                throw RunError(fmt::format("gather: row {} is outside the split (0 to {})", r, split.count - 1));
+        dispatch(dst.dtype(), [&]<class T>() {
+            const std::int64_t width = f.dims[1];
+            T* out = dst.data<T>();
+            auto part = [&](std::int64_t b, std::int64_t e) {
+                gather_images(split.pixels.data(), rows.data() + b, e - b, width, out + b * width);
+            };
+            workers->run(std::int64_t(rows.size()), part);
+        });
     }
 }
 
 void feed_rows(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
                std::span<const std::int64_t> rows) {
     std::vector<Feed> feeds = plan_feeds(g, spec, ds);
-    feed_planned(g, feeds, ds, split, rows);
+    feed_planned(g, feeds, ds, split, rows, nullptr);
 }
 
 // Names the first node whose value (after forward) or gradient (after backward) is not finite.
@@ -277,6 +307,9 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
     } restore{g, g.keep_intermediates()};
     g.set_keep_intermediates(opt.detect_anomaly);
     std::optional<std::vector<Feed>> feeds;
+    // chainrule's own helpers: as many threads as OpenBLAS uses, the caller included.
+    std::optional<Workers> workers;
+    if (int threads = opt.threads > 0 ? opt.threads : openblas_get_num_threads(); threads > 1) workers.emplace(threads);
     auto run_start = Clock::now();
     std::int64_t samples_done = 0;
     for (std::int64_t epoch = start_epoch + 1; epoch <= spec.epochs; ++epoch) {
@@ -295,7 +328,7 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
                     rows[i] = spec.sampling == "shuffle" ? order[(step * batch) % n + i] : std::int64_t(rng.below(n));
             }
             if (!feeds) feeds = plan_feeds(g, spec, ds);
-            feed_planned(g, *feeds, ds, ds.train, rows);
+            feed_planned(g, *feeds, ds, ds.train, rows, workers ? &*workers : nullptr);
             g.forward();
             // Formatted only when needed: a step allocates nothing.
             auto when = [&] { return fmt::format("at epoch {}, step {} of {}", epoch, step + 1, steps); };

@@ -1,9 +1,10 @@
 // The engine's fused passes (graph/fusion.cpp) against the ops run one by one: forward
 // values, every gradient, and parameters after several SGD steps, in float32 and float64,
-// bit for bit; the chains that must not fuse; the vectorized sigmoid against std::exp; and
-// the batch conversion of pixels against v / 255.
+// bit for bit; the chains that must not fuse; the vectorized sigmoid against std::exp; the
+// batch conversion of pixels against v / 255; the helper threads that share that pass.
 #define BOOST_TEST_MODULE fused
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -12,6 +13,8 @@
 
 #include "data/dataset.hpp"
 #include "graph/graph.hpp"
+#include "graph/workers.hpp"
+#include "ops/kernels.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;
@@ -371,4 +374,48 @@ BOOST_AUTO_TEST_CASE(pixels_become_exactly_v_over_255) {
             }
         BOOST_TEST(exact, dtype_name(dt));
     }
+}
+
+BOOST_AUTO_TEST_CASE(workers_cover_every_index_once) {
+    for (int threads : {1, 2, 3}) {
+        Workers w(threads);
+        BOOST_TEST(w.threads() == threads);
+        for (std::int64_t n : {0, 1, 2, 5, 1000}) {
+            std::vector<int> hits(static_cast<std::size_t>(n));
+            auto f = [&](std::int64_t b, std::int64_t e) {
+                for (std::int64_t i = b; i < e; ++i) ++hits[std::size_t(i)];
+            };
+            for (int rep = 0; rep < 50; ++rep) w.run(n, f);  // reused many times, as per step
+            BOOST_TEST(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 50; }),
+                       threads << " threads, n = " << n);
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(pixel_rows_gathered_by_workers_equal_data_gather) {
+    // The trainer converts a batch of images on all workers; it must equal data::gather.
+    data::Dataset ds;
+    ds.kind = "idx";
+    ds.classes = 10;
+    ds.train.count = 300;
+    ds.train.features = 784;
+    ds.train.sample_dims = {28, 28};
+    Rng rng(9);
+    for (std::int64_t i = 0; i < 300 * 784; ++i) ds.train.pixels.push_back(std::uint8_t(rng.below(256)));
+    ds.train.labels.assign(300, 0);
+    std::vector<std::int64_t> rows(257);
+    for (auto& r : rows) r = std::int64_t(rng.below(300));
+    Workers w(2);
+    auto check = [&]<class T>() {
+        Tensor want(dtype_of<T>(), {257, 784}), got(dtype_of<T>(), {257, 784});
+        data::gather(ds, ds.train, "images", rows, want);
+        T* out = got.data<T>();
+        auto part = [&](std::int64_t b, std::int64_t e) {
+            kernels::gather_pixel_rows(ds.train.pixels.data(), rows.data() + b, e - b, 784, out + b * 784);
+        };
+        w.run(257, part);
+        BOOST_TEST(same_bits(got, want), dtype_name(dtype_of<T>()));
+    };
+    check.operator()<float>();
+    check.operator()<double>();
 }

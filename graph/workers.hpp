@@ -1,0 +1,48 @@
+// Helper threads for chainrule's own memory-bound passes (OpenBLAS has its own threads for
+// the GEMMs). run(n, f) splits [0, n) into one contiguous range per thread, the caller
+// taking the first, and returns when every range is done; each element is handled exactly
+// as in a single-threaded loop, so results do not depend on the thread count.
+//
+// Nothing is allocated after construction. A helper that finished its range yields the
+// CPU for a little while (the next pass often follows soon), then sleeps on a futex, so
+// that it never competes with OpenBLAS's threads during a GEMM.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace chainrule {
+
+class Workers {
+public:
+    explicit Workers(int threads);  // threads counts the caller: 1 means no helpers
+    ~Workers();
+    Workers(const Workers&) = delete;
+    Workers& operator=(const Workers&) = delete;
+
+    int threads() const { return int(helpers_.size()) + 1; }
+
+    // f(begin, end) for the ranges of [0, n); f must not throw.
+    template <class F>
+    void run(std::int64_t n, F& f) {
+        run_erased(n, [](void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<F*>(ctx))(b, e); }, &f);
+    }
+
+private:
+    using Fn = void (*)(void*, std::int64_t, std::int64_t);
+    void run_erased(std::int64_t n, Fn fn, void* ctx);
+    void helper(int index);
+    std::pair<std::int64_t, std::int64_t> range(int index) const;
+
+    std::vector<std::jthread> helpers_;
+    std::atomic<std::uint64_t> generation_{0};  // a new job each time it changes
+    std::atomic<int> done_{0};
+    std::atomic<bool> stop_{false};
+    Fn fn_ = nullptr;
+    void* ctx_ = nullptr;
+    std::int64_t n_ = 0;
+};
+
+}  // namespace chainrule
