@@ -14,7 +14,6 @@
 #include <fmt/format.h>
 
 #include "graph/graph.hpp"
-#include "graph/workers.hpp"
 #include "ops/kernels.hpp"
 
 namespace chainrule {
@@ -29,23 +28,12 @@ CHAINRULE_SIMD_CLONES void dense_pass(const double* src, const double* bias, dou
     kernels::dense_pass(src, bias, pre, out, rows, cols);
 }
 CHAINRULE_SIMD_CLONES void bias_backward(const float* g, const float* y, float* dfull, float* dbias,
-                                         std::int64_t rows, std::int64_t cols, std::int64_t ld) {
-    kernels::bias_backward(g, y, dfull, dbias, rows, cols, ld);
+                                         std::int64_t rows, std::int64_t cols) {
+    kernels::bias_backward(g, y, dfull, dbias, rows, cols);
 }
 CHAINRULE_SIMD_CLONES void bias_backward(const double* g, const double* y, double* dfull, double* dbias,
-                                         std::int64_t rows, std::int64_t cols, std::int64_t ld) {
-    kernels::bias_backward(g, y, dfull, dbias, rows, cols, ld);
-}
-
-// Passes smaller than this run on the calling thread: waking a helper costs more.
-constexpr std::int64_t kParallelElements = 1 << 15;
-
-template <class F>
-void split(Workers* workers, std::int64_t n, std::int64_t elements, F& f) {
-    if (workers && elements >= kParallelElements)
-        workers->run(n, f);
-    else
-        f(0, n);
+                                         std::int64_t rows, std::int64_t cols) {
+    kernels::bias_backward(g, y, dfull, dbias, rows, cols);
 }
 
 template <class T>
@@ -142,13 +130,7 @@ void Graph::run_dense(const Step& s) {
     dispatch(dtype_, [&]<class T>() {
         T* pre = keep_intermediates_ || !act ? add.value.data<T>() : nullptr;
         T* out = act ? act->value.data<T>() : nullptr;
-        const T* src = gemm_out.data<T>();
-        const std::int64_t rows = gemm_out.dim(0), cols = gemm_out.dim(1);
-        auto part = [&](std::int64_t r0, std::int64_t r1) {  // rows [r0, r1)
-            const std::int64_t o = r0 * cols;
-            dense_pass(src + o, bias.data<T>(), pre ? pre + o : nullptr, out ? out + o : nullptr, r1 - r0, cols);
-        };
-        split(workers_, rows, rows * cols, part);
+        dense_pass(gemm_out.data<T>(), bias.data<T>(), pre, out, gemm_out.dim(0), gemm_out.dim(1));
     });
 }
 
@@ -167,14 +149,7 @@ void Graph::run_sigmoid_bias(const Step& s) {
         const T* g = act ? act->grad.data<T>() : add.grad.data<T>();
         const T* y = act ? act->value.data<T>() : nullptr;
         T* first = dfull ? dfull->data<T>() : dadd ? dadd->data<T>() : nullptr;
-        T* db = data_or_null<T>(dbias);
-        const std::int64_t rows = add.value.dim(0), cols = add.value.dim(1);
-        // By columns: each bias entry is still summed over the rows in order.
-        auto part = [&](std::int64_t c0, std::int64_t c1) {
-            bias_backward(g + c0, y ? y + c0 : nullptr, first ? first + c0 : nullptr, db ? db + c0 : nullptr, rows,
-                          c1 - c0, cols);
-        };
-        split(workers_, cols, rows * cols, part);
+        bias_backward(g, y, first, data_or_null<T>(dbias), add.value.dim(0), add.value.dim(1));
         if (dadd && first != dadd->data<T>()) std::copy(first, first + dfull->numel(), dadd->data<T>());
     });
     written_[s.node] = true;

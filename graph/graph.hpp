@@ -28,8 +28,6 @@
 
 namespace chainrule {
 
-class Workers;
-
 enum class NodeKind { input, parameter, constant, op };
 const char* kind_name(NodeKind k);
 
@@ -118,9 +116,6 @@ public:
     // default, so that `grad`, `step` and `dot` see every node.
     void set_keep_intermediates(bool on) { keep_intermediates_ = on; }
     bool keep_intermediates() const { return keep_intermediates_; }
-    // Helper threads for the large fused passes (not owned; nullptr: none). Results do not
-    // depend on them.
-    void set_workers(Workers* w) { workers_ = w; }
 
     void forward();
     // Fresh gradients of `loss` (default: the "loss" output) for every node that wants one.
@@ -171,7 +166,6 @@ private:
     bool grad_for_inputs_ = false;
     bool keep_contributions_ = false;
     bool keep_intermediates_ = true;
-    Workers* workers_ = nullptr;
 
     // plan, rebuilt when input shapes or the grad settings change
     std::vector<Dims> planned_input_dims_;

@@ -23,9 +23,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Passes smaller than this run on the calling thread: waking a helper costs more.
-constexpr std::int64_t kParallelElements = 1 << 15;
-
 // A fed input resolved once per run: its node, stream and batch dims (reused, so that
 // feeding a batch allocates nothing).
 struct Feed {
@@ -134,21 +131,15 @@ void check_anomaly(const Graph& g, bool grads, const std::string& when) {
     }
 }
 
-void sgd_step(Graph& g, const std::vector<int>& params, double lr, Workers* workers) {
+void sgd_step(Graph& g, const std::vector<int>& params, double lr) {
     for (int id : params) {
         Node& n = g.node(id);
         dispatch(n.value.dtype(), [&]<class T>() {
             T* p = n.value.template data<T>();
             const T* d = n.grad.template data<T>();
             const T step = static_cast<T>(lr);
-            auto part = [&](std::int64_t b, std::int64_t e) {
-                for (std::int64_t i = b; i < e; ++i) p[i] -= step * d[i];
-            };
             const std::int64_t count = n.value.numel();
-            if (workers && count >= kParallelElements)
-                workers->run(count, part);
-            else
-                part(0, count);
+            for (std::int64_t i = 0; i < count; ++i) p[i] -= step * d[i];
         });
     }
 }
@@ -319,11 +310,6 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
     // chainrule's own helpers: as many threads as OpenBLAS uses, the caller included.
     std::optional<Workers> workers;
     if (int threads = opt.threads > 0 ? opt.threads : openblas_get_num_threads(); threads > 1) workers.emplace(threads);
-    struct DetachWorkers {
-        Graph& g;
-        ~DetachWorkers() { g.set_workers(nullptr); }
-    } detach{g};
-    g.set_workers(workers ? &*workers : nullptr);
     auto run_start = Clock::now();
     std::int64_t samples_done = 0;
     for (std::int64_t epoch = start_epoch + 1; epoch <= spec.epochs; ++epoch) {
@@ -356,7 +342,7 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
                                                : fmt::format("the last good checkpoint is {} (epoch {})", last_ckpt, epoch - 1)));
             g.backward();
             if (opt.detect_anomaly) check_anomaly(g, true, when());
-            sgd_step(g, params, spec.lr, workers ? &*workers : nullptr);
+            sgd_step(g, params, spec.lr);
             loss_sum += loss;
             samples_done += std::int64_t(rows.size());
             if (opt.progress && seconds_since(last_progress) > 0.1) {

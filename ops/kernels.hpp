@@ -207,15 +207,13 @@ CHAINRULE_INLINE void dense_pass(const T* src, const T* bias, T* pre, T* out, st
 
 // Backward of add(full, bias) [rows, cols], or of sigmoid(add(full, bias)) when y (the
 // sigmoid's value) is given: d = g·y·(1−y) or g goes to dfull, its column sums to dbias
-// (summed from 0 in row order, like sum_to_shape). Either output may be nullptr. Rows are
-// `ld` apart, so that a range of columns can be done on its own.
+// (summed from 0 in row order, like sum_to_shape). Either output may be nullptr.
 template <class T>
-CHAINRULE_INLINE void bias_backward(const T* g, const T* y, T* dfull, T* dbias, std::int64_t rows, std::int64_t cols,
-                                    std::int64_t ld) {
+CHAINRULE_INLINE void bias_backward(const T* g, const T* y, T* dfull, T* dbias, std::int64_t rows, std::int64_t cols) {
     if (dbias)
         for (std::int64_t j = 0; j < cols; ++j) dbias[j] = T(0);
     for (std::int64_t r = 0; r < rows; ++r) {
-        const std::int64_t o = r * ld;
+        const std::int64_t o = r * cols;
         const T* __restrict gr = g + o;
         if (y && dfull && dbias) {
             const T* __restrict yr = y + o;
