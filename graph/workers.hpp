@@ -1,11 +1,14 @@
 // Helper threads for chainrule's own memory-bound passes (OpenBLAS has its own threads for
-// the GEMMs). run(n, f) splits [0, n) into one contiguous range per thread, the caller
-// taking the first, and returns when every range is done; each element is handled exactly
-// as in a single-threaded loop, so results do not depend on the thread count.
+// the GEMMs); the trainer converts each batch's images on them. run(n, f) splits [0, n)
+// into one contiguous range per thread, the caller taking the first, and returns when every
+// range is done; each element is handled exactly as in a single-threaded loop, so results
+// do not depend on the thread count.
 //
 // Nothing is allocated after construction. A helper that finished its range yields the
-// CPU for a little while (the next pass often follows soon), then sleeps on a futex, so
-// that it never competes with OpenBLAS's threads during a GEMM.
+// CPU for a little while, then sleeps on a futex, so that it never competes with
+// OpenBLAS's threads during a GEMM. Waking it costs some 10-30 µs: splitting passes that
+// come right after a GEMM (the fused bias and sigmoid passes, SGD) was measured to lose
+// more than it gained (docs/performance.md).
 #pragma once
 
 #include <atomic>
