@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <unistd.h>
@@ -19,12 +20,18 @@ inline std::string as_text(const std::uint8_t* data, std::size_t size) {
 }
 
 // The data loaders read files: the input goes to a file of this process, rewritten each run.
+// It is removed when the fuzzer exits normally and kept after a crash.
 inline std::string as_file(const std::uint8_t* data, std::size_t size, const char* suffix) {
-    static const std::string path = (std::filesystem::temp_directory_path() /
-                                     ("chainrule-fuzz-" + std::to_string(::getpid()) + suffix)).string();
-    std::FILE* f = std::fopen(path.c_str(), "wb");
+    struct Scratch {
+        std::string path;
+        ~Scratch() { std::remove(path.c_str()); }
+    };
+    static const Scratch scratch{(std::filesystem::temp_directory_path() /
+                                  ("chainrule-fuzz-" + std::to_string(::getpid()) + suffix))
+                                     .string()};
+    std::FILE* f = std::fopen(scratch.path.c_str(), "wb");
     if (!f || std::fwrite(data, 1, size, f) != size || std::fclose(f) != 0) std::abort();
-    return path;
+    return scratch.path;
 }
 
 // Runs forward and backward once, as `chainrule grad` does, when the graph is small:
