@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "graph/error.hpp"
+#include "graph/json_io.hpp"
 #include "ops/broadcast.hpp"
 
 namespace chainrule {
@@ -146,7 +147,7 @@ int Graph::op(const std::string& name, const std::string& op_name, const std::ve
                                             : def.type() == v.type();
         if (!same)
             throw InputError(fmt::format("{}.attrs.{}: expected {} like the default {}, got {}", at, key,
-                                         def.type_name(), def.dump(), v.dump()));
+                                         def.type_name(), json_brief(def), json_brief(v)));
         n.attrs[key] = v;
     }
     std::vector<Shape> in_shapes;

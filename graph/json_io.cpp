@@ -158,13 +158,20 @@ const Json& require(const Json& obj, const char* key, const std::string& where) 
     return *it;
 }
 
+std::string json_brief(const Json& j) {
+    constexpr std::size_t keep = 60;
+    std::string text = j.dump();
+    if (text.size() <= keep) return text;
+    return fmt::format("{}... ({} characters in all)", text.substr(0, keep), text.size());
+}
+
 std::string get_string(const Json& j, const std::string& where) {
-    if (!j.is_string()) throw InputError(fmt::format("{}: expected a string, got {}", where, j.dump()));
+    if (!j.is_string()) throw InputError(fmt::format("{}: expected a string, got {}", where, json_brief(j)));
     return j.get<std::string>();
 }
 
 double get_number(const Json& j, const std::string& where) {
-    if (!j.is_number()) throw InputError(fmt::format("{}: expected a number, got {}", where, j.dump()));
+    if (!j.is_number()) throw InputError(fmt::format("{}: expected a number, got {}", where, json_brief(j)));
     double v = j.get<double>();
     if (!std::isfinite(v)) throw InputError(fmt::format("{}: expected a finite number", where));
     return v;
@@ -173,10 +180,10 @@ double get_number(const Json& j, const std::string& where) {
 std::int64_t get_int(const Json& j, const std::string& where) {
     if (j.is_number_integer()) {
         if (j.is_number_unsigned() && j.get<std::uint64_t>() > std::uint64_t(INT64_MAX))
-            throw InputError(fmt::format("{}: integer {} is too large", where, j.dump()));
+            throw InputError(fmt::format("{}: integer {} is too large", where, json_brief(j)));
         return j.get<std::int64_t>();
     }
-    throw InputError(fmt::format("{}: expected an integer, got {}", where, j.dump()));
+    throw InputError(fmt::format("{}: expected an integer, got {}", where, json_brief(j)));
 }
 
 const Json& get_object(const Json& j, const std::string& where) {
@@ -204,7 +211,7 @@ Tensor tensor_from_json(const Json& j, const std::string& where) {
     auto walk = [&](auto&& self, const Json& node, std::size_t depth, const std::string& at) -> void {
         if (depth == dims.size()) {
             if (!node.is_number())
-                throw InputError(fmt::format("{}: expected a number, got {}", at, node.dump()));
+                throw InputError(fmt::format("{}: expected a number, got {}", at, json_brief(node)));
             double v = node.get<double>();
             if (!std::isfinite(v)) throw InputError(fmt::format("{}: expected a finite number", at));
             out.push_back(v);
@@ -213,7 +220,7 @@ Tensor tensor_from_json(const Json& j, const std::string& where) {
         if (!node.is_array() || static_cast<std::int64_t>(node.size()) != dims[depth])
             throw InputError(fmt::format("{}: expected an array of {} elements (the shape is {}), got {}", at,
                                          dims[depth], format_dims(dims),
-                                         node.is_array() ? fmt::format("{} elements", node.size()) : node.dump()));
+                                         node.is_array() ? fmt::format("{} elements", node.size()) : json_brief(node)));
         for (std::size_t i = 0; i < node.size(); ++i) self(self, node[i], depth + 1, json_path(at, i));
     };
     walk(walk, j, 0, where);

@@ -25,6 +25,10 @@ std::string json_path(const std::string& parent, std::size_t index);
 
 // Throws InputError("{where}: unknown key 'foo' (allowed: a, b, c)") for keys not in `allowed`.
 void check_keys(const Json& obj, std::initializer_list<const char*> allowed, const std::string& where);
+// `j` as compact JSON for an error message, cut to about 60 characters: a user who put a
+// 10 MB array where a string belongs needs to see what is there, not all of it.
+std::string json_brief(const Json& j);
+
 // Type-checked accessors; `where` is the full place ("model.json: nodes[2].name").
 const Json& require(const Json& obj, const char* key, const std::string& where);
 std::string get_string(const Json& j, const std::string& where);

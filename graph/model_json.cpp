@@ -44,7 +44,7 @@ Shape parse_shape(const Json& j, const At& at) {
             s.push_back(Dim{v, {}});
         } else {
             throw InputError(fmt::format("{}: expected a positive integer or a symbol such as \"N\", got {}",
-                                         at[i].str(), d.dump()));
+                                         at[i].str(), json_brief(d)));
         }
     }
     return s;
@@ -161,7 +161,7 @@ Model parse_model(const std::string& text, const std::string& file) {
     const Json& version = require(j, "version", file);
     if (!version.is_number_integer() || version.get<std::int64_t>() != 1)
         throw InputError(fmt::format("{}: this chainrule reads format version 1, got {}", root["version"].str(),
-                                     version.dump()));
+                                     json_brief(version)));
 
     Dtype dtype = Dtype::f64;
     if (j.contains("dtype")) {

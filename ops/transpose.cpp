@@ -2,6 +2,7 @@
 // the axes (numpy's default), which for a 2-D tensor is the matrix transpose.
 #include <fmt/format.h>
 
+#include "graph/json_io.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/op.hpp"
 
@@ -27,7 +28,7 @@ std::vector<std::size_t> perm_of(const Attrs& attrs, std::size_t rank) {
         }
     }
     if (!ok)
-        throw ShapeError(fmt::format("perm {} must list each of the input's {} axes once{}", p.dump(), rank,
+        throw ShapeError(fmt::format("perm {} must list each of the input's {} axes once{}", json_brief(p), rank,
                                      rank ? fmt::format(" (0..{})", rank - 1) : std::string(" (none: use [])")));
     return perm;
 }

@@ -168,6 +168,17 @@ BOOST_AUTO_TEST_CASE(numbers_and_dims) {
     BOOST_TEST(error_of(replace(model(kNodes), R"({"constant": 0.1}})", R"({"constant": 1}})")) == "(no error)");
 }
 
+BOOST_AUTO_TEST_CASE(a_huge_wrong_value_is_shown_briefly) {
+    // 10,000 numbers where the model's name belongs: the message shows their start and size.
+    std::string big = "[0";
+    for (int i = 1; i < 10000; ++i) big += ",0";
+    big += "]";
+    std::string msg = error_of(replace(model(kNodes), R"("name": "m")", R"("name": )" + big));
+    BOOST_TEST(msg.find("name: expected a string, got [0,0,0,") != std::string::npos, msg);
+    BOOST_TEST(msg.find("... (20001 characters in all)") != std::string::npos, msg);
+    BOOST_TEST(msg.size() < 200u, msg);
+}
+
 BOOST_AUTO_TEST_CASE(attrs_are_checked_against_the_op) {
     std::string text = replace(model(kNodes), R"({"name": "yhat", "op": "sigmoid", "inputs": ["a"]})",
                                R"({"name": "yhat", "op": "normalize", "inputs": ["a"], "attrs": {"axs": 0}})");
