@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "graph/json_io.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/op.hpp"
 
@@ -19,7 +20,7 @@ namespace {
 Shape reshaped(const Shape& in, const Attrs& attrs) {
     const auto& spec = attrs.at("shape");
     auto fail = [&](const std::string& why) {
-        return ShapeError(fmt::format("cannot reshape {} to {}: {}", format_shape(in), spec.dump(), why));
+        return ShapeError(fmt::format("cannot reshape {} to {}: {}", format_shape(in), json_brief(spec), why));
     };
     std::int64_t fixed = 1;  // product of x's fixed dims
     std::vector<std::string> symbols;
@@ -42,6 +43,9 @@ Shape reshaped(const Shape& in, const Attrs& attrs) {
     std::size_t wild = spec.size();
     for (std::size_t i = 0; i < spec.size(); ++i) {
         const auto& v = spec[i];
+        // Above INT64_MAX, get<int64_t> would wrap (2^64 − 1 would read as −1).
+        if (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(INT64_MAX))
+            throw fail(fmt::format("entry {} is too large", v.get<std::uint64_t>()));
         if (!v.is_number_integer() || (v.get<std::int64_t>() < 1 && v.get<std::int64_t>() != -1))
             throw fail("each entry must be a size >= 1 or −1");
         std::int64_t n = v.get<std::int64_t>();
@@ -104,7 +108,9 @@ const bool registered = register_op({
                     {.shapes = {{3, 4}}, .attrs = {{"shape", {0, 12}}}},
                     {.shapes = {{3, 4}}, .attrs = {{"shape", {3, 4.0}}}},
                     {.shapes = {{3, 4}}, .attrs = {{"shape", {3, 4, 1, 1, 1, 1, 1, 1, 1}}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"shape", {4611686018427387904, 4}}}}},
+                    {.shapes = {{3, 4}}, .attrs = {{"shape", {4611686018427387904, 4}}}},
+                    // 2^64 − 1 must not wrap to −1 (which would make it a valid [12])
+                    {.shapes = {{3, 4}}, .attrs = {{"shape", {18446744073709551615ULL}}}}},
 });
 
 }  // namespace
