@@ -14,6 +14,7 @@ namespace {
 
 // Columns and class lists far beyond any real table are typos, not data.
 constexpr std::int64_t kMaxColumn = 1'000'000;
+constexpr const char* kColumnRange = "a 0-based column index from 0 to 1000000";
 constexpr std::size_t kMaxClasses = 256;  // idx labels are bytes
 
 std::string resolve(const std::string& p, const std::string& base_dir, const std::string& where) {
@@ -67,13 +68,13 @@ void parse_csv(const Json& j, const std::string& where, const std::string& base_
     if (features.empty()) throw InputError(fmt::format("{}: expected at least one feature column", at));
     for (std::size_t i = 0; i < features.size(); ++i) {
         std::string col_at = json_path(at, i);
-        int c = int(get_int_in(features[i], 0, kMaxColumn, col_at, "a column index >= 0 (0-based)"));
+        int c = int(get_int_in(features[i], 0, kMaxColumn, col_at, kColumnRange));
         if (std::find(s.features.begin(), s.features.end(), c) != s.features.end())
             throw InputError(fmt::format("{}: column {} is listed twice", col_at, c));
         s.features.push_back(c);
     }
     at = json_path(where, "label");
-    s.label = int(get_int_in(require(j, "label", where), 0, kMaxColumn, at, "a column index >= 0 (0-based)"));
+    s.label = int(get_int_in(require(j, "label", where), 0, kMaxColumn, at, kColumnRange));
     if (std::find(s.features.begin(), s.features.end(), s.label) != s.features.end())
         throw InputError(fmt::format("{}: column {} is also a feature column", at, s.label));
 

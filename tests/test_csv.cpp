@@ -180,6 +180,8 @@ BOOST_AUTO_TEST_CASE(spec_errors_name_the_json_path) {
         {"{" + head + R"(,"features":[0.5],"label":4})", "training.data.features[0]: expected an integer"},
         {"{" + head + R"(,"features":[0],"label":-2})", "training.data.label: -2 is out of range"},
         {"{" + head + R"(,"features":[0],"label":0})", "training.data.label: column 0 is also a feature"},
+        {"{" + head + R"(,"features":[0],"label":2000000})",
+         "training.data.label: 2000000 is out of range; expected a 0-based column index from 0 to 1000000"},
         {"{" + head + R"(,"features":[0],"label":1,"rows":[5,5]})", "training.data.rows: [5, 5) is empty"},
         {"{" + head + R"(,"features":[0],"label":1,"rows":[9,3]})", "training.data.rows: [9, 3) is empty"},
         {"{" + head + R"(,"features":[0],"label":1,"rows":[-1,3]})", "training.data.rows[0]: -1 is out of range"},
