@@ -3,7 +3,7 @@
 // so they never meet that.
 #include <cmath>
 
-#include "ops/op.hpp"
+#include "ops/elementwise.hpp"
 
 namespace chainrule {
 namespace {
@@ -13,24 +13,8 @@ const bool registered = register_op({
     .formula = "y = exp(x);  dL/dx = dL/dy · y",
     .inputs = {"x"},
     .shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; },
-    .forward =
-        [](const ForwardCall& c) {
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const T* x = c.in[0]->data<T>();
-                T* y = c.out.data<T>();
-                for (std::int64_t i = 0; i < c.out.numel(); ++i) y[i] = std::exp(x[i]);
-            });
-        },
-    .backward =
-        [](const BackwardCall& c) {
-            if (!c.grad_in[0]) return;
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const T* y = c.out.data<T>();
-                const T* g = c.grad_out.data<T>();
-                T* gx = c.grad_in[0]->data<T>();
-                for (std::int64_t i = 0; i < c.out.numel(); ++i) gx[i] = g[i] * y[i];
-            });
-        },
+    .forward = unary_forward([](auto x) { return std::exp(x); }),
+    .backward = unary_backward([](auto, auto y, auto g) { return g * y; }),
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{}}}},
     .summary = "elementwise exponential",
 });

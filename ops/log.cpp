@@ -3,7 +3,7 @@
 // probabilities use log_softmax or cross_entropy, which never take log of 0.
 #include <cmath>
 
-#include "ops/op.hpp"
+#include "ops/elementwise.hpp"
 
 namespace chainrule {
 namespace {
@@ -13,24 +13,8 @@ const bool registered = register_op({
     .formula = "y = ln(x);  dL/dx = dL/dy / x",
     .inputs = {"x"},
     .shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; },
-    .forward =
-        [](const ForwardCall& c) {
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const T* x = c.in[0]->data<T>();
-                T* y = c.out.data<T>();
-                for (std::int64_t i = 0; i < c.out.numel(); ++i) y[i] = std::log(x[i]);
-            });
-        },
-    .backward =
-        [](const BackwardCall& c) {
-            if (!c.grad_in[0]) return;
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const T* x = c.in[0]->data<T>();
-                const T* g = c.grad_out.data<T>();
-                T* gx = c.grad_in[0]->data<T>();
-                for (std::int64_t i = 0; i < c.out.numel(); ++i) gx[i] = g[i] / x[i];
-            });
-        },
+    .forward = unary_forward([](auto x) { return std::log(x); }),
+    .backward = unary_backward([](auto x, auto, auto g) { return g / x; }),
     .samples = {{.shapes = {{3, 4}}, .domains = {Domain::positive}}, {.shapes = {{}}, .domains = {Domain::positive}}},
     .summary = "elementwise natural logarithm (log(0) = −inf)",
 });

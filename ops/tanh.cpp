@@ -2,7 +2,7 @@
 // overflow (unlike (e^x − e^−x)/(e^x + e^−x)), and its derivative is taken from y.
 #include <cmath>
 
-#include "ops/op.hpp"
+#include "ops/elementwise.hpp"
 
 namespace chainrule {
 namespace {
@@ -12,24 +12,8 @@ const bool registered = register_op({
     .formula = "y = tanh(x);  dL/dx = dL/dy · (1 − y²)",
     .inputs = {"x"},
     .shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; },
-    .forward =
-        [](const ForwardCall& c) {
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const T* x = c.in[0]->data<T>();
-                T* y = c.out.data<T>();
-                for (std::int64_t i = 0; i < c.out.numel(); ++i) y[i] = std::tanh(x[i]);
-            });
-        },
-    .backward =
-        [](const BackwardCall& c) {
-            if (!c.grad_in[0]) return;
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const T* y = c.out.data<T>();
-                const T* g = c.grad_out.data<T>();
-                T* gx = c.grad_in[0]->data<T>();
-                for (std::int64_t i = 0; i < c.out.numel(); ++i) gx[i] = g[i] * (T(1) - y[i] * y[i]);
-            });
-        },
+    .forward = unary_forward([](auto x) { return std::tanh(x); }),
+    .backward = unary_backward([](auto, auto y, auto g) { return g * (1 - y * y); }),
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{5}}}, {.shapes = {{}}}},
     .summary = "hyperbolic tangent, stable for large |x|",
 });
