@@ -1,24 +1,13 @@
 // linear(x[N,in], W[in,out], b[out]) = x·W + b in one node, through cblas: the output is
 // prefilled with the bias rows and gemm adds x·W onto it (beta = 1), so the bias add
 // costs no extra pass over the output.
-#include <cblas.h>
 #include <fmt/format.h>
 
+#include "ops/gemm.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {
 namespace {
-
-// C = op(A)·op(B) + beta·C, all row-major; C is [n,m], the inner dim is k.
-template <class T>
-void gemm(bool ta, bool tb, std::int64_t n, std::int64_t m, std::int64_t k, const T* a, const T* b, T* c, T beta) {
-    auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
-    blasint lda = ta ? n : k, ldb = tb ? k : m;
-    if constexpr (std::is_same_v<T, float>)
-        cblas_sgemm(CblasRowMajor, TA, TB, n, m, k, 1.0f, a, lda, b, ldb, beta, c, m);
-    else
-        cblas_dgemm(CblasRowMajor, TA, TB, n, m, k, 1.0, a, lda, b, ldb, beta, c, m);
-}
 
 const bool registered = register_op({
     .name = "linear",

@@ -1,24 +1,11 @@
-// matmul(A[n,k], B[k,m]) -> [n,m], through cblas (OpenBLAS): the one place where
-// speed is bought, not written.
-#include <cblas.h>
+// matmul(A[n,k], B[k,m]) -> [n,m], through cblas (OpenBLAS, wrapped in ops/gemm.hpp).
 #include <fmt/format.h>
 
+#include "ops/gemm.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {
 namespace {
-
-// C = alpha * op(A) * op(B) + beta * C, all row-major.
-template <class T>
-void gemm(bool ta, bool tb, std::int64_t n, std::int64_t m, std::int64_t k, const T* a,
-          const T* b, T* c, T beta) {
-    auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
-    blasint lda = ta ? n : k, ldb = tb ? k : m;
-    if constexpr (std::is_same_v<T, float>)
-        cblas_sgemm(CblasRowMajor, TA, TB, n, m, k, 1.0f, a, lda, b, ldb, beta, c, m);
-    else
-        cblas_dgemm(CblasRowMajor, TA, TB, n, m, k, 1.0, a, lda, b, ldb, beta, c, m);
-}
 
 const bool registered = register_op({
     .name = "matmul",

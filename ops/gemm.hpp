@@ -1,0 +1,23 @@
+// The one wrapper around cblas ?gemm, shared by matmul and linear: speed is bought from
+// OpenBLAS here, not written.
+#pragma once
+
+#include <cblas.h>
+#include <cstdint>
+#include <type_traits>
+
+namespace chainrule {
+
+// C = op(A)·op(B) + beta·C, all row-major; C is [n,m], the inner dim is k, and op(X) is
+// Xᵀ when its flag is set.
+template <class T>
+void gemm(bool ta, bool tb, std::int64_t n, std::int64_t m, std::int64_t k, const T* a, const T* b, T* c, T beta) {
+    auto TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    blasint lda = ta ? n : k, ldb = tb ? k : m;
+    if constexpr (std::is_same_v<T, float>)
+        cblas_sgemm(CblasRowMajor, TA, TB, n, m, k, 1.0f, a, lda, b, ldb, beta, c, m);
+    else
+        cblas_dgemm(CblasRowMajor, TA, TB, n, m, k, 1.0, a, lda, b, ldb, beta, c, m);
+}
+
+}  // namespace chainrule
