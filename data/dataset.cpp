@@ -120,13 +120,13 @@ Stream stream_kind(const Dataset& ds, const std::string& name) {
     throw InputError(fmt::format("unknown data stream '{}'; {} data offers: {}", name, ds.kind, offered));
 }
 
-CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, std::span<const std::int64_t> rows,
+CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,
                                          std::int64_t width, float* out) {
-    kernels::gather_pixel_rows(px, rows.data(), std::int64_t(rows.size()), width, out);
+    kernels::gather_pixel_rows(px, rows, count, width, out);
 }
-CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, std::span<const std::int64_t> rows,
+CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,
                                          std::int64_t width, double* out) {
-    kernels::gather_pixel_rows(px, rows.data(), std::int64_t(rows.size()), width, out);
+    kernels::gather_pixel_rows(px, rows, count, width, out);
 }
 
 }  // namespace
@@ -171,7 +171,7 @@ std::int64_t stream_width(const Dataset& ds, const std::string& stream) {
 }
 
 void gather(const Dataset& ds, const Split& split, const std::string& stream, std::span<const std::int64_t> rows,
-            Tensor& dst) {
+            Tensor& dst, const RowSplitter& split_rows) {
     const Stream kind = stream_kind(ds, stream);
     if (kind == Stream::unknown) unknown_stream(ds, stream);
     const std::int64_t width = stream_width(ds, stream);
@@ -186,9 +186,24 @@ void gather(const Dataset& ds, const Split& split, const std::string& stream, st
     dispatch(dst.dtype(), [&]<class T>() {
         T* out = dst.data<T>();
         switch (kind) {
-            case Stream::images:
-                gather_images(split.pixels.data(), rows, width, out);
+            case Stream::images: {
+                // A lambda holding one reference fits inside std::function, so handing it to
+                // split_rows allocates nothing (tests/test_alloc.cpp checks every batch).
+                struct Job {
+                    const std::uint8_t* px;
+                    const std::int64_t* rows;
+                    std::int64_t width;
+                    T* out;
+                } job{split.pixels.data(), rows.data(), width, out};
+                auto part = [&job](std::int64_t b, std::int64_t e) {
+                    gather_images(job.px, job.rows + b, e - b, job.width, job.out + b * job.width);
+                };
+                if (split_rows)
+                    split_rows(n, part);
+                else
+                    part(0, n);
                 break;
+            }
             case Stream::features:
                 for (auto r : rows) {
                     const double* v = split.values.data() + r * width;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -61,7 +62,12 @@ std::int64_t stream_width(const Dataset& ds, const std::string& stream);  // col
 // dtype) with the given rows of a split, scaling pixels by 1/255. Allocates nothing.
 // An unknown stream or a dst of the wrong size is an InputError (the model's input does
 // not fit the data); a row index out of range is a RunError.
+// `split_rows`, when given, runs the image conversion (the bulk of a batch's bytes) as
+// parts [b, e) of the rows, for example on several threads; it must call `part` on pieces
+// that cover [0, count) once each and return when all are done.
+using RowSplitter =
+    std::function<void(std::int64_t count, const std::function<void(std::int64_t b, std::int64_t e)>& part)>;
 void gather(const Dataset& ds, const Split& split, const std::string& stream,
-            std::span<const std::int64_t> rows, Tensor& dst);
+            std::span<const std::int64_t> rows, Tensor& dst, const RowSplitter& split_rows = {});
 
 }  // namespace chainrule::data

@@ -13,7 +13,6 @@
 #include "graph/plot.hpp"
 #include "graph/print.hpp"
 #include "graph/workers.hpp"
-#include "ops/kernels.hpp"
 
 namespace chainrule {
 namespace {
@@ -29,7 +28,6 @@ struct Feed {
     int id = -1;
     const std::string* stream = nullptr;
     Dims dims;
-    bool images = false;  // IDX pixels: converted by rows, on every worker
 };
 
 std::vector<Feed> plan_feeds(const Graph& g, const TrainingSpec& spec, const data::Dataset& ds) {
@@ -50,19 +48,9 @@ std::vector<Feed> plan_feeds(const Graph& g, const TrainingSpec& spec, const dat
         if (n.shape.size() == 2 && !n.shape[1].symbolic() && n.shape[1].size != width)
             throw InputError(fmt::format("{}: input '{}' is declared {} but stream '{}' has {} columns per sample",
                                          spec.data.where, name, format_shape(n.shape), stream, width));
-        bool images = ds.kind == "idx" && stream == "images" && dims.size() == 2;
-        feeds.push_back({id, &stream, std::move(dims), images});
+        feeds.push_back({id, &stream, std::move(dims)});
     }
     return feeds;
-}
-
-CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,
-                                         std::int64_t width, float* out) {
-    kernels::gather_pixel_rows(px, rows, count, width, out);
-}
-CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,
-                                         std::int64_t width, double* out) {
-    kernels::gather_pixel_rows(px, rows, count, width, out);
 }
 
 // Fills every fed input with the given rows of a split, each in one pass from the data set.
@@ -73,21 +61,13 @@ void feed_planned(Graph& g, std::vector<Feed>& feeds, const data::Dataset& ds, c
     for (Feed& f : feeds) {
         f.dims[0] = std::int64_t(rows.size());
         Tensor& dst = g.input_buffer(f.id, f.dims);
-        if (!f.images || !workers || workers->threads() < 2) {
-            data::gather(ds, split, *f.stream, rows, dst);
-            continue;
-        }
-        for (auto r : rows)
-            if (r < 0 || r >= split.count)
-                throw RunError(fmt::format("gather: row {} is outside the split (0 to {})", r, split.count - 1));
-        dispatch(dst.dtype(), [&]<class T>() {
-            const std::int64_t width = f.dims[1];
-            T* out = dst.data<T>();
-            auto part = [&](std::int64_t b, std::int64_t e) {
-                gather_images(split.pixels.data(), rows.data() + b, e - b, width, out + b * width);
+        data::RowSplitter on_workers;  // data::gather uses it for images only
+        if (workers && workers->threads() >= 2)
+            on_workers = [workers](std::int64_t count, const std::function<void(std::int64_t, std::int64_t)>& part) {
+                auto run_part = [&part](std::int64_t b, std::int64_t e) { part(b, e); };
+                workers->run(count, run_part);
             };
-            workers->run(std::int64_t(rows.size()), part);
-        });
+        data::gather(ds, split, *f.stream, rows, dst, on_workers);
     }
 }
 

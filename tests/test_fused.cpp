@@ -392,8 +392,8 @@ BOOST_AUTO_TEST_CASE(workers_cover_every_index_once) {
     }
 }
 
-BOOST_AUTO_TEST_CASE(pixel_rows_gathered_by_workers_equal_data_gather) {
-    // The trainer converts a batch of images on all workers; it must equal data::gather.
+BOOST_AUTO_TEST_CASE(images_gathered_in_parts_equal_one_pass) {
+    // The trainer converts a batch of images on all workers; any split gives the same bits.
     data::Dataset ds;
     ds.kind = "idx";
     ds.classes = 10;
@@ -406,15 +406,25 @@ BOOST_AUTO_TEST_CASE(pixel_rows_gathered_by_workers_equal_data_gather) {
     std::vector<std::int64_t> rows(257);
     for (auto& r : rows) r = std::int64_t(rng.below(300));
     Workers w(2);
+    // As the trainer splits: on the workers.
+    data::RowSplitter on_workers = [&w](std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& part) {
+        auto run_part = [&part](std::int64_t b, std::int64_t e) { part(b, e); };
+        w.run(n, run_part);
+    };
+    // Uneven pieces, in reverse order.
+    data::RowSplitter uneven = [](std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& part) {
+        part(n / 3 + 5, n);
+        part(1, n / 3 + 5);
+        part(0, 1);
+    };
     auto check = [&]<class T>() {
         Tensor want(dtype_of<T>(), {257, 784}), got(dtype_of<T>(), {257, 784});
         data::gather(ds, ds.train, "images", rows, want);
-        T* out = got.data<T>();
-        auto part = [&](std::int64_t b, std::int64_t e) {
-            kernels::gather_pixel_rows(ds.train.pixels.data(), rows.data() + b, e - b, 784, out + b * 784);
-        };
-        w.run(257, part);
-        BOOST_TEST(same_bits(got, want), dtype_name(dtype_of<T>()));
+        for (const auto& splitter : {on_workers, uneven}) {
+            std::fill(got.data<T>(), got.data<T>() + got.numel(), T(-1));
+            data::gather(ds, ds.train, "images", rows, got, splitter);
+            BOOST_TEST(same_bits(got, want), dtype_name(dtype_of<T>()));
+        }
     };
     check.operator()<float>();
     check.operator()<double>();
