@@ -1,10 +1,12 @@
 #include "graph/trainer.hpp"
 
+#include <algorithm>
 #include <cblas.h>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
+#include <limits>
 #include <numeric>
 #include <optional>
 
@@ -77,37 +79,55 @@ void feed_rows(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, cons
     feed_planned(g, feeds, ds, split, rows, nullptr);
 }
 
-// Names the first node whose value (after forward) or gradient (after backward) is not finite.
+// "input a [80,1]: min … max … mean …", saying how many values are NaN or Inf.
+std::string describe_tensor(const std::string& label, const Tensor& t) {
+    TensorStats s = tensor_stats(t);
+    std::string head = fmt::format("\n    {} {}: ", label, format_dims(t.dims()));
+    if (s.nonfinite == t.numel()) return head + fmt::format("all {} values NaN/Inf", t.numel());
+    return head + fmt::format("min {:.6g} max {:.6g} mean {:.6g}{}", s.min, s.max, s.mean,
+                              s.nonfinite ? fmt::format(" ({} of {} NaN/Inf)", s.nonfinite, t.numel()) : "");
+}
+
+bool all_finite(const Tensor& t) {
+    for (std::int64_t i = 0; i < t.numel(); ++i)
+        if (!std::isfinite(t.at(i))) return false;
+    return true;
+}
+
+// After forward: names the first node (in graph order) whose value is not finite, with the
+// values of its inputs, which are all finite. After backward: walks from the loss towards
+// the parameters and names the first node whose gradient is not finite; its consumers'
+// gradients are all finite, so one of their backward passes made it, and those are named
+// with their inputs and gradient.
 void check_anomaly(const Graph& g, bool grads, const std::string& when) {
-    auto finite = [](const Tensor& t) {
-        for (std::int64_t i = 0; i < t.numel(); ++i)
-            if (!std::isfinite(t.at(i))) return false;
-        return true;
-    };
-    auto describe_inputs = [&](const Node& n) {
-        std::string out;
-        for (int i : n.inputs) {
-            const Node& in = g.node(i);
-            TensorStats s = tensor_stats(grads ? in.grad : in.value);
-            out += fmt::format("\n    {} {} {}: min {:.6g} max {:.6g} mean {:.6g}{}", grads ? "grad of" : "input",
-                               in.name, format_dims(in.value.dims()), s.min, s.max, s.mean,
-                               s.nonfinite ? fmt::format(" ({} NaN/Inf)", s.nonfinite) : "");
-        }
-        return out;
-    };
     if (!grads) {
-        for (const Node& n : g.nodes())
-            if (n.kind == NodeKind::op && !finite(n.value))
-                throw RunError(fmt::format("anomaly {}: the value of node '{}' ({}) is NaN or Inf; its inputs:{}", when,
-                                           n.name, n.op->name, describe_inputs(n)));
+        for (const Node& n : g.nodes()) {
+            if (n.kind != NodeKind::op || all_finite(n.value)) continue;
+            std::string inputs;
+            for (int i : n.inputs) inputs += describe_tensor("input " + g.node(i).name, g.node(i).value);
+            throw RunError(fmt::format("anomaly {}: the value of node '{}' ({}) is NaN or Inf in {} of its {} "
+                                       "elements; its inputs:{}",
+                                       when, n.name, n.op->name, tensor_stats(n.value).nonfinite, n.value.numel(),
+                                       inputs));
+        }
         return;
     }
     for (std::size_t k = g.size(); k-- > 0;) {
         const Node& n = g.node(int(k));
-        if (!n.wants_grad || n.grad.empty() || finite(n.grad)) continue;
-        throw RunError(fmt::format("anomaly {}: the gradient of node '{}' ({}) is NaN or Inf{}", when, n.name,
-                                   n.op ? n.op->name : kind_name(n.kind),
-                                   n.op ? "; the gradients of its inputs:" + describe_inputs(n) : ""));
+        if (!n.wants_grad || n.grad.empty() || all_finite(n.grad)) continue;
+        std::string msg = fmt::format("anomaly {}: the gradient of node '{}' ({}) is NaN or Inf in {} of its {} "
+                                      "elements",
+                                      when, n.name, n.op ? n.op->name : kind_name(n.kind),
+                                      tensor_stats(n.grad).nonfinite, n.grad.numel());
+        for (std::size_t c = k + 1; c < g.size(); ++c) {
+            const Node& user = g.node(int(c));
+            if (std::find(user.inputs.begin(), user.inputs.end(), int(k)) == user.inputs.end()) continue;
+            msg += fmt::format("; it came from the backward of '{}' ({}), whose own gradient is finite:", user.name,
+                               user.op->name);
+            for (int i : user.inputs) msg += describe_tensor("input " + g.node(i).name, g.node(i).value);
+            msg += describe_tensor("gradient of " + user.name, user.grad);
+        }
+        throw RunError(msg);
     }
 }
 
@@ -132,12 +152,31 @@ std::string metrics_csv(const std::vector<EpochMetrics>& h) {
     return out;
 }
 
+// JSON has no NaN or Inf, and a test loss can be either while training goes on (a few test
+// rows outside log's domain): those are kept as the strings "nan", "inf" and "-inf".
+Json loss_json(double v) {
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+    return v;
+}
+
+double loss_from_json(const Json& j, const std::string& at) {
+    if (j.is_string()) {
+        const std::string& w = j.get_ref<const std::string&>();
+        if (w == "nan") return std::numeric_limits<double>::quiet_NaN();
+        if (w == "inf") return std::numeric_limits<double>::infinity();
+        if (w == "-inf") return -std::numeric_limits<double>::infinity();
+        throw InputError(fmt::format("{}: expected a number, \"nan\", \"inf\" or \"-inf\", got {}", at, json_brief(j)));
+    }
+    return get_number(j, at);
+}
+
 Json history_json(const std::vector<EpochMetrics>& h) {
     Json arr = Json::array();
     for (const auto& e : h)
         arr.push_back({{"epoch", e.epoch},
                        {"train_loss", e.train_loss},
-                       {"test_loss", e.test_loss},
+                       {"test_loss", loss_json(e.test_loss)},
                        {"test_accuracy", e.test_accuracy},
                        {"seconds", e.seconds}});
     return arr;
@@ -146,11 +185,15 @@ Json history_json(const std::vector<EpochMetrics>& h) {
 std::vector<EpochMetrics> history_from_json(const Json& j, const std::string& file) {
     std::vector<EpochMetrics> h;
     if (!j.is_array()) throw InputError(fmt::format("{}: checkpoint has no metrics history", file));
-    for (const auto& e : j) {
-        std::string at = file + ": info.history";
-        h.push_back({get_int(require(e, "epoch", at), at), get_number(require(e, "train_loss", at), at),
-                     get_number(require(e, "test_loss", at), at), get_number(require(e, "test_accuracy", at), at),
-                     get_number(require(e, "seconds", at), at)});
+    for (std::size_t i = 0; i < j.size(); ++i) {
+        const Json& e = j[i];
+        std::string at = json_path(file + ": info.history", i);
+        auto field = [&](const char* key) { return json_path(at, key); };
+        h.push_back({get_int(require(e, "epoch", at), field("epoch")),
+                     get_number(require(e, "train_loss", at), field("train_loss")),
+                     loss_from_json(require(e, "test_loss", at), field("test_loss")),
+                     get_number(require(e, "test_accuracy", at), field("test_accuracy")),
+                     get_number(require(e, "seconds", at), field("seconds"))});
     }
     return h;
 }
@@ -186,9 +229,10 @@ TrainingSpec with_overrides(TrainingSpec s, const TrainOptions& o) {
 }
 
 EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
-                    bool keep_predictions) {
+                    bool keep_predictions, const std::optional<std::string>& anomaly_at) {
     Graph& g = m.graph;
     g.set_grad_for_inputs(false);
+    if (anomaly_at) g.set_keep_intermediates(true);  // every node's value, to be checked
     EvalResult r;
     r.count = split.count;
     int pred = g.prediction(), loss = g.loss();
@@ -202,6 +246,8 @@ EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds,
         std::iota(rows.begin(), rows.end(), start);
         feed_rows(g, spec, ds, split, rows);
         g.forward();
+        if (anomaly_at)
+            check_anomaly(g, false, fmt::format("{}, evaluating rows {} to {}", *anomaly_at, start, start + n - 1));
         // mse and cross-entropy are means over rows: weight each chunk by its rows.
         if (loss >= 0) loss_sum += g.node(loss).value.at(0) * double(n);
         if (pred < 0) continue;
@@ -231,6 +277,7 @@ EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds,
 std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const TrainOptions& opt) {
     Graph& g = m.graph;
     auto print = opt.print ? opt.print : [](const std::string& s) { fmt::print("{}\n", s); };
+    bool warned_test_loss = false;
     if (g.loss() < 0) throw InputError(fmt::format("{}: outputs: the model has no \"loss\" output to train", m.path));
     if (ds.train.count == 0) throw InputError(fmt::format("{}: the training split is empty", spec.data.where));
     set_threads(opt.threads);
@@ -341,8 +388,10 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
         em.epoch = epoch;
         em.seconds = seconds_since(t0);
         em.train_loss = loss_sum / double(steps);
-        EvalResult ev = evaluate(m, spec, ds, ds.test.count ? ds.test : ds.train);
-        em.test_loss = ev.loss;
+        EvalResult ev = evaluate(m, spec, ds, ds.test.count ? ds.test : ds.train, false,
+                                 opt.detect_anomaly ? std::optional(fmt::format("at epoch {}", epoch)) : std::nullopt);
+        // NaN's sign bit is noise from the arithmetic; "-nan" in a log or metrics.csv is not.
+        em.test_loss = std::isnan(ev.loss) ? std::numeric_limits<double>::quiet_NaN() : ev.loss;
         em.test_accuracy = ev.accuracy;
         history.push_back(em);
         if (opt.progress) fmt::print(stderr, "\r\033[K");
@@ -351,6 +400,12 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
                               std::to_string(spec.epochs).size(), spec.epochs, em.train_loss, em.test_loss,
                               em.test_accuracy < 0 ? "" : fmt::format("  test accuracy {:.4f}", em.test_accuracy),
                               em.seconds));
+        if (!std::isfinite(em.test_loss) && !warned_test_loss) {
+            warned_test_loss = true;
+            print(fmt::format("warning: the test loss is {} at epoch {} while the training loss is finite: the "
+                              "model gives a NaN or Inf on some test rows; `--detect-anomaly` names the node",
+                              em.test_loss, epoch));
+        }
         if (!opt.out_dir.empty()) {
             Json info = settings;
             info["history"] = history_json(history);

@@ -55,8 +55,11 @@ void set_threads(int n);
 std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const TrainOptions& opt);
 
 // Loss and accuracy of the graph's current parameters on a split, in chunks of 1000 rows.
+// With `anomaly_at` ("at epoch 8"), every node's value is checked after each chunk's
+// forward pass, and the first that is NaN or Inf is a RunError naming it, its op and its
+// inputs' statistics ("anomaly at epoch 8, evaluating rows 0 to 19: ...").
 EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
-                    bool keep_predictions = false);
+                    bool keep_predictions = false, const std::optional<std::string>& anomaly_at = {});
 
 // The checkpoint file of a run directory, or the path itself when it is a file.
 std::string checkpoint_path(const std::string& dir_or_file);
