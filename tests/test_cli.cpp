@@ -99,3 +99,16 @@ BOOST_AUTO_TEST_CASE(every_command_has_help) {
         BOOST_TEST(r.out.find("Usage") != std::string::npos, c);
     }
 }
+
+BOOST_AUTO_TEST_CASE(the_anomaly_example_runs_as_docs_reliability_shows) {
+    const std::string ex = source_root() + "/examples/anomaly/iris_log_diverges.json";
+    CommandResult plain = cr("train " + ex + " --no-progress");
+    BOOST_TEST(plain.code == 1);
+    CHECK_HAS(plain.out, "warning: the test loss is nan at epoch 8 while the training loss is finite");
+    CHECK_HAS(plain.err, "error: the loss became NaN at epoch 9, step 1 of 1");
+    CommandResult detect = cr("train " + ex + " --no-progress --detect-anomaly");
+    BOOST_TEST(detect.code == 1);
+    CHECK_HAS(detect.err, "error: anomaly at epoch 8, evaluating rows 0 to 19: the value of node 'yhat' (log) is NaN "
+                          "or Inf in 10 of its 20 elements; its inputs:\n    input a [20,1]: min -0.239065 max "
+                          "0.860876 mean 0.286418");
+}

@@ -39,7 +39,6 @@ std::string error_of(F&& f) {
     return "(no InputError)";
 }
 
-#define CHECK_HAS(text, part) BOOST_TEST((text).find(part) != std::string::npos, "'" << (text) << "' lacks '" << (part) << "'")
 
 std::string iris_dir_base() { return (fs::path(testing::source_root()) / "models").string(); }
 

@@ -88,7 +88,6 @@ std::string error_of(F&& f) {
     return "(no InputError)";
 }
 
-#define CHECK_HAS(text, part) BOOST_TEST((text).find(part) != std::string::npos, "'" << (text) << "' lacks '" << (part) << "'")
 
 Bytes labels_of(const std::vector<int>& l) {
     Bytes p;

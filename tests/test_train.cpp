@@ -225,6 +225,8 @@ BOOST_AUTO_TEST_CASE(nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint) 
     TrainOptions o = quiet(dir.string());
     o.epochs = 50;
     o.lr = 0.3;
+    std::vector<std::string> lines;
+    o.print = [&](const std::string& line) { lines.push_back(line); };
     std::string msg;
     try {
         train(r.model, with_overrides(r.spec, o), r.ds, o);
@@ -245,19 +247,75 @@ BOOST_AUTO_TEST_CASE(nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint) 
     // No temporary files are left behind.
     for (auto& f : fs::directory_iterator(dir)) BOOST_TEST(f.path().string().find(".tmp-") == std::string::npos);
 
-    // --detect-anomaly names the node where it started.
+    // Before the training loss, the test loss became NaN (some test rows went below 0):
+    // training went on, with one warning, and the history keeps the NaN.
+    BOOST_REQUIRE(c.info["history"].back()["test_loss"] == "nan");
+    auto warned = std::count_if(lines.begin(), lines.end(), [](const std::string& l) {
+        return l.find("warning: the test loss is nan at epoch") != std::string::npos &&
+               l.find("--detect-anomaly") != std::string::npos;
+    });
+    BOOST_TEST(warned == 1);
+    // Such a checkpoint resumes (JSON has no NaN; the history stores "nan").
+    Run resumed = prepare("iris_neuron", diverging);
+    TrainOptions ro = quiet(dir.string());
+    ro.resume = dir.string();
+    ro.epochs = epoch - 1;
+    ro.lr = 0.3;
+    auto history = train(resumed.model, with_overrides(resumed.spec, ro), resumed.ds, ro);
+    BOOST_REQUIRE(history.size() == std::size_t(epoch - 1));
+    BOOST_TEST(std::isnan(history.back().test_loss));
+    BOOST_TEST(std::isfinite(history.front().test_loss));
+
+    // --detect-anomaly stops at the first non-finite value: here the test rows' evaluation
+    // after epoch `epoch - 1`, before the training loss goes.
     Run again = prepare("iris_neuron", diverging);
     TrainOptions d = quiet();
     d.epochs = 50;
     d.lr = 0.3;
     d.detect_anomaly = true;
-    BOOST_CHECK_EXCEPTION(train(again.model, with_overrides(again.spec, d), again.ds, d), RunError,
-                          [](const RunError& e) {
-                              std::string w = e.what();
-                              return w.find("anomaly at epoch") != std::string::npos &&
-                                     w.find("node 'yhat' (log)") != std::string::npos && w.find("input a") != std::string::npos;
-                          });
+    std::string anomaly = testing::message_of<RunError>([&] { train(again.model, with_overrides(again.spec, d), again.ds, d); });
+    CHECK_HAS(anomaly, fmt::format("anomaly at epoch {}, evaluating rows 0 to 19: the value of node 'yhat' (log) is "
+                                   "NaN or Inf in ", epoch - 1));
+    CHECK_HAS(anomaly, "of its 20 elements; its inputs:\n    input a [20,1]: min -");
     fs::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(anomaly_in_a_training_step_names_the_node_and_its_inputs) {
+    // w = -1: x·w + b < 0 for every flower, so log is NaN in the first step.
+    Run r = prepare("iris_neuron", [](Json& j) {
+        diverging(j);
+        j["parameters"]["w"]["init"] = {{"constant", -1}};
+    });
+    TrainOptions d = quiet();
+    d.detect_anomaly = true;
+    std::string msg = testing::message_of<RunError>([&] { train(r.model, with_overrides(r.spec, d), r.ds, d); });
+    CHECK_HAS(msg, "anomaly at epoch 1, step 1 of 1: the value of node 'yhat' (log) is NaN or Inf in 80 of its 80 "
+                   "elements; its inputs:\n    input a [80,1]: min -");
+    // Without the flag the same run stops on the loss, with exit code 1's RunError.
+    TrainOptions plain = quiet();
+    CHECK_HAS(testing::message_of<RunError>([&] { train(r.model, with_overrides(r.spec, plain), r.ds, plain); }),
+              "the loss became NaN at epoch 1, step 1 of 1");
+}
+
+BOOST_AUTO_TEST_CASE(anomaly_in_a_gradient_names_the_backward_that_made_it) {
+    // L = mean(y / a) with a = x·w + b ≈ 1e-161: every value is finite (y/a ≤ 1.2e161), but
+    // dL/da = −g·(y/a)/a ≈ −1e320 overflows where y = 1 (40 of the 80 training rows).
+    Run r = prepare("iris_neuron", [](Json& j) {
+        j["parameters"]["w"]["init"] = {{"constant", 1e-162}};
+        j["parameters"]["b"]["init"] = {{"constant", 0}};
+        j["nodes"] = Json::parse(R"([
+            {"name": "z", "op": "matmul", "inputs": ["x", "w"]},
+            {"name": "a", "op": "add", "inputs": ["z", "b"]},
+            {"name": "yhat", "op": "div", "inputs": ["y", "a"]},
+            {"name": "L", "op": "mean", "inputs": ["yhat"]}])");
+    });
+    TrainOptions d = quiet();
+    d.detect_anomaly = true;
+    std::string msg = testing::message_of<RunError>([&] { train(r.model, with_overrides(r.spec, d), r.ds, d); });
+    CHECK_HAS(msg, "anomaly at epoch 1, step 1 of 1: the gradient of node 'a' (add) is NaN or Inf in 40 of its 80 "
+                   "elements; it came from the backward of 'yhat' (div), whose own gradient is finite:");
+    CHECK_HAS(msg, "\n    input y [80,1]: min 0 max 1 mean 0.5");
+    CHECK_HAS(msg, "\n    gradient of yhat [80,1]: min 0.0125 max 0.0125 mean 0.0125");
 }
 
 namespace {

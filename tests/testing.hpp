@@ -9,6 +9,7 @@
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
+#include <typeinfo>
 #include <unistd.h>
 
 #include "graph/random.hpp"
@@ -84,4 +85,18 @@ inline std::string chainrule_binary() { return build_root() + "/cli/chainrule"; 
 
 inline bool differentiable(Domain d) { return d != Domain::one_hot && d != Domain::class_index; }
 
+// The message of the E that f() throws, or "(no E was thrown)".
+template <class E, class F>
+std::string message_of(F&& f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "(no " + std::string(typeid(E).name()) + " was thrown)";
+}
+
 }  // namespace chainrule::testing
+
+// A message check that prints the whole message when the part is missing.
+#define CHECK_HAS(text, part) BOOST_TEST((text).find(part) != std::string::npos, "'" << (text) << "' lacks '" << (part) << "'")
