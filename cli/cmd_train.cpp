@@ -83,7 +83,7 @@ void add_train(CLI::App& app) {
 void add_eval(CLI::App& app) {
     struct Options {
         std::string model, weights;
-        bool predictions = false, train_split = false;
+        bool predictions = false, train_split = false, detect_anomaly = false;
     };
     auto o = std::make_shared<Options>();
     auto* cmd = app.add_subcommand("eval", "Evaluate trained weights on the model's test split");
@@ -91,6 +91,8 @@ void add_eval(CLI::App& app) {
     cmd->add_option("--weights", o->weights, "checkpoint file or run directory")->required();
     cmd->add_flag("--predictions", o->predictions, "print every prediction next to its label");
     cmd->add_flag("--train-split", o->train_split, "evaluate the training split instead of the test split");
+    cmd->add_flag("--detect-anomaly", o->detect_anomaly,
+                  "check every node's value and name the first that is NaN or Inf (exit 1)");
     cmd->callback([o] {
         Model m = load(o->model);
         TrainingSpec spec = parse_training(m.training, m.graph, m.path, m.dir);
@@ -99,7 +101,9 @@ void add_eval(CLI::App& app) {
         restore_parameters(m.graph, c, file);
         data::Dataset ds = data::load_dataset(spec.data);
         const data::Split& split = o->train_split ? ds.train : ds.test;
-        EvalResult r = evaluate(m, spec, ds, split, o->predictions);
+        EvalResult r = evaluate(m, spec, ds, split, o->predictions,
+                                o->detect_anomaly ? std::optional(fmt::format("in the epoch {} weights", c.epoch))
+                                                  : std::nullopt);
         fmt::print("{}: epoch {} weights on the {} split ({} samples)\n", file, c.epoch,
                    o->train_split ? "training" : "test", r.count);
         if (o->predictions && !r.predictions.empty()) {

@@ -270,6 +270,8 @@ EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds,
         }
     }
     r.loss = split.count ? loss_sum / double(split.count) : NAN;
+    // NaN's sign bit is noise from the arithmetic; "-nan" in a log or metrics.csv is not.
+    if (std::isnan(r.loss)) r.loss = std::numeric_limits<double>::quiet_NaN();
     if (pred >= 0 && split.count) r.accuracy = double(correct) / double(split.count);
     return r;
 }
@@ -390,8 +392,7 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
         em.train_loss = loss_sum / double(steps);
         EvalResult ev = evaluate(m, spec, ds, ds.test.count ? ds.test : ds.train, false,
                                  opt.detect_anomaly ? std::optional(fmt::format("at epoch {}", epoch)) : std::nullopt);
-        // NaN's sign bit is noise from the arithmetic; "-nan" in a log or metrics.csv is not.
-        em.test_loss = std::isnan(ev.loss) ? std::numeric_limits<double>::quiet_NaN() : ev.loss;
+        em.test_loss = ev.loss;
         em.test_accuracy = ev.accuracy;
         history.push_back(em);
         if (opt.progress) fmt::print(stderr, "\r\033[K");

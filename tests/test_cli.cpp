@@ -106,6 +106,17 @@ BOOST_AUTO_TEST_CASE(the_anomaly_example_runs_as_docs_reliability_shows) {
     BOOST_TEST(plain.code == 1);
     CHECK_HAS(plain.out, "warning: the test loss is nan at epoch 8 while the training loss is finite");
     CHECK_HAS(plain.err, "error: the loss became NaN at epoch 9, step 1 of 1");
+    // The same from saved weights: eval --detect-anomaly on the epoch-8 checkpoint.
+    const std::string out = scratch("anomaly_run", "") + "_dir";
+    BOOST_REQUIRE(cr("train " + ex + " --no-progress --epochs 8 --out " + out).code == 0);
+    CommandResult eval = cr("eval " + ex + " --weights " + out + " --detect-anomaly");
+    BOOST_TEST(eval.code == 1);
+    CHECK_HAS(eval.err, "error: anomaly in the epoch 8 weights, evaluating rows 0 to 19: the value of node 'yhat' "
+                        "(log) is NaN or Inf in 10 of its 20 elements");
+    CommandResult quiet_eval = cr("eval " + ex + " --weights " + out);  // without the flag: a nan loss
+    BOOST_TEST(quiet_eval.code == 0);
+    CHECK_HAS(quiet_eval.out, "test loss nan\n");
+    std::filesystem::remove_all(out);
     CommandResult detect = cr("train " + ex + " --no-progress --detect-anomaly");
     BOOST_TEST(detect.code == 1);
     CHECK_HAS(detect.err, "error: anomaly at epoch 8, evaluating rows 0 to 19: the value of node 'yhat' (log) is NaN "
