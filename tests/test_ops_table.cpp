@@ -1,156 +1,150 @@
-// One table drives the verification of every registered op: the samples each op
-// declares (ops/op.hpp). For every sample: the shape rule agrees with what forward
-// fills, the analytic vector-Jacobian product matches central finite differences in
-// float64 (and is not vacuously zero), float32 agrees with float64, and the declared
-// bad samples are rejected by the shape rule.
+// One table drives the verification of every registered op: the samples each op declares
+// (ops/op.hpp), run through check_op (ops/opcheck.hpp, also `chainrule ops --check`). For
+// every sample: the shape rule accepts it and forward runs, the analytic vector-Jacobian
+// product matches central finite differences in float64 (and is not vacuously zero),
+// backward overwrites its buffers, float32 agrees with float64; every bad sample is
+// rejected by the shape rule. Then broken ops show that each of those checks can fail.
 #define BOOST_TEST_MODULE ops_table
 #include <boost/test/unit_test.hpp>
-#include <fmt/format.h>
+#include <cmath>
 
+#include "ops/elementwise.hpp"
+#include "ops/opcheck.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;
-using chainrule::testing::differentiable;
-using chainrule::testing::random_tensor;
 
 namespace {
 
-struct Prepared {
-    std::vector<Tensor> in;
-    Attrs attrs;
-    std::vector<Domain> domains;
-};
-
-Prepared prepare(const Op& op, const OpSample& s, Rng& rng) {
-    Prepared p;
-    p.attrs = op.attrs;
-    for (auto& [k, v] : s.attrs.items()) p.attrs[k] = v;
-    std::int64_t classes = s.shapes.empty() || s.shapes[0].empty() ? 2 : s.shapes[0].back();
-    for (std::size_t i = 0; i < s.shapes.size(); ++i) {
-        Domain d = i < s.domains.size() ? s.domains[i] : Domain::real;
-        p.domains.push_back(d);
-        p.in.push_back(random_tensor(s.shapes[i], d, rng, classes));
-    }
-    return p;
-}
-
-Dims out_dims(const Op& op, const std::vector<Tensor>& in, const Attrs& attrs) {
-    std::vector<Shape> shapes;
-    for (auto& t : in) shapes.push_back(fixed_shape(t.dims()));
-    return to_dims(op.shape(shapes, attrs));
-}
-
-Tensor run_forward(const Op& op, const std::vector<Tensor>& in, const Attrs& attrs) {
-    std::vector<const Tensor*> ptrs;
-    for (auto& t : in) ptrs.push_back(&t);
-    Tensor out(in[0].dtype(), out_dims(op, in, attrs));
-    op.forward(ForwardCall{ptrs, out, attrs});
+// Checks whose name contains `part` and that failed; every listed check must exist.
+std::vector<OpCheck> failed(const std::vector<OpCheck>& checks, const std::string& part) {
+    std::vector<OpCheck> out;
+    for (const auto& c : checks)
+        if (!c.passed && c.what.find(part) != std::string::npos) out.push_back(c);
     return out;
 }
 
-// L = Σ R ⊙ out, so dL/dout = R.
-double weighted(const Tensor& out, const Tensor& r) {
-    double s = 0;
-    for (std::int64_t i = 0; i < out.numel(); ++i) s += out.at(i) * r.at(i);
-    return s;
+std::size_t failures(const std::vector<OpCheck>& checks) {
+    return std::size_t(std::count_if(checks.begin(), checks.end(), [](const OpCheck& c) { return !c.passed; }));
 }
 
-std::vector<Tensor> run_backward(const Op& op, const std::vector<Tensor>& in, const Tensor& out,
-                                 const Tensor& r, const Attrs& attrs, const std::vector<Domain>& domains) {
-    std::vector<const Tensor*> ptrs;
-    for (auto& t : in) ptrs.push_back(&t);
-    std::vector<Tensor> grads;
-    for (auto& t : in) grads.emplace_back(t.dtype(), t.dims());
-    std::vector<Tensor*> gptrs;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        // Prefill with garbage: an op must overwrite, never accumulate.
-        grads[i].fill(12345.0);
-        gptrs.push_back(differentiable(domains[i]) ? &grads[i] : nullptr);
-    }
-    op.backward(BackwardCall{ptrs, out, r, gptrs, attrs});
-    return grads;
+// exp with a forward and backward that a test can break.
+Op square_op() {
+    return Op{
+        .name = "square_for_test",
+        .formula = "y = x²;  dL/dx = dL/dy · 2x",
+        .inputs = {"x"},
+        .shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; },
+        .forward = unary_forward([](auto x) { return x * x; }),
+        .backward = unary_backward([](auto x, auto, auto g) { return g * 2 * x; }),
+        .samples = {{.shapes = {{3, 4}}}, {.shapes = {{5}}}},
+        .bad_samples = {},
+    };
 }
-
-std::string label(const Op& op, std::size_t k) { return fmt::format("op '{}' sample {}", op.name, k); }
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(every_op_has_samples) {
-    BOOST_TEST(all_ops().size() >= 5u);
-    for (const Op* op : all_ops()) BOOST_TEST(!op->samples.empty(), "op '" << op->name << "' has no samples");
-}
-
-BOOST_AUTO_TEST_CASE(shape_rule_matches_declared_inputs) {
-    for (const Op* op : all_ops())
-        for (std::size_t k = 0; k < op->samples.size(); ++k)
-            BOOST_TEST(op->samples[k].shapes.size() == op->inputs.size(), label(*op, k) << ": wrong input count");
-}
-
-BOOST_AUTO_TEST_CASE(bad_samples_are_rejected) {
-    for (const Op* op : all_ops())
-        for (std::size_t k = 0; k < op->bad_samples.size(); ++k) {
-            const OpSample& s = op->bad_samples[k];
-            Attrs attrs = op->attrs;
-            for (auto& [key, v] : s.attrs.items()) attrs[key] = v;
-            std::vector<Shape> shapes;
-            for (auto& d : s.shapes) shapes.push_back(fixed_shape(d));
-            BOOST_TEST_CONTEXT(label(*op, k) << " (bad sample)") { BOOST_CHECK_THROW(op->shape(shapes, attrs), ShapeError); }
-        }
-}
-
-BOOST_AUTO_TEST_CASE(gradients_match_central_differences_in_float64) {
-    Rng rng(7);
+BOOST_AUTO_TEST_CASE(every_registered_op_passes_every_check) {
+    BOOST_TEST(all_ops().size() >= 20u);
+    std::size_t total = 0;
     for (const Op* op : all_ops()) {
-        if (!op->exact_gradient) continue;
-        for (std::size_t k = 0; k < op->samples.size(); ++k) {
-            Prepared p = prepare(*op, op->samples[k], rng);
-            Tensor out = run_forward(*op, p.in, p.attrs);
-            Tensor r = random_tensor(out.dims(), Domain::real, rng);
-            auto grads = run_backward(*op, p.in, out, r, p.attrs, p.domains);
-            for (std::size_t i = 0; i < p.in.size(); ++i) {
-                if (!differentiable(p.domains[i])) continue;
-                double max_fd = 0, max_err = 0;
-                for (std::int64_t e = 0; e < p.in[i].numel(); ++e) {
-                    double x0 = p.in[i].at(e), h = 1e-6 * std::max(1.0, std::abs(x0));
-                    p.in[i].set(e, x0 + h);
-                    double lp = weighted(run_forward(*op, p.in, p.attrs), r);
-                    p.in[i].set(e, x0 - h);
-                    double lm = weighted(run_forward(*op, p.in, p.attrs), r);
-                    p.in[i].set(e, x0);
-                    double fd = (lp - lm) / (2 * h), an = grads[i].at(e);
-                    max_fd = std::max(max_fd, std::abs(fd));
-                    max_err = std::max(max_err, std::abs(fd - an) / (1e-6 + std::abs(fd)));
-                }
-                BOOST_TEST(max_err < 1e-5, label(*op, k) << " input " << i << ": relative error " << max_err);
-                // Not vacuous: the gradient must actually be there.
-                BOOST_TEST(max_fd > 1e-3, label(*op, k) << " input " << i << ": gradient is ~0 (" << max_fd << ")");
-            }
-        }
+        auto checks = check_op(*op);
+        total += checks.size();
+        BOOST_TEST(!checks.empty(), op->name);
+        for (const OpCheck& c : checks) BOOST_TEST(c.passed, op->name << ": " << c.what << ": " << c.detail);
+        // Every sample's gradient is checked, unless the op says its gradient is not exact.
+        std::size_t grads = std::size_t(std::count_if(checks.begin(), checks.end(), [](const OpCheck& c) {
+            return c.what.find("central differences") != std::string::npos;
+        }));
+        BOOST_TEST(grads == (op->exact_gradient ? op->samples.size() : 0u), op->name);
     }
+    BOOST_TEST_MESSAGE(total << " checks on " << all_ops().size() << " ops");
 }
 
-BOOST_AUTO_TEST_CASE(float32_agrees_with_float64) {
-    Rng rng(11);
-    for (const Op* op : all_ops()) {
-        for (std::size_t k = 0; k < op->samples.size(); ++k) {
-            Prepared p = prepare(*op, op->samples[k], rng);
-            std::vector<Tensor> in32;
-            for (auto& t : p.in) in32.push_back(t.to(Dtype::f32));
-            Tensor out64 = run_forward(*op, p.in, p.attrs);
-            Tensor out32 = run_forward(*op, in32, p.attrs);
-            BOOST_TEST((out32.dtype() == Dtype::f32));
-            for (std::int64_t e = 0; e < out64.numel(); ++e)
-                BOOST_TEST(std::abs(out32.at(e) - out64.at(e)) <= 1e-4 * (1 + std::abs(out64.at(e))),
-                           label(*op, k) << " forward element " << e);
-            Tensor r64 = random_tensor(out64.dims(), Domain::real, rng);
-            auto g64 = run_backward(*op, p.in, out64, r64, p.attrs, p.domains);
-            auto g32 = run_backward(*op, in32, out32, r64.to(Dtype::f32), p.attrs, p.domains);
-            for (std::size_t i = 0; i < p.in.size(); ++i) {
-                if (!differentiable(p.domains[i])) continue;
-                for (std::int64_t e = 0; e < g64[i].numel(); ++e)
-                    BOOST_TEST(std::abs(g32[i].at(e) - g64[i].at(e)) <= 1e-3 * (1 + std::abs(g64[i].at(e))),
-                               label(*op, k) << " grad input " << i << " element " << e);
-            }
-        }
-    }
+BOOST_AUTO_TEST_CASE(a_correct_op_passes_and_its_details_say_what_was_measured) {
+    auto checks = check_op(square_op());
+    BOOST_TEST(checks.size() == 8u);  // 2 samples × (runs, gradient, overwrites, float32)
+    BOOST_TEST(failures(checks) == 0u);
+    CHECK_HAS(checks[0].what, "sample 0 ([3,4]): shape rule and forward");
+    CHECK_HAS(checks[0].detail, "output [3,4]");
+    CHECK_HAS(checks[1].what, "sample 0 ([3,4]): gradient vs central differences (float64)");
+    CHECK_HAS(checks[1].detail, "x: max relative error ");
+}
+
+BOOST_AUTO_TEST_CASE(a_wrong_gradient_fails_and_names_the_element) {
+    Op op = square_op();
+    op.backward = unary_backward([](auto x, auto, auto g) { return g * 3 * x; });  // 3x, not 2x
+    auto checks = check_op(op);
+    auto bad = failed(checks, "central differences");
+    BOOST_REQUIRE(bad.size() == 2u);
+    CHECK_HAS(bad[0].detail, "backward gives ");
+    CHECK_HAS(bad[0].detail, "central differences ");
+    BOOST_TEST(failures(checks) == 2u);  // float32 still agrees with float64: both are wrong alike
+}
+
+BOOST_AUTO_TEST_CASE(an_accumulating_backward_fails_the_overwrite_check) {
+    Op op = square_op();
+    op.backward = [](const BackwardCall& c) {
+        dispatch(c.out.dtype(), [&]<class T>() {
+            const T *x = c.in[0]->data<T>(), *g = c.grad_out.data<T>();
+            T* gx = c.grad_in[0]->data<T>();
+            for (std::int64_t i = 0; i < c.out.numel(); ++i) gx[i] += g[i] * 2 * x[i];
+        });
+    };
+    auto checks = check_op(op);
+    auto bad = failed(checks, "backward overwrites");
+    BOOST_REQUIRE(bad.size() == 2u);
+    CHECK_HAS(bad[0].detail, "when the buffer held 0 before and");
+    CHECK_HAS(bad[0].detail, "never add to it");
+    BOOST_TEST(failed(checks, "central differences").size() == 2u);  // buffers held 12345 there
+}
+
+BOOST_AUTO_TEST_CASE(a_gradient_that_is_zero_everywhere_is_vacuous) {
+    Op op = square_op();
+    op.forward = unary_forward([](auto x) { return x * 0; });
+    op.backward = unary_backward([](auto, auto, auto g) { return g * 0; });
+    auto bad = failed(check_op(op), "central differences");
+    BOOST_REQUIRE(bad.size() == 2u);
+    CHECK_HAS(bad[0].detail, "the gradient is ~0 everywhere");
+}
+
+BOOST_AUTO_TEST_CASE(a_float32_path_that_differs_fails) {
+    Op op = square_op();
+    op.forward = [](const ForwardCall& c) {
+        dispatch(c.out.dtype(), [&]<class T>() {
+            const T* x = c.in[0]->data<T>();
+            T* y = c.out.data<T>();
+            for (std::int64_t i = 0; i < c.out.numel(); ++i) y[i] = x[i] * x[i] * (sizeof(T) == 4 ? T(1.01) : T(1));
+        });
+    };
+    auto bad = failed(check_op(op), "float32 agrees");
+    BOOST_REQUIRE(bad.size() == 2u);
+    CHECK_HAS(bad[0].detail, "forward element ");
+    CHECK_HAS(bad[0].detail, " in float32, ");
+}
+
+BOOST_AUTO_TEST_CASE(samples_that_do_not_fit_and_bad_samples_accepted_fail) {
+    Op op = square_op();
+    op.samples = {{.shapes = {{3, 4}, {2}}}};
+    op.bad_samples = {{.shapes = {{3, 4}}}};
+    auto checks = check_op(op);
+    BOOST_REQUIRE(checks.size() == 2u);
+    CHECK_HAS(checks[0].detail, "has 2 shapes for the op's 1 inputs (x)");
+    CHECK_HAS(checks[1].what, "bad sample 0 ([3,4]): rejected by the shape rule");
+    CHECK_HAS(checks[1].detail, "accepted, giving [3,4]");
+    BOOST_TEST(failures(checks) == 2u);
+
+    op.samples.clear();
+    auto none = check_op(op);
+    BOOST_REQUIRE(!none.empty());
+    CHECK_HAS(none[0].detail, "the op has no samples to check; add .samples = ");
+}
+
+BOOST_AUTO_TEST_CASE(an_op_that_throws_is_a_failed_check_not_a_crash) {
+    Op op = square_op();
+    op.forward = [](const ForwardCall&) { throw std::runtime_error("forward is not written yet"); };
+    auto checks = check_op(op);
+    BOOST_REQUIRE(checks.size() == 2u);  // each sample stops at its first failure
+    CHECK_HAS(checks[0].detail, "threw: forward is not written yet");
+    BOOST_TEST(!checks[0].passed);
 }

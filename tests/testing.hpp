@@ -15,6 +15,7 @@
 #include "graph/random.hpp"
 #include "graph/tensor.hpp"
 #include "ops/op.hpp"
+#include "ops/opcheck.hpp"
 
 namespace chainrule::testing {
 
@@ -27,33 +28,11 @@ inline std::string build_root() {
     return r ? r : "build";
 }
 
-// A float64 tensor drawn from `domain`. For one_hot and class_index, `classes` is the
-// number of classes (last dim of the first input).
+// A float64 tensor drawn from `domain` (ops/opcheck.hpp).
 inline Tensor random_tensor(const Dims& dims, Domain domain, Rng& rng, std::int64_t classes = 2) {
-    Tensor t(Dtype::f64, dims);
-    std::int64_t n = t.numel();
-    switch (domain) {
-        case Domain::real:
-            for (std::int64_t i = 0; i < n; ++i) t.set(i, rng.normal());
-            break;
-        case Domain::positive:
-            for (std::int64_t i = 0; i < n; ++i) t.set(i, rng.uniform(0.5, 2.0));
-            break;
-        case Domain::away_from_0:
-            for (std::int64_t i = 0; i < n; ++i)
-                t.set(i, rng.uniform(0.3, 2.0) * (rng.uniform() < 0.5 ? -1 : 1));
-            break;
-        case Domain::one_hot: {
-            std::int64_t last = dims.empty() ? 1 : dims.back();
-            for (std::int64_t r = 0; r < n / last; ++r) t.set(r * last + std::int64_t(rng.below(last)), 1.0);
-            break;
-        }
-        case Domain::class_index:
-            for (std::int64_t i = 0; i < n; ++i) t.set(i, double(rng.below(std::uint64_t(classes))));
-            break;
-    }
-    return t;
+    return sample_tensor(dims, domain, rng, classes);
 }
+using chainrule::differentiable;
 
 // Runs a shell command; returns its exit code (128 + signal when killed) with stdout and
 // stderr captured separately.
@@ -83,7 +62,6 @@ inline CommandResult run_command(const std::string& cmd) {
 
 inline std::string chainrule_binary() { return build_root() + "/cli/chainrule"; }
 
-inline bool differentiable(Domain d) { return d != Domain::one_hot && d != Domain::class_index; }
 
 // The message of the E that f() throws, or "(no E was thrown)".
 template <class E, class F>

@@ -1,0 +1,237 @@
+#include "ops/opcheck.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "graph/error.hpp"
+
+namespace chainrule {
+
+Tensor sample_tensor(const Dims& dims, Domain domain, Rng& rng, std::int64_t classes) {
+    Tensor t(Dtype::f64, dims);
+    std::int64_t n = t.numel();
+    switch (domain) {
+        case Domain::real:
+            for (std::int64_t i = 0; i < n; ++i) t.set(i, rng.normal());
+            break;
+        case Domain::positive:
+            for (std::int64_t i = 0; i < n; ++i) t.set(i, rng.uniform(0.5, 2.0));
+            break;
+        case Domain::away_from_0:
+            for (std::int64_t i = 0; i < n; ++i) t.set(i, rng.uniform(0.3, 2.0) * (rng.uniform() < 0.5 ? -1 : 1));
+            break;
+        case Domain::one_hot: {
+            std::int64_t last = dims.empty() ? 1 : dims.back();
+            for (std::int64_t r = 0; r < n / last; ++r) t.set(r * last + std::int64_t(rng.below(last)), 1.0);
+            break;
+        }
+        case Domain::class_index:
+            for (std::int64_t i = 0; i < n; ++i) t.set(i, double(rng.below(std::uint64_t(classes))));
+            break;
+    }
+    return t;
+}
+
+bool differentiable(Domain d) { return d != Domain::one_hot && d != Domain::class_index; }
+
+namespace {
+
+struct Prepared {
+    std::vector<Tensor> in;
+    Attrs attrs;
+    std::vector<Domain> domains;
+};
+
+Attrs merged_attrs(const Op& op, const OpSample& s) {
+    Attrs attrs = op.attrs;
+    for (auto& [k, v] : s.attrs.items()) attrs[k] = v;
+    return attrs;
+}
+
+Prepared prepare(const Op& op, const OpSample& s, Rng& rng) {
+    Prepared p;
+    p.attrs = merged_attrs(op, s);
+    std::int64_t classes = s.shapes.empty() || s.shapes[0].empty() ? 2 : s.shapes[0].back();
+    for (std::size_t i = 0; i < s.shapes.size(); ++i) {
+        Domain d = i < s.domains.size() ? s.domains[i] : Domain::real;
+        p.domains.push_back(d);
+        p.in.push_back(sample_tensor(s.shapes[i], d, rng, classes));
+    }
+    return p;
+}
+
+Tensor run_forward(const Op& op, const std::vector<Tensor>& in, const Attrs& attrs) {
+    std::vector<const Tensor*> ptrs;
+    std::vector<Shape> shapes;
+    for (auto& t : in) ptrs.push_back(&t), shapes.push_back(fixed_shape(t.dims()));
+    Tensor out(in[0].dtype(), to_dims(op.shape(shapes, attrs)));
+    op.forward(ForwardCall{ptrs, out, attrs});
+    return out;
+}
+
+// L = Σ r ⊙ out, so dL/dout = r.
+double weighted(const Tensor& out, const Tensor& r) {
+    double s = 0;
+    for (std::int64_t i = 0; i < out.numel(); ++i) s += out.at(i) * r.at(i);
+    return s;
+}
+
+// Gradient buffers start holding `prefill`: an op must overwrite them, never add to them.
+std::vector<Tensor> run_backward(const Op& op, const Prepared& p, const std::vector<Tensor>& in, const Tensor& out,
+                                 const Tensor& r, double prefill) {
+    std::vector<const Tensor*> ptrs;
+    for (auto& t : in) ptrs.push_back(&t);
+    std::vector<Tensor> grads;
+    for (auto& t : in) grads.emplace_back(t.dtype(), t.dims());
+    std::vector<Tensor*> gptrs;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        grads[i].fill(prefill);
+        gptrs.push_back(differentiable(p.domains[i]) ? &grads[i] : nullptr);
+    }
+    op.backward(BackwardCall{ptrs, out, r, gptrs, p.attrs});
+    return grads;
+}
+
+std::string describe(const OpSample& s) {
+    std::vector<std::string> shapes;
+    for (const auto& d : s.shapes) shapes.push_back(format_dims(d));
+    if (s.attrs.empty()) return fmt::format("{}", fmt::join(shapes, ", "));
+    return fmt::format("{} {}", fmt::join(shapes, ", "), s.attrs.dump());
+}
+
+// Runs one check; an exception from the op is the check failing, with its message.
+template <class F>
+OpCheck run_check(std::string what, F&& body) {
+    OpCheck c{std::move(what), false, {}};
+    try {
+        c.detail = body(c.passed);
+    } catch (const std::exception& e) {
+        c.passed = false;
+        c.detail = fmt::format("threw: {}", e.what());
+    }
+    return c;
+}
+
+}  // namespace
+
+std::vector<OpCheck> check_op(const Op& op, std::uint64_t seed) {
+    std::vector<OpCheck> checks;
+    Rng rng(seed);
+    if (op.samples.empty())
+        checks.push_back({"samples", false,
+                          "the op has no samples to check; add .samples = {{.shapes = {{3, 4}}}} (one shape per "
+                          "input) to its Op"});
+    for (std::size_t k = 0; k < op.samples.size(); ++k) {
+        const OpSample& s = op.samples[k];
+        const std::string name = fmt::format("sample {} ({})", k, describe(s));
+        if (s.shapes.size() != op.inputs.size()) {
+            checks.push_back({name, false,
+                              fmt::format("has {} shapes for the op's {} inputs ({})", s.shapes.size(),
+                                          op.inputs.size(), fmt::join(op.inputs, ", "))});
+            continue;
+        }
+        Prepared p = prepare(op, s, rng);
+        Tensor out;
+        OpCheck runs = run_check(name + ": shape rule and forward", [&](bool& ok) {
+            out = run_forward(op, p.in, p.attrs);
+            ok = true;
+            return fmt::format("output {}", format_dims(out.dims()));
+        });
+        checks.push_back(runs);
+        if (!runs.passed) continue;
+        const Tensor r = sample_tensor(out.dims(), Domain::real, rng);
+
+        if (op.exact_gradient)
+            checks.push_back(run_check(name + ": gradient vs central differences (float64)", [&](bool& ok) {
+                auto grads = run_backward(op, p, p.in, out, r, 12345.0);
+                std::string detail;
+                ok = true;
+                for (std::size_t i = 0; i < p.in.size(); ++i) {
+                    if (!differentiable(p.domains[i])) continue;
+                    double max_fd = 0, max_err = 0, worst_fd = 0, worst_an = 0;
+                    std::int64_t worst = 0;
+                    for (std::int64_t e = 0; e < p.in[i].numel(); ++e) {
+                        double x0 = p.in[i].at(e), h = 1e-6 * std::max(1.0, std::abs(x0));
+                        p.in[i].set(e, x0 + h);
+                        double lp = weighted(run_forward(op, p.in, p.attrs), r);
+                        p.in[i].set(e, x0 - h);
+                        double lm = weighted(run_forward(op, p.in, p.attrs), r);
+                        p.in[i].set(e, x0);
+                        double fd = (lp - lm) / (2 * h), an = grads[i].at(e);
+                        double err = std::abs(fd - an) / (1e-6 + std::abs(fd));
+                        max_fd = std::max(max_fd, std::abs(fd));
+                        if (!(err <= max_err)) max_err = err, worst = e, worst_fd = fd, worst_an = an;  // NaN is worst
+                    }
+                    bool good = max_err < 1e-5, present = max_fd > 1e-3;
+                    ok = ok && good && present;
+                    detail += fmt::format("{}{}: max relative error {:.2g}, max |dL/d{}| {:.3g}",
+                                          detail.empty() ? "" : "; ", op.inputs[i], max_err, op.inputs[i], max_fd);
+                    if (!good)
+                        detail += fmt::format(" (element {}: backward gives {:.6g}, central differences {:.6g})", worst,
+                                              worst_an, worst_fd);
+                    if (!present) detail += " (the gradient is ~0 everywhere, so the check would prove nothing)";
+                }
+                return detail.empty() ? std::string("no differentiable inputs") : detail;
+            }));
+
+        checks.push_back(run_check(name + ": backward overwrites its gradient buffers", [&](bool& ok) {
+            auto a = run_backward(op, p, p.in, out, r, 0.0), b = run_backward(op, p, p.in, out, r, 12345.0);
+            ok = true;
+            for (std::size_t i = 0; i < a.size() && ok; ++i) {
+                if (!differentiable(p.domains[i])) continue;
+                for (std::int64_t e = 0; e < a[i].numel(); ++e) {
+                    double x = a[i].at(e), y = b[i].at(e);
+                    if (x == y || (std::isnan(x) && std::isnan(y))) continue;
+                    ok = false;
+                    return fmt::format("dL/d{} element {} is {:.6g} when the buffer held 0 before and {:.6g} when "
+                                       "it held 12345: backward must write every element of grad_in[{}] and never "
+                                       "add to it (the engine accumulates)",
+                                       op.inputs[i], e, x, y, i);
+                }
+            }
+            return std::string("the same gradients from buffers holding 0 and 12345");
+        }));
+
+        checks.push_back(run_check(name + ": float32 agrees with float64", [&](bool& ok) {
+            std::vector<Tensor> in32;
+            for (auto& t : p.in) in32.push_back(t.to(Dtype::f32));
+            Tensor out32 = run_forward(op, in32, p.attrs);
+            if (out32.dtype() != Dtype::f32) return std::string("forward on float32 inputs gave a float64 output");
+            for (std::int64_t e = 0; e < out.numel(); ++e)
+                if (!(std::abs(out32.at(e) - out.at(e)) <= 1e-4 * (1 + std::abs(out.at(e)))))
+                    return fmt::format("forward element {}: {:.8g} in float32, {:.8g} in float64", e, out32.at(e),
+                                       out.at(e));
+            auto g64 = run_backward(op, p, p.in, out, r, 0.0);
+            auto g32 = run_backward(op, p, in32, out32, r.to(Dtype::f32), 0.0);
+            for (std::size_t i = 0; i < p.in.size(); ++i) {
+                if (!differentiable(p.domains[i])) continue;
+                for (std::int64_t e = 0; e < g64[i].numel(); ++e)
+                    if (!(std::abs(g32[i].at(e) - g64[i].at(e)) <= 1e-3 * (1 + std::abs(g64[i].at(e)))))
+                        return fmt::format("dL/d{} element {}: {:.8g} in float32, {:.8g} in float64", op.inputs[i], e,
+                                           g32[i].at(e), g64[i].at(e));
+            }
+            ok = true;
+            return std::string("forward within 1e-4, gradients within 1e-3 (relative)");
+        }));
+    }
+    for (std::size_t k = 0; k < op.bad_samples.size(); ++k) {
+        const OpSample& s = op.bad_samples[k];
+        checks.push_back(run_check(fmt::format("bad sample {} ({}): rejected by the shape rule", k, describe(s)),
+                                   [&](bool& ok) {
+                                       std::vector<Shape> shapes;
+                                       for (auto& d : s.shapes) shapes.push_back(fixed_shape(d));
+                                       try {
+                                           Shape got = op.shape(shapes, merged_attrs(op, s));
+                                           return fmt::format("accepted, giving {}", format_shape(got));
+                                       } catch (const ShapeError& e) {
+                                           ok = true;
+                                           return fmt::format("ShapeError: {}", e.what());
+                                       }
+                                   }));
+    }
+    return checks;
+}
+
+}  // namespace chainrule
