@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The plugin example as a user builds it: install chainrule into a scratch prefix, build
-# examples/custom_op against it through pkg-config, load it, gradcheck and train its model.
+# examples/custom_op against it through pkg-config, load it, check the op, gradcheck and
+# train its model.
 set -euo pipefail
 BUILD=$1 SRC=$2
 tmp=$(mktemp -d)
@@ -13,6 +14,7 @@ plugin=$tmp/build/libsoftplus.so
 CR=$BUILD/cli/chainrule
 cd "$SRC/examples/custom_op"
 "$CR" --plugin "$plugin" ops | grep -q '^softplus(x)'
+"$CR" --plugin "$plugin" ops --check softplus | grep -q '^all [0-9]* checks passed on 1 op$'
 "$CR" --plugin "$plugin" gradcheck softplus_iris.json | grep -q 'gradcheck passed'
 out=$("$CR" --plugin "$plugin" train softplus_iris.json --epochs 100)
 echo "$out" | tail -n 1

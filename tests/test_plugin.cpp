@@ -38,3 +38,28 @@ BOOST_AUTO_TEST_CASE(a_plugin_registering_a_taken_name) {
 BOOST_AUTO_TEST_CASE(a_plugin_whose_entry_point_throws) {
     expect_refused(plugin("throws"), "its entry point chainrule_register_ops failed: this plugin refuses to start");
 }
+
+BOOST_AUTO_TEST_CASE(ops_check_finds_a_plugin_backward_that_accumulates) {
+    std::string cmd = chainrule_binary() + " --plugin " + plugin("accumulates") + " ops --check accumulating_square";
+    CommandResult r = run_command(cmd);
+    BOOST_TEST(r.code == 1, r.out << r.err);
+    CHECK_HAS(r.out, "accumulating_square: 2 of 4 checks FAILED");
+    CHECK_HAS(r.out, "FAIL  sample 0 ([3,4]): backward overwrites its gradient buffers");
+    CHECK_HAS(r.out, "never add to it (the engine accumulates)");
+    CHECK_HAS(r.out, "FAIL  sample 0 ([3,4]): gradient vs central differences (float64)");
+    CHECK_HAS(r.err, "error: 2 of 4 checks failed on 1 op");
+    // The built-in ops still pass alongside it; only the named op is checked.
+    CommandResult builtin = run_command(chainrule_binary() + " --plugin " + plugin("accumulates") + " ops --check sigmoid");
+    BOOST_TEST(builtin.code == 0);
+    CHECK_HAS(builtin.out, "all 12 checks passed on 1 op");
+    BOOST_TEST(builtin.out.find("accumulating_square") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(ops_check_of_an_unknown_op_suggests_one) {
+    CommandResult r = run_command(chainrule_binary() + " ops --check accumulating_square");  // no --plugin
+    BOOST_TEST(r.code == 2);
+    CHECK_HAS(r.err, "unknown op 'accumulating_square'");
+    CHECK_HAS(r.err, "a plugin's only with --plugin before the command");
+    CommandResult typo = run_command(chainrule_binary() + " ops --check sigmod");
+    CHECK_HAS(typo.err, "unknown op 'sigmod' (did you mean 'sigmoid'?)");
+}

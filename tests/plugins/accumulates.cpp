@@ -1,0 +1,31 @@
+// A plugin op with the classic small-engine bug: its backward adds to grad_in instead of
+// overwriting it. gradcheck on fresh buffers can miss it; `chainrule ops --check` must not.
+#include "ops/op.hpp"
+
+extern "C" void chainrule_register_ops() {
+    using namespace chainrule;
+    register_op({
+        .name = "accumulating_square",
+        .formula = "y = x²;  dL/dx = dL/dy · 2x (but added, not written)",
+        .inputs = {"x"},
+        .shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; },
+        .forward =
+            [](const ForwardCall& c) {
+                dispatch(c.out.dtype(), [&]<class T>() {
+                    const T* x = c.in[0]->data<T>();
+                    T* y = c.out.data<T>();
+                    for (std::int64_t i = 0; i < c.out.numel(); ++i) y[i] = x[i] * x[i];
+                });
+            },
+        .backward =
+            [](const BackwardCall& c) {
+                if (!c.grad_in[0]) return;
+                dispatch(c.out.dtype(), [&]<class T>() {
+                    const T *x = c.in[0]->data<T>(), *g = c.grad_out.data<T>();
+                    T* gx = c.grad_in[0]->data<T>();
+                    for (std::int64_t i = 0; i < c.out.numel(); ++i) gx[i] += g[i] * 2 * x[i];
+                });
+            },
+        .samples = {{.shapes = {{3, 4}}}},
+    });
+}
