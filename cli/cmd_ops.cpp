@@ -22,7 +22,7 @@ std::vector<const Op*> selected(const std::vector<std::string>& names) {
         if (!op) {
             std::string guess = closest_op_name(name);
             throw InputError(fmt::format("unknown op '{}'{}; `chainrule ops` lists the registered ops (a plugin's "
-                                         "only with --plugin before the command)",
+                                         "only with --plugin)",
                                          name, guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)));
         }
         ops.push_back(op);

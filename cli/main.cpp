@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
     CLI::App app{"chainrule: reverse-mode autodiff over computational graphs defined in JSON.\n"
                  "Run `chainrule COMMAND --help` for the options of each command."};
     app.require_subcommand(1);
+    app.fallthrough();  // --plugin may come after the command too
     app.set_version_flag("--version", "chainrule 0.1.0");
     std::vector<std::string> plugins;
     // Plugins load while the command line is read, before any command runs, so their ops

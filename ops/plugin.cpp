@@ -11,11 +11,18 @@ namespace chainrule {
 void load_plugin(const std::string& path) {
     // dlopen searches the library path for names without a slash; a plugin is a file.
     std::string file = path.find('/') == std::string::npos ? "./" + path : path;
+    detail::hold_registration_errors(true);
     void* handle = ::dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
+    detail::hold_registration_errors(false);
+    std::string held = detail::take_held_registration_error();
     if (!handle) {
         const char* err = ::dlerror();
         throw InputError(fmt::format("plugin {}: cannot be loaded: {}", path, err ? err : "unknown error"));
     }
+    if (!held.empty())
+        throw InputError(fmt::format("plugin {}: {} (in a static initializer, while the library was loaded; "
+                                     "register a plugin's ops in {}() instead)",
+                                     path, held, kPluginEntryPoint));
     // The handle is kept open for the life of the process: the registered ops point into it.
     void* entry = ::dlsym(handle, kPluginEntryPoint);
     if (!entry)

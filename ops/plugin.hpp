@@ -15,4 +15,11 @@ inline constexpr const char* kPluginEntryPoint = "chainrule_register_ops";
 // point, or registers an op whose name is taken is an InputError naming the file.
 void load_plugin(const std::string& path);
 
+namespace detail {
+// For load_plugin: while held, register_op records its first error instead of throwing
+// (a plugin's static initializers run inside dlopen, which an exception must not cross).
+void hold_registration_errors(bool on);
+std::string take_held_registration_error();  // and clears it; "" when none
+}  // namespace detail
+
 }  // namespace chainrule

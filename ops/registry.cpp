@@ -3,16 +3,28 @@
 #include <fmt/format.h>
 #include <map>
 #include <memory>
+#include <utility>
 
 #include "ops/op.hpp"
+#include "ops/plugin.hpp"
 
 namespace chainrule {
 namespace {
 
-std::map<std::string, std::unique_ptr<const Op>>& registry() {
-    static std::map<std::string, std::unique_ptr<const Op>> ops;
-    return ops;
+struct Registry {
+    std::map<std::string, std::unique_ptr<const Op>> ops;
+    // While dlopen runs a plugin's static initializers, an exception cannot pass through it
+    // (std::terminate): register_op keeps its first error here for load_plugin to report.
+    bool holding_errors = false;
+    std::string held_error;
+};
+
+Registry& the_registry() {
+    static Registry r;
+    return r;
 }
+
+std::map<std::string, std::unique_ptr<const Op>>& registry() { return the_registry().ops; }
 
 std::size_t edit_distance(const std::string& a, const std::string& b) {
     std::vector<std::size_t> row(b.size() + 1);
@@ -32,23 +44,31 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
 }  // namespace
 
 bool register_op(Op op) {
-    if (op.name.empty()) throw std::invalid_argument("register_op: the op has no name");
-    auto missing = [&](const char* what) {
-        throw std::invalid_argument(fmt::format("register_op: op '{}' has no {}", op.name, what));
+    auto error = [](std::string message) {
+        Registry& r = the_registry();
+        if (!r.holding_errors) throw std::invalid_argument(message);
+        if (r.held_error.empty()) r.held_error = std::move(message);
+        return false;
     };
-    if (!op.shape) missing("shape rule");
-    if (!op.forward) missing("forward");
-    if (!op.backward) missing("backward");
-    if (op.formula.empty()) missing("formula");
-    if (!op.attrs.is_object()) missing("attrs object");
+    if (op.name.empty()) return error("register_op: the op has no name");
+    for (auto [present, what] : {std::pair{bool(op.shape), "shape rule"}, {bool(op.forward), "forward"},
+                                 {bool(op.backward), "backward"}, {!op.formula.empty(), "formula"},
+                                 {op.attrs.is_object(), "attrs object"}})
+        if (!present) return error(fmt::format("register_op: op '{}' has no {}", op.name, what));
     auto& ops = registry();
-    if (ops.count(op.name))
-        throw std::invalid_argument(
-            fmt::format("register_op: an op named '{}' is already registered", op.name));
+    if (ops.count(op.name)) return error(fmt::format("register_op: an op named '{}' is already registered", op.name));
     std::string name = op.name;
     ops.emplace(name, std::make_unique<const Op>(std::move(op)));
     return true;
 }
+
+namespace detail {
+
+void hold_registration_errors(bool on) { the_registry().holding_errors = on; }
+
+std::string take_held_registration_error() { return std::exchange(the_registry().held_error, {}); }
+
+}  // namespace detail
 
 const Op* find_op(const std::string& name) {
     auto& ops = registry();

@@ -59,7 +59,19 @@ BOOST_AUTO_TEST_CASE(ops_check_of_an_unknown_op_suggests_one) {
     CommandResult r = run_command(chainrule_binary() + " ops --check accumulating_square");  // no --plugin
     BOOST_TEST(r.code == 2);
     CHECK_HAS(r.err, "unknown op 'accumulating_square'");
-    CHECK_HAS(r.err, "a plugin's only with --plugin before the command");
+    CHECK_HAS(r.err, "a plugin's only with --plugin)");
     CommandResult typo = run_command(chainrule_binary() + " ops --check sigmod");
     CHECK_HAS(typo.err, "unknown op 'sigmod' (did you mean 'sigmoid'?)");
+}
+
+BOOST_AUTO_TEST_CASE(a_plugin_registering_a_taken_name_while_it_loads) {
+    expect_refused(plugin("static_duplicate"),
+                   "register_op: an op named 'sigmoid' is already registered (in a static initializer, while the "
+                   "library was loaded; register a plugin's ops in chainrule_register_ops() instead)");
+}
+
+BOOST_AUTO_TEST_CASE(plugin_may_come_after_the_command) {
+    CommandResult r = run_command(chainrule_binary() + " ops accumulating_square --plugin " + plugin("accumulates"));
+    BOOST_TEST(r.code == 0, r.err);
+    CHECK_HAS(r.out, "accumulating_square(x)");
 }
