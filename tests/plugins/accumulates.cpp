@@ -1,6 +1,6 @@
 // A plugin op with the classic small-engine bug: its backward adds to grad_in instead of
 // overwriting it. gradcheck on fresh buffers can miss it; `chainrule ops --check` must not.
-#include "ops/op.hpp"
+#include "ops/elementwise.hpp"
 
 extern "C" void chainrule_register_ops() {
     using namespace chainrule;
@@ -9,14 +9,7 @@ extern "C" void chainrule_register_ops() {
         .formula = "y = x²;  dL/dx = dL/dy · 2x (but added, not written)",
         .inputs = {"x"},
         .shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; },
-        .forward =
-            [](const ForwardCall& c) {
-                dispatch(c.out.dtype(), [&]<class T>() {
-                    const T* x = c.in[0]->data<T>();
-                    T* y = c.out.data<T>();
-                    for (std::int64_t i = 0; i < c.out.numel(); ++i) y[i] = x[i] * x[i];
-                });
-            },
+        .forward = unary_forward([](auto x) { return x * x; }),
         .backward =
             [](const BackwardCall& c) {
                 if (!c.grad_in[0]) return;
