@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "graph/error.hpp"
+#include "graph/json_io.hpp"
 #include "graph/print.hpp"
 
 extern char** environ;
@@ -130,23 +131,32 @@ void render_svg(const std::string& dot_text, const std::string& path) {
                        "`apt-get install graphviz` (or drop --svg to get the DOT text)");
     // The DOT text goes through a temporary file rather than a pipe, so that a `dot` that
     // dies early cannot take this process down with SIGPIPE.
-    std::string tmpl = (std::filesystem::temp_directory_path() / "chainrule-dot-XXXXXX").string();
-    int fd = ::mkstemp(tmpl.data());
-    if (fd < 0) throw RunError(fmt::format("cannot create a temporary file for dot: {}", std::strerror(errno)));
-    ::close(fd);
+    // dot writes the SVG to a second temporary file, copied to `path` atomically only when
+    // dot succeeded: a dot that fails or is killed never leaves a half-written `path`.
     struct Remove {
         std::string p;
         ~Remove() {
             std::error_code ec;
             std::filesystem::remove(p, ec);
         }
-    } remove{tmpl};
+    };
+    auto make_temp = [] {
+        std::string name = (std::filesystem::temp_directory_path() / "chainrule-dot-XXXXXX").string();
+        int fd = ::mkstemp(name.data());
+        if (fd < 0) throw RunError(fmt::format("cannot create a temporary file for dot: {}", std::strerror(errno)));
+        ::close(fd);
+        return name;
+    };
+    std::string tmpl = make_temp();
+    Remove remove{tmpl};
+    std::string svg_tmp = make_temp();
+    Remove remove_svg{svg_tmp};
     {
         std::ofstream f(tmpl, std::ios::binary);
         f << dot_text;
         if (!f.flush()) throw RunError(fmt::format("cannot write a temporary file for dot: {}", tmpl));
     }
-    std::string out_arg = "-o" + path;
+    std::string out_arg = "-o" + svg_tmp;
     std::vector<char*> argv{dot.data(), const_cast<char*>("-Tsvg"), out_arg.data(), nullptr};
     // On stdin, so that dot's own messages say <stdin> rather than a temporary name.
     posix_spawn_file_actions_t actions;
@@ -162,6 +172,7 @@ void render_svg(const std::string& dot_text, const std::string& path) {
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         throw RunError(fmt::format("`dot -Tsvg` failed ({}) writing {}",
                                    WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status)) : "killed", path));
+    write_file_atomic(path, read_text_file(svg_tmp));
 }
 
 }  // namespace chainrule

@@ -420,3 +420,26 @@ BOOST_AUTO_TEST_CASE(dot_escapes_names_and_renders) {
     BOOST_CHECK_THROW(render_svg("digraph {", svg.string()), RunError);
     fs::remove(svg);
 }
+
+BOOST_AUTO_TEST_CASE(a_failing_dot_leaves_the_svg_as_it_was) {
+    // A `dot` that writes half an SVG to its -o file and then fails.
+    fs::path dir = fs::temp_directory_path() / ("chainrule-test-fakedot-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    {
+        std::ofstream script(dir / "dot");
+        script << "#!/bin/sh\nfor a in \"$@\"; do case $a in -o*) printf '<svg><g>' > \"${a#-o}\";; esac; done\n"
+                  "echo 'dot: out of memory' >&2\nexit 3\n";
+    }
+    fs::permissions(dir / "dot", fs::perms::owner_all);
+    fs::path svg = dir / "graph.svg";
+    std::ofstream(svg) << "the previous drawing";
+    std::string old_path = std::getenv("PATH") ? std::getenv("PATH") : "";
+    ::setenv("PATH", dir.c_str(), 1);
+    std::string msg = testing::message_of<RunError>([&] { render_svg("digraph { a -> b }", svg.string()); });
+    ::setenv("PATH", old_path.c_str(), 1);
+    CHECK_HAS(msg, "`dot -Tsvg` failed (exit 3) writing " + svg.string());
+    std::ifstream f(svg);
+    std::string text((std::istreambuf_iterator<char>(f)), {});
+    BOOST_TEST(text == "the previous drawing");
+    fs::remove_all(dir);
+}
