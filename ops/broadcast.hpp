@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <vector>
 
 #include "graph/shape.hpp"
@@ -96,6 +97,10 @@ struct AxisLines {
     AxisLines(const Dims& d, std::size_t axis) {
         for (std::size_t i = 0; i < d.size(); ++i) (i < axis ? outer : i == axis ? len : inner) *= d[i];
     }
+    // The lines of `t` along the axis its op's `axis` attr names (negative from the end).
+    static AxisLines along(const Tensor& t, const nlohmann::ordered_json& attrs) {
+        return AxisLines(t.dims(), resolve_axis(attrs.at("axis").get<std::int64_t>(), t.rank()));
+    }
     std::int64_t stride() const { return inner; }
     // f(base) for every line.
     template <class F>
@@ -104,6 +109,14 @@ struct AxisLines {
             for (std::int64_t i = 0; i < inner; ++i) f(o * len * inner + i);
     }
 };
+
+// The shape rule of an op that works line by line along its `axis` attr and keeps its
+// input's shape (softmax, log_softmax, normalize): rank >= 1 and the axis in range.
+inline Shape same_shape_along_axis(std::span<const Shape> in, const nlohmann::ordered_json& attrs) {
+    if (in[0].empty()) throw ShapeError("needs a tensor of rank >= 1, got a scalar");
+    resolve_axis(attrs.at("axis").get<std::int64_t>(), in[0].size());
+    return in[0];
+}
 
 // The axes a reduction (sum, mean) removes, from its `axis` attr: null means every axis,
 // an integer one axis (negative counts from the end), a list of integers those axes.
@@ -133,6 +146,11 @@ inline Shape reduced_shape(const Shape& in, const std::vector<bool>& mask, bool 
         if (!mask[i]) out.push_back(in[i]);
         else if (keepdims) out.push_back(Dim{1, {}});
     return out;
+}
+
+// The shape rule of a reduction (sum, mean) from its `axis` and `keepdims` attrs.
+inline Shape reduction_shape(std::span<const Shape> in, const nlohmann::ordered_json& attrs) {
+    return reduced_shape(in[0], reduced_axes(attrs.at("axis"), in[0].size()), attrs.at("keepdims").get<bool>());
 }
 
 // `dims` with the reduced axes set to 1 (keepdims): this shape broadcasts back onto `dims`,

@@ -14,16 +14,11 @@ const bool registered = register_op({
                "dL/dx_i = g_i − exp(y_i) · Σ_j g_j,  g = dL/dy",
     .inputs = {"x"},
     .attrs = {{"axis", -1}},
-    .shape =
-        [](std::span<const Shape> in, const Attrs& attrs) {
-            if (in[0].empty()) throw ShapeError("needs a tensor of rank >= 1, got a scalar");
-            resolve_axis(attrs.at("axis").get<std::int64_t>(), in[0].size());
-            return in[0];
-        },
+    .shape = same_shape_along_axis,
     .forward =
         [](const ForwardCall& c) {
             dispatch(c.out.dtype(), [&]<class T>() {
-                AxisLines lines(c.out.dims(), resolve_axis(c.attrs.at("axis").get<std::int64_t>(), c.out.rank()));
+                const AxisLines lines = AxisLines::along(c.out, c.attrs);
                 const std::int64_t n = lines.len, s = lines.stride();
                 const T* x = c.in[0]->data<T>();
                 T* y = c.out.data<T>();
@@ -41,7 +36,7 @@ const bool registered = register_op({
         [](const BackwardCall& c) {
             if (!c.grad_in[0]) return;
             dispatch(c.out.dtype(), [&]<class T>() {
-                AxisLines lines(c.out.dims(), resolve_axis(c.attrs.at("axis").get<std::int64_t>(), c.out.rank()));
+                const AxisLines lines = AxisLines::along(c.out, c.attrs);
                 const std::int64_t n = lines.len, s = lines.stride();
                 const T* y = c.out.data<T>();
                 const T* g = c.grad_out.data<T>();

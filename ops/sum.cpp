@@ -15,11 +15,7 @@ const bool registered = register_op({
     .formula = "y = Σ x over axis (null: all axes);  dL/dx = dL/dy broadcast back to x's shape",
     .inputs = {"x"},
     .attrs = {{"axis", nullptr}, {"keepdims", false}},
-    .shape =
-        [](std::span<const Shape> in, const Attrs& attrs) {
-            return reduced_shape(in[0], reduced_axes(attrs.at("axis"), in[0].size()),
-                                 attrs.at("keepdims").get<bool>());
-        },
+    .shape = reduction_shape,
     .forward =
         [](const ForwardCall& c) {
             dispatch(c.out.dtype(), [&]<class T>() {
