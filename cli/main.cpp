@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> plugins;
     // Plugins load while the command line is read, before any command runs, so their ops
     // are known to the model loader.
-    app.add_option("--plugin", plugins, "load ops from a shared library (repeatable; docs/writing-ops.md)")
+    app.add_option("--plugin", plugins, "load ops from a shared library (repeatable; before or after the command; docs/writing-ops.md)")
         ->each([](const std::string& path) { chainrule::load_plugin(path); })
         ->type_name("LIB.so");
     using namespace chainrule::cli;
