@@ -189,6 +189,45 @@ BOOST_AUTO_TEST_CASE(resume_equals_the_uninterrupted_run_bit_for_bit) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_damaged_history_is_named_on_resume) {
+    // The checksum is right (the file was rewritten whole), but the history inside lies.
+    fs::path dir = fresh_dir("history");
+    Run first = prepare("iris_neuron");
+    TrainOptions a = quiet(dir.string());
+    a.epochs = 2;
+    train(first.model, with_overrides(first.spec, a), first.ds, a);
+    const std::string file = (dir / "checkpoint.ckpt").string();
+    Checkpoint good = load_checkpoint(file);
+    auto resume_with = [&](const Json& history) {
+        Checkpoint c = good;
+        c.info["history"] = history;
+        save_checkpoint(c, file);
+        Run r = prepare("iris_neuron");
+        TrainOptions o = quiet(dir.string());
+        o.epochs = 3;
+        o.resume = dir.string();
+        return testing::message_of<InputError>([&] { train(r.model, with_overrides(r.spec, o), r.ds, o); });
+    };
+    Json h = good.info["history"];
+    h[1]["test_loss"] = "banana";
+    CHECK_HAS(resume_with(h), file + ": info.history[1].test_loss: expected a number, \"nan\", \"inf\" or "
+                                     "\"-inf\", got \"banana\"");
+    h = good.info["history"];
+    h[0]["train_loss"] = "nan";  // a NaN training loss stops a run, so it is never stored
+    CHECK_HAS(resume_with(h), file + ": info.history[0].train_loss: expected a number, got \"nan\"");
+    h = good.info["history"];
+    h[0].erase("seconds");
+    CHECK_HAS(resume_with(h), file + ": info.history[0]: missing required key 'seconds'");
+    // Restored, the same checkpoint resumes.
+    save_checkpoint(good, file);
+    Run r = prepare("iris_neuron");
+    TrainOptions o = quiet(dir.string());
+    o.epochs = 3;
+    o.resume = dir.string();
+    BOOST_TEST(train(r.model, with_overrides(r.spec, o), r.ds, o).size() == 3u);
+    fs::remove_all(dir);
+}
+
 BOOST_AUTO_TEST_CASE(sampling_is_deterministic_for_a_seed) {
     auto run = [](std::uint64_t seed) {
         Run r = prepare("iris_3class", [](Json& j) { j["training"]["sampling"] = "with_replacement"; });
