@@ -60,16 +60,15 @@ std::vector<Feed> plan_feeds(const Graph& g, const TrainingSpec& spec, const dat
 // that pass is bound by memory, and two cores fetch and write more than one.
 void feed_planned(Graph& g, std::vector<Feed>& feeds, const data::Dataset& ds, const data::Split& split,
                   std::span<const std::int64_t> rows, Workers* workers) {
+    data::RowSplitter on_workers;  // data::gather uses it for images only
+    if (workers && workers->threads() >= 2)
+        on_workers = [workers](std::int64_t count, const std::function<void(std::int64_t, std::int64_t)>& part) {
+            auto run_part = [&part](std::int64_t b, std::int64_t e) { part(b, e); };
+            workers->run(count, run_part);
+        };
     for (Feed& f : feeds) {
         f.dims[0] = std::int64_t(rows.size());
-        Tensor& dst = g.input_buffer(f.id, f.dims);
-        data::RowSplitter on_workers;  // data::gather uses it for images only
-        if (workers && workers->threads() >= 2)
-            on_workers = [workers](std::int64_t count, const std::function<void(std::int64_t, std::int64_t)>& part) {
-                auto run_part = [&part](std::int64_t b, std::int64_t e) { part(b, e); };
-                workers->run(count, run_part);
-            };
-        data::gather(ds, split, *f.stream, rows, dst, on_workers);
+        data::gather(ds, split, *f.stream, rows, g.input_buffer(f.id, f.dims), on_workers);
     }
 }
 
