@@ -21,8 +21,8 @@
 #include <fmt/format.h>
 #include <sys/resource.h>
 
-#include "graph/error.hpp"
-#include "graph/trainer.hpp"
+#include "core/error.hpp"
+#include "train/trainer.hpp"
 
 #ifndef CHAINRULE_SOURCE_DIR
 #define CHAINRULE_SOURCE_DIR "."

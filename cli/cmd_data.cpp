@@ -11,8 +11,8 @@
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
 #include "data/png.hpp"
-#include "graph/error.hpp"
-#include "graph/json_io.hpp"
+#include "core/error.hpp"
+#include "core/json_io.hpp"
 
 namespace chainrule::cli {
 namespace {

@@ -5,9 +5,9 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "graph/gradcheck.hpp"
-#include "graph/print.hpp"
+#include "core/print.hpp"
 
 namespace chainrule::cli {
 namespace {

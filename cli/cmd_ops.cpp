@@ -2,7 +2,7 @@
 #include <fmt/ranges.h>
 
 #include "cli/commands.hpp"
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "ops/op.hpp"
 #include "ops/opcheck.hpp"
 

@@ -5,7 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "graph/stepper.hpp"
 
 namespace chainrule::cli {

@@ -5,10 +5,10 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
-#include "graph/checkpoint.hpp"
-#include "graph/error.hpp"
-#include "graph/print.hpp"
-#include "graph/trainer.hpp"
+#include "train/checkpoint.hpp"
+#include "core/error.hpp"
+#include "core/print.hpp"
+#include "train/trainer.hpp"
 
 namespace chainrule::cli {
 namespace {

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <fmt/format.h>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule::cli {
 

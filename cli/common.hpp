@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "graph/json_io.hpp"
+#include "core/json_io.hpp"
 #include "graph/model_json.hpp"
 
 namespace chainrule::cli {

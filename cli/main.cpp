@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "ops/plugin.hpp"
 
 int main(int argc, char** argv) {

@@ -7,7 +7,7 @@
 #include <fmt/ranges.h>
 #include <fstream>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule::data {
 namespace {

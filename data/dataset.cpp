@@ -6,8 +6,8 @@
 
 #include "data/csv.hpp"
 #include "data/idx.hpp"
-#include "graph/error.hpp"
-#include "ops/kernels.hpp"
+#include "core/error.hpp"
+#include "data/pixels.hpp"
 
 namespace chainrule::data {
 namespace {
@@ -122,11 +122,11 @@ Stream stream_kind(const Dataset& ds, const std::string& name) {
 
 CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,
                                          std::int64_t width, float* out) {
-    kernels::gather_pixel_rows(px, rows, count, width, out);
+    gather_pixel_rows(px, rows, count, width, out);
 }
 CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,
                                          std::int64_t width, double* out) {
-    kernels::gather_pixel_rows(px, rows, count, width, out);
+    gather_pixel_rows(px, rows, count, width, out);
 }
 
 }  // namespace

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "graph/json_io.hpp"
-#include "graph/tensor.hpp"
+#include "core/json_io.hpp"
+#include "core/tensor.hpp"
 
 namespace chainrule::data {
 

@@ -10,7 +10,7 @@
 #include <memory>
 #include <zlib.h>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule::data {
 namespace {

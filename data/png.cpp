@@ -4,7 +4,7 @@
 #include <vector>
 #include <zlib.h>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule::data {
 namespace {

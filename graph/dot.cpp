@@ -11,9 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "graph/error.hpp"
-#include "graph/json_io.hpp"
-#include "graph/print.hpp"
+#include "core/error.hpp"
+#include "core/json_io.hpp"
+#include "core/print.hpp"
 
 extern char** environ;
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule {
 

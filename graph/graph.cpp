@@ -4,8 +4,8 @@
 #include <fmt/format.h>
 #include <stdexcept>
 
-#include "graph/error.hpp"
-#include "graph/json_io.hpp"
+#include "core/error.hpp"
+#include "core/json_io.hpp"
 #include "ops/broadcast.hpp"
 
 namespace chainrule {

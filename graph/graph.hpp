@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "graph/random.hpp"
-#include "graph/shape.hpp"
-#include "graph/tensor.hpp"
+#include "core/random.hpp"
+#include "core/shape.hpp"
+#include "core/tensor.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {

@@ -7,7 +7,7 @@
 #include <regex>
 #include <set>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule {
 namespace {

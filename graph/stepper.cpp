@@ -6,8 +6,8 @@
 #include <istream>
 #include <ostream>
 
-#include "graph/error.hpp"
-#include "graph/print.hpp"
+#include "core/error.hpp"
+#include "core/print.hpp"
 
 namespace chainrule {
 

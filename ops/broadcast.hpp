@@ -9,8 +9,8 @@
 #include <span>
 #include <vector>
 
-#include "graph/shape.hpp"
-#include "graph/tensor.hpp"
+#include "core/shape.hpp"
+#include "core/tensor.hpp"
 
 namespace chainrule {
 

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <fmt/format.h>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {

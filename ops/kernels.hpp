@@ -10,20 +10,7 @@
 #include <cmath>
 #include <cstdint>
 
-// Hot loops get an AVX2 copy chosen when the library loads, while the build itself targets
-// baseline x86-64 and runs anywhere. The clone has no FMA, so it rounds exactly like the
-// baseline code: results do not depend on the machine. Only non-template functions can carry it.
-// The kernels below are forced inline so that each clone compiles its own copy of them.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define CHAINRULE_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CHAINRULE_SIMD_CLONES
-#endif
-#if defined(__GNUC__) || defined(__clang__)
-#define CHAINRULE_INLINE inline __attribute__((always_inline))
-#else
-#define CHAINRULE_INLINE inline
-#endif
+#include "core/simd.hpp"
 
 namespace chainrule::kernels {
 
@@ -117,56 +104,6 @@ CHAINRULE_INLINE void sigmoid(const T* x, T* y, std::int64_t n) {
 template <class T>
 CHAINRULE_INLINE T sigmoid_backward(T g, T y) {
     return g * y * (T(1) - y);
-}
-
-// ---- pixels: bytes to floats / 255, for a batch of images ----
-
-// v / 255 without a division or a table lookup, so that the conversion vectorizes: 1/255
-// split in two parts whose first product with any byte is exact, so one rounding remains.
-// The static_asserts prove the result equals T(v) / T(255), correctly rounded, for every
-// byte. (With FMA contraction that proof would not hold: the build targets baseline x86-64
-// and the SIMD clones have no FMA.)
-template <class T>
-struct PixelScale;
-template <>
-struct PixelScale<float> {
-    static constexpr float hi = 0x1.01p-8f, lo = 0x1.010102p-24f;  // hi has 9 bits: v·hi is exact
-};
-template <>
-struct PixelScale<double> {
-    static constexpr double hi = 0x1.010102p-8, lo = -0x1.fdfdfdfdfdfep-33;  // hi has 24 bits
-};
-
-template <class T>
-constexpr T scale_pixel(std::uint8_t v) {
-    const T x = T(v);
-    return x * PixelScale<T>::hi + x * PixelScale<T>::lo;
-}
-
-template <class T>
-constexpr bool pixel_scale_is_exact() {
-    for (int v = 0; v < 256; ++v)
-        if (scale_pixel<T>(std::uint8_t(v)) != T(v) / T(255)) return false;
-    return true;
-}
-static_assert(pixel_scale_is_exact<float>() && pixel_scale_is_exact<double>());
-
-// out[i, :] = pixels[rows[i], :] / 255 for i < count, rows of `width` bytes.
-template <class T>
-CHAINRULE_INLINE void gather_pixel_rows(const std::uint8_t* pixels, const std::int64_t* rows, std::int64_t count,
-                                        std::int64_t width, T* out) {
-    // Rows are drawn at random from tens of MB: fetching a few rows ahead overlaps the
-    // memory latency with the conversion instead of adding to it.
-    constexpr std::int64_t ahead = 4;
-    for (std::int64_t i = 0; i < count; ++i) {
-        if (i + ahead < count) {
-            const std::uint8_t* next = pixels + rows[i + ahead] * width;
-            for (std::int64_t k = 0; k < width; k += 64) __builtin_prefetch(next + k);
-        }
-        const std::uint8_t* px = pixels + rows[i] * width;
-        T* o = out + i * width;
-        for (std::int64_t k = 0; k < width; ++k) o[k] = scale_pixel<T>(px[k]);
-    }
 }
 
 // ---- the engine's fused passes (graph/fusion.cpp); each rounds exactly like the ops ----

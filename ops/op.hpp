@@ -34,8 +34,8 @@
 #include <string>
 #include <vector>
 
-#include "graph/shape.hpp"
-#include "graph/tensor.hpp"
+#include "core/shape.hpp"
+#include "core/tensor.hpp"
 
 namespace chainrule {
 

@@ -5,7 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule {
 

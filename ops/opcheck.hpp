@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "graph/random.hpp"
+#include "core/random.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {

@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 #include <stdexcept>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule {
 

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "graph/json_io.hpp"
+#include "core/json_io.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/op.hpp"
 

@@ -14,7 +14,7 @@
 #include <execinfo.h>
 #include <unistd.h>
 
-#include "graph/trainer.hpp"
+#include "train/trainer.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "graph/json_io.hpp"
+#include "core/json_io.hpp"
 #include "graph/model_json.hpp"
 #include "testing.hpp"
 

@@ -7,7 +7,7 @@
 
 #include "data/csv.hpp"
 #include "data/dataset.hpp"
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

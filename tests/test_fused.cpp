@@ -13,7 +13,7 @@
 
 #include "data/dataset.hpp"
 #include "graph/graph.hpp"
-#include "graph/workers.hpp"
+#include "train/workers.hpp"
 #include "ops/kernels.hpp"
 #include "testing.hpp"
 

@@ -5,7 +5,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
 #include "graph/model_json.hpp"

@@ -13,7 +13,7 @@
 
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

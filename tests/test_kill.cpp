@@ -16,8 +16,8 @@
 #include <sys/wait.h>
 #include <thread>
 
-#include "graph/checkpoint.hpp"
-#include "graph/json_io.hpp"
+#include "train/checkpoint.hpp"
+#include "core/json_io.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

@@ -17,10 +17,10 @@
 
 #include "data/csv.hpp"
 #include "data/idx.hpp"
-#include "graph/error.hpp"
-#include "graph/json_io.hpp"
+#include "core/error.hpp"
+#include "core/json_io.hpp"
 #include "graph/model_json.hpp"
-#include "graph/tensor.hpp"
+#include "core/tensor.hpp"
 #include "ops/broadcast.hpp"
 
 using namespace chainrule;

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "graph/model_json.hpp"
 #include "testing.hpp"
 

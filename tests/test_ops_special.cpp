@@ -7,7 +7,7 @@
 #include <limits>
 #include <variant>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "graph/graph.hpp"
 #include "testing.hpp"
 

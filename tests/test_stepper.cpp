@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "graph/dot.hpp"
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "graph/model_json.hpp"
 #include "graph/stepper.hpp"
 #include "testing.hpp"

@@ -10,9 +10,9 @@
 #include <fmt/format.h>
 #include <zlib.h>
 
-#include "graph/checkpoint.hpp"
-#include "graph/error.hpp"
-#include "graph/trainer.hpp"
+#include "train/checkpoint.hpp"
+#include "core/error.hpp"
+#include "train/trainer.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

@@ -12,8 +12,8 @@
 #include <typeinfo>
 #include <unistd.h>
 
-#include "graph/random.hpp"
-#include "graph/tensor.hpp"
+#include "core/random.hpp"
+#include "core/tensor.hpp"
 #include "ops/op.hpp"
 #include "ops/opcheck.hpp"
 

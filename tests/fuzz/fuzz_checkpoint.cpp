@@ -4,7 +4,7 @@
 // so the fuzzer also reaches the header and tensor checks behind the CRC.
 #include <zlib.h>
 
-#include "graph/checkpoint.hpp"
+#include "train/checkpoint.hpp"
 #include "graph/model_json.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <unistd.h>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 #include "graph/graph.hpp"
 
 namespace chainrule::fuzz {

@@ -1,10 +1,10 @@
-#include "graph/random.hpp"
+#include "core/random.hpp"
 
 #include <cmath>
 #include <numbers>
 #include <sstream>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "graph/tensor.hpp"
+#include "core/tensor.hpp"
 
 namespace chainrule {
 

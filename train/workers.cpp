@@ -1,4 +1,4 @@
-#include "graph/workers.hpp"
+#include "train/workers.hpp"
 
 namespace chainrule {
 namespace {

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "graph/tensor.hpp"
+#include "core/tensor.hpp"
 
 namespace chainrule {
 

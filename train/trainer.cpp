@@ -1,4 +1,4 @@
-#include "graph/trainer.hpp"
+#include "train/trainer.hpp"
 
 #include <algorithm>
 #include <cblas.h>
@@ -10,11 +10,11 @@
 #include <numeric>
 #include <optional>
 
-#include "graph/checkpoint.hpp"
-#include "graph/error.hpp"
-#include "graph/plot.hpp"
-#include "graph/print.hpp"
-#include "graph/workers.hpp"
+#include "train/checkpoint.hpp"
+#include "core/error.hpp"
+#include "train/plot.hpp"
+#include "core/print.hpp"
+#include "train/workers.hpp"
 
 namespace chainrule {
 namespace {

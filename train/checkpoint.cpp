@@ -1,10 +1,10 @@
-#include "graph/checkpoint.hpp"
+#include "train/checkpoint.hpp"
 
 #include <cstring>
 #include <fmt/format.h>
 #include <zlib.h>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule {
 namespace {

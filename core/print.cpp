@@ -1,4 +1,4 @@
-#include "graph/print.hpp"
+#include "core/print.hpp"
 
 #include <cmath>
 #include <fmt/format.h>

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "graph/tensor.hpp"
+#include "core/tensor.hpp"
 
 namespace chainrule {
 

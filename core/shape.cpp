@@ -1,4 +1,4 @@
-#include "graph/shape.hpp"
+#include "core/shape.hpp"
 
 #include <fmt/format.h>
 

@@ -1,8 +1,8 @@
-#include "graph/training.hpp"
+#include "train/training.hpp"
 
 #include <fmt/format.h>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule {
 

@@ -1,10 +1,10 @@
-#include "graph/plot.hpp"
+#include "train/plot.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 
-#include "graph/trainer.hpp"
+#include "train/metrics.hpp"
 
 namespace chainrule {
 namespace {

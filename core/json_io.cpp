@@ -1,4 +1,4 @@
-#include "graph/json_io.hpp"
+#include "core/json_io.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -13,7 +13,7 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "data/dataset.hpp"
 #include "graph/graph.hpp"
-#include "graph/json_io.hpp"
+#include "core/json_io.hpp"
 
 namespace chainrule {
 

@@ -14,7 +14,8 @@
 
 #include "data/dataset.hpp"
 #include "graph/model_json.hpp"
-#include "graph/training.hpp"
+#include "train/metrics.hpp"
+#include "train/training.hpp"
 
 namespace chainrule {
 
@@ -29,12 +30,6 @@ struct TrainOptions {
     bool progress = false;        // live progress line on stderr (a terminal)
     int threads = 0;              // 0: leave OpenBLAS's default
     std::function<void(const std::string&)> print;  // one line of output; default: stdout
-};
-
-struct EpochMetrics {
-    std::int64_t epoch = 0;
-    double train_loss = 0, test_loss = 0, test_accuracy = -1;  // accuracy -1: not measured
-    double seconds = 0;                                         // training time of the epoch
 };
 
 struct EvalResult {

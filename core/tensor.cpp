@@ -1,10 +1,10 @@
-#include "graph/tensor.hpp"
+#include "core/tensor.hpp"
 
 #include <cstdlib>
 #include <cstring>
 #include <fmt/format.h>
 
-#include "graph/error.hpp"
+#include "core/error.hpp"
 
 namespace chainrule {
 

@@ -4,9 +4,10 @@
 #include <string>
 #include <vector>
 
+#include "train/metrics.hpp"
+
 namespace chainrule {
 
-struct EpochMetrics;
 std::string plot_svg(const std::vector<EpochMetrics>& history, const std::string& title);
 
 }  // namespace chainrule

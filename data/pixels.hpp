@@ -1,0 +1,58 @@
+// Pixel conversion for a batch of images: bytes to floats / 255, exactly rounded.
+#pragma once
+
+#include <cstdint>
+
+#include "core/simd.hpp"
+
+namespace chainrule::data {
+
+// v / 255 without a division or a table lookup, so that the conversion vectorizes: 1/255
+// split in two parts whose first product with any byte is exact, so one rounding remains.
+// The static_asserts prove the result equals T(v) / T(255), correctly rounded, for every
+// byte. (With FMA contraction that proof would not hold: the build targets baseline x86-64
+// and the SIMD clones have no FMA.)
+template <class T>
+struct PixelScale;
+template <>
+struct PixelScale<float> {
+    static constexpr float hi = 0x1.01p-8f, lo = 0x1.010102p-24f;  // hi has 9 bits: v·hi is exact
+};
+template <>
+struct PixelScale<double> {
+    static constexpr double hi = 0x1.010102p-8, lo = -0x1.fdfdfdfdfdfep-33;  // hi has 24 bits
+};
+
+template <class T>
+constexpr T scale_pixel(std::uint8_t v) {
+    const T x = T(v);
+    return x * PixelScale<T>::hi + x * PixelScale<T>::lo;
+}
+
+template <class T>
+constexpr bool pixel_scale_is_exact() {
+    for (int v = 0; v < 256; ++v)
+        if (scale_pixel<T>(std::uint8_t(v)) != T(v) / T(255)) return false;
+    return true;
+}
+static_assert(pixel_scale_is_exact<float>() && pixel_scale_is_exact<double>());
+
+// out[i, :] = pixels[rows[i], :] / 255 for i < count, rows of `width` bytes.
+template <class T>
+CHAINRULE_INLINE void gather_pixel_rows(const std::uint8_t* pixels, const std::int64_t* rows, std::int64_t count,
+                                        std::int64_t width, T* out) {
+    // Rows are drawn at random from tens of MB: fetching a few rows ahead overlaps the
+    // memory latency with the conversion instead of adding to it.
+    constexpr std::int64_t ahead = 4;
+    for (std::int64_t i = 0; i < count; ++i) {
+        if (i + ahead < count) {
+            const std::uint8_t* next = pixels + rows[i + ahead] * width;
+            for (std::int64_t k = 0; k < width; k += 64) __builtin_prefetch(next + k);
+        }
+        const std::uint8_t* px = pixels + rows[i] * width;
+        T* o = out + i * width;
+        for (std::int64_t k = 0; k < width; ++k) o[k] = scale_pixel<T>(px[k]);
+    }
+}
+
+}  // namespace chainrule::data

@@ -1,0 +1,14 @@
+// What one epoch of training measured: the rows of metrics.csv and the points of curves.svg.
+#pragma once
+
+#include <cstdint>
+
+namespace chainrule {
+
+struct EpochMetrics {
+    std::int64_t epoch = 0;
+    double train_loss = 0, test_loss = 0, test_accuracy = -1;  // accuracy -1: not measured
+    double seconds = 0;                                         // training time of the epoch
+};
+
+}  // namespace chainrule
