@@ -1,6 +1,6 @@
 // mnist_epoch: seconds per training epoch of a model, next to what its GEMMs alone cost.
 //
-// Trains the model with chainrule's own trainer (graph/trainer.cpp) in float32 and/or
+// Trains the model with chainrule's own trainer (train/trainer.cpp) in float32 and/or
 // float64, and reports the median training time per epoch after warm-up (evaluation is not
 // timed), samples/s and peak RSS. After each training epoch, in the same process and with
 // the same threads, it times an epoch of the step's GEMMs alone through cblas (same shapes
