@@ -115,7 +115,7 @@ int Graph::op(const std::string& name, const std::string& op_name, const std::ve
     const Op* op = find_op(op_name);
     if (!op) {
         std::string guess = closest_op_name(op_name);
-        throw InputError(fmt::format("{}: unknown op '{}'{}; `chainrule ops` lists the registered ops (an op from a plugin needs --plugin LIB.so before the command)", at,
+        throw InputError(fmt::format("{}: unknown op '{}'{}; `chainrule ops` lists the registered ops (an op from a plugin needs --plugin LIB.so)", at,
                                      op_name, guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)));
     }
     if (inputs.size() != op->inputs.size())

@@ -1,5 +1,7 @@
 #include "graph/stepper.hpp"
 
+#include "core/text.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
@@ -147,32 +149,6 @@ std::size_t Stepper::index_of(const std::string& name) const {
     throw InputError(fmt::format("model '{}' has no node '{}'{}; the steps are: {}", g_.name, name,
                                  guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess),
                                  fmt::join(steps, ", ")));
-}
-
-std::string closest_name(const std::string& name, const std::vector<std::string>& names) {
-    auto distance = [](const std::string& a, const std::string& b) {
-        std::vector<std::size_t> row(b.size() + 1);
-        for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-        for (std::size_t i = 1; i <= a.size(); ++i) {
-            std::size_t diag = row[0];
-            row[0] = i;
-            for (std::size_t j = 1; j <= b.size(); ++j) {
-                std::size_t up = row[j];
-                bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
-                            std::tolower(static_cast<unsigned char>(b[j - 1]));
-                row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (same ? 0 : 1)});
-                diag = up;
-            }
-        }
-        return row[b.size()];
-    };
-    std::string best;
-    std::size_t best_d = std::max<std::size_t>(1, name.size() / 2) + 1;
-    for (const auto& n : names) {
-        std::size_t d = distance(name, n);
-        if (d < best_d) best_d = d, best = n;
-    }
-    return best;
 }
 
 // ---- text ----

@@ -123,7 +123,5 @@ Json step_json(const Stepper& s, const Step& st);
 // Ends on q, at the end of `in`, or on Enter/c once the walk is done.
 void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, const ShowOptions& o = {});
 
-// The name in `names` closest to `name` by edit distance, or "" when none is close.
-std::string closest_name(const std::string& name, const std::vector<std::string>& names);
 
 }  // namespace chainrule

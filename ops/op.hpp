@@ -91,7 +91,6 @@ struct Op {
 bool register_op(Op op);
 const Op* find_op(const std::string& name);  // nullptr when unknown
 std::vector<const Op*> all_ops();             // sorted by name
-std::vector<std::string> op_names();
 // The registered name closest to `name` (for "did you mean ...?"), or "".
 std::string closest_op_name(const std::string& name);
 

@@ -5,6 +5,7 @@
 #include <memory>
 #include <utility>
 
+#include "core/text.hpp"
 #include "ops/op.hpp"
 #include "ops/plugin.hpp"
 
@@ -25,21 +26,6 @@ Registry& the_registry() {
 }
 
 std::map<std::string, std::unique_ptr<const Op>>& registry() { return the_registry().ops; }
-
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        std::size_t diag = row[0];
-        row[0] = i;
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            std::size_t up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
-            diag = up;
-        }
-    }
-    return row[b.size()];
-}
 
 }  // namespace
 
@@ -82,23 +68,11 @@ std::vector<const Op*> all_ops() {
     return out;
 }
 
-std::vector<std::string> op_names() {
-    std::vector<std::string> out;
-    for (auto& [name, op] : registry()) out.push_back(name);
-    return out;
-}
 
 std::string closest_op_name(const std::string& name) {
-    std::string best;
-    std::size_t best_d = std::max<std::size_t>(2, name.size() / 3) + 1;
-    for (auto& [candidate, op] : registry()) {
-        std::size_t d = edit_distance(name, candidate);
-        if (d < best_d) {
-            best_d = d;
-            best = candidate;
-        }
-    }
-    return best;
+    std::vector<std::string> names;
+    for (auto& [candidate, op] : registry()) names.push_back(candidate);
+    return closest_name(name, names);
 }
 
 }  // namespace chainrule

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "core/text.hpp"
 #include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
 #include "graph/model_json.hpp"
@@ -285,4 +286,15 @@ BOOST_AUTO_TEST_CASE(gradcheck_catches_a_backward_that_accumulates) {
     g.set_value("t", Tensor(Dtype::f64, {2}));
     GradcheckReport r = gradcheck(g, {.max_entries = 0});
     BOOST_TEST(!r.ok);
+}
+
+// One suggestion rule for ops, nodes and keys (core/text.hpp).
+BOOST_AUTO_TEST_CASE(suggestions_rank_a_transposition_closest) {
+    BOOST_TEST(chainrule::edit_distance("reul", "relu") == 1u);
+    BOOST_TEST(chainrule::edit_distance("reul", "mul") == 2u);
+    BOOST_TEST(chainrule::edit_distance("Y1w2", "y1W2") == 0u);
+    BOOST_TEST(chainrule::edit_distance("", "abc") == 3u);
+    BOOST_TEST(chainrule::closest_name("reul", {"mul", "relu"}) == "relu");
+    BOOST_TEST(chainrule::closest_name("sigmiod", {"sigmoid", "softmax"}) == "sigmoid");
+    BOOST_TEST(chainrule::closest_name("zzzzzz", {"relu", "mul"}).empty());
 }

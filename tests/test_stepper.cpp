@@ -11,6 +11,7 @@
 #include "graph/dot.hpp"
 #include "core/error.hpp"
 #include "graph/model_json.hpp"
+#include "core/text.hpp"
 #include "graph/stepper.hpp"
 #include "testing.hpp"
 
