@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 #include <functional>
 #include <map>
-#include <regex>
 #include <set>
 
 #include "core/error.hpp"
@@ -21,9 +20,17 @@ struct At {
     std::string str() const { return path.empty() ? file : file + ": " + path; }
 };
 
+// Longer symbols are refused (docs/limits.md): a name, not a payload.
+constexpr std::size_t kMaxSymbolLength = 64;
+
+// A name like "N" or "batch_size". A loop, not std::regex: regex_match recurses once per
+// character and overflows the stack on a 30,000-character symbol.
 bool is_symbol(const std::string& s) {
-    static const std::regex re("[A-Za-z_][A-Za-z0-9_]*");
-    return std::regex_match(s, re);
+    auto letter = [](char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; };
+    if (s.empty() || s.size() > kMaxSymbolLength || !letter(s[0])) return false;
+    for (char c : s)
+        if (!letter(c) && !(c >= '0' && c <= '9')) return false;
+    return true;
 }
 
 Shape parse_shape(const Json& j, const At& at) {
@@ -34,7 +41,9 @@ Shape parse_shape(const Json& j, const At& at) {
         if (d.is_string()) {
             std::string sym = d.get<std::string>();
             if (!is_symbol(sym))
-                throw InputError(fmt::format("{}: symbolic dim '{}' must be a name like \"N\"", at[i].str(), sym));
+                throw InputError(fmt::format("{}: symbolic dim {} must be a name like \"N\" (letters, digits and _, "
+                                             "at most {} characters)",
+                                             at[i].str(), json_brief(d), kMaxSymbolLength));
             s.push_back(Dim{1, sym});
         } else if (d.is_number_integer()) {
             std::int64_t v = get_int(d, at[i].str());
@@ -120,24 +129,42 @@ Json shape_to_json(const Shape& s) {
     if (it == index.end())
         throw InputError(fmt::format("{}: '{}' names no input, parameter, constant or node", at.str(), target));
     std::string self = nodes[from]["name"].get<std::string>();
-    // Depth-first search from target back to self through inputs.
-    std::vector<std::string> path;
-    std::set<std::string> seen;
-    std::function<bool(const std::string&)> dfs = [&](const std::string& n) {
-        path.push_back(n);
-        if (n == self) return true;
-        if (seen.insert(n).second) {
-            auto k = index.find(n);
-            if (k != index.end() && nodes[k->second].contains("inputs") && nodes[k->second]["inputs"].is_array())
-                for (const auto& in : nodes[k->second]["inputs"])
-                    if (in.is_string() && dfs(in.get<std::string>())) return true;
-        }
-        path.pop_back();
-        return false;
+    // Depth-first search from target back to self through inputs, with an explicit stack:
+    // a recursive walk overflows the stack on a cycle through tens of thousands of nodes.
+    auto inputs_of = [&](const std::string& n) -> const Json* {
+        auto k = index.find(n);
+        if (k == index.end() || !nodes[k->second].contains("inputs") || !nodes[k->second]["inputs"].is_array())
+            return nullptr;
+        return &nodes[k->second]["inputs"];
     };
-    if (dfs(target)) {
+    std::set<std::string> seen{target};
+    std::vector<std::pair<std::string, std::size_t>> stack{{target, 0}};  // node, next input to try
+    bool found = target == self;
+    while (!found && !stack.empty()) {
+        auto& [n, next] = stack.back();
+        const Json* ins = inputs_of(n);
+        if (!ins || next >= ins->size()) {
+            stack.pop_back();
+            continue;
+        }
+        const Json& in = (*ins)[next++];
+        if (!in.is_string()) continue;
+        std::string child = in.get<std::string>();
+        if (child == self) {
+            stack.emplace_back(child, 0);
+            found = true;
+        } else if (seen.insert(child).second) {
+            stack.emplace_back(child, 0);
+        }
+    }
+    if (found) {
+        // A long cycle is shown by its first and last ten steps.
         std::string cycle = self;
-        for (const auto& n : path) cycle += " -> " + n;
+        for (std::size_t k = 0; k < stack.size(); ++k) {
+            if (stack.size() > 20 && k == 10) cycle += fmt::format(" -> ... ({} more) ...", stack.size() - 20);
+            if (stack.size() > 20 && k >= 10 && k < stack.size() - 10) continue;
+            cycle += " -> " + stack[k].first;
+        }
         throw InputError(fmt::format("{}: the nodes form a cycle: {}", at.str(), cycle));
     }
     throw InputError(fmt::format("{}: '{}' is defined later (nodes[{}]); a node's inputs must be defined before "

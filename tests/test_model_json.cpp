@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE model_json
 #include <boost/test/unit_test.hpp>
 #include <filesystem>
+#include <fmt/format.h>
 #include <fstream>
 
 #include "core/error.hpp"
@@ -253,4 +254,38 @@ BOOST_AUTO_TEST_CASE(feed_errors_name_the_file_and_the_name) {
     BOOST_TEST(feed_error(R"({"x": [[1, 2, 3, "a"]]})").find("f.json: x[0][3]: expected a number") != std::string::npos);
     BOOST_TEST(feed_error(R"([1, 2])").find("f.json: a feed must be a JSON object") != std::string::npos);
     BOOST_TEST(feed_error(R"({"w": [[1], [2], [3], [4]]})") == "(no error)");
+}
+
+// Walks over user-sized structures are iterative: a long cycle or chain is a message, not
+// a stack overflow.
+BOOST_AUTO_TEST_CASE(a_cycle_through_70000_nodes_is_named_without_recursion) {
+    const int n = 70000;
+    std::string nodes = "[";
+    for (int i = 0; i < n; ++i) {
+        nodes += fmt::format(R"({}{{"name": "n{}", "op": "neg", "inputs": ["n{}"]}})", i ? "," : "", i,
+                             i == 0 ? n - 1 : i - 1);
+    }
+    nodes += R"(, {"name": "yhat", "op": "sigmoid", "inputs": ["x"]}, {"name": "L", "op": "mse", "inputs": ["yhat", "y"]}])";
+    expect_error(model(nodes), {"m.json: nodes[0].inputs[0]: the nodes form a cycle: n0 -> n69999 -> n69998",
+                                "-> ... (69980 more) ... ->", "n1 -> n0"});
+}
+
+BOOST_AUTO_TEST_CASE(a_forward_reference_across_a_100000_node_chain) {
+    const int n = 100000;
+    std::string nodes = "[";
+    for (int i = 0; i < n; ++i) {
+        std::string in = i == n - 1 ? std::string("x") : fmt::format("n{}", i + 1);
+        nodes += fmt::format(R"({}{{"name": "n{}", "op": "neg", "inputs": ["{}"]}})", i ? "," : "", i, in);
+    }
+    nodes += R"(, {"name": "yhat", "op": "sigmoid", "inputs": ["x"]}, {"name": "L", "op": "mse", "inputs": ["yhat", "y"]}])";
+    expect_error(model(nodes), {"m.json: nodes[0].inputs[0]: 'n1' is defined later (nodes[1])"});
+}
+
+BOOST_AUTO_TEST_CASE(a_30000_character_symbol_is_refused_without_recursion) {
+    std::string sym(30000, 'N');
+    expect_error(replace(model(kNodes), R"(["N", 4])", fmt::format(R"(["{}", 4])", sym)),
+                 {"m.json: inputs.x.shape[0]: symbolic dim \"NNNN", "must be a name like \"N\" (letters, digits and _, "
+                                                                    "at most 64 characters)"});
+    expect_error(replace(model(kNodes), R"(["N", 4])", R"(["4N", 4])"), {"inputs.x.shape[0]: symbolic dim \"4N\""});
+    expect_error(replace(model(kNodes), R"(["N", 4])", R"(["N-1", 4])"), {"inputs.x.shape[0]: symbolic dim \"N-1\""});
 }

@@ -39,6 +39,16 @@ BOOST_AUTO_TEST_CASE(a_plugin_whose_entry_point_throws) {
     expect_refused(plugin("throws"), "its entry point chainrule_register_ops failed: this plugin refuses to start");
 }
 
+BOOST_AUTO_TEST_CASE(a_plugin_whose_entry_point_throws_a_non_exception) {
+    expect_refused(plugin("throws_int"),
+                   "its entry point chainrule_register_ops threw something that is not a std::exception");
+}
+
+BOOST_AUTO_TEST_CASE(a_plugin_whose_static_initializer_throws_is_named) {
+    expect_refused(plugin("static_throws"), "libstatic_throws.so: a static initializer threw while the library was "
+                                            "loaded: static initializer failed on purpose");
+}
+
 BOOST_AUTO_TEST_CASE(ops_check_finds_a_plugin_backward_that_accumulates) {
     std::string cmd = chainrule_binary() + " --plugin " + plugin("accumulates") + " ops --check accumulating_square";
     CommandResult r = run_command(cmd);
