@@ -361,6 +361,29 @@ void apply_feed(Graph& g, const Json& feed, const std::string& file) {
             throw InputError(fmt::format("{}: {}", file, e.what()));
         }
     }
+    // A feed fixes the point completely: an input it leaves out must have a default, and
+    // the symbols must agree, both said here with the feed's name (forward() would say it
+    // later, without the file).
+    std::map<std::string, std::pair<std::int64_t, std::string>> symbols;  // symbol -> size, where
+    for (const Node& n : g.nodes()) {
+        if (n.kind != NodeKind::input) continue;
+        bool fed = feed.contains(n.name);
+        if (!fed && n.default_value.empty())
+            throw InputError(fmt::format("{}: input '{}' {} is not in {}; give it, or declare a default \"value\" "
+                                         "for it in the model",
+                                         file, n.name, format_shape(n.shape), file));
+        std::string source = fed ? fmt::format("input '{}' of {}", n.name, file)
+                                 : fmt::format("the default value of input '{}'", n.name);
+        const Dims& d = n.value.dims();
+        for (std::size_t i = 0; i < n.shape.size() && i < d.size(); ++i) {
+            if (!n.shape[i].symbolic()) continue;
+            auto [it, fresh] = symbols.try_emplace(n.shape[i].symbol, d[i], source);
+            if (!fresh && it->second.first != d[i])
+                throw InputError(fmt::format("{}: {}: symbol {} is {} here but {} in {}", file,
+                                             fed ? n.name : "inputs." + n.name + ".value", n.shape[i].symbol, d[i],
+                                             it->second.first, it->second.second));
+        }
+    }
 }
 
 void apply_feed_file(Graph& g, const std::string& path) { apply_feed(g, read_json_file(path), path); }

@@ -123,3 +123,16 @@ BOOST_AUTO_TEST_CASE(the_anomaly_example_runs_as_docs_reliability_shows) {
                           "or Inf in 10 of its 20 elements; its inputs:\n    input a [20,1]: min -0.239065 max "
                           "0.860876 mean 0.286418");
 }
+
+// With --feed, the feed fixes the point: nothing is drawn at random behind the user's back.
+BOOST_AUTO_TEST_CASE(a_feed_that_leaves_out_an_input_is_refused_with_its_name) {
+    for (const char* cmd : {"grad", "step", "gradcheck", "dot"}) {
+        std::string empty = scratch("empty_feed.json", "{}");
+        CommandResult r = cr(std::string(cmd) + " " + model("slides_mnist") + " --feed " + empty);
+        BOOST_TEST(r.code == 2, cmd << ": " << r.err);
+        BOOST_TEST(r.err.find("empty_feed.json: input 'x' [N,784] is not in " + empty +
+                              "; give it, or declare a default \"value\" for it in the model") != std::string::npos,
+                   cmd << ": " << r.err);
+        BOOST_TEST(r.out.empty(), cmd);
+    }
+}

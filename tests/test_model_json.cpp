@@ -253,7 +253,14 @@ BOOST_AUTO_TEST_CASE(feed_errors_name_the_file_and_the_name) {
                std::string::npos);
     BOOST_TEST(feed_error(R"({"x": [[1, 2, 3, "a"]]})").find("f.json: x[0][3]: expected a number") != std::string::npos);
     BOOST_TEST(feed_error(R"([1, 2])").find("f.json: a feed must be a JSON object") != std::string::npos);
-    BOOST_TEST(feed_error(R"({"w": [[1], [2], [3], [4]]})") == "(no error)");
+    // A feed fixes the point: inputs without a default must be in it, and symbols agree.
+    BOOST_TEST(feed_error(R"({"w": [[1], [2], [3], [4]]})") ==
+               "f.json: input 'x' [N,4] is not in f.json; give it, or declare a default \"value\" for it in the model");
+    BOOST_TEST(feed_error(R"({"x": [[1, 2, 3, 4]]})").find("f.json: input 'y' [N,1] is not in f.json") !=
+               std::string::npos);
+    BOOST_TEST(feed_error(R"({"x": [[1, 2, 3, 4], [1, 2, 3, 4]], "y": [[1], [0], [1]]})") ==
+               "f.json: y: symbol N is 3 here but 2 in input 'x' of f.json");
+    BOOST_TEST(feed_error(R"({"x": [[1, 2, 3, 4]], "y": [[1]], "w": [[1], [2], [3], [4]]})") == "(no error)");
 }
 
 // Walks over user-sized structures are iterative: a long cycle or chain is a message, not
