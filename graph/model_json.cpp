@@ -172,6 +172,23 @@ Json shape_to_json(const Shape& s) {
                                  at.str(), target, it->second, it->second));
 }
 
+// Default values must agree on every symbol, as a feed must: check says so, not forward().
+void check_default_symbols(const Graph& g, const At& root) {
+    std::map<std::string, std::pair<std::int64_t, std::string>> symbols;  // symbol -> size, where
+    for (const Node& n : g.nodes()) {
+        if (n.kind != NodeKind::input || n.default_value.empty()) continue;
+        const Dims& d = n.default_value.dims();
+        std::string where = root["inputs"][n.name]["value"].path;
+        for (std::size_t i = 0; i < n.shape.size() && i < d.size(); ++i) {
+            if (!n.shape[i].symbolic()) continue;
+            auto [it, fresh] = symbols.try_emplace(n.shape[i].symbol, d[i], where);
+            if (!fresh && it->second.first != d[i])
+                throw InputError(fmt::format("{}: symbol {} is {} here but {} in {}", root["inputs"][n.name]["value"].str(),
+                                             n.shape[i].symbol, d[i], it->second.first, it->second.second));
+        }
+    }
+}
+
 }  // namespace
 
 Model parse_model(const std::string& text, const std::string& file) {
@@ -218,6 +235,7 @@ Model parse_model(const std::string& text, const std::string& file) {
                 Tensor value = spec.contains("value") ? tensor_from_json(spec["value"], at["value"].str()) : Tensor();
                 set_doc(g.input(name, shape, std::move(value), at.str()), spec, at);
             }
+            check_default_symbols(g, root);
         }
         if (j.contains("parameters")) {
             for (auto& [name, spec] : get_object(j["parameters"], root["parameters"].str()).items()) {

@@ -296,3 +296,11 @@ BOOST_AUTO_TEST_CASE(a_30000_character_symbol_is_refused_without_recursion) {
     expect_error(replace(model(kNodes), R"(["N", 4])", R"(["4N", 4])"), {"inputs.x.shape[0]: symbolic dim \"4N\""});
     expect_error(replace(model(kNodes), R"(["N", 4])", R"(["N-1", 4])"), {"inputs.x.shape[0]: symbolic dim \"N-1\""});
 }
+
+BOOST_AUTO_TEST_CASE(default_values_that_disagree_on_a_symbol_are_refused_at_check) {
+    std::string text = replace(model(kNodes), R"("x": {"shape": ["N", 4]}, "y": {"shape": ["N", 1]})",
+                               R"("x": {"shape": ["N", 4], "value": [[1, 2, 3, 4], [1, 2, 3, 4]]},
+                                  "y": {"shape": ["N", 1], "value": [[0], [1], [0]]})");
+    expect_error(text, {"m.json: inputs.y.value: symbol N is 3 here but 2 in inputs.x.value"});
+    expect_error(replace(text, "[[0], [1], [0]]", "[[0], [1]]"), {"(no error)"});
+}
