@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""Writes tests/golden/optimizers.json: torch.optim trajectories that chainrule must follow.
+
+Run with Debian's python3-torch (1.13): /usr/bin/python3 tests/golden/make_optimizer_goldens.py
+The tests read the file and do not need PyTorch.
+
+The model is the lecture's worked example (one sigmoid neuron, three Iris instances,
+L = 1/(2N) sum (y' - y)^2) in float64, from fixed initial values; every case runs
+`epochs` epochs of `steps_per_epoch` full-batch steps, the schedule stepped after each
+epoch's last step, and records w and b after every step. Each case's "optimizer",
+"lr_schedule" and "clip_grad_norm" are written as a model's training block would write them.
+"""
+import json
+import math
+import pathlib
+
+import torch
+
+X = [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]]
+Y = [[0.0], [1.0], [0.0]]
+W0 = [[0.1], [-0.2], [0.3], [0.05]]
+B0 = [0.1]
+
+CASES = [
+    ("sgd", {"sgd": {"lr": 0.5}}, None, None),
+    ("sgd_momentum_dampening", {"sgd": {"lr": 0.2, "momentum": 0.9, "dampening": 0.3}}, None, None),
+    ("sgd_nesterov_weight_decay", {"sgd": {"lr": 0.2, "momentum": 0.8, "nesterov": True, "weight_decay": 0.05}}, None, None),
+    ("sgd_momentum_weight_decay", {"sgd": {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.1}}, None, None),
+    ("adam", {"adam": {"lr": 0.05}}, None, None),
+    ("adam_amsgrad_weight_decay", {"adam": {"lr": 0.05, "betas": [0.8, 0.99], "eps": 1e-6, "weight_decay": 0.1, "amsgrad": True}}, None, None),
+    ("adamw", {"adamw": {"lr": 0.05}}, None, None),
+    ("adamw_amsgrad", {"adamw": {"lr": 0.03, "weight_decay": 0.2, "amsgrad": True}}, None, None),
+    ("rmsprop", {"rmsprop": {"lr": 0.01}}, None, None),
+    ("rmsprop_centered_momentum", {"rmsprop": {"lr": 0.005, "alpha": 0.9, "eps": 1e-6, "weight_decay": 0.05, "momentum": 0.9, "centered": True}}, None, None),
+    ("rmsprop_momentum", {"rmsprop": {"lr": 0.01, "momentum": 0.5}}, None, None),
+    ("step_schedule", {"sgd": {"lr": 0.5, "momentum": 0.5}}, {"step": {"step_size": 3, "gamma": 0.5}}, None),
+    ("exponential_schedule", {"adam": {"lr": 0.05}}, {"exponential": {"gamma": 0.8}}, None),
+    ("cosine_schedule", {"sgd": {"lr": 0.5}}, {"cosine": {"t_max": 6, "eta_min": 0.01}}, None),
+    ("warmup_schedule", {"adamw": {"lr": 0.05}}, {"warmup": {"epochs": 4, "start_factor": 0.1}}, None),
+    ("clip_triggers", {"sgd": {"lr": 0.5, "momentum": 0.9}}, None, 0.05),
+    ("clip_does_not_trigger", {"sgd": {"lr": 0.5}}, None, 100.0),
+    ("clip_with_adam_and_cosine", {"adam": {"lr": 0.05, "amsgrad": True}}, {"cosine": {"t_max": 4}}, 0.02),
+]
+EPOCHS, STEPS_PER_EPOCH = 8, 3
+
+
+def make_optimizer(spec, params):
+    (kind, a), = spec.items()
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=a["lr"], momentum=a.get("momentum", 0), dampening=a.get("dampening", 0),
+                               nesterov=a.get("nesterov", False), weight_decay=a.get("weight_decay", 0), foreach=False)
+    if kind in ("adam", "adamw"):
+        cls = torch.optim.Adam if kind == "adam" else torch.optim.AdamW
+        return cls(params, lr=a.get("lr", 0.001), betas=tuple(a.get("betas", (0.9, 0.999))), eps=a.get("eps", 1e-8),
+                   weight_decay=a.get("weight_decay", 0 if kind == "adam" else 0.01), amsgrad=a.get("amsgrad", False),
+                   foreach=False)
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(params, lr=a.get("lr", 0.01), alpha=a.get("alpha", 0.99), eps=a.get("eps", 1e-8),
+                                   weight_decay=a.get("weight_decay", 0), momentum=a.get("momentum", 0),
+                                   centered=a.get("centered", False), foreach=False)
+    raise ValueError(kind)
+
+
+def make_schedule(spec, opt):
+    if spec is None:
+        return None
+    (kind, a), = spec.items()
+    if kind == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=a["step_size"], gamma=a.get("gamma", 0.1))
+    if kind == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(opt, gamma=a["gamma"])
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=a["t_max"], eta_min=a.get("eta_min", 0))
+    if kind == "warmup":
+        return torch.optim.lr_scheduler.LinearLR(opt, start_factor=a.get("start_factor", 1 / 3), end_factor=1.0,
+                                                 total_iters=a["epochs"])
+    raise ValueError(kind)
+
+
+def run(optimizer, schedule, clip):
+    x = torch.tensor(X, dtype=torch.float64)
+    y = torch.tensor(Y, dtype=torch.float64)
+    w = torch.tensor(W0, dtype=torch.float64, requires_grad=True)
+    b = torch.tensor(B0, dtype=torch.float64, requires_grad=True)
+    opt = make_optimizer(optimizer, [w, b])
+    sched = make_schedule(schedule, opt)
+    steps = []
+    for epoch in range(EPOCHS):
+        for _ in range(STEPS_PER_EPOCH):
+            opt.zero_grad()
+            yhat = torch.sigmoid(x @ w + b)
+            loss = ((yhat - y) ** 2).sum() / (2 * x.shape[0])
+            loss.backward()
+            norm = None
+            if clip is not None:
+                norm = float(torch.nn.utils.clip_grad_norm_([w, b], clip))
+            lr = opt.param_groups[0]["lr"]
+            opt.step()
+            steps.append({"loss": float(loss), "lr": lr, "grad_norm": norm,
+                          "w": [v[0] for v in w.detach().tolist()], "b": b.detach().tolist()})
+        if sched:
+            sched.step()
+    return steps
+
+
+def main():
+    torch.set_default_dtype(torch.float64)
+    cases = []
+    for name, optimizer, schedule, clip in CASES:
+        case = {"name": name, "optimizer": optimizer, "epochs": EPOCHS, "steps_per_epoch": STEPS_PER_EPOCH,
+                "steps": run(optimizer, schedule, clip)}
+        if schedule is not None:
+            case["lr_schedule"] = schedule
+        if clip is not None:
+            case["clip_grad_norm"] = clip
+        assert all(math.isfinite(v) for s in case["steps"] for v in s["w"] + s["b"])
+        cases.append(case)
+    out = {"about": __doc__.splitlines()[0], "torch": torch.__version__, "x": X, "y": Y, "w": W0, "b": B0,
+           "cases": cases}
+    path = pathlib.Path(__file__).with_name("optimizers.json")
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {path.name}: {len(cases)} cases, {EPOCHS * STEPS_PER_EPOCH} steps each")
+
+
+if __name__ == "__main__":
+    main()
