@@ -1,0 +1,192 @@
+// Optimizers, schedules and clipping against torch.optim 1.13 (tests/golden/optimizers.json,
+// made by tests/golden/make_optimizer_goldens.py): the worked example in float64, every
+// step's w and b to 1e-9 relative; and the training block's checks, message by message.
+#define BOOST_TEST_MODULE optimizers
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+
+#include "core/error.hpp"
+#include "core/json_io.hpp"
+#include "graph/model_json.hpp"
+#include "testing.hpp"
+#include "train/optimizers.hpp"
+
+using namespace chainrule;
+using namespace chainrule::testing;
+
+namespace {
+
+Tensor column(const Json& rows) {  // [[a], [b], ...] or [a, b, ...]
+    return tensor_from_json(rows, "golden");
+}
+
+double relative_gap(double got, double want) { return std::abs(got - want) / std::max(1e-12, std::abs(want)); }
+
+struct Worked {
+    Model m = load_model(source_root() + "/models/worked_example.json");
+    Worked(const Json& golden) {
+        m.graph.init_parameters(0);
+        m.graph.set_value("x", column(golden["x"]));
+        m.graph.set_value("y", column(golden["y"]));
+        m.graph.set_value("w", column(golden["w"]));
+        m.graph.set_value("b", column(golden["b"]));
+    }
+};
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const InputError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_golden_trajectory_is_followed_to_1e_9) {
+    Json golden = read_json_file(source_root() + "/tests/golden/optimizers.json");
+    BOOST_REQUIRE(golden["cases"].size() >= 18u);
+    for (const Json& c : golden["cases"]) {
+        std::string name = c["name"].get<std::string>();
+        Worked w(golden);
+        Graph& g = w.m.graph;
+        OptimizerSpec spec = parse_optimizer(c["optimizer"], name);
+        ScheduleSpec sched = c.contains("lr_schedule") ? parse_schedule(c["lr_schedule"], name) : ScheduleSpec{};
+        std::vector<Tensor*> params{&g.node(g.id("w")).value, &g.node(g.id("b")).value};
+        std::vector<const Tensor*> cparams(params.begin(), params.end());
+        Optimizer opt(spec, cparams);
+        double worst = 0;
+        std::size_t k = 0;
+        const auto& steps = c["steps"];
+        for (std::int64_t epoch = 0; epoch < c["epochs"].get<std::int64_t>(); ++epoch) {
+            double lr = scheduled_lr(sched, spec.lr, epoch);
+            for (std::int64_t s = 0; s < c["steps_per_epoch"].get<std::int64_t>(); ++s, ++k) {
+                const Json& want = steps[k];
+                g.forward();
+                g.backward();
+                BOOST_TEST(relative_gap(g.value("L").at(0), want["loss"].get<double>()) < 1e-9, name << " step " << k);
+                BOOST_TEST(relative_gap(lr, want["lr"].get<double>()) < 1e-12, name << " lr at step " << k);
+                std::vector<Tensor*> grads{&g.node(g.id("w")).grad, &g.node(g.id("b")).grad};
+                if (c.contains("clip_grad_norm")) {
+                    double norm = clip_grad_norm(grads, c["clip_grad_norm"].get<double>());
+                    BOOST_TEST(relative_gap(norm, want["grad_norm"].get<double>()) < 1e-9, name);
+                }
+                std::vector<const Tensor*> cgrads(grads.begin(), grads.end());
+                opt.step(params, cgrads, lr);
+                for (int i = 0; i < 4; ++i) worst = std::max(worst, relative_gap(params[0]->at(i), want["w"][i].get<double>()));
+                worst = std::max(worst, relative_gap(params[1]->at(0), want["b"][0].get<double>()));
+            }
+        }
+        BOOST_TEST(k == steps.size(), name);
+        BOOST_TEST(worst < 1e-9, name << ": largest relative gap to torch.optim " << worst);
+        BOOST_TEST_MESSAGE(name << ": largest relative gap " << worst);
+    }
+}
+
+// The clipping cases differ from their unclipped twins only when the limit bites.
+BOOST_AUTO_TEST_CASE(clipping_that_does_not_trigger_changes_nothing) {
+    Json golden = read_json_file(source_root() + "/tests/golden/optimizers.json");
+    const Json* plain = nullptr;
+    const Json* loose = nullptr;
+    for (const Json& c : golden["cases"]) {
+        if (c["name"] == "sgd") plain = &c;
+        if (c["name"] == "clip_does_not_trigger") loose = &c;
+    }
+    BOOST_REQUIRE(plain && loose);
+    BOOST_TEST((*plain)["steps"].back()["w"] == (*loose)["steps"].back()["w"]);
+}
+
+BOOST_AUTO_TEST_CASE(defaults_are_pytorchs) {
+    OptimizerSpec a = parse_optimizer(Json::parse(R"({"adam": {}})"), "t");
+    BOOST_TEST(a.lr == 0.001);
+    BOOST_TEST(a.beta1 == 0.9);
+    BOOST_TEST(a.beta2 == 0.999);
+    BOOST_TEST(a.eps == 1e-8);
+    BOOST_TEST(a.weight_decay == 0.0);
+    OptimizerSpec w = parse_optimizer(Json::parse(R"({"adamw": {}})"), "t");
+    BOOST_TEST(w.weight_decay == 0.01);
+    OptimizerSpec r = parse_optimizer(Json::parse(R"({"rmsprop": {}})"), "t");
+    BOOST_TEST(r.lr == 0.01);
+    BOOST_TEST(r.alpha == 0.99);
+    ScheduleSpec s = parse_schedule(Json::parse(R"({"warmup": {"epochs": 3}})"), "t");
+    BOOST_TEST(std::abs(s.start_factor - 1.0 / 3) < 1e-15);
+    BOOST_TEST(describe(a) == "adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, amsgrad=false)");
+    BOOST_TEST(describe(parse_schedule(Json::parse(R"({"cosine": {"t_max": 100}})"), "t")) ==
+               "cosine(t_max=100, eta_min=0)");
+}
+
+// PyTorch's own checks, each with its JSON path (the error_inputs of the training block).
+BOOST_AUTO_TEST_CASE(bad_optimizer_blocks_name_the_key) {
+    const std::pair<const char*, const char*> cases[] = {
+        {R"({"sgd": {}})", "m.json: training.optimizer.sgd: missing required key 'lr'"},
+        {R"({"sgd": {"lr": -0.1}})", "training.optimizer.sgd.lr: must be >= 0, got -0.1"},
+        {R"({"sgd": {"lr": "fast"}})", "training.optimizer.sgd.lr: expected a number"},
+        {R"({"sgd": {"lr": 0.1, "nesterov": true}})", "training.optimizer.sgd.nesterov: nesterov needs a momentum > 0 and zero dampening"},
+        {R"({"sgd": {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "nesterov": true}})", "zero dampening (got momentum 0.9, dampening 0.1)"},
+        {R"({"sgd": {"lr": 0.1, "momentum": -1}})", "training.optimizer.sgd.momentum: must be >= 0"},
+        {R"({"sgd": {"lr": 0.1, "nesterov": 1}})", "training.optimizer.sgd.nesterov: expected true or false, got 1"},
+        {R"({"sgd": {"lr": 0.1, "momentun": 0.9}})", "training.optimizer.sgd: unknown key 'momentun'"},
+        {R"({"adam": {"betas": [0.9, 1.0]}})", "training.optimizer.adam.betas[1]: must be in [0, 1), got 1"},
+        {R"({"adam": {"betas": [-0.1, 0.9]}})", "training.optimizer.adam.betas[0]: must be in [0, 1)"},
+        {R"({"adam": {"betas": [0.9]}})", "training.optimizer.adam.betas: expected two numbers [beta1, beta2]"},
+        {R"({"adamw": {"eps": -1e-8}})", "training.optimizer.adamw.eps: must be >= 0"},
+        {R"({"adam": {"weight_decay": -1}})", "training.optimizer.adam.weight_decay: must be >= 0"},
+        {R"({"adam": {"amsgrad": "yes"}})", "training.optimizer.adam.amsgrad: expected true or false"},
+        {R"({"rmsprop": {"alpha": -0.5}})", "training.optimizer.rmsprop.alpha: must be >= 0"},
+        {R"({"rmsprop": {"centred": true}})", "training.optimizer.rmsprop: unknown key 'centred'"},
+        {R"({"lbfgs": {"lr": 1}})", "training.optimizer: unknown optimizer 'lbfgs' (expected one of sgd, adam, adamw, rmsprop)"},
+        {R"({"sgd": {"lr": 1}, "adam": {}})", "training.optimizer: expected one optimizer"},
+        {R"({"sgd": 0.1})", "training.optimizer.sgd: expected an object"},
+    };
+    for (auto [text, fragment] : cases) {
+        std::string msg = error_of([&] { parse_optimizer(Json::parse(text), "m.json: training.optimizer"); });
+        BOOST_TEST(msg.find(fragment) != std::string::npos, text << ": '" << fragment << "' not in: " << msg);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(bad_schedules_name_the_key) {
+    const std::pair<const char*, const char*> cases[] = {
+        {R"({"step": {}})", "training.lr_schedule.step: missing required key 'step_size'"},
+        {R"({"step": {"step_size": 0}})", "training.lr_schedule.step.step_size: must be >= 1, got 0"},
+        {R"({"step": {"step_size": 2, "gamma": 0}})", "training.lr_schedule.step.gamma: must be > 0, got 0"},
+        {R"({"exponential": {}})", "training.lr_schedule.exponential: missing required key 'gamma'"},
+        {R"({"cosine": {"t_max": 10, "eta_min": -1}})", "training.lr_schedule.cosine.eta_min: must be >= 0"},
+        {R"({"cosine": {"t_max": 2.5}})", "training.lr_schedule.cosine.t_max: expected an integer"},
+        {R"({"warmup": {"epochs": 5, "start_factor": 0}})", "training.lr_schedule.warmup.start_factor: must be in (0, 1], got 0"},
+        {R"({"warmup": {"epochs": 5, "start_factor": 1.5}})", "start_factor: must be in (0, 1], got 1.5"},
+        {R"({"onecycle": {}})", "training.lr_schedule: unknown lr_schedule 'onecycle' (expected one of step, exponential, cosine, warmup)"},
+    };
+    for (auto [text, fragment] : cases) {
+        std::string msg = error_of([&] { parse_schedule(Json::parse(text), "m.json: training.lr_schedule"); });
+        BOOST_TEST(msg.find(fragment) != std::string::npos, text << ": '" << fragment << "' not in: " << msg);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(state_round_trips_and_a_wrong_state_is_named) {
+    Tensor p(Dtype::f64, {3});
+    p.fill(0.5);
+    Tensor g(Dtype::f64, {3});
+    g.fill(0.25);
+    std::vector<Tensor*> ps{&p};
+    std::vector<const Tensor*> cps{&p}, gs{&g};
+    OptimizerSpec spec = parse_optimizer(Json::parse(R"({"adam": {"lr": 0.1, "amsgrad": true}})"), "t");
+    Optimizer a(spec, cps);
+    a.step(ps, gs, 0.1);
+    a.step(ps, gs, 0.1);
+    std::vector<std::pair<std::string, Tensor>> saved;
+    for (auto& [name, t] : a.state()) saved.emplace_back(name, *t);
+    BOOST_TEST(saved.size() == 3u);
+    BOOST_TEST(saved[0].first == "exp_avg.0");
+    BOOST_TEST(saved[2].first == "max_exp_avg_sq.0");
+    Tensor q = p;
+    std::vector<Tensor*> qs{&q};
+    Optimizer b(spec, cps);
+    b.restore(a.steps(), saved, "ckpt");
+    a.step(ps, gs, 0.1);
+    b.step(qs, gs, 0.1);
+    for (int i = 0; i < 3; ++i) BOOST_TEST(p.at(i) == q.at(i));  // bit for bit
+    Optimizer s(parse_optimizer(Json::parse(R"({"sgd": {"lr": 0.1, "momentum": 0.9}})"), "t"), cps);
+    std::string msg = error_of([&] { s.restore(2, saved, "run/checkpoint.ckpt"); });
+    BOOST_TEST(msg.find("run/checkpoint.ckpt: the optimizer state has 3 tensors, sgd expects 1") != std::string::npos, msg);
+}

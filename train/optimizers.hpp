@@ -1,0 +1,95 @@
+// Optimizers, learning-rate schedules and gradient clipping with torch.optim 1.13's names,
+// defaults and single-tensor (foreach=False) formulas, so a recipe moves across unchanged.
+// docs/model-format.md writes each update out; tests/test_optimizers.cpp follows PyTorch's
+// trajectories (tests/golden/optimizers.json) to 1e-9.
+//
+//     OptimizerSpec o = parse_optimizer(block["optimizer"], "m.json: training.optimizer");
+//     Optimizer opt(o, params);        // moment buffers allocated here, once
+//     opt.step(params, grads, lr);     // every step: no allocation
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/json_io.hpp"
+#include "core/tensor.hpp"
+
+namespace chainrule {
+
+struct OptimizerSpec {
+    enum class Kind { sgd, adam, adamw, rmsprop };
+    Kind kind = Kind::sgd;
+    double lr = 0.1;
+    double weight_decay = 0;
+    double momentum = 0, dampening = 0;  // sgd; rmsprop: momentum
+    bool nesterov = false;               // sgd
+    double beta1 = 0.9, beta2 = 0.999;   // adam, adamw
+    double eps = 1e-8;                   // adam, adamw, rmsprop
+    bool amsgrad = false;                // adam, adamw
+    double alpha = 0.99;                 // rmsprop
+    bool centered = false;               // rmsprop
+};
+
+struct ScheduleSpec {
+    enum class Kind { constant, step, exponential, cosine, warmup };
+    Kind kind = Kind::constant;
+    std::int64_t step_size = 1;   // step
+    double gamma = 0.1;           // step, exponential
+    std::int64_t t_max = 1;       // cosine
+    double eta_min = 0;           // cosine
+    std::int64_t epochs = 1;      // warmup
+    double start_factor = 1.0 / 3;  // warmup
+};
+
+const char* optimizer_name(OptimizerSpec::Kind k);  // "sgd", "adam", ...
+const char* schedule_name(ScheduleSpec::Kind k);     // "constant", "step", ...
+
+// `j` is the {"sgd": {...}} object; `at` is its place ("m.json: training.optimizer").
+// Unknown keys, wrong types and PyTorch's range checks are InputErrors naming the key.
+OptimizerSpec parse_optimizer(const Json& j, const std::string& at);
+ScheduleSpec parse_schedule(const Json& j, const std::string& at);
+// The spec as JSON, every field written (for checkpoints and a run's first line).
+Json optimizer_json(const OptimizerSpec& o);
+Json schedule_json(const ScheduleSpec& s);
+// "adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0, amsgrad=false)"
+std::string describe(const OptimizerSpec& o);
+std::string describe(const ScheduleSpec& s);  // "cosine(t_max=100, eta_min=0)"
+
+// The learning rate for the epoch after `epochs_done` completed epochs (closed forms of
+// StepLR, ExponentialLR, CosineAnnealingLR and LinearLR to 1.0).
+double scheduled_lr(const ScheduleSpec& s, double base_lr, std::int64_t epochs_done);
+
+// torch.nn.utils.clip_grad_norm_: scales every gradient by min(1, max_norm / (norm + 1e-6))
+// where norm is the L2 norm over all of them; returns that norm (before scaling).
+double clip_grad_norm(std::span<Tensor* const> grads, double max_norm);
+
+class Optimizer {
+public:
+    // `params` fixes the shapes and dtypes of the state; nothing is allocated after this.
+    Optimizer(const OptimizerSpec& spec, std::span<const Tensor* const> params);
+
+    const OptimizerSpec& spec() const { return spec_; }
+    std::int64_t steps() const { return steps_; }
+    // One update of every parameter from its gradient at learning rate `lr`.
+    void step(std::span<Tensor* const> params, std::span<const Tensor* const> grads, double lr);
+
+    // The state as named tensors (for a checkpoint): "momentum_buffer.0", "exp_avg.1", ...
+    std::vector<std::pair<std::string, const Tensor*>> state() const;
+    // Restores what state() wrote; a missing or misshapen entry is an InputError naming it.
+    void restore(std::int64_t steps, const std::vector<std::pair<std::string, Tensor>>& state,
+                 const std::string& where);
+
+private:
+    std::vector<std::pair<std::string, Tensor*>> named_state();
+    struct Slot {
+        Tensor a, b, c;  // sgd: momentum; adam: exp_avg, exp_avg_sq, max_exp_avg_sq; rmsprop: square_avg, momentum, grad_avg
+        bool started = false;  // sgd's momentum buffer is a copy of the first d_p
+    };
+    OptimizerSpec spec_;
+    std::int64_t steps_ = 0;
+    std::vector<Slot> slots_;
+};
+
+}  // namespace chainrule
