@@ -118,9 +118,12 @@ int Graph::op(const std::string& name, const std::string& op_name, const std::ve
         throw InputError(fmt::format("{}: unknown op '{}'{}; `chainrule ops` lists the registered ops (an op from a plugin needs --plugin LIB.so)", at,
                                      op_name, guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)));
     }
-    if (inputs.size() != op->inputs.size())
-        throw InputError(fmt::format("{}: {} takes {} input{} ({}), got {}", at, op_name, op->inputs.size(),
-                                     op->inputs.size() == 1 ? "" : "s", fmt::join(op->inputs, ", "),
+    const std::size_t fewest = op->inputs.size() - std::min(op->optional_inputs, op->inputs.size());
+    if (inputs.size() < fewest || inputs.size() > op->inputs.size())
+        throw InputError(fmt::format("{}: {} takes {}{} input{} ({}{}), got {}", at, op_name,
+                                     fewest == op->inputs.size() ? "" : fmt::format("{} or ", fewest),
+                                     op->inputs.size(), op->inputs.size() == 1 ? "" : "s", fmt::join(op->inputs, ", "),
+                                     fewest == op->inputs.size() ? "" : fmt::format("; the last {} optional", op->inputs.size() - fewest),
                                      inputs.size()));
     Node n{.name = name, .kind = NodeKind::op, .op = op, .place = std::move(place)};
     for (std::size_t i = 0; i < inputs.size(); ++i) {
@@ -223,9 +226,12 @@ void Graph::init_parameters(std::uint64_t seed) {
         Node& n = nodes_[id];
         Dims dims = to_dims(n.shape);
         n.value.resize(dtype_, dims);
-        // fan-in/fan-out: x·W convention, W[fan_in, fan_out]; a vector counts as both.
+        // fan-in/fan-out: x·W convention for matrices, W[fan_in, fan_out] (a vector counts as
+        // both); a convolution kernel [O, C, kh, kw] is PyTorch's: fan_in = C·kh·kw,
+        // fan_out = O·kh·kw.
         double fan_in = double(dims.empty() ? 1 : dims[0]);
         double fan_out = double(dims.size() >= 2 ? dims[1] : fan_in);
+        if (dims.size() >= 3) std::swap(fan_in, fan_out);
         for (std::size_t k = 2; k < dims.size(); ++k) fan_in *= double(dims[k]), fan_out *= double(dims[k]);
         const Init& in = n.init;
         for (std::int64_t i = 0; i < n.value.numel(); ++i) {

@@ -84,6 +84,8 @@ struct Op {
     // false only for ops whose backward is deliberately not the derivative of forward
     // (lecture_sigmoid_normalize); the table test then skips the finite-difference check.
     bool exact_gradient = true;
+    // The last `optional_inputs` inputs may be left out (conv2d's bias); samples may too.
+    std::size_t optional_inputs = 0;
 };
 
 // Registers an op; throws std::invalid_argument when the name is taken or a field is missing.

@@ -1,0 +1,151 @@
+// conv2d(x[N,C,H,W], w[O,C,kh,kw][, b[O]]) -> [N,O,H',W'], PyTorch's cross-correlation with
+// attrs stride, padding, dilation (an integer or [h, w]; defaults 1, 0, 1).
+//
+// Through the GEMM that matmul uses (im2col): for each sample the input windows become the
+// columns of X̃ [C·kh·kw, H'·W'], and
+//     y = W·X̃ + b,   dL/dW = Σₙ dL/dy·X̃ᵀ,   dL/dX̃ = Wᵀ·dL/dy (scattered back: col2im),
+//     dL/db = Σ over N, H', W' of dL/dy.
+#include <vector>
+
+#include "ops/gemm.hpp"
+#include "ops/op.hpp"
+#include "ops/window2d.hpp"
+
+namespace chainrule {
+namespace {
+
+Window2d geometry(std::span<const Shape> in, const Attrs& attrs) {
+    const Shape& w = in[1];
+    if (w.size() != 4 || !is_fixed(w))
+        throw ShapeError(fmt::format("needs a weight [O,C,kh,kw] of fixed sizes, got {}", format_shape(w)));
+    Window2d g = window_shape(in[0], {w[2].size, w[3].size}, pair_attr(attrs, "stride", {1, 1}, 1),
+                              pair_attr(attrs, "padding", {0, 0}, 0), pair_attr(attrs, "dilation", {1, 1}, 1), "kernel");
+    if (w[1].size != g.c)
+        throw ShapeError(fmt::format("weight {} expects {} input channels, but x {} has {}", format_shape(w), w[1].size,
+                                     format_shape(in[0]), g.c));
+    if (in.size() == 3 && !(in[2].size() == 1 && in[2][0] == w[0]))
+        throw ShapeError(fmt::format("bias must be [{}] (one per output channel of weight {}), got {}", w[0].size,
+                                     format_shape(w), format_shape(in[2])));
+    return g;
+}
+
+// X̃ of one sample: row (c, i, j), column (oy, ox).
+template <class T>
+void im2col(const Window2d& g, const T* x, T* cols) {
+    const std::int64_t plane = g.oh * g.ow;
+    for (std::int64_t c = 0; c < g.c; ++c)
+        for (std::int64_t i = 0; i < g.kernel.h; ++i)
+            for (std::int64_t j = 0; j < g.kernel.w; ++j) {
+                T* row = cols + ((c * g.kernel.h + i) * g.kernel.w + j) * plane;
+                for (std::int64_t oy = 0; oy < g.oh; ++oy) {
+                    std::int64_t y = oy * g.stride.h - g.padding.h + i * g.dilation.h;
+                    for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+                        std::int64_t xx = ox * g.stride.w - g.padding.w + j * g.dilation.w;
+                        bool inside = y >= 0 && y < g.h && xx >= 0 && xx < g.w;
+                        row[oy * g.ow + ox] = inside ? x[(c * g.h + y) * g.w + xx] : T(0);
+                    }
+                }
+            }
+}
+
+// The transpose of im2col: adds each column entry back into the input position it came from.
+template <class T>
+void col2im(const Window2d& g, const T* cols, T* dx) {
+    const std::int64_t plane = g.oh * g.ow;
+    std::fill(dx, dx + g.c * g.h * g.w, T(0));
+    for (std::int64_t c = 0; c < g.c; ++c)
+        for (std::int64_t i = 0; i < g.kernel.h; ++i)
+            for (std::int64_t j = 0; j < g.kernel.w; ++j) {
+                const T* row = cols + ((c * g.kernel.h + i) * g.kernel.w + j) * plane;
+                for (std::int64_t oy = 0; oy < g.oh; ++oy) {
+                    std::int64_t y = oy * g.stride.h - g.padding.h + i * g.dilation.h;
+                    if (y < 0 || y >= g.h) continue;
+                    for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+                        std::int64_t xx = ox * g.stride.w - g.padding.w + j * g.dilation.w;
+                        if (xx >= 0 && xx < g.w) dx[(c * g.h + y) * g.w + xx] += row[oy * g.ow + ox];
+                    }
+                }
+            }
+}
+
+Window2d runtime_geometry(std::span<const Tensor* const> in, const Attrs& attrs) {
+    std::vector<Shape> shapes;
+    for (const Tensor* t : in) shapes.push_back(fixed_shape(t->dims()));
+    return geometry(shapes, attrs);
+}
+
+const bool registered = register_op({
+    .name = "conv2d",
+    .formula = "y = W ⋆ x + b (cross-correlation, NCHW);  dL/dx = Wᵀ ⋆ dL/dy (col2im),  "
+               "dL/dw = Σₙ dL/dy·x̃ᵀ,  dL/db = Σ_{n,h,w} dL/dy",
+    .inputs = {"x", "w", "b"},
+    .attrs = {{"stride", nullptr}, {"padding", nullptr}, {"dilation", nullptr}},
+    .shape =
+        [](std::span<const Shape> in, const Attrs& attrs) {
+            Window2d g = geometry(in, attrs);
+            return Shape{in[0][0], in[1][0], Dim{g.oh, {}}, Dim{g.ow, {}}};
+        },
+    .forward =
+        [](const ForwardCall& c) {
+            Window2d g = runtime_geometry(c.in, c.attrs);
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const Tensor &x = *c.in[0], &w = *c.in[1];
+                const std::int64_t o = w.dim(0), k = g.c * g.kernel.h * g.kernel.w, plane = g.oh * g.ow;
+                std::vector<T> cols(std::size_t(k * plane));
+                for (std::int64_t n = 0; n < g.n; ++n) {
+                    im2col(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
+                    T* y = c.out.data<T>() + n * o * plane;
+                    gemm<T>(false, false, o, plane, k, w.data<T>(), cols.data(), y, T(0));
+                    if (c.in.size() == 3)
+                        for (std::int64_t q = 0; q < o; ++q)
+                            for (std::int64_t p = 0; p < plane; ++p) y[q * plane + p] += c.in[2]->data<T>()[q];
+                }
+            });
+        },
+    .backward =
+        [](const BackwardCall& c) {
+            Window2d g = runtime_geometry(c.in, c.attrs);
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const Tensor &x = *c.in[0], &w = *c.in[1];
+                const std::int64_t o = w.dim(0), k = g.c * g.kernel.h * g.kernel.w, plane = g.oh * g.ow;
+                std::vector<T> cols(std::size_t(k * plane));
+                for (std::int64_t n = 0; n < g.n; ++n) {
+                    const T* gy = c.grad_out.data<T>() + n * o * plane;
+                    if (c.grad_in[1]) {  // dL/dW [O,k] (+)= dL/dy [O,plane] · X̃ᵀ [plane,k]
+                        im2col(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
+                        gemm<T>(false, true, o, k, plane, gy, cols.data(), c.grad_in[1]->data<T>(), T(n == 0 ? 0 : 1));
+                    }
+                    if (c.grad_in[0]) {  // dL/dX̃ [k,plane] = Wᵀ [k,O] · dL/dy [O,plane]
+                        gemm<T>(true, false, k, plane, o, w.data<T>(), gy, cols.data(), T(0));
+                        col2im(g, cols.data(), c.grad_in[0]->data<T>() + n * g.c * g.h * g.w);
+                    }
+                }
+                if (c.grad_in.size() == 3 && c.grad_in[2]) {
+                    T* db = c.grad_in[2]->data<T>();
+                    for (std::int64_t q = 0; q < o; ++q) {
+                        T s = 0;
+                        for (std::int64_t n = 0; n < g.n; ++n)
+                            for (std::int64_t p = 0; p < plane; ++p) s += c.grad_out.data<T>()[(n * o + q) * plane + p];
+                        db[q] = s;
+                    }
+                }
+            });
+        },
+    .samples = {{.shapes = {{2, 3, 5, 5}, {4, 3, 3, 3}, {4}}},
+                {.shapes = {{1, 2, 6, 5}, {3, 2, 2, 3}}, .attrs = {{"stride", {2, 1}}, {"padding", 1}}},
+                {.shapes = {{2, 1, 7, 7}, {2, 1, 3, 2}, {2}}, .attrs = {{"dilation", 2}, {"padding", {1, 0}}}},
+                {.shapes = {{1, 2, 4, 4}, {1, 2, 4, 4}, {1}}},
+                {.shapes = {{3, 2, 5, 4}, {2, 2, 1, 1}}, .attrs = {{"stride", 2}}}},
+    .summary = "2-D convolution (cross-correlation) of NCHW images; attrs stride, padding, dilation; optional bias",
+    .bad_samples = {{.shapes = {{1, 1, 4, 4}, {1, 1, 5, 5}}},
+                    {.shapes = {{1, 2, 4, 4}, {1, 3, 3, 3}}},
+                    {.shapes = {{1, 2, 4, 4}, {5, 2, 3, 3}, {4}}},
+                    {.shapes = {{2, 4, 4}, {1, 2, 3, 3}}},
+                    {.shapes = {{1, 1, 4, 4}, {1, 1, 3, 3}}, .attrs = {{"stride", 0}}},
+                    {.shapes = {{1, 1, 4, 4}, {1, 1, 3, 3}}, .attrs = {{"padding", {1, 2, 3}}}},
+                    {.shapes = {{1, 1, 4, 4}, {1, 1, 3, 3}}, .attrs = {{"dilation", 2}}}},
+    .optional_inputs = 1,
+});
+
+}  // namespace
+}  // namespace chainrule

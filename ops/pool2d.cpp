@@ -1,0 +1,162 @@
+// max_pool2d(x) and avg_pool2d(x) over NCHW windows, PyTorch's attrs and sizes: kernel_size
+// (required), stride (default: kernel_size), padding (default 0, at most half the kernel);
+// each an integer or [h, w].
+//
+//     max: y = max over the window (padding is −inf); dL/dx = dL/dy at the first maximum of
+//          each window (row-major order) when there are ties, as PyTorch does; 0 elsewhere.
+//     avg: y = Σ window / (kh·kw), padding counted in the divisor (count_include_pad=True);
+//          dL/dx = Σ over the windows holding x of dL/dy / (kh·kw).
+#include <cmath>
+#include <limits>
+
+#include "ops/op.hpp"
+#include "ops/window2d.hpp"
+
+namespace chainrule {
+namespace {
+
+Window2d geometry(const Shape& x, const Attrs& attrs) {
+    if (attrs.at("kernel_size").is_null()) throw ShapeError("needs the attr kernel_size (an integer or [h, w])");
+    Pair k = pair_attr(attrs, "kernel_size", {1, 1}, 1);
+    Pair pad = pair_attr(attrs, "padding", {0, 0}, 0);
+    if (2 * pad.h > k.h || 2 * pad.w > k.w)
+        throw ShapeError(fmt::format("padding [{}, {}] must be at most half of kernel_size [{}, {}]", pad.h, pad.w,
+                                     k.h, k.w));
+    return window_shape(x, k, pair_attr(attrs, "stride", k, 1), pad, {1, 1}, "pooling window");
+}
+
+Window2d runtime_geometry(const Tensor& x, const Attrs& attrs) { return geometry(fixed_shape(x.dims()), attrs); }
+
+// f(plane offset of x, output index, first input row, first input column) for every window.
+template <class F>
+void each_window(const Window2d& g, F&& f) {
+    for (std::int64_t p = 0; p < g.n * g.c; ++p)
+        for (std::int64_t oy = 0; oy < g.oh; ++oy)
+            for (std::int64_t ox = 0; ox < g.ow; ++ox)
+                f(p * g.h * g.w, (p * g.oh + oy) * g.ow + ox, oy * g.stride.h - g.padding.h,
+                  ox * g.stride.w - g.padding.w);
+}
+
+// Flat index in x of the window's first maximum; −1 when the window is all padding.
+template <class T>
+std::int64_t argmax(const Window2d& g, const T* x, std::int64_t plane, std::int64_t y0, std::int64_t x0) {
+    std::int64_t best = -1;
+    T top = -std::numeric_limits<T>::infinity();
+    for (std::int64_t i = std::max<std::int64_t>(y0, 0); i < std::min(y0 + g.kernel.h, g.h); ++i)
+        for (std::int64_t j = std::max<std::int64_t>(x0, 0); j < std::min(x0 + g.kernel.w, g.w); ++j) {
+            const std::int64_t at = plane + i * g.w + j;
+            // NaN wins, as in PyTorch, so that a NaN is never pooled away unseen.
+            if (best < 0 || x[at] > top || std::isnan(x[at])) {
+                best = at, top = x[at];
+                if (std::isnan(top)) return best;
+            }
+        }
+    return best;
+}
+
+Shape pooled(std::span<const Shape> in, const Attrs& attrs) {
+    Window2d g = geometry(in[0], attrs);
+    return Shape{in[0][0], in[0][1], Dim{g.oh, {}}, Dim{g.ow, {}}};
+}
+
+const Attrs kPoolAttrs = {{"kernel_size", nullptr}, {"stride", nullptr}, {"padding", nullptr}};
+
+const std::vector<OpSample> kSamples = {
+    {.shapes = {{2, 3, 4, 4}}, .attrs = {{"kernel_size", 2}}},
+    {.shapes = {{1, 2, 5, 7}}, .attrs = {{"kernel_size", {3, 2}}, {"stride", {2, 3}}}},
+    {.shapes = {{2, 1, 5, 5}}, .attrs = {{"kernel_size", 3}, {"stride", 2}, {"padding", 1}}},
+    {.shapes = {{1, 1, 3, 3}}, .attrs = {{"kernel_size", 3}}},
+    {.shapes = {{3, 2, 6, 6}}, .attrs = {{"kernel_size", 2}, {"stride", 1}}},
+};
+const std::vector<OpSample> kBadSamples = {
+    {.shapes = {{1, 1, 3, 3}}, .attrs = {{"kernel_size", 5}}},
+    {.shapes = {{1, 1, 4, 4}}},
+    {.shapes = {{1, 1, 4, 4}}, .attrs = {{"kernel_size", 2}, {"padding", 2}}},
+    {.shapes = {{4, 4}}, .attrs = {{"kernel_size", 2}}},
+    {.shapes = {{1, 1, 4, 4}}, .attrs = {{"kernel_size", 0}}},
+};
+
+const bool max_registered = register_op({
+    .name = "max_pool2d",
+    .formula = "y = max over each window;  dL/dx = dL/dy at the window's first maximum, 0 elsewhere",
+    .inputs = {"x"},
+    .attrs = kPoolAttrs,
+    .shape = pooled,
+    .forward =
+        [](const ForwardCall& c) {
+            Window2d g = runtime_geometry(*c.in[0], c.attrs);
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* x = c.in[0]->data<T>();
+                T* y = c.out.data<T>();
+                each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
+                    std::int64_t at = argmax(g, x, plane, y0, x0);
+                    y[o] = at < 0 ? -std::numeric_limits<T>::infinity() : x[at];
+                });
+            });
+        },
+    .backward =
+        [](const BackwardCall& c) {
+            if (!c.grad_in[0]) return;
+            Window2d g = runtime_geometry(*c.in[0], c.attrs);
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* x = c.in[0]->data<T>();
+                const T* gy = c.grad_out.data<T>();
+                T* gx = c.grad_in[0]->data<T>();
+                std::fill(gx, gx + c.grad_in[0]->numel(), T(0));
+                each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
+                    std::int64_t at = argmax(g, x, plane, y0, x0);
+                    if (at >= 0) gx[at] += gy[o];
+                });
+            });
+        },
+    .samples = kSamples,
+    .summary = "max over NCHW windows; attrs kernel_size, stride (= kernel_size), padding (−inf)",
+    .bad_samples = kBadSamples,
+});
+
+const bool avg_registered = register_op({
+    .name = "avg_pool2d",
+    .formula = "y = Σ window / (kh·kw) (padding counts);  dL/dx = Σ over windows holding x of dL/dy / (kh·kw)",
+    .inputs = {"x"},
+    .attrs = kPoolAttrs,
+    .shape = pooled,
+    .forward =
+        [](const ForwardCall& c) {
+            Window2d g = runtime_geometry(*c.in[0], c.attrs);
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* x = c.in[0]->data<T>();
+                T* y = c.out.data<T>();
+                const T area = T(g.kernel.h * g.kernel.w);
+                each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
+                    T s = 0;
+                    for (std::int64_t i = std::max<std::int64_t>(y0, 0); i < std::min(y0 + g.kernel.h, g.h); ++i)
+                        for (std::int64_t j = std::max<std::int64_t>(x0, 0); j < std::min(x0 + g.kernel.w, g.w); ++j)
+                            s += x[plane + i * g.w + j];
+                    y[o] = s / area;
+                });
+            });
+        },
+    .backward =
+        [](const BackwardCall& c) {
+            if (!c.grad_in[0]) return;
+            Window2d g = runtime_geometry(*c.in[0], c.attrs);
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* gy = c.grad_out.data<T>();
+                T* gx = c.grad_in[0]->data<T>();
+                const T area = T(g.kernel.h * g.kernel.w);
+                std::fill(gx, gx + c.grad_in[0]->numel(), T(0));
+                each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
+                    const T share = gy[o] / area;
+                    for (std::int64_t i = std::max<std::int64_t>(y0, 0); i < std::min(y0 + g.kernel.h, g.h); ++i)
+                        for (std::int64_t j = std::max<std::int64_t>(x0, 0); j < std::min(x0 + g.kernel.w, g.w); ++j)
+                            gx[plane + i * g.w + j] += share;
+                });
+            });
+        },
+    .samples = kSamples,
+    .summary = "mean over NCHW windows, padding counted in the divisor; attrs as max_pool2d",
+    .bad_samples = kBadSamples,
+});
+
+}  // namespace
+}  // namespace chainrule
