@@ -120,20 +120,74 @@ Json parse_json_text(const std::string& text, const std::string& file) {
     }
 }
 
+namespace {
+
+const char* file_kind(mode_t mode) {
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a file";
+}
+
+}  // namespace
+
+FilePtr open_input_file(const std::string& path, std::uint64_t& size) {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int err = errno;
+        ::close(fd);
+        throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(err)));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        if (S_ISDIR(st.st_mode)) throw InputError(fmt::format("{}: is a directory; expected a file", path));
+        throw InputError(fmt::format("{}: is not a regular file ({}); expected a file", path, file_kind(st.st_mode)));
+    }
+    // Reads from a regular file never block; clearing the flag keeps stdio's view simple.
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    FilePtr f(::fdopen(fd, "rb"));
+    if (!f) {
+        int err = errno;
+        ::close(fd);
+        throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(err)));
+    }
+    size = static_cast<std::uint64_t>(st.st_size);
+    return f;
+}
+
+std::string read_file_capped(const std::string& path, std::uint64_t cap, const std::string& cap_name) {
+    std::uint64_t size = 0;
+    FilePtr f = open_input_file(path, size);
+    if (size > cap)
+        throw InputError(fmt::format("{}: file is {} bytes, more than the {}", path, size, cap_name));
+    // The size is only a hint (a file in /proc says 0, a log may grow): the cap is kept on
+    // the bytes actually read, one past the cap being enough to refuse.
+    std::string text;
+    text.reserve(static_cast<std::size_t>(size));
+    constexpr std::size_t kChunk = std::size_t{1} << 16;
+    for (;;) {
+        std::size_t have = text.size();
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, cap + 1 - have));
+        text.resize(have + want);
+        std::size_t got = std::fread(text.data() + have, 1, want, f.get());
+        text.resize(have + got);
+        if (text.size() > cap)
+            throw InputError(fmt::format("{}: more than {} bytes, more than the {}", path, cap, cap_name));
+        if (got < want) {
+            if (std::ferror(f.get())) throw InputError(fmt::format("{}: read error: {}", path, std::strerror(errno)));
+            break;
+        }
+    }
+    return text;
+}
+
 std::string read_text_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-    in.seekg(0, std::ios::end);
-    auto size = in.tellg();
-    constexpr std::streamoff kMaxJsonBytes = std::streamoff{1} << 30;
-    if (size > kMaxJsonBytes)
-        throw InputError(fmt::format("{}: file is {} bytes, more than the 1 GiB cap for text files", path,
-                                     static_cast<long long>(size)));
-    in.seekg(0);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) throw InputError(fmt::format("{}: read error", path));
-    return ss.str();
+    return read_file_capped(path, std::uint64_t{1} << 30, "1 GiB cap for text files");
 }
 
 Json read_json_file(const std::string& path) { return parse_json_text(read_text_file(path), path); }

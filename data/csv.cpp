@@ -5,25 +5,16 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <fstream>
+#include <unordered_map>
 
 #include "core/error.hpp"
+#include "core/json_io.hpp"
 
 namespace chainrule::data {
 namespace {
 
 std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError(fmt::format("{}: cannot open the CSV file (missing or unreadable)", path));
-    in.seekg(0, std::ios::end);
-    std::streamoff size = in.tellg();
-    if (size < 0) throw InputError(fmt::format("{}: cannot read the CSV file", path));
-    if (size > kMaxCsvBytes)
-        throw InputError(fmt::format("{}: {} bytes; CSV files are limited to {} bytes", path, size, kMaxCsvBytes));
-    std::string text(static_cast<std::size_t>(size), '\0');
-    in.seekg(0);
-    if (!in.read(text.data(), size)) throw InputError(fmt::format("{}: cannot read the CSV file", path));
-    return text;
+    return read_file_capped(path, std::uint64_t(kMaxCsvBytes), "64 MiB cap for CSV files");
 }
 
 bool blank(std::string_view s) { return s.find_first_not_of(" \t") == std::string_view::npos; }

@@ -159,7 +159,7 @@ BOOST_AUTO_TEST_CASE(bad_files_name_file_and_line) {
 
 BOOST_AUTO_TEST_CASE(missing_file) {
     std::string msg = error_of([&] { load_dataset(small_spec("/nonexistent/none.csv")); });
-    CHECK_HAS(msg, "/nonexistent/none.csv: cannot open the CSV file");
+    CHECK_HAS(msg, "/nonexistent/none.csv: cannot open: No such file or directory");
 }
 
 BOOST_AUTO_TEST_CASE(spec_errors_name_the_json_path) {

@@ -288,7 +288,7 @@ BOOST_AUTO_TEST_CASE(folder_level_errors) {
     CHECK_HAS(error_of([&] { load_dataset(two); }), t.path(kTrainLabels) + ": label 3 at index 0 is not a class id (0 to 1)");
     // Labels where images belong.
     write(t.path(kTestImages), labels_of({1, 0}));
-    CHECK_HAS(error_of([&] { load_dataset(spec); }), "holds labels (magic 0x00000801); expected images");
+    CHECK_HAS(error_of([&] { load_dataset(spec); }), t.path(kTestImages) + ": magic 0x00000801 (labels) where an images file (0x00000803) was expected");
     write(t.path(kTestImages), idx_bytes(kIdxImagesMagic, {2, 2, 3}, pixels(12, 2)));
     CHECK_HAS(error_of([&] { load_dataset(spec); }), "training images are 3x2 but test images are 2x3");
     fs::remove(t.path(kTrainImages));

@@ -211,6 +211,6 @@ BOOST_AUTO_TEST_CASE(csv_over_its_cap_is_refused_unread) {
         std::ofstream out(p);
     }
     fs::resize_file(p, std::uintmax_t(data::kMaxCsvBytes) + 1);
-    refused_small_and_fast([&] { data::read_csv(p.string()); }, "CSV files are limited to 67108864 bytes");
+    refused_small_and_fast([&] { data::read_csv(p.string()); }, "file is 67108865 bytes, more than the 64 MiB cap for CSV files");
     fs::remove(p);
 }
