@@ -48,6 +48,35 @@ void line_col(const std::string& text, std::size_t byte, std::size_t& line, std:
 
 constexpr std::size_t kMaxJsonDepth = 64;  // docs/limits.md
 
+bool number_char(char c) { return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'; }
+
+// Where `literal` stands as a whole number token outside strings: the parser names an
+// out-of-range number but not its place, and the same text inside a doc string must not
+// be taken for it. Every earlier token with the same text would have failed first, so the
+// first one found is the one.
+std::size_t find_number_token(const std::string& text, const std::string& literal) {
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            continue;
+        }
+        if (i > 0 && number_char(text[i - 1])) continue;  // inside a token, not at its start
+        if (text.compare(i, literal.size(), literal) != 0) continue;
+        const std::size_t end = i + literal.size();
+        if (end == text.size() || !number_char(text[end])) return i;
+    }
+    return std::string::npos;
+}
+
 }  // namespace
 
 std::string json_path(const std::string& parent, const std::string& key) {
@@ -59,6 +88,14 @@ std::string json_path(const std::string& parent, std::size_t index) {
 }
 
 Json parse_json_text(const std::string& text, const std::string& file) {
+    // nlohmann's lexer takes a NUL byte for the end of the input and would return what came
+    // before it, ignoring the rest.
+    if (std::size_t nul = text.find('\0'); nul != std::string::npos) {
+        std::size_t line, col;
+        line_col(text, nul + 1, line, col);
+        throw InputError(fmt::format("{}:{}:{}: NUL byte (is this a binary or UTF-16 file?); JSON text has none",
+                                     file, line, col));
+    }
     std::vector<Frame> frames;
     auto callback = [&](int, nlohmann::json::parse_event_t event, Json& parsed) -> bool {
         using E = nlohmann::json::parse_event_t;
@@ -112,7 +149,7 @@ Json parse_json_text(const std::string& text, const std::string& file) {
         std::string what = e.what();
         auto q1 = what.find('\''), q2 = what.rfind('\'');
         std::string literal = q1 != std::string::npos && q2 > q1 ? what.substr(q1 + 1, q2 - q1 - 1) : "";
-        std::size_t at = literal.empty() ? std::string::npos : text.find(literal);
+        std::size_t at = literal.empty() ? std::string::npos : find_number_token(text, literal);
         std::size_t line = 0, col = 0;
         if (at != std::string::npos) line_col(text, at + 1, line, col);
         std::string place = at == std::string::npos ? file : fmt::format("{}:{}:{}", file, line, col);

@@ -192,3 +192,25 @@ BOOST_AUTO_TEST_CASE(a_symlink_loop_or_a_long_name_is_bad_input) {
         refused({"eval", iris_model(), "--weights", p}, p + ": ");
     }
 }
+
+// nlohmann's lexer takes NUL for the end of the input: without the check, text after it
+// was ignored and the part before it accepted.
+BOOST_AUTO_TEST_CASE(a_nul_byte_is_refused_at_its_place) {
+    using namespace std::string_literals;
+    CHECK_HAS(error_of([] { parse_json_text("{\"a\": 1}\n\0{\"b\": 2}"s, "f.json"); }),
+              "f.json:2:1: NUL byte (is this a binary or UTF-16 file?); JSON text has none");
+    CHECK_HAS(error_of([] { parse_json_text("{\"a\": \"x\0y\"}"s, "f.json"); }), "f.json:1:9: NUL byte");
+    // UTF-16 text is mostly NUL bytes: the first one is named.
+    CHECK_HAS(error_of([] { parse_json_text("{\0\"\0a\0\"\0"s, "f.json"); }), "f.json:1:2: NUL byte");
+    BOOST_TEST(parse_json_text("{\"a\": \"x\\u0000y\"}", "f.json")["a"].get<std::string>().size() == 3u);
+}
+
+// The parser names the literal of an out-of-range number, not its place; the place is the
+// first time that text stands as a number, not inside a string before it.
+BOOST_AUTO_TEST_CASE(an_out_of_range_number_is_reported_where_it_is) {
+    CHECK_HAS(error_of([] { parse_json_text("{\"doc\": \"1e999 is too big\",\n \"v\": 1e999}", "f.json"); }),
+              "f.json:2:7: number 1e999 is out of range for a double");
+    CHECK_HAS(error_of([] { parse_json_text("{\"1e999\": [1, 21, \"\\\"1e999\",\n 1e999]}", "f.json"); }),
+              "f.json:2:2: number 1e999 is out of range for a double");
+    CHECK_HAS(error_of([] { parse_json_text("[-1e400]", "f.json"); }), "f.json:1:2: number -1e400 is out of range");
+}
