@@ -53,7 +53,10 @@ int main(int argc, char** argv) {
         const std::error_code& c = e.code();
         const bool input = c == std::errc::too_many_symbolic_link_levels || c == std::errc::filename_too_long ||
                            c == std::errc::no_such_file_or_directory || c == std::errc::not_a_directory;
-        fmt::print(stderr, "error: {}: {}\n", e.path1().string(), c.message());
+        if (e.path1().empty())
+            fmt::print(stderr, "error: {}\n", e.what());
+        else
+            fmt::print(stderr, "error: {}: {}\n", e.path1().string(), c.message());
         return input ? 2 : 1;
     } catch (const std::bad_alloc&) {
         fmt::print(stderr, "error: out of memory\n");

@@ -225,8 +225,10 @@ std::string find_idx_file(const std::string& dir, const std::string& name) {
     namespace fs = std::filesystem;
     std::error_code ec;
     for (const std::string& candidate : {name + ".gz", name}) {
+        // Anything by that name counts (a folder, a FIFO, a broken link): the reader then
+        // says what is wrong with it instead of "missing".
         fs::path p = fs::path(dir) / candidate;
-        if (fs::is_regular_file(p, ec)) return p.string();
+        if (fs::exists(fs::symlink_status(p, ec))) return p.string();
     }
     return {};
 }

@@ -46,7 +46,7 @@ inline constexpr const char* kTrainLabels = "train-labels-idx1-ubyte";
 inline constexpr const char* kTestImages = "t10k-images-idx3-ubyte";
 inline constexpr const char* kTestLabels = "t10k-labels-idx1-ubyte";
 
-// dir/name.gz if it exists, else dir/name if it exists, else "".
+// dir/name.gz if it exists (as anything, even a dangling link), else dir/name if it does, else "".
 std::string find_idx_file(const std::string& dir, const std::string& name);
 
 // Images with their labels from the four files of spec.dir.

@@ -48,7 +48,7 @@ struct OddFiles {
         long_name = (dir / std::string(5000, 'a')).string();
     }
     ~OddFiles() { fs::remove_all(dir); }
-    std::string write(const std::string& name, const std::string& bytes) const {
+    std::string write(const fs::path& name, const std::string& bytes) const {
         std::ofstream(dir / name, std::ios::binary) << bytes;
         return (dir / name).string();
     }
@@ -213,4 +213,37 @@ BOOST_AUTO_TEST_CASE(an_out_of_range_number_is_reported_where_it_is) {
     CHECK_HAS(error_of([] { parse_json_text("{\"1e999\": [1, 21, \"\\\"1e999\",\n 1e999]}", "f.json"); }),
               "f.json:2:2: number 1e999 is out of range for a double");
     CHECK_HAS(error_of([] { parse_json_text("[-1e400]", "f.json"); }), "f.json:1:2: number -1e400 is out of range");
+}
+
+// Inside an idx folder the four names are looked up as they are: a FIFO or a folder by
+// one of those names is named for what it is, not reported missing or waited on.
+BOOST_AUTO_TEST_CASE(odd_files_inside_an_idx_folder) {
+    OddFiles f;
+    fs::path dir = f.dir / "mnist";
+    fs::create_directories(dir);
+    for (const char* name : {data::kTrainLabels, data::kTestImages, data::kTestLabels}) f.write(fs::path("mnist") / name, "");
+    const std::string fifo = (dir / "train-images-idx3-ubyte.gz").string();
+    BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    refused({"data", dir.string()}, fifo + ": is not a regular file (a FIFO)");
+    fs::remove(fifo);
+    fs::create_symlink(dir / "train-images-idx3-ubyte", dir / "train-images-idx3-ubyte");
+    refused({"data", dir.string()}, (dir / "train-images-idx3-ubyte").string() + ": cannot open: Too many levels");
+}
+
+// "chainrule data data/mnist" before the data is fetched names the script that fetches it,
+// as train's message does, both when the folder is missing and when it is empty.
+BOOST_AUTO_TEST_CASE(missing_mnist_names_the_script_that_fetches_it) {
+    OddFiles f;
+    const std::string dir = (f.dir / "mnist").string();
+    refused({"data", dir}, dir + ": no such file or folder; expected an IDX file (raw or .gz), a folder of the four "
+                                 "MNIST files, a CSV file or a model JSON (scripts/get-mnist fetches MNIST into "
+                                 "data/mnist)");
+    fs::create_directories(dir);
+    refused({"data", dir}, "missing train-images-idx3-ubyte (or train-images-idx3-ubyte.gz)");
+    refused({"data", dir}, "scripts/get-mnist fetches MNIST");
+    // A missing CSV file is not sent to get-mnist.
+    Outcome o = run_cli({"data", (f.dir / "iris.csv").string()});
+    BOOST_TEST(o.code == 2);
+    BOOST_TEST(o.err.find("no such file or folder") != std::string::npos, o.err);
+    BOOST_TEST(o.err.find("get-mnist") == std::string::npos, o.err);
 }
