@@ -156,6 +156,7 @@ BOOST_AUTO_TEST_CASE(a_fifo_anywhere_a_file_belongs) {
     refused({"check", f.fifo}, what);
     refused({"grad", model(), "--feed", f.fifo}, what);
     refused({"eval", iris_model(), "--weights", f.fifo}, what);
+    refused({"train", iris_model(), "--resume", f.fifo, "--epochs", "1"}, what);
     refused({"data", f.fifo}, what);
     // training.data.path of a model: the CSV reader opens it.
     std::string m = f.write("fifo_data.json", R"({"format":"chainrule-model","version":1,
@@ -189,7 +190,8 @@ BOOST_AUTO_TEST_CASE(a_symlink_loop_or_a_long_name_is_bad_input) {
         refused({"grad", model(), "--feed", p}, p + ": cannot open: " + why);
         refused({"data", p}, p + ": cannot open: " + why);
         // The checkpoint path is looked at (is it a folder?) before it is read.
-        refused({"eval", iris_model(), "--weights", p}, p + ": ");
+        refused({"eval", iris_model(), "--weights", p}, p + ": " + why);
+        refused({"train", iris_model(), "--resume", p, "--epochs", "1"}, p + ": " + why);
     }
 }
 
