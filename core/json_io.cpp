@@ -172,7 +172,14 @@ const char* file_kind(mode_t mode) {
 FilePtr open_input_file(const std::string& path, std::uint64_t& size) {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
     int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    if (fd < 0) {
+        int err = errno;
+        // open() of a socket fails with "No such device or address": say what it is instead.
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+            throw InputError(fmt::format("{}: is not a regular file ({}); expected a file", path, file_kind(st.st_mode)));
+        throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(err)));
+    }
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
         int err = errno;

@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE files
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <fcntl.h>
@@ -13,7 +14,9 @@
 #include <spawn.h>
 #include <sstream>
 #include <string>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -136,6 +139,22 @@ BOOST_AUTO_TEST_CASE(the_reader_refuses_what_is_not_a_regular_file) {
     CHECK_HAS(error_of([&] { read_text_file(f.long_name); }), f.long_name + ": cannot open: File name too long");
     CHECK_HAS(error_of([&] { data::read_idx(f.fifo); }), f.fifo + ": is not a regular file (a FIFO)");
     CHECK_HAS(error_of([&] { data::read_idx(f.folder); }), f.folder + ": is a directory");
+}
+
+BOOST_AUTO_TEST_CASE(a_socket_is_named_as_one) {
+    OddFiles f;
+    const std::string path = (f.dir / "sock").string();
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    BOOST_TEST_REQUIRE(fd >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    BOOST_TEST_REQUIRE(path.size() < sizeof addr.sun_path);
+    std::copy(path.begin(), path.end(), addr.sun_path);
+    BOOST_TEST_REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+    // open() of a socket fails (ENXIO); the message says what the path is, not that.
+    const std::string msg = error_of([&] { read_text_file(path); });
+    ::close(fd);
+    CHECK_HAS(msg, path + ": is not a regular file (a socket); expected a file");
 }
 
 // The cap holds on the bytes read, not on the size a file claims: /proc files say 0.
