@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <fstream>
+#include <cstdio>
 
 #include "cli/commands.hpp"
 #include "data/csv.hpp"
@@ -90,8 +90,8 @@ std::string histogram(const std::vector<std::int32_t>& labels, const std::vector
     return out;
 }
 
-void show_idx_file(const Options& o) {
-    IdxFile f = read_idx(o.path);
+void show_idx_file(const Options& o, IdxRole role) {
+    IdxFile f = read_idx(o.path, role);
     const char* packing = f.gzipped ? "gzip" : "raw";
     if (f.magic == kIdxLabelsMagic) {
         const auto max = *std::max_element(f.data.begin(), f.data.end());
@@ -203,8 +203,23 @@ DataSpec guess_csv(const std::string& path, std::string& note) {
     return s;
 }
 
+constexpr const char* kWhatDataIs =
+    "an IDX file (raw or .gz), a folder of the four MNIST files, a CSV file or a model JSON";
+
 void run(const Options& o) {
-    if (fs::is_directory(o.path)) {
+    // The error_code forms: a symlink loop or an over-long name is the user's path, not an
+    // internal error.
+    std::error_code ec;
+    const fs::file_status st = fs::status(o.path, ec);
+    if (!fs::exists(st)) {
+        if (ec && ec != std::errc::no_such_file_or_directory)
+            throw InputError(fmt::format("{}: cannot open: {}", o.path, ec.message()));
+        // A missing folder is most often data/mnist before scripts/get-mnist has run.
+        const bool idx_like = fs::path(o.path).extension().empty() || o.path.ends_with(".gz");
+        throw InputError(fmt::format("{}: no such file or folder; expected {}{}", o.path, kWhatDataIs,
+                                     idx_like ? " (scripts/get-mnist fetches MNIST into data/mnist)" : ""));
+    }
+    if (fs::is_directory(st)) {
         DataSpec s;
         s.kind = "idx";
         s.dir = o.path;
@@ -223,13 +238,19 @@ void run(const Options& o) {
         show_dataset(o, spec, split_note(spec), false);
         return;
     }
-    std::array<char, 3> head{};
-    std::ifstream in(o.path, std::ios::binary);
-    if (!in) throw InputError(fmt::format("{}: cannot open (missing or unreadable)", o.path));
-    in.read(head.data(), head.size());
-    const bool gzip = head[0] == '\x1f' && head[1] == '\x8b';
-    const bool raw_idx = in.gcount() == 3 && head[0] == 0 && head[1] == 0 && head[2] == 8;
-    if (gzip || raw_idx) return show_idx_file(o);
+    // A name like the lecture's (…-idx1-ubyte.gz) says what the file must be, whatever it
+    // holds: even empty, it is an IDX file that is wrong, not a CSV file. A .gz name is
+    // IDX too (CSV is read uncompressed).
+    const IdxRole role = idx_role_from_name(o.path);
+    if (role != IdxRole::any || o.path.ends_with(".gz")) return show_idx_file(o, role);
+    std::uint64_t size = 0;
+    FilePtr in = open_input_file(o.path, size);
+    std::array<unsigned char, 3> head{};
+    const std::size_t got = std::fread(head.data(), 1, head.size(), in.get());
+    in.reset();
+    const bool gzip = got >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+    const bool raw_idx = got == 3 && head[0] == 0 && head[1] == 0 && head[2] == 8;
+    if (gzip || raw_idx) return show_idx_file(o, role);
     std::string note;
     DataSpec s = guess_csv(o.path, note);
     show_dataset(o, s, note, true);
@@ -242,8 +263,8 @@ void add_data(CLI::App& app) {
         "data", "Check a data set as training would and summarise it: kind, counts, shapes, labels, a few samples");
     auto o = std::make_shared<Options>();
     cmd->add_option("PATH", o->path,
-                    "an IDX file (raw or .gz), a folder of the four MNIST files, a CSV file, or a model JSON "
-                    "(its training.data block)")
+                    "an IDX file (raw or .gz; a name ending in idx1-ubyte or idx3-ubyte says labels or images), a "
+                    "folder of the four MNIST files, a CSV file, or a model JSON (its training.data block)")
         ->required();
     cmd->add_option("--png", o->png, "write the first 100 images as a 10x10 grayscale PNG grid");
     cmd->add_option("--samples", o->samples, "samples to print (default 4)")->check(CLI::Range(0, 1000));

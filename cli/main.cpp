@@ -1,6 +1,7 @@
 // chainrule: the command line. Exit codes: 0 success, 1 failure while running,
 // 2 bad input or usage (docs/cli.md).
 #include <cstdio>
+#include <filesystem>
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
@@ -46,6 +47,17 @@ int main(int argc, char** argv) {
     } catch (const chainrule::RunError& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 1;
+    } catch (const std::filesystem::filesystem_error& e) {
+        // A path that cannot name a file as written (a symlink loop, a name too long, a
+        // missing folder on the way) is the user's input; anything else is a run failure.
+        const std::error_code& c = e.code();
+        const bool input = c == std::errc::too_many_symbolic_link_levels || c == std::errc::filename_too_long ||
+                           c == std::errc::no_such_file_or_directory || c == std::errc::not_a_directory;
+        if (e.path1().empty())
+            fmt::print(stderr, "error: {}\n", e.what());
+        else
+            fmt::print(stderr, "error: {}: {}\n", e.path1().string(), c.message());
+        return input ? 2 : 1;
     } catch (const std::bad_alloc&) {
         fmt::print(stderr, "error: out of memory\n");
         return 1;

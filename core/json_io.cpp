@@ -48,6 +48,35 @@ void line_col(const std::string& text, std::size_t byte, std::size_t& line, std:
 
 constexpr std::size_t kMaxJsonDepth = 64;  // docs/limits.md
 
+bool number_char(char c) { return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'; }
+
+// Where `literal` stands as a whole number token outside strings: the parser names an
+// out-of-range number but not its place, and the same text inside a doc string must not
+// be taken for it. Every earlier token with the same text would have failed first, so the
+// first one found is the one.
+std::size_t find_number_token(const std::string& text, const std::string& literal) {
+    bool in_string = false;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                ++i;
+            else if (c == '"')
+                in_string = false;
+            continue;
+        }
+        if (c == '"') {
+            in_string = true;
+            continue;
+        }
+        if (i > 0 && number_char(text[i - 1])) continue;  // inside a token, not at its start
+        if (text.compare(i, literal.size(), literal) != 0) continue;
+        const std::size_t end = i + literal.size();
+        if (end == text.size() || !number_char(text[end])) return i;
+    }
+    return std::string::npos;
+}
+
 }  // namespace
 
 std::string json_path(const std::string& parent, const std::string& key) {
@@ -59,6 +88,14 @@ std::string json_path(const std::string& parent, std::size_t index) {
 }
 
 Json parse_json_text(const std::string& text, const std::string& file) {
+    // nlohmann's lexer takes a NUL byte for the end of the input and would return what came
+    // before it, ignoring the rest.
+    if (std::size_t nul = text.find('\0'); nul != std::string::npos) {
+        std::size_t line, col;
+        line_col(text, nul + 1, line, col);
+        throw InputError(fmt::format("{}:{}:{}: NUL byte (is this a binary or UTF-16 file?); JSON text has none",
+                                     file, line, col));
+    }
     std::vector<Frame> frames;
     auto callback = [&](int, nlohmann::json::parse_event_t event, Json& parsed) -> bool {
         using E = nlohmann::json::parse_event_t;
@@ -112,7 +149,7 @@ Json parse_json_text(const std::string& text, const std::string& file) {
         std::string what = e.what();
         auto q1 = what.find('\''), q2 = what.rfind('\'');
         std::string literal = q1 != std::string::npos && q2 > q1 ? what.substr(q1 + 1, q2 - q1 - 1) : "";
-        std::size_t at = literal.empty() ? std::string::npos : text.find(literal);
+        std::size_t at = literal.empty() ? std::string::npos : find_number_token(text, literal);
         std::size_t line = 0, col = 0;
         if (at != std::string::npos) line_col(text, at + 1, line, col);
         std::string place = at == std::string::npos ? file : fmt::format("{}:{}:{}", file, line, col);
@@ -120,20 +157,81 @@ Json parse_json_text(const std::string& text, const std::string& file) {
     }
 }
 
+namespace {
+
+const char* file_kind(mode_t mode) {
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a file";
+}
+
+}  // namespace
+
+FilePtr open_input_file(const std::string& path, std::uint64_t& size) {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        // open() of a socket fails with "No such device or address": say what it is instead.
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+            throw InputError(fmt::format("{}: is not a regular file ({}); expected a file", path, file_kind(st.st_mode)));
+        throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(err)));
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int err = errno;
+        ::close(fd);
+        throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(err)));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        if (S_ISDIR(st.st_mode)) throw InputError(fmt::format("{}: is a directory; expected a file", path));
+        throw InputError(fmt::format("{}: is not a regular file ({}); expected a file", path, file_kind(st.st_mode)));
+    }
+    // Reads from a regular file never block; clearing the flag keeps stdio's view simple.
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    FilePtr f(::fdopen(fd, "rb"));
+    if (!f) {
+        int err = errno;
+        ::close(fd);
+        throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(err)));
+    }
+    size = static_cast<std::uint64_t>(st.st_size);
+    return f;
+}
+
+std::string read_file_capped(const std::string& path, std::uint64_t cap, const std::string& cap_name) {
+    std::uint64_t size = 0;
+    FilePtr f = open_input_file(path, size);
+    if (size > cap)
+        throw InputError(fmt::format("{}: file is {} bytes, more than the {}", path, size, cap_name));
+    // The size is only a hint (a file in /proc says 0, a log may grow): the cap is kept on
+    // the bytes actually read, one past the cap being enough to refuse.
+    std::string text;
+    text.reserve(static_cast<std::size_t>(size));
+    constexpr std::size_t kChunk = std::size_t{1} << 16;
+    for (;;) {
+        std::size_t have = text.size();
+        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, cap + 1 - have));
+        text.resize(have + want);
+        std::size_t got = std::fread(text.data() + have, 1, want, f.get());
+        text.resize(have + got);
+        if (text.size() > cap)
+            throw InputError(fmt::format("{}: more than {} bytes, more than the {}", path, cap, cap_name));
+        if (got < want) {
+            if (std::ferror(f.get())) throw InputError(fmt::format("{}: read error: {}", path, std::strerror(errno)));
+            break;
+        }
+    }
+    return text;
+}
+
 std::string read_text_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-    in.seekg(0, std::ios::end);
-    auto size = in.tellg();
-    constexpr std::streamoff kMaxJsonBytes = std::streamoff{1} << 30;
-    if (size > kMaxJsonBytes)
-        throw InputError(fmt::format("{}: file is {} bytes, more than the 1 GiB cap for text files", path,
-                                     static_cast<long long>(size)));
-    in.seekg(0);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) throw InputError(fmt::format("{}: read error", path));
-    return ss.str();
+    return read_file_capped(path, std::uint64_t{1} << 30, "1 GiB cap for text files");
 }
 
 Json read_json_file(const std::string& path) { return parse_json_text(read_text_file(path), path); }

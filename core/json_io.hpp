@@ -3,6 +3,9 @@
 // are not finite are errors.
 #pragma once
 
+#include <cstdint>
+#include <cstdio>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -13,8 +16,25 @@ namespace chainrule {
 using Json = nlohmann::ordered_json;
 
 // Parses `text`; `file` names it in messages ("model.json:3:15: malformed JSON: ...").
+// A NUL byte anywhere is an error at its line:column (the parser would stop there silently).
 Json parse_json_text(const std::string& text, const std::string& file);
-// Reads a whole file (capped at 1 GiB); a missing or unreadable file is an InputError naming it.
+
+// Every input file (model, feed, checkpoint, CSV, IDX) is opened here. A folder, a FIFO, a
+// device or a socket where a file belongs is refused at once: a FIFO would block open()
+// and /dev/zero would be read until memory runs out. Errors are InputErrors naming the
+// path: "cannot open: <reason>" (missing, unreadable, a symlink loop, a name too long),
+// "is a directory", "is not a regular file (a FIFO)".
+struct FileCloser {
+    void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+};
+using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
+// `size` gets the file's size when it was opened (a hint: a file may still grow).
+FilePtr open_input_file(const std::string& path, std::uint64_t& size);
+// The whole file, refused when it has more than `cap` bytes, counted as they are read
+// (not only from the size it claims). `cap_name` ends the message: "... more than the
+// {cap_name}".
+std::string read_file_capped(const std::string& path, std::uint64_t cap, const std::string& cap_name);
+// read_file_capped with the 1 GiB cap for text files (models, feeds, checkpoints).
 std::string read_text_file(const std::string& path);
 // Reads and parses a file; a missing or unreadable file is an InputError naming it.
 Json read_json_file(const std::string& path);

@@ -5,25 +5,16 @@
 #include <cmath>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <fstream>
+#include <unordered_map>
 
 #include "core/error.hpp"
+#include "core/json_io.hpp"
 
 namespace chainrule::data {
 namespace {
 
 std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw InputError(fmt::format("{}: cannot open the CSV file (missing or unreadable)", path));
-    in.seekg(0, std::ios::end);
-    std::streamoff size = in.tellg();
-    if (size < 0) throw InputError(fmt::format("{}: cannot read the CSV file", path));
-    if (size > kMaxCsvBytes)
-        throw InputError(fmt::format("{}: {} bytes; CSV files are limited to {} bytes", path, size, kMaxCsvBytes));
-    std::string text(static_cast<std::size_t>(size), '\0');
-    in.seekg(0);
-    if (!in.read(text.data(), size)) throw InputError(fmt::format("{}: cannot read the CSV file", path));
-    return text;
+    return read_file_capped(path, std::uint64_t(kMaxCsvBytes), "64 MiB cap for CSV files");
 }
 
 bool blank(std::string_view s) { return s.find_first_not_of(" \t") == std::string_view::npos; }
@@ -31,7 +22,11 @@ bool blank(std::string_view s) { return s.find_first_not_of(" \t") == std::strin
 }  // namespace
 
 std::optional<double> parse_number(std::string_view s) {
-    if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+    if (!s.empty() && s.front() == '+') {
+        s.remove_prefix(1);
+        // from_chars takes a '-' of its own: "+-5.1" would read as -5.1.
+        if (!s.empty() && s.front() == '-') return std::nullopt;
+    }
     if (s.empty()) return std::nullopt;
     double v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -111,6 +106,10 @@ Dataset csv_dataset(const CsvTable& t, const DataSpec& spec) {
     ds.kind = "csv";
     ds.class_names = spec.classes;
     const bool fixed_classes = !spec.classes.empty();
+    // Class name -> id. The keys view the spec's names or the table's text, both of which
+    // outlive this function (class_names' own strings may move as it grows).
+    std::unordered_map<std::string_view, std::int32_t> class_id;
+    for (std::size_t i = 0; i < spec.classes.size(); ++i) class_id.emplace(spec.classes[i], std::int32_t(i));
     const std::int64_t nf = std::int64_t(spec.features.size());
     std::vector<double> values;
     std::vector<std::int32_t> labels;
@@ -129,18 +128,24 @@ Dataset csv_dataset(const CsvTable& t, const DataSpec& spec) {
         }
         if (spec.label < 0) continue;
         std::string_view name = t.at(r, spec.label);
-        auto it = std::find(ds.class_names.begin(), ds.class_names.end(), name);
         if (name.empty())
             throw InputError(fmt::format("{}:{}: column {} is empty; expected a class name (label column)", t.file,
                                          line, spec.label));
-        if (it == ds.class_names.end()) {
+        auto it = class_id.find(name);
+        if (it == class_id.end()) {
             if (fixed_classes)
                 throw InputError(fmt::format("{}:{}: label '{}' in column {} is not one of the classes ({})", t.file,
                                              line, name, spec.label, fmt::join(ds.class_names, ", ")));
+            if (std::int64_t(ds.class_names.size()) >= kMaxCsvClasses)
+                throw InputError(fmt::format("{}:{}: label '{}' in column {} would be class {}; without a classes "
+                                             "list a label column may hold at most {} distinct names (is column {} "
+                                             "really the label?)",
+                                             t.file, line, name, spec.label, ds.class_names.size() + 1,
+                                             kMaxCsvClasses, spec.label));
+            it = class_id.emplace(name, std::int32_t(ds.class_names.size())).first;
             ds.class_names.emplace_back(name);
-            it = ds.class_names.end() - 1;
         }
-        labels.push_back(std::int32_t(it - ds.class_names.begin()));
+        labels.push_back(it->second);
     }
     ds.classes = std::int64_t(ds.class_names.size());
 

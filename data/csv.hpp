@@ -14,6 +14,9 @@ namespace chainrule::data {
 
 // Larger files are refused before they are read: CSV is for small tables like Iris.
 inline constexpr std::int64_t kMaxCsvBytes = std::int64_t{64} << 20;
+// Distinct labels of a CSV without a `classes` list, the same cap as for such a list: more
+// is a column of names or ids, not of classes (and a one-hot row per sample that wide).
+inline constexpr std::int64_t kMaxCsvClasses = 256;
 
 struct CsvTable {
     std::string file;
@@ -36,7 +39,8 @@ struct CsvTable {
 // empty lines at the end are accepted. Missing, empty or oversized files are InputErrors.
 CsvTable read_csv(const std::string& path);
 
-// The whole field as a finite number ("+1.5", "2e3"); nullopt for anything else.
+// The whole field as a finite number ("+1.5", "2e3"); nullopt for anything else
+// ("+-5.1": one sign only).
 std::optional<double> parse_number(std::string_view field);
 
 // Builds the train and test splits of `spec` (kind csv) from a table: rows

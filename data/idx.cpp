@@ -8,17 +8,14 @@
 #include <filesystem>
 #include <fmt/format.h>
 #include <memory>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "core/error.hpp"
+#include "core/json_io.hpp"
 
 namespace chainrule::data {
 namespace {
-
-struct FileCloser {
-    void operator()(std::FILE* f) const noexcept { std::fclose(f); }
-};
-using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 
 // The bytes of a file, inflated on the fly when it starts with the gzip magic. Gzip
 // members may follow each other (as gzip itself allows); anything else after the last
@@ -26,11 +23,7 @@ using FilePtr = std::unique_ptr<std::FILE, FileCloser>;
 class Source {
 public:
     explicit Source(const std::string& path) : path_(path) {
-        f_.reset(std::fopen(path.c_str(), "rb"));
-        if (!f_) throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-        std::error_code ec;
-        file_size_ = std::filesystem::file_size(path, ec);
-        if (ec) throw InputError(fmt::format("{}: cannot read its size: {}", path, ec.message()));
+        f_ = open_input_file(path, file_size_);
         fill(2);
         gzip_ = avail_ >= 2 && in_[0] == 0x1f && in_[1] == 0x8b;
         if (gzip_) {
@@ -47,11 +40,13 @@ public:
     bool gzip() const { return gzip_; }
     std::uint64_t file_size() const { return file_size_; }
 
-    // The gzip trailer's ISIZE: the uncompressed size mod 2^32 of the last member.
+    // The gzip trailer's ISIZE: the uncompressed size mod 2^32 of the last member. pread
+    // leaves the stream's position alone, and the file is not opened a second time (by
+    // then the path might name something else).
     std::uint32_t gzip_isize() const {
         std::array<unsigned char, 4> b{};
-        FilePtr f(std::fopen(path_.c_str(), "rb"));
-        if (!f || file_size_ < 4 || std::fseek(f.get(), -4, SEEK_END) != 0 || std::fread(b.data(), 1, 4, f.get()) != 4)
+        if (file_size_ < 4 ||
+            ::pread(::fileno(f_.get()), b.data(), 4, static_cast<off_t>(file_size_ - 4)) != 4)
             return 0;
         return std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 | std::uint32_t(b[2]) << 16 | std::uint32_t(b[3]) << 24;
     }
@@ -137,18 +132,39 @@ std::string describe(const Dims& d) {
 
 }  // namespace
 
-IdxFile read_idx(const std::string& path) {
+IdxRole idx_role_from_name(const std::string& path) {
+    std::string name = std::filesystem::path(path).filename().string();
+    if (name.ends_with(".gz")) name.resize(name.size() - 3);
+    if (name.ends_with("idx1-ubyte")) return IdxRole::labels;
+    if (name.ends_with("idx3-ubyte")) return IdxRole::images;
+    return IdxRole::any;
+}
+
+IdxFile read_idx(const std::string& path, IdxRole role) {
     IdxFile out;
     out.path = path;
     Source src(path);
     out.gzipped = src.gzip();
     std::array<std::uint8_t, 16> head{};
     if (src.read(head.data(), 4) < 4)
-        throw InputError(fmt::format("{}: too short for an IDX header (4-byte magic, then dims)", path));
+        throw InputError(fmt::format("{}: {}too short for an IDX header (4-byte magic, then dims)", path,
+                                     src.file_size() == 0 ? "empty file; " : ""));
     out.magic = big_endian(head.data());
-    if (out.magic != kIdxLabelsMagic && out.magic != kIdxImagesMagic)
+    if (role != IdxRole::any) {
+        const bool labels = role == IdxRole::labels;
+        const std::uint32_t want = labels ? kIdxLabelsMagic : kIdxImagesMagic;
+        const std::uint32_t other = labels ? kIdxImagesMagic : kIdxLabelsMagic;
+        const char* wanted = labels ? "a labels file" : "an images file";
+        if (out.magic == other)
+            throw InputError(fmt::format("{}: magic 0x{:08x} ({}) where {} (0x{:08x}) was expected", path, out.magic,
+                                         labels ? "images" : "labels", wanted, want));
+        if (out.magic != want)
+            throw InputError(fmt::format("{}: bad magic 0x{:08x} where {} (0x{:08x}) was expected", path, out.magic,
+                                         wanted, want));
+    } else if (out.magic != kIdxLabelsMagic && out.magic != kIdxImagesMagic) {
         throw InputError(fmt::format("{}: bad magic 0x{:08x}; expected 0x{:08x} (labels) or 0x{:08x} (images)", path,
                                      out.magic, kIdxLabelsMagic, kIdxImagesMagic));
+    }
     const std::size_t rank = out.magic & 0xff;
     if (src.read(head.data(), 4 * rank) < 4 * rank)
         throw InputError(fmt::format("{}: truncated IDX header (expected {} dims of 4 bytes)", path, rank));
@@ -209,8 +225,10 @@ std::string find_idx_file(const std::string& dir, const std::string& name) {
     namespace fs = std::filesystem;
     std::error_code ec;
     for (const std::string& candidate : {name + ".gz", name}) {
+        // Anything by that name counts (a folder, a FIFO, a broken link): the reader then
+        // says what is wrong with it instead of "missing".
         fs::path p = fs::path(dir) / candidate;
-        if (fs::is_regular_file(p, ec)) return p.string();
+        if (fs::exists(fs::symlink_status(p, ec))) return p.string();
     }
     return {};
 }
@@ -229,14 +247,10 @@ Split idx_split(const std::string& dir, const char* images_name, const char* lab
                                          dir, names[i], names[i], kTrainImages, kTrainLabels, kTestImages,
                                          kTestLabels));
     }
-    IdxFile images = read_idx(paths[0]);
-    IdxFile labels = read_idx(paths[1]);
-    if (images.magic != kIdxImagesMagic)
-        throw InputError(fmt::format("{}: holds labels (magic 0x{:08x}); expected images (0x{:08x})", paths[0],
-                                     images.magic, kIdxImagesMagic));
-    if (labels.magic != kIdxLabelsMagic)
-        throw InputError(fmt::format("{}: holds images (magic 0x{:08x}); expected labels (0x{:08x})", paths[1],
-                                     labels.magic, kIdxLabelsMagic));
+    // The file names give the roles: a file of the other kind is refused by its magic,
+    // before its header is taken for the kind its name promises.
+    IdxFile images = read_idx(paths[0], IdxRole::images);
+    IdxFile labels = read_idx(paths[1], IdxRole::labels);
     if (labels.dims[0] != images.dims[0])
         throw InputError(fmt::format("{}: {} labels, but {} holds {} images; the counts must match", paths[1],
                                      labels.dims[0], paths[0], images.dims[0]));

@@ -27,9 +27,18 @@ struct IdxFile {
     bool gzipped = false;
 };
 
-// Reads one IDX file of unsigned bytes (magic 0x801 or 0x803). Bad magic, zero or
-// oversized dims, a truncated stream, trailing bytes, corrupt gzip data: InputError.
-IdxFile read_idx(const std::string& path);
+// What a file is there for. When the role is known, a file of the other kind is named as
+// such ("magic 0x00000803 (images) where a labels file (0x00000801) was expected") before
+// its header is read as if it were the expected kind.
+enum class IdxRole { any, labels, images };
+// The role a file's name gives it: "...idx1-ubyte" (or .gz) holds labels, "...idx3-ubyte"
+// images, as in the lecture's four names; anything else: any.
+IdxRole idx_role_from_name(const std::string& path);
+
+// Reads one IDX file of unsigned bytes (magic 0x801 or 0x803, or only the one `role`
+// asks for). Bad magic, zero or oversized dims, a truncated stream, trailing bytes,
+// corrupt gzip data: InputError.
+IdxFile read_idx(const std::string& path, IdxRole role = IdxRole::any);
 
 // The lecture's four file names inside an idx folder.
 inline constexpr const char* kTrainImages = "train-images-idx3-ubyte";
@@ -37,7 +46,7 @@ inline constexpr const char* kTrainLabels = "train-labels-idx1-ubyte";
 inline constexpr const char* kTestImages = "t10k-images-idx3-ubyte";
 inline constexpr const char* kTestLabels = "t10k-labels-idx1-ubyte";
 
-// dir/name.gz if it exists, else dir/name if it exists, else "".
+// dir/name.gz if it exists (as anything, even a dangling link), else dir/name if it does, else "".
 std::string find_idx_file(const std::string& dir, const std::string& name);
 
 // Images with their labels from the four files of spec.dir.

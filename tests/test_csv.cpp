@@ -2,6 +2,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <filesystem>
+#include <fmt/format.h>
+#include <sys/stat.h>
 #include <fstream>
 #include <unistd.h>
 
@@ -159,7 +161,7 @@ BOOST_AUTO_TEST_CASE(bad_files_name_file_and_line) {
 
 BOOST_AUTO_TEST_CASE(missing_file) {
     std::string msg = error_of([&] { load_dataset(small_spec("/nonexistent/none.csv")); });
-    CHECK_HAS(msg, "/nonexistent/none.csv: cannot open the CSV file");
+    CHECK_HAS(msg, "/nonexistent/none.csv: cannot open: No such file or directory");
 }
 
 BOOST_AUTO_TEST_CASE(spec_errors_name_the_json_path) {
@@ -277,4 +279,52 @@ BOOST_AUTO_TEST_CASE(gather_features_labels_and_one_hot) {
     std::vector<std::int64_t> bad_rows = {120};
     Tensor one(Dtype::f64, {1, 4});
     BOOST_CHECK_THROW(gather(ds, ds.train, "features", bad_rows, one), RunError);
+}
+
+BOOST_AUTO_TEST_CASE(one_sign_only) {
+    BOOST_TEST(parse_number("+5.1").value() == 5.1);
+    BOOST_TEST(parse_number("-5.1").value() == -5.1);
+    for (const char* bad : {"+-5.1", "-+5.1", "++5", "--5", "+", "-"})
+        BOOST_TEST(!parse_number(bad).has_value(), bad);
+    TempDir t;
+    auto p = t.write("signs.csv", "1,2,a\n+-5.1,2,b\n");
+    CHECK_HAS(error_of([&] { csv_dataset(read_csv(p), small_spec(p)); }),
+              p + ":2: column 0 '+-5.1' is not a finite number");
+}
+
+// Inferred classes are looked up in a hash map and capped: a column of ids taken for the
+// label is refused at the first name past the cap, not loaded as 200,000 classes.
+BOOST_AUTO_TEST_CASE(inferred_classes_are_capped) {
+    TempDir t;
+    std::string text;
+    for (int i = 0; i < int(kMaxCsvClasses); ++i) text += fmt::format("{},1,c{}\n{},2,c{}\n", i, i, i, i);
+    auto p = t.write("at_cap.csv", text);
+    Dataset ds = csv_dataset(read_csv(p), small_spec(p, R"(,"split":{"per_class_train_fraction":0.5})"));
+    BOOST_TEST(ds.classes == kMaxCsvClasses);
+    BOOST_TEST(ds.class_names.back() == "c255");
+    BOOST_TEST(ds.train.labels.back() == 255);
+    auto q = t.write("past_cap.csv", text + "1,1,c0\n1,1,id-257\n");
+    CHECK_HAS(error_of([&] { csv_dataset(read_csv(q), small_spec(q)); }),
+              q + ":514: label 'id-257' in column 2 would be class 257; without a classes list a label column may "
+                  "hold at most 256 distinct names");
+}
+
+BOOST_AUTO_TEST_CASE(repeated_labels_map_to_one_class) {
+    TempDir t;
+    auto p = t.write("repeat.csv", "1,1,b\n2,2,a\n3,3,b\n4,4,a\n5,5,c\n");
+    DataSpec spec = small_spec(p, R"(,"split":{"per_class_train_fraction":0.5})");
+    Dataset ds = csv_dataset(read_csv(p), spec);
+    BOOST_TEST(ds.class_names == (std::vector<std::string>{"b", "a", "c"}), boost::test_tools::per_element());
+    // b: lines 1, 3 -> first trains; a: lines 2, 4 -> first trains; c: line 5 trains.
+    BOOST_TEST(ds.train.labels == (std::vector<std::int32_t>{0, 1, 2}), boost::test_tools::per_element());
+    BOOST_TEST(ds.test.labels == (std::vector<std::int32_t>{0, 1}), boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(non_regular_files_are_refused_unread) {
+    TempDir t;
+    std::string fifo = (t.dir / "fifo.csv").string();
+    BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK_HAS(error_of([&] { read_csv(fifo); }), fifo + ": is not a regular file (a FIFO)");
+    CHECK_HAS(error_of([&] { read_csv(t.dir.string()); }), t.dir.string() + ": is a directory");
+    CHECK_HAS(error_of([&] { read_csv("/dev/zero"); }), "/dev/zero: is not a regular file (a character device)");
 }

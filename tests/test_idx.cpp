@@ -288,7 +288,7 @@ BOOST_AUTO_TEST_CASE(folder_level_errors) {
     CHECK_HAS(error_of([&] { load_dataset(two); }), t.path(kTrainLabels) + ": label 3 at index 0 is not a class id (0 to 1)");
     // Labels where images belong.
     write(t.path(kTestImages), labels_of({1, 0}));
-    CHECK_HAS(error_of([&] { load_dataset(spec); }), "holds labels (magic 0x00000801); expected images");
+    CHECK_HAS(error_of([&] { load_dataset(spec); }), t.path(kTestImages) + ": magic 0x00000801 (labels) where an images file (0x00000803) was expected");
     write(t.path(kTestImages), idx_bytes(kIdxImagesMagic, {2, 2, 3}, pixels(12, 2)));
     CHECK_HAS(error_of([&] { load_dataset(spec); }), "training images are 3x2 but test images are 2x3");
     fs::remove(t.path(kTrainImages));
@@ -320,4 +320,45 @@ BOOST_AUTO_TEST_CASE(real_mnist_when_present) {
     BOOST_TEST(ds.test.count == 10000);
     BOOST_TEST(ds.train.labels[0] == 5);
     BOOST_TEST(ds.test.labels[0] == 7);
+}
+
+BOOST_AUTO_TEST_CASE(the_role_comes_from_the_lecture_s_names) {
+    BOOST_TEST((idx_role_from_name("data/mnist/train-labels-idx1-ubyte.gz") == IdxRole::labels));
+    BOOST_TEST((idx_role_from_name("t10k-labels-idx1-ubyte") == IdxRole::labels));
+    BOOST_TEST((idx_role_from_name("/x/t10k-images-idx3-ubyte.gz") == IdxRole::images));
+    BOOST_TEST((idx_role_from_name("emnist-letters-train-images-idx3-ubyte") == IdxRole::images));
+    BOOST_TEST((idx_role_from_name("idx1-ubyte/digits.idx") == IdxRole::any));  // the folder says nothing
+    BOOST_TEST((idx_role_from_name("labels.gz") == IdxRole::any));
+}
+
+// A file of the other kind is named by its magic before its header is read as the kind
+// its role expects: the images header of a labels file used to be reported as "10 labels"
+// or its dims as image sides.
+BOOST_AUTO_TEST_CASE(a_file_of_the_other_kind_is_named_by_its_magic) {
+    TempDir t;
+    const Bytes images = idx_bytes(kIdxImagesMagic, {10, 83887105, 151126275}, "");
+    const Bytes labels = labels_of({1, 2, 3});
+    for (bool gz : {false, true}) {
+        auto p = write(t.path(gz ? "i.gz" : "i"), gz ? gzip(images) : images);
+        CHECK_HAS(error_of([&] { read_idx(p, IdxRole::labels); }),
+                  p + ": magic 0x00000803 (images) where a labels file (0x00000801) was expected");
+        auto q = write(t.path(gz ? "l.gz" : "l"), gz ? gzip(labels) : labels);
+        CHECK_HAS(error_of([&] { read_idx(q, IdxRole::images); }),
+                  q + ": magic 0x00000801 (labels) where an images file (0x00000803) was expected");
+        BOOST_TEST(read_idx(q, IdxRole::labels).dims == (Dims{3}), boost::test_tools::per_element());
+    }
+    auto r = write(t.path("r"), idx_bytes(0x00000802, {2, 3}, pixels(6, 0)));
+    CHECK_HAS(error_of([&] { read_idx(r, IdxRole::labels); }),
+              r + ": bad magic 0x00000802 where a labels file (0x00000801) was expected");
+    auto e = write(t.path("empty-idx1-ubyte.gz"), "");
+    CHECK_HAS(error_of([&] { read_idx(e, IdxRole::labels); }), e + ": empty file; too short for an IDX header");
+}
+
+BOOST_AUTO_TEST_CASE(an_idx_folder_checks_each_file_s_role) {
+    TempDir t;
+    write_set(t, true);
+    auto spec = idx_spec(t.dir.string());
+    write(t.path(kTrainLabels) + ".gz", gzip(idx_bytes(kIdxImagesMagic, {10, 83887105, 151126275}, "")));
+    CHECK_HAS(error_of([&] { load_dataset(spec); }),
+              t.path(kTrainLabels) + ".gz: magic 0x00000803 (images) where a labels file (0x00000801) was expected");
 }

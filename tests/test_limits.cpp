@@ -211,6 +211,17 @@ BOOST_AUTO_TEST_CASE(csv_over_its_cap_is_refused_unread) {
         std::ofstream out(p);
     }
     fs::resize_file(p, std::uintmax_t(data::kMaxCsvBytes) + 1);
-    refused_small_and_fast([&] { data::read_csv(p.string()); }, "CSV files are limited to 67108864 bytes");
+    refused_small_and_fast([&] { data::read_csv(p.string()); }, "file is 67108865 bytes, more than the 64 MiB cap for CSV files");
     fs::remove(p);
+}
+
+// The caps above come from the file size; a device has none (/dev/zero says 0 bytes and
+// never ends). Every reader refuses it at once, before reading a byte.
+BOOST_AUTO_TEST_CASE(an_endless_device_is_refused_unread) {
+    const std::string what = "/dev/zero: is not a regular file (a character device)";
+    refused_small_and_fast([] { read_text_file("/dev/zero"); }, what);
+    refused_small_and_fast([] { load_model("/dev/zero"); }, what);
+    refused_small_and_fast([] { data::read_csv("/dev/zero"); }, what);
+    refused_small_and_fast([] { data::read_idx("/dev/zero"); }, what);
+    refused_small_and_fast([] { read_text_file("/dev/urandom"); }, "/dev/urandom: is not a regular file");
 }
