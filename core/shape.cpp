@@ -2,7 +2,16 @@
 
 #include <fmt/format.h>
 
+#include "core/error.hpp"
+
 namespace chainrule {
+
+Dim::Dim(std::string name) : symbol(std::move(name)) {
+    // An empty symbol is how a fixed dim is stored, so Dim("") would quietly mean size 1.
+    if (symbol.empty()) throw InputError("a symbolic dim needs a name, e.g. Dim(\"N\")");
+}
+
+Dim::Dim(const char* name) : Dim(std::string(name ? name : "")) {}
 
 Shape fixed_shape(const Dims& dims) {
     Shape s;

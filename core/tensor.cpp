@@ -84,6 +84,55 @@ void Tensor::set(std::int64_t i, double v) {
         data<double>()[i] = v;
 }
 
+namespace {
+
+// The dims of `v`, read along its first items; fill_nested checks the rest.
+void nested_dims(const Tensor::Nested& v, Dims& dims) {
+    for (const Tensor::Nested* p = &v; p->is_list; p = &p->items.front()) {
+        if (p->items.empty()) throw InputError("Tensor::of: an empty list has no values; every dim must be at least 1");
+        dims.push_back(static_cast<std::int64_t>(p->items.size()));
+    }
+}
+
+// Writes the values of `v` (depth `depth` of `dims`) from flat index `at`, checking
+// that it has the shape its first items announced. `path` ("[1][0]") names `v` in
+// messages; it is never empty below the top, and the top fits by construction.
+void fill_nested(const Tensor::Nested& v, const Dims& dims, std::size_t depth, Tensor& t, std::int64_t& at,
+                 std::string& path) {
+    if (depth == dims.size()) {
+        if (v.is_list)
+            throw InputError(fmt::format("Tensor::of: element {} is a list, but the first element of its "
+                                         "level is a number (shape {})", path, format_dims(dims)));
+        t.set(at++, v.value);
+        return;
+    }
+    if (!v.is_list)
+        throw InputError(fmt::format("Tensor::of: element {} is a number, but a list of {} was expected (shape {})",
+                                     path, dims[depth], format_dims(dims)));
+    if (static_cast<std::int64_t>(v.items.size()) != dims[depth])
+        throw InputError(fmt::format("Tensor::of: list {} has {} values, but the first list of its level has {} "
+                                     "(shape {})", path, v.items.size(), dims[depth],
+                                     format_dims(dims)));
+    for (std::size_t i = 0; i < v.items.size(); ++i) {
+        std::size_t keep = path.size();
+        path += fmt::format("[{}]", i);
+        fill_nested(v.items[i], dims, depth + 1, t, at, path);
+        path.resize(keep);
+    }
+}
+
+}  // namespace
+
+Tensor Tensor::of(const Nested& values, Dtype dtype) {
+    Dims dims;
+    nested_dims(values, dims);
+    Tensor t(dtype, dims);
+    std::int64_t at = 0;
+    std::string path;
+    fill_nested(values, dims, 0, t, at, path);
+    return t;
+}
+
 Tensor Tensor::to(Dtype dtype) const {
     Tensor t(dtype, dims_);
     t.assign(*this);

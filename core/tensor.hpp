@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -46,8 +47,23 @@ constexpr Dtype dtype_of<double>() { return Dtype::f64; }
 
 class Tensor {
 public:
+    // Values as nested braces, one level per dim: a number, or a list of Nested.
+    struct Nested {
+        Nested(double v) : value(v) {}
+        Nested(std::initializer_list<Nested> l) : items(l), is_list(true) {}
+        double value = 0;
+        std::vector<Nested> items;  // copied: the braces' arrays die with the full-expression
+        bool is_list = false;
+    };
+
     Tensor() = default;
     Tensor(Dtype dtype, Dims dims);  // zero-filled
+
+    // A tensor from its values written out, so that tests and embedding programs need no
+    // loop of set(): Tensor::of({1, 2}) is [2], Tensor::of({{1, 2}, {3, 4}}) is [2,2],
+    // Tensor::of({{0.1}, {0.2}}) is [2,1], Tensor::of(3) is a scalar (dims []).
+    // Throws InputError when rows differ in length or depth, or a list is empty.
+    static Tensor of(const Nested& values, Dtype dtype = Dtype::f64);
     Tensor(const Tensor& other);
     Tensor& operator=(const Tensor& other);
     Tensor(Tensor&&) noexcept = default;
