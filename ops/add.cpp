@@ -18,6 +18,8 @@ const bool registered = register_op({
                 {.shapes = {{2, 3, 2}, {3, 1}}},
                 {.shapes = {{}, {2, 2}}}},
     .summary = "elementwise sum with broadcasting",
+    .bad_samples = {{.shapes = {{3, 4}, {3}}, .error = "cannot broadcast [3,4] with [3]"},
+                    {.shapes = {{2, 3}, {3, 2}}, .error = "cannot broadcast [2,3] with [3,2]"}},
 });
 
 }  // namespace

@@ -103,11 +103,14 @@ const bool registered = register_op({
                 // Soft targets make the labels' gradient −ln p / N checkable too.
                 {.shapes = {{3, 4}, {3, 4}}, .domains = {Domain::real, Domain::positive}}},
     .summary = "softmax cross-entropy, mean over rows; labels as class indices [N] or one-hot [N,C]",
-    .bad_samples = {{.shapes = {{4, 3}, {3}}},
-                    {.shapes = {{4, 3}, {4, 2}}},
-                    {.shapes = {{4}, {4}}},
-                    {.shapes = {{4, 3}, {4, 1}}},
-                    {.shapes = {{2, 3, 4}, {2}}}},
+    .bad_samples = {{.shapes = {{4, 3}, {3}},
+                     .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [3]"},
+                    {.shapes = {{4, 3}, {4, 2}},
+                     .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [4,2]"},
+                    {.shapes = {{4}, {4}}, .error = "needs logits of shape [N,C], got [4]"},
+                    {.shapes = {{4, 3}, {4, 1}},
+                     .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [4,1]"},
+                    {.shapes = {{2, 3, 4}, {2}}, .error = "needs logits of shape [N,C], got [2,3,4]"}},
 });
 
 }  // namespace

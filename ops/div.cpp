@@ -19,7 +19,8 @@ const bool registered = register_op({
                 {.shapes = {{}, {2, 2}}, .domains = {Domain::real, Domain::positive}},
                 {.shapes = {{3, 2}, {}}, .domains = {Domain::real, Domain::positive}}},
     .summary = "elementwise quotient with broadcasting",
-    .bad_samples = {{.shapes = {{3, 4}, {3}}}, {.shapes = {{2, 3}, {3, 2}}}},
+    .bad_samples = {{.shapes = {{3, 4}, {3}}, .error = "cannot broadcast [3,4] with [3]"},
+                    {.shapes = {{2, 3}, {3, 2}}, .error = "cannot broadcast [2,3] with [3,2]"}},
 });
 
 }  // namespace

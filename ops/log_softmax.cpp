@@ -26,7 +26,9 @@ const bool registered = register_op({
                 {.shapes = {{2, 3, 2}}, .attrs = {{"axis", 1}}},
                 {.shapes = {{5}}}},
     .summary = "log of softmax along an axis (log-sum-exp, stable for large logits)",
-    .bad_samples = {{.shapes = {{}}}, {.shapes = {{3, 4}}, .attrs = {{"axis", -3}}}},
+    .bad_samples = {{.shapes = {{}}, .error = "needs a tensor of rank >= 1, got a scalar"},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", -3}},
+                     .error = "axis -3 is out of range for a tensor of rank 2"}},
 });
 
 }  // namespace

@@ -21,9 +21,11 @@ const bool registered = register_op({
                 {.shapes = {{2, 3}}, .attrs = {{"keepdims", true}}},
                 {.shapes = {{}}}},
     .summary = "mean over an axis, a list of axes, or all (axis null); keepdims keeps them as 1",
-    .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"axis", -3}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"axis", {0, 0}}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"axis", true}}}},
+    .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"axis", -3}},
+                     .error = "axis -3 is out of range for a tensor of rank 2"},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", {0, 0}}}, .error = "axis [0,0] names axis 0 twice"},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", true}},
+                     .error = "axis must be null (all axes), an integer or a list of integers, got true"}},
 });
 
 }  // namespace

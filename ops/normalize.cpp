@@ -34,6 +34,9 @@ const bool registered = register_op({
                 {.shapes = {{2, 3, 2}}, .attrs = {{"axis", 1}}, .domains = {Domain::positive}},
                 {.shapes = {{5}}, .domains = {Domain::positive}}},
     .summary = "divide by the sum along an axis (exact Jacobian)",
+    .bad_samples = {{.shapes = {{}}, .error = "needs a tensor of rank >= 1, got a scalar"},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", 2}},
+                     .error = "axis 2 is out of range for a tensor of rank 2"}},
 });
 
 }  // namespace

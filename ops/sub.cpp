@@ -18,7 +18,8 @@ const bool registered = register_op({
                 {.shapes = {{2, 1}, {1, 3}}},
                 {.shapes = {{}, {2, 2}}}},
     .summary = "elementwise difference with broadcasting",
-    .bad_samples = {{.shapes = {{3, 4}, {3}}}, {.shapes = {{2, 3}, {3, 2}}}},
+    .bad_samples = {{.shapes = {{3, 4}, {3}}, .error = "cannot broadcast [3,4] with [3]"},
+                    {.shapes = {{2, 3}, {3, 2}}, .error = "cannot broadcast [2,3] with [3,2]"}},
 });
 
 }  // namespace

@@ -20,11 +20,15 @@ const bool registered = register_op({
                 {.shapes = {{2, 3}}, .attrs = {{"keepdims", true}}},
                 {.shapes = {{}}}},
     .summary = "sum over an axis, a list of axes, or all (axis null); keepdims keeps them as 1",
-    .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"axis", 2}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"axis", {1, -1}}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"axis", "rows"}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"axis", 0.5}}},
-                    {.shapes = {{}}, .attrs = {{"axis", 0}}}},
+    .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"axis", 2}},
+                     .error = "axis 2 is out of range for a tensor of rank 2"},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", {1, -1}}}, .error = "axis [1,-1] names axis 1 twice"},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", "rows"}},
+                     .error = "an integer or a list of integers, got \"rows\""},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", 0.5}},
+                     .error = "an integer or a list of integers, got 0.5"},
+                    {.shapes = {{}}, .attrs = {{"axis", 0}},
+                     .error = "axis 0 is out of range for a tensor of rank 0"}},
 });
 
 }  // namespace
