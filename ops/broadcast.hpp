@@ -75,18 +75,30 @@ void broadcast_binary(const Tensor& a, const Tensor& b, Tensor& out, F&& f) {
                    [&](std::int64_t io, std::int64_t ia, std::int64_t ib) { po[io] = f(pa[ia], pb[ib]); });
 }
 
+// The one place a broadcast gradient is reduced. Input `which` (0: a, 1: b) of a binary op
+// with output shape `out` gets target[i] = Σ term(io, ia, ib) over the output elements io
+// it was broadcast to (ia, ib as walk_broadcast gives them). Summed in row-major order from
+// 0, like the fused add's bias column sums (ops/kernels.hpp), so both give the same numbers;
+// an input of the output's shape is written directly, its -0.0 left alone.
+template <class T, class Term>
+void sum_to_shape(const Dims& out, const Dims& a, const Dims& b, int which, Tensor& target, Term&& term) {
+    T* t = target.data<T>();
+    if (target.dims() == out) {
+        walk_broadcast(out, a, b, [&](std::int64_t io, std::int64_t ia, std::int64_t ib) { t[io] = term(io, ia, ib); });
+        return;
+    }
+    target.zero();
+    walk_broadcast(out, a, b, [&](std::int64_t io, std::int64_t ia, std::int64_t ib) {
+        t[which == 0 ? ia : ib] += term(io, ia, ib);
+    });
+}
+
 // target = grad summed over the dims along which target's shape was broadcast to grad's.
 template <class T>
 void sum_to_shape(const Tensor& grad, Tensor& target) {
     const T* g = grad.data<T>();
-    T* t = target.data<T>();
-    if (grad.dims() == target.dims()) {
-        for (std::int64_t i = 0; i < grad.numel(); ++i) t[i] = g[i];
-        return;
-    }
-    target.zero();
-    walk_broadcast(grad.dims(), target.dims(), target.dims(),
-                   [&](std::int64_t io, std::int64_t it, std::int64_t) { t[it] += g[io]; });
+    sum_to_shape<T>(grad.dims(), target.dims(), target.dims(), 0, target,
+                    [&](std::int64_t io, std::int64_t, std::int64_t) { return g[io]; });
 }
 
 // A tensor seen as lines along one axis: line (o, i) holds the `len` elements

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
-#include "ops/op.hpp"
+#include "ops/along_axis.hpp"
 
 namespace chainrule {
 namespace {
@@ -24,16 +24,6 @@ std::int64_t class_of(const T* labels, std::int64_t r, std::int64_t classes) {
                                    "in [0, {}) (one per logits column)",
                                    r, double(v), classes));
     return static_cast<std::int64_t>(v);
-}
-
-// m + ln Σ_j exp(z_j − m) with m = max_j z_j: never overflows.
-template <class T>
-T log_sum_exp(const T* z, std::int64_t n) {
-    T m = z[0];
-    for (std::int64_t j = 1; j < n; ++j) m = std::max(m, z[j]);
-    T sum = 0;
-    for (std::int64_t j = 0; j < n; ++j) sum += std::exp(z[j] - m);
-    return m + std::log(sum);
 }
 
 const bool registered = register_op({
@@ -64,7 +54,7 @@ const bool registered = register_op({
                 double total = 0;  // in double: a batch of 10^4 float32 terms loses digits
                 for (std::int64_t r = 0; r < rows; ++r) {
                     const T* zr = pz + r * classes;
-                    T lse = log_sum_exp(zr, classes);
+                    const T lse = exp_sum(Line<const T>{zr, classes, 1}).log_sum_exp();
                     if (indices) {
                         total += double(lse - zr[class_of(pt, r, classes)]);
                         continue;
@@ -89,7 +79,7 @@ const bool registered = register_op({
                 if (gt && indices) c.grad_in[1]->zero();
                 for (std::int64_t r = 0; r < rows; ++r) {
                     const T* zr = pz + r * classes;
-                    T lse = log_sum_exp(zr, classes);
+                    const T lse = exp_sum(Line<const T>{zr, classes, 1}).log_sum_exp();
                     if (indices) {
                         if (!gz) continue;
                         std::int64_t k = class_of(pt, r, classes);
@@ -113,11 +103,14 @@ const bool registered = register_op({
                 // Soft targets make the labels' gradient −ln p / N checkable too.
                 {.shapes = {{3, 4}, {3, 4}}, .domains = {Domain::real, Domain::positive}}},
     .summary = "softmax cross-entropy, mean over rows; labels as class indices [N] or one-hot [N,C]",
-    .bad_samples = {{.shapes = {{4, 3}, {3}}},
-                    {.shapes = {{4, 3}, {4, 2}}},
-                    {.shapes = {{4}, {4}}},
-                    {.shapes = {{4, 3}, {4, 1}}},
-                    {.shapes = {{2, 3, 4}, {2}}}},
+    .bad_samples = {{.shapes = {{4, 3}, {3}},
+                     .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [3]"},
+                    {.shapes = {{4, 3}, {4, 2}},
+                     .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [4,2]"},
+                    {.shapes = {{4}, {4}}, .error = "needs logits of shape [N,C], got [4]"},
+                    {.shapes = {{4, 3}, {4, 1}},
+                     .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [4,1]"},
+                    {.shapes = {{2, 3, 4}, {2}}, .error = "needs logits of shape [N,C], got [2,3,4]"}},
 });
 
 }  // namespace

@@ -1,13 +1,20 @@
-// Forward and backward of a one-input elementwise op from two per-element formulas, so an
-// op file shows y = f(x) and dL/dx next to each other and nothing else:
+// Forward and backward of elementwise ops from per-element formulas, so an op file shows
+// y = f(x) and dL/dx next to each other and nothing else:
 //
 //     .forward = unary_forward([](auto x) { return std::exp(x); }),
 //     .backward = unary_backward([](auto x, auto y, auto g) { return g * y; }),
 //
-// `g` is dL/dy for the element; x and y are its input and output. The lambdas are generic
-// so that one formula serves float32 and float64.
+//     .forward = binary_forward([](auto a, auto b) { return a * b; }),
+//     .backward = binary_backward([](auto, auto b, auto, auto g) { return g * b; },   // dL/da
+//                                 [](auto a, auto, auto, auto g) { return g * a; }),  // dL/db
+//
+// `g` is dL/dy for the element; x (a, b) and y are its inputs and output. A binary op
+// broadcasts numpy-style, and each partial is summed back to its input's shape by
+// sum_to_shape (ops/broadcast.hpp). The lambdas are generic so that one formula serves
+// float32 and float64.
 #pragma once
 
+#include "ops/broadcast.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {
@@ -23,6 +30,15 @@ auto unary_forward(F f) {
     };
 }
 
+// For a forward that is a whole-array loop, loop(x, y, n), such as a vectorized kernel
+// that must round exactly like a fused pass (sigmoid and ops/kernels.hpp).
+template <class L>
+auto unary_forward_loop(L loop) {
+    return [loop](const ForwardCall& c) {
+        dispatch(c.out.dtype(), [&]<class T>() { loop(c.in[0]->data<T>(), c.out.data<T>(), c.out.numel()); });
+    };
+}
+
 template <class D>
 auto unary_backward(D d) {
     return [d](const BackwardCall& c) {
@@ -33,6 +49,35 @@ auto unary_backward(D d) {
             const T* g = c.grad_out.data<T>();
             T* gx = c.grad_in[0]->data<T>();
             for (std::int64_t i = 0; i < c.out.numel(); ++i) gx[i] = T(d(x[i], y[i], g[i]));
+        });
+    };
+}
+
+template <class F>
+auto binary_forward(F f) {
+    return [f](const ForwardCall& c) {
+        dispatch(c.out.dtype(), [&]<class T>() {
+            broadcast_binary<T>(*c.in[0], *c.in[1], c.out, [&](T a, T b) { return T(f(a, b)); });
+        });
+    };
+}
+
+// da(a, b, y, g) and db(a, b, y, g): dL/dy times ∂y/∂a (∂y/∂b) for one output element.
+template <class DA, class DB>
+auto binary_backward(DA da, DB db) {
+    return [da, db](const BackwardCall& c) {
+        dispatch(c.out.dtype(), [&]<class T>() {
+            const Tensor &a = *c.in[0], &b = *c.in[1];
+            const T *pa = a.data<T>(), *pb = b.data<T>(), *y = c.out.data<T>(), *g = c.grad_out.data<T>();
+            auto partial = [&](int which, const auto& d) {
+                if (!c.grad_in[which]) return;
+                sum_to_shape<T>(c.out.dims(), a.dims(), b.dims(), which, *c.grad_in[which],
+                                [&](std::int64_t io, std::int64_t ia, std::int64_t ib) {
+                                    return T(d(pa[ia], pb[ib], y[io], g[io]));
+                                });
+            };
+            partial(0, da);
+            partial(1, db);
         });
     };
 }

@@ -59,7 +59,7 @@ const bool registered = register_op({
         },
     .samples = {{.shapes = {{3, 10}}}, {.shapes = {{4}}}, {.shapes = {{2, 3, 2}}}},
     .summary = "the lecture's sigmoid+normalize output with its hand-derived (inexact) update",
-    .bad_samples = {{.shapes = {{}}}},
+    .bad_samples = {{.shapes = {{}}, .error = "needs a tensor of rank >= 1, got a scalar"}},
     .exact_gradient = false,
 });
 

@@ -62,10 +62,11 @@ const bool registered = register_op({
                 {.shapes = {{1, 5}, {5, 1}, {1}}},
                 {.shapes = {{2, 1}, {1, 3}, {3}}}},
     .summary = "fully connected layer x·W + b in one node (cblas, bias fused)",
-    .bad_samples = {{.shapes = {{3, 4}, {3, 2}, {2}}},
-                    {.shapes = {{3, 4}, {4, 2}, {4}}},
-                    {.shapes = {{3, 4}, {4, 2}, {1, 2}}},
-                    {.shapes = {{4}, {4, 2}, {2}}}},
+    .bad_samples = {{.shapes = {{3, 4}, {3, 2}, {2}}, .error = "cannot multiply x [3,4] by W [3,2]"},
+                    {.shapes = {{3, 4}, {4, 2}, {4}}, .error = "bias [4] does not match W [4,2]"},
+                    {.shapes = {{3, 4}, {4, 2}, {1, 2}},
+                     .error = "needs x[N,in], W[in,out], b[out], got [3,4], [4,2], [1,2]"},
+                    {.shapes = {{4}, {4, 2}, {2}}, .error = "needs x[N,in], W[in,out], b[out], got [4], [4,2], [2]"}},
 });
 
 }  // namespace

@@ -1,9 +1,6 @@
 // log_softmax(x, axis) = x − logsumexp(x) along axis, with the log-sum-exp shifted by
 // the line's max: finite for logits ±1000, where log(softmax(x)) would give −inf.
-#include <cmath>
-
-#include "ops/broadcast.hpp"
-#include "ops/op.hpp"
+#include "ops/along_axis.hpp"
 
 namespace chainrule {
 namespace {
@@ -15,46 +12,23 @@ const bool registered = register_op({
     .inputs = {"x"},
     .attrs = {{"axis", -1}},
     .shape = same_shape_along_axis,
-    .forward =
-        [](const ForwardCall& c) {
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const AxisLines lines = AxisLines::along(c.out, c.attrs);
-                const std::int64_t n = lines.len, s = lines.stride();
-                const T* x = c.in[0]->data<T>();
-                T* y = c.out.data<T>();
-                lines.for_each([&](std::int64_t base) {
-                    T m = x[base];
-                    for (std::int64_t j = 1; j < n; ++j) m = std::max(m, x[base + j * s]);
-                    T sum = 0;
-                    for (std::int64_t j = 0; j < n; ++j) sum += std::exp(x[base + j * s] - m);
-                    T shift = m + std::log(sum);
-                    for (std::int64_t j = 0; j < n; ++j) y[base + j * s] = x[base + j * s] - shift;
-                });
-            });
-        },
-    .backward =
-        [](const BackwardCall& c) {
-            if (!c.grad_in[0]) return;
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const AxisLines lines = AxisLines::along(c.out, c.attrs);
-                const std::int64_t n = lines.len, s = lines.stride();
-                const T* y = c.out.data<T>();
-                const T* g = c.grad_out.data<T>();
-                T* gx = c.grad_in[0]->data<T>();
-                lines.for_each([&](std::int64_t base) {
-                    T gsum = 0;
-                    for (std::int64_t j = 0; j < n; ++j) gsum += g[base + j * s];
-                    for (std::int64_t j = 0; j < n; ++j)
-                        gx[base + j * s] = g[base + j * s] - std::exp(y[base + j * s]) * gsum;
-                });
-            });
-        },
+    .forward = along_axis_forward([]<class T>(Line<const T> x, Line<T> y) {
+        const T shift = exp_sum(x).log_sum_exp();
+        for (std::int64_t j = 0; j < y.n; ++j) y[j] = x[j] - shift;
+    }),
+    .backward = along_axis_backward([]<class T>(Line<const T>, Line<const T> y, Line<const T> g, Line<T> gx) {
+        T gsum = 0;
+        for (std::int64_t j = 0; j < y.n; ++j) gsum += g[j];
+        for (std::int64_t j = 0; j < y.n; ++j) gx[j] = g[j] - std::exp(y[j]) * gsum;
+    }),
     .samples = {{.shapes = {{3, 4}}},
                 {.shapes = {{3, 4}}, .attrs = {{"axis", 0}}},
                 {.shapes = {{2, 3, 2}}, .attrs = {{"axis", 1}}},
                 {.shapes = {{5}}}},
     .summary = "log of softmax along an axis (log-sum-exp, stable for large logits)",
-    .bad_samples = {{.shapes = {{}}}, {.shapes = {{3, 4}}, .attrs = {{"axis", -3}}}},
+    .bad_samples = {{.shapes = {{}}, .error = "needs a tensor of rank >= 1, got a scalar"},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", -3}},
+                     .error = "axis -3 is out of range for a tensor of rank 2"}},
 });
 
 }  // namespace

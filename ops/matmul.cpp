@@ -47,6 +47,9 @@ const bool registered = register_op({
         },
     .samples = {{.shapes = {{3, 4}, {4, 2}}}, {.shapes = {{1, 5}, {5, 1}}}, {.shapes = {{2, 1}, {1, 3}}}},
     .summary = "matrix product of two 2-D tensors (cblas)",
+    .bad_samples = {{.shapes = {{3, 4}, {3, 2}},
+                     .error = "cannot multiply [3,4] by [3,2]: the inner dims [4] and [3]"},
+                    {.shapes = {{3}, {3, 2}}, .error = "needs two 2-D inputs, got [3] and [3,2]"}},
 });
 
 }  // namespace

@@ -1,14 +1,9 @@
 // mean(x, axis, keepdims): the mean over one axis, a list of axes, or (axis null, the
 // default) all of them, giving a scalar. keepdims leaves the reduced axes as size 1.
-#include "ops/broadcast.hpp"
-#include "ops/op.hpp"
+#include "ops/reduce.hpp"
 
 namespace chainrule {
 namespace {
-
-Dims kept_of(const Tensor& x, const Attrs& attrs) {
-    return kept_dims(x.dims(), reduced_axes(attrs.at("axis"), x.rank()));
-}
 
 const bool registered = register_op({
     .name = "mean",
@@ -17,38 +12,8 @@ const bool registered = register_op({
     .inputs = {"x"},
     .attrs = {{"axis", nullptr}, {"keepdims", false}},
     .shape = reduction_shape,
-    .forward =
-        [](const ForwardCall& c) {
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const Tensor& x = *c.in[0];
-                const T* px = x.data<T>();
-                T* y = c.out.data<T>();
-                const std::int64_t n = x.numel() / c.out.numel();
-                if (c.out.numel() == 1) {  // in double: 10^5 float32 terms would lose digits
-                    double total = 0;
-                    for (std::int64_t i = 0; i < x.numel(); ++i) total += double(px[i]);
-                    y[0] = static_cast<T>(total / double(n));
-                    return;
-                }
-                Dims kept = kept_of(x, c.attrs);
-                c.out.zero();
-                walk_broadcast(x.dims(), kept, kept, [&](std::int64_t i, std::int64_t o, std::int64_t) { y[o] += px[i]; });
-                const T r = T(1) / static_cast<T>(n);
-                for (T& v : c.out.span<T>()) v *= r;
-            });
-        },
-    .backward =
-        [](const BackwardCall& c) {
-            if (!c.grad_in[0]) return;
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const Tensor& x = *c.in[0];
-                Dims kept = kept_of(x, c.attrs);
-                const T* g = c.grad_out.data<T>();
-                T* gx = c.grad_in[0]->data<T>();
-                const T r = T(1) / static_cast<T>(x.numel() / c.out.numel());
-                walk_broadcast(x.dims(), kept, kept, [&](std::int64_t i, std::int64_t o, std::int64_t) { gx[i] = g[o] * r; });
-            });
-        },
+    .forward = reduction_forward(Reduction::mean),
+    .backward = reduction_backward(Reduction::mean),
     .samples = {{.shapes = {{3, 4}}},
                 {.shapes = {{3, 4}}, .attrs = {{"axis", 0}}},
                 {.shapes = {{3, 4}}, .attrs = {{"axis", 1}, {"keepdims", true}}},
@@ -56,9 +21,11 @@ const bool registered = register_op({
                 {.shapes = {{2, 3}}, .attrs = {{"keepdims", true}}},
                 {.shapes = {{}}}},
     .summary = "mean over an axis, a list of axes, or all (axis null); keepdims keeps them as 1",
-    .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"axis", -3}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"axis", {0, 0}}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"axis", true}}}},
+    .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"axis", -3}},
+                     .error = "axis -3 is out of range for a tensor of rank 2"},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", {0, 0}}}, .error = "axis [0,0] names axis 0 twice"},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", true}},
+                     .error = "axis must be null (all axes), an integer or a list of integers, got true"}},
 });
 
 }  // namespace

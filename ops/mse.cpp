@@ -48,6 +48,9 @@ const bool registered = register_op({
         },
     .samples = {{.shapes = {{3, 4}, {3, 4}}}, {.shapes = {{5}, {5}}}, {.shapes = {{2, 1}, {2, 1}}}},
     .summary = "the lecture's loss: half the mean over rows of the squared error",
+    .bad_samples = {{.shapes = {{3, 4}, {3, 1}},
+                     .error = "needs equal shapes for prediction and target, got [3,4] and [3,1]"},
+                    {.shapes = {{}, {}}, .error = "needs inputs of rank >= 1 (rows), got scalars"}},
 });
 
 }  // namespace

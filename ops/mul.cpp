@@ -1,6 +1,5 @@
 // mul(a, b) = a ⊙ b (elementwise) with numpy broadcasting.
-#include "ops/broadcast.hpp"
-#include "ops/op.hpp"
+#include "ops/elementwise.hpp"
 
 namespace chainrule {
 namespace {
@@ -10,32 +9,9 @@ const bool registered = register_op({
     .formula = "y = a ⊙ b (elementwise);  dL/da = sum_to_shape(dL/dy ⊙ b, a),  dL/db = sum_to_shape(dL/dy ⊙ a, b)",
     .inputs = {"a", "b"},
     .shape = [](std::span<const Shape> in, const Attrs&) { return broadcast_shapes(in[0], in[1]); },
-    .forward =
-        [](const ForwardCall& c) {
-            dispatch(c.out.dtype(), [&]<class T>() {
-                broadcast_binary<T>(*c.in[0], *c.in[1], c.out, [](T x, T y) { return x * y; });
-            });
-        },
-    .backward =
-        [](const BackwardCall& c) {
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const Tensor &a = *c.in[0], &b = *c.in[1];
-                const T *pa = a.data<T>(), *pb = b.data<T>(), *g = c.grad_out.data<T>();
-                // Reduced while walking, so no product tensor of the output's size is allocated.
-                if (c.grad_in[0]) {
-                    T* ga = c.grad_in[0]->data<T>();
-                    c.grad_in[0]->zero();
-                    walk_broadcast(c.out.dims(), a.dims(), b.dims(),
-                                   [&](std::int64_t io, std::int64_t ia, std::int64_t ib) { ga[ia] += g[io] * pb[ib]; });
-                }
-                if (c.grad_in[1]) {
-                    T* gb = c.grad_in[1]->data<T>();
-                    c.grad_in[1]->zero();
-                    walk_broadcast(c.out.dims(), a.dims(), b.dims(),
-                                   [&](std::int64_t io, std::int64_t ia, std::int64_t ib) { gb[ib] += g[io] * pa[ia]; });
-                }
-            });
-        },
+    .forward = binary_forward([](auto a, auto b) { return a * b; }),
+    .backward = binary_backward([](auto, auto b, auto, auto g) { return g * b; },   // ∂y/∂a = b
+                                [](auto a, auto, auto, auto g) { return g * a; }),  // ∂y/∂b = a
     .samples = {{.shapes = {{3, 4}, {3, 4}}},
                 {.shapes = {{3, 4}, {4}}},
                 {.shapes = {{2, 1}, {1, 3}}},
@@ -43,7 +19,8 @@ const bool registered = register_op({
                 {.shapes = {{}, {2, 2}}},
                 {.shapes = {{2, 2}, {}}}},
     .summary = "elementwise product with broadcasting",
-    .bad_samples = {{.shapes = {{3, 4}, {3}}}, {.shapes = {{2, 3}, {3, 2}}}},
+    .bad_samples = {{.shapes = {{3, 4}, {3}}, .error = "cannot broadcast [3,4] with [3]"},
+                    {.shapes = {{2, 3}, {3, 2}}, .error = "cannot broadcast [2,3] with [3,2]"}},
 });
 
 }  // namespace

@@ -4,7 +4,7 @@
 //
 //     static const bool registered = chainrule::register_op({
 //         .name = "sigmoid",
-//         .formula = "y = 1/(1+exp(-x));  dL/dx = dL/dy * y*(1-y)",
+//         .formula = "y = 1/(1+exp(-x));  dL/dx = dL/dy · y(1−y)",
 //         .inputs = {"x"},
 //         .shape = [](auto in, auto&) { return in[0]; },
 //         .forward = ...,   // out = f(inputs)
@@ -24,6 +24,9 @@
 //  - samples: inputs on which tests/test_ops_table.cpp checks the shape rule, the
 //    gradient against central finite differences in float64, and float32 against float64.
 //    An op without samples fails that test.
+//  - formula: y = f(inputs), then dL/d<input> for each input by name; checked like samples.
+//  - bad_samples: inputs the shape rule must reject, each with the `error` fragment its
+//    ShapeError message must contain.
 //  - attrs: the allowed attributes with their defaults; a model naming any other attr, or
 //    one of a different JSON type, is rejected when loaded.
 #pragma once
@@ -68,11 +71,16 @@ struct OpSample {
     std::vector<Dims> shapes;               // one per input
     Attrs attrs = Attrs::object();          // merged over the op's defaults
     std::vector<Domain> domains = {};       // per input; missing ones are Domain::real
+    // Bad samples only: a fragment the shape rule's ShapeError message must contain, such
+    // as "cannot broadcast [3,4] with [3]" (PyTorch's OpInfo error_inputs: error_regex).
+    std::string error = {};
 };
 
 struct Op {
     std::string name;
-    std::string formula;                   // shown by `chainrule ops` and `chainrule step`
+    // Shown by `chainrule ops` and `chainrule step`: y = f(inputs), then dL/d<input> for every
+    // input, each by its name ("dL/dx = dL/dy · y(1−y)"); `ops --check` holds ops to it.
+    std::string formula;
     std::vector<std::string> inputs;       // input names, for docs and arity
     Attrs attrs = Attrs::object();         // allowed attrs with default values
     std::function<Shape(std::span<const Shape> in, const Attrs& attrs)> shape;

@@ -1,5 +1,6 @@
 #include "ops/opcheck.hpp"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fmt/format.h>
@@ -35,6 +36,20 @@ Tensor sample_tensor(const Dims& dims, Domain domain, Rng& rng, std::int64_t cla
 }
 
 bool differentiable(Domain d) { return d != Domain::one_hot && d != Domain::class_index; }
+
+std::vector<std::string> inputs_missing_from_formula(const Op& op) {
+    std::vector<std::string> missing;
+    for (const auto& input : op.inputs) {
+        const std::string want = "dL/d" + input;
+        bool named = false;
+        for (auto at = op.formula.find(want); at != std::string::npos && !named; at = op.formula.find(want, at + 1)) {
+            const std::size_t end = at + want.size();
+            named = end == op.formula.size() || !std::isalnum(static_cast<unsigned char>(op.formula[end]));
+        }
+        if (!named) missing.push_back(input);
+    }
+    return missing;
+}
 
 namespace {
 
@@ -123,6 +138,11 @@ std::vector<OpCheck> check_op(const Op& op, std::uint64_t seed) {
         checks.push_back({"samples", false,
                           "the op has no samples to check; add .samples = {{.shapes = {{3, 4}}}} (one shape per "
                           "input) to its Op"});
+    if (auto missing = inputs_missing_from_formula(op); !missing.empty())
+        checks.push_back({"formula", false,
+                          fmt::format("\"{}\" does not say dL/d{} (the convention: y = f({}), then dL/d<input> for "
+                                      "every input, e.g. \"y = exp(x);  dL/dx = dL/dy · y\")",
+                                      op.formula, fmt::join(missing, ", dL/d"), fmt::join(op.inputs, ", "))});
     for (std::size_t k = 0; k < op.samples.size(); ++k) {
         const OpSample& s = op.samples[k];
         const std::string name = fmt::format("sample {} ({})", k, describe(s));
@@ -226,8 +246,16 @@ std::vector<OpCheck> check_op(const Op& op, std::uint64_t seed) {
                                            Shape got = op.shape(shapes, merged_attrs(op, s));
                                            return fmt::format("accepted, giving {}", format_shape(got));
                                        } catch (const ShapeError& e) {
+                                           const std::string message = e.what();
+                                           if (s.error.empty())
+                                               return fmt::format("ShapeError: {} (but the bad sample has no .error "
+                                                                  "fragment that the message must contain)",
+                                                                  message);
+                                           if (message.find(s.error) == std::string::npos)
+                                               return fmt::format("ShapeError: {} (lacks the expected \"{}\")",
+                                                                  message, s.error);
                                            ok = true;
-                                           return fmt::format("ShapeError: {}", e.what());
+                                           return fmt::format("ShapeError: {}", message);
                                        }
                                    }));
     }

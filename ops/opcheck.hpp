@@ -7,7 +7,10 @@
 //    vacuous: some |dL/dx| > 1e-3 (skipped for ops with exact_gradient = false);
 //  - backward overwrites: the same gradients whatever the buffers held before;
 //  - float32 agrees with float64, forward and backward;
-//  - every bad sample is rejected by the shape rule with a ShapeError.
+//  - every bad sample is rejected by the shape rule with a ShapeError whose message
+//    contains the sample's `error` fragment (a bad sample without one fails);
+//  - the formula names dL/d<input> for every input (a check listed only when it fails,
+//    like a missing samples list).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +27,9 @@ namespace chainrule {
 Tensor sample_tensor(const Dims& dims, Domain domain, Rng& rng, std::int64_t classes = 2);
 // Whether inputs drawn from `d` get a gradient (one-hot rows and class indices do not).
 bool differentiable(Domain d);
+// The inputs whose gradient `formula` does not name as "dL/d<input>" followed by anything
+// but a letter or digit (dL/dx_i names x; dL/dxy does not).
+std::vector<std::string> inputs_missing_from_formula(const Op& op);
 
 struct OpCheck {
     std::string what;    // "sample 1 [5]: gradient vs central differences (float64)"

@@ -1,6 +1,6 @@
 // sigmoid(x) = 1 / (1 + exp(-x)), computed without overflow for any x.
+#include "ops/elementwise.hpp"
 #include "ops/kernels.hpp"
-#include "ops/op.hpp"
 
 namespace chainrule {
 namespace {
@@ -13,25 +13,11 @@ CHAINRULE_SIMD_CLONES void sigmoid_loop(const double* x, double* y, std::int64_t
 
 const bool registered = register_op({
     .name = "sigmoid",
-    .formula = "y = 1/(1+exp(-x));  dy/dx = y*(1-y)",
+    .formula = "y = 1/(1+exp(-x));  dL/dx = dL/dy · y(1−y)",
     .inputs = {"x"},
     .shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; },
-    .forward =
-        [](const ForwardCall& c) {
-            dispatch(c.out.dtype(), [&]<class T>() {
-                sigmoid_loop(c.in[0]->data<T>(), c.out.data<T>(), c.out.numel());
-            });
-        },
-    .backward =
-        [](const BackwardCall& c) {
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const T* y = c.out.data<T>();
-                const T* g = c.grad_out.data<T>();
-                if (!c.grad_in[0]) return;
-                T* gx = c.grad_in[0]->data<T>();
-                for (std::int64_t i = 0; i < c.out.numel(); ++i) gx[i] = kernels::sigmoid_backward(g[i], y[i]);
-            });
-        },
+    .forward = unary_forward_loop([](auto x, auto y, std::int64_t n) { sigmoid_loop(x, y, n); }),
+    .backward = unary_backward([](auto, auto y, auto g) { return kernels::sigmoid_backward(g, y); }),
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{5}}}, {.shapes = {{}}}},
     .summary = "logistic function, stable for large |x|",
 });

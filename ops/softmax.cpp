@@ -1,9 +1,6 @@
 // softmax(x, axis) = exp(x) / Σ exp(x) along axis, shifted by the line's max so that
 // exp never overflows: softmax of logits ±1000 is exact, not NaN.
-#include <cmath>
-
-#include "ops/broadcast.hpp"
-#include "ops/op.hpp"
+#include "ops/along_axis.hpp"
 
 namespace chainrule {
 namespace {
@@ -15,48 +12,23 @@ const bool registered = register_op({
     .inputs = {"x"},
     .attrs = {{"axis", -1}},
     .shape = same_shape_along_axis,
-    .forward =
-        [](const ForwardCall& c) {
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const AxisLines lines = AxisLines::along(c.out, c.attrs);
-                const std::int64_t n = lines.len, s = lines.stride();
-                const T* x = c.in[0]->data<T>();
-                T* y = c.out.data<T>();
-                lines.for_each([&](std::int64_t base) {
-                    T m = x[base];
-                    for (std::int64_t j = 1; j < n; ++j) m = std::max(m, x[base + j * s]);
-                    T sum = 0;
-                    for (std::int64_t j = 0; j < n; ++j) {
-                        T e = std::exp(x[base + j * s] - m);
-                        y[base + j * s] = e;
-                        sum += e;
-                    }
-                    for (std::int64_t j = 0; j < n; ++j) y[base + j * s] /= sum;
-                });
-            });
-        },
-    .backward =
-        [](const BackwardCall& c) {
-            if (!c.grad_in[0]) return;
-            dispatch(c.out.dtype(), [&]<class T>() {
-                const AxisLines lines = AxisLines::along(c.out, c.attrs);
-                const std::int64_t n = lines.len, s = lines.stride();
-                const T* y = c.out.data<T>();
-                const T* g = c.grad_out.data<T>();
-                T* gx = c.grad_in[0]->data<T>();
-                lines.for_each([&](std::int64_t base) {
-                    T dot = 0;
-                    for (std::int64_t j = 0; j < n; ++j) dot += g[base + j * s] * y[base + j * s];
-                    for (std::int64_t j = 0; j < n; ++j) gx[base + j * s] = y[base + j * s] * (g[base + j * s] - dot);
-                });
-            });
-        },
+    .forward = along_axis_forward([]<class T>(Line<const T> x, Line<T> y) {
+        const T sum = exp_sum(x, [&](std::int64_t j, T e) { y[j] = e; }).sum;
+        for (std::int64_t j = 0; j < y.n; ++j) y[j] /= sum;
+    }),
+    .backward = along_axis_backward([]<class T>(Line<const T>, Line<const T> y, Line<const T> g, Line<T> gx) {
+        T dot = 0;
+        for (std::int64_t j = 0; j < y.n; ++j) dot += g[j] * y[j];
+        for (std::int64_t j = 0; j < y.n; ++j) gx[j] = y[j] * (g[j] - dot);
+    }),
     .samples = {{.shapes = {{3, 4}}},
                 {.shapes = {{3, 4}}, .attrs = {{"axis", 0}}},
                 {.shapes = {{2, 3, 2}}, .attrs = {{"axis", 1}}},
                 {.shapes = {{5}}}},
     .summary = "softmax along an axis (max-shifted, stable for large logits)",
-    .bad_samples = {{.shapes = {{}}}, {.shapes = {{3, 4}}, .attrs = {{"axis", 2}}}},
+    .bad_samples = {{.shapes = {{}}, .error = "needs a tensor of rank >= 1, got a scalar"},
+                    {.shapes = {{3, 4}}, .attrs = {{"axis", 2}},
+                     .error = "axis 2 is out of range for a tensor of rank 2"}},
 });
 
 }  // namespace

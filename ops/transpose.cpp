@@ -100,10 +100,14 @@ const bool registered = register_op({
                 {.shapes = {{2, 3, 4}}},
                 {.shapes = {{5}}}},
     .summary = "matrix transpose, or any permutation of the axes (perm)",
-    .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"perm", {0}}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"perm", {0, 0}}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"perm", {0, 2}}}},
-                    {.shapes = {{3, 4}}, .attrs = {{"perm", {1, -1}}}}},
+    .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"perm", {0}}},
+                     .error = "perm [0] must list each of the input's 2 axes once"},
+                    {.shapes = {{3, 4}}, .attrs = {{"perm", {0, 0}}},
+                     .error = "perm [0,0] must list each of the input's 2 axes once"},
+                    {.shapes = {{3, 4}}, .attrs = {{"perm", {0, 2}}},
+                     .error = "perm [0,2] must list each of the input's 2 axes once"},
+                    {.shapes = {{3, 4}}, .attrs = {{"perm", {1, -1}}},
+                     .error = "perm [1,-1] must list each of the input's 2 axes once"}},
 });
 
 }  // namespace

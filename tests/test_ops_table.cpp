@@ -3,11 +3,14 @@
 // every sample: the shape rule accepts it and forward runs, the analytic vector-Jacobian
 // product matches central finite differences in float64 (and is not vacuously zero),
 // backward overwrites its buffers, float32 agrees with float64; every bad sample is
-// rejected by the shape rule. Then broken ops show that each of those checks can fail.
+// rejected by the shape rule with a message containing its `error` fragment; the formula
+// names dL/d<input> for every input. Then broken ops show that each of those checks can fail.
 #define BOOST_TEST_MODULE ops_table
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <fmt/format.h>
 
+#include "core/error.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/opcheck.hpp"
 #include "testing.hpp"
@@ -147,4 +150,58 @@ BOOST_AUTO_TEST_CASE(an_op_that_throws_is_a_failed_check_not_a_crash) {
     BOOST_REQUIRE(checks.size() == 2u);  // each sample stops at its first failure
     CHECK_HAS(checks[0].detail, "threw: forward is not written yet");
     BOOST_TEST(!checks[0].passed);
+}
+
+BOOST_AUTO_TEST_CASE(a_formula_that_does_not_name_each_input_gradient_fails) {
+    Op op = square_op();
+    op.formula = "y = x²;  dy/dx = 2x";  // the derivative, not what backward computes: dL/dx
+    auto checks = check_op(op);
+    auto bad = failed(checks, "formula");
+    BOOST_REQUIRE(bad.size() == 1u);
+    CHECK_HAS(bad[0].detail, "does not say dL/dx (the convention: y = f(x), then dL/d<input> for every input");
+    BOOST_TEST(failures(checks) == 1u);  // everything else about the op is right
+
+    // Each input by its own name, not a longer one that starts with it; subscripts count.
+    op.inputs = {"x", "W", "b"};
+    op.formula = "y = x·W + b;  dL/dx_i = …,  dL/dWeights = …";
+    BOOST_TEST((inputs_missing_from_formula(op) == std::vector<std::string>{"W", "b"}));
+    op.formula = "y = x·W + b;  dL/dx_i = …,  dL/dW = …,  dL/db";
+    BOOST_TEST(inputs_missing_from_formula(op).empty());
+    op.formula = "";
+    BOOST_TEST(inputs_missing_from_formula(op).size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(every_built_in_formula_names_each_input_gradient) {
+    for (const Op* op : all_ops()) BOOST_TEST(inputs_missing_from_formula(*op).empty(), op->name << ": " << op->formula);
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_sample_must_name_and_get_its_error_fragment) {
+    Op op = square_op();
+    op.shape = [](std::span<const Shape> in, const Attrs&) {
+        if (in[0].size() != 2) throw ShapeError(fmt::format("needs a matrix, got {}", format_shape(in[0])));
+        return in[0];
+    };
+    op.samples = {{.shapes = {{3, 4}}}};
+    op.bad_samples = {{.shapes = {{5}}, .error = "needs a matrix, got [5]"},
+                      {.shapes = {{5}}, .error = "cannot broadcast"},
+                      {.shapes = {{5}}}};
+    auto checks = check_op(op);
+    auto bad = failed(checks, "bad sample");
+    BOOST_REQUIRE(bad.size() == 2u);
+    CHECK_HAS(bad[0].what, "bad sample 1 ([5]): rejected by the shape rule");
+    CHECK_HAS(bad[0].detail, "ShapeError: needs a matrix, got [5] (lacks the expected \"cannot broadcast\")");
+    CHECK_HAS(bad[1].what, "bad sample 2 ([5])");
+    CHECK_HAS(bad[1].detail, "has no .error fragment that the message must contain");
+    BOOST_TEST(failures(checks) == 2u);  // bad sample 0 gets its fragment and passes
+}
+
+BOOST_AUTO_TEST_CASE(a_built_in_op_whose_message_changes_fails_its_bad_samples) {
+    // sub with its real shape rule, but bad samples expecting another message: as if the
+    // broadcast error had been reworded without the samples that pin it.
+    Op op = *find_op("sub");
+    for (auto& s : op.bad_samples) s.error = "shapes differ";
+    auto bad = failed(check_op(op), "bad sample");
+    BOOST_REQUIRE(bad.size() == op.bad_samples.size());
+    CHECK_HAS(bad[0].detail, "ShapeError: cannot broadcast [3,4] with [3]");
+    CHECK_HAS(bad[0].detail, "lacks the expected \"shapes differ\"");
 }

@@ -1,0 +1,86 @@
+// Ops that work line by line along their `axis` attr (softmax, log_softmax, normalize) and
+// the max-shifted exponential sum that softmax, log_softmax and cross_entropy share, so an
+// op file holds the formula for one line:
+//
+//     .forward = along_axis_forward([]<class T>(Line<const T> x, Line<T> y) { ... }),
+//     .backward = along_axis_backward([]<class T>(Line<const T> x, Line<const T> y,
+//                                                 Line<const T> g, Line<T> gx) { ... }),
+//
+// g is dL/dy on the line, gx the line of dL/dx to overwrite.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "ops/broadcast.hpp"
+#include "ops/op.hpp"
+
+namespace chainrule {
+
+// `n` elements p[0], p[stride], ...: one line of a tensor along an axis, not copied.
+template <class T>
+struct Line {
+    T* p;
+    std::int64_t n, stride;
+    T& operator[](std::int64_t j) const { return p[j * stride]; }
+};
+
+template <class F>
+auto along_axis_forward(F f) {
+    return [f](const ForwardCall& c) {
+        dispatch(c.out.dtype(), [&]<class T>() {
+            const AxisLines lines = AxisLines::along(c.out, c.attrs);
+            const std::int64_t n = lines.len, s = lines.stride();
+            const T* x = c.in[0]->data<T>();
+            T* y = c.out.data<T>();
+            lines.for_each([&](std::int64_t base) { f(Line<const T>{x + base, n, s}, Line<T>{y + base, n, s}); });
+        });
+    };
+}
+
+template <class F>
+auto along_axis_backward(F f) {
+    return [f](const BackwardCall& c) {
+        if (!c.grad_in[0]) return;
+        dispatch(c.out.dtype(), [&]<class T>() {
+            const AxisLines lines = AxisLines::along(c.out, c.attrs);
+            const std::int64_t n = lines.len, s = lines.stride();
+            const T *x = c.in[0]->data<T>(), *y = c.out.data<T>(), *g = c.grad_out.data<T>();
+            T* gx = c.grad_in[0]->data<T>();
+            lines.for_each([&](std::int64_t base) {
+                f(Line<const T>{x + base, n, s}, Line<const T>{y + base, n, s}, Line<const T>{g + base, n, s},
+                  Line<T>{gx + base, n, s});
+            });
+        });
+    };
+}
+
+// m = max_j z_j and sum = Σ_j exp(z_j − m): exp is only taken of values <= 0, so nothing
+// overflows (logits ±1000 give exact softmax values and a finite log-sum-exp).
+template <class T>
+struct ExpSum {
+    T max, sum;
+    T log_sum_exp() const { return max + std::log(sum); }  // ln Σ_j exp(z_j)
+};
+
+// Calls each(j, exp(z_j − m)) for every element as the sum goes, for softmax to keep them.
+template <class T, class Each>
+ExpSum<T> exp_sum(Line<const T> z, Each&& each) {
+    T m = z[0];
+    for (std::int64_t j = 1; j < z.n; ++j) m = std::max(m, z[j]);
+    T sum = 0;
+    for (std::int64_t j = 0; j < z.n; ++j) {
+        T e = std::exp(z[j] - m);
+        each(j, e);
+        sum += e;
+    }
+    return {m, sum};
+}
+
+template <class T>
+ExpSum<T> exp_sum(Line<const T> z) {
+    return exp_sum(z, [](std::int64_t, T) {});
+}
+
+}  // namespace chainrule
