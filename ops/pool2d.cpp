@@ -69,11 +69,11 @@ const std::vector<OpSample> kSamples = {
     {.shapes = {{3, 2, 6, 6}}, .attrs = {{"kernel_size", 2}, {"stride", 1}}},
 };
 const std::vector<OpSample> kBadSamples = {
-    {.shapes = {{1, 1, 3, 3}}, .attrs = {{"kernel_size", 5}}},
-    {.shapes = {{1, 1, 4, 4}}},
-    {.shapes = {{1, 1, 4, 4}}, .attrs = {{"kernel_size", 2}, {"padding", 2}}},
-    {.shapes = {{4, 4}}, .attrs = {{"kernel_size", 2}}},
-    {.shapes = {{1, 1, 4, 4}}, .attrs = {{"kernel_size", 0}}},
+    {.shapes = {{1, 1, 3, 3}}, .attrs = {{"kernel_size", 5}}, .error = "pooling window 5×5 is larger than the padded input 3×3"},
+    {.shapes = {{1, 1, 4, 4}}, .error = "needs the attr kernel_size"},
+    {.shapes = {{1, 1, 4, 4}}, .attrs = {{"kernel_size", 2}, {"padding", 2}}, .error = "padding [2, 2] must be at most half of kernel_size [2, 2]"},
+    {.shapes = {{4, 4}}, .attrs = {{"kernel_size", 2}}, .error = "needs a 4-D input [N,C,H,W]"},
+    {.shapes = {{1, 1, 4, 4}}, .attrs = {{"kernel_size", 0}}, .error = "attr kernel_size must be an integer >= 1"},
 };
 
 const bool max_registered = register_op({
