@@ -68,10 +68,17 @@ void col2im(const Window2d& g, const T* cols, T* dx) {
             }
 }
 
-Window2d runtime_geometry(std::span<const Tensor* const> in, const Attrs& attrs) {
+// The GEMM sizes of one sample: y [o, plane] = W [o, k] · X̃ [k, plane]; `image` elements per input sample.
+struct Conv {
+    Window2d g;
+    std::int64_t o = 0, k = 0, plane = 0, image = 0;
+};
+
+Conv runtime_sizes(std::span<const Tensor* const> in, const Attrs& attrs) {
     std::vector<Shape> shapes;
     for (const Tensor* t : in) shapes.push_back(fixed_shape(t->dims()));
-    return geometry(shapes, attrs);
+    Window2d g = geometry(shapes, attrs);
+    return {g, in[1]->dim(0), g.c * g.kernel.h * g.kernel.w, g.oh * g.ow, g.c * g.h * g.w};
 }
 
 const bool registered = register_op({
@@ -87,15 +94,14 @@ const bool registered = register_op({
         },
     .forward =
         [](const ForwardCall& c) {
-            Window2d g = runtime_geometry(c.in, c.attrs);
+            auto [g, o, k, plane, image] = runtime_sizes(c.in, c.attrs);
             dispatch(c.out.dtype(), [&]<class T>() {
-                const Tensor &x = *c.in[0], &w = *c.in[1];
-                const std::int64_t o = w.dim(0), k = g.c * g.kernel.h * g.kernel.w, plane = g.oh * g.ow;
+                const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>();
                 std::vector<T> cols(std::size_t(k * plane));
                 for (std::int64_t n = 0; n < g.n; ++n) {
-                    im2col(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
+                    im2col(g, x + n * image, cols.data());
                     T* y = c.out.data<T>() + n * o * plane;
-                    gemm<T>(false, false, o, plane, k, w.data<T>(), cols.data(), y, T(0));
+                    gemm<T>(false, false, o, plane, k, w, cols.data(), y, T(0));
                     if (c.in.size() == 3)
                         for (std::int64_t q = 0; q < o; ++q)
                             for (std::int64_t p = 0; p < plane; ++p) y[q * plane + p] += c.in[2]->data<T>()[q];
@@ -104,20 +110,19 @@ const bool registered = register_op({
         },
     .backward =
         [](const BackwardCall& c) {
-            Window2d g = runtime_geometry(c.in, c.attrs);
+            auto [g, o, k, plane, image] = runtime_sizes(c.in, c.attrs);
             dispatch(c.out.dtype(), [&]<class T>() {
-                const Tensor &x = *c.in[0], &w = *c.in[1];
-                const std::int64_t o = w.dim(0), k = g.c * g.kernel.h * g.kernel.w, plane = g.oh * g.ow;
+                const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>(), *gy_all = c.grad_out.data<T>();
                 std::vector<T> cols(std::size_t(k * plane));
                 for (std::int64_t n = 0; n < g.n; ++n) {
-                    const T* gy = c.grad_out.data<T>() + n * o * plane;
+                    const T* gy = gy_all + n * o * plane;
                     if (c.grad_in[1]) {  // dL/dW [O,k] (+)= dL/dy [O,plane] · X̃ᵀ [plane,k]
-                        im2col(g, x.data<T>() + n * g.c * g.h * g.w, cols.data());
+                        im2col(g, x + n * image, cols.data());
                         gemm<T>(false, true, o, k, plane, gy, cols.data(), c.grad_in[1]->data<T>(), T(n == 0 ? 0 : 1));
                     }
                     if (c.grad_in[0]) {  // dL/dX̃ [k,plane] = Wᵀ [k,O] · dL/dy [O,plane]
-                        gemm<T>(true, false, k, plane, o, w.data<T>(), gy, cols.data(), T(0));
-                        col2im(g, cols.data(), c.grad_in[0]->data<T>() + n * g.c * g.h * g.w);
+                        gemm<T>(true, false, k, plane, o, w, gy, cols.data(), T(0));
+                        col2im(g, cols.data(), c.grad_in[0]->data<T>() + n * image);
                     }
                 }
                 if (c.grad_in.size() == 3 && c.grad_in[2]) {
@@ -125,7 +130,7 @@ const bool registered = register_op({
                     for (std::int64_t q = 0; q < o; ++q) {
                         T s = 0;
                         for (std::int64_t n = 0; n < g.n; ++n)
-                            for (std::int64_t p = 0; p < plane; ++p) s += c.grad_out.data<T>()[(n * o + q) * plane + p];
+                            for (std::int64_t p = 0; p < plane; ++p) s += gy_all[(n * o + q) * plane + p];
                         db[q] = s;
                     }
                 }

@@ -37,20 +37,24 @@ void each_window(const Window2d& g, F&& f) {
                   ox * g.stride.w - g.padding.w);
 }
 
+// f(flat index in x) for each real (not padding) cell of the window at (y0, x0), row-major.
+template <class F>
+void each_cell(const Window2d& g, std::int64_t plane, std::int64_t y0, std::int64_t x0, F&& f) {
+    for (std::int64_t i = std::max<std::int64_t>(y0, 0); i < std::min(y0 + g.kernel.h, g.h); ++i)
+        for (std::int64_t j = std::max<std::int64_t>(x0, 0); j < std::min(x0 + g.kernel.w, g.w); ++j)
+            f(plane + i * g.w + j);
+}
+
 // Flat index in x of the window's first maximum; −1 when the window is all padding.
 template <class T>
 std::int64_t argmax(const Window2d& g, const T* x, std::int64_t plane, std::int64_t y0, std::int64_t x0) {
     std::int64_t best = -1;
     T top = -std::numeric_limits<T>::infinity();
-    for (std::int64_t i = std::max<std::int64_t>(y0, 0); i < std::min(y0 + g.kernel.h, g.h); ++i)
-        for (std::int64_t j = std::max<std::int64_t>(x0, 0); j < std::min(x0 + g.kernel.w, g.w); ++j) {
-            const std::int64_t at = plane + i * g.w + j;
-            // NaN wins, as in PyTorch, so that a NaN is never pooled away unseen.
-            if (best < 0 || x[at] > top || std::isnan(x[at])) {
-                best = at, top = x[at];
-                if (std::isnan(top)) return best;
-            }
-        }
+    each_cell(g, plane, y0, x0, [&](std::int64_t at) {
+        // A NaN wins (the first one), as in PyTorch, so that a NaN is never pooled away unseen.
+        if (best >= 0 && std::isnan(top)) return;
+        if (best < 0 || x[at] > top || std::isnan(x[at])) best = at, top = x[at];
+    });
     return best;
 }
 
@@ -129,9 +133,7 @@ const bool avg_registered = register_op({
                 const T area = T(g.kernel.h * g.kernel.w);
                 each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
                     T s = 0;
-                    for (std::int64_t i = std::max<std::int64_t>(y0, 0); i < std::min(y0 + g.kernel.h, g.h); ++i)
-                        for (std::int64_t j = std::max<std::int64_t>(x0, 0); j < std::min(x0 + g.kernel.w, g.w); ++j)
-                            s += x[plane + i * g.w + j];
+                    each_cell(g, plane, y0, x0, [&](std::int64_t at) { s += x[at]; });
                     y[o] = s / area;
                 });
             });
@@ -147,9 +149,7 @@ const bool avg_registered = register_op({
                 std::fill(gx, gx + c.grad_in[0]->numel(), T(0));
                 each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
                     const T share = gy[o] / area;
-                    for (std::int64_t i = std::max<std::int64_t>(y0, 0); i < std::min(y0 + g.kernel.h, g.h); ++i)
-                        for (std::int64_t j = std::max<std::int64_t>(x0, 0); j < std::min(x0 + g.kernel.w, g.w); ++j)
-                            gx[plane + i * g.w + j] += share;
+                    each_cell(g, plane, y0, x0, [&](std::int64_t at) { gx[at] += share; });
                 });
             });
         },
