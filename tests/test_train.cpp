@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "train/checkpoint.hpp"
+#include "train/plot.hpp"
 #include "core/error.hpp"
 #include "train/trainer.hpp"
 #include "testing.hpp"
@@ -459,4 +460,55 @@ BOOST_AUTO_TEST_CASE(the_lectures_update_points_uphill_at_the_initial_weights) {
     }
     exact.graph.forward();
     BOOST_TEST(exact.graph.value("L").at(0) > before);
+}
+
+namespace {
+
+// Enough of XML for the plot: elements nest and close, attributes are quoted, every '&'
+// starts one of the five predefined entities, and text holds no raw '<'. Returns "" when
+// well formed, else what is wrong and where.
+std::string xml_problem(const std::string& x) {
+    std::vector<std::string> open;
+    auto entity_ok = [&](std::size_t i) {
+        for (const char* e : {"&lt;", "&gt;", "&amp;", "&quot;", "&apos;"})
+            if (x.compare(i, std::strlen(e), e) == 0) return true;
+        return false;
+    };
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        if (x[i] == '&' && !entity_ok(i)) return fmt::format("bad '&' at {}", i);
+        if (x[i] == '>') return fmt::format("stray '>' at {}", i);
+        if (x[i] != '<') continue;
+        std::size_t end = i + 1;
+        char quote = 0;
+        for (; end < x.size() && (quote || x[end] != '>'); ++end) {
+            if (quote && x[end] == '<') return fmt::format("'<' inside an attribute at {}", end);
+            if (quote && x[end] == '&' && !entity_ok(end)) return fmt::format("bad '&' at {}", end);
+            if (x[end] == '"' || x[end] == '\'') quote = quote == x[end] ? 0 : quote ? quote : x[end];
+        }
+        if (end == x.size()) return fmt::format("unclosed tag at {}", i);
+        std::string tag = x.substr(i + 1, end - i - 1);
+        bool closing = tag.starts_with("/"), empty = tag.ends_with("/");
+        std::string name = tag.substr(closing, tag.find_first_of(" /\n", closing) - closing);
+        if (name.empty() || name.find('<') != std::string::npos) return fmt::format("bad tag at {}", i);
+        if (closing) {
+            if (open.empty() || open.back() != name) return fmt::format("</{}> closes nothing open at {}", name, i);
+            open.pop_back();
+        } else if (!empty) {
+            open.push_back(name);
+        }
+        i = end;
+    }
+    return open.empty() ? "" : "<" + open.back() + "> is never closed";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_plot_of_a_model_named_with_markup_is_well_formed_svg) {
+    std::vector<EpochMetrics> h = {{1, 0.5, 0.6, 0.25, 0.01}, {2, 0.4, 0.5, 0.5, 0.01}};
+    std::string svg = plot_svg(h, "a<b&c");
+    BOOST_TEST(xml_problem(svg) == "");
+    CHECK_HAS(svg, ">a&lt;b&amp;c</text>");
+    // The checker itself refuses what the unescaped title made.
+    BOOST_TEST(xml_problem("<svg><text>a<b&c</text></svg>") != "");
+    BOOST_TEST(xml_problem("<svg><text>a &amp; b</text></svg>") == "");
 }
