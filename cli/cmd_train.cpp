@@ -19,9 +19,7 @@ void remove_stale_temp_files(const std::string& dir) {
     std::error_code ec;
     if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return;
     for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
-        std::string name = f.path().filename().string();
-        auto p = name.rfind(".tmp-");
-        if (p != std::string::npos && name.size() - p == 11) std::filesystem::remove(f.path(), ec);
+        if (is_atomic_temp_file(f.path().filename().string())) std::filesystem::remove(f.path(), ec);
     }
 }
 
