@@ -1,5 +1,6 @@
 #include "train/training.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 #include "core/error.hpp"
@@ -12,6 +13,7 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
                                                   "(docs/model-format.md)",
                                                   file));
     get_object(j, at);
+    if (g.loss() < 0) throw InputError(fmt::format("{}: outputs: the model has no \"loss\" output to train", file));
     check_keys(j,
                {"data", "feed", "epochs", "batch_size", "batches_per_epoch", "sampling", "optimizer", "seed",
                 "metrics", "print_every"},
@@ -28,12 +30,10 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
             throw InputError(fmt::format("{}: '{}' is {} node; only inputs can be fed from data", fat, name,
                                          g.node(id).kind == NodeKind::op ? "an op" : kind_name(g.node(id).kind)));
         std::string st = get_string(stream, fat);
-        bool known = s.data.kind == "idx" ? (st == "images" || st == "labels" || st == "labels_one_hot")
-                                          : (st == "features" || st == "labels" || st == "labels_one_hot");
-        if (!known)
+        if (std::vector<std::string> names = data::stream_names(s.data.kind);
+            std::find(names.begin(), names.end(), st) == names.end())
             throw InputError(fmt::format("{}: unknown stream '{}' for {} data (expected {})", fat, st, s.data.kind,
-                                         s.data.kind == "idx" ? "images, labels or labels_one_hot"
-                                                              : "features, labels or labels_one_hot"));
+                                         data::stream_list(s.data.kind)));
         s.feed.emplace_back(name, st);
     }
     for (const Node& n : g.nodes()) {
@@ -43,7 +43,7 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
         if (!fed)
             throw InputError(fmt::format("{}.feed: input '{}' is not fed and has no default value (did you forget "
                                          "\"{}\": \"{}\"?)",
-                                         at, n.name, n.name, s.data.kind == "idx" ? "images" : "features"));
+                                         at, n.name, n.name, data::stream_names(s.data.kind).front()));
     }
     auto positive = [&](const char* key, std::int64_t& out) {
         if (!j.contains(key)) return;
@@ -55,20 +55,13 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
     positive("batches_per_epoch", s.batches_per_epoch);
     positive("print_every", s.print_every);
     if (j.contains("sampling")) {
-        s.sampling = get_string(j["sampling"], at + ".sampling");
-        if (s.sampling != "shuffle" && s.sampling != "with_replacement")
+        std::string name = get_string(j["sampling"], at + ".sampling");
+        if (!Sampling::is_name(name))
             throw InputError(fmt::format("{}.sampling: expected \"shuffle\" or \"with_replacement\", got \"{}\"", at,
-                                         s.sampling));
+                                         name));
+        s.sampling = name.c_str();
     }
-    if (j.contains("optimizer")) {
-        std::string oat = at + ".optimizer";
-        const Json& o = get_object(j["optimizer"], oat);
-        check_keys(o, {"sgd"}, oat + " (only sgd is available)");
-        const Json& sgd = get_object(require(o, "sgd", oat), oat + ".sgd");
-        check_keys(sgd, {"lr"}, oat + ".sgd");
-        s.lr = get_number(require(sgd, "lr", oat + ".sgd"), oat + ".sgd.lr");
-        if (!(s.lr > 0)) throw InputError(fmt::format("{}.sgd.lr: must be > 0, got {}", oat, s.lr));
-    }
+    if (j.contains("optimizer")) s.optimizer = parse_optimizer(j["optimizer"], at + ".optimizer");
     if (j.contains("seed")) {
         std::int64_t seed = get_int(j["seed"], at + ".seed");
         if (seed < 0) throw InputError(fmt::format("{}.seed: must be >= 0, got {}", at, seed));
