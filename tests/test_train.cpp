@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "train/checkpoint.hpp"
+#include "train/model_file.hpp"
 #include "train/plot.hpp"
 #include "core/error.hpp"
 #include "train/trainer.hpp"
@@ -511,4 +512,49 @@ BOOST_AUTO_TEST_CASE(the_plot_of_a_model_named_with_markup_is_well_formed_svg) {
     // The checker itself refuses what the unescaped title made.
     BOOST_TEST(xml_problem("<svg><text>a<b&c</text></svg>") != "");
     BOOST_TEST(xml_problem("<svg><text>a &amp; b</text></svg>") == "");
+}
+
+BOOST_AUTO_TEST_CASE(train_model_file_trains_a_model_in_one_call) {
+    TrainOptions o = quiet();
+    o.epochs = 15;
+    TrainedModel t = train_model_file(testing::source_root() + "/models/iris_neuron.json", o);
+    BOOST_TEST(t.history.size() == 15u);
+    BOOST_TEST(t.spec.epochs == 15);
+    // The same as loading, parsing, reading the data and training step by step.
+    Run r = prepare("iris_neuron");
+    auto h = train(r.model, with_overrides(r.spec, o), r.ds, o);
+    require_same_parameters(t.model.graph, r.model.graph);
+    BOOST_TEST(t.history.back().train_loss == h.back().train_loss);
+    BOOST_TEST(t.history.back().test_accuracy == h.back().test_accuracy);
+
+    const std::string example = testing::source_root() + "/models/worked_example.json";
+    CHECK_HAS(testing::message_of<InputError>([&] { train_model_file(example, o); }),
+              example + ": the model has no \"training\" block");
+}
+
+BOOST_AUTO_TEST_CASE(a_model_file_is_refused_at_load_for_a_bad_training_block) {
+    const std::string path = testing::source_root() + "/models/iris_neuron.json";
+    auto refused = [&](const std::function<void(Json&)>& edit) {
+        Json j = read_json_file(path);
+        edit(j["training"]);
+        return testing::message_of<InputError>([&] { parse_model_file(j.dump(), "m.json"); });
+    };
+    CHECK_HAS(refused([](Json& t) { t["epochs"] = -5; }), "m.json: training.epochs: must be at least 1, got -5");
+    CHECK_HAS(refused([](Json& t) { t["optimizer"] = {{"adam", {{"lr", 0.1}}}}; }),
+              "m.json: training.optimizer: unknown optimizer 'adam'");
+    CHECK_HAS(refused([](Json& t) { t["optimizer"]["sgd"]["lr"] = "fast"; }),
+              "m.json: training.optimizer.sgd.lr: expected a number");
+    CHECK_HAS(refused([](Json& t) { t["sampling"] = "random"; }), "m.json: training.sampling: expected");
+    CHECK_HAS(refused([](Json& t) { t["data"].erase("path"); }), "m.json: training.data: missing required key 'path'");
+    // A good block comes typed; no block is no spec.
+    ModelFile f = load_model_file(path);
+    BOOST_REQUIRE(f.training.has_value());
+    BOOST_TEST(f.training->optimizer.lr == 0.1);
+    BOOST_TEST((f.training->sampling == Sampling::shuffle));
+    BOOST_TEST(!load_model_file(testing::source_root() + "/models/worked_example.json").training.has_value());
+    // The sampling is chosen once, from its name; an unknown name cannot be set.
+    TrainingSpec spec;
+    spec.sampling = "with_replacement";
+    BOOST_TEST((spec.sampling == Sampling::with_replacement));
+    BOOST_CHECK_THROW(spec.sampling = "random", InputError);
 }
