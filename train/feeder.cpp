@@ -1,10 +1,5 @@
 #include "train/feeder.hpp"
 
-#include <fmt/format.h>
-
-#include "core/error.hpp"
-#include "core/print.hpp"
-
 namespace chainrule {
 
 Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Workers* workers) : g_(g), ds_(ds) {
@@ -12,18 +7,8 @@ Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Work
         int id = g.id(name);
         const Node& n = g.node(id);
         std::int64_t width = data::stream_width(ds, stream);
-        Dims dims;
-        if (n.shape.size() == 2)
-            dims = {0, width};
-        else if (n.shape.size() == 1 && width == 1)
-            dims = {0};
-        else
-            throw InputError(fmt::format("{}: input '{}' is declared {} but stream '{}' has {} column{} per sample",
-                                         spec.data.where, name, format_shape(n.shape), stream, width,
-                                         width == 1 ? "" : "s"));
-        if (n.shape.size() == 2 && !n.shape[1].symbolic() && n.shape[1].size != width)
-            throw InputError(fmt::format("{}: input '{}' is declared {} but stream '{}' has {} columns per sample",
-                                         spec.data.where, name, format_shape(n.shape), stream, width));
+        check_feed_fits(n, stream, width, spec.data.where);
+        Dims dims = n.shape.size() == 2 ? Dims{0, width} : Dims{0};
         inputs_.push_back({id, &stream, std::move(dims)});
     }
     // The images, by far the most bytes of a batch, are converted on all workers at once:

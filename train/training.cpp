@@ -2,10 +2,30 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <optional>
 
 #include "core/error.hpp"
+#include "core/print.hpp"
 
 namespace chainrule {
+namespace {
+
+// Columns per sample of a stream when the spec alone says it (csv features, labels, one-hot
+// labels of listed classes); images and unlisted classes are as the data files say.
+std::optional<std::int64_t> width_from_spec(const data::DataSpec& d, const std::string& stream) {
+    if (stream == data::kLabels) return 1;
+    if (stream == data::kLabelsOneHot && !d.classes.empty()) return std::int64_t(d.classes.size());
+    if (stream == data::kFeatures && d.kind == "csv") return std::int64_t(d.features.size());
+    return std::nullopt;
+}
+
+}  // namespace
+
+void check_feed_fits(const Node& n, const std::string& stream, std::int64_t width, const std::string& where) {
+    if (n.shape.size() == 2 ? !n.shape[1].symbolic() && n.shape[1].size != width : n.shape.size() != 1 || width != 1)
+        throw InputError(fmt::format("{}: input '{}' is declared {} but stream '{}' has {} column{} per sample", where,
+                                     n.name, format_shape(n.shape), stream, width, width == 1 ? "" : "s"));
+}
 
 TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& file, const std::string& dir) {
     const std::string at = file + ": training";
@@ -34,6 +54,7 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
             std::find(names.begin(), names.end(), st) == names.end())
             throw InputError(fmt::format("{}: unknown stream '{}' for {} data (expected {})", fat, st, s.data.kind,
                                          data::stream_list(s.data.kind)));
+        if (auto width = width_from_spec(s.data, st)) check_feed_fits(g.node(id), st, *width, fat);
         s.feed.emplace_back(name, st);
     }
     for (const Node& n : g.nodes()) {

@@ -32,4 +32,8 @@ struct TrainingSpec {
 // `file` and `dir` are the model file and its folder (relative data paths start there).
 TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& file, const std::string& dir);
 
+// An input fed from a stream of `width` columns per sample must be declared [N, width]
+// (or [N] when width is 1); otherwise an InputError "{where}: input 'x' is declared ...".
+void check_feed_fits(const Node& input, const std::string& stream, std::int64_t width, const std::string& where);
+
 }  // namespace chainrule
