@@ -30,8 +30,8 @@ void add_check(CLI::App& app) {
         }
         for (const auto& [role, id] : g.outputs()) fmt::print("  output {}: {}\n", role, g.node(id).name);
         if (f.training)
-            fmt::print("  training: {} data, {} epochs, sgd lr {}, {}\n", f.training->data.kind, f.training->epochs,
-                       f.training->optimizer.lr,
+            fmt::print("  training: {} data, {} epochs, {} lr {}, {}\n", f.training->data.kind, f.training->epochs,
+                       optimizer_name(f.training->optimizer.kind), f.training->optimizer.lr,
                        f.training->batch_size ? fmt::format("batches of {} ({})", f.training->batch_size,
                                                             f.training->sampling.name())
                                               : std::string("full batch"));

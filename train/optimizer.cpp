@@ -30,6 +30,13 @@ private:
 
 }  // namespace
 
+const char* optimizer_name(OptimizerKind kind) {
+    switch (kind) {
+        case OptimizerKind::sgd: return "sgd";
+    }
+    return "?";
+}
+
 OptimizerSpec parse_optimizer(const Json& j, const std::string& at) {
     const Json& o = get_object(j, at);
     if (o.size() != 1)

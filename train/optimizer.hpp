@@ -15,6 +15,7 @@
 namespace chainrule {
 
 enum class OptimizerKind { sgd };
+const char* optimizer_name(OptimizerKind kind);  // its key in the JSON: "sgd"
 
 // The `training.optimizer` block, typed: {"sgd": {"lr": x}}.
 struct OptimizerSpec {
