@@ -2,6 +2,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "train/model_file.hpp"
 
 namespace chainrule::cli {
 
@@ -10,7 +11,10 @@ void add_check(CLI::App& app) {
     auto path = std::make_shared<std::string>();
     cmd->add_option("MODEL", *path, "model JSON file")->required();
     cmd->callback([path] {
-        Model m = load(*path);
+        // The training block too: check refuses what train would, without reading data.
+        ModelFile f = load_model_file(*path);
+        for (const auto& w : f.model.warnings) fmt::print(stderr, "warning: {}\n", w);
+        const Model& m = f.model;
         const Graph& g = m.graph;
         fmt::print("{}: model '{}' ({}), {} nodes, {} parameters\n", m.path, g.name, dtype_name(g.dtype()), g.size(),
                    g.parameter_count());
@@ -25,6 +29,15 @@ void add_check(CLI::App& app) {
                        ins.empty() ? "" : "(" + ins + ")");
         }
         for (const auto& [role, id] : g.outputs()) fmt::print("  output {}: {}\n", role, g.node(id).name);
+        if (f.training)
+            fmt::print("  training: {} data, {} epochs, {}{}, {}\n", f.training->data.kind, f.training->epochs,
+                       describe(f.training->optimizer),
+                       f.training->lr_schedule.kind == ScheduleSpec::Kind::constant
+                           ? std::string()
+                           : ", lr schedule " + describe(f.training->lr_schedule),
+                       f.training->batch_size ? fmt::format("batches of {} ({})", f.training->batch_size,
+                                                            f.training->sampling.name())
+                                              : std::string("full batch"));
         fmt::print("ok\n");
     });
 }

@@ -5,24 +5,22 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/progress.hpp"
 #include "train/checkpoint.hpp"
 #include "core/error.hpp"
 #include "core/print.hpp"
+#include "train/model_file.hpp"
 #include "train/trainer.hpp"
 
 namespace chainrule::cli {
 namespace {
 
-// A run killed while writing leaves "FILE.tmp-XXXXXX" behind (never a half-written FILE):
-// clear them before writing again.
-void remove_stale_temp_files(const std::string& dir) {
-    std::error_code ec;
-    if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return;
-    for (const auto& f : std::filesystem::directory_iterator(dir, ec)) {
-        std::string name = f.path().filename().string();
-        auto p = name.rfind(".tmp-");
-        if (p != std::string::npos && name.size() - p == 11) std::filesystem::remove(f.path(), ec);
-    }
+// The model file with its training block, its warnings on stderr.
+ModelFile load_for_training(const std::string& path) {
+    ModelFile f = load_model_file(path);
+    for (const auto& w : f.model.warnings) fmt::print(stderr, "warning: {}\n", w);
+    f.training_spec();  // train and eval need the block
+    return f;
 }
 
 void print_parameters(const Graph& g) {
@@ -41,7 +39,9 @@ void add_train(CLI::App& app) {
     auto* cmd = app.add_subcommand("train", "Train a model with its JSON training block (flags override it)");
     cmd->add_option("MODEL", o->model, "model JSON file with a \"training\" block")->required();
     cmd->add_option("--epochs", o->t.epochs, "number of epochs (the total when resuming)");
-    cmd->add_option("--lr", o->t.lr, "SGD learning rate");
+    cmd->add_option("--lr", o->t.lr,
+                    "the optimizer's learning rate (replaces its lr; with an lr_schedule it is the base the "
+                    "schedule scales, which advances once per epoch)");
     cmd->add_option("--batch", o->t.batch_size, "rows per step (default: the model's; none = full batch)");
     cmd->add_option("--batches-per-epoch", o->t.batches_per_epoch, "steps per epoch");
     cmd->add_option("--seed", o->t.seed, "seed for initialisation and sampling");
@@ -53,22 +53,35 @@ void add_train(CLI::App& app) {
     cmd->add_flag("--detect-anomaly", o->t.detect_anomaly,
                   "check every node's value and gradient each step and name the first that is NaN/Inf");
     cmd->add_flag("--no-progress", o->no_progress, "no live progress line even on a terminal");
+    cmd->add_flag("--fresh-optimizer", o->t.fresh_optimizer,
+                  "with --resume: keep the trained parameters but start the optimizer state (moments, step "
+                  "count) and the schedule afresh, so the optimizer, lr or schedule may differ from the checkpoint's");
     cmd->callback([o] {
-        Model m = load(o->model);
-        TrainingSpec spec = with_overrides(parse_training(m.training, m.graph, m.path, m.dir), o->t);
+        ModelFile f = load_for_training(o->model);
+        Model& m = f.model;
+        TrainingSpec spec = with_overrides(f.training_spec(), o->t);
         if (o->t.out_dir.empty() && !o->t.resume.empty()) o->t.out_dir = std::filesystem::is_directory(o->t.resume)
                                                                             ? o->t.resume
                                                                             : std::filesystem::path(o->t.resume).parent_path().string();
-        o->t.progress = !o->no_progress && isatty(STDERR_FILENO);
-        remove_stale_temp_files(o->t.out_dir);
+        ProgressLine line;
+        if (!o->no_progress && isatty(STDERR_FILENO)) o->t.progress = [&line](const TrainProgress& p) { line.show(p); };
+        o->t.print = [&line](const std::string& text) {
+            line.clear();
+            fmt::print("{}\n", text);
+        };
         data::Dataset ds = data::load_dataset(spec.data);
-        fmt::print("{}: {} training and {} test samples; {} epochs, lr {}, {}\n", m.path, ds.train.count,
-                   ds.test.count, spec.epochs, spec.lr,
+        fmt::print("{}: {} training and {} test samples; {} epochs, {}{}{}, {}\n", m.path, ds.train.count,
+                   ds.test.count, spec.epochs, describe(spec.optimizer),
+                   spec.lr_schedule.kind == ScheduleSpec::Kind::constant
+                       ? std::string()
+                       : ", lr schedule " + describe(spec.lr_schedule) + " per epoch",
+                   spec.clip_grad_norm > 0 ? fmt::format(", gradients clipped to norm {}", spec.clip_grad_norm) : "",
                    spec.batch_size == 0 || spec.batch_size >= ds.train.count
                        ? std::string("full batch")
-                       : fmt::format("batches of {} ({})", spec.batch_size, spec.sampling));
+                       : fmt::format("batches of {} ({})", spec.batch_size, spec.sampling.name()));
         std::fflush(stdout);
         auto history = train(m, spec, ds, o->t);
+        line.clear();
         if (m.graph.parameter_count() <= 64) {
             fmt::print("parameters after epoch {}:\n", history.empty() ? 0 : history.back().epoch);
             print_parameters(m.graph);
@@ -94,8 +107,9 @@ void add_eval(CLI::App& app) {
     cmd->add_flag("--detect-anomaly", o->detect_anomaly,
                   "check every node's value and name the first that is NaN or Inf (exit 1)");
     cmd->callback([o] {
-        Model m = load(o->model);
-        TrainingSpec spec = parse_training(m.training, m.graph, m.path, m.dir);
+        ModelFile f = load_for_training(o->model);
+        Model& m = f.model;
+        const TrainingSpec& spec = f.training_spec();
         std::string file = checkpoint_path(o->weights);
         Checkpoint c = load_checkpoint(file);
         restore_parameters(m.graph, c, file);

@@ -343,8 +343,17 @@ Json tensor_to_json(const Tensor& t) {
     return build(build, 0);
 }
 
+namespace {
+constexpr std::string_view kTempMark = ".tmp-", kTempTemplate = "XXXXXX";  // mkstemp fills the X's
+}  // namespace
+
+bool is_atomic_temp_file(const std::string& filename) {
+    const std::size_t tail = kTempMark.size() + kTempTemplate.size();
+    return filename.size() > tail && filename.compare(filename.size() - tail, kTempMark.size(), kTempMark) == 0;
+}
+
 void write_file_atomic(const std::string& path, const std::string& text) {
-    std::string tmp = path + ".tmp-XXXXXX";
+    std::string tmp = path + std::string(kTempMark) + std::string(kTempTemplate);
     std::vector<char> name(tmp.begin(), tmp.end());
     name.push_back('\0');
     int fd = ::mkstemp(name.data());

@@ -66,5 +66,8 @@ Json tensor_to_json(const Tensor& t);
 // Writes `text` to `path` atomically: temp file in the same folder, fsync, rename.
 // A crash leaves either the old file or the new one, never half of one.
 void write_file_atomic(const std::string& path, const std::string& text);
+// Whether `filename` (no folder) is one of write_file_atomic's temp files, which a write cut
+// short by a kill leaves behind: the target's name followed by ".tmp-" and mkstemp's six characters.
+bool is_atomic_temp_file(const std::string& filename);
 
 }  // namespace chainrule

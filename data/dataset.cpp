@@ -106,17 +106,17 @@ void parse_csv(const Json& j, const std::string& where, const std::string& base_
 enum class Stream { images, features, labels, one_hot, unknown };
 
 Stream stream_kind(const Dataset& ds, const std::string& name) {
-    if (name == "labels_one_hot" && ds.classes > 0) return Stream::one_hot;
-    if (name == "labels" && ds.classes > 0) return Stream::labels;
-    if (name == "images" && ds.kind == "idx") return Stream::images;
-    if (name == "features" && ds.kind == "csv") return Stream::features;
+    if (name == kLabelsOneHot && ds.classes > 0) return Stream::one_hot;
+    if (name == kLabels && ds.classes > 0) return Stream::labels;
+    if (name == kImages && ds.kind == "idx") return Stream::images;
+    if (name == kFeatures && ds.kind == "csv") return Stream::features;
     return Stream::unknown;
 }
 
 [[noreturn]] void unknown_stream(const Dataset& ds, const std::string& name) {
-    const char* offered = ds.kind == "idx"   ? "images, labels, labels_one_hot"
-                          : ds.classes > 0 ? "features, labels, labels_one_hot"
-                                           : "features";
+    std::string offered;
+    for (const auto& s : stream_names(ds.kind, ds.kind == "idx" || ds.classes > 0))
+        offered += (offered.empty() ? "" : ", ") + s;
     throw InputError(fmt::format("unknown data stream '{}'; {} data offers: {}", name, ds.kind, offered));
 }
 
@@ -155,6 +155,23 @@ Dataset load_dataset(const DataSpec& spec) {
     if (spec.kind == "csv") return csv_dataset(read_csv(spec.path), spec);
     if (spec.kind == "idx") return idx_dataset(spec);
     throw InputError(fmt::format("{}: unknown data kind '{}'", spec.where, spec.kind));
+}
+
+std::vector<std::string> stream_names(const std::string& kind, bool labelled) {
+    std::vector<std::string> names;
+    if (kind == "idx") names.push_back(kImages);
+    else if (kind == "csv") names.push_back(kFeatures);
+    else return names;
+    if (labelled) names.insert(names.end(), {kLabels, kLabelsOneHot});
+    return names;
+}
+
+std::string stream_list(const std::string& kind, bool labelled) {
+    std::vector<std::string> names = stream_names(kind, labelled);
+    std::string out;
+    for (std::size_t i = 0; i < names.size(); ++i)
+        out += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+    return out;
 }
 
 bool has_stream(const Dataset& ds, const std::string& stream) { return stream_kind(ds, stream) != Stream::unknown; }

@@ -54,8 +54,17 @@ struct Dataset {
 // Reads and validates the files of a spec (csv.hpp, idx.hpp); InputError on bad data.
 Dataset load_dataset(const DataSpec& spec);
 
-// Streams that a model's `training.feed` can name:
-//   idx: "images", "labels", "labels_one_hot";  csv: "features", "labels", "labels_one_hot".
+// The streams that a model's `training.feed` can name: the one list of their names.
+// Every kind offers a sample stream first ("images" for idx, "features" for csv), then
+// "labels" (the class index) and "labels_one_hot" (when the data has labels).
+inline constexpr const char* kImages = "images";
+inline constexpr const char* kFeatures = "features";
+inline constexpr const char* kLabels = "labels";
+inline constexpr const char* kLabelsOneHot = "labels_one_hot";
+// The streams of a data kind ("csv" or "idx"), the sample stream first; empty for other kinds.
+std::vector<std::string> stream_names(const std::string& kind, bool labelled = true);
+// "images, labels or labels_one_hot", for messages.
+std::string stream_list(const std::string& kind, bool labelled = true);
 bool has_stream(const Dataset& ds, const std::string& stream);
 std::int64_t stream_width(const Dataset& ds, const std::string& stream);  // columns per sample
 // Fills dst (already sized [rows.size(), width], or [rows.size()] when width == 1, in any

@@ -9,7 +9,7 @@
 #include "core/json_io.hpp"
 #include "graph/model_json.hpp"
 #include "testing.hpp"
-#include "train/optimizers.hpp"
+#include "train/optimizer.hpp"
 
 using namespace chainrule;
 using namespace chainrule::testing;

@@ -154,6 +154,24 @@ BOOST_AUTO_TEST_CASE(checkpoints_are_refused_by_eval) {
                [&](const std::string& f) { return std::vector<std::string>{"eval", model, "--weights", f}; });
 }
 
+// check and train read a model's training block alike: each defect in it is refused by both
+// with the same message, before any data is read (the corpus's data paths do not exist, so
+// a train that read data would say something else).
+BOOST_AUTO_TEST_CASE(check_and_train_refuse_training_blocks_alike) {
+    int compared = 0;
+    for (const auto& [file, fragment] : corpus("models")) {
+        if (!file.filename().string().starts_with("training_")) continue;
+        BOOST_TEST_CONTEXT(file.filename().string()) {
+            Outcome check = run_cli({"check", file.string()});
+            Outcome train = run_cli({"train", file.string(), "--no-progress"});
+            BOOST_TEST(train.code == 2, "exit code " << train.code << "; stderr: " << train.err.substr(0, 400));
+            BOOST_TEST(train.err == check.err);
+            ++compared;
+        }
+    }
+    BOOST_TEST(compared >= 15);
+}
+
 // The harness itself: a good model passes (exit 0), so exit 2 above is not an accident
 // of how the command is run.
 BOOST_AUTO_TEST_CASE(a_good_model_passes_check) {

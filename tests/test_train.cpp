@@ -11,6 +11,8 @@
 #include <zlib.h>
 
 #include "train/checkpoint.hpp"
+#include "train/model_file.hpp"
+#include "train/plot.hpp"
 #include "core/error.hpp"
 #include "train/trainer.hpp"
 #include "testing.hpp"
@@ -459,4 +461,106 @@ BOOST_AUTO_TEST_CASE(the_lectures_update_points_uphill_at_the_initial_weights) {
     }
     exact.graph.forward();
     BOOST_TEST(exact.graph.value("L").at(0) > before);
+}
+
+namespace {
+
+// Enough of XML for the plot: elements nest and close, attributes are quoted, every '&'
+// starts one of the five predefined entities, and text holds no raw '<'. Returns "" when
+// well formed, else what is wrong and where.
+std::string xml_problem(const std::string& x) {
+    std::vector<std::string> open;
+    auto entity_ok = [&](std::size_t i) {
+        for (const char* e : {"&lt;", "&gt;", "&amp;", "&quot;", "&apos;"})
+            if (x.compare(i, std::strlen(e), e) == 0) return true;
+        return false;
+    };
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        if (x[i] == '&' && !entity_ok(i)) return fmt::format("bad '&' at {}", i);
+        if (x[i] == '>') return fmt::format("stray '>' at {}", i);
+        if (x[i] != '<') continue;
+        std::size_t end = i + 1;
+        char quote = 0;
+        for (; end < x.size() && (quote || x[end] != '>'); ++end) {
+            if (quote && x[end] == '<') return fmt::format("'<' inside an attribute at {}", end);
+            if (quote && x[end] == '&' && !entity_ok(end)) return fmt::format("bad '&' at {}", end);
+            if (x[end] == '"' || x[end] == '\'') quote = quote == x[end] ? 0 : quote ? quote : x[end];
+        }
+        if (end == x.size()) return fmt::format("unclosed tag at {}", i);
+        std::string tag = x.substr(i + 1, end - i - 1);
+        bool closing = tag.starts_with("/"), empty = tag.ends_with("/");
+        std::string name = tag.substr(closing, tag.find_first_of(" /\n", closing) - closing);
+        if (name.empty() || name.find('<') != std::string::npos) return fmt::format("bad tag at {}", i);
+        if (closing) {
+            if (open.empty() || open.back() != name) return fmt::format("</{}> closes nothing open at {}", name, i);
+            open.pop_back();
+        } else if (!empty) {
+            open.push_back(name);
+        }
+        i = end;
+    }
+    return open.empty() ? "" : "<" + open.back() + "> is never closed";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_plot_of_a_model_named_with_markup_is_well_formed_svg) {
+    std::vector<EpochMetrics> h = {{1, 0.5, 0.6, 0.25, 0.01}, {2, 0.4, 0.5, 0.5, 0.01}};
+    std::string svg = plot_svg(h, "a<b&c");
+    BOOST_TEST(xml_problem(svg) == "");
+    CHECK_HAS(svg, ">a&lt;b&amp;c</text>");
+    // The checker itself refuses what the unescaped title made.
+    BOOST_TEST(xml_problem("<svg><text>a<b&c</text></svg>") != "");
+    BOOST_TEST(xml_problem("<svg><text>a &amp; b</text></svg>") == "");
+}
+
+BOOST_AUTO_TEST_CASE(train_model_file_trains_a_model_in_one_call) {
+    TrainOptions o = quiet();
+    o.epochs = 15;
+    TrainedModel t = train_model_file(testing::source_root() + "/models/iris_neuron.json", o);
+    BOOST_TEST(t.history.size() == 15u);
+    BOOST_TEST(t.spec.epochs == 15);
+    // The same as loading, parsing, reading the data and training step by step.
+    Run r = prepare("iris_neuron");
+    auto h = train(r.model, with_overrides(r.spec, o), r.ds, o);
+    require_same_parameters(t.model.graph, r.model.graph);
+    BOOST_TEST(t.history.back().train_loss == h.back().train_loss);
+    BOOST_TEST(t.history.back().test_accuracy == h.back().test_accuracy);
+
+    const std::string example = testing::source_root() + "/models/worked_example.json";
+    CHECK_HAS(testing::message_of<InputError>([&] { train_model_file(example, o); }),
+              example + ": the model has no \"training\" block");
+}
+
+BOOST_AUTO_TEST_CASE(a_model_file_is_refused_at_load_for_a_bad_training_block) {
+    const std::string path = testing::source_root() + "/models/iris_neuron.json";
+    auto refused = [&](const std::function<void(Json&)>& edit) {
+        Json j = read_json_file(path);
+        edit(j["training"]);
+        return testing::message_of<InputError>([&] { parse_model_file(j.dump(), "m.json"); });
+    };
+    CHECK_HAS(refused([](Json& t) { t["epochs"] = -5; }), "m.json: training.epochs: must be at least 1, got -5");
+    CHECK_HAS(refused([](Json& t) { t["optimizer"] = {{"adamax", {{"lr", 0.1}}}}; }),
+              "m.json: training.optimizer: unknown optimizer 'adamax' (expected one of sgd, adam, adamw, rmsprop)");
+    CHECK_HAS(refused([](Json& t) { t["optimizer"] = {{"adam", {{"betas", {0.9, 1.0}}}}}; }),
+              "m.json: training.optimizer.adam.betas[1]: must be in [0, 1), got 1");
+    CHECK_HAS(refused([](Json& t) { t["lr_schedule"] = {{"cosine", {{"eta_min", 0}}}}; }),
+              "m.json: training.lr_schedule.cosine: missing required key 't_max'");
+    CHECK_HAS(refused([](Json& t) { t["clip_grad_norm"] = -1; }),
+              "m.json: training.clip_grad_norm: must be > 0 (the largest global L2 norm), got -1");
+    CHECK_HAS(refused([](Json& t) { t["optimizer"]["sgd"]["lr"] = "fast"; }),
+              "m.json: training.optimizer.sgd.lr: expected a number");
+    CHECK_HAS(refused([](Json& t) { t["sampling"] = "random"; }), "m.json: training.sampling: expected");
+    CHECK_HAS(refused([](Json& t) { t["data"].erase("path"); }), "m.json: training.data: missing required key 'path'");
+    // A good block comes typed; no block is no spec.
+    ModelFile f = load_model_file(path);
+    BOOST_REQUIRE(f.training.has_value());
+    BOOST_TEST(f.training->optimizer.lr == 0.1);
+    BOOST_TEST((f.training->sampling == Sampling::shuffle));
+    BOOST_TEST(!load_model_file(testing::source_root() + "/models/worked_example.json").training.has_value());
+    // The sampling is chosen once, from its name; an unknown name cannot be set.
+    TrainingSpec spec;
+    spec.sampling = "with_replacement";
+    BOOST_TEST((spec.sampling == Sampling::with_replacement));
+    BOOST_CHECK_THROW(spec.sampling = "random", InputError);
 }

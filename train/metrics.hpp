@@ -9,6 +9,7 @@ struct EpochMetrics {
     std::int64_t epoch = 0;
     double train_loss = 0, test_loss = 0, test_accuracy = -1;  // accuracy -1: not measured
     double seconds = 0;                                         // training time of the epoch
+    double lr = 0;                                              // the learning rate of the epoch
 };
 
 }  // namespace chainrule

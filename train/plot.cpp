@@ -44,6 +44,22 @@ std::string axes(const Panel& p, const std::string& label, int digits) {
     return out;
 }
 
+// The title is the model's name, which may hold any character: markup in it must stay text.
+std::string xml_escaped(const std::string& text) {
+    std::string out;
+    for (char c : text) {
+        switch (c) {
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '&': out += "&amp;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&apos;"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 std::string plot_svg(const std::vector<EpochMetrics>& hist, const std::string& title) {
@@ -60,7 +76,7 @@ std::string plot_svg(const std::vector<EpochMetrics>& hist, const std::string& t
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"620\" height=\"540\" font-family=\"sans-serif\">\n"
         "<rect width=\"620\" height=\"540\" fill=\"white\"/>\n"
         "<text x=\"60\" y=\"18\" font-size=\"15\">{}</text>\n",
-        title);
+        xml_escaped(title));
     svg += axes(loss, "loss per epoch (blue: train, orange: test)", 3);
     svg += polyline(loss, hist, &EpochMetrics::train_loss, "#1f77b4");
     svg += polyline(loss, hist, &EpochMetrics::test_loss, "#ff7f0e");

@@ -1,10 +1,9 @@
-// Training with SGD over a model's graph, evaluation, and the run directory.
+// The training loop over a model's graph, and evaluation.
 //
-// A run is deterministic for a fixed seed and thread count. After every epoch the run
-// directory (--out) gets, each written atomically: checkpoint.ckpt (parameters, sampler
-// state, metrics so far), metrics.csv, curves.svg and model.json (the model with its
-// trained values). A resumed run continues from the checkpoint and ends with the same
-// weights, bit for bit, as a run that was never stopped.
+// A step is: the sampler's next batch, the feeder puts it into the inputs, forward,
+// backward, the optimizer's update. A run is deterministic for a fixed seed and thread
+// count; after every epoch it writes its run directory (train/run_dir.hpp), and a resumed
+// run ends with the same weights, bit for bit, as a run that was never stopped.
 #pragma once
 
 #include <functional>
@@ -15,9 +14,19 @@
 #include "data/dataset.hpp"
 #include "graph/model_json.hpp"
 #include "train/metrics.hpp"
+#include "train/run_dir.hpp"
 #include "train/training.hpp"
 
 namespace chainrule {
+
+// Where a run is, for a progress display (the library draws nothing itself).
+struct TrainProgress {
+    std::int64_t epoch = 0, epochs = 0;  // 1-based epoch of the total
+    std::int64_t step = 0, steps = 0;    // 1-based step of the epoch
+    double loss = 0;                     // of this step's batch
+    double samples_per_second = 0;       // since this run started (or resumed)
+    double eta_seconds = 0;              // to the last epoch at this pace
+};
 
 struct TrainOptions {
     std::optional<std::int64_t> epochs, batch_size, batches_per_epoch;
@@ -27,7 +36,9 @@ struct TrainOptions {
     std::string resume;           // a run directory or a checkpoint file
     std::int64_t print_every = 0; // 0: the spec's, else about 20 lines per run
     bool detect_anomaly = false;  // name the first node whose value or gradient is NaN/Inf
-    bool progress = false;        // live progress line on stderr (a terminal)
+    bool fresh_optimizer = false; // on resume: keep the parameters, start optimizer state and schedule anew
+    // Called after a step at most every 0.1 s; empty: no progress reports.
+    std::function<void(const TrainProgress&)> progress;
     int threads = 0;              // 0: leave OpenBLAS's default
     std::function<void(const std::string&)> print;  // one line of output; default: stdout
 };
@@ -55,8 +66,5 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
 // inputs' statistics ("anomaly at epoch 8, evaluating rows 0 to 19: ...").
 EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
                     bool keep_predictions = false, const std::optional<std::string>& anomaly_at = {});
-
-// The checkpoint file of a run directory, or the path itself when it is a file.
-std::string checkpoint_path(const std::string& dir_or_file);
 
 }  // namespace chainrule

@@ -1,10 +1,31 @@
 #include "train/training.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
+#include <optional>
 
 #include "core/error.hpp"
+#include "core/print.hpp"
 
 namespace chainrule {
+namespace {
+
+// Columns per sample of a stream when the spec alone says it (csv features, labels, one-hot
+// labels of listed classes); images and unlisted classes are as the data files say.
+std::optional<std::int64_t> width_from_spec(const data::DataSpec& d, const std::string& stream) {
+    if (stream == data::kLabels) return 1;
+    if (stream == data::kLabelsOneHot && !d.classes.empty()) return std::int64_t(d.classes.size());
+    if (stream == data::kFeatures && d.kind == "csv") return std::int64_t(d.features.size());
+    return std::nullopt;
+}
+
+}  // namespace
+
+void check_feed_fits(const Node& n, const std::string& stream, std::int64_t width, const std::string& where) {
+    if (n.shape.size() == 2 ? !n.shape[1].symbolic() && n.shape[1].size != width : n.shape.size() != 1 || width != 1)
+        throw InputError(fmt::format("{}: input '{}' is declared {} but stream '{}' has {} column{} per sample", where,
+                                     n.name, format_shape(n.shape), stream, width, width == 1 ? "" : "s"));
+}
 
 TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& file, const std::string& dir) {
     const std::string at = file + ": training";
@@ -12,8 +33,9 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
                                                   "(docs/model-format.md)",
                                                   file));
     get_object(j, at);
+    if (g.loss() < 0) throw InputError(fmt::format("{}: outputs: the model has no \"loss\" output to train", file));
     check_keys(j,
-               {"data", "feed", "epochs", "batch_size", "batches_per_epoch", "sampling", "optimizer", "seed",
+               {"data", "feed", "epochs", "batch_size", "batches_per_epoch", "sampling", "optimizer", "lr_schedule", "clip_grad_norm", "seed",
                 "metrics", "print_every"},
                at);
     TrainingSpec s;
@@ -28,12 +50,11 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
             throw InputError(fmt::format("{}: '{}' is {} node; only inputs can be fed from data", fat, name,
                                          g.node(id).kind == NodeKind::op ? "an op" : kind_name(g.node(id).kind)));
         std::string st = get_string(stream, fat);
-        bool known = s.data.kind == "idx" ? (st == "images" || st == "labels" || st == "labels_one_hot")
-                                          : (st == "features" || st == "labels" || st == "labels_one_hot");
-        if (!known)
+        if (std::vector<std::string> names = data::stream_names(s.data.kind);
+            std::find(names.begin(), names.end(), st) == names.end())
             throw InputError(fmt::format("{}: unknown stream '{}' for {} data (expected {})", fat, st, s.data.kind,
-                                         s.data.kind == "idx" ? "images, labels or labels_one_hot"
-                                                              : "features, labels or labels_one_hot"));
+                                         data::stream_list(s.data.kind)));
+        if (auto width = width_from_spec(s.data, st)) check_feed_fits(g.node(id), st, *width, fat);
         s.feed.emplace_back(name, st);
     }
     for (const Node& n : g.nodes()) {
@@ -43,7 +64,7 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
         if (!fed)
             throw InputError(fmt::format("{}.feed: input '{}' is not fed and has no default value (did you forget "
                                          "\"{}\": \"{}\"?)",
-                                         at, n.name, n.name, s.data.kind == "idx" ? "images" : "features"));
+                                         at, n.name, n.name, data::stream_names(s.data.kind).front()));
     }
     auto positive = [&](const char* key, std::int64_t& out) {
         if (!j.contains(key)) return;
@@ -55,19 +76,19 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
     positive("batches_per_epoch", s.batches_per_epoch);
     positive("print_every", s.print_every);
     if (j.contains("sampling")) {
-        s.sampling = get_string(j["sampling"], at + ".sampling");
-        if (s.sampling != "shuffle" && s.sampling != "with_replacement")
+        std::string name = get_string(j["sampling"], at + ".sampling");
+        if (!Sampling::is_name(name))
             throw InputError(fmt::format("{}.sampling: expected \"shuffle\" or \"with_replacement\", got \"{}\"", at,
-                                         s.sampling));
+                                         name));
+        s.sampling = name.c_str();
     }
-    if (j.contains("optimizer")) {
-        std::string oat = at + ".optimizer";
-        const Json& o = get_object(j["optimizer"], oat);
-        check_keys(o, {"sgd"}, oat + " (only sgd is available)");
-        const Json& sgd = get_object(require(o, "sgd", oat), oat + ".sgd");
-        check_keys(sgd, {"lr"}, oat + ".sgd");
-        s.lr = get_number(require(sgd, "lr", oat + ".sgd"), oat + ".sgd.lr");
-        if (!(s.lr > 0)) throw InputError(fmt::format("{}.sgd.lr: must be > 0, got {}", oat, s.lr));
+    if (j.contains("optimizer")) s.optimizer = parse_optimizer(j["optimizer"], at + ".optimizer");
+    if (j.contains("lr_schedule")) s.lr_schedule = parse_schedule(j["lr_schedule"], at + ".lr_schedule");
+    if (j.contains("clip_grad_norm")) {
+        s.clip_grad_norm = get_number(j["clip_grad_norm"], at + ".clip_grad_norm");
+        if (!(s.clip_grad_norm > 0))
+            throw InputError(fmt::format("{}.clip_grad_norm: must be > 0 (the largest global L2 norm), got {}", at,
+                                         s.clip_grad_norm));
     }
     if (j.contains("seed")) {
         std::int64_t seed = get_int(j["seed"], at + ".seed");

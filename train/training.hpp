@@ -8,6 +8,8 @@
 #include "data/dataset.hpp"
 #include "graph/graph.hpp"
 #include "core/json_io.hpp"
+#include "train/optimizer.hpp"
+#include "train/sampler.hpp"
 
 namespace chainrule {
 
@@ -17,16 +19,23 @@ struct TrainingSpec {
     std::int64_t epochs = 1;
     std::int64_t batch_size = 0;         // 0: full batch (the whole training split, in file order)
     std::int64_t batches_per_epoch = 0;  // 0: ceil(training rows / batch_size)
-    std::string sampling = "shuffle";    // "shuffle" or "with_replacement"
-    double lr = 0.1;                     // optimizer {"sgd": {"lr": x}}
+    Sampling sampling = Sampling::shuffle;
+    OptimizerSpec optimizer;             // {"sgd": {"lr": 0.1}} unless the block says otherwise
+    ScheduleSpec lr_schedule;            // constant unless the block says otherwise
+    double clip_grad_norm = 0;           // 0: no clipping
     std::uint64_t seed = 0;
     std::vector<std::string> metrics = {"loss", "accuracy"};
     std::int64_t print_every = 0;        // 0: about 20 lines per run
 };
 
 // Validates the block: keys, types, ranges, and that every fed name is an input of the
-// graph and every input without a default value is fed. Does not read data files.
+// graph and every input without a default value is fed, and that the graph has a loss.
+// Does not read data files.
 // `file` and `dir` are the model file and its folder (relative data paths start there).
 TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& file, const std::string& dir);
+
+// An input fed from a stream of `width` columns per sample must be declared [N, width]
+// (or [N] when width is 1); otherwise an InputError "{where}: input 'x' is declared ...".
+void check_feed_fits(const Node& input, const std::string& stream, std::int64_t width, const std::string& where);
 
 }  // namespace chainrule

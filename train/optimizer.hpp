@@ -4,8 +4,11 @@
 // trajectories (tests/golden/optimizers.json) to 1e-9.
 //
 //     OptimizerSpec o = parse_optimizer(block["optimizer"], "m.json: training.optimizer");
-//     Optimizer opt(o, params);        // moment buffers allocated here, once
-//     opt.step(params, grads, lr);     // every step: no allocation
+//     Optimizer opt(o, g, g.parameters());   // moment buffers allocated here, once
+//     opt.step(g, params, lr);               // every step: no allocation
+//
+// The trainer's step is: backward, clip_gradients (when asked), step at the epoch's
+// scheduled_lr. The state (step count and buffers) travels in the checkpoint.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +18,8 @@
 
 #include "core/json_io.hpp"
 #include "core/tensor.hpp"
+#include "graph/graph.hpp"
+#include "train/checkpoint.hpp"
 
 namespace chainrule {
 
@@ -65,15 +70,30 @@ double scheduled_lr(const ScheduleSpec& s, double base_lr, std::int64_t epochs_d
 // where norm is the L2 norm over all of them; returns that norm (before scaling).
 double clip_grad_norm(std::span<Tensor* const> grads, double max_norm);
 
+// The run settings a resumed run must share with its checkpoint for the optimizer's sake
+// ("lr", "optimizer", "lr_schedule", "clip_grad_norm"); --fresh-optimizer waives them.
+bool is_optimizer_setting(const std::string& key);
+
 class Optimizer {
 public:
     // `params` fixes the shapes and dtypes of the state; nothing is allocated after this.
     Optimizer(const OptimizerSpec& spec, std::span<const Tensor* const> params);
+    // The same for parameter nodes of `g` (their values must be set).
+    Optimizer(const OptimizerSpec& spec, Graph& g, std::span<const int> params);
 
     const OptimizerSpec& spec() const { return spec_; }
     std::int64_t steps() const { return steps_; }
     // One update of every parameter from its gradient at learning rate `lr`.
     void step(std::span<Tensor* const> params, std::span<const Tensor* const> grads, double lr);
+    // The same on the graph's parameter nodes and their gradients.
+    void step(Graph& g, std::span<const int> params, double lr);
+    // clip_grad_norm over the gradients of the graph's parameter nodes; returns the norm.
+    double clip_gradients(Graph& g, std::span<const int> params, double max_norm);
+
+    // Into and out of a checkpoint: info.optimizer_steps and tensors "optimizer/NAME". A
+    // checkpoint without the state this optimizer needs is an InputError naming `file`.
+    void save_state(Checkpoint& c) const;
+    void restore_state(const Checkpoint& c, const std::string& file);
 
     // The state as named tensors (for a checkpoint): "momentum_buffer.0", "exp_avg.1", ...
     std::vector<std::pair<std::string, const Tensor*>> state() const;
@@ -90,6 +110,9 @@ private:
     OptimizerSpec spec_;
     std::int64_t steps_ = 0;
     std::vector<Slot> slots_;
+    std::vector<Tensor*> values_, grads_;  // step(Graph&)'s views, sized once
+    std::vector<const Tensor*> const_grads_;
+    void view(Graph& g, std::span<const int> params);
 };
 
 }  // namespace chainrule

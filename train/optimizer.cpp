@@ -1,4 +1,4 @@
-#include "train/optimizers.hpp"
+#include "train/optimizer.hpp"
 
 #include <array>
 #include <cmath>
@@ -271,6 +271,58 @@ double clip_grad_norm(std::span<Tensor* const> grads, double max_norm) {
                 for (T& v : g->span<T>()) v *= T(coef);
             });
     return total;
+}
+
+bool is_optimizer_setting(const std::string& key) {
+    return key == "lr" || key == "optimizer" || key == "lr_schedule" || key == "clip_grad_norm";
+}
+
+namespace {
+
+std::vector<const Tensor*> values_of(Graph& g, std::span<const int> params) {
+    std::vector<const Tensor*> out;
+    for (int id : params) out.push_back(&g.node(id).value);
+    return out;
+}
+
+}  // namespace
+
+Optimizer::Optimizer(const OptimizerSpec& spec, Graph& g, std::span<const int> params)
+    : Optimizer(spec, values_of(g, params)) {
+    values_.reserve(params.size()), grads_.reserve(params.size()), const_grads_.reserve(params.size());
+}
+
+void Optimizer::view(Graph& g, std::span<const int> params) {
+    values_.clear(), grads_.clear(), const_grads_.clear();
+    for (int id : params) {
+        values_.push_back(&g.node(id).value);
+        grads_.push_back(&g.node(id).grad);
+        const_grads_.push_back(&g.node(id).grad);
+    }
+}
+
+void Optimizer::step(Graph& g, std::span<const int> params, double lr) {
+    view(g, params);
+    step(values_, const_grads_, lr);
+}
+
+double Optimizer::clip_gradients(Graph& g, std::span<const int> params, double max_norm) {
+    view(g, params);
+    return clip_grad_norm(grads_, max_norm);
+}
+
+void Optimizer::save_state(Checkpoint& c) const {
+    c.info["optimizer_steps"] = steps_;
+    for (const auto& [name, t] : state()) c.tensors.emplace_back("optimizer/" + name, *t);
+}
+
+void Optimizer::restore_state(const Checkpoint& c, const std::string& file) {
+    std::vector<std::pair<std::string, Tensor>> saved;
+    for (const auto& [name, t] : c.tensors)
+        if (name.rfind("optimizer/", 0) == 0) saved.emplace_back(name.substr(10), t);
+    std::int64_t steps = 0;
+    if (c.info.contains("optimizer_steps")) steps = get_int(c.info["optimizer_steps"], file + ": info.optimizer_steps");
+    restore(steps, saved, file);
 }
 
 Optimizer::Optimizer(const OptimizerSpec& spec, std::span<const Tensor* const> params) : spec_(spec) {

@@ -1,0 +1,30 @@
+#include "train/feeder.hpp"
+
+namespace chainrule {
+
+Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Workers* workers) : g_(g), ds_(ds) {
+    for (const auto& [name, stream] : spec.feed) {
+        int id = g.id(name);
+        const Node& n = g.node(id);
+        std::int64_t width = data::stream_width(ds, stream);
+        check_feed_fits(n, stream, width, spec.data.where);
+        Dims dims = n.shape.size() == 2 ? Dims{0, width} : Dims{0};
+        inputs_.push_back({id, &stream, std::move(dims)});
+    }
+    // The images, by far the most bytes of a batch, are converted on all workers at once:
+    // that pass is bound by memory, and two cores fetch and write more than one.
+    if (workers && workers->threads() >= 2)
+        on_workers_ = [workers](std::int64_t count, const std::function<void(std::int64_t, std::int64_t)>& part) {
+            auto run_part = [&part](std::int64_t b, std::int64_t e) { part(b, e); };
+            workers->run(count, run_part);
+        };
+}
+
+void Feeder::feed(const data::Split& split, std::span<const std::int64_t> rows) {
+    for (Input& in : inputs_) {
+        in.dims[0] = std::int64_t(rows.size());
+        data::gather(ds_, split, *in.stream, rows, g_.input_buffer(in.id, in.dims), on_workers_);
+    }
+}
+
+}  // namespace chainrule

@@ -1,0 +1,123 @@
+#include "train/run_dir.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <fmt/format.h>
+#include <limits>
+
+#include "core/error.hpp"
+#include "train/optimizer.hpp"
+#include "train/plot.hpp"
+
+namespace chainrule {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string metrics_csv(const std::vector<EpochMetrics>& h) {
+    std::string out = "epoch,train_loss,test_loss,test_accuracy,seconds,lr\n";
+    for (const auto& e : h)
+        out += fmt::format("{},{:.17g},{:.17g},{},{:.6f},{:.17g}\n", e.epoch, e.train_loss, e.test_loss,
+                           e.test_accuracy < 0 ? std::string() : fmt::format("{:.17g}", e.test_accuracy), e.seconds,
+                           e.lr);
+    return out;
+}
+
+// JSON has no NaN or Inf, and a test loss can be either while training goes on (a few test
+// rows outside log's domain): those are kept as the strings "nan", "inf" and "-inf".
+Json loss_json(double v) {
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+    return v;
+}
+
+double loss_from_json(const Json& j, const std::string& at) {
+    if (j.is_string()) {
+        const std::string& w = j.get_ref<const std::string&>();
+        if (w == "nan") return std::numeric_limits<double>::quiet_NaN();
+        if (w == "inf") return std::numeric_limits<double>::infinity();
+        if (w == "-inf") return -std::numeric_limits<double>::infinity();
+        throw InputError(fmt::format("{}: expected a number, \"nan\", \"inf\" or \"-inf\", got {}", at, json_brief(j)));
+    }
+    return get_number(j, at);
+}
+
+Json history_json(const std::vector<EpochMetrics>& h) {
+    Json arr = Json::array();
+    for (const auto& e : h)
+        arr.push_back({{"epoch", e.epoch},
+                       {"train_loss", e.train_loss},
+                       {"test_loss", loss_json(e.test_loss)},
+                       {"test_accuracy", e.test_accuracy},
+                       {"seconds", e.seconds},
+                       {"lr", e.lr}});
+    return arr;
+}
+
+std::vector<EpochMetrics> history_from_json(const Json& j, const std::string& file) {
+    std::vector<EpochMetrics> h;
+    if (!j.is_array()) throw InputError(fmt::format("{}: checkpoint has no metrics history", file));
+    for (std::size_t i = 0; i < j.size(); ++i) {
+        const Json& e = j[i];
+        std::string at = json_path(file + ": info.history", i);
+        auto field = [&](const char* key) { return json_path(at, key); };
+        h.push_back({get_int(require(e, "epoch", at), field("epoch")),
+                     get_number(require(e, "train_loss", at), field("train_loss")),
+                     loss_from_json(require(e, "test_loss", at), field("test_loss")),
+                     get_number(require(e, "test_accuracy", at), field("test_accuracy")),
+                     get_number(require(e, "seconds", at), field("seconds")),
+                     // Checkpoints from before the column have none: 0 (unknown).
+                     e.contains("lr") ? get_number(e["lr"], field("lr")) : 0.0});
+    }
+    return h;
+}
+
+}  // namespace
+
+std::string checkpoint_path(const std::string& p) {
+    return fs::is_directory(p) ? (fs::path(p) / "checkpoint.ckpt").string() : p;
+}
+
+RunDir::RunDir(std::string dir) : dir_(std::move(dir)) {
+    if (dir_.empty()) return;
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec) throw RunError(fmt::format("{}: cannot create the run directory: {}", dir_, ec.message()));
+    for (const auto& f : fs::directory_iterator(dir_, ec))
+        if (is_atomic_temp_file(f.path().filename().string())) fs::remove(f.path(), ec);
+}
+
+std::string RunDir::checkpoint_file() const {
+    return dir_.empty() ? "" : (fs::path(dir_) / "checkpoint.ckpt").string();
+}
+
+void RunDir::write_epoch(const Model& m, Checkpoint c, const std::vector<EpochMetrics>& history) const {
+    if (dir_.empty()) return;
+    c.info["history"] = history_json(history);
+    save_checkpoint(c, checkpoint_file());
+    write_file_atomic((fs::path(dir_) / "metrics.csv").string(), metrics_csv(history));
+    write_file_atomic((fs::path(dir_) / "curves.svg").string(), plot_svg(history, m.graph.name));
+    save_model(m, (fs::path(dir_) / "model.json").string(), true);
+}
+
+Resumed resume_run(const std::string& dir_or_file, Graph& g, const Json& settings) {
+    Resumed r;
+    r.file = checkpoint_path(dir_or_file);
+    r.checkpoint = load_checkpoint(r.file);
+    const Checkpoint& c = r.checkpoint;
+    restore_parameters(g, c, r.file);
+    for (const auto& [key, value] : settings.items()) {
+        if (!c.info.contains(key) || c.info[key] != value)
+            throw InputError(fmt::format("{}: the checkpoint was trained with {} = {} but this run has {}; resume "
+                                         "with the same settings{}",
+                                         r.file, key, c.info.contains(key) ? c.info[key].dump() : "(none)", value.dump(),
+                                         is_optimizer_setting(key)
+                                             ? ", or pass --fresh-optimizer to keep the trained parameters and start "
+                                               "the optimizer and schedule afresh"
+                                             : ""));
+    }
+    r.history = history_from_json(c.info.contains("history") ? c.info["history"] : Json(), r.file);
+    return r;
+}
+
+}  // namespace chainrule
