@@ -33,9 +33,9 @@ void add_dot(CLI::App& app) {
         Model m = load(o->model);
         set_point(m, o->feed, o->seed);
         Graph& g = m.graph;
-        g.set_grad_for_inputs(o->dot.grads);
-        g.forward();
-        if (o->dot.grads) g.backward();
+        const Pass pass = o->dot.grads ? Pass::inspect() : Pass::exact();
+        g.forward(pass);
+        if (o->dot.grads) g.backward(pass);
         std::string text = to_dot(g, o->dot);
         if (o->svg.empty()) {
             std::cout << text;

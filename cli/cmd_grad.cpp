@@ -39,9 +39,8 @@ void add_grad(CLI::App& app) {
         Model m = load(o->model);
         set_point(m, o->feed, o->seed);
         Graph& g = m.graph;
-        g.set_grad_for_inputs(true);
-        g.forward();
-        g.backward();
+        g.forward(Pass::inspect());
+        g.backward(Pass::inspect());
         int loss = g.loss();
         // The numbers are still printed (they show where it went wrong), then exit 1.
         auto check_finite = [&] {

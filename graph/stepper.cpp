@@ -81,23 +81,27 @@ std::vector<std::string> names_of(const Graph& g, const std::vector<int>& ids) {
     return out;
 }
 
-// Settings first: they decide the plan that forward() and backward_order() build.
-const std::vector<int>& prepare(Graph& g, int loss) {
-    g.set_grad_for_inputs(true);
-    g.set_keep_contributions(true);
-    g.forward();
-    return g.backward_order(loss);
+Pass stepping_pass(const Graph& g, int loss) {
+    Pass p = Pass::stepping();
+    p.loss = loss < 0 ? g.loss() : loss;
+    if (p.loss < 0) throw InputError("the model has no \"loss\" output to differentiate");
+    return p;
+}
+
+// forward() first: backward_order() plans on the values it leaves.
+const std::vector<int>& prepare(Graph& g, const Pass& p) {
+    g.forward(p);
+    return g.backward_order(p);
 }
 
 }  // namespace
 
 std::span<const LectureLabel> lecture_labels() { return kLecture; }
 
-Stepper::Stepper(Graph& g, int loss)
-    : g_(g), loss_(loss < 0 ? g.loss() : loss), order_(prepare(g, loss_)) {
-    g_.backward_begin(loss_);
+Stepper::Stepper(Graph& g, int loss) : g_(g), pass_(stepping_pass(g, loss)), order_(prepare(g, pass_)) {
+    g_.backward_begin(pass_);
     reached_.assign(g_.size(), false);
-    reached_[loss_] = true;
+    reached_[pass_.loss] = true;
     for (int id : order_)
         for (std::size_t i = 0; i < g_.node(id).inputs.size(); ++i) labelled_ = labelled_ || label_for(g_, id, i);
     if (order_.empty()) g_.backward_end();  // a loss that is an input: nothing to step

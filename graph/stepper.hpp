@@ -68,13 +68,13 @@ struct Step {
 
 class Stepper {
 public:
-    // Runs forward at the graph's current point (inputs and parameters set) and seeds
-    // dL/dL = 1. Turns on gradients for inputs and kept contributions, so it changes the
-    // graph's settings: step a graph that is not being trained at the same time.
+    // Runs forward at the graph's current point (inputs and parameters set) as
+    // Pass::stepping() and seeds dL/dL = 1. It overwrites the graph's values and
+    // gradients: step a graph that is not being trained at the same time.
     explicit Stepper(Graph& g, int loss = -1);
 
     const Graph& graph() const { return g_; }
-    int loss() const { return loss_; }
+    int loss() const { return pass_.loss; }
     const std::vector<int>& order() const { return order_; }  // the graph's, not a copy
     std::size_t position() const { return pos_; }             // steps taken
     bool done() const { return pos_ == order_.size(); }
@@ -93,7 +93,7 @@ public:
 
 private:
     Graph& g_;
-    int loss_;
+    Pass pass_;
     const std::vector<int>& order_;
     std::size_t pos_ = 0;
     Step step_;

@@ -95,9 +95,8 @@ BOOST_AUTO_TEST_CASE(models_folder_is_found) { BOOST_TEST(all_models().size() >=
 template <class Make>
 void check_against_full_backward(Make make) {
     Graph full = make();
-    full.set_grad_for_inputs(true);
-    full.forward();
-    full.backward();
+    full.forward(Pass::inspect());
+    full.backward(Pass::inspect());
 
     // Training's configuration (no input gradients, contributions written in place).
     Graph training = make();
@@ -107,7 +106,7 @@ void check_against_full_backward(Make make) {
     Graph stepped = make();
     Stepper s(stepped);
     const Graph& g = s.graph();
-    BOOST_TEST(s.order() == full.backward_order());
+    BOOST_TEST(s.order() == full.backward_order(Pass::inspect()));
     std::vector<Tensor> last_grad(g.size());
     std::size_t steps = 0, accumulations = 0;
     while (!s.done()) {

@@ -230,8 +230,7 @@ TrainingSpec with_overrides(TrainingSpec s, const TrainOptions& o) {
 EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
                     bool keep_predictions, const std::optional<std::string>& anomaly_at) {
     Graph& g = m.graph;
-    g.set_grad_for_inputs(false);
-    if (anomaly_at) g.set_keep_intermediates(true);  // every node's value, to be checked
+    const Pass pass = anomaly_at ? Pass::exact() : Pass::training();  // exact: every node's value, to be checked
     EvalResult r;
     r.count = split.count;
     int pred = g.prediction(), loss = g.loss();
@@ -244,7 +243,7 @@ EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds,
         rows.resize(std::size_t(n));
         std::iota(rows.begin(), rows.end(), start);
         feed_rows(g, spec, ds, split, rows);
-        g.forward();
+        g.forward(pass);
         if (anomaly_at)
             check_anomaly(g, false, fmt::format("{}, evaluating rows {} to {}", *anomaly_at, start, start + n - 1));
         // mse and cross-entropy are means over rows: weight each chunk by its rows.
@@ -325,15 +324,9 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
 
     std::vector<std::int64_t> rows(static_cast<std::size_t>(batch)), order(static_cast<std::size_t>(n));
     std::iota(rows.begin(), rows.end(), 0);
-    g.set_grad_for_inputs(false);
     // Training reads only outputs and parameters' gradients: fused chains may skip writing
     // their intermediates, except when --detect-anomaly inspects every node.
-    struct KeepIntermediates {
-        Graph& g;
-        bool before;
-        ~KeepIntermediates() { g.set_keep_intermediates(before); }
-    } restore{g, g.keep_intermediates()};
-    g.set_keep_intermediates(opt.detect_anomaly);
+    const Pass pass = opt.detect_anomaly ? Pass::exact() : Pass::training();
     std::optional<std::vector<Feed>> feeds;
     // chainrule's own helpers: as many threads as OpenBLAS uses, the caller included.
     std::optional<Workers> workers;
@@ -357,7 +350,7 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
             }
             if (!feeds) feeds = plan_feeds(g, spec, ds);
             feed_planned(g, *feeds, ds, ds.train, rows, workers ? &*workers : nullptr);
-            g.forward();
+            g.forward(pass);
             // Formatted only when needed: a step allocates nothing.
             auto when = [&] { return fmt::format("at epoch {}, step {} of {}", epoch, step + 1, steps); };
             if (opt.detect_anomaly) check_anomaly(g, false, when());
@@ -368,7 +361,7 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
                                            std::isnan(loss) ? "NaN" : "Inf", when(),
                                            last_ckpt.empty() || epoch == 1 ? "no checkpoint was written"
                                                : fmt::format("the last good checkpoint is {} (epoch {})", last_ckpt, epoch - 1)));
-            g.backward();
+            g.backward(pass);
             if (opt.detect_anomaly) check_anomaly(g, true, when());
             sgd_step(g, params, spec.lr);
             loss_sum += loss;
