@@ -5,8 +5,8 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/step_view.hpp"
 #include "core/error.hpp"
-#include "graph/stepper.hpp"
 
 namespace chainrule::cli {
 namespace {
