@@ -274,6 +274,24 @@ BOOST_AUTO_TEST_CASE(training_without_intermediates_ends_with_the_same_parameter
         }
 }
 
+BOOST_AUTO_TEST_CASE(a_pass_leaves_nothing_switched_on_for_the_next) {
+    // The stepper's pass plans no backward fusion and gives inputs gradients; the default
+    // pass run next must be the default again, with nothing to restore in between.
+    const Case c = cases()[0];
+    Graph g = make(c, Dtype::f64);
+    Rng rng(5);
+    feed(g, 4, rng);
+    g.forward(Pass::stepping());
+    g.backward(Pass::stepping());
+    std::vector<std::string> forward_only(c.fusions.begin(), c.fusions.begin() + 2);
+    BOOST_TEST(g.fusions() == forward_only, boost::test_tools::per_element());
+    BOOST_TEST(g.node(g.id("x")).wants_grad);
+    g.forward();
+    g.backward();
+    BOOST_TEST(g.fusions() == c.fusions, boost::test_tools::per_element());
+    BOOST_TEST(!g.node(g.id("x")).wants_grad);
+}
+
 BOOST_AUTO_TEST_CASE(without_intermediates_the_chain_inside_is_not_written) {
     // Not keeping intermediates is a real saving, not a flag that does nothing: the values
     // and gradients inside a fused chain keep what an earlier pass left there.
