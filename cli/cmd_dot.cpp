@@ -10,8 +10,8 @@ namespace chainrule::cli {
 namespace {
 
 struct DotCommand {
-    std::string model, feed, svg;
-    std::optional<std::uint64_t> seed;
+    std::string model, svg;
+    PointOptions point;
     DotOptions dot;
 };
 
@@ -22,20 +22,16 @@ void add_dot(CLI::App& app) {
     auto* cmd = app.add_subcommand("dot", "Print the graph as Graphviz DOT: each node's op and shape, and its value "
                                           "(and gradient, with --grads) when it has at most 8 elements");
     cmd->add_option("MODEL", o->model, "model JSON file")->required();
-    cmd->add_option("--feed", o->feed,
-                    "JSON object mapping input and parameter names to nested arrays; inputs not in it and "
-                    "without a default value are drawn uniform(0,1) with symbolic dims set to 3");
-    cmd->add_option("--seed", o->seed, "seed for parameter initialisation and random inputs (default: the "
-                                       "model's training seed, else 0)");
+    add_point_options(*cmd, o->point);
     cmd->add_flag("--grads", o->dot.grads, "run backward at the point and show small gradients too");
     cmd->add_option("--svg", o->svg, "render to this SVG file with Graphviz's `dot` instead of printing DOT");
     cmd->callback([o] {
         Model m = load(o->model);
-        set_point(m, o->feed, o->seed);
+        set_point(m, o->point);
         Graph& g = m.graph;
-        g.set_grad_for_inputs(o->dot.grads);
-        g.forward();
-        if (o->dot.grads) g.backward();
+        const Pass pass = o->dot.grads ? Pass::inspect() : Pass::exact();
+        g.forward(pass);
+        if (o->dot.grads) g.backward(pass);
         std::string text = to_dot(g, o->dot);
         if (o->svg.empty()) {
             std::cout << text;

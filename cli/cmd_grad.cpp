@@ -12,36 +12,31 @@
 namespace chainrule::cli {
 namespace {
 
-struct PointOptions {
-    std::string model, feed;
-    std::optional<std::uint64_t> seed;
+struct GradOptions {
+    std::string model;
+    PointOptions point;
     bool json = false;
 };
 
-void add_point_options(CLI::App* cmd, PointOptions& o) {
+void add_grad_options(CLI::App* cmd, GradOptions& o) {
     cmd->add_option("MODEL", o.model, "model JSON file")->required();
-    cmd->add_option("--feed", o.feed,
-                    "JSON object mapping input and parameter names to nested arrays; inputs not in it and "
-                    "without a default value are drawn uniform(0,1) with symbolic dims set to 3");
-    cmd->add_option("--seed", o.seed, "seed for parameter initialisation and random inputs (default: the "
-                                      "model's training seed, else 0)");
+    add_point_options(*cmd, o.point);
     cmd->add_flag("--json", o.json, "print a JSON document on stdout");
 }
 
 }  // namespace
 
 void add_grad(CLI::App& app) {
-    auto o = std::make_shared<PointOptions>();
+    auto o = std::make_shared<GradOptions>();
     auto* cmd = app.add_subcommand("grad", "Run forward and backward once; print the loss and the gradient of "
                                            "every node");
-    add_point_options(cmd, *o);
+    add_grad_options(cmd, *o);
     cmd->callback([o] {
         Model m = load(o->model);
-        set_point(m, o->feed, o->seed);
+        set_point(m, o->point);
         Graph& g = m.graph;
-        g.set_grad_for_inputs(true);
-        g.forward();
-        g.backward();
+        g.forward(Pass::inspect());
+        g.backward(Pass::inspect());
         int loss = g.loss();
         // The numbers are still printed (they show where it went wrong), then exit 1.
         auto check_finite = [&] {
@@ -80,12 +75,12 @@ void add_grad(CLI::App& app) {
 }
 
 void add_gradcheck(CLI::App& app) {
-    auto o = std::make_shared<PointOptions>();
+    auto o = std::make_shared<GradOptions>();
     auto go = std::make_shared<GradcheckOptions>();
     auto* cmd = app.add_subcommand("gradcheck",
                                    "Compare analytic gradients with central finite differences in float64; exit 1 "
                                    "when any entry is outside the tolerance");
-    add_point_options(cmd, *o);
+    add_grad_options(cmd, *o);
     cmd->add_option("--max-entries", go->max_entries,
                     "entries checked per tensor, drawn at random (seeded) from larger ones; 0 = all")
         ->capture_default_str();
@@ -95,8 +90,8 @@ void add_gradcheck(CLI::App& app) {
     cmd->add_flag("--inputs", go->inputs, "check the gradients of inputs too");
     cmd->callback([o, go] {
         Model m = load(o->model, true);
-        set_point(m, o->feed, o->seed);
-        go->seed = o->seed.value_or(0);
+        set_point(m, o->point);
+        go->seed = o->point.seed.value_or(0);
         for (const Node& n : m.graph.nodes())
             if (n.op && !n.op->exact_gradient)
                 fmt::print(stderr,

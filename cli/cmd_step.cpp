@@ -5,15 +5,15 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/step_view.hpp"
 #include "core/error.hpp"
-#include "graph/stepper.hpp"
 
 namespace chainrule::cli {
 namespace {
 
 struct StepOptions {
-    std::string model, feed, until;
-    std::optional<std::uint64_t> seed;
+    std::string model, until;
+    PointOptions point;
     bool all = false, json = false, interactive = false;
     ShowOptions show;
 };
@@ -43,7 +43,7 @@ Json trace_json(const Stepper& s, Json steps) {
 
 void run(const StepOptions& o) {
     Model m = load(o.model);
-    set_point(m, o.feed, o.seed);
+    set_point(m, o.point);
     Stepper s(m.graph);
     const Graph& g = s.graph();
     std::size_t stop = s.order().size();
@@ -85,11 +85,7 @@ void add_step(CLI::App& app) {
         "step", "Run forward, then backward one op node at a time, showing each node's upstream gradient, what it "
                 "sends to each input and the gradients accumulated so far. Interactive on a terminal (type help)");
     cmd->add_option("MODEL", o->model, "model JSON file")->required();
-    cmd->add_option("--feed", o->feed,
-                    "JSON object mapping input and parameter names to nested arrays; inputs not in it and "
-                    "without a default value are drawn uniform(0,1) with symbolic dims set to 3");
-    cmd->add_option("--seed", o->seed, "seed for parameter initialisation and random inputs (default: the "
-                                       "model's training seed, else 0)");
+    add_point_options(*cmd, o->point);
     cmd->add_option("--until", o->until, "stop after this op node's step (interactive: then prompt)");
     auto* all = cmd->add_flag("--all", o->all, "print every step without asking, even on a terminal");
     auto* json = cmd->add_flag("--json", o->json, "print the whole trace as one JSON document on stdout");

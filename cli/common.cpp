@@ -75,4 +75,12 @@ Json node_json(const Graph& g, int id, bool with_grad) {
     return j;
 }
 
+void add_point_options(CLI::App& cmd, PointOptions& o) {
+    cmd.add_option("--feed", o.feed,
+                   "JSON object mapping input and parameter names to nested arrays; inputs not in it and "
+                   "without a default value are drawn uniform(0,1) with symbolic dims set to 3");
+    cmd.add_option("--seed", o.seed, "seed for parameter initialisation and random inputs (default: the "
+                                     "model's training seed, else 0)");
+}
+
 }  // namespace chainrule::cli

@@ -1,6 +1,7 @@
 // Pieces shared by the subcommands: loading a model and putting it at a point.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
 
@@ -18,6 +19,15 @@ Model load(const std::string& path, bool force_f64 = false);
 // value drawn uniform(0, 1) from the same seed with each symbolic dim set to 3 (inputs read
 // as "labels", e.g. by cross_entropy, get valid class indices or one-hot rows instead).
 void set_point(Model& m, const std::string& feed_path, std::optional<std::uint64_t> seed);
+
+// --feed FILE and --seed N, the point of set_point, as the commands that run a model at
+// one point (grad, gradcheck, step, dot) take them.
+struct PointOptions {
+    std::string feed;
+    std::optional<std::uint64_t> seed;
+};
+void add_point_options(CLI::App& cmd, PointOptions& o);
+inline void set_point(Model& m, const PointOptions& o) { set_point(m, o.feed, o.seed); }
 
 // The model's training seed, or 0.
 std::uint64_t model_seed(const Model& m);

@@ -89,7 +89,7 @@ void Graph::plan_forward_steps() {
     }
 }
 
-void Graph::plan_backward_steps() {
+void Graph::plan_backward_steps(bool keep_contributions) {
     backward_steps_.clear();
     const std::size_t count = backward_order_.size();
     for (std::size_t k = 0; k < count; ++k) {
@@ -98,7 +98,7 @@ void Graph::plan_backward_steps() {
         const int next = k + 1 < count ? backward_order_[k + 1] : -1;
         std::size_t full = 0;
         Step s{.node = id};
-        if (keep_contributions_) {
+        if (keep_contributions) {
             // the stepper shows each node's own contribution: no fusion
         } else if (is_op(n, "mse") && next == n.inputs[0] && n.inputs[1] != next && is_op(nodes_[next], "normalize") &&
                    readers_[next] == 1 && nodes_[nodes_[next].inputs[0]].wants_grad &&
@@ -116,19 +116,19 @@ void Graph::plan_backward_steps() {
     }
 }
 
-void Graph::run_dense(const Step& s) {
+void Graph::run_dense(const Step& s, bool keep_intermediates) {
     Node& mm = nodes_[s.node];
     Node& add = nodes_[s.next];
     Node* act = s.last >= 0 ? &nodes_[s.last] : nullptr;
     // Not keeping intermediates, the GEMM writes straight into the chain's last value and
     // the pass runs in place.
-    Tensor& gemm_out = keep_intermediates_ ? mm.value : act ? act->value : add.value;
+    Tensor& gemm_out = keep_intermediates ? mm.value : act ? act->value : add.value;
     in_ptrs_.clear();
     for (int j : mm.inputs) in_ptrs_.push_back(&nodes_[j].value);
     mm.op->forward(ForwardCall{in_ptrs_, gemm_out, mm.attrs});
     const Tensor& bias = nodes_[add.inputs[1 - s.full]].value;
     dispatch(dtype_, [&]<class T>() {
-        T* pre = keep_intermediates_ || !act ? add.value.data<T>() : nullptr;
+        T* pre = keep_intermediates || !act ? add.value.data<T>() : nullptr;
         T* out = act ? act->value.data<T>() : nullptr;
         dense_pass(gemm_out.data<T>(), bias.data<T>(), pre, out, gemm_out.dim(0), gemm_out.dim(1));
     });
@@ -136,7 +136,7 @@ void Graph::run_dense(const Step& s) {
 
 // sigmoid_bias and bias: the add's gradient (through the sigmoid when there is one) to its
 // full input and its column sums to the bias.
-void Graph::run_sigmoid_bias(const Step& s) {
+void Graph::run_sigmoid_bias(const Step& s, bool keep_intermediates) {
     Node& add = nodes_[s.node];
     const Node* act = s.next >= 0 ? &nodes_[s.next] : nullptr;
     const std::size_t full = s.full, bias = 1 - s.full;
@@ -144,7 +144,7 @@ void Graph::run_sigmoid_bias(const Step& s) {
     Tensor* dbias = grad_target(s.node, bias);
     // With a sigmoid, the add's own gradient is one more output of the pass, written only
     // when intermediates are kept.
-    Tensor* dadd = act && keep_intermediates_ ? &add.grad : nullptr;
+    Tensor* dadd = act && keep_intermediates ? &add.grad : nullptr;
     dispatch(dtype_, [&]<class T>() {
         const T* g = act ? act->grad.data<T>() : add.grad.data<T>();
         const T* y = act ? act->value.data<T>() : nullptr;
@@ -157,12 +157,12 @@ void Graph::run_sigmoid_bias(const Step& s) {
     if (dbias) finish_slot(s.node, bias);
 }
 
-void Graph::run_mse_normalize(const Step& s) {
+void Graph::run_mse_normalize(const Step& s, bool keep_intermediates) {
     Node& mse = nodes_[s.node];
     Node& norm = nodes_[s.next];
     Tensor* dy = grad_target(s.next, 0);
     Tensor* dt = grad_target(s.node, 1);
-    Tensor* dp = keep_intermediates_ ? &norm.grad : nullptr;
+    Tensor* dp = keep_intermediates ? &norm.grad : nullptr;
     dispatch(dtype_, [&]<class T>() {
         const std::int64_t len = norm.value.dim(norm.value.rank() - 1);
         kernels::mse_normalize_backward(norm.value.data<T>(), nodes_[mse.inputs[1]].value.data<T>(),

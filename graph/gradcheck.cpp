@@ -12,14 +12,14 @@ GradcheckReport gradcheck(Graph& g, const GradcheckOptions& opt) {
     if (g.dtype() != Dtype::f64) throw InputError("gradcheck needs a float64 graph");
     int loss = g.loss();
     if (loss < 0) throw InputError("the model has no \"loss\" output to check gradients of");
-    g.set_grad_for_inputs(opt.inputs);
-    g.forward();
+    const Pass pass{.input_grads = opt.inputs};
+    g.forward(pass);
     // Junk in every gradient buffer first: an op whose backward adds to what is there instead
     // of overwriting it (the contract in ops/op.hpp) then fails here instead of passing on
     // freshly zeroed buffers.
     for (std::size_t id = 0; id < g.size(); ++id)
         if (!g.node(int(id)).grad.empty()) g.node(int(id)).grad.fill(12345.0);
-    g.backward();
+    g.backward(pass);
     GradcheckReport report;
     report.loss = g.node(loss).value.at(0);
     Rng rng(opt.seed);
@@ -44,10 +44,10 @@ GradcheckReport gradcheck(Graph& g, const GradcheckOptions& opt) {
         for (std::int64_t i : picks) {
             double x0 = n.value.at(i), h = opt.step * std::max(1.0, std::abs(x0));
             n.value.set(i, x0 + h);
-            g.forward();
+            g.forward(pass);
             double lp = g.node(loss).value.at(0);
             n.value.set(i, x0 - h);
-            g.forward();
+            g.forward(pass);
             double lm = g.node(loss).value.at(0);
             n.value.set(i, x0);
             GradcheckEntry e;
@@ -66,7 +66,7 @@ GradcheckReport gradcheck(Graph& g, const GradcheckOptions& opt) {
         report.ok = report.ok && t.ok;
         report.tensors.push_back(std::move(t));
     }
-    g.forward();  // leave the graph at the unperturbed point
+    g.forward(pass);  // leave the graph at the unperturbed point
     report.vacuous = max_numeric < 1e-12;
     if (report.vacuous) report.ok = false;
     return report;

@@ -60,7 +60,7 @@ int Graph::add_node(Node n) {
     int id = static_cast<int>(nodes_.size());
     index_[n.name] = id;
     nodes_.push_back(std::move(n));
-    planned_ = false;
+    planned_input_grads_.reset();
     return id;
 }
 
@@ -177,7 +177,7 @@ void Graph::set_output(const std::string& role, const std::string& node_name, st
                                              format_shape(nodes_[id].shape)));
     }
     outputs_[role] = id;
-    planned_loss_ = -2;
+    planned_backward_.reset();
 }
 
 int Graph::find(const std::string& n) const {
@@ -273,18 +273,8 @@ Tensor& Graph::input_buffer(int id, const Dims& dims) {
     return nodes_[id].value;
 }
 
-void Graph::set_grad_for_inputs(bool on) {
-    if (on != grad_for_inputs_) planned_ = false;
-    grad_for_inputs_ = on;
-}
-
-void Graph::set_keep_contributions(bool on) {
-    if (on != keep_contributions_) planned_loss_ = -2;
-    keep_contributions_ = on;
-}
-
-void Graph::bind_and_plan() {
-    bool same = planned_;
+void Graph::bind_and_plan(bool input_grads) {
+    bool same = planned_input_grads_ == input_grads;
     std::size_t k = 0;
     for (const auto& n : nodes_) {
         if (n.kind != NodeKind::input) continue;
@@ -332,7 +322,7 @@ void Graph::bind_and_plan() {
             n.wants_grad = false;
             for (int j : n.inputs) n.wants_grad = n.wants_grad || nodes_[j].wants_grad;
         } else {
-            n.wants_grad = n.kind == NodeKind::parameter || grad_for_inputs_;
+            n.wants_grad = n.kind == NodeKind::parameter || input_grads;
         }
         if (n.wants_grad) n.grad.resize(dtype_, n.value.dims());
     }
@@ -343,15 +333,15 @@ void Graph::bind_and_plan() {
         for (int j : nodes_[id].inputs) ++readers_[j], reader_[j] = id;
     for (const auto& [role, id] : outputs_) is_output_[id] = true;
     plan_forward_steps();
-    planned_ = true;
-    planned_loss_ = -2;
+    planned_input_grads_ = input_grads;
+    planned_backward_.reset();
 }
 
-void Graph::forward() {
-    bind_and_plan();
+void Graph::forward(const Pass& pass) {
+    bind_and_plan(pass.input_grads);
     for (const Step& s : forward_steps_) {
         if (s.kind == Step::Kind::dense) {
-            run_dense(s);
+            run_dense(s, pass.keep_intermediates);
             continue;
         }
         Node& n = nodes_[s.node];
@@ -361,9 +351,12 @@ void Graph::forward() {
     }
 }
 
-void Graph::plan_backward(int loss) {
-    bind_and_plan();
-    if (loss == planned_loss_) return;
+int Graph::plan_backward(const Pass& pass) {
+    int loss = pass.loss < 0 ? this->loss() : pass.loss;
+    if (loss < 0) throw InputError("the model has no \"loss\" output to differentiate");
+    bind_and_plan(pass.input_grads);
+    const BackwardKey key{loss, pass.keep_contributions};
+    if (planned_backward_ == key) return loss;
     std::vector<bool> reaches(nodes_.size());
     reaches[loss] = true;
     for (int id = loss; id >= 0; --id)
@@ -384,30 +377,27 @@ void Graph::plan_backward(int loss) {
         for (std::size_t i = 0; i < n.inputs.size(); ++i) {
             int j = n.inputs[i];
             if (!nodes_[j].wants_grad) continue;
-            direct_[id][i] = !keep_contributions_ && !seen[j];
+            direct_[id][i] = !pass.keep_contributions && !seen[j];
             seen[j] = true;
             if (!direct_[id][i]) contrib_[id][i].resize(dtype_, nodes_[j].value.dims());
         }
     }
     written_.assign(nodes_.size(), false);
-    plan_backward_steps();
-    planned_loss_ = loss;
+    plan_backward_steps(pass.keep_contributions);
+    planned_backward_ = key;
+    return loss;
 }
 
-const std::vector<int>& Graph::backward_order(int loss) {
-    if (loss < 0) loss = this->loss();
-    if (loss < 0) throw InputError("the model has no \"loss\" output to differentiate");
-    plan_backward(loss);
+const std::vector<int>& Graph::backward_order(const Pass& pass) {
+    plan_backward(pass);
     return backward_order_;
 }
 
-void Graph::backward_begin(int loss) {
-    if (loss < 0) loss = this->loss();
-    if (loss < 0) throw InputError("the model has no \"loss\" output to differentiate");
+void Graph::backward_begin(const Pass& pass) {
+    int loss = plan_backward(pass);
     if (nodes_[loss].value.numel() != 1)
         throw InputError(fmt::format("'{}' is not a scalar (shape {}); backward needs a scalar loss",
                                      nodes_[loss].name, format_dims(nodes_[loss].value.dims())));
-    plan_backward(loss);
     std::fill(written_.begin(), written_.end(), false);
     Node& l = nodes_[loss];
     if (!l.wants_grad) l.grad.resize(dtype_, l.value.dims());
@@ -467,23 +457,18 @@ void Graph::backward_end() {
         if (nodes_[j].wants_grad && !written_[j]) nodes_[j].grad.zero();
 }
 
-void Graph::backward(int loss) {
-    backward_begin(loss);
+void Graph::backward(const Pass& pass) {
+    backward_begin(pass);
     for (const Step& s : backward_steps_) {
         switch (s.kind) {
             case Step::Kind::op: backward_node(s.node); break;
             case Step::Kind::sigmoid_bias:
-            case Step::Kind::bias: run_sigmoid_bias(s); break;
-            case Step::Kind::mse_normalize: run_mse_normalize(s); break;
+            case Step::Kind::bias: run_sigmoid_bias(s, pass.keep_intermediates); break;
+            case Step::Kind::mse_normalize: run_mse_normalize(s, pass.keep_intermediates); break;
             case Step::Kind::dense: break;  // forward only
         }
     }
     backward_end();
-}
-
-void Graph::zero_grad() {
-    for (auto& n : nodes_)
-        if (!n.grad.empty()) n.grad.zero();
 }
 
 const Tensor& Graph::contribution(int id, std::size_t slot) const {

@@ -9,8 +9,9 @@
 //     g.set_output("loss", "L");
 //     g.init_parameters(seed);
 //     g.set_value("x", x);
-//     g.forward();  g.backward();
+//     g.forward();  g.backward();           // Pass::exact(): every node's value exact
 //     g.grad("w");
+//     g.forward(Pass::training());  g.backward(Pass::training());  // what a training step reads
 //
 // The engine owns gradient accumulation: an op's backward writes its contribution for
 // each input and the engine adds contributions when a node feeds several consumers.
@@ -61,6 +62,31 @@ struct Node {
     bool wants_grad = false;
 };
 
+// What one forward/backward pass computes and keeps. The graph caches the plan it builds
+// for a pass, so running the same pass again costs nothing, and nothing is left switched
+// on for the next caller.
+//
+// forward() and backward() run chains of ops as fused passes (matmul → add(bias) →
+// sigmoid, sigmoid ← add(bias), mse ← normalize) with the same numbers as the ops one by
+// one. Without keep_intermediates, values and gradients inside such a chain that nothing
+// downstream reads are not written and hold stale numbers; outputs, parameters' gradients
+// and everything a later step needs are always exact.
+struct Pass {
+    bool input_grads = false;        // inputs and constants get gradients too
+    bool keep_intermediates = true;  // every node's value and gradient exact
+    bool keep_contributions = false; // each contribution kept apart (no fused backward)
+    int loss = -1;                   // the node differentiated; -1: the "loss" output
+
+    // The default: every node's value exact, gradients for parameters and what they feed.
+    static Pass exact() { return {}; }
+    // Every node's value and gradient, inputs' included (`grad`, `dot --grads`).
+    static Pass inspect() { return {.input_grads = true}; }
+    // Only outputs and parameters' gradients are read: fused chains skip their insides.
+    static Pass training() { return {.keep_intermediates = false}; }
+    // The stepper: every node's gradient and every contribution, one op at a time.
+    static Pass stepping() { return {.input_grads = true, .keep_contributions = true}; }
+};
+
 class Graph {
 public:
     explicit Graph(Dtype dtype = Dtype::f64) : dtype_(dtype) {}
@@ -103,32 +129,18 @@ public:
     // The input's value tensor resized to `dims`, for filling in place (no copy, no allocation
     // once sized).
     Tensor& input_buffer(int id, const Dims& dims);
-    // Inputs and constants get gradients too (for `grad` and `step`); off for training,
-    // so that dL/dx of a data batch is never computed.
-    void set_grad_for_inputs(bool on);
-    // The stepper wants every contribution kept apart from the accumulated gradient.
-    void set_keep_contributions(bool on);
-    // forward() and backward() run chains of ops as fused passes (matmul → add(bias) →
-    // sigmoid, sigmoid ← add(bias), mse ← normalize) with the same numbers as the ops one
-    // by one. With keep_intermediates off (training), values and gradients inside such a
-    // chain that nothing downstream reads are not written and hold stale numbers; outputs,
-    // parameters' gradients and everything a later step needs are always exact. On by
-    // default, so that `grad`, `step` and `dot` see every node.
-    void set_keep_intermediates(bool on) { keep_intermediates_ = on; }
-    bool keep_intermediates() const { return keep_intermediates_; }
-
-    void forward();
-    // Fresh gradients of `loss` (default: the "loss" output) for every node that wants one.
-    void backward(int loss = -1);
-    void zero_grad();
+    void forward(const Pass& pass = {});
+    // Fresh gradients of the pass's loss for every node that wants one. Give it the pass
+    // forward() ran with.
+    void backward(const Pass& pass = {});
 
     // ---- the backward walk, one node at a time (Stepper is a cursor into it) ----
-    const std::vector<int>& backward_order(int loss = -1);  // op nodes, reverse topological
-    void backward_begin(int loss = -1);   // zero grads, seed dL/dL = 1
-    void backward_node(int id);           // run one op node's backward and accumulate
-    void backward_end();                  // zero-fill gradients no path reached
+    const std::vector<int>& backward_order(const Pass& pass = {});  // op nodes, reverse topological
+    void backward_begin(const Pass& pass = {});  // zero grads, seed dL/dL = 1
+    void backward_node(int id);   // run one op node's backward (in the begun pass) and accumulate
+    void backward_end();          // zero-fill gradients no path reached
     // What op node `id` sent to its input `slot` in the last backward_node(id) (kept only
-    // with set_keep_contributions(true); otherwise empty).
+    // in a pass with keep_contributions; otherwise empty).
     const Tensor& contribution(int id, std::size_t slot) const;
 
     // The fused passes forward() and backward() run, as text (for tests and docs), e.g.
@@ -145,32 +157,34 @@ private:
         std::size_t full = 0; // dense, sigmoid_bias, bias: the add's input slot that is not the bias
     };
     void plan_forward_steps();
-    void plan_backward_steps();
+    void plan_backward_steps(bool keep_contributions);
     bool bias_add(int add, std::size_t& full) const;
-    void run_dense(const Step& s);
-    void run_sigmoid_bias(const Step& s);
-    void run_mse_normalize(const Step& s);
+    void run_dense(const Step& s, bool keep_intermediates);
+    void run_sigmoid_bias(const Step& s, bool keep_intermediates);
+    void run_mse_normalize(const Step& s, bool keep_intermediates);
     Tensor* grad_target(int id, std::size_t slot);
     void finish_slot(int id, std::size_t slot);
 
     int add_node(Node n);
     void check_new_name(const std::string& name, const std::string& place) const;
     std::string where(const Node& n) const;
-    void bind_and_plan();
-    void plan_backward(int loss);
+    void bind_and_plan(bool input_grads);
+    int plan_backward(const Pass& pass);  // the loss node
 
     Dtype dtype_;
     std::vector<Node> nodes_;
     std::map<std::string, int> index_;
     std::map<std::string, int> outputs_;
-    bool grad_for_inputs_ = false;
-    bool keep_contributions_ = false;
-    bool keep_intermediates_ = true;
 
-    // plan, rebuilt when input shapes or the grad settings change
+    // The plan, rebuilt when the nodes, the input shapes or the pass's choices change.
     std::vector<Dims> planned_input_dims_;
-    bool planned_ = false;
-    int planned_loss_ = -2;
+    std::optional<bool> planned_input_grads_;   // forward plan; empty: none
+    struct BackwardKey {
+        int loss;
+        bool keep_contributions;
+        bool operator==(const BackwardKey&) const = default;
+    };
+    std::optional<BackwardKey> planned_backward_;
     std::vector<int> forward_order_, backward_order_;
     std::vector<int> readers_;                       // per node: op input slots that read it
     std::vector<int> reader_;                        // per node: the last op node reading it

@@ -177,7 +177,8 @@ Setup setup(const std::string& name, const std::string& dtype) {
 }
 
 // One training step through the engine: gather, forward, backward, SGD.
-void engine_step(Setup& s, const std::vector<int>& params, std::vector<std::int64_t>& rows, Rng& rng) {
+void engine_step(Setup& s, const Pass& pass, const std::vector<int>& params, std::vector<std::int64_t>& rows,
+                 Rng& rng) {
     Graph& g = s.model.graph;
     for (auto& r : rows) r = std::int64_t(rng.below(std::uint64_t(s.ds.train.count)));
     for (const auto& [name, stream] : s.spec.feed) {
@@ -185,8 +186,8 @@ void engine_step(Setup& s, const std::vector<int>& params, std::vector<std::int6
         Tensor& in = g.node(id).value;  // sized by the first step
         data::gather(s.ds, s.ds.train, stream, rows, in);
     }
-    g.forward();
-    g.backward();
+    g.forward(pass);
+    g.backward(pass);
     for (int id : params) {
         Node& n = g.node(id);
         for (std::int64_t i = 0; i < n.value.numel(); ++i) n.value.set(i, n.value.at(i) - 0.1 * n.grad.at(i));
@@ -225,7 +226,7 @@ BOOST_AUTO_TEST_CASE(engine_steps_after_the_first_allocate_nothing) {
             Setup s = setup(r.model, r.dtype);
             Graph& g = s.model.graph;
             g.init_parameters(1);
-            g.set_keep_intermediates(r.keep);
+            const Pass pass = r.keep ? Pass::exact() : Pass::training();
             std::int64_t batch = std::min<std::int64_t>(s.ds.train.count, 500);
             std::vector<std::int64_t> rows(static_cast<std::size_t>(batch));
             for (const auto& [name, stream] : s.spec.feed) {
@@ -236,9 +237,9 @@ BOOST_AUTO_TEST_CASE(engine_steps_after_the_first_allocate_nothing) {
             }
             Rng rng(2);
             const std::vector<int> params = g.parameters();
-            engine_step(s, params, rows, rng);  // the first step plans and sizes everything
+            engine_step(s, pass, params, rows, rng);  // the first step plans and sizes everything
             Count n = count_allocations([&] {
-                for (int step = 0; step < 5; ++step) engine_step(s, params, rows, rng);
+                for (int step = 0; step < 5; ++step) engine_step(s, pass, params, rows, rng);
             });
             BOOST_TEST(n.ours == 0);
             BOOST_TEST_MESSAGE(r.model << " " << r.dtype << ", " << r.threads << " threads: OpenBLAS itself made "

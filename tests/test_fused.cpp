@@ -177,9 +177,9 @@ std::map<std::string, Tensor> values_one_by_one(const Graph& g) {
 }
 
 // Gradients from the node-by-node walk (the stepper's path, never fused).
-std::map<std::string, Tensor> grads_one_by_one(Graph& g) {
-    g.backward_begin();
-    for (int id : g.backward_order()) g.backward_node(id);
+std::map<std::string, Tensor> grads_one_by_one(Graph& g, const Pass& pass = {}) {
+    g.backward_begin(pass);
+    for (int id : g.backward_order(pass)) g.backward_node(id);
     g.backward_end();
     std::map<std::string, Tensor> out;
     for (const Node& n : g.nodes())
@@ -213,26 +213,27 @@ BOOST_AUTO_TEST_CASE(fused_forward_and_backward_equal_the_ops_one_by_one) {
             for (bool input_grads : {false, true}) {
                 BOOST_TEST_CONTEXT(c.name << " " << dtype_name(dt) << (input_grads ? " with input gradients" : "")) {
                     Graph g = make(c, dt);
-                    g.set_grad_for_inputs(input_grads);
+                    const Pass pass{.input_grads = input_grads};
                     Rng rng(2);
                     feed(g, 9, rng);
-                    g.forward();
+                    g.forward(pass);
                     auto want = values_one_by_one(g);
                     for (const Node& n : g.nodes())
                         BOOST_TEST(same_bits(n.value, want.at(n.name)), "value of " << n.name);
-                    g.backward();
+                    g.backward(pass);
                     std::map<std::string, Tensor> fused;
                     for (const Node& n : g.nodes())
                         if (n.wants_grad) fused[n.name] = n.grad;
-                    auto walked = grads_one_by_one(g);
+                    auto walked = grads_one_by_one(g, pass);
                     BOOST_TEST(fused.size() == walked.size());
                     for (const auto& [name, grad] : walked) {
                         BOOST_TEST(same_bits(fused.at(name), grad), "gradient of " << name);
                         BOOST_TEST(max_abs_diff(fused.at(name), grad) == 0.0);
                     }
-                    // The stepper's mode keeps contributions apart and must agree too.
-                    g.set_keep_contributions(true);
-                    g.backward();
+                    // The stepper's pass keeps contributions apart and must agree too.
+                    Pass kept = pass;
+                    kept.keep_contributions = true;
+                    g.backward(kept);
                     for (const auto& [name, grad] : walked)
                         BOOST_TEST(same_bits(g.node(g.id(name)).grad, grad), "stepper-mode gradient of " << name);
                 }
@@ -244,16 +245,13 @@ BOOST_AUTO_TEST_CASE(training_without_intermediates_ends_with_the_same_parameter
         for (Dtype dt : {Dtype::f32, Dtype::f64}) {
             BOOST_TEST_CONTEXT(c.name << " " << dtype_name(dt)) {
                 Graph fast = make(c, dt), slow = make(c, dt);
-                fast.set_keep_intermediates(false);
-                BOOST_TEST(!fast.keep_intermediates());
-                BOOST_TEST(slow.keep_intermediates());
                 Rng ra(3), rb(3);
                 for (int step = 0; step < 6; ++step) {
                     std::int64_t rows = 5 + step % 3;  // the plan is rebuilt when the batch changes
                     feed(fast, rows, ra);
                     feed(slow, rows, rb);
-                    fast.forward();
-                    fast.backward();
+                    fast.forward(Pass::training());
+                    fast.backward(Pass::training());
                     slow.forward();
                     auto want = values_one_by_one(slow);
                     grads_one_by_one(slow);
@@ -269,12 +267,29 @@ BOOST_AUTO_TEST_CASE(training_without_intermediates_ends_with_the_same_parameter
                 for (int id : fast.parameters())
                     BOOST_TEST(same_bits(fast.node(id).value, slow.node(id).value), fast.node(id).name);
                 // Intermediates come back when asked for again.
-                fast.set_keep_intermediates(true);
                 fast.forward();
                 auto want = values_one_by_one(fast);
                 for (const Node& n : fast.nodes()) BOOST_TEST(same_bits(n.value, want.at(n.name)), n.name);
             }
         }
+}
+
+BOOST_AUTO_TEST_CASE(a_pass_leaves_nothing_switched_on_for_the_next) {
+    // The stepper's pass plans no backward fusion and gives inputs gradients; the default
+    // pass run next must be the default again, with nothing to restore in between.
+    const Case c = cases()[0];
+    Graph g = make(c, Dtype::f64);
+    Rng rng(5);
+    feed(g, 4, rng);
+    g.forward(Pass::stepping());
+    g.backward(Pass::stepping());
+    std::vector<std::string> forward_only(c.fusions.begin(), c.fusions.begin() + 2);
+    BOOST_TEST(g.fusions() == forward_only, boost::test_tools::per_element());
+    BOOST_TEST(g.node(g.id("x")).wants_grad);
+    g.forward();
+    g.backward();
+    BOOST_TEST(g.fusions() == c.fusions, boost::test_tools::per_element());
+    BOOST_TEST(!g.node(g.id("x")).wants_grad);
 }
 
 BOOST_AUTO_TEST_CASE(without_intermediates_the_chain_inside_is_not_written) {
@@ -286,10 +301,9 @@ BOOST_AUTO_TEST_CASE(without_intermediates_the_chain_inside_is_not_written) {
     g.forward();
     g.backward();
     Tensor a1 = g.value("a1"), ga1 = g.grad("a1"), gS = g.grad("S");
-    g.set_keep_intermediates(false);
     feed(g, 6, rng);
-    g.forward();
-    g.backward();
+    g.forward(Pass::training());
+    g.backward(Pass::training());
     BOOST_TEST(same_bits(g.value("a1"), a1));
     BOOST_TEST(same_bits(g.grad("a1"), ga1));
     BOOST_TEST(same_bits(g.grad("S"), gS));

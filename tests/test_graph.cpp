@@ -170,9 +170,8 @@ BOOST_AUTO_TEST_CASE(normalize_exact_gradient_differs_from_the_lectures_shortcut
     g.set_output("loss", "L");
     g.init_parameters(0);
     g.set_value("t", vec({0, 1, 0}, {1, 3}));
-    g.set_grad_for_inputs(true);
-    g.forward();
-    g.backward();
+    g.forward(Pass::inspect());
+    g.backward(Pass::inspect());
     const Tensor& gS = g.grad("S");
     const Tensor& gy = g.grad("y");
     double s = 1.6, dot = 0;
@@ -243,17 +242,17 @@ BOOST_AUTO_TEST_CASE(stepping_node_by_node_equals_the_full_backward) {
     Model a = worked_example(), b = worked_example();
     a.graph.forward();
     a.graph.backward();
-    b.graph.set_keep_contributions(true);
-    b.graph.forward();
-    b.graph.backward_begin();
-    for (int id : b.graph.backward_order()) b.graph.backward_node(id);
+    const Pass kept{.keep_contributions = true};
+    b.graph.forward(kept);
+    b.graph.backward_begin(kept);
+    for (int id : b.graph.backward_order(kept)) b.graph.backward_node(id);
     b.graph.backward_end();
     for (const char* n : {"w", "b", "z", "a", "yhat"}) {
         const Tensor &ga = a.graph.grad(n), &gb = b.graph.grad(n);
         for (std::int64_t i = 0; i < ga.numel(); ++i) BOOST_TEST(ga.at(i) == gb.at(i));
     }
     // The order is reverse topological: the loss's op first, the first matmul last.
-    auto order = b.graph.backward_order();
+    auto order = b.graph.backward_order(kept);
     BOOST_TEST(b.graph.node(order.front()).name == "L");
     BOOST_TEST(b.graph.node(order.back()).name == "z");
 }

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "cli/lecture_labels.hpp"
+#include "cli/step_view.hpp"
 #include "graph/dot.hpp"
 #include "core/error.hpp"
 #include "graph/model_json.hpp"
@@ -16,6 +18,7 @@
 #include "testing.hpp"
 
 using namespace chainrule;
+using namespace chainrule::cli;
 namespace fs = std::filesystem;
 
 namespace {
@@ -95,9 +98,8 @@ BOOST_AUTO_TEST_CASE(models_folder_is_found) { BOOST_TEST(all_models().size() >=
 template <class Make>
 void check_against_full_backward(Make make) {
     Graph full = make();
-    full.set_grad_for_inputs(true);
-    full.forward();
-    full.backward();
+    full.forward(Pass::inspect());
+    full.backward(Pass::inspect());
 
     // Training's configuration (no input gradients, contributions written in place).
     Graph training = make();
@@ -107,7 +109,7 @@ void check_against_full_backward(Make make) {
     Graph stepped = make();
     Stepper s(stepped);
     const Graph& g = s.graph();
-    BOOST_TEST(s.order() == full.backward_order());
+    BOOST_TEST(s.order() == full.backward_order(Pass::inspect()));
     std::vector<Tensor> last_grad(g.size());
     std::size_t steps = 0, accumulations = 0;
     while (!s.done()) {
@@ -223,40 +225,40 @@ BOOST_AUTO_TEST_CASE(worked_example_steps_match_hand_computation) {
     }
     BOOST_TEST(s.done());
     BOOST_TEST(s.reached(g.id("w")));
-    BOOST_TEST(!s.labelled());
+    BOOST_TEST(!has_lecture_labels(g, s.order()));
 }
 
 BOOST_AUTO_TEST_CASE(slides_mnist_carries_the_nine_labels_in_order) {
     Model m = at_point(models_dir() + "/slides_mnist.json");
     Stepper s(m.graph);
-    BOOST_TEST(s.labelled());
-    std::vector<int> numbers;
-    std::vector<std::string> where, text_order;
     const Graph& g = s.graph();
+    BOOST_TEST(has_lecture_labels(g, s.order()));
+    std::vector<std::string> where;
     std::string text;
     while (!s.done()) {
         const Step& st = s.next();
         text += format_step(s, st);
-        for (const StepInput& in : st.inputs) {
-            if (!in.label) {
-                BOOST_TEST(!in.gap.has_value());
+        for (const LabelledInput& l : label_step(g, st)) {
+            const StepInput& in = *l.input;
+            if (!l.label) {
+                BOOST_TEST(!l.gap.has_value());
                 continue;
             }
-            where.push_back(std::to_string(in.label->number) + ":" + g.node(st.id).name + "->" + g.node(in.id).name);
-            if (in.label->lecture_passes_through) {
-                BOOST_REQUIRE(in.gap.has_value());
+            where.push_back(std::to_string(l.label->number) + ":" + g.node(st.id).name + "->" + g.node(in.id).name);
+            if (l.label->lecture_passes_through) {
+                BOOST_REQUIRE(l.gap.has_value());
+                const LectureGap& gap = *l.gap;
                 // The lecture's value is the upstream gradient dL/dS passed on unchanged.
-                BOOST_TEST(same_bits(in.gap->lecture, g.node(st.id).grad));
-                BOOST_TEST(same_bits(in.gap->exact, in.contribution));
+                BOOST_TEST(same_bits(gap.lecture, g.node(st.id).grad));
+                BOOST_TEST(same_bits(gap.exact, in.contribution));
                 double d2 = 0;
                 for (std::int64_t i = 0; i < in.contribution.numel(); ++i)
                     d2 += std::pow(in.contribution.at(i) - g.node(st.id).grad.at(i), 2);
-                BOOST_TEST(in.gap->norm_diff == std::sqrt(d2), boost::test_tools::tolerance(1e-12));
-                BOOST_TEST(in.gap->relative_diff == in.gap->norm_diff / in.gap->norm_exact,
-                           boost::test_tools::tolerance(1e-12));
-                BOOST_TEST(in.gap->norm_diff > 0);
+                BOOST_TEST(gap.norm_diff == std::sqrt(d2), boost::test_tools::tolerance(1e-12));
+                BOOST_TEST(gap.relative_diff == gap.norm_diff / gap.norm_exact, boost::test_tools::tolerance(1e-12));
+                BOOST_TEST(gap.norm_diff > 0);
             } else {
-                BOOST_TEST(!in.gap.has_value());
+                BOOST_TEST(!l.gap.has_value());
             }
         }
     }
@@ -290,8 +292,8 @@ BOOST_AUTO_TEST_CASE(labels_need_the_lecture_op_not_just_the_name) {
     Stepper s(g);
     std::vector<int> numbers;
     while (!s.done())
-        for (const StepInput& in : s.next().inputs)
-            if (in.label) numbers.push_back(in.label->number);
+        for (const LabelledInput& l : label_step(g, s.next()))
+            if (l.label) numbers.push_back(l.label->number);
     BOOST_TEST(numbers == (std::vector<int>{1, 2}), boost::test_tools::per_element());
 }
 

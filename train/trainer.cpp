@@ -115,8 +115,7 @@ TrainingSpec with_overrides(TrainingSpec s, const TrainOptions& o) {
 EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
                     bool keep_predictions, const std::optional<std::string>& anomaly_at) {
     Graph& g = m.graph;
-    g.set_grad_for_inputs(false);
-    if (anomaly_at) g.set_keep_intermediates(true);  // every node's value, to be checked
+    const Pass pass = anomaly_at ? Pass::exact() : Pass::training();  // exact: every node's value, to be checked
     EvalResult r;
     r.count = split.count;
     int pred = g.prediction(), loss = g.loss();
@@ -129,7 +128,7 @@ EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds,
         rows.resize(std::size_t(n));
         std::iota(rows.begin(), rows.end(), start);
         Feeder(g, spec, ds).feed(split, rows);
-        g.forward();
+        g.forward(pass);
         if (anomaly_at)
             check_values_finite(g, fmt::format("{}, evaluating rows {} to {}", *anomaly_at, start, start + n - 1));
         // mse and cross-entropy are means over rows: weight each chunk by its rows.
@@ -197,15 +196,9 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
     const RunDir run_dir(opt.out_dir);
     const std::int64_t every = spec.print_every > 0 ? spec.print_every : std::max<std::int64_t>(1, spec.epochs / 20);
 
-    g.set_grad_for_inputs(false);
     // Training reads only outputs and parameters' gradients: fused chains may skip writing
     // their intermediates, except when --detect-anomaly inspects every node.
-    struct KeepIntermediates {
-        Graph& g;
-        bool before;
-        ~KeepIntermediates() { g.set_keep_intermediates(before); }
-    } restore{g, g.keep_intermediates()};
-    g.set_keep_intermediates(opt.detect_anomaly);
+    const Pass pass = opt.detect_anomaly ? Pass::exact() : Pass::training();
     // chainrule's own helpers: as many threads as OpenBLAS uses, the caller included.
     std::optional<Workers> workers;
     if (int threads = opt.threads > 0 ? opt.threads : openblas_get_num_threads(); threads > 1) workers.emplace(threads);
@@ -223,11 +216,11 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
             auto when = [&] { return fmt::format("at epoch {}, step {} of {}", epoch, step + 1, plan.steps); };
             std::span<const std::int64_t> rows = sampler.batch(step);
             feeder.feed(ds.train, rows);
-            g.forward();
+            g.forward(pass);
             if (opt.detect_anomaly) check_values_finite(g, when());
             const double loss = g.node(g.loss()).value.at(0);
             if (!std::isfinite(loss)) throw loss_error(loss, when(), run_dir, epoch);
-            g.backward();
+            g.backward(pass);
             if (opt.detect_anomaly) check_gradients_finite(g, when());
             if (spec.clip_grad_norm > 0) optimizer.clip_gradients(g, params, spec.clip_grad_norm);
             optimizer.step(g, params, lr);

@@ -1,0 +1,281 @@
+#include "cli/step_view.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+#include <istream>
+#include <optional>
+#include <ostream>
+
+#include "cli/lecture_labels.hpp"
+#include "core/error.hpp"
+#include "core/print.hpp"
+#include "core/text.hpp"
+
+namespace chainrule::cli {
+
+// ---- text ----
+
+namespace {
+
+// Slot order, except that labelled inputs come in the lecture's order among themselves:
+// matmul y1W2 sends (6) to slot 0 and (5) to slot 1.
+std::vector<const LabelledInput*> display_order(const std::vector<LabelledInput>& ins) {
+    std::vector<const LabelledInput*> out, labelled;
+    std::vector<std::size_t> where;
+    for (const LabelledInput& in : ins) {
+        if (in.label) labelled.push_back(&in), where.push_back(out.size());
+        out.push_back(&in);
+    }
+    std::stable_sort(labelled.begin(), labelled.end(), [](const LabelledInput* a, const LabelledInput* b) {
+        return a->label->number < b->label->number;
+    });
+    for (std::size_t k = 0; k < where.size(); ++k) out[where[k]] = labelled[k];
+    return out;
+}
+
+std::vector<std::string> names_of(const Graph& g, const std::vector<int>& ids) {
+    std::vector<std::string> out;
+    for (int id : ids) out.push_back(g.node(id).name);
+    return out;
+}
+
+// Continuation lines of a multi-line tensor start under its first line.
+std::string indented(std::string s, std::size_t by) {
+    for (std::size_t p = s.find('\n'); p != std::string::npos; p = s.find('\n', p + 1))
+        s.insert(p + 1, std::string(by, ' '));
+    return s;
+}
+
+struct Lines {
+    std::string out;
+    std::size_t width = 12;
+    // Values of every level start in one column: deeper labels get less room.
+    void add(std::size_t indent, const std::string& label, const std::string& text) {
+        std::string pad(indent, ' ');
+        std::size_t w = std::max(width + 2 - std::min(indent, width), label.size());
+        out += fmt::format("{}{:<{}} {}\n", pad, label, w, indented(text, indent + w + 1));
+    }
+};
+
+// A column ([N,1], the worked example's shapes) reads better on one line than as a tower.
+std::string tensor_text(const Tensor& t, const ShowOptions& o) {
+    std::string s = format_tensor(t, o.limit, o.digits);
+    if (t.rank() < 2 || t.dims().back() != 1) return s;
+    std::string out;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] != '\n') {
+            out += s[i];
+            continue;
+        }
+        out += ' ';
+        while (i + 1 < s.size() && s[i + 1] == ' ') ++i;
+    }
+    return out;
+}
+
+std::string pct(double r) { return std::isfinite(r) ? fmt::format("{:.3g}%", 100 * r) : "inf"; }
+
+}  // namespace
+
+std::string format_step(const Stepper& s, const Step& st, const ShowOptions& o) {
+    const Graph& g = s.graph();
+    const Node& n = g.node(st.id);
+    std::vector<std::string> ins = names_of(g, n.inputs);
+    Lines l;
+    l.out = fmt::format("step {}/{}: {} = {}({})   shape {}\n", st.index + 1, s.order().size(), n.name, n.op->name,
+                        fmt::join(ins, ", "), format_dims(n.value.dims()));
+    l.add(2, "formula", n.op->formula);
+    for (std::size_t i = 0; i < ins.size(); ++i)
+        if (std::find(ins.begin(), ins.begin() + long(i), ins[i]) == ins.begin() + long(i))
+            l.add(2, ins[i], tensor_text(g.node(n.inputs[i]).value, o));
+    l.add(2, n.name, tensor_text(n.value, o));
+    l.add(2, "dL/d" + n.name, tensor_text(n.grad, o) + "   (upstream gradient)");
+    const std::vector<LabelledInput> labelled = label_step(g, st);
+    for (const LabelledInput* p : display_order(labelled)) {
+        const StepInput& in = *p->input;
+        const LectureLabel* label = p->label;
+        const std::optional<LectureGap>& gap = p->gap;
+        const std::string& name = g.node(in.id).name;
+        if (label)
+            l.out += fmt::format("  → {}   ({}) {} = {}\n", name, label->number, label->derivative, label->formula);
+        else
+            l.out += fmt::format("  → {}\n", name);
+        if (in.contribution.empty()) {
+            l.out += "      (no gradient wanted)\n";
+            continue;
+        }
+        l.add(4, "sends", tensor_text(in.contribution, o));
+        if (gap) {
+            l.add(4, "lecture", tensor_text(gap->lecture, o) + "   (g passed straight through)");
+            l.add(4, "gap", fmt::format("‖exact − lecture‖ = {:.{}g}, ‖exact‖ = {:.{}g}, ‖lecture‖ = {:.{}g}, "
+                                        "relative difference {}",
+                                        gap->norm_diff, o.digits, gap->norm_exact, o.digits, gap->norm_lecture,
+                                        o.digits, pct(gap->relative_diff)));
+        }
+        // mul(x, x) sends x two contributions in one step; the snapshot holds their sum.
+        bool alone = std::count_if(st.inputs.begin(), st.inputs.end(), [&](const StepInput& o) {
+                         return o.id == in.id;
+                     }) == 1;
+        if (in.first && alone)
+            l.add(4, "dL/d" + name, "= sends (its first contribution)");
+        else
+            l.add(4, "dL/d" + name, tensor_text(in.grad, o) + "   (accumulated: earlier contributions + sends)");
+    }
+    return l.out;
+}
+
+std::string format_node(const Stepper& s, int id, const ShowOptions& o) {
+    const Graph& g = s.graph();
+    const Node& n = g.node(id);
+    Lines l;
+    l.out = fmt::format("{} ({}{}) {}\n", n.name, kind_name(n.kind), n.op ? " " + n.op->name : "",
+                        format_dims(n.value.dims()));
+    l.add(2, "value", tensor_text(n.value, o));
+    std::string label = "dL/d" + n.name;
+    if (!n.wants_grad && id != s.loss())
+        l.add(2, label, "(no gradient: nothing trainable or fed depends on it)");
+    else if (s.reached(id) || s.done())
+        l.add(2, label, tensor_text(n.grad, o) + (s.done() ? "" : "   (so far)"));
+    else
+        l.add(2, label, "(not reached yet)");
+    return l.out;
+}
+
+std::string format_summary(const Stepper& s, const ShowOptions& o) {
+    const Graph& g = s.graph();
+    Lines l;
+    l.out = fmt::format("backward done after {} steps; loss {} = {:.{}g}\n", s.order().size(), g.node(s.loss()).name,
+                        g.node(s.loss()).value.at(0), o.digits);
+    for (int id : g.parameters()) l.add(2, "dL/d" + g.node(id).name, tensor_text(g.node(id).grad, o));
+    return l.out;
+}
+
+// ---- JSON ----
+
+Json step_json(const Stepper& s, const Step& st) {
+    const Graph& g = s.graph();
+    const Node& n = g.node(st.id);
+    Json j;
+    j["index"] = st.index;
+    j["node"] = n.name;
+    j["op"] = n.op->name;
+    j["formula"] = n.op->formula;
+    j["inputs"] = names_of(g, n.inputs);
+    j["grad_out"] = tensor_to_json(n.grad);
+    Json labels = Json::array(), contributions = Json::array();
+    const std::vector<LabelledInput> labelled = label_step(g, st);
+    for (const LabelledInput* p : display_order(labelled))
+        if (p->label)
+            labels.push_back({{"number", p->label->number},
+                              {"derivative", p->label->derivative},
+                              {"formula", p->label->formula},
+                              {"input", g.node(p->input->id).name},
+                              {"slot", p->input->slot}});
+    for (const LabelledInput& l : labelled) {
+        const StepInput& in = *l.input;
+        const std::string& name = g.node(in.id).name;
+        Json c;
+        c["input"] = name;
+        c["slot"] = in.slot;
+        c["label"] = l.label ? Json(l.label->number) : Json();
+        c["contribution"] = in.contribution.empty() ? Json() : tensor_to_json(in.contribution);
+        c["grad"] = in.grad.empty() ? Json() : tensor_to_json(in.grad);
+        c["first"] = in.first;
+        if (l.gap)
+            c["lecture_gap"] = {{"lecture", tensor_to_json(l.gap->lecture)},
+                                {"exact", tensor_to_json(l.gap->exact)},
+                                {"norm_lecture", l.gap->norm_lecture},
+                                {"norm_exact", l.gap->norm_exact},
+                                {"norm_diff", l.gap->norm_diff},
+                                {"relative_diff", l.gap->relative_diff}};
+        contributions.push_back(std::move(c));
+    }
+    j["labels"] = labels;
+    j["contributions"] = contributions;
+    return j;
+}
+
+// ---- the session ----
+
+namespace {
+
+constexpr const char* kHelp =
+    "commands:\n"
+    "  Enter, n    run the next step\n"
+    "  p NAME      print a node's value and gradient so far\n"
+    "  b NODE      run until NODE's step is done\n"
+    "  c           run to the end\n"
+    "  q           quit\n"
+    "  help        this list\n";
+
+std::string trim(const std::string& s) {
+    auto b = s.find_first_not_of(" \t\r");
+    if (b == std::string::npos) return "";
+    return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+}
+
+}  // namespace
+
+void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, const ShowOptions& o) {
+    const Graph& g = s.graph();
+    auto step = [&] {
+        out << format_step(s, s.next(), o) << "\n";
+        if (s.done()) out << format_summary(s, o) << "the walk is done: p NAME to look, q to quit\n";
+    };
+    if (s.position() == 0)
+        out << fmt::format("forward done: loss {} = {:.{}g}; {} backward steps: Enter runs the next, help lists "
+                           "commands\n",
+                           g.node(s.loss()).name, g.node(s.loss()).value.at(0), o.digits, s.order().size());
+    std::string line;
+    while (true) {
+        std::string ask = s.done() ? "(done) " : fmt::format("(step {}/{}) ", s.position() + 1, s.order().size());
+        if (prompt) out << ask << std::flush;
+        if (!std::getline(in, line)) break;
+        // Read from a script, the commands are echoed so the output reads as a transcript.
+        if (!prompt) out << ask << trim(line) << "\n";
+        std::string cmd = trim(line), arg;
+        if (auto sp = cmd.find_first_of(" \t"); sp != std::string::npos) {
+            arg = trim(cmd.substr(sp + 1));
+            cmd = cmd.substr(0, sp);
+        }
+        if (cmd == "q" || cmd == "quit") break;
+        if (cmd.empty() || cmd == "n" || cmd == "next" || cmd == "c" || cmd == "continue") {
+            if (s.done()) break;
+            do step();
+            while ((cmd == "c" || cmd == "continue") && !s.done());
+        } else if (cmd == "p" || cmd == "print") {
+            int id = g.find(arg);
+            if (id >= 0) {
+                out << format_node(s, id, o);
+                continue;
+            }
+            std::vector<std::string> all;
+            for (const Node& n : g.nodes()) all.push_back(n.name);
+            std::string guess = closest_name(arg, all);
+            out << (arg.empty() ? std::string("p needs a node name, e.g. p ") + g.node(s.loss()).name
+                                : fmt::format("no node '{}'{}", arg,
+                                              guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)))
+                << "\n";
+        } else if (cmd == "b" || cmd == "break") {
+            std::size_t target = 0;
+            try {
+                target = s.index_of(arg);
+            } catch (const InputError& e) {
+                out << e.what() << "\n";
+                continue;
+            }
+            if (target < s.position()) {
+                out << fmt::format("step {} ({}) is already done\n", target + 1, arg);
+                continue;
+            }
+            while (s.position() <= target) step();
+        } else if (cmd == "help" || cmd == "h" || cmd == "?") {
+            out << kHelp;
+        } else {
+            out << fmt::format("unknown command '{}'\n", cmd) << kHelp;
+        }
+    }
+}
+
+}  // namespace chainrule::cli
