@@ -14,6 +14,7 @@
 #include <execinfo.h>
 #include <unistd.h>
 
+#include "train/optimizer.hpp"
 #include "train/trainer.hpp"
 #include "testing.hpp"
 
@@ -275,4 +276,35 @@ BOOST_AUTO_TEST_CASE(trainer_steps_allocate_nothing) {
                 BOOST_TEST(many == few);
             }
         }
+}
+
+BOOST_AUTO_TEST_CASE(optimizer_steps_allocate_nothing) {
+    // Moment buffers are allocated once, when the optimizer is made; clipping and the
+    // schedule add nothing per step either.
+    for (const char* optimizer : {R"({"adam": {"lr": 0.001, "amsgrad": true}})",
+                                  R"({"rmsprop": {"lr": 0.001, "momentum": 0.9, "centered": true}})",
+                                  R"({"sgd": {"lr": 0.1, "momentum": 0.9}})"}) {
+        BOOST_TEST_CONTEXT(optimizer) {
+            auto run = [&](std::int64_t steps) {
+                Setup s = setup("mnist_mlp", "float32");
+                s.spec.optimizer = parse_optimizer(Json::parse(optimizer), "test");
+                s.spec.lr_schedule = parse_schedule(Json::parse(R"({"cosine": {"t_max": 2}})"), "test");
+                s.spec.clip_grad_norm = 1.0;
+                s.spec.batch_size = 100;
+                s.spec.batches_per_epoch = steps;
+                s.spec.epochs = 2;
+                TrainOptions o;
+                o.threads = 2;
+                o.print = [](const std::string&) {};
+                std::vector<EpochMetrics> h;
+                Count n = count_allocations([&] { h = train(s.model, s.spec, s.ds, o); });
+                BOOST_TEST(std::isfinite(h.back().train_loss));
+                return n.ours;
+            };
+            run(2);
+            long few = run(2), many = run(17);
+            BOOST_TEST(few > 0);
+            BOOST_TEST(many == few);
+        }
+    }
 }

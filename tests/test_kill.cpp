@@ -218,3 +218,19 @@ BOOST_AUTO_TEST_CASE(sigkill_while_files_are_written_then_resume_equals_the_unin
     BOOST_TEST(r.during_checkpoint_writes >= 1);
     BOOST_TEST(r.epochs.size() >= 2u);
 }
+
+BOOST_AUTO_TEST_CASE(sigkill_during_adam_steps_then_resume_equals_the_uninterrupted_run) {
+    // The optimizer's moments, max-of-squares and step count, and the schedule's position,
+    // travel in the checkpoint: a killed Adam run resumes bit-identical too.
+    Json m = iris_model("iris_3class");
+    m["training"]["optimizer"] = Json::parse(R"({"adam": {"lr": 0.01, "amsgrad": true, "weight_decay": 0.001}})");
+    m["training"]["lr_schedule"] = Json::parse(R"({"cosine": {"t_max": 30, "eta_min": 0.001}})");
+    m["training"]["clip_grad_norm"] = 1.0;
+    m["training"]["batch_size"] = 1;
+    m["training"]["batches_per_epoch"] = 3000;
+    m["training"]["sampling"] = "shuffle";
+    m["training"]["epochs"] = 40;
+    KillReport r = kill_and_resume("adam", m, KillPlan{.kills = 12, .lo = 0.02, .hi = 0.12});
+    BOOST_TEST(r.kills >= 4);
+    BOOST_TEST(r.epochs.size() >= 3u);
+}

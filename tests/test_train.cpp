@@ -564,3 +564,56 @@ BOOST_AUTO_TEST_CASE(a_model_file_is_refused_at_load_for_a_bad_training_block) {
     BOOST_TEST((spec.sampling == Sampling::with_replacement));
     BOOST_CHECK_THROW(spec.sampling = "random", InputError);
 }
+
+// Adam's moments and step count, RMSprop's buffers and the schedule's position come back
+// from the checkpoint: stopping and resuming changes no bit; another optimizer is refused
+// unless --fresh-optimizer says to start its state afresh.
+BOOST_AUTO_TEST_CASE(optimizer_state_resumes_bit_for_bit_and_a_change_is_refused) {
+    const char* optimizers[] = {R"({"adam": {"lr": 0.01, "amsgrad": true}})",
+                                R"({"rmsprop": {"lr": 0.005, "momentum": 0.5, "centered": true}})",
+                                R"({"sgd": {"lr": 0.1, "momentum": 0.9, "nesterov": true}})"};
+    for (const char* optimizer : optimizers) {
+        auto edit = [&](Json& j) {
+            j["training"]["optimizer"] = Json::parse(optimizer);
+            j["training"]["lr_schedule"] = Json::parse(R"({"step": {"step_size": 2, "gamma": 0.5}})");
+            j["training"]["clip_grad_norm"] = 0.5;
+            j["training"]["batches_per_epoch"] = 7;
+        };
+        fs::path dir = fresh_dir("resume_optimizer");
+        Run whole = prepare("iris_3class", edit);
+        TrainOptions o = quiet();
+        o.epochs = 6;
+        auto full = train(whole.model, with_overrides(whole.spec, o), whole.ds, o);
+        BOOST_TEST(full[0].lr == full[1].lr);
+        BOOST_TEST(full[2].lr == full[0].lr * 0.5);  // the schedule advanced after epoch 2
+
+        Run first = prepare("iris_3class", edit);
+        TrainOptions a = quiet(dir.string());
+        a.epochs = 3;
+        train(first.model, with_overrides(first.spec, a), first.ds, a);
+        Run second = prepare("iris_3class", edit);
+        TrainOptions b = quiet(dir.string());
+        b.epochs = 6;
+        b.resume = dir.string();
+        auto h = train(second.model, with_overrides(second.spec, b), second.ds, b);
+        BOOST_TEST(h.size() == 6u);
+        BOOST_TEST(h[5].lr == full[5].lr);
+        require_same_parameters(whole.model.graph, second.model.graph);
+
+        Run other = prepare("iris_3class", [&](Json& j) {
+            edit(j);
+            j["training"]["optimizer"] = Json::parse(R"({"adamw": {"lr": 0.01}})");
+        });
+        TrainOptions c = quiet(dir.string());
+        c.epochs = 8;
+        c.resume = dir.string();
+        std::string msg = testing::message_of<InputError>([&] { train(other.model, with_overrides(other.spec, c), other.ds, c); });
+        CHECK_HAS(msg, "the checkpoint was trained with ");
+        CHECK_HAS(msg, "or pass --fresh-optimizer to keep the trained parameters");
+        c.fresh_optimizer = true;
+        auto fresh = train(other.model, with_overrides(other.spec, c), other.ds, c);
+        BOOST_TEST(fresh.size() == 8u);
+        BOOST_TEST(fresh[6].lr == 0.01);  // a fresh schedule starts at the base rate again
+        fs::remove_all(dir);
+    }
+}
