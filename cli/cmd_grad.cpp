@@ -83,10 +83,13 @@ void add_gradcheck(CLI::App& app) {
     add_grad_options(cmd, *o);
     cmd->add_option("--max-entries", go->max_entries,
                     "entries checked per tensor, drawn at random (seeded) from larger ones; 0 = all")
-        ->capture_default_str();
-    cmd->add_option("--rtol", go->rtol, "relative tolerance")->capture_default_str();
-    cmd->add_option("--atol", go->atol, "absolute tolerance")->capture_default_str();
-    cmd->add_option("--step", go->step, "finite-difference step h (scaled by max(1,|x|))")->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_in(0, kMaxElements));
+    cmd->add_option("--rtol", go->rtol, "relative tolerance")->capture_default_str()->check(finite_at_least(0, false));
+    cmd->add_option("--atol", go->atol, "absolute tolerance")->capture_default_str()->check(finite_at_least(0, false));
+    cmd->add_option("--step", go->step, "finite-difference step h (scaled by max(1,|x|))")
+        ->capture_default_str()
+        ->check(finite_at_least(0, true));
     cmd->add_flag("--inputs", go->inputs, "check the gradients of inputs too");
     cmd->callback([o, go] {
         Model m = load(o->model, true);

@@ -38,18 +38,23 @@ void add_train(CLI::App& app) {
     auto o = std::make_shared<Options>();
     auto* cmd = app.add_subcommand("train", "Train a model with its JSON training block (flags override it)");
     cmd->add_option("MODEL", o->model, "model JSON file with a \"training\" block")->required();
-    cmd->add_option("--epochs", o->t.epochs, "number of epochs (the total when resuming)");
+    cmd->add_option("--epochs", o->t.epochs, "number of epochs (the total when resuming)")
+        ->check(whole_in(1, kMaxEpochs));
     cmd->add_option("--lr", o->t.lr,
                     "the optimizer's learning rate (replaces its lr; with an lr_schedule it is the base the "
-                    "schedule scales, which advances once per epoch)");
-    cmd->add_option("--batch", o->t.batch_size, "rows per step (default: the model's; none = full batch)");
-    cmd->add_option("--batches-per-epoch", o->t.batches_per_epoch, "steps per epoch");
-    cmd->add_option("--seed", o->t.seed, "seed for initialisation and sampling");
+                    "schedule scales, which advances once per epoch)")
+        ->check(finite_at_least(0, true));
+    cmd->add_option("--batch", o->t.batch_size, "rows per step (default: the model's; none = full batch)")
+        ->check(whole_in(1, kMaxElements));
+    cmd->add_option("--batches-per-epoch", o->t.batches_per_epoch, "steps per epoch")->check(whole_in(1, kMaxElements));
+    cmd->add_option("--seed", o->t.seed, "seed for initialisation and sampling")->check(unsigned_integer());
     cmd->add_option("--out", o->t.out_dir,
                     "run directory: checkpoint.ckpt, metrics.csv, curves.svg and model.json after every epoch");
     cmd->add_option("--resume", o->t.resume, "continue a run from its directory (or a checkpoint file)");
-    cmd->add_option("--print-every", o->t.print_every, "print a line every N epochs (default: about 20 lines)");
-    cmd->add_option("--threads", o->t.threads, "threads for OpenBLAS (default: OpenBLAS's choice)");
+    cmd->add_option("--print-every", o->t.print_every, "print a line every N epochs (default: about 20 lines)")
+        ->check(whole_in(1, kMaxEpochs));
+    cmd->add_option("--threads", o->t.threads, "threads for OpenBLAS (default: OpenBLAS's choice)")
+        ->check(whole_in(1, 256));
     cmd->add_flag("--detect-anomaly", o->t.detect_anomaly,
                   "check every node's value and gradient each step and name the first that is NaN/Inf");
     cmd->add_flag("--no-progress", o->no_progress, "no live progress line even on a terminal");

@@ -1,7 +1,10 @@
 #include "cli/common.hpp"
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.hpp"
 
@@ -36,9 +39,11 @@ void set_point(Model& m, const std::string& feed_path, std::optional<std::uint64
     g.init_parameters(s);
     if (!feed_path.empty()) apply_feed_file(g, feed_path);
     Rng rng(s + 1);
+    std::vector<std::string> drawn;
     for (std::size_t id = 0; id < g.size(); ++id) {
         Node& n = g.node(static_cast<int>(id));
         if (n.kind != NodeKind::input || !n.value.empty()) continue;
+        drawn.push_back(fmt::format("{} {}", n.name, format_shape(n.shape)));
         Dims dims;
         for (const auto& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
         Tensor t(Dtype::f64, dims);
@@ -60,6 +65,12 @@ void set_point(Model& m, const std::string& feed_path, std::optional<std::uint64
         }
         g.set_value(n.name, t);
     }
+    // Numbers of random inputs must never pass for the model's own: say so, once, on stderr.
+    if (!drawn.empty())
+        fmt::print(stderr,
+                   "note: {} drawn at random (uniform(0,1), class labels where an op reads labels, every symbol = "
+                   "3); give real values with --feed FILE\n",
+                   fmt::join(drawn, ", "));
 }
 
 Json node_json(const Graph& g, int id, bool with_grad) {
@@ -75,12 +86,49 @@ Json node_json(const Graph& g, int id, bool with_grad) {
     return j;
 }
 
+CLI::Validator unsigned_integer() {
+    return CLI::Validator(
+        [](const std::string& text) -> std::string {
+            std::uint64_t v = 0;
+            auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+            if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+                return fmt::format("'{}' is not a whole number from 0 to 18446744073709551615", text);
+            return {};
+        },
+        "UINT64");
+}
+
+CLI::Validator finite_at_least(double low, bool strictly) {
+    return CLI::Validator(
+        [low, strictly](const std::string& text) -> std::string {
+            double v = 0;
+            auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+            bool ok = !text.empty() && ec == std::errc() && end == text.data() + text.size() && std::isfinite(v) &&
+                      (strictly ? v > low : v >= low);
+            return ok ? std::string() : fmt::format("'{}' is not a finite number {} {}", text, strictly ? ">" : ">=", low);
+        },
+        fmt::format("NUMBER{}{}", strictly ? ">" : ">=", low));
+}
+
+CLI::Validator whole_in(std::int64_t low, std::int64_t high) {
+    return CLI::Validator(
+        [low, high](const std::string& text) -> std::string {
+            std::int64_t v = 0;
+            auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+            bool ok = !text.empty() && ec == std::errc() && end == text.data() + text.size() && v >= low && v <= high;
+            return ok ? std::string() : fmt::format("'{}' is not a whole number from {} to {}", text, low, high);
+        },
+        fmt::format("INT in [{} - {}]", low, high));
+}
+
 void add_point_options(CLI::App& cmd, PointOptions& o) {
     cmd.add_option("--feed", o.feed,
-                   "JSON object mapping input and parameter names to nested arrays; inputs not in it and "
-                   "without a default value are drawn uniform(0,1) with symbolic dims set to 3");
+                   "JSON object mapping input and parameter names to nested arrays: it fixes the point, so "
+                   "every input without a default value must be in it. Without --feed such inputs are drawn "
+                   "uniform(0,1) with symbolic dims set to 3, and a note on stderr says so");
     cmd.add_option("--seed", o.seed, "seed for parameter initialisation and random inputs (default: the "
-                                     "model's training seed, else 0)");
+                                     "model's training seed, else 0)")
+        ->check(unsigned_integer());
 }
 
 }  // namespace chainrule::cli

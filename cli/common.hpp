@@ -27,6 +27,12 @@ struct PointOptions {
     std::optional<std::uint64_t> seed;
 };
 void add_point_options(CLI::App& cmd, PointOptions& o);
+
+// Flag checks with the training block's ranges, so a bad flag is exit 2, never wrapped,
+// clamped or ignored: "-1" is not a seed, "nan" not a step.
+CLI::Validator unsigned_integer();                          // 0 … 2^64 − 1, digits only
+CLI::Validator finite_at_least(double low, bool strictly);  // a finite number (>|>=) low
+CLI::Validator whole_in(std::int64_t low, std::int64_t high);
 inline void set_point(Model& m, const PointOptions& o) { set_point(m, o.feed, o.seed); }
 
 // The model's training seed, or 0.

@@ -135,3 +135,49 @@ BOOST_AUTO_TEST_CASE(a_feed_that_leaves_out_an_input_is_refused_with_its_name) {
         BOOST_TEST(r.out.empty(), cmd);
     }
 }
+
+// Every numeric flag gets the training block's range checks: refused with exit 2, never
+// wrapped (-1 as 2^64 − 1), clamped or ignored.
+BOOST_AUTO_TEST_CASE(numeric_flags_out_of_range_are_refused) {
+    const std::pair<const char*, const char*> train_flags[] = {
+        {"--seed -1", "--seed: '-1' is not a whole number from 0 to 18446744073709551615"},
+        {"--seed 18446744073709551616", "--seed: '18446744073709551616' is not a whole number"},
+        {"--batches-per-epoch -7", "--batches-per-epoch: '-7' is not a whole number from 1 to"},
+        {"--print-every -1", "--print-every: '-1' is not a whole number from 1 to 1000000"},
+        {"--threads -5", "--threads: '-5' is not a whole number from 1 to 256"},
+        {"--epochs 99999999999999999999", "--epochs: '99999999999999999999' is not a whole number from 1 to 1000000"},
+        {"--lr nan", "--lr: 'nan' is not a finite number > 0"},
+        {"--lr -0.1", "--lr: '-0.1' is not a finite number > 0"},
+    };
+    for (auto [flags, message] : train_flags) {
+        CommandResult r = cr("train " + model("iris_neuron") + " " + flags);
+        BOOST_TEST(r.code == 2, flags << ": " << r.err);
+        BOOST_TEST(r.err.find(message) != std::string::npos, flags << ": " << r.err);
+        BOOST_TEST(r.out.empty(), flags);
+    }
+    const std::pair<const char*, const char*> gradcheck_flags[] = {
+        {"--step 0", "--step: '0' is not a finite number > 0"},
+        {"--step nan", "--step: 'nan' is not a finite number > 0"},
+        {"--rtol nan", "--rtol: 'nan' is not a finite number >= 0"},
+        {"--atol -1", "--atol: '-1' is not a finite number >= 0"},
+        {"--seed -1", "--seed: '-1' is not a whole number"},
+    };
+    for (auto [flags, message] : gradcheck_flags) {
+        CommandResult r = cr("gradcheck " + model("worked_example") + " " + flags);
+        BOOST_TEST(r.code == 2, flags << ": " << r.err);
+        BOOST_TEST(r.err.find(message) != std::string::npos, flags << ": " << r.err);
+    }
+}
+
+// Inputs drawn at random are announced, and only when no feed gives them.
+BOOST_AUTO_TEST_CASE(random_inputs_are_announced) {
+    for (const char* cmd : {"grad", "step", "gradcheck", "dot"}) {
+        CommandResult r = cr(std::string(cmd) + " " + model("slides_mnist") + (std::string(cmd) == "step" ? " --all" : ""));
+        BOOST_TEST(r.code == 0, cmd << ": " << r.err);
+        BOOST_TEST(r.err.find("note: x [N,784], t [N,10] drawn at random (uniform(0,1)") != std::string::npos,
+                   cmd << ": " << r.err);
+        BOOST_TEST(r.err.find("give real values with --feed FILE") != std::string::npos, cmd);
+    }
+    CommandResult quiet = cr("grad " + model("worked_example"));  // every input has a default value
+    BOOST_TEST(quiet.err.find("drawn at random") == std::string::npos, quiet.err);
+}

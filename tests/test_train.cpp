@@ -617,3 +617,28 @@ BOOST_AUTO_TEST_CASE(optimizer_state_resumes_bit_for_bit_and_a_change_is_refused
         fs::remove_all(dir);
     }
 }
+
+// A checkpoint whose epoch is 2^63 − 1 (a valid CRC) would overflow the epoch loop and train
+// forever: it is refused, naming the file. A block asking for more epochs than a run may
+// have is refused at load.
+BOOST_AUTO_TEST_CASE(an_absurd_epoch_count_is_refused) {
+    fs::path dir = fresh_dir("absurd_epoch");
+    Run run = prepare("iris_neuron", [](Json&) {});
+    TrainOptions a = quiet(dir.string());
+    a.epochs = 1;
+    train(run.model, with_overrides(run.spec, a), run.ds, a);
+    Checkpoint c = load_checkpoint((dir / "checkpoint.ckpt").string());
+    c.epoch = INT64_MAX;
+    save_checkpoint(c, (dir / "checkpoint.ckpt").string());
+    Run again = prepare("iris_neuron", [](Json&) {});
+    TrainOptions b = quiet(dir.string());
+    b.resume = dir.string();
+    std::string msg = testing::message_of<InputError>([&] { train(again.model, with_overrides(again.spec, b), again.ds, b); });
+    CHECK_HAS(msg, "checkpoint.ckpt: the checkpoint's epoch 9223372036854775807 is outside 0 to 1000000");
+    fs::remove_all(dir);
+    const std::string path = testing::source_root() + "/models/iris_neuron.json";
+    Json j = read_json_file(path);
+    j["training"]["epochs"] = 99999999;
+    CHECK_HAS(testing::message_of<InputError>([&] { parse_model_file(j.dump(), "m.json"); }),
+              "m.json: training.epochs: 99999999 is more than the 1000000 epochs a run may have");
+}

@@ -105,6 +105,8 @@ Resumed resume_run(const std::string& dir_or_file, Graph& g, const Json& setting
     r.file = checkpoint_path(dir_or_file);
     r.checkpoint = load_checkpoint(r.file);
     const Checkpoint& c = r.checkpoint;
+    if (c.epoch < 0 || c.epoch > kMaxEpochs)
+        throw InputError(fmt::format("{}: the checkpoint's epoch {} is outside 0 to {}", r.file, c.epoch, kMaxEpochs));
     restore_parameters(g, c, r.file);
     for (const auto& [key, value] : settings.items()) {
         if (!c.info.contains(key) || c.info[key] != value)

@@ -105,7 +105,8 @@ TrainingSpec with_overrides(TrainingSpec s, const TrainOptions& o) {
     if (o.lr) s.optimizer.lr = *o.lr;
     if (o.seed) s.seed = *o.seed;
     if (o.print_every > 0) s.print_every = o.print_every;
-    if (s.epochs < 1) throw InputError("--epochs must be at least 1");
+    if (s.epochs < 1 || s.epochs > kMaxEpochs)
+        throw InputError(fmt::format("--epochs must be from 1 to {}", kMaxEpochs));
     if (s.batch_size < 0) throw InputError("--batch must be at least 1");
     if (!(s.optimizer.lr > 0) || !std::isfinite(s.optimizer.lr)) throw InputError("--lr must be a positive number");
     // The base rate the schedule scales: a step schedule with --lr 0.2 starts at 0.2.

@@ -75,6 +75,9 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
     positive("batch_size", s.batch_size);
     positive("batches_per_epoch", s.batches_per_epoch);
     positive("print_every", s.print_every);
+    if (s.epochs > kMaxEpochs)
+        throw InputError(fmt::format("{}.epochs: {} is more than the {} epochs a run may have (docs/limits.md)", at,
+                                     s.epochs, kMaxEpochs));
     if (j.contains("sampling")) {
         std::string name = get_string(j["sampling"], at + ".sampling");
         if (!Sampling::is_name(name))
