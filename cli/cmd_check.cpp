@@ -16,7 +16,8 @@ void add_check(CLI::App& app) {
         for (const auto& w : f.model.warnings) fmt::print(stderr, "warning: {}\n", w);
         const Model& m = f.model;
         const Graph& g = m.graph;
-        fmt::print("{}: model '{}' ({}), {} nodes, {} parameters\n", m.path, g.name, dtype_name(g.dtype()), g.size(),
+        fmt::print("{}: model '{}' ({}), {} nodes, {} parameter{} with {} entries\n", m.path, g.name,
+                   dtype_name(g.dtype()), g.size(), g.parameters().size(), g.parameters().size() == 1 ? "" : "s",
                    g.parameter_count());
         if (!g.doc.empty()) fmt::print("  {}\n", g.doc);
         std::size_t width = 4;

@@ -84,6 +84,8 @@ void add_train(CLI::App& app) {
                    spec.batch_size == 0 || spec.batch_size >= ds.train.count
                        ? std::string("full batch")
                        : fmt::format("batches of {} ({})", spec.batch_size, spec.sampling.name()));
+        // The model's own words first: a run that looks broken (a plateau) often says why there.
+        if (!m.graph.doc.empty()) fmt::print("  {}\n", m.graph.doc);
         std::fflush(stdout);
         auto history = train(m, spec, ds, o->t);
         line.clear();

@@ -642,3 +642,32 @@ BOOST_AUTO_TEST_CASE(an_absurd_epoch_count_is_refused) {
     CHECK_HAS(testing::message_of<InputError>([&] { parse_model_file(j.dump(), "m.json"); }),
               "m.json: training.epochs: 99999999 is more than the 1000000 epochs a run may have");
 }
+
+// "Did you forget ...?" names the stream whose width fits the input, and check warns when
+// cross_entropy is handed probabilities instead of logits.
+BOOST_AUTO_TEST_CASE(hints_point_the_right_way) {
+    Json mlp = read_json_file(testing::source_root() + "/models/mnist_mlp.json");
+    Json no_t = mlp;
+    no_t["training"]["feed"] = Json::parse(R"({"x": "images"})");
+    CHECK_HAS(testing::message_of<InputError>([&] { parse_model_file(no_t.dump(), "m.json"); }),
+              "m.json: training.feed: input 't' [N,10] is not fed and has no default value (did you forget \"t\": "
+              "\"labels_one_hot\"?)");
+    Json no_x = mlp;
+    no_x["training"]["feed"] = Json::parse(R"({"t": "labels_one_hot"})");
+    CHECK_HAS(testing::message_of<InputError>([&] { parse_model_file(no_x.dump(), "m.json"); }),
+              "(did you forget \"x\": \"images\"?)");
+    Json iris = read_json_file(testing::source_root() + "/models/iris_neuron.json");
+    iris["training"]["feed"].erase("y");
+    CHECK_HAS(testing::message_of<InputError>([&] { parse_model_file(iris.dump(), "m.json"); }),
+              "input 'y' [N,1] is not fed and has no default value (did you forget \"y\": \"labels\"?)");
+
+    Json soft = read_json_file(testing::source_root() + "/models/iris_3class_softmax.json");
+    for (auto& n : soft["nodes"])
+        if (n["op"] == "cross_entropy") n["inputs"][0] = "p";
+    ModelFile f = parse_model_file(soft.dump(), "m.json");
+    BOOST_REQUIRE(!f.model.warnings.empty());
+    CHECK_HAS(f.model.warnings.back(), "cross_entropy takes logits and applies log-softmax itself, but 'p' is a "
+                                       "softmax output (probabilities); feed it 'p''s input instead");
+    BOOST_TEST(parse_model_file(read_text_file(testing::source_root() + "/models/iris_3class_softmax.json"), "m.json")
+                   .model.warnings.empty());
+}

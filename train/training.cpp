@@ -19,6 +19,22 @@ std::optional<std::int64_t> width_from_spec(const data::DataSpec& d, const std::
     return std::nullopt;
 }
 
+// The stream whose width fits the input's shape, for "did you forget ...?": [N] and [N,1]
+// take class indices, [N,k] the stream with k columns (one-hot labels, features or images).
+std::string fitting_stream(const data::DataSpec& d, const Node& n) {
+    const auto& names = data::stream_names(d.kind);
+    if (n.shape.size() == 1 || (n.shape.size() == 2 && n.shape[1].is_one())) return data::kLabels;
+    for (const auto& st : names) {
+        auto w = width_from_spec(d, st);
+        if (n.shape.size() == 2 && !n.shape[1].symbolic() && w && *w == n.shape[1].size && st != data::kLabels)
+            return st;
+    }
+    // idx: images are [N,784], one-hot labels [N,classes] (10 unless listed).
+    if (d.kind == "idx" && n.shape.size() == 2 && !n.shape[1].symbolic())
+        return n.shape[1].size == 784 ? data::kImages : data::kLabelsOneHot;
+    return names.front();
+}
+
 }  // namespace
 
 void check_feed_fits(const Node& n, const std::string& stream, std::int64_t width, const std::string& where) {
@@ -62,9 +78,9 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
         bool fed = false;
         for (auto& [name, st] : s.feed) fed = fed || name == n.name;
         if (!fed)
-            throw InputError(fmt::format("{}.feed: input '{}' is not fed and has no default value (did you forget "
+            throw InputError(fmt::format("{}.feed: input '{}' {} is not fed and has no default value (did you forget "
                                          "\"{}\": \"{}\"?)",
-                                         at, n.name, n.name, data::stream_names(s.data.kind).front()));
+                                         at, n.name, format_shape(n.shape), n.name, fitting_stream(s.data, n)));
     }
     auto positive = [&](const char* key, std::int64_t& out) {
         if (!j.contains(key)) return;
