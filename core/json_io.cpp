@@ -87,6 +87,100 @@ std::string json_path(const std::string& parent, std::size_t index) {
     return fmt::format("{}[{}]", parent, index);
 }
 
+namespace {
+
+// Builds the document from the parser's events while checking what nlohmann's parser does
+// not: duplicate keys, nesting depth, and where each value is (for messages). Linear in the
+// text: nlohmann's callback parser rescans an array after every element (quadratic in the
+// node count) and ordered_map's insert searches the keys (quadratic in the parameter
+// count); keys here are checked with a set and appended without a search.
+class JsonBuilder {
+public:
+    explicit JsonBuilder(const std::string& file) : file_(file) {}
+    Json take() { return std::move(root_); }
+
+    bool null() { return put(nullptr); }
+    bool boolean(bool v) { return put(v); }
+    bool number_integer(Json::number_integer_t v) { return put(v); }
+    bool number_unsigned(Json::number_unsigned_t v) { return put(v); }
+    bool number_float(Json::number_float_t v, const Json::string_t&) {
+        if (!std::isfinite(v))
+            throw InputError(fmt::format("{}: {}: number is out of range for a double", file_, child_path(frames_)));
+        return put(v);
+    }
+    bool string(Json::string_t& v) { return put(std::move(v)); }
+    bool binary(Json::binary_t& v) { return put(Json::binary(std::move(v))); }
+    bool start_object(std::size_t) { return open(Json::object(), false); }
+    bool start_array(std::size_t) { return open(Json::array(), true); }
+    bool end_object() { return close(); }
+    bool end_array() { return close(); }
+    bool key(Json::string_t& k) {
+        Frame& top = frames_.back();
+        if (!top.keys.insert(k).second)
+            throw InputError(fmt::format("{}: {}: duplicate key '{}'", file_, top.path.empty() ? "top level" : top.path, k));
+        top.key = k;
+        // ordered_map is a vector of pairs: append, as the set above already refused a repeat.
+        auto& pairs = static_cast<std::vector<std::pair<const std::string, Json>>&>(stack_.back()->get_ref<Json::object_t&>());
+        pairs.emplace_back(std::move(k), nullptr);
+        slot_ = &pairs.back().second;
+        return true;
+    }
+    template <class Exception>
+    bool parse_error(std::size_t, const std::string&, const Exception& e) {
+        throw e;
+    }
+
+private:
+    // Where the next value goes: the root, the end of the open array, or the last key's slot.
+    template <class V>
+    Json* place(V&& v) {
+        if (stack_.empty()) {
+            root_ = Json(std::forward<V>(v));
+            return &root_;
+        }
+        if (frames_.back().array) {
+            auto& arr = stack_.back()->get_ref<Json::array_t&>();
+            arr.emplace_back(std::forward<V>(v));
+            ++frames_.back().index;
+            return &arr.back();
+        }
+        *slot_ = Json(std::forward<V>(v));
+        return slot_;
+    }
+    template <class V>
+    bool put(V&& v) {
+        place(std::forward<V>(v));
+        return true;
+    }
+    bool open(Json empty, bool array) {
+        // Deeper nesting has no use in chainrule's files and costs stack and memory.
+        if (frames_.size() >= kMaxJsonDepth)
+            throw InputError(fmt::format("{}: {}: nesting deeper than {} levels", file_, child_path(frames_), kMaxJsonDepth));
+        Frame f;
+        f.array = array;
+        f.path = child_path(frames_);
+        Json* j = place(std::move(empty));
+        if (!frames_.empty() && frames_.back().array) --frames_.back().index;  // counted when it closes
+        frames_.push_back(std::move(f));
+        stack_.push_back(j);
+        return true;
+    }
+    bool close() {
+        frames_.pop_back();
+        stack_.pop_back();
+        if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+        return true;
+    }
+
+    const std::string& file_;
+    Json root_;
+    std::vector<Json*> stack_;
+    std::vector<Frame> frames_;
+    Json* slot_ = nullptr;
+};
+
+}  // namespace
+
 Json parse_json_text(const std::string& text, const std::string& file) {
     // nlohmann's lexer takes a NUL byte for the end of the input and would return what came
     // before it, ignoring the rest.
@@ -96,47 +190,10 @@ Json parse_json_text(const std::string& text, const std::string& file) {
         throw InputError(fmt::format("{}:{}:{}: NUL byte (is this a binary or UTF-16 file?); JSON text has none",
                                      file, line, col));
     }
-    std::vector<Frame> frames;
-    auto callback = [&](int, nlohmann::json::parse_event_t event, Json& parsed) -> bool {
-        using E = nlohmann::json::parse_event_t;
-        switch (event) {
-            case E::object_start:
-            case E::array_start: {
-                // Deeper nesting has no use in chainrule's files and costs stack and memory.
-                if (frames.size() >= kMaxJsonDepth)
-                    throw InputError(fmt::format("{}: {}: nesting deeper than {} levels", file,
-                                                 child_path(frames), kMaxJsonDepth));
-                Frame f;
-                f.array = event == E::array_start;
-                f.path = child_path(frames);
-                frames.push_back(std::move(f));
-                break;
-            }
-            case E::key: {
-                Frame& top = frames.back();
-                std::string key = parsed.get<std::string>();
-                if (!top.keys.insert(key).second)
-                    throw InputError(fmt::format("{}: {}: duplicate key '{}'", file,
-                                                 top.path.empty() ? "top level" : top.path, key));
-                top.key = key;
-                break;
-            }
-            case E::value:
-                if (parsed.is_number_float() && !std::isfinite(parsed.get<double>()))
-                    throw InputError(fmt::format("{}: {}: number is out of range for a double", file,
-                                                 child_path(frames)));
-                if (!frames.empty() && frames.back().array) ++frames.back().index;
-                break;
-            case E::object_end:
-            case E::array_end:
-                frames.pop_back();
-                if (!frames.empty() && frames.back().array) ++frames.back().index;
-                break;
-        }
-        return true;
-    };
+    JsonBuilder sax(file);
     try {
-        return Json::parse(text, callback);
+        Json::sax_parse(text, &sax);
+        return sax.take();
     } catch (const nlohmann::json::parse_error& e) {
         std::size_t line, col;
         line_col(text, e.byte, line, col);
