@@ -4,19 +4,8 @@
 # run it and compare its numbers with docs/worked-example.md and `chainrule grad`.
 set -euo pipefail
 BUILD=$1 SRC=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-meson install -C "$BUILD" --destdir "$tmp/root" >/dev/null
-pcdir=$(dirname "$(find "$tmp/root" -name chainrule.pc | head -1)")
-# A program linked to a sanitized library (scripts/sanitize) needs the sanitizer runtime first:
-# build it with the library's own b_sanitize.
-sanitize=$(meson introspect "$BUILD" --buildoptions |
-           python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "b_sanitize"))')
-extra=()
-[[ $sanitize != none ]] && extra=(-Db_sanitize="$sanitize" -Db_lundef=false)
-PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$tmp/root meson setup "$tmp/build" "$SRC/examples/embed" -Dwerror=true \
-    "${extra[@]}" >/dev/null
-ninja -C "$tmp/build" >/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/example_build.sh"
+build_example embed
 libdir=$(dirname "$(find "$tmp/root" -name 'libchainrule.so*' | head -1)")
 out=$(LD_LIBRARY_PATH=$libdir "$tmp/build/worked_example")
 echo "$out"

@@ -4,12 +4,8 @@
 # train its model.
 set -euo pipefail
 BUILD=$1 SRC=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-meson install -C "$BUILD" --destdir "$tmp/root" >/dev/null
-pcdir=$(dirname "$(find "$tmp/root" -name chainrule.pc | head -1)")
-PKG_CONFIG_PATH=$pcdir PKG_CONFIG_SYSROOT_DIR=$tmp/root meson setup "$tmp/build" "$SRC/examples/custom_op" >/dev/null
-ninja -C "$tmp/build" >/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/example_build.sh"
+build_example custom_op
 plugin=$tmp/build/libsoftplus.so
 CR=$BUILD/cli/chainrule
 cd "$SRC/examples/custom_op"
