@@ -7,6 +7,9 @@
 #include <fmt/ranges.h>
 
 #include "core/error.hpp"
+#include "core/random.hpp"
+#include "train/feeder.hpp"
+#include "train/training.hpp"
 
 namespace chainrule::cli {
 
@@ -33,44 +36,100 @@ std::uint64_t model_seed(const Model& m) {
     return 0;
 }
 
-void set_point(Model& m, const std::string& feed_path, std::optional<std::uint64_t> seed) {
-    std::uint64_t s = seed ? *seed : model_seed(m);
+namespace {
+
+// An input that no feed or row gave a value: uniform(0,1), or valid class labels where an
+// op reads it as labels (class indices for [N], one-hot rows for [N,C], C from the logits).
+Tensor random_input(const Graph& g, int id, Rng& rng, const std::string& file) {
+    const Node& n = g.node(id);
+    Dims dims;
+    for (const auto& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
+    Tensor t;
+    try {
+        t = Tensor(Dtype::f64, dims);
+    } catch (const InputError& e) {
+        throw InputError(fmt::format("{}: input '{}' drawn at random with every symbol = 3: {}; give it with "
+                                     "--feed FILE",
+                                     n.place.empty() ? file : n.place, n.name, e.what()));
+    }
+    std::int64_t classes = 0;
+    for (const Node& user : g.nodes())
+        for (std::size_t k = 0; k < user.inputs.size(); ++k)
+            if (user.inputs[k] == id && user.op->inputs[k] == "labels" && !user.inputs.empty()) {
+                const Shape& logits = g.node(user.inputs[0]).shape;
+                if (!logits.empty() && !logits.back().symbolic()) classes = logits.back().size;
+            }
+    if (classes > 0 && dims.size() == 1) {
+        for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, double(rng.below(std::uint64_t(classes))));
+    } else if (classes > 0 && dims.size() == 2 && dims[1] == classes) {
+        for (std::int64_t r = 0; r < dims[0]; ++r) t.set(r * classes + std::int64_t(rng.below(std::uint64_t(classes))), 1.0);
+    } else {
+        for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform());
+    }
+    return t;
+}
+
+struct RowRange {
+    std::string split;
+    std::int64_t start = 0, count = 0;
+};
+
+// "test:0:3" -> {test, 0, 3}; the validator of --rows has checked the form.
+RowRange parse_rows(const std::string& text) {
+    RowRange r;
+    auto a = text.find(':'), b = text.find(':', a + 1);
+    r.split = text.substr(0, a);
+    std::from_chars(text.data() + a + 1, text.data() + b, r.start);
+    std::from_chars(text.data() + b + 1, text.data() + text.size(), r.count);
+    return r;
+}
+
+// Feeds the inputs the training block feeds with rows of the model's own data.
+void feed_rows(Model& m, const std::string& rows_text, const std::string& data_dir) {
+    if (!m.training.is_object() && data_dir.empty())
+        throw InputError(fmt::format("{}: --rows {} takes rows of the model's training data, but the model has no "
+                                     "\"training\" block; name a folder of IDX files with --data (e.g. --data "
+                                     "data/mnist) or use --feed FILE",
+                                     m.path, rows_text));
+    TrainingSpec spec = data_dir.empty() ? parse_training(m.training, m.graph, m.path, m.dir)
+                                         : feed_from_idx_dir(m.graph, data_dir);
+    data::Dataset ds = data::load_dataset(spec.data);
+    RowRange r = parse_rows(rows_text);
+    const data::Split& split = r.split == "train" ? ds.train : ds.test;
+    if (r.start >= split.count || r.count > split.count - r.start)
+        throw InputError(fmt::format("--rows {}: the {} split of {} has {} rows (0 to {})", rows_text, r.split, m.path,
+                                     split.count, split.count - 1));
+    std::vector<std::int64_t> rows(std::size_t(r.count));
+    for (std::int64_t i = 0; i < r.count; ++i) rows[std::size_t(i)] = r.start + i;
+    Feeder(m.graph, spec, ds).feed(split, rows);
+    std::vector<std::string> fed;
+    for (const auto& [name, stream] : spec.feed) fed.push_back(fmt::format("{} ({})", name, stream));
+    fmt::print(stderr, "note: {} from rows {} to {} of the {} split\n", fmt::join(fed, ", "), r.start,
+               r.start + r.count - 1, r.split);
+}
+
+}  // namespace
+
+void set_point(Model& m, const PointOptions& o) {
+    std::uint64_t s = o.seed ? *o.seed : model_seed(m);
     Graph& g = m.graph;
     g.init_parameters(s);
-    if (!feed_path.empty()) apply_feed_file(g, feed_path);
+    if (!o.feed.empty()) apply_feed_file(g, o.feed);
+    if (!o.rows.empty()) feed_rows(m, o.rows, o.data);
     Rng rng(s + 1);
     std::vector<std::string> drawn;
     for (std::size_t id = 0; id < g.size(); ++id) {
-        Node& n = g.node(static_cast<int>(id));
+        const Node& n = g.node(static_cast<int>(id));
         if (n.kind != NodeKind::input || !n.value.empty()) continue;
         drawn.push_back(fmt::format("{} {}", n.name, format_shape(n.shape)));
-        Dims dims;
-        for (const auto& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
-        Tensor t(Dtype::f64, dims);
-        // An input that an op reads as class labels gets valid labels: class indices for
-        // [N], one-hot rows for [N,C]; C comes from the op's first input (the logits).
-        std::int64_t classes = 0;
-        for (const Node& user : g.nodes())
-            for (std::size_t k = 0; k < user.inputs.size(); ++k)
-                if (user.inputs[k] == int(id) && user.op->inputs[k] == "labels" && !user.inputs.empty()) {
-                    const Shape& logits = g.node(user.inputs[0]).shape;
-                    if (!logits.empty() && !logits.back().symbolic()) classes = logits.back().size;
-                }
-        if (classes > 0 && dims.size() == 1) {
-            for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, double(rng.below(std::uint64_t(classes))));
-        } else if (classes > 0 && dims.size() == 2 && dims[1] == classes) {
-            for (std::int64_t r = 0; r < dims[0]; ++r) t.set(r * classes + std::int64_t(rng.below(std::uint64_t(classes))), 1.0);
-        } else {
-            for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform());
-        }
-        g.set_value(n.name, t);
+        g.set_value(n.name, random_input(g, int(id), rng, m.path));
     }
     // Numbers of random inputs must never pass for the model's own: say so, once, on stderr.
     if (!drawn.empty())
         fmt::print(stderr,
                    "note: {} drawn at random (uniform(0,1), class labels where an op reads labels, every symbol = "
-                   "3); give real values with --feed FILE\n",
-                   fmt::join(drawn, ", "));
+                   "3); give real values with --feed FILE{}\n",
+                   fmt::join(drawn, ", "), m.training.is_object() ? " or --rows test:0:3" : "");
 }
 
 Json node_json(const Graph& g, int id, bool with_grad) {
@@ -121,11 +180,40 @@ CLI::Validator whole_in(std::int64_t low, std::int64_t high) {
         fmt::format("INT in [{} - {}]", low, high));
 }
 
+CLI::Validator row_range() {
+    return CLI::Validator(
+        [](const std::string& text) -> std::string {
+            auto a = text.find(':'), b = a == std::string::npos ? a : text.find(':', a + 1);
+            auto whole = [&](std::size_t from, std::size_t to, std::int64_t low) {
+                std::int64_t v = -1;
+                auto [end, ec] = std::from_chars(text.data() + from, text.data() + to, v);
+                return from < to && ec == std::errc() && end == text.data() + to && v >= low;
+            };
+            bool ok = b != std::string::npos && (text.substr(0, a) == "train" || text.substr(0, a) == "test") &&
+                      whole(a + 1, b, 0) && whole(b + 1, text.size(), 1);
+            return ok ? std::string()
+                      : fmt::format("'{}' is not SPLIT:START:COUNT with SPLIT train or test, START >= 0 and "
+                                    "COUNT >= 1 (e.g. test:0:3)",
+                                    text);
+        },
+        "SPLIT:START:COUNT");
+}
+
 void add_point_options(CLI::App& cmd, PointOptions& o) {
-    cmd.add_option("--feed", o.feed,
+    auto* feed = cmd.add_option("--feed", o.feed,
                    "JSON object mapping input and parameter names to nested arrays: it fixes the point, so "
                    "every input without a default value must be in it. Without --feed such inputs are drawn "
                    "uniform(0,1) with symbolic dims set to 3, and a note on stderr says so");
+    auto* rows = cmd.add_option("--rows", o.rows,
+                   "SPLIT:START:COUNT, e.g. test:0:3: feed the inputs of the training block's feed with COUNT rows "
+                   "of the model's own data (train or test split) from row START")
+        ->check(row_range())
+        ->excludes(feed);
+    cmd.add_option("--data", o.data,
+                   "with --rows: a folder of MNIST-named IDX files to take the rows from instead of the training "
+                   "block's data (for a model without one, e.g. models/slides_mnist.json); each input gets the "
+                   "stream whose width fits it")
+        ->needs(rows);
     cmd.add_option("--seed", o.seed, "seed for parameter initialisation and random inputs (default: the "
                                      "model's training seed, else 0)")
         ->check(unsigned_integer());

@@ -14,26 +14,29 @@ namespace chainrule::cli {
 // float64 (gradient checks are always done in float64).
 Model load(const std::string& path, bool force_f64 = false);
 
-// Puts the graph at a point: parameters from their initializers (seed: --seed, else the
-// model's training seed, else 0), then the feed file, then every input still without a
-// value drawn uniform(0, 1) from the same seed with each symbolic dim set to 3 (inputs read
-// as "labels", e.g. by cross_entropy, get valid class indices or one-hot rows instead).
-void set_point(Model& m, const std::string& feed_path, std::optional<std::uint64_t> seed);
-
-// --feed FILE and --seed N, the point of set_point, as the commands that run a model at
-// one point (grad, gradcheck, step, dot) take them.
+// --feed FILE, --rows SPLIT:START:COUNT and --seed N: the point of set_point, as the
+// commands that run a model at one point (grad, gradcheck, step, dot) take them.
 struct PointOptions {
     std::string feed;
+    std::string rows;  // "test:0:3": rows of the model's own data, fed as its training block feeds them
+    std::string data;  // with rows: an IDX folder instead of the training block's data
     std::optional<std::uint64_t> seed;
 };
 void add_point_options(CLI::App& cmd, PointOptions& o);
+
+// Puts the graph at a point: parameters from their initializers (seed: --seed, else the
+// model's training seed, else 0), then the feed file or the rows, then every input still
+// without a value drawn uniform(0, 1) from the same seed with each symbolic dim set to 3
+// (inputs read as "labels", e.g. by cross_entropy, get valid class indices or one-hot rows
+// instead) and announced on stderr.
+void set_point(Model& m, const PointOptions& o);
 
 // Flag checks with the training block's ranges, so a bad flag is exit 2, never wrapped,
 // clamped or ignored: "-1" is not a seed, "nan" not a step.
 CLI::Validator unsigned_integer();                          // 0 … 2^64 − 1, digits only
 CLI::Validator finite_at_least(double low, bool strictly);  // a finite number (>|>=) low
 CLI::Validator whole_in(std::int64_t low, std::int64_t high);
-inline void set_point(Model& m, const PointOptions& o) { set_point(m, o.feed, o.seed); }
+CLI::Validator row_range();  // SPLIT:START:COUNT, as --rows takes it
 
 // The model's training seed, or 0.
 std::uint64_t model_seed(const Model& m);

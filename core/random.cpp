@@ -37,7 +37,8 @@ void Rng::set_state(const std::string& s) {
     std::istringstream is(s);
     std::mt19937_64 e;
     is >> e;
-    if (is.fail()) throw InputError("random generator state is malformed");
+    if (is.fail() || !(is >> std::ws).eof())
+        throw InputError("random generator state is malformed (expected the 313 numbers of an mt19937_64 state)");
     engine_ = e;
 }
 

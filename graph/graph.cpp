@@ -108,6 +108,17 @@ int Graph::constant(const std::string& name, Tensor value, std::string place) {
     return add_node(std::move(n));
 }
 
+namespace {
+// JSON integers above 2^63-1 arrive as unsigned numbers; read as int64 they would wrap
+// (18446744073709551615 became axis -1), so no attr may hold one, at any depth.
+void refuse_oversized_integers(const Attrs& v, const std::string& at) {
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(INT64_MAX))
+        throw InputError(fmt::format("{}: integer {} is too large (at most {})", at, v.get<std::uint64_t>(), INT64_MAX));
+    if (v.is_array())
+        for (std::size_t i = 0; i < v.size(); ++i) refuse_oversized_integers(v[i], fmt::format("{}[{}]", at, i));
+}
+}  // namespace
+
 int Graph::op(const std::string& name, const std::string& op_name, const std::vector<std::string>& inputs,
               Attrs attrs, std::string place, const std::vector<std::string>& input_places) {
     check_new_name(name, place);
@@ -151,6 +162,7 @@ int Graph::op(const std::string& name, const std::string& op_name, const std::ve
         if (!same)
             throw InputError(fmt::format("{}.attrs.{}: expected {} like the default {}, got {}", at, key,
                                          def.type_name(), json_brief(def), json_brief(v)));
+        refuse_oversized_integers(v, fmt::format("{}.attrs.{}", at, key));
         n.attrs[key] = v;
     }
     std::vector<Shape> in_shapes;
@@ -264,13 +276,22 @@ void Graph::set_value(const std::string& name, const Tensor& value) {
     if (!fits)
         throw InputError(fmt::format("'{}' was given shape {} but the model declares {}", name, format_dims(d),
                                      format_shape(n.shape)));
-    n.value.resize(dtype_, d);
+    sized(n, d);
     n.value.assign(value);
 }
 
 Tensor& Graph::input_buffer(int id, const Dims& dims) {
-    nodes_[id].value.resize(dtype_, dims);
+    sized(nodes_[id], dims);
     return nodes_[id].value;
+}
+
+// Resizes n's value; a shape over the cap (symbols bound to large sizes) names the node.
+void Graph::sized(Node& n, const Dims& dims) {
+    try {
+        n.value.resize(dtype_, dims);
+    } catch (const InputError& e) {
+        throw InputError(fmt::format("{}: {}", where(n), e.what()));
+    }
 }
 
 void Graph::bind_and_plan(bool input_grads) {
@@ -317,7 +338,7 @@ void Graph::bind_and_plan(bool input_grads) {
             } catch (const ShapeError& e) {
                 throw InputError(fmt::format("{}: {} {}", where(n), n.op->name, e.what()));
             }
-            n.value.resize(dtype_, to_dims(out));
+            sized(n, to_dims(out));
             forward_order_.push_back(static_cast<int>(id));
             n.wants_grad = false;
             for (int j : n.inputs) n.wants_grad = n.wants_grad || nodes_[j].wants_grad;

@@ -169,6 +169,7 @@ private:
     void check_new_name(const std::string& name, const std::string& place) const;
     std::string where(const Node& n) const;
     void bind_and_plan(bool input_grads);
+    void sized(Node& n, const Dims& dims);
     int plan_backward(const Pass& pass);  // the loss node
 
     Dtype dtype_;

@@ -181,3 +181,89 @@ BOOST_AUTO_TEST_CASE(random_inputs_are_announced) {
     CommandResult quiet = cr("grad " + model("worked_example"));  // every input has a default value
     BOOST_TEST(quiet.err.find("drawn at random") == std::string::npos, quiet.err);
 }
+
+namespace {
+
+void put_be32(std::string& s, std::uint32_t x) {
+    for (int shift = 24; shift >= 0; shift -= 8) s.push_back(char((x >> shift) & 0xff));
+}
+
+// An IDX folder whose image r has every pixel 10·r + 1 and label r, in both splits.
+std::string tiny_idx_dir() {
+    auto dir = std::filesystem::temp_directory_path() / ("chainrule_cli_idx_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    for (const char* split : {"train", "t10k"}) {
+        std::string img, lab;
+        put_be32(img, 0x803), put_be32(img, 3), put_be32(img, 28), put_be32(img, 28);
+        put_be32(lab, 0x801), put_be32(lab, 3);
+        for (int r = 0; r < 3; ++r) {
+            img.append(784, char(10 * r + 1));
+            lab.push_back(char(r));
+        }
+        std::ofstream(dir / (std::string(split) + "-images-idx3-ubyte"), std::ios::binary) << img;
+        std::ofstream(dir / (std::string(split) + "-labels-idx1-ubyte"), std::ios::binary) << lab;
+    }
+    return dir.string();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(rows_feed_the_models_own_data) {
+    // iris_neuron's test split is rows 40-49 and 90-99 of the first 100 (per class, the last 20 %).
+    CommandResult r = cr("grad " + model("iris_neuron") + " --rows test:1:2 --json");
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    BOOST_TEST(r.err.find("note: x (features), y (labels) from rows 1 to 2 of the test split") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find("drawn at random") == std::string::npos, r.err);
+    Json j = parse_json_text(r.out, "stdout");
+    std::ifstream iris(source_root() + "/data/iris.data");
+    std::string line;
+    for (int i = 0; i <= 41; ++i) std::getline(iris, line);  // line 42: data row 41
+    double first = std::stod(line.substr(0, line.find(',')));
+    BOOST_TEST(j["nodes"]["x"]["shape"] == Json::parse("[2,4]"));
+    BOOST_TEST(j["nodes"]["x"]["value"][0][0].get<double>() == first);
+    BOOST_TEST(j["nodes"]["y"]["value"][1][0].get<double>() == 0.0);  // setosa
+}
+
+BOOST_AUTO_TEST_CASE(rows_with_data_feed_a_model_without_a_training_block) {
+    std::string dir = tiny_idx_dir();
+    CommandResult r = cr("grad " + model("slides_mnist") + " --rows test:1:2 --data " + dir + " --json");
+    BOOST_REQUIRE_MESSAGE(r.code == 0, r.err);
+    Json j = parse_json_text(r.out, "stdout");
+    BOOST_TEST(j["nodes"]["x"]["shape"] == Json::parse("[2,784]"));
+    BOOST_TEST(std::abs(j["nodes"]["x"]["value"][0][5].get<double>() - 11.0 / 255) < 1e-15);
+    BOOST_TEST(std::abs(j["nodes"]["x"]["value"][1][783].get<double>() - 21.0 / 255) < 1e-15);
+    BOOST_TEST(j["nodes"]["t"]["value"][0] == Json::parse("[0,1,0,0,0,0,0,0,0,0]"));
+    BOOST_TEST(j["nodes"]["t"]["value"][1] == Json::parse("[0,0,1,0,0,0,0,0,0,0]"));
+    std::filesystem::remove_all(dir);
+}
+
+BOOST_AUTO_TEST_CASE(rows_are_refused_with_what_to_do) {
+    struct Case {
+        std::string args, message;
+    } cases[] = {
+        {"grad " + model("iris_neuron") + " --rows test:19:2",
+         "--rows test:19:2: the test split of " + model("iris_neuron") + " has 20 rows (0 to 19)"},
+        {"grad " + model("slides_mnist") + " --rows test:0:3",
+         "has no \"training\" block; name a folder of IDX files with --data (e.g. --data data/mnist)"},
+        {"step " + model("iris_neuron") + " --rows valid:0:3", "'valid:0:3' is not SPLIT:START:COUNT"},
+        {"dot " + model("iris_neuron") + " --rows test:0:0", "'test:0:0' is not SPLIT:START:COUNT"},
+        {"gradcheck " + model("iris_neuron") + " --rows test:-1:2", "'test:-1:2' is not SPLIT:START:COUNT"},
+        {"grad " + model("iris_neuron") + " --rows test:0:2 --feed f.json", "--feed excludes --rows"},
+        {"grad " + model("iris_neuron") + " --data data/mnist", "--data requires --rows"},
+    };
+    for (const auto& c : cases) {
+        CommandResult r = cr(c.args);
+        BOOST_TEST(r.code == 2, c.args);
+        BOOST_TEST(r.err.find(c.message) != std::string::npos, c.args << "\n" << r.err);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_random_input_too_large_names_the_input) {
+    std::string m = scratch("huge.json", R"({"format": "chainrule-model", "version": 1,
+        "inputs": {"x": {"shape": ["N", 1000000000]}},
+        "nodes": [{"name": "s", "op": "sum", "inputs": ["x"]}], "outputs": {"loss": "s"}})");
+    CommandResult r = cr("grad " + m);
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.err.find("huge.json: inputs.x: input 'x' drawn at random with every symbol = 3: shape "
+                          "[3,1000000000] has more than 2147483648 elements") != std::string::npos, r.err);
+}

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include "core/error.hpp"
+#include "core/random.hpp"
 
 namespace chainrule {
 namespace {
@@ -103,6 +104,11 @@ Checkpoint decode_checkpoint(const std::string& in, const std::string& file) {
         c.epoch = get_int(require(h, "epoch", where), where + ".epoch");
         if (c.epoch < 0) throw bad("negative epoch");
         c.rng = get_string(require(h, "rng", where), where + ".rng");
+        try {
+            Rng().set_state(c.rng);  // refused here, with its place, rather than at resume
+        } catch (const InputError& e) {
+            throw InputError(fmt::format("{}.rng: {}", where, e.what()));
+        }
         c.info = get_object(require(h, "info", where), where + ".info");
         const Json& ts = get_array(require(h, "tensors", where), where + ".tensors");
         std::uint64_t expected_offset = 0;

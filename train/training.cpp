@@ -37,7 +37,24 @@ std::string fitting_stream(const data::DataSpec& d, const Node& n) {
 
 }  // namespace
 
+TrainingSpec feed_from_idx_dir(const Graph& g, const std::string& dir) {
+    TrainingSpec s;
+    s.data = data::parse_data_spec(Json{{"kind", "idx"}, {"dir", dir}}, "--data", ".");
+    for (const Node& n : g.nodes())
+        if (n.kind == NodeKind::input && n.default_value.empty()) s.feed.emplace_back(n.name, fitting_stream(s.data, n));
+    return s;
+}
+
+void check_batch_dim(const Node& n, const std::string& where) {
+    // Batches have as many rows as the sampler picks, so the batch dim must be free to take them.
+    if (!n.shape.empty() && !n.shape[0].symbolic())
+        throw InputError(fmt::format("{}: input '{}' is declared {}, but its first dim is the batch, which training "
+                                     "feeds batch_size rows at a time; declare it as a symbol such as \"N\"",
+                                     where, n.name, format_shape(n.shape)));
+}
+
 void check_feed_fits(const Node& n, const std::string& stream, std::int64_t width, const std::string& where) {
+    check_batch_dim(n, where);
     if (n.shape.size() == 2 ? !n.shape[1].symbolic() && n.shape[1].size != width : n.shape.size() != 1 || width != 1)
         throw InputError(fmt::format("{}: input '{}' is declared {} but stream '{}' has {} column{} per sample", where,
                                      n.name, format_shape(n.shape), stream, width, width == 1 ? "" : "s"));
@@ -70,6 +87,7 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
             std::find(names.begin(), names.end(), st) == names.end())
             throw InputError(fmt::format("{}: unknown stream '{}' for {} data (expected {})", fat, st, s.data.kind,
                                          data::stream_list(s.data.kind)));
+        check_batch_dim(g.node(id), fat);
         if (auto width = width_from_spec(s.data, st)) check_feed_fits(g.node(id), st, *width, fat);
         s.feed.emplace_back(name, st);
     }

@@ -35,6 +35,13 @@ struct TrainingSpec {
 // `file` and `dir` are the model file and its folder (relative data paths start there).
 TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& file, const std::string& dir);
 
+// A spec that feeds every input without a default value from the IDX files in `dir`, each
+// input from the stream whose width fits it ([N,784] images, [N,10] one-hot labels, [N]
+// labels): how `--rows --data DIR` feeds a model that has no training block.
+TrainingSpec feed_from_idx_dir(const Graph& g, const std::string& dir);
+
+// A fed input's first dim is the batch: it must be symbolic. InputError at `where` if not.
+void check_batch_dim(const Node& input, const std::string& where);
 // An input fed from a stream of `width` columns per sample must be declared [N, width]
 // (or [N] when width is 1); otherwise an InputError "{where}: input 'x' is declared ...".
 void check_feed_fits(const Node& input, const std::string& stream, std::int64_t width, const std::string& where);
