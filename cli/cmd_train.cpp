@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
 #include "cli/progress.hpp"
+#include "cli/stop_signal.hpp"
 #include "train/checkpoint.hpp"
 #include "core/error.hpp"
 #include "core/print.hpp"
@@ -49,7 +50,11 @@ void add_train(CLI::App& app) {
     cmd->add_option("--batches-per-epoch", o->t.batches_per_epoch, "steps per epoch")->check(whole_in(1, kMaxElements));
     cmd->add_option("--seed", o->t.seed, "seed for initialisation and sampling")->check(unsigned_integer());
     cmd->add_option("--out", o->t.out_dir,
-                    "run directory: checkpoint.ckpt, metrics.csv, curves.svg and model.json after every epoch");
+                    "run directory: checkpoint.ckpt, metrics.csv, curves.svg and model.json, saved after an epoch "
+                    "when --save-every seconds have passed, after the last epoch and on Ctrl-C or SIGTERM");
+    cmd->add_option("--save-every", o->t.save_every_seconds,
+                    "seconds between saves of the run directory (default 5; 0: after every epoch)")
+        ->check(finite_at_least(0, false));
     cmd->add_option("--resume", o->t.resume, "continue a run from its directory (or a checkpoint file)");
     cmd->add_option("--print-every", o->t.print_every, "print a line every N epochs (default: about 20 lines)")
         ->check(whole_in(1, kMaxEpochs));
@@ -62,12 +67,17 @@ void add_train(CLI::App& app) {
                   "with --resume: keep the trained parameters but start the optimizer state (moments, step "
                   "count) and the schedule afresh, so the optimizer, lr or schedule may differ from the checkpoint's");
     cmd->callback([o] {
+        StopOnSignal stop;  // from the start: Ctrl-C while the data loads stops cleanly too
+        o->t.stop = &stop.requested();
         ModelFile f = load_for_training(o->model);
         Model& m = f.model;
         TrainingSpec spec = with_overrides(f.training_spec(), o->t);
-        if (o->t.out_dir.empty() && !o->t.resume.empty()) o->t.out_dir = std::filesystem::is_directory(o->t.resume)
-                                                                            ? o->t.resume
-                                                                            : std::filesystem::path(o->t.resume).parent_path().string();
+        // Resuming without --out continues in the checkpoint's own folder ("." for a bare file name).
+        if (o->t.out_dir.empty() && !o->t.resume.empty()) {
+            namespace fs = std::filesystem;
+            fs::path parent = fs::path(o->t.resume).parent_path();
+            o->t.out_dir = fs::is_directory(o->t.resume) ? o->t.resume : parent.empty() ? "." : parent.string();
+        }
         ProgressLine line;
         if (!o->no_progress && isatty(STDERR_FILENO)) o->t.progress = [&line](const TrainProgress& p) { line.show(p); };
         o->t.print = [&line](const std::string& text) {
@@ -87,7 +97,14 @@ void add_train(CLI::App& app) {
         // The model's own words first: a run that looks broken (a plateau) often says why there.
         if (!m.graph.doc.empty()) fmt::print("  {}\n", m.graph.doc);
         std::fflush(stdout);
-        auto history = train(m, spec, ds, o->t);
+        std::vector<EpochMetrics> history;
+        try {
+            history = train(m, spec, ds, o->t);
+        } catch (const Interrupted& e) {
+            line.clear();
+            fmt::print(stderr, "{}\n", e.what());
+            throw SignalExit(stop.signal());
+        }
         line.clear();
         if (m.graph.parameter_count() <= 64) {
             fmt::print("parameters after epoch {}:\n", history.empty() ? 0 : history.back().epoch);

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
+#include "cli/stop_signal.hpp"
 #include "core/error.hpp"
 #include "ops/plugin.hpp"
 
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
         app.exit(e);
         return 2;
+    } catch (const chainrule::cli::SignalExit& e) {
+        return 128 + e.signal;
     } catch (const chainrule::InputError& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 2;

@@ -1,7 +1,12 @@
 #include "train/run_dir.hpp"
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <fcntl.h>
 #include <filesystem>
+#include <sys/file.h>
+#include <unistd.h>
 #include <fmt/format.h>
 #include <limits>
 
@@ -83,8 +88,28 @@ RunDir::RunDir(std::string dir) : dir_(std::move(dir)) {
     std::error_code ec;
     fs::create_directories(dir_, ec);
     if (ec) throw RunError(fmt::format("{}: cannot create the run directory: {}", dir_, ec.message()));
+    const std::string lock = (fs::path(dir_) / ".lock").string();
+    lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0) throw RunError(fmt::format("{}: cannot open: {}", lock, std::strerror(errno)));
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = {};
+        ssize_t n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
+        ::close(lock_fd_);
+        lock_fd_ = -1;
+        throw InputError(fmt::format("{}: the run directory is in use by another training{}; wait for it to end or "
+                                     "choose another --out",
+                                     dir_, n > 0 ? fmt::format(" (process {})", std::string(pid, std::size_t(n))) : ""));
+    }
+    std::string me = std::to_string(::getpid());
+    if (::ftruncate(lock_fd_, 0) == 0 && ::pwrite(lock_fd_, me.data(), me.size(), 0) < 0) {
+        // The pid is only a courtesy for the message above; the lock is what counts.
+    }
     for (const auto& f : fs::directory_iterator(dir_, ec))
         if (is_atomic_temp_file(f.path().filename().string())) fs::remove(f.path(), ec);
+}
+
+RunDir::~RunDir() {
+    if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 std::string RunDir::checkpoint_file() const {

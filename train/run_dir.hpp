@@ -1,7 +1,8 @@
-// The run directory (--out). After every epoch it gets, each written atomically:
-// checkpoint.ckpt (parameters, sampler and optimizer state, settings, metrics so far),
-// metrics.csv, curves.svg and model.json (the model with its trained values). The
-// checkpoint is written first: the other files can always be rebuilt from it.
+// The run directory (--out). When the trainer saves (train/trainer.hpp says how often), it
+// gets, each written atomically: checkpoint.ckpt (parameters, sampler and optimizer state,
+// settings, metrics so far), metrics.csv, curves.svg and model.json (the model with its
+// trained values). The checkpoint is written first: the other files can always be rebuilt
+// from it. One training at a time owns a run directory (a lock on DIR/.lock).
 #pragma once
 
 #include <string>
@@ -18,16 +19,24 @@ std::string checkpoint_path(const std::string& dir_or_file);
 
 class RunDir {
 public:
-    // "" writes nothing. Creates the folder (RunError when it cannot) and removes the
-    // temporary files that a run killed while writing left behind.
+    // "" writes nothing. Creates the folder (RunError when it cannot), locks it (an
+    // InputError when another training holds it: two runs would delete each other's
+    // temporary files) and removes the temporary files that a run killed while writing
+    // left behind. The lock is released when the RunDir goes (or the process dies).
     explicit RunDir(std::string dir);
+    ~RunDir();
+    RunDir(const RunDir&) = delete;
+    RunDir& operator=(const RunDir&) = delete;
     bool enabled() const { return !dir_.empty(); }
+    const std::string& dir() const { return dir_; }
     std::string checkpoint_file() const;  // "" when disabled
-    // Writes the epoch's files; `c` gets the history added to its info.
+    // Writes the four files for checkpoint `c`, whose epoch the model's parameters must be
+    // at; `c` gets the history added to its info.
     void write_epoch(const Model& m, Checkpoint c, const std::vector<EpochMetrics>& history) const;
 
 private:
     std::string dir_;
+    int lock_fd_ = -1;
 };
 
 // A run continued from a checkpoint: its parameters are restored into the graph.

@@ -64,15 +64,77 @@ private:
     Clock::time_point start_ = Clock::now(), last_ = Clock::now();
 };
 
+// The run directory's saves: due by time or at the last epoch; in between, the last whole
+// epoch's state is kept in memory, so that a stop (a signal, a NaN) can still save it.
+class Saver {
+public:
+    Saver(const RunDir& dir, double every_seconds, std::int64_t last_epoch)
+        : dir_(dir), every_(every_seconds), last_epoch_(last_epoch) {}
+    // The checkpoint that a run resumed from: the last good one until this run saves.
+    void resumed_from(const std::string& file, std::int64_t epoch) { good_ = {file, epoch}; }
+    void epoch_done(const Model& m, Checkpoint c, const std::vector<EpochMetrics>& history) {
+        if (!dir_.enabled()) return;
+        const bool due = every_ <= 0 || c.epoch == last_epoch_ || seconds_since(last_save_) >= every_;
+        pending_.emplace(std::move(c));
+        pending_history_ = history;
+        if (due) flush(m);
+    }
+    // Writes the kept epoch, if any. The graph's parameters are set back to it first: a stop
+    // mid-epoch (or a NaN) has moved them on.
+    void flush(Model& m) {
+        if (!pending_) return;
+        restore_parameters(m.graph, *pending_, dir_.checkpoint_file());
+        flush(static_cast<const Model&>(m));
+    }
+    // "the last good checkpoint is DIR/checkpoint.ckpt (epoch 7)", or that there is none.
+    std::string last_good() const {
+        return good_ ? fmt::format("the last good checkpoint is {} (epoch {})", good_->first, good_->second)
+                     : "no checkpoint was written";
+    }
+
+private:
+    void flush(const Model& m) {
+        std::int64_t epoch = pending_->epoch;
+        dir_.write_epoch(m, std::move(*pending_), pending_history_);
+        pending_.reset();
+        good_ = {dir_.checkpoint_file(), epoch};
+        last_save_ = Clock::now();
+    }
+    const RunDir& dir_;
+    double every_;
+    std::int64_t last_epoch_;
+    std::optional<Checkpoint> pending_;
+    std::vector<EpochMetrics> pending_history_;
+    std::optional<std::pair<std::string, std::int64_t>> good_;
+    Clock::time_point last_save_ = Clock::now();
+};
+
 // A NaN or Inf loss ends the run, naming the checkpoint that is still good.
-RunError loss_error(double loss, const std::string& when, const RunDir& run_dir, std::int64_t epoch) {
+RunError loss_error(double loss, const std::string& when, const Saver& saver) {
     return RunError(fmt::format("the loss became {} {}; {}. Try a smaller --lr, or --detect-anomaly to find the "
                                 "first node that went wrong",
-                                std::isnan(loss) ? "NaN" : "Inf", when,
-                                !run_dir.enabled() || epoch == 1
-                                    ? "no checkpoint was written"
-                                    : fmt::format("the last good checkpoint is {} (epoch {})",
-                                                  run_dir.checkpoint_file(), epoch - 1)));
+                                std::isnan(loss) ? "NaN" : "Inf", when, saver.last_good()));
+}
+
+// The loss is computed before the step, so a step that sends the weights to Inf shows only
+// in the parameters: they are checked before an epoch is kept.
+void check_parameters_finite(const Graph& g, const std::vector<int>& params, std::int64_t epoch, const Saver& saver) {
+    for (int id : params) {
+        const Tensor& v = g.node(id).value;
+        std::int64_t bad = 0;
+        for (std::int64_t i = 0; i < v.numel(); ++i) bad += !std::isfinite(v.at(i));
+        if (bad)
+            throw RunError(fmt::format("parameter '{}' became NaN or Inf in {} of its {} entries during epoch {}, "
+                                       "though the loss was finite; {}. Try a smaller --lr, or clip_grad_norm",
+                                       g.node(id).name, bad, v.numel(), epoch, saver.last_good()));
+    }
+}
+
+// An epoch's time in a unit that shows it: fast epochs are not "(0.000 s)".
+std::string format_seconds(double s) {
+    if (s >= 1) return fmt::format("{:.2f} s", s);
+    if (s >= 1e-3) return fmt::format("{:.1f} ms", s * 1e3);
+    return fmt::format("{:.0f} µs", s * 1e6);
 }
 
 // The epoch's line (every `every` epochs, the first and the last) and, once per run, a
@@ -80,10 +142,10 @@ RunError loss_error(double loss, const std::string& when, const RunDir& run_dir,
 void report_epoch(const std::function<void(const std::string&)>& print, const EpochMetrics& em,
                   std::int64_t epochs, bool print_line, bool& warned_test_loss) {
     if (print_line)
-        print(fmt::format("epoch {:>{}}/{}  train loss {:.6f}  test loss {:.6f}{}  ({:.3f} s)", em.epoch,
+        print(fmt::format("epoch {:>{}}/{}  train loss {:.6f}  test loss {:.6f}{}  ({})", em.epoch,
                           std::to_string(epochs).size(), epochs, em.train_loss, em.test_loss,
                           em.test_accuracy < 0 ? "" : fmt::format("  test accuracy {:.4f}", em.test_accuracy),
-                          em.seconds));
+                          format_seconds(em.seconds)));
     if (!std::isfinite(em.test_loss) && !warned_test_loss) {
         warned_test_loss = true;
         print(fmt::format("warning: the test loss is {} at epoch {} while the training loss is finite: the "
@@ -195,6 +257,15 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
     // A fresh schedule counts epochs from the resume point.
     const std::int64_t schedule_origin = resumed && opt.fresh_optimizer ? start_epoch : 0;
     const RunDir run_dir(opt.out_dir);
+    Saver saver(run_dir, opt.save_every_seconds, spec.epochs);
+    if (resumed) saver.resumed_from(resumed_file, start_epoch);
+    auto stop_requested = [&] { return opt.stop && opt.stop->load(); };
+    auto interrupted = [&](const std::string& when) {
+        saver.flush(m);
+        return Interrupted(fmt::format("stopped {}; {}{}", when, saver.last_good(),
+                                       run_dir.enabled() ? fmt::format("; continue with --resume {}", run_dir.dir())
+                                                         : " (no --out)"));
+    };
     const std::int64_t every = spec.print_every > 0 ? spec.print_every : std::max<std::int64_t>(1, spec.epochs / 20);
 
     // Training reads only outputs and parameters' gradients: fused chains may skip writing
@@ -220,13 +291,17 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
             g.forward(pass);
             if (opt.detect_anomaly) check_values_finite(g, when());
             const double loss = g.node(g.loss()).value.at(0);
-            if (!std::isfinite(loss)) throw loss_error(loss, when(), run_dir, epoch);
+            if (!std::isfinite(loss)) {
+                saver.flush(m);
+                throw loss_error(loss, when(), saver);
+            }
             g.backward(pass);
             if (opt.detect_anomaly) check_gradients_finite(g, when());
             if (spec.clip_grad_norm > 0) optimizer.clip_gradients(g, params, spec.clip_grad_norm);
             optimizer.step(g, params, lr);
             loss_sum += loss;
             progress.step_done(epoch, step, loss, rows.size());
+            if (stop_requested()) throw interrupted(fmt::format("during epoch {}, after step {} of {}", epoch, step + 1, plan.steps));
         }
         EpochMetrics em{epoch, loss_sum / double(plan.steps), 0, -1, seconds_since(t0), lr};
         EvalResult ev = evaluate(m, spec, ds, ds.test.count ? ds.test : ds.train, false,
@@ -236,11 +311,19 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
         history.push_back(em);
         report_epoch(print, em, spec.epochs, epoch % every == 0 || epoch == spec.epochs || epoch == start_epoch + 1,
                      warned_test_loss);
+        check_parameters_finite(g, params, epoch, saver);
         if (run_dir.enabled()) {
             Checkpoint c = make_checkpoint(g, epoch, sampler.state(), settings);
             optimizer.save_state(c);
-            run_dir.write_epoch(m, std::move(c), history);
+            saver.epoch_done(m, std::move(c), history);
         }
+        if (stop_requested()) throw interrupted(fmt::format("after epoch {}", epoch));
+    }
+    // A resumed run with nothing left to train still leaves its folder whole: a kill
+    // between the checkpoint and the other files is repaired here.
+    if (resumed && start_epoch >= spec.epochs && run_dir.enabled()) {
+        saver.epoch_done(m, std::move(*resumed), history);
+        saver.flush(m);
     }
     return history;
 }

@@ -2,10 +2,13 @@
 //
 // A step is: the sampler's next batch, the feeder puts it into the inputs, forward,
 // backward, the optimizer's update. A run is deterministic for a fixed seed and thread
-// count; after every epoch it writes its run directory (train/run_dir.hpp), and a resumed
-// run ends with the same weights, bit for bit, as a run that was never stopped.
+// count. It saves its run directory (train/run_dir.hpp) after an epoch when
+// `save_every_seconds` have passed since the last save, after the last epoch, and when it
+// stops (asked to, or on a NaN); a resumed run ends with the same weights, bit for bit, as
+// a run that was never stopped.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <optional>
 #include <string>
@@ -16,6 +19,7 @@
 #include "train/metrics.hpp"
 #include "train/run_dir.hpp"
 #include "train/training.hpp"
+#include "core/error.hpp"
 
 namespace chainrule {
 
@@ -40,7 +44,16 @@ struct TrainOptions {
     // Called after a step at most every 0.1 s; empty: no progress reports.
     std::function<void(const TrainProgress&)> progress;
     int threads = 0;              // 0: leave OpenBLAS's default
+    double save_every_seconds = 5;  // 0: save after every epoch
+    // When it becomes true (e.g. on SIGINT), the run saves its last whole epoch and throws
+    // Interrupted after the current step.
+    const std::atomic<bool>* stop = nullptr;
     std::function<void(const std::string&)> print;  // one line of output; default: stdout
+};
+
+// A run stopped through TrainOptions::stop, its last whole epoch saved.
+struct Interrupted : RunError {
+    using RunError::RunError;
 };
 
 struct EvalResult {
