@@ -27,15 +27,55 @@ struct Style {
     const char* fill;
 };
 
+constexpr Style kInput{"ellipse", "filled", "#cfe3f7"}, kParameter{"box", "filled", "#fbe7a9"},
+    kConstant{"box", "filled,dashed", "#e4e4e4"}, kOp{"box", "rounded,filled", "#ffffff"},
+    kLoss{"doubleoctagon", "filled", "#f8c4c4"};
+
 Style style_of(const Graph& g, int id) {
-    if (id == g.loss()) return {"doubleoctagon", "filled", "#f8c4c4"};
+    if (id == g.loss()) return kLoss;
     switch (g.node(id).kind) {
-        case NodeKind::input: return {"ellipse", "filled", "#cfe3f7"};
-        case NodeKind::parameter: return {"box", "filled", "#fbe7a9"};
-        case NodeKind::constant: return {"box", "filled,dashed", "#e4e4e4"};
+        case NodeKind::input: return kInput;
+        case NodeKind::parameter: return kParameter;
+        case NodeKind::constant: return kConstant;
         case NodeKind::op: break;
     }
-    return {"box", "rounded,filled", "#ffffff"};
+    return kOp;
+}
+
+// The legend is a cluster of sample nodes, one per style, so it is drawn with the very
+// shapes and colours of the graph; its nodes have ids "legend-…", never "nk".
+std::string legend_dot(const DotOptions& o) {
+    std::string out = "  subgraph cluster_legend {\n    label=\"legend\"; fontsize=10; style=dashed; color=\"#999999\";\n";
+    struct Row {
+        const char* id;
+        const char* text;
+        Style st;
+    };
+    const Row rows[] = {{"input", "input (fed)", kInput},
+                        {"parameter", "parameter (trained)", kParameter},
+                        {"constant", "constant", kConstant},
+                        {"op", "op node", kOp},
+                        {"loss", "loss", kLoss}};
+    for (const Row& r : rows)
+        out += fmt::format("    legend_{0} [id=\"legend-{0}\", label=\"{1}\", shape={2}, style=\"{3}\", fillcolor=\"{4}\", "
+                           "fontsize=9];\n",
+                           r.id, r.text, r.st.shape, r.st.style, r.st.fill);
+    // Invisible edges keep the samples in one row (or column) beside the graph.
+    out += "    legend_input -> legend_parameter -> legend_constant -> legend_op -> legend_loss [style=invis];\n";
+    out += fmt::format("    legend_note [id=\"legend-note\", shape=plaintext, fontsize=9, label=\"bold border: prediction"
+                       "\\nvalues shown up to {} elements\"];\n  }}\n",
+                       o.small);
+    return out;
+}
+
+const char* kind_class(const Graph& g, int id) {
+    switch (g.node(id).kind) {
+        case NodeKind::input: return "cr-input";
+        case NodeKind::parameter: return "cr-parameter";
+        case NodeKind::constant: return "cr-constant";
+        case NodeKind::op: break;
+    }
+    return "cr-op";
 }
 
 std::string shape_text(const Node& n) {
@@ -79,7 +119,7 @@ std::string dot_escape(const std::string& s) {
 
 std::string to_dot(const Graph& g, const DotOptions& o) {
     std::string out = "digraph chainrule {\n";
-    out += fmt::format("  graph [rankdir=LR, fontname=\"Helvetica\", label=\"{}\", labelloc=t];\n",
+    out += fmt::format("  graph [rankdir={}, fontname=\"Helvetica\", label=\"{}\", labelloc=t];\n", o.top_down ? "TB" : "LR",
                        dot_escape(g.name.empty() ? "model" : g.name));
     out += "  node [fontname=\"Helvetica\", fontsize=11];\n  edge [fontname=\"Helvetica\", fontsize=9];\n";
     for (std::size_t i = 0; i < g.size(); ++i) {
@@ -93,8 +133,10 @@ std::string to_dot(const Graph& g, const DotOptions& o) {
         if (o.grads && !n.grad.empty() && n.grad.numel() <= o.small)
             label += "\n∂L/∂" + n.name + " = " + small_tensor(n.grad, o);
         Style st = style_of(g, id);
-        out += fmt::format("  n{} [label=\"{}\", shape={}, style=\"{}\", fillcolor=\"{}\"{}];\n", id, dot_escape(label),
-                           st.shape, st.style, st.fill, id == g.prediction() ? ", penwidth=2" : "");
+        out += fmt::format("  n{0} [id=\"n{0}\", class=\"cr-node {1}{2}\", label=\"{3}\", shape={4}, style=\"{5}\", "
+                           "fillcolor=\"{6}\"{7}];\n",
+                           id, kind_class(g, id), id == g.loss() ? " cr-loss" : "", dot_escape(label), st.shape,
+                           st.style, st.fill, id == g.prediction() ? ", penwidth=2" : "");
     }
     for (std::size_t i = 0; i < g.size(); ++i) {
         const Node& n = g.node(int(i));
@@ -105,6 +147,7 @@ std::string to_dot(const Graph& g, const DotOptions& o) {
             out += fmt::format("  n{} -> n{}{};\n", n.inputs[k], i, attrs);
         }
     }
+    if (o.legend) out += legend_dot(o);
     out += "}\n";
     return out;
 }
