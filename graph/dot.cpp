@@ -60,11 +60,10 @@ std::string legend_dot(const DotOptions& o) {
         out += fmt::format("    legend_{0} [id=\"legend-{0}\", label=\"{1}\", shape={2}, style=\"{3}\", fillcolor=\"{4}\", "
                            "fontsize=9];\n",
                            r.id, r.text, r.st.shape, r.st.style, r.st.fill);
-    // Invisible edges keep the samples in one row (or column) beside the graph.
-    out += "    legend_input -> legend_parameter -> legend_constant -> legend_op -> legend_loss [style=invis];\n";
-    out += fmt::format("    legend_note [id=\"legend-note\", shape=plaintext, fontsize=9, label=\"bold border: prediction"
-                       "\\nvalues shown up to {} elements\"];\n  }}\n",
-                       o.small);
+    // One rank keeps the samples packed in a column (LR) or a row (TB).
+    out += "    { rank=same; legend_input; legend_parameter; legend_constant; legend_op; legend_loss; legend_note; }\n";
+    out += fmt::format("    legend_note [id=\"legend-note\", shape=plaintext, fontsize=9, label=\"bold border: prediction{}\"];\n  }}\n",
+                       o.values ? fmt::format("\\nvalues shown up to {} elements", o.small) : "");
     return out;
 }
 
