@@ -369,10 +369,10 @@ try:
     w1 = d.find_element(By.CSS_SELECTOR, '.input-block[data-input="W1"]')
     check("column as 28×28" in field(w1, "sends").text, "28×28 image of a column of W1")
 
-    # Screenshots at the first and last step, not blank.
+    # Screenshots at the first and last step (and the lecture's gap at step 2), not blank.
     os.makedirs(OUT, exist_ok=True)
-    for page, name, n in ((we_page, "worked_example", 4), (sm_page, "slides_mnist", 8)):
-        for k in (1, n):
+    for page, name, ks in ((we_page, "worked_example", (1, 4)), (sm_page, "slides_mnist", (1, 2, 8))):
+        for k in ks:
             open_page(d, page, k)
             path = os.path.join(OUT, f"step-page-{name}-{k}.png")
             d.save_screenshot(path)
