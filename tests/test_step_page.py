@@ -273,6 +273,9 @@ def check_step(d, page, trace, k):
     check(marked == set(st["inputs"]) - {st["node"]}, f"marked inputs {marked}")
     check(field(panel, "formula").text == " ".join(st["formula"].split()), "formula")
     same_tensor(field(panel, "grad_out"), st["grad_out"], f"step {k} upstream gradient", d)
+    shown = [b.get_attribute("data-slot") for b in panel.find_elements(By.CSS_SELECTOR, ".input-block")]
+    labelled = sorted((l["number"], str(l["slot"])) for l in st["labels"])
+    check([s for s in shown if s in {x[1] for x in labelled}] == [x[1] for x in labelled], f"lecture order {shown}")
     for c in st["contributions"]:
         block = panel.find_element(By.CSS_SELECTOR, f'.input-block[data-slot="{c["slot"]}"]')
         check(block.get_attribute("data-input") == c["input"], "input block name")

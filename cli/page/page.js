@@ -219,9 +219,16 @@
       ["dL/d" + n.name, el("div", {}, show(tensor(st.grad_out)), el("span", { class: "none", text: "upstream gradient" })),
         "grad_out"]);
     panel.append(fields(rows));
-    for (const c of st.contributions) {
+    // Slot order, except that labelled inputs come in the lecture's order among themselves,
+    // as the terminal shows them: matmul y1W2 shows (5) for slot 1 before (6) for slot 0.
+    const labelOf = (c) => st.labels.find((l) => l.input === nodes[c.input].name && l.slot === c.slot);
+    const shown = st.contributions.slice();
+    const where = shown.map((c, j) => (labelOf(c) ? j : -1)).filter((j) => j >= 0);
+    const byNumber = where.map((j) => shown[j]).sort((a, b) => labelOf(a).number - labelOf(b).number);
+    where.forEach((j, m) => { shown[j] = byNumber[m]; });
+    for (const c of shown) {
       const name = nodes[c.input].name;
-      const label = st.labels.find((l) => l.input === name && l.slot === c.slot);
+      const label = labelOf(c);
       const head = el("h3", { text: "→ " + name });
       if (label) head.append("   ", el("span", { class: "label", text: "(" + label.number + ") " + label.derivative + " = " +
         label.formula }));
