@@ -1,13 +1,9 @@
 #include "cli/step_page.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <fmt/format.h>
 #include <set>
-#include <unistd.h>
 #include <unordered_map>
 
 #include "cli/lecture_labels.hpp"
@@ -204,19 +200,7 @@ std::string graph_svg(const Graph& g) {
     o.values = false;  // the panel shows them
     o.legend = true;
     o.top_down = true;  // a tall chain fits the column beside the panel
-    std::string name = (std::filesystem::temp_directory_path() / "chainrule-page-XXXXXX").string();
-    int fd = ::mkstemp(name.data());
-    if (fd < 0) throw RunError(fmt::format("cannot create a temporary file for dot: {}", std::strerror(errno)));
-    ::close(fd);
-    struct Remove {
-        std::string p;
-        ~Remove() {
-            std::error_code ec;
-            std::filesystem::remove(p, ec);
-        }
-    } remove{name};
-    render_svg(to_dot(g, o), name);
-    std::string svg = read_text_file(name);
+    std::string svg = svg_text(to_dot(g, o));
     std::size_t at = svg.find("<svg");
     if (at == std::string::npos) throw RunError("`dot -Tsvg` wrote no <svg> element");
     return svg.substr(at);

@@ -58,7 +58,7 @@ std::string legend_dot(const DotOptions& o) {
                         {"loss", "loss", kLoss}};
     for (const Row& r : rows)
         out += fmt::format("    legend_{0} [id=\"legend-{0}\", label=\"{1}\", shape={2}, style=\"{3}\", fillcolor=\"{4}\", "
-                           "fontsize=9];\n",
+                           "fontsize=9, height=0.3, margin=\"0.06,0.02\"];\n",
                            r.id, r.text, r.st.shape, r.st.style, r.st.fill);
     // One rank keeps the samples packed in a column (LR) or a row (TB).
     out += "    { rank=same; legend_input; legend_parameter; legend_constant; legend_op; legend_loss; legend_note; }\n";
@@ -167,14 +167,18 @@ std::string find_program(const std::string& program) {
 }
 
 void render_svg(const std::string& dot_text, const std::string& path) {
+    write_file_atomic(path, svg_text(dot_text, path));
+}
+
+std::string svg_text(const std::string& dot_text, const std::string& writing) {
     std::string dot = find_program("dot");
     if (dot.empty())
         throw RunError("rendering SVG needs Graphviz's `dot`, which is not on PATH; install it with "
                        "`apt-get install graphviz` (or drop --svg to get the DOT text)");
     // The DOT text goes through a temporary file rather than a pipe, so that a `dot` that
     // dies early cannot take this process down with SIGPIPE.
-    // dot writes the SVG to a second temporary file, copied to `path` atomically only when
-    // dot succeeded: a dot that fails or is killed never leaves a half-written `path`.
+    // dot writes the SVG to a second temporary file, read only when dot succeeded: a dot
+    // that fails or is killed never leaves a half-written SVG file.
     struct Remove {
         std::string p;
         ~Remove() {
@@ -212,9 +216,10 @@ void render_svg(const std::string& dot_text, const std::string& path) {
     while (::waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) throw RunError(fmt::format("waiting for {}: {}", dot, std::strerror(errno)));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        throw RunError(fmt::format("`dot -Tsvg` failed ({}) writing {}",
-                                   WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status)) : "killed", path));
-    write_file_atomic(path, read_text_file(svg_tmp));
+        throw RunError(fmt::format("`dot -Tsvg` failed ({}){}",
+                                   WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status)) : "killed",
+                                   writing.empty() ? "" : " writing " + writing));
+    return read_text_file(svg_tmp);
 }
 
 }  // namespace chainrule

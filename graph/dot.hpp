@@ -32,5 +32,8 @@ std::string find_program(const std::string& program);
 // Renders DOT text to an SVG file with Graphviz's `dot -Tsvg`. Throws RunError when `dot`
 // is not installed (naming the Debian package) or fails.
 void render_svg(const std::string& dot_text, const std::string& path);
+// The same SVG as text (the step page inlines it); `writing` names the file it is for in
+// the message when dot fails.
+std::string svg_text(const std::string& dot_text, const std::string& writing = {});
 
 }  // namespace chainrule
