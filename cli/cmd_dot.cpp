@@ -10,7 +10,7 @@ namespace chainrule::cli {
 namespace {
 
 struct DotCommand {
-    std::string model, svg;
+    std::string model, svg, rankdir = "LR";
     PointOptions point;
     DotOptions dot;
 };
@@ -20,12 +20,20 @@ struct DotCommand {
 void add_dot(CLI::App& app) {
     auto o = std::make_shared<DotCommand>();
     auto* cmd = app.add_subcommand("dot", "Print the graph as Graphviz DOT: each node's op and shape, and its value "
-                                          "(and gradient, with --grads) when it has at most 8 elements");
+                                          "(and gradient, with --grads) when it has at most --limit elements (8)");
     cmd->add_option("MODEL", o->model, "model JSON file")->required();
     add_point_options(*cmd, o->point);
     cmd->add_flag("--grads", o->dot.grads, "run backward at the point and show small gradients too");
+    cmd->add_option("--limit", o->dot.small, "show values (and gradients) of tensors with at most this many elements")
+        ->capture_default_str()
+        ->check(CLI::Range(std::int64_t{0}, std::int64_t{4096}));
+    cmd->add_option("--rankdir", o->rankdir, "layout direction: LR (inputs on the left) or TB (inputs on top)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"LR", "TB"}));
+    cmd->add_flag("--legend", o->dot.legend, "add a legend saying what each node shape and colour means");
     cmd->add_option("--svg", o->svg, "render to this SVG file with Graphviz's `dot` instead of printing DOT");
     cmd->callback([o] {
+        o->dot.top_down = o->rankdir == "TB";
         Model m = load(o->model);
         set_point(m, o->point);
         Graph& g = m.graph;

@@ -1,18 +1,21 @@
 // `chainrule step`: the backward pass one op node at a time (docs/backprop-walkthrough.md).
+#include <filesystem>
 #include <fmt/format.h>
 #include <iostream>
 #include <unistd.h>
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/step_page.hpp"
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
+#include "core/print.hpp"
 
 namespace chainrule::cli {
 namespace {
 
 struct StepOptions {
-    std::string model, until;
+    std::string model, until, html;
     PointOptions point;
     bool all = false, json = false, interactive = false;
     ShowOptions show;
@@ -41,8 +44,31 @@ Json trace_json(const Stepper& s, Json steps) {
     return out;
 }
 
+// The inputs set_point will draw at random: those with no value of their own and not in
+// the feed file (which set_point reads and checks first).
+std::vector<std::string> random_inputs(const Model& m, const std::string& feed) {
+    Json fed = feed.empty() ? Json::object() : parse_json_text(read_text_file(feed), feed);
+    std::vector<std::string> out;
+    for (const Node& n : m.graph.nodes())
+        if (n.kind == NodeKind::input && n.value.empty() && !(fed.is_object() && fed.contains(n.name)))
+            out.push_back(fmt::format("{} {}", n.name, format_shape(n.shape)));
+    return out;
+}
+
+void write_page(Model& m, const StepOptions& o) {
+    PageOptions page;
+    page.random_inputs = random_inputs(m, o.point.feed);
+    set_point(m, o.point);
+    Stepper s(m.graph);
+    std::string html = step_page(s, page);
+    write_file_atomic(o.html, html);
+    fmt::print(stderr, "wrote {} ({} steps, {} KB); open it in a browser: file://{}\n", o.html, s.order().size(),
+               (html.size() + 1023) / 1024, std::filesystem::absolute(o.html).string());
+}
+
 void run(const StepOptions& o) {
     Model m = load(o.model);
+    if (!o.html.empty()) return write_page(m, o);
     set_point(m, o.point);
     Stepper s(m.graph);
     const Graph& g = s.graph();
@@ -86,13 +112,20 @@ void add_step(CLI::App& app) {
                 "sends to each input and the gradients accumulated so far. Interactive on a terminal (type help)");
     cmd->add_option("MODEL", o->model, "model JSON file")->required();
     add_point_options(*cmd, o->point);
-    cmd->add_option("--until", o->until, "stop after this op node's step (interactive: then prompt)");
+    auto* until = cmd->add_option("--until", o->until, "stop after this op node's step (interactive: then prompt)");
     auto* all = cmd->add_flag("--all", o->all, "print every step without asking, even on a terminal");
     auto* json = cmd->add_flag("--json", o->json, "print the whole trace as one JSON document on stdout");
+    auto* html = cmd->add_option("--html", o->html, "write the whole walk as one offline web page PAGE to step "
+                                                    "through in a browser (docs/step-page.md)")
+                     ->excludes(all)
+                     ->excludes(json)
+                     ->excludes(until)
+                     ->option_text("PAGE");
     cmd->add_flag("--interactive", o->interactive,
                   "read commands from stdin even when it is not a terminal (for scripts and tests)")
         ->excludes(all)
-        ->excludes(json);
+        ->excludes(json)
+        ->excludes(html);
     cmd->add_option("--digits", o->show.digits, "significant digits in printed numbers")
         ->capture_default_str()
         ->check(CLI::Range(1, 17));

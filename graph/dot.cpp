@@ -27,15 +27,54 @@ struct Style {
     const char* fill;
 };
 
+constexpr Style kInput{"ellipse", "filled", "#cfe3f7"}, kParameter{"box", "filled", "#fbe7a9"},
+    kConstant{"box", "filled,dashed", "#e4e4e4"}, kOp{"box", "rounded,filled", "#ffffff"},
+    kLoss{"doubleoctagon", "filled", "#f8c4c4"};
+
 Style style_of(const Graph& g, int id) {
-    if (id == g.loss()) return {"doubleoctagon", "filled", "#f8c4c4"};
+    if (id == g.loss()) return kLoss;
     switch (g.node(id).kind) {
-        case NodeKind::input: return {"ellipse", "filled", "#cfe3f7"};
-        case NodeKind::parameter: return {"box", "filled", "#fbe7a9"};
-        case NodeKind::constant: return {"box", "filled,dashed", "#e4e4e4"};
+        case NodeKind::input: return kInput;
+        case NodeKind::parameter: return kParameter;
+        case NodeKind::constant: return kConstant;
         case NodeKind::op: break;
     }
-    return {"box", "rounded,filled", "#ffffff"};
+    return kOp;
+}
+
+// The legend is a cluster of sample nodes, one per style, so it is drawn with the very
+// shapes and colours of the graph; its nodes have ids "legend-…", never "nk".
+std::string legend_dot(const DotOptions& o) {
+    std::string out = "  subgraph cluster_legend {\n    label=\"legend\"; fontsize=10; style=dashed; color=\"#999999\";\n";
+    struct Row {
+        const char* id;
+        const char* text;
+        Style st;
+    };
+    const Row rows[] = {{"input", "input (fed)", kInput},
+                        {"parameter", "parameter (trained)", kParameter},
+                        {"constant", "constant", kConstant},
+                        {"op", "op node", kOp},
+                        {"loss", "loss", kLoss}};
+    for (const Row& r : rows)
+        out += fmt::format("    legend_{0} [id=\"legend-{0}\", label=\"{1}\", shape={2}, style=\"{3}\", fillcolor=\"{4}\", "
+                           "fontsize=9, height=0.3, margin=\"0.06,0.02\"];\n",
+                           r.id, r.text, r.st.shape, r.st.style, r.st.fill);
+    // One rank keeps the samples packed in a column (LR) or a row (TB).
+    out += "    { rank=same; legend_input; legend_parameter; legend_constant; legend_op; legend_loss; legend_note; }\n";
+    out += fmt::format("    legend_note [id=\"legend-note\", shape=plaintext, fontsize=9, label=\"bold border: prediction{}\"];\n  }}\n",
+                       o.values ? fmt::format("\\nvalues shown up to {} elements", o.small) : "");
+    return out;
+}
+
+const char* kind_class(const Graph& g, int id) {
+    switch (g.node(id).kind) {
+        case NodeKind::input: return "cr-input";
+        case NodeKind::parameter: return "cr-parameter";
+        case NodeKind::constant: return "cr-constant";
+        case NodeKind::op: break;
+    }
+    return "cr-op";
 }
 
 std::string shape_text(const Node& n) {
@@ -79,7 +118,7 @@ std::string dot_escape(const std::string& s) {
 
 std::string to_dot(const Graph& g, const DotOptions& o) {
     std::string out = "digraph chainrule {\n";
-    out += fmt::format("  graph [rankdir=LR, fontname=\"Helvetica\", label=\"{}\", labelloc=t];\n",
+    out += fmt::format("  graph [rankdir={}, fontname=\"Helvetica\", label=\"{}\", labelloc=t];\n", o.top_down ? "TB" : "LR",
                        dot_escape(g.name.empty() ? "model" : g.name));
     out += "  node [fontname=\"Helvetica\", fontsize=11];\n  edge [fontname=\"Helvetica\", fontsize=9];\n";
     for (std::size_t i = 0; i < g.size(); ++i) {
@@ -93,8 +132,10 @@ std::string to_dot(const Graph& g, const DotOptions& o) {
         if (o.grads && !n.grad.empty() && n.grad.numel() <= o.small)
             label += "\n∂L/∂" + n.name + " = " + small_tensor(n.grad, o);
         Style st = style_of(g, id);
-        out += fmt::format("  n{} [label=\"{}\", shape={}, style=\"{}\", fillcolor=\"{}\"{}];\n", id, dot_escape(label),
-                           st.shape, st.style, st.fill, id == g.prediction() ? ", penwidth=2" : "");
+        out += fmt::format("  n{0} [id=\"n{0}\", class=\"cr-node {1}{2}\", label=\"{3}\", shape={4}, style=\"{5}\", "
+                           "fillcolor=\"{6}\"{7}];\n",
+                           id, kind_class(g, id), id == g.loss() ? " cr-loss" : "", dot_escape(label), st.shape,
+                           st.style, st.fill, id == g.prediction() ? ", penwidth=2" : "");
     }
     for (std::size_t i = 0; i < g.size(); ++i) {
         const Node& n = g.node(int(i));
@@ -105,6 +146,7 @@ std::string to_dot(const Graph& g, const DotOptions& o) {
             out += fmt::format("  n{} -> n{}{};\n", n.inputs[k], i, attrs);
         }
     }
+    if (o.legend) out += legend_dot(o);
     out += "}\n";
     return out;
 }
@@ -125,14 +167,18 @@ std::string find_program(const std::string& program) {
 }
 
 void render_svg(const std::string& dot_text, const std::string& path) {
+    write_file_atomic(path, svg_text(dot_text, path));
+}
+
+std::string svg_text(const std::string& dot_text, const std::string& writing) {
     std::string dot = find_program("dot");
     if (dot.empty())
         throw RunError("rendering SVG needs Graphviz's `dot`, which is not on PATH; install it with "
                        "`apt-get install graphviz` (or drop --svg to get the DOT text)");
     // The DOT text goes through a temporary file rather than a pipe, so that a `dot` that
     // dies early cannot take this process down with SIGPIPE.
-    // dot writes the SVG to a second temporary file, copied to `path` atomically only when
-    // dot succeeded: a dot that fails or is killed never leaves a half-written `path`.
+    // dot writes the SVG to a second temporary file, read only when dot succeeded: a dot
+    // that fails or is killed never leaves a half-written SVG file.
     struct Remove {
         std::string p;
         ~Remove() {
@@ -170,9 +216,10 @@ void render_svg(const std::string& dot_text, const std::string& path) {
     while (::waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) throw RunError(fmt::format("waiting for {}: {}", dot, std::strerror(errno)));
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        throw RunError(fmt::format("`dot -Tsvg` failed ({}) writing {}",
-                                   WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status)) : "killed", path));
-    write_file_atomic(path, read_text_file(svg_tmp));
+        throw RunError(fmt::format("`dot -Tsvg` failed ({}){}",
+                                   WIFEXITED(status) ? fmt::format("exit {}", WEXITSTATUS(status)) : "killed",
+                                   writing.empty() ? "" : " writing " + writing));
+    return read_text_file(svg_tmp);
 }
 
 }  // namespace chainrule

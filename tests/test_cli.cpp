@@ -266,4 +266,28 @@ BOOST_AUTO_TEST_CASE(a_random_input_too_large_names_the_input) {
     BOOST_TEST(r.code == 2);
     BOOST_TEST(r.err.find("huge.json: inputs.x: input 'x' drawn at random with every symbol = 3: shape "
                           "[3,1000000000] has more than 2147483648 elements") != std::string::npos, r.err);
+
+BOOST_AUTO_TEST_CASE(dot_limit_rankdir_and_legend) {
+    // The worked example's x has 12 elements: hidden at the default --limit 8, shown at 12.
+    CommandResult def = cr("dot " + model("worked_example"));
+    BOOST_REQUIRE(def.code == 0);
+    BOOST_TEST(def.out.find("5.1, 3.5") == std::string::npos, def.out);
+    BOOST_TEST(def.out.find("rankdir=LR") != std::string::npos);
+    BOOST_TEST(def.out.find("cluster_legend") == std::string::npos);
+    CommandResult wide = cr("dot " + model("worked_example") + " --limit 12 --rankdir TB --legend");
+    BOOST_REQUIRE(wide.code == 0);
+    BOOST_TEST(wide.out.find("= [[5.1, 3.5, 1.4, 0.2],") != std::string::npos, wide.out);
+    BOOST_TEST(wide.out.find("rankdir=TB") != std::string::npos);
+    BOOST_TEST(wide.out.find("subgraph cluster_legend") != std::string::npos);
+    BOOST_TEST(wide.out.find("label=\"parameter (trained)\", shape=box, style=\"filled\", fillcolor=\"#fbe7a9\"") !=
+               std::string::npos, wide.out);
+    // Stable ids and classes, so that a page's script finds nodes by id.
+    BOOST_TEST(wide.out.find("n2 [id=\"n2\", class=\"cr-node cr-parameter\"") != std::string::npos, wide.out);
+    BOOST_TEST(wide.out.find("n7 [id=\"n7\", class=\"cr-node cr-op cr-loss\"") != std::string::npos, wide.out);
+    CommandResult none = cr("dot " + model("worked_example") + " --limit 0");
+    BOOST_TEST(none.out.find("\\n= [") == std::string::npos, none.out);
+    BOOST_TEST(def.out.find("\\n= [") != std::string::npos);
+    CommandResult bad = cr("dot " + model("worked_example") + " --rankdir BT");
+    BOOST_TEST(bad.code == 2);
+    BOOST_TEST(bad.err.find("--rankdir: BT not in {LR,TB}") != std::string::npos, bad.err);
 }

@@ -1,0 +1,428 @@
+#!/usr/bin/python3
+"""The step page (`chainrule step MODEL --html PAGE`) in a real, headless Chromium.
+
+    /usr/bin/python3 tests/test_step_page.py SOURCE_ROOT BUILD_ROOT
+
+First the checks that need no browser (sizes, the CSP's hashes, escaping, the message when
+Graphviz is missing); then, when Debian's chromium, chromium-driver and python3-selenium are
+installed (else exit 77: skipped), the page itself: PAGE#step=K against `step --json`, the
+buttons, the keys, the hash, the highlighted node, nothing fetched, no console errors, dark
+mode, screenshots that are not blank, and a model whose names try to break the page.
+Screenshots go to BUILD_ROOT/tests/step-page/ (docs/images/step-page-*.png are copies).
+"""
+import base64
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+SOURCE, BUILD = sys.argv[1], sys.argv[2]
+CHAINRULE = os.path.join(BUILD, "cli", "chainrule")
+OUT = os.path.join(BUILD, "tests", "step-page")
+TMP = tempfile.mkdtemp(prefix="chainrule-page-")
+CHECKS = 0
+
+
+def check(ok, what):
+    global CHECKS
+    CHECKS += 1
+    if not ok:
+        print("FAIL:", what, file=sys.stderr)
+        sys.exit(1)
+
+
+def run(*args, env=None):
+    return subprocess.run([CHAINRULE, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def model(name):
+    return os.path.join(SOURCE, "models", name + ".json")
+
+
+def make_page(model_path, name, *extra):
+    page = os.path.join(TMP, name + ".html")
+    r = run("step", model_path, "--html", page, *extra)
+    check(r.returncode == 0, f"step --html {model_path}: {r.stderr}")
+    return page, r
+
+
+def trace_json(model_path, *extra):
+    r = run("step", model_path, "--json", *extra)
+    check(r.returncode == 0, r.stderr)
+    return json.loads(r.stdout)
+
+
+def flat(x):
+    if isinstance(x, list):
+        return [v for item in x for v in flat(item)]
+    return [x]
+
+
+def g6(v):
+    return "%.6g" % v
+
+
+NUMBER = re.compile(r"-?(?:nan|inf|\d+(?:\.\d+)?(?:e[+-]\d+)?)")
+
+
+def numbers(text):
+    return NUMBER.findall(text)
+
+
+def data_block(html):
+    m = re.search(r'<script type="application/json" id="trace">(.*?)</script>', html, re.S)
+    check(m is not None, "the page has its data block")
+    return json.loads(m.group(1))
+
+
+# ---- without a browser ----
+
+we_page, we_run = make_page(model("worked_example"), "worked_example")
+sm_page, sm_run = make_page(model("slides_mnist"), "slides_mnist")
+we_html = open(we_page, encoding="utf-8").read()
+sm_html = open(sm_page, encoding="utf-8").read()
+check(len(we_html.encode()) <= 150 * 1024, f"worked example page is {len(we_html.encode())} bytes, over 150 KB")
+check(len(sm_html.encode()) <= 1536 * 1024, f"slides_mnist page is {len(sm_html.encode())} bytes, over 1.5 MB")
+check("wrote " in we_run.stderr and "KB" in we_run.stderr, we_run.stderr)
+
+# The CSP names the one script and the one style by their hashes, and forbids everything else.
+csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', we_html)
+check(csp is not None, "the page has a CSP meta tag")
+csp = csp.group(1)
+check("default-src 'none'" in csp and "unsafe-inline" not in csp, csp)
+script = re.findall(r"<script>(.*?)</script>", we_html, re.S)
+style = re.findall(r"<style>(.*?)</style>", we_html, re.S)
+check(len(script) == 1 and len(style) == 1, "one inline script and one inline style")
+sha = lambda s: base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()
+check(f"script-src 'sha256-{sha(script[0])}'" in csp, "the script's hash is in the CSP")
+check(f"style-src 'sha256-{sha(style[0])}'" in csp, "the style's hash is in the CSP")
+check(not re.search(r'\s(src|href)=', we_html.split("<svg", 1)[0]), "nothing is loaded by the page's head")
+
+# Random inputs are said in the page as on stderr; a fed model says nothing.
+sm_data = data_block(sm_html)
+check(sm_data["random_inputs"] == ["x [N,784]", "t [N,10]"], sm_data["random_inputs"])
+check("drawn at random" in sm_run.stderr, sm_run.stderr)
+check(data_block(we_html)["random_inputs"] == [], "the worked example has its own inputs")
+
+# A model whose names and doc try to end the script block, open a comment or end a line.
+BAD = "x</script><!--\u2028\u2029&"
+esc_model = os.path.join(TMP, "escape.json")
+with open(esc_model, "w", encoding="utf-8") as f:
+    json.dump({"format": "chainrule-model", "version": 1, "name": "esc</script><!--",
+               "doc": "doc </script><script>document.title='broken'</script> <!-- \u2028 end", "dtype": "float64",
+               "inputs": {BAD: {"shape": [1, 1]}},
+               "parameters": {"w": {"shape": [1, 1], "init": {"constant": 10}},
+                              "w2": {"shape": [1, 1], "init": {"constant": 10}}},
+               "nodes": [{"name": "z</script>", "op": "matmul", "inputs": [BAD, "w"], "doc": "<!-- z -->"},
+                         {"name": "z2", "op": "matmul", "inputs": [BAD, "w2"]},
+                         {"name": "L", "op": "mse", "inputs": ["z</script>", "z2"]}],
+               "outputs": {"loss": "L"}}, f, ensure_ascii=False)
+esc_feed = os.path.join(TMP, "escape_feed.json")
+with open(esc_feed, "w", encoding="utf-8") as f:
+    json.dump({BAD: [[1e308]]}, f, ensure_ascii=False)  # 1e308 * 10 = inf, inf - inf = nan
+esc_page, _ = make_page(esc_model, "escape", "--feed", esc_feed)
+esc_html = open(esc_page, encoding="utf-8").read()
+check(esc_html.count("</script>") == 2, "only the page's own two script blocks end")
+blocks = "".join(re.findall(r"<script[^>]*>(.*?)</script>", esc_html, re.S))
+check("\u2028" not in blocks and "\u2029" not in blocks and "\\u2028" in blocks, "U+2028/2029 are escaped")
+esc_data = data_block(esc_html)
+check(esc_data["nodes"][0]["name"] == BAD, "the name survives as data")
+check("NaN" in json.dumps(esc_data["tensors"]) and "Infinity" in json.dumps(esc_data["tensors"]),
+      "NaN and Inf travel as strings")
+
+# Without Graphviz: exit 1 and a message that says what to install.
+nodot = os.path.join(TMP, "nodot")
+os.mkdir(nodot)
+r = run("step", model("worked_example"), "--html", os.path.join(TMP, "x.html"), env={"PATH": nodot})
+check(r.returncode == 1, f"exit {r.returncode} without dot")
+check("needs Graphviz's `dot`" in r.stderr and "apt-get install graphviz" in r.stderr, r.stderr)
+check(not os.path.exists(os.path.join(TMP, "x.html")), "no page is left without dot")
+r = run("step", model("worked_example"), "--html", os.path.join(TMP, "y.html"), "--json")
+check(r.returncode == 2 and "excludes" in r.stderr, r.stderr)
+
+# ---- in the browser ----
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+except ImportError:
+    webdriver = None
+if webdriver is None or not os.path.exists(CHROMIUM) or not os.path.exists(DRIVER):
+    print(f"{CHECKS} checks passed; skipping the browser: needs chromium, chromium-driver and python3-selenium")
+    sys.exit(77)
+
+
+def browser():
+    home = os.path.join(TMP, "home")
+    os.makedirs(home, exist_ok=True)
+    os.environ["HOME"] = home
+    o = webdriver.ChromeOptions()
+    o.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking",
+              "--user-data-dir=" + os.path.join(TMP, "profile"), "--window-size=1400,1000"):
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    d = webdriver.Chrome(service=Service(DRIVER), options=o)
+    d.set_page_load_timeout(60)
+    d.set_script_timeout(30)
+    return d
+
+
+def png_colours(path):
+    """Distinct colours of an 8-bit RGB/RGBA PNG (what Chromium's screenshots are)."""
+    blob = open(path, "rb").read()
+    check(blob[:8] == b"\x89PNG\r\n\x1a\n", "a PNG")
+    pos, idat, w = 8, b"", 0
+    while pos < len(blob):
+        n, kind = struct.unpack(">I4s", blob[pos:pos + 8])
+        body = blob[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
+            check(depth == 8 and ctype in (2, 6), f"PNG depth {depth} type {ctype}")
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw, stride, prev, colours = zlib.decompress(idat), w * bpp, bytearray(w * bpp), set()
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b, c = prev[i], prev[i - bpp] if i >= bpp else 0
+            if f == 1: line[i] = (line[i] + a) & 255
+            elif f == 2: line[i] = (line[i] + b) & 255
+            elif f == 3: line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        if y % 2 == 0:
+            colours.update(bytes(line[i:i + 3]) for i in range(0, stride, bpp * 2))
+        prev = line
+    return len(colours)
+
+
+def open_page(d, page, k=None):
+    d.get("about:blank")
+    d.get("file://" + page + ("" if k is None else f"#step={k}"))
+
+
+def errors(d):
+    return [e for e in d.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+
+
+def current_name(d):
+    cur = d.find_elements(By.CSS_SELECTOR, "#graph g.cr-current")
+    check(len(cur) == 1, f"{len(cur)} highlighted nodes")
+    return cur[0].find_element(By.TAG_NAME, "text").text
+
+
+def field(scope, name):
+    return scope.find_element(By.CSS_SELECTOR, f':scope > dl > dd[data-field="{name}"]')
+
+
+def same_numbers(text, values, what):
+    got = numbers(text)
+    want = [g6(v) for v in values]
+    check(got == want, f"{what}: page {got[:8]}… vs step --json {want[:8]}…")
+
+
+def same_tensor(dd, value, what, d):
+    """The page's view of a tensor against step --json's exact numbers."""
+    vals = flat(value)
+    if len(vals) <= 64:
+        same_numbers(dd.find_element(By.CSS_SELECTOR, ".num").text, vals, what)
+        return
+    stats = dd.find_element(By.CSS_SELECTOR, ".stats").text
+    s = sum(vals)
+    want = {"min": min(vals), "max": max(vals), "mean": s / len(vals), "L2": math.sqrt(sum(v * v for v in vals))}
+    for k, v in want.items():
+        m = re.search(rf"\b{k} (\S+)", stats)
+        check(m is not None and m.group(1) == g6(v), f"{what} {k}: page '{stats}' vs {g6(v)}")
+    check(dd.find_elements(By.TAG_NAME, "canvas"), f"{what}: a heatmap")
+
+
+def check_step(d, page, trace, k):
+    open_page(d, page, k)
+    n = len(trace["steps"])
+    check(d.execute_script("return location.hash") == f"#step={k}", "the hash is kept")
+    check(d.find_element(By.ID, "slider").get_attribute("value") == str(k), "slider at K")
+    if k == 0:
+        check(d.find_element(By.ID, "where").text == f"step 0/{n}: after forward", d.find_element(By.ID, "where").text)
+        check(not d.find_elements(By.CSS_SELECTOR, "#graph g.cr-current"), "nothing highlighted after forward")
+        panel = d.find_element(By.ID, "panel")
+        same_numbers(field(panel, "loss").text.split("=")[1], [trace["loss"]], "loss")
+        return
+    st = trace["steps"][k - 1]
+    panel = d.find_element(By.ID, "panel")
+    title = panel.find_element(By.ID, "step-title").text
+    check(title.startswith(f"step {k}/{n}: {st['node']} = {st['op']}({', '.join(st['inputs'])})"), title)
+    check(current_name(d) == st["node"], f"highlighted {current_name(d)} at step {k}, want {st['node']}")
+    marked = {e.find_element(By.TAG_NAME, "text").text for e in d.find_elements(By.CSS_SELECTOR, "#graph g.cr-input-of")}
+    check(marked == set(st["inputs"]) - {st["node"]}, f"marked inputs {marked}")
+    check(field(panel, "formula").text == " ".join(st["formula"].split()), "formula")
+    same_tensor(field(panel, "grad_out"), st["grad_out"], f"step {k} upstream gradient", d)
+    shown = [b.get_attribute("data-slot") for b in panel.find_elements(By.CSS_SELECTOR, ".input-block")]
+    labelled = sorted((l["number"], str(l["slot"])) for l in st["labels"])
+    check([s for s in shown if s in {x[1] for x in labelled}] == [x[1] for x in labelled], f"lecture order {shown}")
+    for c in st["contributions"]:
+        block = panel.find_element(By.CSS_SELECTOR, f'.input-block[data-slot="{c["slot"]}"]')
+        check(block.get_attribute("data-input") == c["input"], "input block name")
+        if c["contribution"] is None:
+            check("no gradient wanted" in field(block, "sends").text, "no gradient wanted")
+            continue
+        same_tensor(field(block, "sends"), c["contribution"], f"step {k} → {c['input']} sends", d)
+        same_tensor(field(block, "grad"), c["grad"], f"step {k} → {c['input']} accumulated", d)
+        label = [l for l in st["labels"] if l["input"] == c["input"] and l["slot"] == c["slot"]]
+        if label:
+            l = label[0]
+            want = " ".join(f"({l['number']}) {l['derivative']} = {l['formula']}".split())
+            check(block.find_element(By.CSS_SELECTOR, "h3 .label").text == want, f"label {want}")
+        if "lecture_gap" in c:
+            gap = c["lecture_gap"]
+            same_tensor(field(block, "lecture"), gap["lecture"], "lecture's update", d)
+            text = field(block, "gap").text
+            check(f"‖exact − lecture‖ = {g6(gap['norm_diff'])}" in text and "largest difference at" in text, text)
+
+
+d = browser()
+try:
+    we_trace = trace_json(model("worked_example"))
+    sm_trace = trace_json(model("slides_mnist"))
+    for k in (0, 1, 2, 3, 4):
+        check_step(d, we_page, we_trace, k)
+    for k in (0, 1, 2, 3, 5, 8):
+        check_step(d, sm_page, sm_trace, k)
+    # Before any step a gradient is "—", never 0; the loss is seeded with 1.
+    open_page(d, we_page, 0)
+    cells = {r.get_attribute("data-node"): r.find_element(By.CSS_SELECTOR, '[data-field="grad"]').text
+             for r in d.find_elements(By.CSS_SELECTOR, "#nodes tr[data-node]")}
+    check(cells["w"] == "—" and cells["z"] == "—" and cells["L"] == "1", cells)
+    open_page(d, we_page, 4)
+    row = d.find_element(By.CSS_SELECTOR, '#nodes tr[data-node="w"] [data-field="grad"]').text
+    same_numbers(row, flat(we_trace["nodes"]["w"]["grad"]), "w's gradient after the walk")
+    check(errors(d) == [], f"console: {errors(d)}")
+
+    # Buttons, the hash and the highlight move together.
+    open_page(d, we_page, 1)
+    d.find_element(By.ID, "next").click()
+    check(d.execute_script("return location.hash") == "#step=2", "next moves the hash")
+    check(current_name(d) == we_trace["order"][1], "next moves the highlight")
+    d.find_element(By.ID, "prev").click()
+    check(current_name(d) == we_trace["order"][0], "prev moves back")
+    d.find_element(By.ID, "last").click()
+    check(d.find_element(By.ID, "next").get_attribute("disabled") is not None, "next is disabled at the end")
+    d.find_element(By.ID, "first").click()
+    check(d.execute_script("return location.hash") == "#step=0", "first goes to after-forward")
+    for b in d.find_elements(By.CSS_SELECTOR, "button"):
+        check((b.get_attribute("aria-label") or b.text).strip() != "", "every button has a label")
+    # Keys.
+    body = d.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.ARROW_RIGHT)
+    body.send_keys(Keys.ARROW_RIGHT)
+    check(d.execute_script("return location.hash") == "#step=2", "→ steps forward")
+    body.send_keys(Keys.ARROW_LEFT)
+    check(current_name(d) == we_trace["order"][0], "← steps back")
+    body.send_keys(Keys.END)
+    check(d.execute_script("return location.hash") == "#step=4", "End goes to the last step")
+    body.send_keys(Keys.HOME)
+    check(d.execute_script("return location.hash") == "#step=0", "Home goes to after-forward")
+    check(d.find_element(By.ID, "play").get_attribute("aria-pressed") in (None, "false"), "it does not play by itself")
+    body.send_keys(Keys.SPACE)
+    check(d.find_element(By.ID, "play").get_attribute("aria-pressed") == "true", "space plays")
+    time.sleep(1.3)
+    body.send_keys(Keys.SPACE)
+    check(d.find_element(By.ID, "play").get_attribute("aria-pressed") == "false", "space pauses")
+    check(d.execute_script("return location.hash") != "#step=0", "playing moved on")
+    d.execute_script("location.hash = '#step=3'")
+    time.sleep(0.2)
+    check(current_name(d) == we_trace["order"][2], "a new hash moves the page")
+    # Clicking a node in the graph shows it.
+    d.find_element(By.ID, "n2").click()
+    inspect = d.find_element(By.ID, "inspect")
+    check(inspect.is_displayed() and inspect.find_element(By.TAG_NAME, "h2").text.startswith("w (parameter)"), "inspect")
+
+    # Nothing fetched; a fetch is refused by the CSP, visibly.
+    check(errors(d) == [], f"console: {errors(d)}")
+    check(d.execute_script("return performance.getEntriesByType('resource').length") == 0, "no resources loaded")
+    d.execute_script("fetch('http://127.0.0.1:9/leak').catch(() => {}); return 0")
+    time.sleep(0.5)
+    logs = errors(d)
+    check(any("Content Security Policy" in e["message"] for e in logs), f"the CSP refused the fetch: {logs}")
+
+    # Heatmap: the value under the pointer, a 784-wide row as a 28×28 image.
+    open_page(d, sm_page, 8)
+    x_block = d.find_element(By.CSS_SELECTOR, '.input-block[data-input="x"]')
+    canvas = field(x_block, "sends").find_element(By.TAG_NAME, "canvas")
+    webdriver.ActionChains(d).move_to_element_with_offset(canvas, 1, 0).perform()
+    hover = field(x_block, "sends").find_element(By.CSS_SELECTOR, ".hover").text
+    check(re.match(r"\[1, \d+\] = -?\d", hover) is not None, f"value under the pointer: {hover}")
+    check(field(x_block, "sends").find_elements(By.CSS_SELECTOR, ".image28 canvas"), "28×28 image of a row")
+    w1 = d.find_element(By.CSS_SELECTOR, '.input-block[data-input="W1"]')
+    check("column as 28×28" in field(w1, "sends").text, "28×28 image of a column of W1")
+
+    # Screenshots at the first and last step (and the lecture's gap at step 2), not blank.
+    os.makedirs(OUT, exist_ok=True)
+    for page, name, ks in ((we_page, "worked_example", (1, 4)), (sm_page, "slides_mnist", (1, 2, 8))):
+        for k in ks:
+            open_page(d, page, k)
+            path = os.path.join(OUT, f"step-page-{name}-{k}.png")
+            d.save_screenshot(path)
+            colours = png_colours(path)
+            check(colours > 40, f"{path} has only {colours} colours")
+    check(errors(d) == [], f"console: {errors(d)}")
+
+    # Dark mode follows the system.
+    open_page(d, we_page, 1)
+    light = d.execute_script("return getComputedStyle(document.body).backgroundColor")
+    d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    dark = d.execute_script("return getComputedStyle(document.body).backgroundColor")
+    check(light != dark, f"dark mode: {light} vs {dark}")
+    d.save_screenshot(os.path.join(OUT, "step-page-worked_example-dark.png"))
+    d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+    # The escaping model: names as data, NaN and Inf as such.
+    open_page(d, esc_page, 1)
+    check(d.title == "chainrule step: esc</script><!--", d.title)
+    check(d.execute_script("return document.scripts.length") == 2, "no script was injected")
+    check(d.find_element(By.ID, "doc").text.startswith("doc </script><script>"), "the doc is text")
+    panel = d.find_element(By.ID, "panel")
+    check(field(panel, "value").text == "nan", field(panel, "value").text)
+    block = panel.find_element(By.CSS_SELECTOR, '.input-block[data-slot="0"]')
+    check(block.get_attribute("data-input") == "z</script>", "the name is shown as it is")
+    check(field(block, "input_value").text == "[[inf]]", field(block, "input_value").text)
+    check(field(block, "sends").text.startswith("[[nan]]"), field(block, "sends").text)
+    open_page(d, esc_page, 3)
+    check(current_name(d) == "z</script>", "the escaped node is highlighted")
+    check(d.execute_script("return document.querySelectorAll('#nodes tr[data-node]').length") == 6, "six nodes")
+    check(errors(d) == [], f"console: {errors(d)}")
+
+    # Fields `step --json` may gain later are shown without changing the script.
+    data = data_block(we_html)
+    data["steps"][1]["local"] = [[0.185, 0.192], [0.193, 0.5]]
+    data["steps"][1]["contributions"][0]["product"] = "upstream ⊙ local"
+    text = json.dumps(data, ensure_ascii=True).replace("<", "\\u003c")
+    extra_page = os.path.join(TMP, "extra.html")
+    with open(extra_page, "w", encoding="utf-8") as f:
+        f.write(re.sub(r'(<script type="application/json" id="trace">).*?(</script>)',
+                       lambda m: m.group(1) + text + m.group(2), we_html, count=1, flags=re.S))
+    open_page(d, extra_page, 2)
+    panel = d.find_element(By.ID, "panel")
+    same_numbers(field(panel, "local").text, [0.185, 0.192, 0.193, 0.5], "a new step field")
+    check(field(panel.find_element(By.CSS_SELECTOR, ".input-block"), "product").text == "upstream ⊙ local", "new input field")
+    check(errors(d) == [], f"console: {errors(d)}")
+finally:
+    d.quit()
+    shutil.rmtree(TMP, ignore_errors=True)
+print(f"{CHECKS} checks passed")
