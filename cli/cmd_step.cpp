@@ -44,21 +44,9 @@ Json trace_json(const Stepper& s, Json steps) {
     return out;
 }
 
-// The inputs set_point will draw at random: those with no value of their own and not in
-// the feed file (which set_point reads and checks first).
-std::vector<std::string> random_inputs(const Model& m, const std::string& feed) {
-    Json fed = feed.empty() ? Json::object() : parse_json_text(read_text_file(feed), feed);
-    std::vector<std::string> out;
-    for (const Node& n : m.graph.nodes())
-        if (n.kind == NodeKind::input && n.value.empty() && !(fed.is_object() && fed.contains(n.name)))
-            out.push_back(fmt::format("{} {}", n.name, format_shape(n.shape)));
-    return out;
-}
-
 void write_page(Model& m, const StepOptions& o) {
     PageOptions page;
-    page.random_inputs = random_inputs(m, o.point.feed);
-    set_point(m, o.point);
+    page.random_inputs = set_point(m, o.point);
     Stepper s(m.graph);
     std::string html = step_page(s, page);
     write_file_atomic(o.html, html);

@@ -110,7 +110,7 @@ void feed_rows(Model& m, const std::string& rows_text, const std::string& data_d
 
 }  // namespace
 
-void set_point(Model& m, const PointOptions& o) {
+std::vector<std::string> set_point(Model& m, const PointOptions& o) {
     std::uint64_t s = o.seed ? *o.seed : model_seed(m);
     Graph& g = m.graph;
     g.init_parameters(s);
@@ -130,6 +130,7 @@ void set_point(Model& m, const PointOptions& o) {
                    "note: {} drawn at random (uniform(0,1), class labels where an op reads labels, every symbol = "
                    "3); give real values with --feed FILE{}\n",
                    fmt::join(drawn, ", "), m.training.is_object() ? " or --rows test:0:3" : "");
+    return drawn;
 }
 
 Json node_json(const Graph& g, int id, bool with_grad) {

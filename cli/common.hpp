@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/json_io.hpp"
 #include "graph/model_json.hpp"
@@ -28,8 +29,8 @@ void add_point_options(CLI::App& cmd, PointOptions& o);
 // model's training seed, else 0), then the feed file or the rows, then every input still
 // without a value drawn uniform(0, 1) from the same seed with each symbolic dim set to 3
 // (inputs read as "labels", e.g. by cross_entropy, get valid class indices or one-hot rows
-// instead) and announced on stderr.
-void set_point(Model& m, const PointOptions& o);
+// instead) and announced on stderr. Returns those inputs, as "x [N,784]".
+std::vector<std::string> set_point(Model& m, const PointOptions& o);
 
 // Flag checks with the training block's ranges, so a bad flag is exit 2, never wrapped,
 // clamped or ignored: "-1" is not a seed, "nan" not a step.

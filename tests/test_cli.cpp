@@ -266,6 +266,7 @@ BOOST_AUTO_TEST_CASE(a_random_input_too_large_names_the_input) {
     BOOST_TEST(r.code == 2);
     BOOST_TEST(r.err.find("huge.json: inputs.x: input 'x' drawn at random with every symbol = 3: shape "
                           "[3,1000000000] has more than 2147483648 elements") != std::string::npos, r.err);
+}
 
 BOOST_AUTO_TEST_CASE(dot_limit_rankdir_and_legend) {
     // The worked example's x has 12 elements: hidden at the default --limit 8, shown at 12.

@@ -111,6 +111,10 @@ sm_data = data_block(sm_html)
 check(sm_data["random_inputs"] == ["x [N,784]", "t [N,10]"], sm_data["random_inputs"])
 check("drawn at random" in sm_run.stderr, sm_run.stderr)
 check(data_block(we_html)["random_inputs"] == [], "the worked example has its own inputs")
+# Rows of the model's own data (--rows) are not random either.
+iris_page, iris_run = make_page(model("iris_neuron"), "iris_rows", "--rows", "test:0:3")
+check(data_block(open(iris_page, encoding="utf-8").read())["random_inputs"] == [], "--rows feeds real rows")
+check("from rows 0 to 2 of the test split" in iris_run.stderr, iris_run.stderr)
 
 # A model whose names and doc try to end the script block, open a comment or end a line.
 BAD = "x</script><!--\u2028\u2029&"
