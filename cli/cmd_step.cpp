@@ -12,7 +12,7 @@ namespace chainrule::cli {
 namespace {
 
 struct StepOptions {
-    std::string model, until;
+    std::string model, until, explain;
     PointOptions point;
     bool all = false, json = false, interactive = false;
     ShowOptions show;
@@ -54,6 +54,13 @@ void run(const StepOptions& o) {
             throw InputError(fmt::format("--until: {}", e.what()));
         }
     }
+    if (!o.explain.empty()) {  // the whole walk, then one entry term by term
+        while (!s.done()) s.next();
+        Explanation x = explain_entry(g, o.explain, s.loss());
+        if (o.json) std::cout << explanation_json(x).dump() << "\n";
+        else fmt::print("{}", format_explanation(x, o.show));
+        return;
+    }
     if (o.json) {
         Json steps = Json::array();
         while (s.position() < stop) steps.push_back(step_json(s, s.next()));
@@ -87,6 +94,9 @@ void add_step(CLI::App& app) {
     cmd->add_option("MODEL", o->model, "model JSON file")->required();
     add_point_options(*cmd, o->point);
     cmd->add_option("--until", o->until, "stop after this op node's step (interactive: then prompt)");
+    cmd->add_option("--explain", o->explain,
+                    "after the walk, write one gradient entry term by term, e.g. --explain 'w[0]' (with --json: "
+                    "as JSON)");
     auto* all = cmd->add_flag("--all", o->all, "print every step without asking, even on a terminal");
     auto* json = cmd->add_flag("--json", o->json, "print the whole trace as one JSON document on stdout");
     cmd->add_flag("--interactive", o->interactive,

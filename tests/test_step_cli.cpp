@@ -172,7 +172,8 @@ BOOST_AUTO_TEST_CASE(large_tensors_are_summarised) {
     BOOST_TEST(has(r.out, "shape [3,10]  min "));
     BOOST_TEST(has(r.out, "norm "));
     BOOST_TEST(has(r.out, "(1) ∂L/∂S = (S − t)/N"));
-    BOOST_TEST(has(r.out, "(2) ∂S/∂y2"));
+    BOOST_TEST(has(r.out, "(2) ∂L/∂y2 = normalize's Jacobian"));
+    BOOST_TEST(has(r.out, "(local: ∂S/∂y2)"));
     BOOST_TEST(has(r.out, "relative difference"));
     BOOST_TEST(has(r.out, "stopped after step 2/8 (S)"));
     BOOST_TEST(!has(r.out, "step 3/8"));
