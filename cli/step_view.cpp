@@ -112,7 +112,7 @@ std::string format_step(const Stepper& s, const Step& st, const ShowOptions& o) 
             l.add(4, "local", local_derivative_text(g, st.id, in.slot) + "\n" + tensor_text(local, o));
             l.add(4, "product", fmt::format("dL/d{} = dL/d{} ⊙ ∂{}/∂{}   (upstream ⊙ local)", name, n.name, n.name, name));
         } else if (std::string part = node_input_formula(g, st.id, in.slot); !part.empty()) {
-            l.add(4, "product", part + "   shapes " + node_input_shapes(g, st.id, in.slot));
+            l.add(4, "rule", part + "   shapes " + node_input_shapes(g, st.id, in.slot));
         }
         l.add(4, "sends", tensor_text(in.contribution, o));
         if (gap) {

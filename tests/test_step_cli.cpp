@@ -324,8 +324,8 @@ BOOST_AUTO_TEST_CASE(steps_show_the_local_derivative_and_the_product) {
     // mse in the model's names, right above the model's own y (the target).
     BOOST_TEST(has(o, "dL/dyhat = (yhat−y)/N,  dL/dy = −(yhat−y)/N"), o);
     // matmul: which product gives dL/dw, with shapes.
-    BOOST_TEST(has(o, "product    dL/dw = xᵀ·dL/dz   shapes [4,1] = [4,3]·[3,1]"), o);
-    BOOST_TEST(has(o, "product    dL/dx = dL/dz·wᵀ   shapes [3,4] = [3,1]·[1,4]"), o);
+    BOOST_TEST(has(o, "rule       dL/dw = xᵀ·dL/dz   shapes [4,1] = [4,3]·[3,1]"), o);
+    BOOST_TEST(has(o, "rule       dL/dx = dL/dz·wᵀ   shapes [3,4] = [3,1]·[1,4]"), o);
 }
 
 BOOST_AUTO_TEST_CASE(repl_back_list_full_explain_and_done) {
