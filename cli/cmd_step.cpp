@@ -58,7 +58,7 @@ void run(const StepOptions& o) {
         while (!s.done()) s.next();
         Explanation x = explain_entry(g, o.explain, s.loss());
         if (o.json) std::cout << explanation_json(x).dump() << "\n";
-        else fmt::print("{}", format_explanation(x, o.show));
+        else fmt::print("{}", format_explanation(x, o.show.digits));
         return;
     }
     if (o.json) {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/json_io.hpp"
+#include "cli/explain_view.hpp"
 #include "graph/explain.hpp"
 #include "graph/stepper.hpp"
 
@@ -28,14 +29,6 @@ std::string format_summary(const Stepper& s, const ShowOptions& o = {});
 // Every node with its kind or op, shape and, for op nodes, the formula in the model's names
 // (`chainrule ops` for this model; the `l` command).
 std::string format_nodes(const Stepper& s);
-
-// One gradient entry written out term by term (`explain w[0]`, `step --explain`).
-std::string format_explanation(const Explanation& x, const ShowOptions& o = {});
-Json explanation_json(const Explanation& x);
-
-// Lines longer than `width` broken after a ", " (never inside a number), the rest of the
-// line continuing under the first '[' of the broken line or under its text.
-std::string wrap_lines(const std::string& text, std::size_t width);
 
 // One entry of `step --json`'s "steps" (docs/backprop-walkthrough.md has the schema).
 Json step_json(const Stepper& s, const Step& st);
