@@ -15,7 +15,7 @@ namespace chainrule::cli {
 namespace {
 
 struct StepOptions {
-    std::string model, until, html;
+    std::string model, until, html, explain;
     PointOptions point;
     bool all = false, json = false, interactive = false;
     ShowOptions show;
@@ -68,6 +68,13 @@ void run(const StepOptions& o) {
             throw InputError(fmt::format("--until: {}", e.what()));
         }
     }
+    if (!o.explain.empty()) {  // the whole walk, then one entry term by term
+        while (!s.done()) s.next();
+        Explanation x = explain_entry(g, o.explain, s.loss());
+        if (o.json) std::cout << explanation_json(x).dump() << "\n";
+        else fmt::print("{}", format_explanation(x, o.show.digits));
+        return;
+    }
     if (o.json) {
         Json steps = Json::array();
         while (s.position() < stop) steps.push_back(step_json(s, s.next()));
@@ -101,6 +108,9 @@ void add_step(CLI::App& app) {
     cmd->add_option("MODEL", o->model, "model JSON file")->required();
     add_point_options(*cmd, o->point);
     auto* until = cmd->add_option("--until", o->until, "stop after this op node's step (interactive: then prompt)");
+    auto* explain = cmd->add_option("--explain", o->explain,
+                                    "after the walk, write one gradient entry term by term, e.g. --explain 'w[0]' "
+                                    "(with --json: as JSON)");
     auto* all = cmd->add_flag("--all", o->all, "print every step without asking, even on a terminal");
     auto* json = cmd->add_flag("--json", o->json, "print the whole trace as one JSON document on stdout");
     auto* html = cmd->add_option("--html", o->html, "write the whole walk as one offline web page PAGE to step "
@@ -108,6 +118,7 @@ void add_step(CLI::App& app) {
                      ->excludes(all)
                      ->excludes(json)
                      ->excludes(until)
+                     ->excludes(explain)
                      ->option_text("PAGE");
     cmd->add_flag("--interactive", o->interactive,
                   "read commands from stdin even when it is not a terminal (for scripts and tests)")

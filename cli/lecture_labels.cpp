@@ -11,22 +11,23 @@ namespace {
 // into matmul and add, so (4)/(5)/(6) and (8)/(9) are contributions of different nodes
 // to different inputs.
 constexpr LectureLabel kLecture[] = {
-    {1, "L", "mse", 0, "S", "∂L/∂S", "(S − t)/N", false},
-    {2, "S", "normalize", 0, "y2", "∂S/∂y2",
-     "normalize's Jacobian, (g − Σ g·S)/Σ y2 per row; the lecture's hand derivation skips it and passes "
-     "g = ∂L/∂S straight through",
-     true},
-    {3, "y2", "sigmoid", 0, "a2", "∂y2/∂a2", "y2(1 − y2);  δ2 = g ⊙ y2(1 − y2)", false},
-    {4, "a2", "add", 1, "b2", "∂a2/∂b″", "1;  ∂L/∂b″ = δ2 summed over the rows", false},
-    {5, "y1W2", "matmul", 1, "W2", "∂a2/∂W″", "y1ᵀ·δ2", false},
-    {6, "y1W2", "matmul", 0, "y1", "∂a2/∂y1", "δ2·W″ᵀ", false},
-    {7, "y1", "sigmoid", 0, "a1", "∂y1/∂a1", "y1(1 − y1);  δ1 = (δ2·W″ᵀ) ⊙ y1(1 − y1)", false},
-    {8, "a1", "add", 1, "b1", "∂a1/∂b′", "1;  ∂L/∂b′ = δ1 summed over the rows", false},
-    {9, "xW1", "matmul", 1, "W1", "∂a1/∂W′", "xᵀ·δ1", false},
+    {1, "L", "mse", 0, "S", "∂L/∂S", "(S − t)/N", "", false},
+    {2, "S", "normalize", 0, "y2", "∂L/∂y2",
+     "normalize's Jacobian applied to g = ∂L/∂S, (g − Σ g·S)/Σ y2 per row; the lecture's hand derivation skips it "
+     "and passes g straight through",
+     "∂S/∂y2", true},
+    {3, "y2", "sigmoid", 0, "a2", "∂L/∂a2", "δ2 = g ⊙ y2(1 − y2)", "∂y2/∂a2 = y2(1 − y2)", false},
+    {4, "a2", "add", 1, "b2", "∂L/∂b″", "δ2 summed over the rows", "∂a2/∂b″ = 1", false},
+    {5, "y1W2", "matmul", 1, "W2", "∂L/∂W″", "y1ᵀ·δ2", "∂a2/∂W″ = y1", false},
+    {6, "y1W2", "matmul", 0, "y1", "∂L/∂y1", "δ2·W″ᵀ", "∂a2/∂y1 = W″", false},
+    {7, "y1", "sigmoid", 0, "a1", "∂L/∂a1", "δ1 = (δ2·W″ᵀ) ⊙ y1(1 − y1)", "∂y1/∂a1 = y1(1 − y1)", false},
+    {8, "a1", "add", 1, "b1", "∂L/∂b′", "δ1 summed over the rows", "∂a1/∂b′ = 1", false},
+    {9, "xW1", "matmul", 1, "W1", "∂L/∂W′", "xᵀ·δ1", "∂a1/∂W′ = x", false},
     // models/mnist_lecture.json fuses sigmoid and normalize into the lecture's own update.
-    {3, "S", "lecture_sigmoid_normalize", 0, "a2", "∂y2/∂a2",
-     "y2(1 − y2) taken at the normalized output S, with (2) skipped: the lecture's update, not the exact gradient",
-     false},
+    {3, "S", "lecture_sigmoid_normalize", 0, "a2", "∂L/∂a2",
+     "δ2 = g ⊙ y2(1 − y2) taken at the normalized output S, with (2) skipped: the lecture's update, not the exact "
+     "gradient",
+     "∂y2/∂a2 = y2(1 − y2)", false},
 };
 
 LectureGap gap_of(const Tensor& lecture, const Tensor& exact) {

@@ -1,4 +1,5 @@
-// The lecture's nine hand-derived local derivatives (1) ∂L/∂S … (9) ∂a1/∂W′, as data laid
+// The lecture's nine hand-derived derivatives (1) ∂L/∂S … (9) ∂L/∂W′, each with its local
+// derivative (∂a1/∂W′ = x), as data laid
 // over a step when it is shown: the stepper itself knows nothing of the lecture.
 #pragma once
 
@@ -19,8 +20,9 @@ struct LectureLabel {
     const char* op;
     std::size_t slot;
     const char* input;
-    const char* derivative;  // "∂L/∂S"
-    const char* formula;     // the lecture's formula, e.g. "y2(1 − y2)"
+    const char* derivative;  // what the step sends, "∂L/∂W″"
+    const char* formula;     // the lecture's formula for it, "y1ᵀ·δ2"
+    const char* local;       // the lecture's local derivative, "∂a2/∂W″ = y1"
     // The lecture's update treats this step as the identity (normalize's Jacobian):
     // the trace then shows the lecture's value beside the exact one.
     bool lecture_passes_through;

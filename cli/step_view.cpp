@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/print.hpp"
 #include "core/text.hpp"
+#include "graph/explain.hpp"
 
 namespace chainrule::cli {
 
@@ -85,7 +86,7 @@ std::string format_step(const Stepper& s, const Step& st, const ShowOptions& o) 
     Lines l;
     l.out = fmt::format("step {}/{}: {} = {}({})   shape {}\n", st.index + 1, s.order().size(), n.name, n.op->name,
                         fmt::join(ins, ", "), format_dims(n.value.dims()));
-    l.add(2, "formula", n.op->formula);
+    l.add(2, "formula", node_formula(g, st.id));
     for (std::size_t i = 0; i < ins.size(); ++i)
         if (std::find(ins.begin(), ins.begin() + long(i), ins[i]) == ins.begin() + long(i))
             l.add(2, ins[i], tensor_text(g.node(n.inputs[i]).value, o));
@@ -98,12 +99,20 @@ std::string format_step(const Stepper& s, const Step& st, const ShowOptions& o) 
         const std::optional<LectureGap>& gap = p->gap;
         const std::string& name = g.node(in.id).name;
         if (label)
-            l.out += fmt::format("  → {}   ({}) {} = {}\n", name, label->number, label->derivative, label->formula);
+            l.out += fmt::format("  → {}   ({}) {} = {}{}\n", name, label->number, label->derivative, label->formula,
+                                 *label->local ? fmt::format("   (local: {})", label->local) : "");
         else
             l.out += fmt::format("  → {}\n", name);
         if (in.contribution.empty()) {
             l.out += "      (no gradient wanted)\n";
             continue;
+        }
+        Tensor local = local_derivative(g, st.id, in.slot);
+        if (!local.empty()) {
+            l.add(4, "local", local_derivative_text(g, st.id, in.slot) + "\n" + tensor_text(local, o));
+            l.add(4, "product", fmt::format("dL/d{} = dL/d{} ⊙ ∂{}/∂{}   (upstream ⊙ local)", name, n.name, n.name, name));
+        } else if (std::string part = node_input_formula(g, st.id, in.slot); !part.empty()) {
+            l.add(4, "rule", part + "   shapes " + node_input_shapes(g, st.id, in.slot));
         }
         l.add(4, "sends", tensor_text(in.contribution, o));
         if (gap) {
@@ -161,6 +170,7 @@ Json step_json(const Stepper& s, const Step& st) {
     j["node"] = n.name;
     j["op"] = n.op->name;
     j["formula"] = n.op->formula;
+    j["named_formula"] = node_formula(g, st.id);
     j["inputs"] = names_of(g, n.inputs);
     j["grad_out"] = tensor_to_json(n.grad);
     Json labels = Json::array(), contributions = Json::array();
@@ -170,6 +180,7 @@ Json step_json(const Stepper& s, const Step& st) {
             labels.push_back({{"number", p->label->number},
                               {"derivative", p->label->derivative},
                               {"formula", p->label->formula},
+                              {"local", p->label->local},
                               {"input", g.node(p->input->id).name},
                               {"slot", p->input->slot}});
     for (const LabelledInput& l : labelled) {
@@ -182,6 +193,15 @@ Json step_json(const Stepper& s, const Step& st) {
         c["contribution"] = in.contribution.empty() ? Json() : tensor_to_json(in.contribution);
         c["grad"] = in.grad.empty() ? Json() : tensor_to_json(in.grad);
         c["first"] = in.first;
+        std::string part = node_input_formula(g, st.id, in.slot);
+        c["formula"] = part.empty() ? Json() : Json(part);
+        c["shapes"] = part.empty() ? Json() : Json(node_input_shapes(g, st.id, in.slot));
+        Tensor local = in.contribution.empty() ? Tensor() : local_derivative(g, st.id, in.slot);
+        c["local"] = local.empty() ? Json() : tensor_to_json(local);
+        c["local_formula"] = local.empty() ? Json() : Json(local_derivative_text(g, st.id, in.slot));
+        c["product"] = in.contribution.empty() ? Json()
+                       : !local.empty() ? Json(fmt::format("dL/d{} = dL/d{} ⊙ ∂{}/∂{}", name, n.name, n.name, name))
+                                        : Json(part);
         if (l.gap)
             c["lecture_gap"] = {{"lecture", tensor_to_json(l.gap->lecture)},
                                 {"exact", tensor_to_json(l.gap->exact)},
@@ -196,18 +216,40 @@ Json step_json(const Stepper& s, const Step& st) {
     return j;
 }
 
+
+// ---- the model's formulas, one entry explained, wrapping ----
+
+std::string format_nodes(const Stepper& s) {
+    const Graph& g = s.graph();
+    std::size_t w = 4;
+    for (const Node& n : g.nodes()) w = std::max(w, n.name.size());
+    std::string out;
+    for (std::size_t i = 0; i < g.size(); ++i) {
+        const Node& n = g.node(int(i));
+        std::string what = n.op ? fmt::format("{}({})", n.op->name, fmt::join(names_of(g, n.inputs), ", "))
+                                : std::string(kind_name(n.kind));
+        out += fmt::format("  {:<{}}  {:<14} {}\n", n.name, w, what, format_dims(n.value.dims()));
+        if (n.op) out += fmt::format("  {:<{}}  {}\n", "", w, node_formula(g, int(i)));
+    }
+    return out;
+}
+
 // ---- the session ----
 
 namespace {
 
 constexpr const char* kHelp =
     "commands:\n"
-    "  Enter, n    run the next step\n"
-    "  p NAME      print a node's value and gradient so far\n"
-    "  b NODE      run until NODE's step is done\n"
-    "  c           run to the end\n"
-    "  q           quit\n"
-    "  help        this list\n";
+    "  Enter, n          run the next step\n"
+    "  back, u           undo the last step (the walk is replayed up to the step before)\n"
+    "  p NAME            print a node's value and gradient so far (large ones summarised)\n"
+    "  full NAME         print them in full, every number\n"
+    "  l, list           list the nodes, each op node with its formula in the model's names\n"
+    "  explain NAME[i]   one entry of a gradient written out term by term, e.g. explain w[0]\n"
+    "  b NODE            run until NODE's step is done\n"
+    "  c                 run to the end\n"
+    "  q                 quit\n"
+    "  help              this list\n";
 
 std::string trim(const std::string& s) {
     auto b = s.find_first_not_of(" \t\r");
@@ -217,16 +259,33 @@ std::string trim(const std::string& s) {
 
 }  // namespace
 
+namespace {
+
+std::optional<int> node_named(const Graph& g, const std::string& name, const char* cmd, std::ostream& out) {
+    if (int id = g.find(name); id >= 0) return id;
+    std::vector<std::string> all;
+    for (const Node& n : g.nodes()) all.push_back(n.name);
+    std::string guess = closest_name(name, all);
+    out << (name.empty() ? fmt::format("{} needs a node name, e.g. {} {}", cmd, cmd, g.node(g.loss()).name)
+                         : fmt::format("no node '{}'{}", name,
+                                       guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)))
+        << "\n";
+    return std::nullopt;
+}
+
+}  // namespace
+
 void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, const ShowOptions& o) {
     const Graph& g = s.graph();
+    auto say = [&](const std::string& text) { out << wrap_lines(text, o.width); };
     auto step = [&] {
-        out << format_step(s, s.next(), o) << "\n";
-        if (s.done()) out << format_summary(s, o) << "the walk is done: p NAME to look, q to quit\n";
+        say(format_step(s, s.next(), o) + "\n");
+        if (s.done()) say(format_summary(s, o) + "the walk is done: p NAME to look, back to undo a step, q to quit\n");
     };
     if (s.position() == 0)
-        out << fmt::format("forward done: loss {} = {:.{}g}; {} backward steps: Enter runs the next, help lists "
-                           "commands\n",
-                           g.node(s.loss()).name, g.node(s.loss()).value.at(0), o.digits, s.order().size());
+        say(fmt::format("forward done: loss {} = {:.{}g}; {} backward steps: Enter runs the next, help lists "
+                        "commands\n",
+                        g.node(s.loss()).name, g.node(s.loss()).value.at(0), o.digits, s.order().size()));
     std::string line;
     while (true) {
         std::string ask = s.done() ? "(done) " : fmt::format("(step {}/{}) ", s.position() + 1, s.order().size());
@@ -241,22 +300,44 @@ void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, cons
         }
         if (cmd == "q" || cmd == "quit") break;
         if (cmd.empty() || cmd == "n" || cmd == "next" || cmd == "c" || cmd == "continue") {
-            if (s.done()) break;
-            do step();
-            while ((cmd == "c" || cmd == "continue") && !s.done());
-        } else if (cmd == "p" || cmd == "print") {
-            int id = g.find(arg);
-            if (id >= 0) {
-                out << format_node(s, id, o);
+            if (s.done()) {
+                out << fmt::format("the walk is done: all {} steps ran (back undoes one, p NAME prints a node, q "
+                                   "quits)\n",
+                                   s.order().size());
                 continue;
             }
-            std::vector<std::string> all;
-            for (const Node& n : g.nodes()) all.push_back(n.name);
-            std::string guess = closest_name(arg, all);
-            out << (arg.empty() ? std::string("p needs a node name, e.g. p ") + g.node(s.loss()).name
-                                : fmt::format("no node '{}'{}", arg,
-                                              guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)))
-                << "\n";
+            do step();
+            while ((cmd == "c" || cmd == "continue") && !s.done());
+        } else if (cmd == "back" || cmd == "u") {
+            if (s.position() == 0) {
+                out << "nothing to undo: no step has run yet\n";
+                continue;
+            }
+            std::size_t undone = s.position();
+            s.rewind(undone - 1);
+            out << fmt::format("undid step {}/{} ({}); Enter runs it again\n", undone, s.order().size(),
+                               g.node(s.order()[undone - 1]).name);
+        } else if (cmd == "p" || cmd == "print" || cmd == "full") {
+            std::optional<int> id = node_named(g, arg, cmd.c_str(), out);
+            if (!id) continue;
+            ShowOptions all = o;
+            if (cmd == "full") all.limit = std::max<std::int64_t>(1, g.node(*id).value.numel());
+            say(format_node(s, *id, all));
+        } else if (cmd == "l" || cmd == "list") {
+            say(format_nodes(s));
+        } else if (cmd == "explain" || cmd == "e") {
+            std::string name = trim(arg.substr(0, arg.find('[')));
+            int id = g.find(name);
+            if (id >= 0 && !s.done() && !s.reached(id) && id != s.loss()) {
+                out << fmt::format("explain {}: {} has no gradient yet; run on until its step (c, or b NODE)\n", arg,
+                                   name);
+                continue;
+            }
+            try {
+                say(format_explanation(explain_entry(g, arg, s.loss()), o.digits));
+            } catch (const InputError& e) {
+                out << e.what() << "\n";
+            }
         } else if (cmd == "b" || cmd == "break") {
             std::size_t target = 0;
             try {

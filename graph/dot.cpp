@@ -1,4 +1,5 @@
 #include "graph/dot.hpp"
+#include "graph/explain.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -140,7 +141,10 @@ std::string to_dot(const Graph& g, const DotOptions& o) {
     for (std::size_t i = 0; i < g.size(); ++i) {
         const Node& n = g.node(int(i));
         for (std::size_t k = 0; k < n.inputs.size(); ++k) {
-            std::string attrs = n.inputs.size() > 1 && k < n.op->inputs.size()
+            // The gradient this edge carries back, in the model's names: "dL/dw = xᵀ·dL/dz".
+            std::string formula = node_input_formula(g, int(i), k);
+            std::string attrs = !formula.empty() ? fmt::format(" [label=\"{}\"]", dot_escape(formula))
+                                : n.inputs.size() > 1 && k < n.op->inputs.size()
                                     ? fmt::format(" [label=\"{}\"]", dot_escape(n.op->inputs[k]))
                                     : "";
             out += fmt::format("  n{} -> n{}{};\n", n.inputs[k], i, attrs);

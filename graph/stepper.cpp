@@ -33,10 +33,17 @@ const std::vector<int>& prepare(Graph& g, const Pass& p) {
 }  // namespace
 
 Stepper::Stepper(Graph& g, int loss) : g_(g), pass_(stepping_pass(g, loss)), order_(prepare(g, pass_)) {
+    rewind(0);
+}
+
+void Stepper::rewind(std::size_t steps) {
+    if (steps > order_.size()) throw std::logic_error("Stepper::rewind past the last step");
     g_.backward_begin(pass_);
     reached_.assign(g_.size(), false);
     reached_[pass_.loss] = true;
+    pos_ = 0;
     if (order_.empty()) g_.backward_end();  // a loss that is an input: nothing to step
+    while (pos_ < steps) next();
 }
 
 const Step& Stepper::next() {

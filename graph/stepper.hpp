@@ -49,6 +49,10 @@ public:
     // Runs the next op node's backward. Precondition: !done(). After the last step the
     // gradients of nodes no path reached are zero, as after Graph::backward.
     const Step& next();
+    // Starts the walk again and replays it up to `steps` steps taken (`back` in the REPL):
+    // the values stay those of the forward pass, so every gradient is again bit for bit
+    // the full pass's. Precondition: steps <= order().size().
+    void rewind(std::size_t steps);
 
     // Whether `id` has received (part of) its gradient yet; its grad is stale otherwise.
     bool reached(int id) const { return reached_[id]; }

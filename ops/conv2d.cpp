@@ -83,8 +83,8 @@ Conv runtime_sizes(std::span<const Tensor* const> in, const Attrs& attrs) {
 
 const bool registered = register_op({
     .name = "conv2d",
-    .formula = "y = W ⋆ x + b (cross-correlation, NCHW);  dL/dx = Wᵀ ⋆ dL/dy (col2im),  "
-               "dL/dw = Σₙ dL/dy·x̃ᵀ,  dL/db = Σ_{n,h,w} dL/dy",
+    .formula = "y = w ⋆ x + b (cross-correlation, NCHW);  dL/dx = wᵀ ⋆ dL/dy (col2im),  "
+               "dL/dw = Σₙ dL/dy·x̃ᵀ,  dL/db = dL/dy summed over batch and positions",
     .inputs = {"x", "w", "b"},
     .attrs = {{"stride", nullptr}, {"padding", nullptr}, {"dilation", nullptr}},
     .shape =

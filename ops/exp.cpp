@@ -17,6 +17,7 @@ const bool registered = register_op({
     .backward = unary_backward([](auto, auto y, auto g) { return g * y; }),
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{}}}},
     .summary = "elementwise exponential",
+    .elementwise = true,
 });
 
 }  // namespace

@@ -17,6 +17,7 @@ const bool registered = register_op({
     .backward = unary_backward([](auto x, auto, auto g) { return g / x; }),
     .samples = {{.shapes = {{3, 4}}, .domains = {Domain::positive}}, {.shapes = {{}}, .domains = {Domain::positive}}},
     .summary = "elementwise natural logarithm (log(0) = −inf)",
+    .elementwise = true,
 });
 
 }  // namespace

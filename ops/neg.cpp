@@ -13,6 +13,7 @@ const bool registered = register_op({
     .backward = unary_backward([](auto, auto, auto g) { return -g; }),
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{}}}},
     .summary = "elementwise negation",
+    .elementwise = true,
 });
 
 }  // namespace

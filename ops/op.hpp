@@ -94,6 +94,9 @@ struct Op {
     bool exact_gradient = true;
     // The last `optional_inputs` inputs may be left out (conv2d's bias); samples may too.
     std::size_t optional_inputs = 0;
+    // Output element i depends on element i of each input alone (after broadcasting), so
+    // backward applied to an upstream of ones is the local derivative ∂y/∂x (`step` shows it).
+    bool elementwise = false;
 };
 
 // Registers an op; throws std::invalid_argument when the name is taken or a field is missing.

@@ -15,6 +15,7 @@ const bool registered = register_op({
     .samples = {{.shapes = {{3, 4}}, .domains = {Domain::away_from_0}},
                 {.shapes = {{6}}, .domains = {Domain::away_from_0}}},
     .summary = "rectified linear unit max(x, 0)",
+    .elementwise = true,
 });
 
 }  // namespace

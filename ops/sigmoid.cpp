@@ -20,6 +20,7 @@ const bool registered = register_op({
     .backward = unary_backward([](auto, auto y, auto g) { return kernels::sigmoid_backward(g, y); }),
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{5}}}, {.shapes = {{}}}},
     .summary = "logistic function, stable for large |x|",
+    .elementwise = true,
 });
 
 }  // namespace

@@ -16,6 +16,7 @@ const bool registered = register_op({
     .backward = unary_backward([](auto, auto y, auto g) { return g * (1 - y * y); }),
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{5}}}, {.shapes = {{}}}},
     .summary = "hyperbolic tangent, stable for large |x|",
+    .elementwise = true,
 });
 
 }  // namespace

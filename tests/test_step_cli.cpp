@@ -172,7 +172,8 @@ BOOST_AUTO_TEST_CASE(large_tensors_are_summarised) {
     BOOST_TEST(has(r.out, "shape [3,10]  min "));
     BOOST_TEST(has(r.out, "norm "));
     BOOST_TEST(has(r.out, "(1) ∂L/∂S = (S − t)/N"));
-    BOOST_TEST(has(r.out, "(2) ∂S/∂y2"));
+    BOOST_TEST(has(r.out, "(2) ∂L/∂y2 = normalize's Jacobian"));
+    BOOST_TEST(has(r.out, "(local: ∂S/∂y2)"));
     BOOST_TEST(has(r.out, "relative difference"));
     BOOST_TEST(has(r.out, "stopped after step 2/8 (S)"));
     BOOST_TEST(!has(r.out, "step 3/8"));
@@ -298,4 +299,131 @@ BOOST_AUTO_TEST_CASE(dot_renders_svg_with_graphviz) {
     fs::remove(svg);
     BOOST_TEST(has(text, "<svg"));
     BOOST_TEST(has(text, "normalize"));
+}
+
+// ---- stepping that teaches: local derivatives, named formulas, explain, back, l, full ----
+
+namespace {
+
+std::size_t columns(const std::string& s) {
+    std::size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(steps_show_the_local_derivative_and_the_product) {
+    Result r = run({"step", model("worked_example.json"), "--all"});
+    BOOST_TEST(r.code == 0);
+    const std::string& o = r.out;
+    // sigmoid: y′(1 − y′) = [0.1855, 0.1920, 0.1930], then upstream ⊙ local.
+    BOOST_TEST(has(o, "formula      yhat = 1/(1+exp(-a));  dL/da = dL/dyhat · yhat(1−yhat)"), o);
+    BOOST_TEST(has(o, "local      ∂yhat/∂a = yhat(1−yhat)\n               [[0.18549], [0.192027], [0.192951]]"), o);
+    BOOST_TEST(has(o, "product    dL/da = dL/dyhat ⊙ ∂yhat/∂a   (upstream ⊙ local)"), o);
+    // mse in the model's names, right above the model's own y (the target).
+    BOOST_TEST(has(o, "dL/dyhat = (yhat−y)/N,  dL/dy = −(yhat−y)/N"), o);
+    // matmul: which product gives dL/dw, with shapes.
+    BOOST_TEST(has(o, "rule       dL/dw = xᵀ·dL/dz   shapes [4,1] = [4,3]·[3,1]"), o);
+    BOOST_TEST(has(o, "rule       dL/dx = dL/dz·wᵀ   shapes [3,4] = [3,1]·[1,4]"), o);
+}
+
+BOOST_AUTO_TEST_CASE(repl_back_list_full_explain_and_done) {
+    Result r = run({"step", model("worked_example.json"), "--interactive"},
+                   "n\nn\nback\nexplain w[0]\nn\nl\nc\nexplain w[0]\nexplain w[7]\nexplain v[0]\nexplain w\nn\nfull x\nq\n");
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(r.err == "");
+    const std::string& o = r.out;
+    auto at = [&](const std::string& s) { return o.find(s); };
+    // back undoes step 2, n runs it again.
+    BOOST_TEST(has(o, "(step 3/4) back\nundid step 2/4 (yhat); Enter runs it again\n(step 2/4) "), o);
+    BOOST_TEST(at("undid step 2/4") < o.find("step 2/4: yhat = sigmoid(a)", at("undid step 2/4")));
+    BOOST_TEST(has(o, "explain w[0]: w has no gradient yet"), o);
+    // l lists every node, op nodes with their formula in the model's names.
+    BOOST_TEST(has(o, "  z     matmul(x, w)   [3,1]\n        z = x·w;  dL/dx = dL/dz·wᵀ,  dL/dw = xᵀ·dL/dz\n"), o);
+    BOOST_TEST(has(o, "  w     parameter      [4,1]\n"), o);
+    // explain after the walk: the lecture's sum, its terms and the total.
+    BOOST_TEST(has(o, "(done) explain w[0]\ndL/dw[0,0] = Σ_j dL/dyhat[j] · ∂yhat/∂a[j] · ∂a/∂z[j] · ∂z[j]/∂w[0,0]"), o);
+    BOOST_TEST(has(o, "= Σ_j (yhat−y)/N · yhat(1−yhat) · ∂z[j]/∂w[0,0]\n"), o);
+    BOOST_TEST(has(o, "  [1,0]  -0.0864084  0.192027  1      4.9            -0.0813046\n"), o);
+    BOOST_TEST(has(o, "Σ terms = 0.379799; dL/dw[0,0] from the backward pass = 0.379799"), o);
+    BOOST_TEST(has(o, "explain 'w[7]': index 7 is out of range: w has 4 entries (shape [4,1]), 0 to 3"), o);
+    BOOST_TEST(has(o, "explain 'v[0]': model 'worked_example' has no node 'v'"), o);
+    BOOST_TEST(has(o, "explain needs one entry of a tensor, e.g. explain w[0]; got 'w'"), o);
+    // n at the end says the walk is done instead of ending silently.
+    BOOST_TEST(has(o, "(done) n\nthe walk is done: all 4 steps ran"), o);
+    BOOST_TEST(has(o, "(done) full x\nx (input) [3,4]\n"), o);
+    BOOST_TEST(has(o, "(done) q"), o);
+}
+
+// A 784-wide row printed in full wraps between numbers, never inside one.
+BOOST_AUTO_TEST_CASE(full_print_wraps_at_number_boundaries) {
+    Result r = run({"step", model("slides_mnist.json"), "--interactive"}, "full x\nq\n");
+    BOOST_TEST(r.code == 0);
+    std::size_t from = r.out.find("x (input) [3,784]"), to = r.out.find("dL/dx", from);
+    BOOST_REQUIRE(from != std::string::npos);
+    std::string block = r.out.substr(from, to - from);
+    std::istringstream lines(block);
+    std::string line;
+    std::size_t numbers = 0;
+    while (std::getline(lines, line)) {
+        BOOST_TEST(columns(line) <= 100u, line);
+        // Every line ends after a whole number and its comma, or with the closing brackets.
+        if (line.find_first_not_of(' ') == std::string::npos) continue;
+        if (line.find('[') != 0 && line.find("value") == std::string::npos && line.find("(input)") == std::string::npos)
+            BOOST_TEST((line.back() == ',' || line.back() == ']'), line);
+        for (std::size_t p = line.find("0."); p != std::string::npos; p = line.find("0.", p + 2)) ++numbers;
+    }
+    BOOST_TEST(numbers >= 3u * 700u);  // 2352 entries in (0, 1), a few printed as 1e-05 and the like
+}
+
+BOOST_AUTO_TEST_CASE(explain_from_the_command_line) {
+    Result r = run({"step", model("worked_example.json"), "--explain", "w[0]"});
+    BOOST_TEST(r.code == 0);
+    BOOST_TEST(has(r.out, "dL/dw[0,0] = Σ_j"), r.out);
+    for (const char* term : {"0.237757", "-0.0813046", "0.223347", "= 0.379799"}) BOOST_TEST(has(r.out, term), term);
+    BOOST_TEST(!has(r.out, "step 1/4"));
+
+    Result j = run({"step", model("worked_example.json"), "--explain", "w[0]", "--json"});
+    BOOST_TEST(j.code == 0);
+    Json x = parse_json_text(j.out, "step --explain --json");
+    BOOST_TEST(x["entry"] == "w[0,0]");
+    BOOST_TEST(std::abs(x["sum"].get<double>() - 0.379799) < 5e-7);
+    BOOST_TEST(x["sum"].get<double>() == x["grad"].get<double>());
+    BOOST_TEST(x["terms"].size() == 3u);
+    BOOST_TEST(x["factors"][0]["formula"] == "(yhat−y)/N");
+    BOOST_TEST(x["terms"][2]["factors"][3] == 4.7);
+
+    Result bad = run({"step", model("worked_example.json"), "--explain", "w[4]"});
+    BOOST_TEST(bad.code == 2);
+    BOOST_TEST(has(bad.err, "explain 'w[4]': index 4 is out of range: w has 4 entries"), bad.err);
+    Result unknown = run({"step", model("worked_example.json"), "--explain", "W[0]"});
+    BOOST_TEST(unknown.code == 2);
+    BOOST_TEST(has(unknown.err, "has no node 'W' (did you mean 'w'?)"), unknown.err);
+}
+
+BOOST_AUTO_TEST_CASE(json_steps_carry_local_derivative_formula_and_product) {
+    Result r = run({"step", model("worked_example.json"), "--json"});
+    BOOST_TEST(r.code == 0);
+    Json j = parse_json_text(r.out, "step --json");
+    const Json& yhat = j["steps"][1];
+    BOOST_TEST(yhat["node"] == "yhat");
+    BOOST_TEST(yhat["named_formula"] == "yhat = 1/(1+exp(-a));  dL/da = dL/dyhat · yhat(1−yhat)");
+    const Json& to_a = yhat["contributions"][0];
+    BOOST_TEST(to_a["local_formula"] == "∂yhat/∂a = yhat(1−yhat)");
+    BOOST_TEST(to_a["product"] == "dL/da = dL/dyhat ⊙ ∂yhat/∂a");
+    BOOST_TEST(to_a["formula"] == "dL/da = dL/dyhat · yhat(1−yhat)");
+    const double hand[3] = {0.1855, 0.1920, 0.1930};
+    for (int k = 0; k < 3; ++k) {
+        double local = to_a["local"][k][0].get<double>();
+        BOOST_TEST(std::abs(local - hand[k]) < 5e-5, local);
+        double up = yhat["grad_out"][k][0].get<double>(), sent = to_a["contribution"][k][0].get<double>();
+        BOOST_TEST(std::abs(up * local - sent) < 1e-15);
+    }
+    const Json& to_w = j["steps"][3]["contributions"][1];
+    BOOST_TEST(to_w["input"] == "w");
+    BOOST_TEST(to_w["formula"] == "dL/dw = xᵀ·dL/dz");
+    BOOST_TEST(to_w["shapes"] == "[4,1] = [4,3]·[3,1]");
+    BOOST_TEST(to_w["local"].is_null());
+    BOOST_TEST(to_w["product"] == "dL/dw = xᵀ·dL/dz");
 }

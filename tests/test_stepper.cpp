@@ -269,13 +269,19 @@ BOOST_AUTO_TEST_CASE(slides_mnist_carries_the_nine_labels_in_order) {
 
     // In the printed trace the nine appear in the lecture's order, (5) before (6).
     std::size_t at = 0;
-    for (const char* d : {"(1) ∂L/∂S", "(2) ∂S/∂y2", "(3) ∂y2/∂a2 = y2(1 − y2)", "(4) ∂a2/∂b″", "(5) ∂a2/∂W″ = y1ᵀ·δ2",
-                          "(6) ∂a2/∂y1 = δ2·W″ᵀ", "(7) ∂y1/∂a1 = y1(1 − y1)", "(8) ∂a1/∂b′", "(9) ∂a1/∂W′ = xᵀ·δ1"}) {
+    // Each label says what the step sends (∂L/∂W″ = y1ᵀ·δ2), then the local derivative it uses.
+    for (const char* d : {"(1) ∂L/∂S = (S − t)/N", "(2) ∂L/∂y2 = normalize's Jacobian",
+                          "(3) ∂L/∂a2 = δ2 = g ⊙ y2(1 − y2)   (local: ∂y2/∂a2 = y2(1 − y2))",
+                          "(4) ∂L/∂b″ = δ2 summed over the rows   (local: ∂a2/∂b″ = 1)",
+                          "(5) ∂L/∂W″ = y1ᵀ·δ2   (local: ∂a2/∂W″ = y1)", "(6) ∂L/∂y1 = δ2·W″ᵀ   (local: ∂a2/∂y1 = W″)",
+                          "(7) ∂L/∂a1 = δ1 = (δ2·W″ᵀ) ⊙ y1(1 − y1)   (local: ∂y1/∂a1 = y1(1 − y1))",
+                          "(8) ∂L/∂b′ = δ1 summed over the rows", "(9) ∂L/∂W′ = xᵀ·δ1   (local: ∂a1/∂W′ = x)"}) {
         std::size_t p = text.find(d, at);
         BOOST_TEST(p != std::string::npos, d << " in order");
         if (p != std::string::npos) at = p;
     }
     BOOST_TEST(text.find("relative difference") != std::string::npos);
+    BOOST_TEST(text.find("∂a2/∂W″ = y1ᵀ") == std::string::npos);  // a product is not a local derivative
 }
 
 BOOST_AUTO_TEST_CASE(labels_need_the_lecture_op_not_just_the_name) {
