@@ -74,11 +74,21 @@ struct Conv {
     std::int64_t o = 0, k = 0, plane = 0, image = 0;
 };
 
+// Room for one sample's X̃: the engine's workspace (no allocation after the first step), or
+// `local` when the op runs outside a graph.
+template <class T>
+T* columns(Workspace* scratch, std::vector<T>& local, std::int64_t n) {
+    if (scratch) return scratch->get<T>(std::size_t(n)).data();
+    local.resize(std::size_t(n));
+    return local.data();
+}
+
+// The sizes from the tensors themselves (the shape rule checked them), allocating nothing.
 Conv runtime_sizes(std::span<const Tensor* const> in, const Attrs& attrs) {
-    std::vector<Shape> shapes;
-    for (const Tensor* t : in) shapes.push_back(fixed_shape(t->dims()));
-    Window2d g = geometry(shapes, attrs);
-    return {g, in[1]->dim(0), g.c * g.kernel.h * g.kernel.w, g.oh * g.ow, g.c * g.h * g.w};
+    const Tensor& w = *in[1];
+    Window2d g = window_dims(in[0]->dims(), {w.dim(2), w.dim(3)}, pair_attr(attrs, "stride", {1, 1}, 1),
+                             pair_attr(attrs, "padding", {0, 0}, 0), pair_attr(attrs, "dilation", {1, 1}, 1), "kernel");
+    return {g, w.dim(0), g.c * g.kernel.h * g.kernel.w, g.oh * g.ow, g.c * g.h * g.w};
 }
 
 const bool registered = register_op({
@@ -97,11 +107,12 @@ const bool registered = register_op({
             auto [g, o, k, plane, image] = runtime_sizes(c.in, c.attrs);
             dispatch(c.out.dtype(), [&]<class T>() {
                 const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>();
-                std::vector<T> cols(std::size_t(k * plane));
+                std::vector<T> local;
+                T* cols = columns(c.scratch, local, k * plane);
                 for (std::int64_t n = 0; n < g.n; ++n) {
-                    im2col(g, x + n * image, cols.data());
+                    im2col(g, x + n * image, cols);
                     T* y = c.out.data<T>() + n * o * plane;
-                    gemm<T>(false, false, o, plane, k, w, cols.data(), y, T(0));
+                    gemm<T>(false, false, o, plane, k, w, cols, y, T(0));
                     if (c.in.size() == 3)
                         for (std::int64_t q = 0; q < o; ++q)
                             for (std::int64_t p = 0; p < plane; ++p) y[q * plane + p] += c.in[2]->data<T>()[q];
@@ -113,16 +124,17 @@ const bool registered = register_op({
             auto [g, o, k, plane, image] = runtime_sizes(c.in, c.attrs);
             dispatch(c.out.dtype(), [&]<class T>() {
                 const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>(), *gy_all = c.grad_out.data<T>();
-                std::vector<T> cols(std::size_t(k * plane));
+                std::vector<T> local;
+                T* cols = columns(c.scratch, local, k * plane);
                 for (std::int64_t n = 0; n < g.n; ++n) {
                     const T* gy = gy_all + n * o * plane;
                     if (c.grad_in[1]) {  // dL/dW [O,k] (+)= dL/dy [O,plane] · X̃ᵀ [plane,k]
-                        im2col(g, x + n * image, cols.data());
-                        gemm<T>(false, true, o, k, plane, gy, cols.data(), c.grad_in[1]->data<T>(), T(n == 0 ? 0 : 1));
+                        im2col(g, x + n * image, cols);
+                        gemm<T>(false, true, o, k, plane, gy, cols, c.grad_in[1]->data<T>(), T(n == 0 ? 0 : 1));
                     }
                     if (c.grad_in[0]) {  // dL/dX̃ [k,plane] = Wᵀ [k,O] · dL/dy [O,plane]
-                        gemm<T>(true, false, k, plane, o, w, gy, cols.data(), T(0));
-                        col2im(g, cols.data(), c.grad_in[0]->data<T>() + n * image);
+                        gemm<T>(true, false, k, plane, o, w, gy, cols, T(0));
+                        col2im(g, cols, c.grad_in[0]->data<T>() + n * image);
                     }
                 }
                 if (c.grad_in.size() == 3 && c.grad_in[2]) {

@@ -15,17 +15,19 @@
 namespace chainrule {
 namespace {
 
-Window2d geometry(const Shape& x, const Attrs& attrs) {
+// The window's attrs, checked, handed to `fit` (window_shape or window_dims) with the input.
+template <class X, class Fit>
+Window2d geometry(const X& x, const Attrs& attrs, Fit fit) {
     if (attrs.at("kernel_size").is_null()) throw ShapeError("needs the attr kernel_size (an integer or [h, w])");
     Pair k = pair_attr(attrs, "kernel_size", {1, 1}, 1);
     Pair pad = pair_attr(attrs, "padding", {0, 0}, 0);
     if (2 * pad.h > k.h || 2 * pad.w > k.w)
         throw ShapeError(fmt::format("padding [{}, {}] must be at most half of kernel_size [{}, {}]", pad.h, pad.w,
                                      k.h, k.w));
-    return window_shape(x, k, pair_attr(attrs, "stride", k, 1), pad, {1, 1}, "pooling window");
+    return fit(x, k, pair_attr(attrs, "stride", k, 1), pad, Pair{1, 1}, "pooling window");
 }
-
-Window2d runtime_geometry(const Tensor& x, const Attrs& attrs) { return geometry(fixed_shape(x.dims()), attrs); }
+Window2d geometry(const Shape& x, const Attrs& attrs) { return geometry(x, attrs, window_shape); }
+Window2d runtime_geometry(const Tensor& x, const Attrs& attrs) { return geometry(x.dims(), attrs, window_dims); }
 
 // f(plane offset of x, output index, first input row, first input column) for every window.
 template <class F>
