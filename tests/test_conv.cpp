@@ -137,3 +137,26 @@ BOOST_AUTO_TEST_CASE(he_normal_of_a_kernel_uses_its_input_channels) {
     double std = std::sqrt(s / double(w.numel()));
     BOOST_TEST(std::abs(std / std::sqrt(2.0 / 200) - 1) < 0.05, "std " << std);
 }
+
+// `chainrule step` and `dot` on the LeNet model: every op node is stepped, the conv2d steps
+// show their formula, and tensors of thousands of entries are summarised, not printed.
+BOOST_AUTO_TEST_CASE(step_and_dot_work_on_mnist_cnn_and_summarise_large_tensors) {
+    const std::string model = source_root() + "/models/mnist_cnn.json";
+    CommandResult step = run_command(chainrule_binary() + " step " + model + " </dev/null");
+    BOOST_TEST(step.code == 0, step.err);
+    CHECK_HAS(step.out, "11 backward steps in reverse topological order: L, logits, z, flat, p2, r2, h2, p1, r1, h1, img");
+    CHECK_HAS(step.out, "step 7/11: h2 = conv2d(p1, K2, c2)   shape [3,16,10,10]");
+    CHECK_HAS(step.out, "step 10/11: h1 = conv2d(img, K1, c1)   shape [3,8,28,28]");
+    CHECK_HAS(step.out, "dL/dx = Wᵀ ⋆ dL/dy (col2im)");
+    CHECK_HAS(step.out, "dL/dK2       shape [16,8,5,5]  min ");
+    CHECK_HAS(step.out, "backward done after 11 steps");
+    // [3,8,28,28] alone is 18,816 numbers: summarised, the whole trace stays small.
+    BOOST_TEST(step.out.size() < 30000u, step.out.size() << " bytes");
+
+    CommandResult dot = run_command(chainrule_binary() + " dot " + model + " --grads");
+    BOOST_TEST(dot.code == 0, dot.err);
+    CHECK_HAS(dot.out, "digraph chainrule {");
+    CHECK_HAS(dot.out, "K2\\nparameter  [16,8,5,5]\"");  // 3,200 entries: no values in the label
+    CHECK_HAS(dot.out, "c1\\nparameter  [8]\\n= [0, 0, 0, 0, 0, 0, 0, 0]");  // small ones shown
+    BOOST_TEST(dot.out.size() < 6000u, dot.out.size() << " bytes");
+}
