@@ -326,6 +326,7 @@ void Graph::bind_and_plan(bool input_grads) {
         }
         if (n.wants_grad) n.grad.resize(dtype_, n.value.dims());
     }
+    scratch_.resize(nodes_.size());  // keeps what the nodes had: no new allocation on a re-plan
     readers_.assign(nodes_.size(), 0);
     reader_.assign(nodes_.size(), -1);
     is_output_.assign(nodes_.size(), false);
@@ -348,7 +349,7 @@ void Graph::forward(const Pass& pass) {
         Node& n = nodes_[s.node];
         in_ptrs_.clear();
         for (int j : n.inputs) in_ptrs_.push_back(&nodes_[j].value);
-        n.op->forward(ForwardCall{in_ptrs_, n.value, n.attrs, &scratch_, node_noise(s.node)});
+        n.op->forward(ForwardCall{in_ptrs_, n.value, n.attrs, &scratch_[s.node], node_noise(s.node)});
     }
 }
 
@@ -416,7 +417,7 @@ void Graph::backward_node(int id) {
         in_ptrs_.push_back(&in.value);
         grad_ptrs_.push_back(!in.wants_grad ? nullptr : direct_[id][i] ? &in.grad : &contrib_[id][i]);
     }
-    n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs, &scratch_, node_noise(id)});
+    n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs, &scratch_[id], node_noise(id)});
     for (std::size_t i = 0; i < n.inputs.size(); ++i)
         if (grad_ptrs_[i]) finish_slot(id, i);
 }
@@ -471,6 +472,12 @@ void Graph::backward(const Pass& pass) {
         }
     }
     backward_end();
+}
+
+std::size_t Graph::scratch_bytes() const {
+    std::size_t total = 0;
+    for (const Workspace& w : scratch_) total += w.bytes();
+    return total;
 }
 
 const Tensor& Graph::contribution(int id, std::size_t slot) const {

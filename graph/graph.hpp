@@ -153,8 +153,8 @@ public:
     // The fused passes forward() and backward() run, as text (for tests and docs), e.g.
     // "dense(xW1 → a1 → y1)"; empty before the first forward().
     std::vector<std::string> fusions() const;
-    // Bytes of the ops' shared scratch memory (conv2d's columns), for tests and docs.
-    std::size_t scratch_bytes() const { return scratch_.bytes(); }
+    // Bytes of the op nodes' scratch memory (conv2d's columns, max_pool2d's argmax).
+    std::size_t scratch_bytes() const;
 
 private:
     // One entry of the forward or backward program: an op node, or a fused chain.
@@ -202,8 +202,9 @@ private:
     std::vector<std::vector<Tensor>> contrib_;       // per node, per input slot
     std::vector<std::vector<bool>> direct_;          // contribution written straight into grad
     std::vector<bool> written_;                      // grad holds something this pass
-    // Scratch memory the ops share (one runs at a time), and the begun backward's noise.
-    Workspace scratch_;
+    // Each op node's scratch memory (kept from its forward to its backward), and the begun
+    // backward's noise.
+    std::vector<Workspace> scratch_;
     std::optional<std::uint64_t> noise_;
     std::optional<std::uint64_t> node_noise(int id) const {
         return noise_ ? std::optional(noise_seed(*noise_, std::uint64_t(id))) : std::nullopt;

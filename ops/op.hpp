@@ -29,9 +29,11 @@
 //    ShapeError message must contain.
 //  - attrs: the allowed attributes with their defaults; a model naming any other attr, or
 //    one of a different JSON type, is rejected when loaded.
-//  - scratch: memory for the call's own temporaries (conv2d's im2col columns); the engine
-//    owns it and reuses it, so an op asks it instead of allocating. It is null when an op
-//    is called outside a graph (the op table's checks): fall back to a local buffer.
+//  - scratch: the node's own memory, owned by the engine and reused every step, so an op
+//    asks it instead of allocating (conv2d's im2col columns). What forward leaves there,
+//    the same node's backward finds (max_pool2d keeps each window's argmax). It is null
+//    when an op is called outside a graph (the op table's checks): then allocate locally
+//    and recompute in backward.
 //  - noise: set only in a training step (dropout's mask); otherwise an op with noise is the
 //    identity or its expectation. The engine gives every node its own seed.
 #pragma once
@@ -52,10 +54,10 @@ namespace chainrule {
 
 using Attrs = nlohmann::ordered_json;
 
-// Scratch memory for one op call at a time, owned by whoever runs the ops (the graph).
-// get<T>(n) returns n elements that hold garbage; it allocates only when n is more than any
-// earlier call asked for, so from the second training step on it allocates nothing. The
-// span stays valid until the next get().
+// Scratch memory of one node, owned by whoever runs the ops (the graph). get<T>(n) returns
+// n elements; it allocates only when n is more than any earlier call asked for (so from the
+// second training step on it allocates nothing), and otherwise returns the same memory with
+// what was last written there: a forward's notes reach the node's backward.
 class Workspace {
 public:
     template <class T>
@@ -85,7 +87,7 @@ struct ForwardCall {
     std::span<const Tensor* const> in;
     Tensor& out;
     const Attrs& attrs;
-    Workspace* scratch = nullptr;              // null outside a graph: allocate locally
+    Workspace* scratch = nullptr;              // the node's; null outside a graph
     std::optional<std::uint64_t> noise = {};   // a training step's seed for this node
 };
 
@@ -95,7 +97,7 @@ struct BackwardCall {
     const Tensor& grad_out;
     std::span<Tensor* const> grad_in;  // nullptr where no gradient is wanted
     const Attrs& attrs;
-    Workspace* scratch = nullptr;              // as in ForwardCall
+    Workspace* scratch = nullptr;              // the one its forward had, or null
     std::optional<std::uint64_t> noise = {};   // the same seed its forward had
 };
 

@@ -94,9 +94,12 @@ const bool max_registered = register_op({
             dispatch(c.out.dtype(), [&]<class T>() {
                 const T* x = c.in[0]->data<T>();
                 T* y = c.out.data<T>();
+                // Each window's argmax, for this node's backward (in a graph).
+                std::int64_t* kept = c.scratch ? c.scratch->get<std::int64_t>(std::size_t(c.out.numel())).data() : nullptr;
                 each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
                     std::int64_t at = argmax(g, x, plane, y0, x0);
                     y[o] = at < 0 ? -std::numeric_limits<T>::infinity() : x[at];
+                    if (kept) kept[o] = at;
                 });
             });
         },
@@ -109,6 +112,12 @@ const bool max_registered = register_op({
                 const T* gy = c.grad_out.data<T>();
                 T* gx = c.grad_in[0]->data<T>();
                 std::fill(gx, gx + c.grad_in[0]->numel(), T(0));
+                if (c.scratch) {  // the forward's argmax
+                    const std::int64_t* kept = c.scratch->get<std::int64_t>(std::size_t(c.out.numel())).data();
+                    for (std::int64_t o = 0; o < c.out.numel(); ++o)
+                        if (kept[o] >= 0) gx[kept[o]] += gy[o];
+                    return;
+                }
                 each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
                     std::int64_t at = argmax(g, x, plane, y0, x0);
                     if (at >= 0) gx[at] += gy[o];

@@ -42,20 +42,27 @@ BOOST_AUTO_TEST_CASE(values_and_gradients_match_pytorch) {
         std::vector<const Tensor*> ptrs;
         std::vector<Shape> shapes;
         for (auto& t : in) ptrs.push_back(&t), shapes.push_back(fixed_shape(t.dims()));
+        // Alone (as the op table calls it) and with a node's workspace (as the engine does:
+        // max_pool2d's backward then reads the forward's argmax instead of searching again).
+        for (bool scratch : {false, true}) {
+        Workspace ws;
+        Workspace* node_scratch = scratch ? &ws : nullptr;
         Tensor y(Dtype::f64, to_dims(op->shape(shapes, attrs)));
-        op->forward(ForwardCall{ptrs, y, attrs});
-        std::string what = fmt::format("case {} ({} {})", k++, op->name, c["attrs"].dump());
+        op->forward(ForwardCall{ptrs, y, attrs, node_scratch});
+        std::string what = fmt::format("case {} ({} {}{})", k, op->name, c["attrs"].dump(), scratch ? ", workspace" : "");
         BOOST_TEST(max_gap(y, c["y"]) < 1e-12, what << ": value");
         Tensor r = tensor_from_json(c["r"], "golden");
         std::vector<Tensor> grads;
         for (auto& t : in) grads.emplace_back(Dtype::f64, t.dims());
         std::vector<Tensor*> gptrs;
         for (auto& g : grads) gptrs.push_back(&g);
-        op->backward(BackwardCall{ptrs, y, r, gptrs, attrs});
+        op->backward(BackwardCall{ptrs, y, r, gptrs, attrs, node_scratch});
         for (std::size_t i = 0; i < in.size(); ++i) {
             std::string name = c["order"][i].get<std::string>();
             BOOST_TEST(max_gap(grads[i], c["grads"][name]) < 1e-12, what << ": dL/d" << name);
         }
+        }
+        ++k;
     }
 }
 
