@@ -9,6 +9,7 @@
 //
 //     build/bench/mnist_epoch --dtype float32 --threads 2
 //     build/bench/mnist_epoch --model models/mnist_lecture.json --dtype float64 --json
+//     build/bench/mnist_epoch --model models/mnist_cnn.json --dtype float32 --threads 2 --epochs 2 --warmup 1
 //
 // --json prints one JSON object per line: a header, one per timed epoch ("epoch",
 // "seconds", "cpu_seconds", "peak_rss_mib", as bench/peers/compare.py reads them) and a
@@ -81,11 +82,13 @@ data::Dataset synthetic_mnist(std::int64_t rows, std::int64_t features) {
     return ds;
 }
 
-// One cblas call of a training step: C[n,m] = op(A)·op(B), inner dim k.
+// One cblas call of a training step: C[n,m] = op(A)·op(B), inner dim k, made `times` times
+// (conv2d makes one per sample).
 struct Gemm {
     bool ta = false, tb = false;
     std::int64_t n = 0, m = 0, k = 0;
     std::string what;
+    std::int64_t times = 1;
 };
 
 // The GEMMs of one step: each matmul (or linear) forward, and backward for each input
@@ -102,6 +105,17 @@ std::vector<Gemm> step_gemms(const Graph& g, std::int64_t batch) {
         const Node& n = g.node(int(id));
         wants[id] = n.kind == NodeKind::parameter;
         for (int j : n.inputs) wants[id] = wants[id] || wants[j];
+        if (n.kind == NodeKind::op && n.op->name == "conv2d") {
+            // Per sample (ops/conv2d.cpp): y [O,plane] = W [O,k]·X̃ [k,plane], dW += dy·X̃ᵀ,
+            // dX̃ = Wᵀ·dy when x needs a gradient.
+            auto x = dims(n.inputs[0]), w = dims(n.inputs[1]), y = dims(int(id));
+            std::int64_t o = w[0], k = w[1] * w[2] * w[3], plane = y[2] * y[3];
+            const std::string& xn = g.node(n.inputs[0]).name;
+            out.push_back({false, false, o, plane, k, fmt::format("{}⋆{}", g.node(n.inputs[1]).name, xn), x[0]});
+            if (wants[n.inputs[1]]) out.push_back({false, true, o, k, plane, fmt::format("d{}·x̃ᵀ", n.name), x[0]});
+            if (wants[n.inputs[0]]) out.push_back({true, false, k, plane, o, fmt::format("Wᵀ·d{}", n.name), x[0]});
+            continue;
+        }
         if (n.kind != NodeKind::op || (n.op->name != "matmul" && n.op->name != "linear")) continue;
         auto a = dims(n.inputs[0]), b = dims(n.inputs[1]);
         const std::string &an = g.node(n.inputs[0]).name, &bn = g.node(n.inputs[1]).name;
@@ -148,7 +162,8 @@ struct GemmBound {
     double epoch_seconds() {
         auto t0 = Clock::now();
         for (std::int64_t s = 0; s < steps; ++s)
-            for (std::size_t i = 0; i < gemms.size(); ++i) run_gemm<T>(gemms[i], a[i].data(), b[i].data(), c[i].data());
+            for (std::size_t i = 0; i < gemms.size(); ++i)
+                for (std::int64_t r = 0; r < gemms[i].times; ++r) run_gemm<T>(gemms[i], a[i].data(), b[i].data(), c[i].data());
         return std::chrono::duration<double>(Clock::now() - t0).count();
     }
 };
@@ -158,8 +173,9 @@ Json header_json(const Options& o, const std::string& dtype, const Model& m, std
     Json gj = Json::array();
     double flop = 0;
     for (const Gemm& gm : gemms) {
-        gj.push_back(fmt::format("{} [{}x{}x{}]{}{}", gm.what, gm.n, gm.m, gm.k, gm.ta ? " Aᵀ" : "", gm.tb ? " Bᵀ" : ""));
-        flop += 2.0 * double(gm.n * gm.m * gm.k);
+        gj.push_back(fmt::format("{} [{}x{}x{}]{}{}{}", gm.what, gm.n, gm.m, gm.k, gm.ta ? " Aᵀ" : "", gm.tb ? " Bᵀ" : "",
+                                 gm.times > 1 ? fmt::format(" ×{}", gm.times) : ""));
+        flop += 2.0 * double(gm.n * gm.m * gm.k) * double(gm.times);
     }
     return {{"bench", "mnist_epoch"},
             {"model", m.graph.name},
@@ -231,6 +247,7 @@ int run(const Options& o, const std::string& dtype) {
         for (std::size_t e = std::size_t(o.warmup); e < history.size(); ++e)
             fmt::print("{}\n", Json{{"epoch", history[e].epoch - o.warmup},
                                     {"seconds", history[e].seconds},
+                                    {"seconds_per_step", history[e].seconds / double(steps)},
                                     {"cpu_seconds", cpu_times[e]},
                                     {"train_loss", history[e].train_loss},
                                     {"test_accuracy", nullptr},
@@ -239,6 +256,7 @@ int run(const Options& o, const std::string& dtype) {
                                    .dump());
         fmt::print("{}\n", Json{{"summary", dtype},
                                 {"seconds_per_epoch_median", med},
+                                {"seconds_per_step_median", med / double(steps)},
                                 {"samples_per_second", samples},
                                 {"peak_rss_mib", rss},
                                 {"gemm_seconds_per_epoch_median", gemm_s},
@@ -252,9 +270,9 @@ int run(const Options& o, const std::string& dtype) {
         for (const auto& f : m.graph.fusions()) fmt::print("  fused: {}\n", f);
         fmt::print("  GEMMs per step: {} ({:.1f} MFLOP)\n", fmt::join(head["gemms"], ", "),
                    head["gemm_mflop_per_step"].get<double>());
-        fmt::print("  training: {:.4f} s/epoch (median of {}; min {:.4f}, max {:.4f}), {:.0f} samples/s, "
+        fmt::print("  training: {:.4f} s/epoch, {:.3f} ms/step (median of {}; min {:.4f}, max {:.4f}), {:.0f} samples/s, "
                    "peak RSS {:.1f} MiB, last train loss {:.6f}\n",
-                   med, seconds.size(), *std::min_element(seconds.begin(), seconds.end()),
+                   med, 1e3 * med / double(steps), seconds.size(), *std::min_element(seconds.begin(), seconds.end()),
                    *std::max_element(seconds.begin(), seconds.end()), samples, rss, final_loss);
         fmt::print("  GEMMs alone: {:.4f} s/epoch (median)  ->  chainrule / GEMM bound = {:.3f}\n", gemm_s,
                    med / gemm_s);

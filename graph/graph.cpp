@@ -347,6 +347,7 @@ void Graph::bind_and_plan(bool input_grads) {
         }
         if (n.wants_grad) n.grad.resize(dtype_, n.value.dims());
     }
+    scratch_.resize(nodes_.size());  // keeps what the nodes had: no new allocation on a re-plan
     readers_.assign(nodes_.size(), 0);
     reader_.assign(nodes_.size(), -1);
     is_output_.assign(nodes_.size(), false);
@@ -360,6 +361,7 @@ void Graph::bind_and_plan(bool input_grads) {
 
 void Graph::forward(const Pass& pass) {
     bind_and_plan(pass.input_grads);
+    noise_ = pass.noise;
     for (const Step& s : forward_steps_) {
         if (s.kind == Step::Kind::dense) {
             run_dense(s, pass.keep_intermediates);
@@ -368,7 +370,7 @@ void Graph::forward(const Pass& pass) {
         Node& n = nodes_[s.node];
         in_ptrs_.clear();
         for (int j : n.inputs) in_ptrs_.push_back(&nodes_[j].value);
-        n.op->forward(ForwardCall{in_ptrs_, n.value, n.attrs});
+        n.op->forward(ForwardCall{in_ptrs_, n.value, n.attrs, &scratch_[s.node], node_noise(s.node)});
     }
 }
 
@@ -416,6 +418,7 @@ const std::vector<int>& Graph::backward_order(const Pass& pass) {
 
 void Graph::backward_begin(const Pass& pass) {
     int loss = plan_backward(pass);
+    noise_ = pass.noise;
     if (nodes_[loss].value.numel() != 1)
         throw InputError(fmt::format("'{}' is not a scalar (shape {}); backward needs a scalar loss",
                                      nodes_[loss].name, format_dims(nodes_[loss].value.dims())));
@@ -435,7 +438,7 @@ void Graph::backward_node(int id) {
         in_ptrs_.push_back(&in.value);
         grad_ptrs_.push_back(!in.wants_grad ? nullptr : direct_[id][i] ? &in.grad : &contrib_[id][i]);
     }
-    n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs});
+    n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs, &scratch_[id], node_noise(id)});
     for (std::size_t i = 0; i < n.inputs.size(); ++i)
         if (grad_ptrs_[i]) finish_slot(id, i);
 }
@@ -490,6 +493,12 @@ void Graph::backward(const Pass& pass) {
         }
     }
     backward_end();
+}
+
+std::size_t Graph::scratch_bytes() const {
+    std::size_t total = 0;
+    for (const Workspace& w : scratch_) total += w.bytes();
+    return total;
 }
 
 const Tensor& Graph::contribution(int id, std::size_t slot) const {

@@ -76,13 +76,20 @@ struct Pass {
     bool keep_intermediates = true;  // every node's value and gradient exact
     bool keep_contributions = false; // each contribution kept apart (no fused backward)
     int loss = -1;                   // the node differentiated; -1: the "loss" output
+    // A training step's seed (noise_seed(noise_seed(seed, epoch), step)): ops with noise
+    // (dropout) draw from it, each node from its own noise_seed(noise, node index). Empty in
+    // every other pass, where such ops are the identity.
+    std::optional<std::uint64_t> noise = {};
 
     // The default: every node's value exact, gradients for parameters and what they feed.
     static Pass exact() { return {}; }
     // Every node's value and gradient, inputs' included (`grad`, `dot --grads`).
     static Pass inspect() { return {.input_grads = true}; }
     // Only outputs and parameters' gradients are read: fused chains skip their insides.
+    // Without noise: evaluation; the trainer's steps use training_step.
     static Pass training() { return {.keep_intermediates = false}; }
+    // One step of training: as training(), and dropout draws its masks from `step_seed`.
+    static Pass training_step(std::uint64_t step_seed) { return {.keep_intermediates = false, .noise = step_seed}; }
     // The stepper: every node's gradient and every contribution, one op at a time.
     static Pass stepping() { return {.input_grads = true, .keep_contributions = true}; }
 };
@@ -146,6 +153,8 @@ public:
     // The fused passes forward() and backward() run, as text (for tests and docs), e.g.
     // "dense(xW1 → a1 → y1)"; empty before the first forward().
     std::vector<std::string> fusions() const;
+    // Bytes of the op nodes' scratch memory (conv2d's columns, max_pool2d's argmax).
+    std::size_t scratch_bytes() const;
 
 private:
     // One entry of the forward or backward program: an op node, or a fused chain.
@@ -194,6 +203,13 @@ private:
     std::vector<std::vector<Tensor>> contrib_;       // per node, per input slot
     std::vector<std::vector<bool>> direct_;          // contribution written straight into grad
     std::vector<bool> written_;                      // grad holds something this pass
+    // Each op node's scratch memory (kept from its forward to its backward), and the begun
+    // backward's noise.
+    std::vector<Workspace> scratch_;
+    std::optional<std::uint64_t> noise_;
+    std::optional<std::uint64_t> node_noise(int id) const {
+        return noise_ ? std::optional(noise_seed(*noise_, std::uint64_t(id))) : std::nullopt;
+    }
     std::vector<const Tensor*> in_ptrs_;
     std::vector<Tensor*> grad_ptrs_;
     Tensor empty_;

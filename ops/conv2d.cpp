@@ -29,43 +29,68 @@ Window2d geometry(std::span<const Shape> in, const Attrs& attrs) {
     return g;
 }
 
-// X̃ of one sample: row (c, i, j), column (oy, ox).
-template <class T>
-void im2col(const Window2d& g, const T* x, T* cols) {
+// The output columns ox whose input column ox·stride − padding + j·dilation lies inside
+// [0, w): [lo, hi), found once per kernel column instead of tested per entry.
+struct Span {
+    std::int64_t lo, hi;
+};
+Span inside(std::int64_t j, std::int64_t stride, std::int64_t padding, std::int64_t dilation, std::int64_t w,
+            std::int64_t ow) {
+    const std::int64_t first = padding - j * dilation;  // ox·stride >= first
+    const std::int64_t last = w - 1 + first;            // ox·stride <= last
+    if (last < 0) return {0, 0};
+    std::int64_t lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+    std::int64_t hi = std::min(ow, last / stride + 1);
+    return {std::min(lo, hi), hi};
+}
+
+// f(row of X̃, input row, span of ox, input column of ox = 0) for each (c, i, j, oy) of one
+// sample, the input row being −1 where it is padding.
+template <class F>
+void each_row(const Window2d& g, F&& f) {
     const std::int64_t plane = g.oh * g.ow;
     for (std::int64_t c = 0; c < g.c; ++c)
         for (std::int64_t i = 0; i < g.kernel.h; ++i)
             for (std::int64_t j = 0; j < g.kernel.w; ++j) {
-                T* row = cols + ((c * g.kernel.h + i) * g.kernel.w + j) * plane;
+                const std::int64_t row = ((c * g.kernel.h + i) * g.kernel.w + j) * plane;
+                const Span span = inside(j, g.stride.w, g.padding.w, g.dilation.w, g.w, g.ow);
+                const std::int64_t x0 = j * g.dilation.w - g.padding.w;
                 for (std::int64_t oy = 0; oy < g.oh; ++oy) {
                     std::int64_t y = oy * g.stride.h - g.padding.h + i * g.dilation.h;
-                    for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-                        std::int64_t xx = ox * g.stride.w - g.padding.w + j * g.dilation.w;
-                        bool inside = y >= 0 && y < g.h && xx >= 0 && xx < g.w;
-                        row[oy * g.ow + ox] = inside ? x[(c * g.h + y) * g.w + xx] : T(0);
-                    }
+                    f(row + oy * g.ow, y >= 0 && y < g.h ? (c * g.h + y) * g.w : -1, span, x0);
                 }
             }
+}
+
+// X̃ of one sample: row (c, i, j), column (oy, ox); zeros where the window is on padding.
+template <class T>
+void im2col(const Window2d& g, const T* x, T* cols) {
+    each_row(g, [&](std::int64_t out, std::int64_t in, Span span, std::int64_t x0) {
+        T* dst = cols + out;
+        if (in < 0) {
+            std::fill(dst, dst + g.ow, T(0));
+            return;
+        }
+        std::fill(dst, dst + span.lo, T(0));
+        const std::int64_t at = in + x0;  // + ox·stride: inside the row for ox in the span
+        if (g.stride.w == 1)
+            std::copy(x + at + span.lo, x + at + span.hi, dst + span.lo);
+        else
+            for (std::int64_t ox = span.lo; ox < span.hi; ++ox) dst[ox] = x[at + ox * g.stride.w];
+        std::fill(dst + span.hi, dst + g.ow, T(0));
+    });
 }
 
 // The transpose of im2col: adds each column entry back into the input position it came from.
 template <class T>
 void col2im(const Window2d& g, const T* cols, T* dx) {
-    const std::int64_t plane = g.oh * g.ow;
     std::fill(dx, dx + g.c * g.h * g.w, T(0));
-    for (std::int64_t c = 0; c < g.c; ++c)
-        for (std::int64_t i = 0; i < g.kernel.h; ++i)
-            for (std::int64_t j = 0; j < g.kernel.w; ++j) {
-                const T* row = cols + ((c * g.kernel.h + i) * g.kernel.w + j) * plane;
-                for (std::int64_t oy = 0; oy < g.oh; ++oy) {
-                    std::int64_t y = oy * g.stride.h - g.padding.h + i * g.dilation.h;
-                    if (y < 0 || y >= g.h) continue;
-                    for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-                        std::int64_t xx = ox * g.stride.w - g.padding.w + j * g.dilation.w;
-                        if (xx >= 0 && xx < g.w) dx[(c * g.h + y) * g.w + xx] += row[oy * g.ow + ox];
-                    }
-                }
-            }
+    each_row(g, [&](std::int64_t out, std::int64_t in, Span span, std::int64_t x0) {
+        if (in < 0) return;
+        const T* src = cols + out;
+        const std::int64_t at = in + x0;
+        for (std::int64_t ox = span.lo; ox < span.hi; ++ox) dx[at + ox * g.stride.w] += src[ox];
+    });
 }
 
 // The GEMM sizes of one sample: y [o, plane] = W [o, k] · X̃ [k, plane]; `image` elements per input sample.
@@ -74,11 +99,21 @@ struct Conv {
     std::int64_t o = 0, k = 0, plane = 0, image = 0;
 };
 
+// Room for one sample's X̃: the engine's workspace (no allocation after the first step), or
+// `local` when the op runs outside a graph.
+template <class T>
+T* columns(Workspace* scratch, std::vector<T>& local, std::int64_t n) {
+    if (scratch) return scratch->get<T>(std::size_t(n)).data();
+    local.resize(std::size_t(n));
+    return local.data();
+}
+
+// The sizes from the tensors themselves (the shape rule checked them), allocating nothing.
 Conv runtime_sizes(std::span<const Tensor* const> in, const Attrs& attrs) {
-    std::vector<Shape> shapes;
-    for (const Tensor* t : in) shapes.push_back(fixed_shape(t->dims()));
-    Window2d g = geometry(shapes, attrs);
-    return {g, in[1]->dim(0), g.c * g.kernel.h * g.kernel.w, g.oh * g.ow, g.c * g.h * g.w};
+    const Tensor& w = *in[1];
+    Window2d g = window_dims(in[0]->dims(), {w.dim(2), w.dim(3)}, pair_attr(attrs, "stride", {1, 1}, 1),
+                             pair_attr(attrs, "padding", {0, 0}, 0), pair_attr(attrs, "dilation", {1, 1}, 1), "kernel");
+    return {g, w.dim(0), g.c * g.kernel.h * g.kernel.w, g.oh * g.ow, g.c * g.h * g.w};
 }
 
 const bool registered = register_op({
@@ -97,11 +132,12 @@ const bool registered = register_op({
             auto [g, o, k, plane, image] = runtime_sizes(c.in, c.attrs);
             dispatch(c.out.dtype(), [&]<class T>() {
                 const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>();
-                std::vector<T> cols(std::size_t(k * plane));
+                std::vector<T> local;
+                T* cols = columns(c.scratch, local, k * plane);
                 for (std::int64_t n = 0; n < g.n; ++n) {
-                    im2col(g, x + n * image, cols.data());
+                    im2col(g, x + n * image, cols);
                     T* y = c.out.data<T>() + n * o * plane;
-                    gemm<T>(false, false, o, plane, k, w, cols.data(), y, T(0));
+                    gemm<T>(false, false, o, plane, k, w, cols, y, T(0));
                     if (c.in.size() == 3)
                         for (std::int64_t q = 0; q < o; ++q)
                             for (std::int64_t p = 0; p < plane; ++p) y[q * plane + p] += c.in[2]->data<T>()[q];
@@ -113,16 +149,17 @@ const bool registered = register_op({
             auto [g, o, k, plane, image] = runtime_sizes(c.in, c.attrs);
             dispatch(c.out.dtype(), [&]<class T>() {
                 const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>(), *gy_all = c.grad_out.data<T>();
-                std::vector<T> cols(std::size_t(k * plane));
+                std::vector<T> local;
+                T* cols = columns(c.scratch, local, k * plane);
                 for (std::int64_t n = 0; n < g.n; ++n) {
                     const T* gy = gy_all + n * o * plane;
                     if (c.grad_in[1]) {  // dL/dW [O,k] (+)= dL/dy [O,plane] · X̃ᵀ [plane,k]
-                        im2col(g, x + n * image, cols.data());
-                        gemm<T>(false, true, o, k, plane, gy, cols.data(), c.grad_in[1]->data<T>(), T(n == 0 ? 0 : 1));
+                        im2col(g, x + n * image, cols);
+                        gemm<T>(false, true, o, k, plane, gy, cols, c.grad_in[1]->data<T>(), T(n == 0 ? 0 : 1));
                     }
                     if (c.grad_in[0]) {  // dL/dX̃ [k,plane] = Wᵀ [k,O] · dL/dy [O,plane]
-                        gemm<T>(true, false, k, plane, o, w, gy, cols.data(), T(0));
-                        col2im(g, cols.data(), c.grad_in[0]->data<T>() + n * image);
+                        gemm<T>(true, false, k, plane, o, w, gy, cols, T(0));
+                        col2im(g, cols, c.grad_in[0]->data<T>() + n * image);
                     }
                 }
                 if (c.grad_in.size() == 3 && c.grad_in[2]) {

@@ -29,12 +29,22 @@
 //    ShapeError message must contain.
 //  - attrs: the allowed attributes with their defaults; a model naming any other attr, or
 //    one of a different JSON type, is rejected when loaded.
+//  - scratch: the node's own memory, owned by the engine and reused every step, so an op
+//    asks it instead of allocating (conv2d's im2col columns). What forward leaves there,
+//    the same node's backward finds (max_pool2d keeps each window's argmax). It is null
+//    when an op is called outside a graph (the op table's checks): then allocate locally
+//    and recompute in backward.
+//  - noise: set only in a training step (dropout's mask); otherwise an op with noise is the
+//    identity or its expectation. The engine gives every node its own seed.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/shape.hpp"
@@ -44,10 +54,41 @@ namespace chainrule {
 
 using Attrs = nlohmann::ordered_json;
 
+// Scratch memory of one node, owned by whoever runs the ops (the graph). get<T>(n) returns
+// n elements; it allocates only when n is more than any earlier call asked for (so from the
+// second training step on it allocates nothing), and otherwise returns the same memory with
+// what was last written there: a forward's notes reach the node's backward.
+class Workspace {
+public:
+    template <class T>
+    std::span<T> get(std::size_t n) {
+        static_assert(std::is_trivially_copyable_v<T> && alignof(T) <= alignof(double));
+        const std::size_t words = (n * sizeof(T) + sizeof(double) - 1) / sizeof(double);
+        if (words > buffer_.size()) buffer_.resize(words);
+        return {reinterpret_cast<T*>(buffer_.data()), n};
+    }
+    std::size_t bytes() const { return buffer_.size() * sizeof(double); }
+
+private:
+    std::vector<double> buffer_;
+};
+
+// The seed of one training step's random draws, a pure function of where the step is, so a
+// resumed run draws the same masks: noise_seed(noise_seed(seed, epoch), step), and the
+// engine adds the node's index the same way. (splitmix64's finaliser over a sum.)
+constexpr std::uint64_t noise_seed(std::uint64_t base, std::uint64_t k) {
+    std::uint64_t z = base + 0x9e3779b97f4a7c15ull * (k + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 struct ForwardCall {
     std::span<const Tensor* const> in;
     Tensor& out;
     const Attrs& attrs;
+    Workspace* scratch = nullptr;              // the node's; null outside a graph
+    std::optional<std::uint64_t> noise = {};   // a training step's seed for this node
 };
 
 struct BackwardCall {
@@ -56,6 +97,8 @@ struct BackwardCall {
     const Tensor& grad_out;
     std::span<Tensor* const> grad_in;  // nullptr where no gradient is wanted
     const Attrs& attrs;
+    Workspace* scratch = nullptr;              // the one its forward had, or null
+    std::optional<std::uint64_t> noise = {};   // the same seed its forward had
 };
 
 // How the gradient check draws a sample input.

@@ -15,17 +15,19 @@
 namespace chainrule {
 namespace {
 
-Window2d geometry(const Shape& x, const Attrs& attrs) {
+// The window's attrs, checked, handed to `fit` (window_shape or window_dims) with the input.
+template <class X, class Fit>
+Window2d geometry(const X& x, const Attrs& attrs, Fit fit) {
     if (attrs.at("kernel_size").is_null()) throw ShapeError("needs the attr kernel_size (an integer or [h, w])");
     Pair k = pair_attr(attrs, "kernel_size", {1, 1}, 1);
     Pair pad = pair_attr(attrs, "padding", {0, 0}, 0);
     if (2 * pad.h > k.h || 2 * pad.w > k.w)
         throw ShapeError(fmt::format("padding [{}, {}] must be at most half of kernel_size [{}, {}]", pad.h, pad.w,
                                      k.h, k.w));
-    return window_shape(x, k, pair_attr(attrs, "stride", k, 1), pad, {1, 1}, "pooling window");
+    return fit(x, k, pair_attr(attrs, "stride", k, 1), pad, Pair{1, 1}, "pooling window");
 }
-
-Window2d runtime_geometry(const Tensor& x, const Attrs& attrs) { return geometry(fixed_shape(x.dims()), attrs); }
+Window2d geometry(const Shape& x, const Attrs& attrs) { return geometry(x, attrs, window_shape); }
+Window2d runtime_geometry(const Tensor& x, const Attrs& attrs) { return geometry(x.dims(), attrs, window_dims); }
 
 // f(plane offset of x, output index, first input row, first input column) for every window.
 template <class F>
@@ -92,9 +94,12 @@ const bool max_registered = register_op({
             dispatch(c.out.dtype(), [&]<class T>() {
                 const T* x = c.in[0]->data<T>();
                 T* y = c.out.data<T>();
+                // Each window's argmax, for this node's backward (in a graph).
+                std::int64_t* kept = c.scratch ? c.scratch->get<std::int64_t>(std::size_t(c.out.numel())).data() : nullptr;
                 each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
                     std::int64_t at = argmax(g, x, plane, y0, x0);
                     y[o] = at < 0 ? -std::numeric_limits<T>::infinity() : x[at];
+                    if (kept) kept[o] = at;
                 });
             });
         },
@@ -107,6 +112,12 @@ const bool max_registered = register_op({
                 const T* gy = c.grad_out.data<T>();
                 T* gx = c.grad_in[0]->data<T>();
                 std::fill(gx, gx + c.grad_in[0]->numel(), T(0));
+                if (c.scratch) {  // the forward's argmax
+                    const std::int64_t* kept = c.scratch->get<std::int64_t>(std::size_t(c.out.numel())).data();
+                    for (std::int64_t o = 0; o < c.out.numel(); ++o)
+                        if (kept[o] >= 0) gx[kept[o]] += gy[o];
+                    return;
+                }
                 each_window(g, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
                     std::int64_t at = argmax(g, x, plane, y0, x0);
                     if (at >= 0) gx[at] += gy[o];

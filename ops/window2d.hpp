@@ -44,6 +44,19 @@ struct Window2d {
     std::int64_t oh = 0, ow = 0;               // the output's spatial size
 };
 
+// Fills g's output size from its input and window; `shown` gives the input as a message
+// prints it (called only to throw).
+template <class Shown>
+void fit_window(Window2d& g, const char* what, Shown&& shown) {
+    std::int64_t eh = g.dilation.h * (g.kernel.h - 1) + 1, ew = g.dilation.w * (g.kernel.w - 1) + 1;
+    std::int64_t ph = g.h + 2 * g.padding.h, pw = g.w + 2 * g.padding.w;
+    if (eh > ph || ew > pw)
+        throw ShapeError(fmt::format("{} {}×{} is larger than the padded input {}×{} (input {}, padding [{}, {}])", what,
+                                     eh, ew, ph, pw, shown(), g.padding.h, g.padding.w));
+    g.oh = (ph - eh) / g.stride.h + 1;
+    g.ow = (pw - ew) / g.stride.w + 1;
+}
+
 // Checks x [N,C,H,W] (N may be a symbol) against the window and fills the sizes; `what`
 // names the kernel in messages ("kernel" or "pooling window").
 inline Window2d window_shape(const Shape& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
@@ -54,13 +67,16 @@ inline Window2d window_shape(const Shape& x, Pair kernel, Pair stride, Pair padd
         if (x[i].symbolic())
             throw ShapeError(fmt::format("needs fixed C, H and W in [N,C,H,W], got {}", format_shape(x)));
     Window2d g{kernel, stride, padding, dilation, x[0].symbolic() ? 1 : x[0].size, x[1].size, x[2].size, x[3].size};
-    std::int64_t eh = dilation.h * (kernel.h - 1) + 1, ew = dilation.w * (kernel.w - 1) + 1;
-    std::int64_t ph = g.h + 2 * padding.h, pw = g.w + 2 * padding.w;
-    if (eh > ph || ew > pw)
-        throw ShapeError(fmt::format("{} {}×{} is larger than the padded input {}×{} (input {}, padding [{}, {}])", what,
-                                     eh, ew, ph, pw, format_shape(x), padding.h, padding.w));
-    g.oh = (ph - eh) / stride.h + 1;
-    g.ow = (pw - ew) / stride.w + 1;
+    fit_window(g, what, [&] { return format_shape(x); });
+    return g;
+}
+
+// The same for a running op's input dims (which the shape rule has checked): it allocates
+// nothing, so a training step stays free of allocations.
+inline Window2d window_dims(const Dims& x, Pair kernel, Pair stride, Pair padding, Pair dilation, const char* what) {
+    if (x.size() != 4) throw ShapeError(fmt::format("needs a 4-D input [N,C,H,W], got {}", format_dims(x)));
+    Window2d g{kernel, stride, padding, dilation, x[0], x[1], x[2], x[3]};
+    fit_window(g, what, [&] { return format_dims(x); });
     return g;
 }
 

@@ -222,7 +222,8 @@ BOOST_AUTO_TEST_CASE(engine_steps_after_the_first_allocate_nothing) {
     for (Run r : {Run{"mnist_mlp", "float32", 1, false}, Run{"mnist_mlp", "float64", 2, false},
                   Run{"mnist_mlp", "float32", 2, true}, Run{"mnist_lecture", "float64", 1, false},
                   Run{"mnist_relu_softmax", "float32", 2, false}, Run{"iris_neuron", "float64", 1, false},
-                  Run{"iris_3class_softmax", "float32", 1, true}}) {
+                  Run{"iris_3class_softmax", "float32", 1, true}, Run{"mnist_cnn", "float32", 2, false},
+                  Run{"mnist_cnn", "float64", 1, true}}) {
         BOOST_TEST_CONTEXT(r.model << " " << r.dtype << ", " << r.threads << " threads, keep " << r.keep) {
             set_threads(r.threads);
             Setup s = setup(r.model, r.dtype);
@@ -255,9 +256,10 @@ namespace {
 
 // Two runs that differ only in their number of steps per epoch must allocate the same: the
 // per-epoch work (evaluation, metrics) allocates, a step does not.
-void expect_steps_allocate_nothing(const char* dtype, const std::function<void(TrainingSpec&)>& edit) {
+void expect_steps_allocate_nothing(const char* dtype, const std::function<void(TrainingSpec&)>& edit,
+                                   const char* model = "mnist_mlp") {
     auto run = [&](std::int64_t steps) {
-        Setup s = setup("mnist_mlp", dtype);
+        Setup s = setup(model, dtype);
         edit(s.spec);
         s.spec.batch_size = 100;
         s.spec.batches_per_epoch = steps;
@@ -284,6 +286,14 @@ BOOST_AUTO_TEST_CASE(trainer_steps_allocate_nothing) {
             BOOST_TEST_CONTEXT(sampling << " " << dtype) {
                 expect_steps_allocate_nothing(dtype, [&](TrainingSpec& spec) { spec.sampling = sampling; });
             }
+}
+
+BOOST_AUTO_TEST_CASE(convolutional_trainer_steps_allocate_nothing) {
+    // conv2d's im2col columns live in the graph's workspace, sized by the first step.
+    for (const char* dtype : {"float32", "float64"})
+        BOOST_TEST_CONTEXT("mnist_cnn " << dtype) {
+            expect_steps_allocate_nothing(dtype, [](TrainingSpec&) {}, "mnist_cnn");
+        }
 }
 
 BOOST_AUTO_TEST_CASE(optimizer_steps_allocate_nothing) {

@@ -42,20 +42,27 @@ BOOST_AUTO_TEST_CASE(values_and_gradients_match_pytorch) {
         std::vector<const Tensor*> ptrs;
         std::vector<Shape> shapes;
         for (auto& t : in) ptrs.push_back(&t), shapes.push_back(fixed_shape(t.dims()));
+        // Alone (as the op table calls it) and with a node's workspace (as the engine does:
+        // max_pool2d's backward then reads the forward's argmax instead of searching again).
+        for (bool scratch : {false, true}) {
+        Workspace ws;
+        Workspace* node_scratch = scratch ? &ws : nullptr;
         Tensor y(Dtype::f64, to_dims(op->shape(shapes, attrs)));
-        op->forward(ForwardCall{ptrs, y, attrs});
-        std::string what = fmt::format("case {} ({} {})", k++, op->name, c["attrs"].dump());
+        op->forward(ForwardCall{ptrs, y, attrs, node_scratch});
+        std::string what = fmt::format("case {} ({} {}{})", k, op->name, c["attrs"].dump(), scratch ? ", workspace" : "");
         BOOST_TEST(max_gap(y, c["y"]) < 1e-12, what << ": value");
         Tensor r = tensor_from_json(c["r"], "golden");
         std::vector<Tensor> grads;
         for (auto& t : in) grads.emplace_back(Dtype::f64, t.dims());
         std::vector<Tensor*> gptrs;
         for (auto& g : grads) gptrs.push_back(&g);
-        op->backward(BackwardCall{ptrs, y, r, gptrs, attrs});
+        op->backward(BackwardCall{ptrs, y, r, gptrs, attrs, node_scratch});
         for (std::size_t i = 0; i < in.size(); ++i) {
             std::string name = c["order"][i].get<std::string>();
             BOOST_TEST(max_gap(grads[i], c["grads"][name]) < 1e-12, what << ": dL/d" << name);
         }
+        }
+        ++k;
     }
 }
 
@@ -136,4 +143,27 @@ BOOST_AUTO_TEST_CASE(he_normal_of_a_kernel_uses_its_input_channels) {
     for (std::int64_t i = 0; i < w.numel(); ++i) s += w.at(i) * w.at(i);
     double std = std::sqrt(s / double(w.numel()));
     BOOST_TEST(std::abs(std / std::sqrt(2.0 / 200) - 1) < 0.05, "std " << std);
+}
+
+// `chainrule step` and `dot` on the LeNet model: every op node is stepped, the conv2d steps
+// show their formula, and tensors of thousands of entries are summarised, not printed.
+BOOST_AUTO_TEST_CASE(step_and_dot_work_on_mnist_cnn_and_summarise_large_tensors) {
+    const std::string model = source_root() + "/models/mnist_cnn.json";
+    CommandResult step = run_command(chainrule_binary() + " step " + model + " </dev/null");
+    BOOST_TEST(step.code == 0, step.err);
+    CHECK_HAS(step.out, "11 backward steps in reverse topological order: L, logits, z, flat, p2, r2, h2, p1, r1, h1, img");
+    CHECK_HAS(step.out, "step 7/11: h2 = conv2d(p1, K2, c2)   shape [3,16,10,10]");
+    CHECK_HAS(step.out, "step 10/11: h1 = conv2d(img, K1, c1)   shape [3,8,28,28]");
+    CHECK_HAS(step.out, "dL/dp1 = K2ᵀ ⋆ dL/dh2 (col2im)");  // the formula in the model's names
+    CHECK_HAS(step.out, "dL/dK2       shape [16,8,5,5]  min ");
+    CHECK_HAS(step.out, "backward done after 11 steps");
+    // [3,8,28,28] alone is 18,816 numbers: summarised, the whole trace stays small.
+    BOOST_TEST(step.out.size() < 30000u, step.out.size() << " bytes");
+
+    CommandResult dot = run_command(chainrule_binary() + " dot " + model + " --grads");
+    BOOST_TEST(dot.code == 0, dot.err);
+    CHECK_HAS(dot.out, "digraph chainrule {");
+    CHECK_HAS(dot.out, "K2\\nparameter  [16,8,5,5]\"");  // 3,200 entries: no values in the label
+    CHECK_HAS(dot.out, "c1\\nparameter  [8]\\n= [0, 0, 0, 0, 0, 0, 0, 0]");  // small ones shown
+    BOOST_TEST(dot.out.size() < 6000u, dot.out.size() << " bytes");
 }

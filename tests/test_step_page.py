@@ -115,6 +115,11 @@ check(data_block(we_html)["random_inputs"] == [], "the worked example has its ow
 iris_page, iris_run = make_page(model("iris_neuron"), "iris_rows", "--rows", "test:0:3")
 check(data_block(open(iris_page, encoding="utf-8").read())["random_inputs"] == [], "--rows feeds real rows")
 check("from rows 0 to 2 of the test split" in iris_run.stderr, iris_run.stderr)
+# The LeNet model's page: every step is there and its [3,8,28,28] tensors are summarised.
+cnn_page, _ = make_page(model("mnist_cnn"), "mnist_cnn")
+cnn_html = open(cnn_page, encoding="utf-8").read()
+check(len(cnn_html.encode()) <= 1536 * 1024, f"mnist_cnn page is {len(cnn_html.encode())} bytes")
+check(len(data_block(cnn_html)["steps"]) == 11, "mnist_cnn has 11 backward steps")
 
 # A model whose names and doc try to end the script block, open a comment or end a line.
 BAD = "x</script><!--\u2028\u2029&"

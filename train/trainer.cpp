@@ -288,14 +288,18 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
             auto when = [&] { return fmt::format("at epoch {}, step {} of {}", epoch, step + 1, plan.steps); };
             std::span<const std::int64_t> rows = sampler.batch(step);
             feeder.feed(ds.train, rows);
-            g.forward(pass);
+            // Dropout's masks: a pure function of (seed, epoch, step), so a resumed run draws
+            // the same ones without any state in the checkpoint.
+            Pass step_pass = pass;
+            step_pass.noise = noise_seed(noise_seed(spec.seed, std::uint64_t(epoch)), std::uint64_t(step));
+            g.forward(step_pass);
             if (opt.detect_anomaly) check_values_finite(g, when());
             const double loss = g.node(g.loss()).value.at(0);
             if (!std::isfinite(loss)) {
                 saver.flush(m);
                 throw loss_error(loss, when(), saver);
             }
-            g.backward(pass);
+            g.backward(step_pass);
             if (opt.detect_anomaly) check_gradients_finite(g, when());
             if (spec.clip_grad_norm > 0) optimizer.clip_gradients(g, params, spec.clip_grad_norm);
             optimizer.step(g, params, lr);

@@ -149,11 +149,13 @@ class Reporter:
         else:
             print(" ".join(f"{k}={v}" for k, v in header.items()), flush=True)
 
-    def epoch(self, epoch, seconds, cpu_seconds, train_loss, test_accuracy, test_loss):
+    def epoch(self, epoch, seconds, cpu_seconds, train_loss, test_accuracy, test_loss, steps=None):
         row = {"epoch": epoch, "seconds": round(seconds, 6),
                "cpu_seconds": round(cpu_seconds, 6), "train_loss": train_loss,
                "test_accuracy": test_accuracy, "test_loss": test_loss,
                "peak_rss_mib": round(peak_rss_mib(), 1)}
+        if steps:
+            row["seconds_per_step"] = round(seconds / steps, 9)
         if self.as_json:
             print(json.dumps(row), flush=True)
         else:

@@ -31,6 +31,9 @@ PEERS = {
                   "--blas-threads", "1"],
     "torch-f64": [PY, str(HERE / "torch_mlp.py"), "--dtype", "float64", "--threads", "2",
                   "--blas-threads", "1"],
+    # models/mnist_cnn.json's net and recipe (batches of 100, 600 steps per epoch)
+    "torch-cnn-f32": [PY, str(HERE / "torch_cnn.py"), "--dtype", "float32", "--threads", "2",
+                      "--blas-threads", "1"],
 }
 
 
@@ -87,6 +90,7 @@ def main():
         name, _, command = spec.partition("=")
         configs[name] = shlex.split(command)
     seconds = {k: [] for k in configs}
+    per_step = {k: [] for k in configs}
     cpu = {k: [] for k in configs}
     rss = {k: 0.0 for k in configs}
     busy_runs = {k: 0 for k in configs}
@@ -97,6 +101,7 @@ def main():
             busy_runs[name] += not quiet
             rows = run_once(cmd, args.epochs, args.data)
             seconds[name] += [row["seconds"] for row in rows[1:]]
+            per_step[name] += [row["seconds_per_step"] for row in rows[1:] if "seconds_per_step" in row]
             cpu[name] += [row.get("cpu_seconds", float("nan")) for row in rows[1:]]
             if args.log:
                 with open(args.log, "a") as f:
@@ -110,13 +115,14 @@ def main():
 
     base = args.baseline or next(iter(configs))
     base_median = statistics.median(seconds[base])
-    print(f"| config | s/epoch (median) | min | max | CPU s/epoch | epochs | peak RSS MiB "
+    print(f"| config | s/epoch (median) | ms/step | min | max | CPU s/epoch | epochs | peak RSS MiB "
           f"| vs {base} | busy runs |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name in configs:
         s = seconds[name]
         m = statistics.median(s)
-        print(f"| {name} | {m:.3f} | {min(s):.3f} | {max(s):.3f} | "
+        step = f"{1e3 * statistics.median(per_step[name]):.3f}" if per_step[name] else "-"
+        print(f"| {name} | {m:.3f} | {step} | {min(s):.3f} | {max(s):.3f} | "
               f"{statistics.median(cpu[name]):.3f} | {len(s)} | {rss[name]:.0f} | "
               f"{m / base_median:.2f} | {busy_runs[name]}/{args.rounds} |")
 
