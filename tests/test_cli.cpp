@@ -292,3 +292,22 @@ BOOST_AUTO_TEST_CASE(dot_limit_rankdir_and_legend) {
     BOOST_TEST(bad.code == 2);
     BOOST_TEST(bad.err.find("--rankdir: BT not in {LR,TB}") != std::string::npos, bad.err);
 }
+
+BOOST_AUTO_TEST_CASE(threads_that_the_address_space_limit_cannot_hold_are_refused_not_hung) {
+#if defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer reserves terabytes of address space: no program of its build starts
+    // under `ulimit -v`, so this case is checked by the plain build only.
+    BOOST_TEST_MESSAGE("skipped under AddressSanitizer");
+#else
+    CommandResult r = run_command("ulimit -v 400000 && timeout 60 " + chainrule_binary() + " train " +
+                                  model("iris_3class") + " --epochs 1 --threads 16 --no-progress");
+    BOOST_TEST(r.code == 1, r.err);  // not 124: it ends at once
+    BOOST_TEST(r.err.find("--threads 16 needs about") != std::string::npos, r.err);
+    // How much is in use depends on whether OpenBLAS's own threads have mapped their buffers yet.
+    BOOST_TEST(r.err.find("but the limit (ulimit -v) is 390 MiB: use --threads ") != std::string::npos, r.err);
+    BOOST_TEST(r.err.find(" or fewer, or raise the limit") != std::string::npos, r.err);
+    CommandResult ok = run_command("ulimit -v 800000 && timeout 60 " + chainrule_binary() + " train " +
+                                   model("iris_3class") + " --epochs 1 --threads 2 --no-progress");
+    BOOST_TEST(ok.code == 0, ok.err);
+#endif
+}

@@ -1,5 +1,10 @@
 #include "train/workers.hpp"
 
+#include <fmt/format.h>
+#include <system_error>
+
+#include "core/error.hpp"
+
 namespace chainrule {
 namespace {
 
@@ -10,10 +15,21 @@ constexpr int kYields = 64;
 }  // namespace
 
 Workers::Workers(int threads) {
-    for (int i = 1; i < threads; ++i) helpers_.emplace_back([this, i] { helper(i); });
+    try {
+        for (int i = 1; i < threads; ++i) helpers_.emplace_back([this, i] { helper(i); });
+    } catch (const std::system_error& e) {
+        // The helpers started so far wait for work: they must be told to stop before the
+        // joins, or the unwinding hangs (no destructor runs for a half-built object).
+        stop_helpers();
+        throw RunError(fmt::format("cannot start {} threads (--threads {}): {}; the system allows fewer here (a "
+                                   "process or memory limit, e.g. ulimit -v or -u): use fewer threads",
+                                   threads, threads, e.what()));
+    }
 }
 
-Workers::~Workers() {
+Workers::~Workers() { stop_helpers(); }
+
+void Workers::stop_helpers() {
     stop_.store(true, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();

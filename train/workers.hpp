@@ -20,7 +20,8 @@ namespace chainrule {
 
 class Workers {
 public:
-    explicit Workers(int threads);  // threads counts the caller: 1 means no helpers
+    // threads counts the caller: 1 means no helpers. RunError when they cannot be started.
+    explicit Workers(int threads);
     ~Workers();
     Workers(const Workers&) = delete;
     Workers& operator=(const Workers&) = delete;
@@ -37,6 +38,7 @@ private:
     using Fn = void (*)(void*, std::int64_t, std::int64_t);
     void run_erased(std::int64_t n, Fn fn, void* ctx);
     void helper(int index);
+    void stop_helpers();
     std::pair<std::int64_t, std::int64_t> range(int index) const;
 
     std::vector<std::jthread> helpers_;
