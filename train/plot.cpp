@@ -205,6 +205,7 @@ std::string plot_svg(const std::vector<EpochMetrics>& hist, const std::string& t
 
     // The legend: one row under the title, each entry its line style and marker.
     double lx = 70;
+    std::string notes;
     double final_x[3] = {}, final_y[3] = {NAN, NAN, NAN}, final_v[3] = {};
     for (int i = 0; i < 3; ++i) {
         const Series& s = series[i];
@@ -218,9 +219,12 @@ std::string plot_svg(const std::vector<EpochMetrics>& hist, const std::string& t
         }
         std::string name = s.name;
         if (i == 2 && measured == 0 && !hist.empty()) name += " (not measured)";
-        if (skipped > 0)
-            name += fmt::format(" ({} of {} not drawn: {})", skipped, measured,
-                                p.y.log && i < 2 ? "NaN, infinite or <= 0" : "NaN or infinite");
+        // What was left out goes in a note under the legend, so that the legend stays one row.
+        if (skipped > 0) {
+            name += " *";
+            notes += fmt::format("{}* {}: {} of {} epochs not drawn ({})", notes.empty() ? "" : ";  ", s.name, skipped,
+                                 measured, p.y.log && i < 2 ? "NaN, infinite or <= 0" : "NaN or infinite");
+        }
         svg += fmt::format("<line x1=\"{}\" y1=\"44\" x2=\"{}\" y2=\"44\" {}/>\n", lx, lx + 28, line_style(s));
         svg += marker(s, lx + 14, 44) + "\n";
         svg += fmt::format("<text class=\"legend\" x=\"{}\" y=\"48\" font-size=\"12\">{}</text>\n", lx + 34,
@@ -232,6 +236,9 @@ std::string plot_svg(const std::vector<EpochMetrics>& hist, const std::string& t
         final_v[i] = last_value(p, hist, s.field, at);
         if (std::isfinite(final_v[i])) final_x[i] = p.px(at) + 9, final_y[i] = p.py(final_v[i]);
     }
+    if (!notes.empty())
+        svg += fmt::format("<text class=\"note\" x=\"70\" y=\"64\" font-size=\"11\" fill=\"#444\">{}</text>\n",
+                           xml_escaped(notes));
     // Final values to the right of the line ends; the two losses pushed apart when close.
     if (std::isfinite(final_y[0]) && std::isfinite(final_y[1]) && std::abs(final_y[0] - final_y[1]) < 13 &&
         std::abs(final_x[0] - final_x[1]) < 60) {
