@@ -14,5 +14,6 @@ void add_eval(CLI::App& app);
 void add_step(CLI::App& app);
 void add_dot(CLI::App& app);
 void add_data(CLI::App& app);
+void add_plot(CLI::App& app);
 
 }  // namespace chainrule::cli

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
     add_train(app);
     add_eval(app);
     add_data(app);
+    add_plot(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -147,4 +147,13 @@ Resumed resume_run(const std::string& dir_or_file, Graph& g, const Json& setting
     return r;
 }
 
+RunHistory load_run_history(const std::string& dir_or_file) {
+    RunHistory r;
+    r.file = checkpoint_path(dir_or_file);
+    const Checkpoint c = load_checkpoint(r.file);
+    r.model = c.model;
+    r.history = history_from_json(c.info.contains("history") ? c.info["history"] : Json(), r.file);
+    return r;
+}
+
 }  // namespace chainrule

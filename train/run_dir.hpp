@@ -49,4 +49,12 @@ struct Resumed {
 // any difference is an InputError naming the setting, since the run would not be the same.
 Resumed resume_run(const std::string& dir_or_file, Graph& g, const Json& settings);
 
+// The metrics history a checkpoint carries, and the model's name, for redrawing a run's
+// pictures without its model (`chainrule plot`).
+struct RunHistory {
+    std::string file, model;
+    std::vector<EpochMetrics> history;
+};
+RunHistory load_run_history(const std::string& dir_or_file);
+
 }  // namespace chainrule
