@@ -5,6 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/eval_view.hpp"
 #include "cli/progress.hpp"
 #include "cli/stop_signal.hpp"
 #include "train/checkpoint.hpp"
@@ -120,13 +121,16 @@ void add_train(CLI::App& app) {
 void add_eval(CLI::App& app) {
     struct Options {
         std::string model, weights;
-        bool predictions = false, train_split = false, detect_anomaly = false;
+        bool predictions = false, wrong = false, json = false, train_split = false, detect_anomaly = false;
     };
     auto o = std::make_shared<Options>();
     auto* cmd = app.add_subcommand("eval", "Evaluate trained weights on the model's test split");
     cmd->add_option("MODEL", o->model, "model JSON file with a \"training\" block (for its data)")->required();
     cmd->add_option("--weights", o->weights, "checkpoint file or run directory")->required();
-    cmd->add_flag("--predictions", o->predictions, "print every prediction next to its label");
+    cmd->add_flag("--predictions", o->predictions,
+                  "print every row: its label, the predicted class, right or wrong, the outputs");
+    cmd->add_flag("--wrong", o->wrong, "like --predictions, but only the rows predicted wrong");
+    cmd->add_flag("--json", o->json, "print one JSON document: loss, accuracy, confusion matrix (and the rows)");
     cmd->add_flag("--train-split", o->train_split, "evaluate the training split instead of the test split");
     cmd->add_flag("--detect-anomaly", o->detect_anomaly,
                   "check every node's value and name the first that is NaN or Inf (exit 1)");
@@ -139,29 +143,33 @@ void add_eval(CLI::App& app) {
         restore_parameters(m.graph, c, file);
         data::Dataset ds = data::load_dataset(spec.data);
         const data::Split& split = o->train_split ? ds.train : ds.test;
-        EvalResult r = evaluate(m, spec, ds, split, o->predictions,
+        const bool rows = o->predictions || o->wrong;
+        EvalResult r = evaluate(m, spec, ds, split, rows,
                                 o->detect_anomaly ? std::optional(fmt::format("in the epoch {} weights", c.epoch))
                                                   : std::nullopt);
-        fmt::print("{}: epoch {} weights on the {} split ({} samples)\n", file, c.epoch,
-                   o->train_split ? "training" : "test", r.count);
-        if (o->predictions && !r.predictions.empty()) {
-            std::int64_t width = r.predictions.numel() / std::max<std::int64_t>(1, r.count);
-            for (std::int64_t i = 0; i < r.count; ++i) {
-                std::string row;
-                for (std::int64_t k = 0; k < width; ++k)
-                    row += fmt::format("{}{:.6f}", k ? " " : "", r.predictions.at(i * width + k));
-                std::int32_t label = split.labels[std::size_t(i)];
-                std::string name = label >= 0 && std::size_t(label) < ds.class_names.size()
-                                       ? ds.class_names[std::size_t(label)]
-                                       : std::to_string(label);
-                std::string where = i < std::int64_t(split.source_lines.size())
-                                        ? fmt::format("line {:>4}", split.source_lines[std::size_t(i)])
-                                        : fmt::format("#{:>5}", i);
-                fmt::print("  {}  prediction {}  label {} ({})\n", where, row, label, name);
-            }
+        const Confusion confusion = confusion_matrix(r, ds, split);
+        const char* split_name = o->train_split ? "training" : "test";
+        if (o->json) {
+            Json j = {{"weights", file}, {"epoch", c.epoch}, {"split", split_name}};
+            j.update(eval_json(r, confusion, split, rows, o->wrong));
+            fmt::print("{}\n", j.dump(1));
+            return;
         }
-        fmt::print("test loss {:.6f}\n", r.loss);
-        if (r.accuracy >= 0) fmt::print("test accuracy {:.4f}\n", r.accuracy);
+        fmt::print("{}: epoch {} weights on the {} split ({} samples)\n", file, c.epoch, split_name, r.count);
+        if (rows && !r.predictions.empty()) {
+            std::int64_t shown = 0;
+            for (std::int64_t i = 0; i < r.count; ++i) {
+                if (o->wrong && !r.predicted.empty() && r.predicted[std::size_t(i)] == split.labels[std::size_t(i)])
+                    continue;
+                fmt::print("  {}\n", prediction_line(r, confusion, split, i));
+                ++shown;
+            }
+            if (o->wrong) fmt::print("{} of {} rows predicted wrong\n", shown, r.count);
+        }
+        fmt::print("{} loss {:.6f}\n", split_name, r.loss);
+        if (r.accuracy >= 0) fmt::print("{} accuracy {:.4f}\n", split_name, r.accuracy);
+        if (!confusion.names.empty() && confusion.names.size() <= kMaxPrintedClasses)
+            fmt::print("{}", format_confusion(confusion));
     });
 }
 

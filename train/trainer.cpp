@@ -199,6 +199,14 @@ TrainingSpec with_overrides(TrainingSpec s, const TrainOptions& o) {
     return s;
 }
 
+std::int64_t predicted_class(const Tensor& p, std::int64_t row, std::int64_t width) {
+    if (width == 1) return p.at(row) >= 0.5 ? 1 : 0;
+    std::int64_t guess = 0;
+    for (std::int64_t c = 1; c < width; ++c)
+        if (p.at(row * width + c) > p.at(row * width + guess)) guess = c;
+    return guess;
+}
+
 EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
                     bool keep_predictions, const std::optional<std::string>& anomaly_at) {
     Graph& g = m.graph;
@@ -206,6 +214,7 @@ EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds,
     EvalResult r;
     r.count = split.count;
     int pred = g.prediction(), loss = g.loss();
+    if (pred >= 0) r.predicted.reserve(std::size_t(split.count));
     constexpr std::int64_t kChunk = 1000;
     std::vector<std::int64_t> rows;
     double loss_sum = 0;
@@ -228,14 +237,8 @@ EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds,
             for (std::int64_t i = 0; i < n * width; ++i) r.predictions.set(start * width + i, p.at(i));
         }
         for (std::int64_t i = 0; i < n; ++i) {
-            std::int64_t guess;
-            if (width == 1) {
-                guess = p.at(i) >= 0.5 ? 1 : 0;
-            } else {
-                guess = 0;
-                for (std::int64_t c = 1; c < width; ++c)
-                    if (p.at(i * width + c) > p.at(i * width + guess)) guess = c;
-            }
+            std::int64_t guess = predicted_class(p, i, width);
+            r.predicted.push_back(std::int32_t(guess));
             correct += guess == split.labels[std::size_t(start + i)];
         }
     }

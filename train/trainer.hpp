@@ -61,7 +61,13 @@ struct EvalResult {
     double loss = 0;
     double accuracy = -1;           // -1 when the model has no prediction output
     Tensor predictions;             // [count, width] float64, when asked for
+    std::vector<std::int32_t> predicted;  // per row, predicted_class(); empty without a prediction output
 };
+
+// The class one row of a prediction output stands for: with one output (a sigmoid's
+// probability) 1 when it is at least 0.5, else 0; with several, the index of the largest
+// (the first of equals). Accuracy, `eval` and its confusion matrix all use this rule.
+std::int64_t predicted_class(const Tensor& outputs, std::int64_t row, std::int64_t width);
 
 // Applies the options over the spec (command-line flags win over the JSON).
 TrainingSpec with_overrides(TrainingSpec spec, const TrainOptions& opt);
