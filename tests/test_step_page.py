@@ -437,7 +437,7 @@ try:
     d.find_element(By.TAG_NAME, "body").send_keys(Keys.HOME)
     early = d.find_element(By.CSS_SELECTOR, '#explain [data-field="early"]').text
     check("after the whole backward pass" in early and "complete after step 4/4" in early and "not computed yet" in early, early)
-    # Keyboard: Tab to an entry, Enter explains it; Space too.
+    # Keyboard: a focused entry is explained by Enter, and by Space.
     open_page(d, we_page, 4)
     button = d.find_element(By.CSS_SELECTOR, '#panel button[aria-label="explain dL/dw[1,0]"]')
     d.execute_script("arguments[0].focus()", button)
