@@ -6,6 +6,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "cli/explain_view.hpp"
 #include "cli/lecture_labels.hpp"
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
@@ -54,6 +55,9 @@ namespace {
 
 // Tensors of at most this many elements are shown (and stored) as exact numbers.
 constexpr std::int64_t kPrinted = 64;
+// An explained entry with more terms than this (a conv bias sums over every position of
+// every image) is left to the terminal: written out, it would outweigh the rest of the page.
+constexpr std::size_t kExplainedTerms = 256;
 
 std::string html_escape(const std::string& s) {
     std::string out;
@@ -206,6 +210,28 @@ std::string graph_svg(const Graph& g) {
     return svg.substr(at);
 }
 
+// Each entry of a small parameter's or input's gradient written out term by term (the JSON
+// of `step --explain --json`), or {"refused": why} where explain cannot (a node with two
+// consumers), {"too_many_terms": n} where it has more than kExplainedTerms; null for nodes
+// too big to precompute. The page points to the terminal for those.
+// Needs the walk to be complete: explain describes the gradient after the whole backward pass.
+Json explain_entries(const Graph& g, const Node& n, int loss) {
+    if (n.kind == NodeKind::op || n.kind == NodeKind::constant || !n.wants_grad || n.value.numel() > kPrinted)
+        return nullptr;
+    Json entries = Json::array();
+    for (std::int64_t i = 0; i < n.value.numel(); ++i) {
+        try {
+            Explanation x = explain_entry(g, n.name + "[" + std::to_string(i) + "]", loss);
+            entries.push_back(x.terms.size() > kExplainedTerms
+                                  ? Json{{"entry", x.entry}, {"too_many_terms", x.terms.size()}, {"limit", kExplainedTerms}}
+                                  : explanation_json(x));
+        } catch (const InputError& e) {
+            entries.push_back({{"refused", e.what()}});
+        }
+    }
+    return entries;
+}
+
 }  // namespace
 
 std::string step_page(Stepper& s, const PageOptions& o) {
@@ -235,6 +261,8 @@ std::string step_page(Stepper& s, const PageOptions& o) {
     Json steps = Json::array();
     while (!s.done()) steps.push_back(page_step(s, s.next(), tensors));
     data["steps"] = std::move(steps);
+    for (std::size_t i = 0; i < g.size(); ++i)
+        data["nodes"][i]["explain"] = explain_entries(g, g.node(int(i)), s.loss());
     data["tensors"] = tensors.take();
 
     std::string svg = graph_svg(g);
@@ -267,7 +295,8 @@ std::string step_page(Stepper& s, const PageOptions& o) {
 <section id="graph" aria-label="the graph; the current node is outlined">
 )html";
     out += svg;
-    out += "</section>\n<section id=\"panel\" aria-label=\"the current step\"></section>\n</main>\n";
+    out += "</section>\n<div id=\"side\">\n<section id=\"panel\" aria-label=\"the current step\"></section>\n";
+    out += "<section id=\"explain\" aria-label=\"one gradient entry term by term\" hidden></section>\n</div>\n</main>\n";
     out += "<section id=\"inspect\" aria-label=\"a node chosen in the graph\" hidden></section>\n";
     out += "<section id=\"nodes\" aria-label=\"every node's gradient so far\"></section>\n";
     out += "<noscript>This page needs JavaScript to step through the walk.</noscript>\n";

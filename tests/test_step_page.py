@@ -93,6 +93,35 @@ check(len(we_html.encode()) <= 150 * 1024, f"worked example page is {len(we_html
 check(len(sm_html.encode()) <= 1536 * 1024, f"slides_mnist page is {len(sm_html.encode())} bytes, over 1.5 MB")
 check("wrote " in we_run.stderr and "KB" in we_run.stderr, we_run.stderr)
 
+# Each entry of a small parameter's or input's gradient is explained in the data block with
+# the JSON `step --explain --json` prints; a refusal is stored as its message.
+we_nodes = {n["name"]: n for n in data_block(we_html)["nodes"]}
+for name, n in we_nodes.items():
+    if n["kind"] == "op" or not n["wants_grad"]:
+        check(n["explain"] is None, f"{name} has no explain data")
+        continue
+    check(len(n["explain"]) == math.prod(n["shape"]), f"{name}: every entry is explained")
+    for i, stored in enumerate(n["explain"]):
+        r = run("step", model("worked_example"), "--explain", f"{name}[{i}]", "--json")
+        if r.returncode == 0:
+            check(stored == json.loads(r.stdout), f"{name}[{i}]: the page's explain data is `step --explain --json`'s")
+        else:
+            check(stored == {"refused": r.stderr.strip().removeprefix("error: ")}, f"{name}[{i}] refused: {stored} vs {r.stderr}")
+
+# A parameter used twice is not explained; its entries store why, as the terminal says it.
+twice_model = os.path.join(TMP, "twice.json")
+with open(twice_model, "w", encoding="utf-8") as f:
+    json.dump({"format": "chainrule-model", "version": 1, "name": "twice", "dtype": "float64",
+               "parameters": {"p": {"shape": [2], "init": {"constant": 0.5}}},
+               "nodes": [{"name": "sq", "op": "mul", "inputs": ["p", "p"]}, {"name": "s", "op": "sum", "inputs": ["sq"]}],
+               "outputs": {"loss": "s"}}, f)
+twice_page, _ = make_page(twice_model, "twice")
+twice_p = next(n for n in data_block(open(twice_page, encoding="utf-8").read())["nodes"] if n["name"] == "p")
+refusal = run("step", twice_model, "--explain", "p[1]")
+check(refusal.returncode == 2 and "p feeds 2 uses on the way to the loss" in refusal.stderr, refusal.stderr)
+check(twice_p["explain"][1] == {"refused": refusal.stderr.strip().removeprefix("error: ")},
+      f"the stored refusal {twice_p['explain'][1]} vs {refusal.stderr}")
+
 # The CSP names the one script and the one style by their hashes, and forbids everything else.
 csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', we_html)
 check(csp is not None, "the page has a CSP meta tag")
@@ -120,6 +149,9 @@ cnn_page, _ = make_page(model("mnist_cnn"), "mnist_cnn")
 cnn_html = open(cnn_page, encoding="utf-8").read()
 check(len(cnn_html.encode()) <= 1536 * 1024, f"mnist_cnn page is {len(cnn_html.encode())} bytes")
 check(len(data_block(cnn_html)["steps"]) == 11, "mnist_cnn has 11 backward steps")
+# c1's bias sums over every position of every image: left to the terminal, by count.
+c1 = next(n for n in data_block(cnn_html)["nodes"] if n["name"] == "c1")
+check(c1["explain"][0] == {"entry": "c1[0]", "too_many_terms": 3 * 28 * 28, "limit": 256}, str(c1["explain"][0])[:300])
 
 # A model whose names and doc try to end the script block, open a comment or end a line.
 BAD = "x</script><!--\u2028\u2029&"
@@ -361,6 +393,81 @@ try:
     d.find_element(By.ID, "n2").click()
     inspect = d.find_element(By.ID, "inspect")
     check(inspect.is_displayed() and inspect.find_element(By.TAG_NAME, "h2").text.startswith("w (parameter)"), "inspect")
+
+    # Explain by a click: the entries of a small parameter's gradient are buttons whose
+    # write-up is `step --explain --json`'s, formatted as the terminal formats it.
+    def explained(entry):
+        r = run("step", model("worked_example"), "--explain", entry, "--json")
+        check(r.returncode == 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def check_explain(x, what):
+        box = d.find_element(By.ID, "explain")
+        check(box.is_displayed(), f"{what}: the explain panel is shown")
+        check(box.find_element(By.TAG_NAME, "h2").text.startswith(f"dL/d{x['entry']} term by term"), what)
+        sum_text = box.find_element(By.CSS_SELECTOR, '[data-field="sum"]').text
+        want = f"Σ terms = {g6(x['sum'])}; dL/d{x['entry']} from the backward pass = {g6(x['grad'])}"
+        check(sum_text == want, f"{what}: '{sum_text}' vs '{want}'")
+        rows = box.find_elements(By.CSS_SELECTOR, "table.terms tr[data-term]")
+        check([r.get_attribute("data-term") for r in rows] == [t["at"] for t in x["terms"]], f"{what}: the terms' j")
+        for r, t in zip(rows, x["terms"]):
+            same_numbers(r.text.split(None, 1)[1], t["factors"] + [t["value"]], f"{what}: term {t['at']}")
+        formulas = [e.text for e in box.find_elements(By.CSS_SELECTOR, 'td[data-field="formula"]')]
+        check(len(formulas) == len(x["factors"]), f"{what}: one row per factor")
+        for f, shown in zip(x["factors"], formulas):
+            check(f["formula"] in shown, f"{what}: formula {f['formula']} in '{shown}'")
+        eq = box.find_element(By.CSS_SELECTOR, '[data-field="equation"]').text
+        check(eq.startswith(f"dL/d{x['entry']} = Σ_j " + " · ".join(f["name"] if "[j]" in f["name"] else f["name"] + "[j]"
+                                                                    for f in x["factors"])), f"{what}: equation {eq}")
+        return box
+
+    w0 = explained("w[0]")
+    check(g6(w0["sum"]) == "0.379799" and [g6(t["value"]) for t in w0["terms"]] == ["0.237757", "-0.0813046", "0.223347"],
+          f"the lecture's dL/dw0: {w0}")
+    open_page(d, we_page, 4)
+    w_block = d.find_element(By.CSS_SELECTOR, '#panel .input-block[data-input="w"]')
+    field(w_block, "grad").find_element(By.CSS_SELECTOR, 'button[aria-label="explain dL/dw[0,0]"]').click()
+    box = check_explain(w0, "a click on dL/dw[0,0]")
+    check(box.find_elements(By.CSS_SELECTOR, '[data-field="early"]') == [], "no note at the last step")
+    check("(yhat−y)/N" in box.text and "yhat(1−yhat)" in box.text and "xᵀ·dL/dz" in box.text, box.text)
+    os.makedirs(OUT, exist_ok=True)
+    d.save_screenshot(os.path.join(OUT, "step-page-worked_example-explain.png"))
+    check(d.execute_script("return document.activeElement.id") == "explain-title", "the panel takes the focus")
+    # Earlier steps say the write-up is of the complete gradient.
+    d.find_element(By.TAG_NAME, "body").send_keys(Keys.HOME)
+    early = d.find_element(By.CSS_SELECTOR, '#explain [data-field="early"]').text
+    check("after the whole backward pass" in early and "complete after step 4/4" in early and "not computed yet" in early, early)
+    # Keyboard: a focused entry is explained by Enter, and by Space.
+    open_page(d, we_page, 4)
+    button = d.find_element(By.CSS_SELECTOR, '#panel button[aria-label="explain dL/dw[1,0]"]')
+    d.execute_script("arguments[0].focus()", button)
+    webdriver.ActionChains(d).send_keys(Keys.ENTER).perform()
+    check_explain(explained("w[1]"), "Enter on dL/dw[1,0]")
+    d.find_element(By.CSS_SELECTOR, '#explain button[aria-label="close the explanation"]').click()
+    check(not d.find_element(By.ID, "explain").is_displayed(), "close hides the explanation")
+    button = d.find_element(By.CSS_SELECTOR, '#panel button[aria-label="explain dL/dx[0,0]"]')
+    d.execute_script("arguments[0].focus()", button)
+    webdriver.ActionChains(d).send_keys(Keys.SPACE).perform()
+    box = check_explain(explained("x[0]"), "Space on dL/dx[0,0]")
+    check("(2 more j with ∂z[j]/∂x[0,0] = 0 left out)" in box.text, box.text)
+    check(d.find_element(By.ID, "play").get_attribute("aria-pressed") in (None, "false"), "Space on an entry does not play")
+    open_page(d, twice_page, 2)
+    d.find_element(By.CSS_SELECTOR, '#panel button[aria-label="explain dL/dp[1]"]').click()
+    refused = d.find_element(By.CSS_SELECTOR, '#explain [data-field="refused"]').text
+    check(refused == twice_p["explain"][1]["refused"], refused)
+    # The lecture's graph: b2 [10] is precomputed, W1 [784,100] points to the terminal.
+    sm_data = data_block(sm_html)
+    by_name = {n["name"]: n for n in sm_data["nodes"]}
+    check(len(by_name["b2"]["explain"]) == 10 and by_name["W1"]["explain"] is None, "what the lecture's page precomputes")
+    open_page(d, sm_page, 8)
+    w1 = d.find_element(By.CSS_SELECTOR, '.input-block[data-input="W1"]')
+    check("chainrule step MODEL --explain 'W1[i,j]'" in field(w1, "grad").text, field(w1, "grad").text)
+    open_page(d, sm_page, 1 + [st["node"] for st in sm_trace["steps"]].index("a2"))
+    b2 = d.find_element(By.CSS_SELECTOR, '#panel .input-block[data-input="b2"]')
+    field(b2, "grad").find_element(By.CSS_SELECTOR, 'button[aria-label="explain dL/db2[3]"]').click()
+    sm_b2 = run("step", model("slides_mnist"), "--explain", "b2[3]", "--json")
+    check(sm_b2.returncode == 0, sm_b2.stderr)
+    check_explain(json.loads(sm_b2.stdout), "dL/db2[3] on the lecture's graph")
 
     # Nothing fetched; a fetch is refused by the CSP, visibly.
     check(errors(d) == [], f"console: {errors(d)}")

@@ -7,7 +7,7 @@
   const data = JSON.parse(document.getElementById("trace").textContent);
   const nodes = data.nodes, steps = data.steps, N = steps.length;
   const $ = (id) => document.getElementById(id);
-  const state = { k: 0, timer: null, picked: -1 };
+  const state = { k: 0, timer: null, picked: -1, explain: null };
 
   // ---- numbers, as the terminal prints them ({:.6g}) ----
   const special = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity };
@@ -166,6 +166,103 @@
     if (t.exact && count(t.shape) <= data.printed_limit) return el("div", { class: "num", text: nestedText(t) });
     return heatmap(t);
   }
+  // ---- explain: one gradient entry term by term, precomputed by the writer for small
+  // parameters and inputs (the JSON of `step --explain --json`, after the whole walk) ----
+  const entryText = (shape, flat) => indexText(shape, flat).replace(/, /g, ",");
+  // The step after which node id's gradient is complete: its last contribution.
+  const completeAt = nodes.map(() => 0);
+  steps.forEach((st, j) => { for (const c of st.contributions) if (c.grad !== null) completeAt[c.input] = j + 1; });
+  // Like nestedText, each number a button that explains its entry.
+  function explainable(t, id) {
+    const s = t.shape, v = t.values, name = nodes[id].name, box = el("div", { class: "num" });
+    let next = 0;
+    const button = () => {
+      const flat = next++, b = el("button", { type: "button", class: "entry", text: g(v[flat]),
+        "aria-label": "explain dL/d" + name + entryText(s, flat) });
+      b.addEventListener("click", () => { state.explain = { id, flat }; render(); focusExplain(); });
+      return b;
+    };
+    function level(d, into) {
+      if (d === s.length) { into.append(button()); return; }
+      into.append("[");
+      for (let j = 0; j < s[d]; ++j) {
+        if (j) into.append(d + 1 === s.length || (d + 2 === s.length && s[s.length - 1] === 1) ? ", " : ",\n" + " ".repeat(d + 1));
+        level(d + 1, into);
+      }
+      into.append("]");
+    }
+    level(0, box);
+    return box;
+  }
+  // A node's gradient in a panel: its entries clickable when explained, else a pointer to
+  // the terminal for a parameter or input too big to precompute.
+  function gradView(t, id, none) {
+    const n = nodes[id];
+    if (t && n.explain && t.exact && count(t.shape) <= data.printed_limit) return explainable(t, id);
+    const shown = show(t, none);
+    if (!t || n.explain || n.kind === "op" || n.kind === "constant") return shown;
+    const index = n.shape.length ? "[" + n.shape.map((_, d) => "ijklmn"[d] || "i" + d).join(",") + "]" : "[0]";
+    return el("div", {}, shown, el("div", { class: "none hint", text: "explain an entry in a terminal: chainrule step MODEL --explain '" +
+      n.name + index + "'" }));
+  }
+  function explainPanel() {
+    const box = $("explain");
+    if (!state.explain) { box.hidden = true; return; }
+    const { id, flat } = state.explain, n = nodes[id], x = n.explain[flat];
+    const close = el("button", { type: "button", "aria-label": "close the explanation", text: "close" });
+    close.addEventListener("click", () => { state.explain = null; render(); });
+    box.hidden = false;
+    const entry = x.entry || n.name + entryText(n.shape, flat), lhs = "dL/d" + entry;
+    box.replaceChildren(el("h2", { id: "explain-title", tabindex: "-1", text: lhs + " term by term  " }, close));
+    const k = state.k, done = completeAt[id];
+    if (k < done) {
+      const now = tensor(gradsAt(k)[id]);
+      box.append(el("p", { class: "warn", "data-field": "early", text: "This is " + lhs + " after the whole backward pass " +
+        "(complete after step " + done + "/" + N + "); at step " + k + " it is " +
+        (now ? g(now.values[flat]) + ", not all of its contributions in yet" : "not computed yet") + "." }));
+    }
+    if (x.refused) { box.append(el("p", { "data-field": "refused", text: x.refused })); return; }
+    if (x.too_many_terms) {
+      box.append(el("p", { "data-field": "refused", text: lhs + " is a sum of " + x.too_many_terms + " terms, more than the " +
+        x.limit + " this page writes out; in a terminal: chainrule step MODEL --explain '" + x.entry + "'" }));
+      return;
+    }
+    const names = x.factors.map((f) => (f.name.includes("[j]") ? f.name : f.name + "[j]"));
+    const formulas = [];
+    x.factors.forEach((f, j) => {
+      if (f.formula !== "1") formulas.push(f.formula === "" || j + 1 === x.factors.length ? names[j] : f.formula);
+    });
+    const pad = " ".repeat(lhs.length);
+    box.append(el("div", { class: "num", "data-field": "equation", text: lhs + " = Σ_j " + names.join(" · ") +
+      "   (j over the entries of " + x.consumer + " that " + x.entry + " reaches)\n" + pad + " = Σ_j " +
+      formulas.join(" · ") + "\n" + pad + " = " + g(x.sum) }));
+    const where = el("tbody");
+    x.factors.forEach((f, j) => {
+      const last = j + 1 === x.factors.length;
+      where.append(el("tr", {}, el("td", { text: f.name }), el("td", { "data-field": "formula", text: last
+        ? "from " + f.formula + " with a one-hot dL/d" + x.consumer : f.formula === "" ? "(its op's backward)" : "= " + f.formula }),
+        el("td", { text: f.op })));
+    });
+    box.append(fields([["chain", el("span", { text: x.chain.join(" → ") }), "chain"],
+      ["where", el("table", { class: "factors" }, el("thead", {}, el("tr", {}, ...["factor", "formula", "op"].map((h) =>
+        el("th", { text: h })))), where), "factors"]]));
+    const body = el("tbody");
+    for (const t of x.terms)
+      body.append(el("tr", { "data-term": t.at }, el("td", { text: t.at }), ...t.factors.map((f) => el("td", { class: "num", text: g(f) })),
+        el("td", { class: "num", "data-field": "term", text: g(t.value) })));
+    box.append(el("table", { class: "terms", "aria-label": "one row per term" }, el("thead", {}, el("tr", {},
+      ...["j", ...x.factors.map((f) => f.name), "term"].map((h) => el("th", { text: h })))), body));
+    if (x.zero_terms > 0)
+      box.append(el("p", { class: "none", text: "(" + x.zero_terms + " more j with " + x.factors[x.factors.length - 1].name +
+        " = 0 left out)" }));
+    box.append(el("p", { class: "num", "data-field": "sum", text: "Σ terms = " + g(x.sum) + "; " + lhs +
+      " from the backward pass = " + g(x.grad) }));
+  }
+  function focusExplain() {
+    const h = $("explain-title");
+    if (h) { h.focus({ preventScroll: true }); $("explain").scrollIntoView({ block: "nearest" }); }
+  }
+
   // A field this script does not know (added to `step --json` later): shown as what it is.
   function showAny(v) {
     if (v === null || v === undefined) return el("span", { class: "none", text: "—" });
@@ -249,7 +346,7 @@
             " (" + g(big.difference) + ")" : "") }), "gap"]);
         }
         r.push(...extras(c, inputKnown));
-        r.push(["dL/d" + name, el("div", {}, show(tensor(c.grad)), el("span", { class: "none", text: c.first
+        r.push(["dL/d" + name, el("div", {}, gradView(tensor(c.grad), c.input), el("span", { class: "none", text: c.first
           ? "its first contribution: = sends" : "accumulated: earlier contributions + sends" })), "grad"]);
       }
       block.append(fields(r));
@@ -282,7 +379,7 @@
     box.hidden = false;
     box.replaceChildren(el("h2", { text: n.name + " (" + (n.kind === "op" ? "op " + n.op : n.kind) + ")  " }, close),
       fields([["value", show(tensor(n.value)), "value"],
-        ["dL/d" + n.name, n.wants_grad ? show(tensor(grads[state.picked]), "— (not computed yet)")
+        ["dL/d" + n.name, n.wants_grad ? gradView(tensor(grads[state.picked]), state.picked, "— (not computed yet)")
           : el("span", { class: "none", text: "— (no gradient wanted)" }), "grad"]]));
   }
   function pick(id) { state.picked = id; render(); }
@@ -303,6 +400,7 @@
     stepPanel(k);
     nodesTable(k, grads, current, inputs);
     inspectPanel(grads);
+    explainPanel();
     $("slider").value = String(k);
     $("where").textContent = k ? "step " + k + "/" + N + ": " + nodes[current].name : "step 0/" + N + ": after forward";
     $("first").disabled = $("prev").disabled = k === 0;
