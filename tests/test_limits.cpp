@@ -22,6 +22,8 @@
 #include "graph/model_json.hpp"
 #include "core/tensor.hpp"
 #include "ops/broadcast.hpp"
+#include "train/checkpoint.hpp"
+#include "train/run_dir.hpp"
 
 using namespace chainrule;
 namespace fs = std::filesystem;
@@ -224,4 +226,30 @@ BOOST_AUTO_TEST_CASE(an_endless_device_is_refused_unread) {
     refused_small_and_fast([] { data::read_csv("/dev/zero"); }, what);
     refused_small_and_fast([] { data::read_idx("/dev/zero"); }, what);
     refused_small_and_fast([] { read_text_file("/dev/urandom"); }, "/dev/urandom: is not a regular file");
+}
+
+// A run of the longest allowed length must write a checkpoint it can read back: the history
+// it carries (one entry per epoch, every number at its longest) fits the header cap.
+BOOST_AUTO_TEST_CASE(the_history_of_the_longest_run_fits_the_checkpoint_header) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::temp_directory_path() / ("chainrule_limits_history_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    Model m = parse_model(R"({"format": "chainrule-model", "version": 1,
+        "parameters": {"w": {"shape": [1], "init": {"constant": 1}}},
+        "nodes": [{"name": "L", "op": "sum", "inputs": ["w"]}], "outputs": {"loss": "L"}})", "m.json");
+    m.graph.init_parameters(0);
+    auto header_bytes = [&](std::int64_t epochs) {
+        std::vector<EpochMetrics> h;
+        for (std::int64_t e = 0; e < epochs; ++e)  // 17 significant digits, longest exponents and signs
+            h.push_back({kMaxEpochs, -1.2345678901234567e-308, -1.2345678901234567e-308, 0.12345678901234568,
+                         1.2345678901234567e-300, 1.2345678901234567e-300});
+        RunDir run(dir.string());
+        run.write_epoch(m, make_checkpoint(m.graph, kMaxEpochs, "state", Json::object()), h);
+        return std::int64_t(fs::file_size(dir / "checkpoint.ckpt"));
+    };
+    const std::int64_t base = header_bytes(0), per_epoch = (header_bytes(1000) - base) / 1000;
+    BOOST_TEST_MESSAGE("history: " << per_epoch << " bytes per epoch at worst");
+    BOOST_TEST(per_epoch > 100);  // the entries were really written
+    BOOST_TEST(std::uint64_t(base + per_epoch * kMaxEpochs) < kMaxCheckpointHeader);
+    fs::remove_all(dir);
 }

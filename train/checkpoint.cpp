@@ -11,7 +11,6 @@ namespace chainrule {
 namespace {
 
 constexpr char kMagic[16] = {'C', 'H', 'A', 'I', 'N', 'R', 'U', 'L', 'E', '-', 'C', 'K', 'P', 'T', '\n', '\0'};
-constexpr std::uint64_t kMaxHeader = 64u << 20;
 
 std::uint32_t crc_of(const char* p, std::size_t n) {
     uLong crc = crc32(0L, Z_NULL, 0);
@@ -88,7 +87,7 @@ Checkpoint decode_checkpoint(const std::string& in, const std::string& file) {
         throw bad("CRC mismatch: the file is truncated or damaged");
     std::uint64_t hlen = get<std::uint64_t>(in, sizeof kMagic);
     std::size_t data_start = sizeof kMagic + 8;
-    if (hlen > kMaxHeader || hlen > in.size() - data_start - 4) throw bad("header length is out of range");
+    if (hlen > kMaxCheckpointHeader || hlen > in.size() - data_start - 4) throw bad("header length is out of range");
     Json h = parse_json_text(in.substr(data_start, hlen), file + " (header)");
     data_start += hlen;
     std::size_t data_bytes = in.size() - 4 - data_start;

@@ -21,6 +21,11 @@
 
 namespace chainrule {
 
+// The header (JSON: settings, sampler state, the metrics history) may be this long: room
+// for the history of a run of kMaxEpochs (train/metrics.hpp), about 190 bytes an epoch at
+// worst (tests/test_limits.cpp), inside the 1 GiB that any input file may have.
+inline constexpr std::uint64_t kMaxCheckpointHeader = std::uint64_t{256} << 20;
+
 struct Checkpoint {
     std::string model;                 // the model's name
     Dtype dtype = Dtype::f64;
