@@ -5,7 +5,7 @@
 //
 // Every room's public headers, in the rooms' order (docs/architecture.md). Left out are
 // the headers only the library's own hot loops use (core/simd.hpp, core/text.hpp,
-// data/pixels.hpp, train/workers.hpp): they add macros and helpers, not API.
+// data/pixels.hpp, core/workers.hpp): they add macros and helpers, not API.
 #pragma once
 
 // core/: Tensor, Shape/Dim, errors, JSON, RNG, printing

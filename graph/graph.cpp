@@ -362,6 +362,7 @@ void Graph::bind_and_plan(bool input_grads) {
 void Graph::forward(const Pass& pass) {
     bind_and_plan(pass.input_grads);
     noise_ = pass.noise;
+    workers_ = pass.workers;
     for (const Step& s : forward_steps_) {
         if (s.kind == Step::Kind::dense) {
             run_dense(s, pass.keep_intermediates);
@@ -370,7 +371,7 @@ void Graph::forward(const Pass& pass) {
         Node& n = nodes_[s.node];
         in_ptrs_.clear();
         for (int j : n.inputs) in_ptrs_.push_back(&nodes_[j].value);
-        n.op->forward(ForwardCall{in_ptrs_, n.value, n.attrs, &scratch_[s.node], node_noise(s.node)});
+        n.op->forward(ForwardCall{in_ptrs_, n.value, n.attrs, &scratch_[s.node], node_noise(s.node), workers_});
     }
 }
 
@@ -419,6 +420,7 @@ const std::vector<int>& Graph::backward_order(const Pass& pass) {
 void Graph::backward_begin(const Pass& pass) {
     int loss = plan_backward(pass);
     noise_ = pass.noise;
+    workers_ = pass.workers;
     if (nodes_[loss].value.numel() != 1)
         throw InputError(fmt::format("'{}' is not a scalar (shape {}); backward needs a scalar loss",
                                      nodes_[loss].name, format_dims(nodes_[loss].value.dims())));
@@ -438,7 +440,7 @@ void Graph::backward_node(int id) {
         in_ptrs_.push_back(&in.value);
         grad_ptrs_.push_back(!in.wants_grad ? nullptr : direct_[id][i] ? &in.grad : &contrib_[id][i]);
     }
-    n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs, &scratch_[id], node_noise(id)});
+    n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs, &scratch_[id], node_noise(id), workers_});
     for (std::size_t i = 0; i < n.inputs.size(); ++i)
         if (grad_ptrs_[i]) finish_slot(id, i);
 }

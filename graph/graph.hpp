@@ -80,6 +80,9 @@ struct Pass {
     // (dropout) draw from it, each node from its own noise_seed(noise, node index). Empty in
     // every other pass, where such ops are the identity.
     std::optional<std::uint64_t> noise = {};
+    // chainrule's helper threads, lent to ops that split their own work (conv2d splits the
+    // batch); null: every op runs on the calling thread alone. Results do not depend on it.
+    Workers* workers = nullptr;
 
     // The default: every node's value exact, gradients for parameters and what they feed.
     static Pass exact() { return {}; }
@@ -207,6 +210,7 @@ private:
     // backward's noise.
     std::vector<Workspace> scratch_;
     std::optional<std::uint64_t> noise_;
+    Workers* workers_ = nullptr;  // the pass's, lent to the ops it runs
     std::optional<std::uint64_t> node_noise(int id) const {
         return noise_ ? std::optional(noise_seed(*noise_, std::uint64_t(id))) : std::nullopt;
     }

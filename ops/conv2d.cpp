@@ -5,6 +5,7 @@
 // columns of X̃ [C·kh·kw, H'·W'], and
 //     y = W·X̃ + b,   dL/dW = Σₙ dL/dy·X̃ᵀ,   dL/dX̃ = Wᵀ·dL/dy (scattered back: col2im),
 //     dL/db = Σ over N, H', W' of dL/dy.
+#include <algorithm>
 #include <vector>
 
 #include "ops/gemm.hpp"
@@ -99,13 +100,37 @@ struct Conv {
     std::int64_t o = 0, k = 0, plane = 0, image = 0;
 };
 
-// Room for one sample's X̃: the engine's workspace (no allocation after the first step), or
-// `local` when the op runs outside a graph.
+// The batch in a fixed number of chunks, whatever the thread count: each chunk has its own
+// X̃ and its own partial dL/dW, and the partials are summed in chunk order, so that any
+// --threads gives the same bits. Chunks run on the pass's helper threads when it has them.
+constexpr std::int64_t kChunks = 8;
+
+struct Chunks {
+    std::int64_t count, n;
+    std::int64_t begin(std::int64_t c) const { return n * c / count; }
+};
+
+// Room for every chunk's X̃ [k,plane] and partial dL/dW [o,k]: the engine's workspace (no
+// allocation after the first step), or `local` when the op runs outside a graph.
 template <class T>
 T* columns(Workspace* scratch, std::vector<T>& local, std::int64_t n) {
     if (scratch) return scratch->get<T>(std::size_t(n)).data();
     local.resize(std::size_t(n));
     return local.data();
+}
+
+// f(chunk) for every chunk, spread over the helpers (each GEMM then on one OpenBLAS thread).
+template <class F>
+void each_chunk(Workers* workers, std::int64_t chunks, F&& f) {
+    if (!workers || workers->threads() < 2) {
+        for (std::int64_t c = 0; c < chunks; ++c) f(c);
+        return;
+    }
+    OneBlasThread one;
+    auto part = [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t c = begin; c < end; ++c) f(c);
+    };
+    workers->run(chunks, part);
 }
 
 // The sizes from the tensors themselves (the shape rule checked them), allocating nothing.
@@ -130,37 +155,54 @@ const bool registered = register_op({
     .forward =
         [](const ForwardCall& c) {
             auto [g, o, k, plane, image] = runtime_sizes(c.in, c.attrs);
+            const Chunks chunks{std::min(kChunks, g.n), g.n};
             dispatch(c.out.dtype(), [&]<class T>() {
                 const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>();
                 std::vector<T> local;
-                T* cols = columns(c.scratch, local, k * plane);
-                for (std::int64_t n = 0; n < g.n; ++n) {
-                    im2col(g, x + n * image, cols);
-                    T* y = c.out.data<T>() + n * o * plane;
-                    gemm<T>(false, false, o, plane, k, w, cols, y, T(0));
-                    if (c.in.size() == 3)
-                        for (std::int64_t q = 0; q < o; ++q)
-                            for (std::int64_t p = 0; p < plane; ++p) y[q * plane + p] += c.in[2]->data<T>()[q];
-                }
+                T* room = columns(c.scratch, local, chunks.count * (k * plane + o * k));
+                each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
+                    T* cols = room + chunk * k * plane;
+                    for (std::int64_t n = chunks.begin(chunk); n < chunks.begin(chunk + 1); ++n) {
+                        im2col(g, x + n * image, cols);
+                        T* y = c.out.data<T>() + n * o * plane;
+                        gemm<T>(false, false, o, plane, k, w, cols, y, T(0));
+                        if (c.in.size() == 3)
+                            for (std::int64_t q = 0; q < o; ++q)
+                                for (std::int64_t p = 0; p < plane; ++p) y[q * plane + p] += c.in[2]->data<T>()[q];
+                    }
+                });
             });
         },
     .backward =
         [](const BackwardCall& c) {
             auto [g, o, k, plane, image] = runtime_sizes(c.in, c.attrs);
+            const Chunks chunks{std::min(kChunks, g.n), g.n};
             dispatch(c.out.dtype(), [&]<class T>() {
                 const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>(), *gy_all = c.grad_out.data<T>();
                 std::vector<T> local;
-                T* cols = columns(c.scratch, local, k * plane);
-                for (std::int64_t n = 0; n < g.n; ++n) {
-                    const T* gy = gy_all + n * o * plane;
-                    if (c.grad_in[1]) {  // dL/dW [O,k] (+)= dL/dy [O,plane] · X̃ᵀ [plane,k]
-                        im2col(g, x + n * image, cols);
-                        gemm<T>(false, true, o, k, plane, gy, cols, c.grad_in[1]->data<T>(), T(n == 0 ? 0 : 1));
+                T* room = columns(c.scratch, local, chunks.count * (k * plane + o * k));
+                T* partials = room + chunks.count * k * plane;
+                each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
+                    T* cols = room + chunk * k * plane;
+                    T* gw = partials + chunk * o * k;
+                    const std::int64_t first = chunks.begin(chunk);
+                    for (std::int64_t n = first; n < chunks.begin(chunk + 1); ++n) {
+                        const T* gy = gy_all + n * o * plane;
+                        if (c.grad_in[1]) {  // dL/dW [O,k] (+)= dL/dy [O,plane] · X̃ᵀ [plane,k]
+                            im2col(g, x + n * image, cols);
+                            gemm<T>(false, true, o, k, plane, gy, cols, gw, T(n == first ? 0 : 1));
+                        }
+                        if (c.grad_in[0]) {  // dL/dX̃ [k,plane] = Wᵀ [k,O] · dL/dy [O,plane]
+                            gemm<T>(true, false, k, plane, o, w, gy, cols, T(0));
+                            col2im(g, cols, c.grad_in[0]->data<T>() + n * image);
+                        }
                     }
-                    if (c.grad_in[0]) {  // dL/dX̃ [k,plane] = Wᵀ [k,O] · dL/dy [O,plane]
-                        gemm<T>(true, false, k, plane, o, w, gy, cols, T(0));
-                        col2im(g, cols, c.grad_in[0]->data<T>() + n * image);
-                    }
+                });
+                if (c.grad_in[1]) {
+                    T* gw = c.grad_in[1]->data<T>();
+                    std::copy(partials, partials + o * k, gw);
+                    for (std::int64_t chunk = 1; chunk < chunks.count; ++chunk)
+                        for (std::int64_t i = 0; i < o * k; ++i) gw[i] += partials[chunk * o * k + i];
                 }
                 if (c.grad_in.size() == 3 && c.grad_in[2]) {
                     T* db = c.grad_in[2]->data<T>();

@@ -20,4 +20,21 @@ void gemm(bool ta, bool tb, std::int64_t n, std::int64_t m, std::int64_t k, cons
         cblas_dgemm(CblasRowMajor, TA, TB, n, m, k, 1.0, a, lda, b, ldb, beta, c, m);
 }
 
+// While chainrule's helper threads each run their own GEMMs (conv2d's chunks), OpenBLAS's
+// threads stay out: two kinds of threads on the same cores only wait for each other.
+class OneBlasThread {
+public:
+    OneBlasThread() : saved_(openblas_get_num_threads()) {
+        if (saved_ > 1) openblas_set_num_threads(1);
+    }
+    ~OneBlasThread() {
+        if (saved_ > 1) openblas_set_num_threads(saved_);
+    }
+    OneBlasThread(const OneBlasThread&) = delete;
+    OneBlasThread& operator=(const OneBlasThread&) = delete;
+
+private:
+    int saved_;
+};
+
 }  // namespace chainrule

@@ -34,6 +34,9 @@
 //    the same node's backward finds (max_pool2d keeps each window's argmax). It is null
 //    when an op is called outside a graph (the op table's checks): then allocate locally
 //    and recompute in backward.
+//  - workers: helper threads (core/workers.hpp) an op may split its work over, or null. An op
+//    that uses them must give the same bits for any thread count (conv2d: fixed chunks of
+//    the batch, summed in chunk order).
 //  - noise: set only in a training step (dropout's mask); otherwise an op with noise is the
 //    identity or its expectation. The engine gives every node its own seed.
 #pragma once
@@ -49,6 +52,7 @@
 
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
+#include "core/workers.hpp"
 
 namespace chainrule {
 
@@ -89,6 +93,7 @@ struct ForwardCall {
     const Attrs& attrs;
     Workspace* scratch = nullptr;              // the node's; null outside a graph
     std::optional<std::uint64_t> noise = {};   // a training step's seed for this node
+    Workers* workers = nullptr;                // helper threads the op may split its work over
 };
 
 struct BackwardCall {
@@ -99,6 +104,7 @@ struct BackwardCall {
     const Attrs& attrs;
     Workspace* scratch = nullptr;              // the one its forward had, or null
     std::optional<std::uint64_t> noise = {};   // the same seed its forward had
+    Workers* workers = nullptr;                // as in ForwardCall
 };
 
 // How the gradient check draws a sample input.

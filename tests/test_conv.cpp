@@ -8,6 +8,8 @@
 
 #include "core/error.hpp"
 #include "core/json_io.hpp"
+#include "core/random.hpp"
+#include "core/workers.hpp"
 #include "graph/graph.hpp"
 #include "ops/op.hpp"
 #include "testing.hpp"
@@ -44,25 +46,66 @@ BOOST_AUTO_TEST_CASE(values_and_gradients_match_pytorch) {
         for (auto& t : in) ptrs.push_back(&t), shapes.push_back(fixed_shape(t.dims()));
         // Alone (as the op table calls it) and with a node's workspace (as the engine does:
         // max_pool2d's backward then reads the forward's argmax instead of searching again).
-        for (bool scratch : {false, true}) {
+        // And on two helper threads, as the trainer runs conv2d.
+        Workers two(2);
+        for (int mode : {0, 1, 2}) {
         Workspace ws;
-        Workspace* node_scratch = scratch ? &ws : nullptr;
+        Workspace* node_scratch = mode > 0 ? &ws : nullptr;
+        Workers* workers = mode == 2 ? &two : nullptr;
         Tensor y(Dtype::f64, to_dims(op->shape(shapes, attrs)));
-        op->forward(ForwardCall{ptrs, y, attrs, node_scratch});
-        std::string what = fmt::format("case {} ({} {}{})", k, op->name, c["attrs"].dump(), scratch ? ", workspace" : "");
+        op->forward(ForwardCall{ptrs, y, attrs, node_scratch, {}, workers});
+        std::string what = fmt::format("case {} ({} {}{})", k, op->name, c["attrs"].dump(),
+                                       mode == 0 ? "" : mode == 1 ? ", workspace" : ", workspace, 2 threads");
         BOOST_TEST(max_gap(y, c["y"]) < 1e-12, what << ": value");
         Tensor r = tensor_from_json(c["r"], "golden");
         std::vector<Tensor> grads;
         for (auto& t : in) grads.emplace_back(Dtype::f64, t.dims());
         std::vector<Tensor*> gptrs;
         for (auto& g : grads) gptrs.push_back(&g);
-        op->backward(BackwardCall{ptrs, y, r, gptrs, attrs, node_scratch});
+        op->backward(BackwardCall{ptrs, y, r, gptrs, attrs, node_scratch, {}, workers});
         for (std::size_t i = 0; i < in.size(); ++i) {
             std::string name = c["order"][i].get<std::string>();
             BOOST_TEST(max_gap(grads[i], c["grads"][name]) < 1e-12, what << ": dL/d" << name);
         }
         }
         ++k;
+    }
+}
+
+// The batch is cut into fixed chunks whatever the thread count, so the trainer's --threads
+// changes no bit of a conv net's values or gradients (float32: the order matters most).
+BOOST_AUTO_TEST_CASE(conv2d_gives_the_same_bits_on_any_number_of_threads) {
+    const Op* op = find_op("conv2d");
+    Rng rng(7);
+    auto random = [&](Dims d) {
+        Tensor t(Dtype::f32, d);
+        for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.normal());
+        return t;
+    };
+    Tensor x = random({37, 3, 9, 8}), w = random({5, 3, 3, 3}), b = random({5});
+    Attrs attrs = op->attrs;
+    attrs["padding"] = 1;
+    std::vector<const Tensor*> in{&x, &w, &b};
+    Tensor r = random({37, 5, 9, 8});
+    auto run = [&](Workers* workers) {
+        Workspace ws;
+        std::vector<Tensor> out;
+        out.emplace_back(Dtype::f32, Dims{37, 5, 9, 8});
+        op->forward(ForwardCall{in, out[0], attrs, &ws, {}, workers});
+        for (const Tensor* t : in) out.emplace_back(Dtype::f32, t->dims());
+        std::vector<Tensor*> grads{&out[1], &out[2], &out[3]};
+        op->backward(BackwardCall{in, out[0], r, grads, attrs, &ws, {}, workers});
+        return out;
+    };
+    std::vector<Tensor> alone = run(nullptr);
+    for (int threads : {2, 3}) {
+        Workers workers(threads);
+        std::vector<Tensor> split = run(&workers);
+        for (std::size_t t = 0; t < alone.size(); ++t) {
+            std::int64_t differ = 0;
+            for (std::int64_t i = 0; i < alone[t].numel(); ++i) differ += alone[t].at(i) != split[t].at(i);
+            BOOST_TEST(differ == 0, threads << " threads, output " << t << ": " << differ << " entries differ");
+        }
     }
 }
 

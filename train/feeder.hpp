@@ -9,7 +9,7 @@
 #include "data/dataset.hpp"
 #include "graph/graph.hpp"
 #include "train/training.hpp"
-#include "train/workers.hpp"
+#include "core/workers.hpp"
 
 namespace chainrule {
 

@@ -18,7 +18,7 @@
 #include "train/feeder.hpp"
 #include "train/optimizer.hpp"
 #include "train/sampler.hpp"
-#include "train/workers.hpp"
+#include "core/workers.hpp"
 
 namespace chainrule {
 namespace {
@@ -208,9 +208,10 @@ std::int64_t predicted_class(const Tensor& p, std::int64_t row, std::int64_t wid
 }
 
 EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
-                    bool keep_predictions, const std::optional<std::string>& anomaly_at) {
+                    bool keep_predictions, const std::optional<std::string>& anomaly_at, Workers* workers) {
     Graph& g = m.graph;
-    const Pass pass = anomaly_at ? Pass::exact() : Pass::training();  // exact: every node's value, to be checked
+    Pass pass = anomaly_at ? Pass::exact() : Pass::training();  // exact: every node's value, to be checked
+    pass.workers = workers;
     EvalResult r;
     r.count = split.count;
     int pred = g.prediction(), loss = g.loss();
@@ -297,10 +298,11 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
 
     // Training reads only outputs and parameters' gradients: fused chains may skip writing
     // their intermediates, except when --detect-anomaly inspects every node.
-    const Pass pass = opt.detect_anomaly ? Pass::exact() : Pass::training();
+    Pass pass = opt.detect_anomaly ? Pass::exact() : Pass::training();
     // chainrule's own helpers: as many threads as OpenBLAS uses, the caller included.
     std::optional<Workers> workers;
     if (int threads = opt.threads > 0 ? opt.threads : openblas_get_num_threads(); threads > 1) workers.emplace(threads);
+    pass.workers = workers ? &*workers : nullptr;
     Feeder feeder(g, spec, ds, workers ? &*workers : nullptr);
     ProgressReporter progress(opt, start_epoch, spec.epochs, plan.steps);
     bool warned_test_loss = false;
@@ -336,7 +338,8 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
         }
         EpochMetrics em{epoch, loss_sum / double(plan.steps), 0, -1, seconds_since(t0), lr};
         EvalResult ev = evaluate(m, spec, ds, ds.test.count ? ds.test : ds.train, false,
-                                 opt.detect_anomaly ? std::optional(fmt::format("at epoch {}", epoch)) : std::nullopt);
+                                 opt.detect_anomaly ? std::optional(fmt::format("at epoch {}", epoch)) : std::nullopt,
+                                 pass.workers);
         em.test_loss = ev.loss;
         em.test_accuracy = ev.accuracy;
         history.push_back(em);

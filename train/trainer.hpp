@@ -20,6 +20,7 @@
 #include "train/run_dir.hpp"
 #include "train/training.hpp"
 #include "core/error.hpp"
+#include "core/workers.hpp"
 
 namespace chainrule {
 
@@ -84,6 +85,7 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
 // forward pass, and the first that is NaN or Inf is a RunError naming it, its op and its
 // inputs' statistics ("anomaly at epoch 8, evaluating rows 0 to 19: ...").
 EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const data::Split& split,
-                    bool keep_predictions = false, const std::optional<std::string>& anomaly_at = {});
+                    bool keep_predictions = false, const std::optional<std::string>& anomaly_at = {},
+                    Workers* workers = nullptr);
 
 }  // namespace chainrule

@@ -1,4 +1,4 @@
-#include "train/workers.hpp"
+#include "core/workers.hpp"
 
 #include <fmt/format.h>
 #include <system_error>
