@@ -173,6 +173,7 @@ ShardedGradient::ShardedGradient(Communicator& comm, Graph& g, std::vector<int> 
                                    "use fewer shards",
                                    per_process, width_ - 2));
     slots_.assign(std::size_t(shards_ * width_), 0.0);
+    sum_.assign(std::size_t(width_ - 2), 0.0);
 }
 
 std::span<const std::int64_t> ShardedGradient::rows(std::span<const std::int64_t> batch, std::int64_t s) const {
@@ -202,33 +203,26 @@ ShardedGradient::Combined ShardedGradient::combine(std::int64_t batch_rows, int 
         if (st >= 1000 && c.failed_rank < 0) c.failed_rank = int(s / per_process), c.failed_code = st - 1000;
         if (st > 0 && st < 1000) c.stop_signal = std::max(c.stop_signal, st);
     }
+    const auto t1 = std::chrono::steady_clock::now();
+    gather_seconds_ += std::chrono::duration<double>(t1 - t0).count();
     if (c.failed_rank >= 0) return c;
     // The fold: the same numbers in the same order on every process and for every K.
-    std::int64_t at = 0;
-    for (int id : params_) {
-        Tensor& grad = g_.node(id).grad;
-        for (std::int64_t i = 0; i < grad.numel(); ++i, ++at) {
-            double sum = 0;
-            bool first = true;
-            for (std::int64_t s = 0; s < shards_; ++s) {
-                const std::int64_t n_s = (s + 1) * batch_rows / shards_ - s * batch_rows / shards_;
-                if (n_s == 0) continue;
-                const double term = double(n_s) / double(batch_rows) * slots_[std::size_t(s * width_ + at)];
-                sum = first ? term : sum + term;
-                first = false;
-            }
-            grad.set(i, sum);
-        }
-    }
     bool first = true;
     for (std::int64_t s = 0; s < shards_; ++s) {
         const std::int64_t n_s = (s + 1) * batch_rows / shards_ - s * batch_rows / shards_;
         if (n_s == 0) continue;
-        const double term = double(n_s) / double(batch_rows) * slots_[std::size_t(s * width_ + loss_at)];
-        c.loss = first ? term : c.loss + term;
+        const double weight = double(n_s) / double(batch_rows);
+        const double* slot = slots_.data() + s * width_;
+        for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] = first ? weight * slot[i] : sum_[i] + weight * slot[i];
+        c.loss = first ? weight * slot[loss_at] : c.loss + weight * slot[loss_at];
         first = false;
     }
-    seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::size_t at = 0;
+    for (int id : params_) {
+        Tensor& grad = g_.node(id).grad;
+        for (std::int64_t i = 0; i < grad.numel(); ++i) grad.set(i, sum_[at++]);
+    }
+    sum_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     ++combines_;
     return c;
 }

@@ -92,7 +92,9 @@ public:
         int failed_code = 0;
     };
     Combined combine(std::int64_t batch_rows, int status);
-    double combine_seconds() const { return seconds_; }  // gather + sum, all steps so far
+    // All steps so far: the gather, which includes waiting for the slowest process, and the sum.
+    double gather_seconds() const { return gather_seconds_; }
+    double sum_seconds() const { return sum_seconds_; }
     std::int64_t combines() const { return combines_; }
 
 private:
@@ -101,7 +103,8 @@ private:
     std::vector<int> params_;
     std::int64_t shards_, first_, last_, width_ = 0;  // width_: doubles per shard slot
     std::vector<double> slots_;                       // [shards][width_]: gradient, loss, status
-    double seconds_ = 0;
+    std::vector<double> sum_;                         // the batch gradient, before rounding to the dtype
+    double gather_seconds_ = 0, sum_seconds_ = 0;
     std::int64_t combines_ = 0;
 };
 

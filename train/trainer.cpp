@@ -498,9 +498,11 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
         throw PeerFailed{agreed_code};
     }
     if (sharded && sharded->combines() > 0)
-        print(fmt::format("combining {} shards over {} process{}: {} per step (gather and sum)", shards, comm.size(),
-                          comm.size() == 1 ? "" : "es",
-                          format_seconds(sharded->combine_seconds() / double(sharded->combines()))));
+        print(fmt::format("combining {} shards over {} process{}, per step: {} gathering them (waiting for the slowest "
+                          "included), {} summing them",
+                          shards, comm.size(), comm.size() == 1 ? "" : "es",
+                          format_seconds(sharded->gather_seconds() / double(sharded->combines())),
+                          format_seconds(sharded->sum_seconds() / double(sharded->combines()))));
     // A resumed run with nothing left to train still leaves its folder whole: a kill
     // between the checkpoint and the other files is repaired here.
     if (resumed_checkpoint && start_epoch >= spec.epochs && run_dir->enabled()) {
