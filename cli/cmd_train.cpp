@@ -1,5 +1,6 @@
 // `chainrule train` and `chainrule eval`.
 #include <filesystem>
+#include <optional>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include "cli/progress.hpp"
 #include "cli/stop_signal.hpp"
 #include "train/checkpoint.hpp"
+#include "train/distributed.hpp"
 #include "core/error.hpp"
 #include "core/print.hpp"
 #include "train/model_file.hpp"
@@ -18,9 +20,10 @@ namespace chainrule::cli {
 namespace {
 
 // The model file with its training block, its warnings on stderr.
-ModelFile load_for_training(const std::string& path) {
+ModelFile load_for_training(const std::string& path, bool warn = true) {
     ModelFile f = load_model_file(path);
-    for (const auto& w : f.model.warnings) fmt::print(stderr, "warning: {}\n", w);
+    if (warn)
+        for (const auto& w : f.model.warnings) fmt::print(stderr, "warning: {}\n", w);
     f.training_spec();  // train and eval need the block
     return f;
 }
@@ -61,6 +64,11 @@ void add_train(CLI::App& app) {
         ->check(whole_in(1, kMaxEpochs));
     cmd->add_option("--threads", o->t.threads, "threads for OpenBLAS (default: OpenBLAS's choice)")
         ->check(whole_in(1, 256));
+    cmd->add_option("--shards", o->t.shards,
+                    "cut each batch into S parts, each with its own forward and backward, summed in a fixed order, so "
+                    "that `mpirun -np K` gives the same weights bit for bit for every K dividing S (default: the "
+                    "model's shards, else the number of processes; on --resume the checkpoint's; docs/distributed.md)")
+        ->check(whole_in(1, 4096));
     cmd->add_flag("--detect-anomaly", o->t.detect_anomaly,
                   "check every node's value and gradient each step and name the first that is NaN/Inf");
     cmd->add_flag("--no-progress", o->no_progress, "no live progress line even on a terminal");
@@ -68,11 +76,22 @@ void add_train(CLI::App& app) {
                   "with --resume: keep the trained parameters but start the optimizer state (moments, step "
                   "count) and the schedule afresh, so the optimizer, lr or schedule may differ from the checkpoint's");
     cmd->callback([o] {
+        // Under mpirun: one of K processes; rank 0 alone prints and writes (docs/distributed.md).
+        Communicator comm{Communicator::FromLauncher{}};
+        const bool root = comm.root();
+        o->t.comm = &comm;
         StopOnSignal stop;  // from the start: Ctrl-C while the data loads stops cleanly too
         o->t.stop = &stop.requested();
-        ModelFile f = load_for_training(o->model);
-        Model& m = f.model;
-        TrainingSpec spec = with_overrides(f.training_spec(), o->t);
+        o->t.stop_signal = [&stop] { return stop.signal(); };
+        std::optional<ModelFile> f;
+        TrainingSpec spec;
+        data::Dataset ds;
+        run_together(comm, [&] {
+            f.emplace(load_for_training(o->model, root));
+            spec = with_overrides(f->training_spec(), o->t);
+            ds = data::load_dataset(spec.data);
+        });
+        Model& m = f->model;
         // Resuming without --out continues in the checkpoint's own folder ("." for a bare file name).
         if (o->t.out_dir.empty() && !o->t.resume.empty()) {
             namespace fs = std::filesystem;
@@ -80,23 +99,27 @@ void add_train(CLI::App& app) {
             o->t.out_dir = fs::is_directory(o->t.resume) ? o->t.resume : parent.empty() ? "." : parent.string();
         }
         ProgressLine line;
-        if (!o->no_progress && isatty(STDERR_FILENO)) o->t.progress = [&line](const TrainProgress& p) { line.show(p); };
+        if (root && !o->no_progress && isatty(STDERR_FILENO))
+            o->t.progress = [&line](const TrainProgress& p) { line.show(p); };
         o->t.print = [&line](const std::string& text) {
             line.clear();
             fmt::print("{}\n", text);
         };
-        data::Dataset ds = data::load_dataset(spec.data);
-        fmt::print("{}: {} training and {} test samples; {} epochs, {}{}{}, {}\n", m.path, ds.train.count,
-                   ds.test.count, spec.epochs, describe(spec.optimizer),
-                   spec.lr_schedule.kind == ScheduleSpec::Kind::constant
-                       ? std::string()
-                       : ", lr schedule " + describe(spec.lr_schedule) + " per epoch",
-                   spec.clip_grad_norm > 0 ? fmt::format(", gradients clipped to norm {}", spec.clip_grad_norm) : "",
-                   spec.batch_size == 0 || spec.batch_size >= ds.train.count
-                       ? std::string("full batch")
-                       : fmt::format("batches of {} ({})", spec.batch_size, spec.sampling.name()));
-        // The model's own words first: a run that looks broken (a plateau) often says why there.
-        if (!m.graph.doc.empty()) fmt::print("  {}\n", m.graph.doc);
+        if (root) {
+            fmt::print("{}: {} training and {} test samples; {} epochs, {}{}{}, {}\n", m.path, ds.train.count,
+                       ds.test.count, spec.epochs, describe(spec.optimizer),
+                       spec.lr_schedule.kind == ScheduleSpec::Kind::constant
+                           ? std::string()
+                           : ", lr schedule " + describe(spec.lr_schedule) + " per epoch",
+                       spec.clip_grad_norm > 0 ? fmt::format(", gradients clipped to norm {}", spec.clip_grad_norm)
+                                               : "",
+                       spec.batch_size == 0 || spec.batch_size >= ds.train.count
+                           ? std::string("full batch")
+                           : fmt::format("batches of {} ({})", spec.batch_size, spec.sampling.name()));
+            // The model's own words first: a run that looks broken (a plateau) often says why there.
+            if (!m.graph.doc.empty()) fmt::print("  {}\n", m.graph.doc);
+            if (comm.size() > 1) fmt::print("  {} processes (mpirun)\n", comm.size());
+        }
         std::fflush(stdout);
         std::vector<EpochMetrics> history;
         try {
@@ -104,9 +127,10 @@ void add_train(CLI::App& app) {
         } catch (const Interrupted& e) {
             line.clear();
             fmt::print(stderr, "{}\n", e.what());
-            throw SignalExit(stop.signal());
+            throw SignalExit(stop.signal() ? stop.signal() : e.signal);
         }
         line.clear();
+        if (!root) return;
         if (m.graph.parameter_count() <= 64) {
             fmt::print("parameters after epoch {}:\n", history.empty() ? 0 : history.back().epoch);
             print_parameters(m.graph);

@@ -8,6 +8,7 @@
 #include "cli/stop_signal.hpp"
 #include "core/error.hpp"
 #include "ops/plugin.hpp"
+#include "train/distributed.hpp"
 
 int main(int argc, char** argv) {
     CLI::App app{"chainrule: reverse-mode autodiff over computational graphs defined in JSON.\n"
@@ -45,6 +46,8 @@ int main(int argc, char** argv) {
         return 2;
     } catch (const chainrule::cli::SignalExit& e) {
         return 128 + e.signal;
+    } catch (const chainrule::PeerFailed& e) {
+        return e.code;  // another process of the run failed and said why (train under mpirun)
     } catch (const chainrule::InputError& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 2;

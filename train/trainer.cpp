@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <fstream>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 
 #include "core/error.hpp"
 #include "train/anomaly.hpp"
+#include "train/checkpoint.hpp"
 #include "train/feeder.hpp"
 #include "train/optimizer.hpp"
 #include "train/sampler.hpp"
@@ -252,47 +254,134 @@ EvalResult evaluate(Model& m, const TrainingSpec& spec, const data::Dataset& ds,
 
 std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::Dataset& ds, const TrainOptions& opt) {
     Graph& g = m.graph;
-    auto print = opt.print ? opt.print : [](const std::string& s) { fmt::print("{}\n", s); };
-    if (g.loss() < 0) throw InputError(fmt::format("{}: outputs: the model has no \"loss\" output to train", m.path));
-    if (ds.train.count == 0) throw InputError(fmt::format("{}: the training split is empty", spec.data.where));
-    set_threads(opt.threads);
+    Communicator one_process;
+    Communicator& comm = opt.comm ? *opt.comm : one_process;
+    auto print = !comm.root() ? [](const std::string&) {}
+                 : opt.print  ? opt.print
+                              : [](const std::string& s) { fmt::print("{}\n", s); };
 
-    const BatchPlan plan = plan_batches(ds.train.count, spec.batch_size, spec.batches_per_epoch);
-    Sampler sampler(spec.sampling, plan, spec.seed);
-    const Json settings = run_settings(spec, plan, sampler);
+    // Set up on every process; the state (parameters, optimizer, sampler) is rank 0's, read
+    // or initialised there alone. A failure anywhere ends every process, reported once.
+    BatchPlan plan;
+    std::optional<Sampler> sampler;
+    Json settings;
     const std::vector<int> params = g.parameters();
     std::vector<EpochMetrics> history;
-    std::int64_t start_epoch = 0;
-    std::optional<Checkpoint> resumed;
+    std::int64_t start_epoch = 0, shards = 1;
+    bool resumed = false;
+    std::optional<Checkpoint> resumed_checkpoint;  // rank 0's
     std::string resumed_file;
-    if (!opt.resume.empty()) {
-        Json must_match = settings;
-        if (opt.fresh_optimizer)
-            for (const char* k : {"lr", "optimizer", "lr_schedule", "clip_grad_norm"}) must_match.erase(k);
-        Resumed r = resume_run(opt.resume, g, must_match);
-        sampler.set_state(r.checkpoint.rng);
-        history = std::move(r.history);
-        start_epoch = r.checkpoint.epoch;
-        resumed_file = r.file;
-        resumed = std::move(r.checkpoint);
-        print(fmt::format("resuming from {} after epoch {}{}", resumed_file, start_epoch,
-                          opt.fresh_optimizer ? " (optimizer and schedule start afresh)" : ""));
-    } else {
-        g.init_parameters(spec.seed);
+    std::optional<RunDir> run_dir;
+    std::optional<Optimizer> optimizer;
+    run_together(comm, [&] {
+        if (g.loss() < 0) throw InputError(fmt::format("{}: outputs: the model has no \"loss\" output to train", m.path));
+        if (ds.train.count == 0) throw InputError(fmt::format("{}: the training split is empty", spec.data.where));
+        set_threads(opt.threads);
+        plan = plan_batches(ds.train.count, spec.batch_size, spec.batches_per_epoch);
+        sampler.emplace(spec.sampling, plan, spec.seed);
+        settings = run_settings(spec, plan, *sampler);
+        const std::int64_t asked_shards = opt.shards ? *opt.shards : spec.shards;  // 0: not asked
+        shards = asked_shards ? asked_shards : comm.size();
+        if (!comm.root()) {
+            run_dir.emplace("");
+            return;
+        }
+        if (!opt.resume.empty()) {
+            Json must_match = settings;
+            if (opt.fresh_optimizer)
+                for (const char* k : {"lr", "optimizer", "lr_schedule", "clip_grad_norm"}) must_match.erase(k);
+            Resumed r = resume_run(opt.resume, g, must_match);
+            // A checkpoint without "shards" was trained in one piece.
+            const std::int64_t trained =
+                r.checkpoint.info.contains("shards") ? get_int(r.checkpoint.info["shards"], r.file + ": info.shards") : 1;
+            if (asked_shards && asked_shards != trained)
+                throw InputError(fmt::format("{}: the checkpoint was trained with {} shard{} but this run asks for {}; "
+                                             "resume without --shards, which takes the checkpoint's",
+                                             r.file, trained, trained == 1 ? "" : "s", asked_shards));
+            shards = trained;
+            sampler->set_state(r.checkpoint.rng);
+            history = std::move(r.history);
+            start_epoch = r.checkpoint.epoch;
+            resumed_file = r.file;
+            resumed_checkpoint = std::move(r.checkpoint);
+            resumed = true;
+        } else {
+            g.init_parameters(spec.seed);
+        }
+        // Sized by the parameters, so made once they have their values.
+        optimizer.emplace(spec.optimizer, g, params);  // buffers allocated here, once
+        if (resumed && !opt.fresh_optimizer) optimizer->restore_state(*resumed_checkpoint, resumed_file);
+        if (shards % comm.size() != 0) {
+            std::string possible;
+            for (std::int64_t k = 1; k <= shards; ++k)
+                if (shards % k == 0) possible += (possible.empty() ? "" : ", ") + std::to_string(k);
+            throw InputError(fmt::format("{} shards cannot be shared by {} processes: the number of processes must "
+                                         "divide the number of shards{} (possible: {})",
+                                         shards, comm.size(), resumed ? " the checkpoint was trained with" : "",
+                                         possible));
+        }
+        if (shards > plan.batch)
+            throw InputError(fmt::format("{} shards are more than the {} rows of a batch: use fewer shards{}", shards,
+                                         plan.batch, comm.size() > 1 ? " and processes" : ""));
+        if (shards > 1) check_shardable(g, m.path);
+        if (resumed)
+            print(fmt::format("resuming from {} after epoch {}{}", resumed_file, start_epoch,
+                              opt.fresh_optimizer ? " (optimizer and schedule start afresh)" : ""));
+        run_dir.emplace(opt.out_dir);
+    });
+    // Older checkpoints and plain runs have no "shards": they resume as before.
+    if (shards > 1) settings["shards"] = shards;
+    if (comm.size() > 1) {
+        std::string state;
+        if (comm.root()) {
+            Checkpoint c = make_checkpoint(g, start_epoch, sampler->state(), {{"shards", shards}, {"resumed", resumed}});
+            optimizer->save_state(c);
+            state = encode_checkpoint(c);
+        }
+        comm.broadcast(state);
+        if (!comm.root()) {
+            const std::string from = "the state broadcast by rank 0";
+            Checkpoint c = decode_checkpoint(state, from);
+            restore_parameters(g, c, from);
+            optimizer.emplace(spec.optimizer, g, params);
+            optimizer->restore_state(c, from);
+            sampler->set_state(c.rng);
+            start_epoch = c.epoch;
+            shards = c.info["shards"].get<std::int64_t>();
+            resumed = c.info["resumed"].get<bool>();
+            if (shards > 1) settings["shards"] = shards;
+        }
     }
-    Optimizer optimizer(spec.optimizer, g, params);  // buffers allocated here, once
-    if (resumed && !opt.fresh_optimizer) optimizer.restore_state(*resumed, resumed_file);
     // A fresh schedule counts epochs from the resume point.
     const std::int64_t schedule_origin = resumed && opt.fresh_optimizer ? start_epoch : 0;
-    const RunDir run_dir(opt.out_dir);
-    Saver saver(run_dir, opt.save_every_seconds, spec.epochs);
-    if (resumed) saver.resumed_from(resumed_file, start_epoch);
-    auto stop_requested = [&] { return opt.stop && opt.stop->load(); };
+    Saver saver(*run_dir, opt.save_every_seconds, spec.epochs);
+    if (resumed_checkpoint) saver.resumed_from(resumed_file, start_epoch);
+    // Rank 0 alone writes: when that fails, the others are already waiting for the next step.
+    auto saving = [&](const std::function<void()>& save) {
+        if (comm.size() == 1) return save();
+        try {
+            save();
+        } catch (...) {
+            const std::exception_ptr e = std::current_exception();
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                fmt::print(stderr, "error: {}\n", x.what());
+            }
+            comm.abort(exit_code(e));
+        }
+    };
+    std::optional<ShardedGradient> sharded;
+    if (shards > 1) sharded.emplace(comm, g, params, shards);
+    int agreed_stop = 0;  // with shards: the stop every process agreed on at the last step
+    auto stop_requested = [&] { return sharded ? agreed_stop > 0 : opt.stop && opt.stop->load(); };
     auto interrupted = [&](const std::string& when) {
         saver.flush(m);
-        return Interrupted(fmt::format("stopped {}; {}{}", when, saver.last_good(),
-                                       run_dir.enabled() ? fmt::format("; continue with --resume {}", run_dir.dir())
-                                                         : " (no --out)"));
+        Interrupted e(fmt::format("stopped {}; {}{}", when, saver.last_good(),
+                                  run_dir->enabled() ? fmt::format("; continue with --resume {}", run_dir->dir())
+                                                     : std::string(comm.root() ? " (no --out)" : "")));
+        e.signal = agreed_stop;
+        return e;
     };
     const std::int64_t every = spec.print_every > 0 ? spec.print_every : std::max<std::int64_t>(1, spec.epochs / 20);
 
@@ -306,32 +395,72 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
     Feeder feeder(g, spec, ds, workers ? &*workers : nullptr);
     ProgressReporter progress(opt, start_epoch, spec.epochs, plan.steps);
     bool warned_test_loss = false;
+    bool agreed = false;  // a failure already agreed on by every process
 
+    try {
     for (std::int64_t epoch = start_epoch + 1; epoch <= spec.epochs; ++epoch) {
         auto t0 = Clock::now();
         const double lr = scheduled_lr(spec.lr_schedule, spec.optimizer.lr, epoch - 1 - schedule_origin);
-        sampler.start_epoch();
+        sampler->start_epoch();
         double loss_sum = 0;
         for (std::int64_t step = 0; step < plan.steps; ++step) {
             // Formatted only when needed: a step allocates nothing.
             auto when = [&] { return fmt::format("at epoch {}, step {} of {}", epoch, step + 1, plan.steps); };
-            std::span<const std::int64_t> rows = sampler.batch(step);
-            feeder.feed(ds.train, rows);
+            std::span<const std::int64_t> rows = sampler->batch(step);
             // Dropout's masks: a pure function of (seed, epoch, step), so a resumed run draws
             // the same ones without any state in the checkpoint.
             Pass step_pass = pass;
             step_pass.noise = noise_seed(noise_seed(spec.seed, std::uint64_t(epoch)), std::uint64_t(step));
-            g.forward(step_pass);
-            if (opt.detect_anomaly) check_values_finite(g, when());
-            const double loss = g.node(g.loss()).value.at(0);
+            double loss = 0;
+            if (sharded) {
+                // This process's shards, each its own forward and backward; shard s's masks
+                // come from noise_seed(step seed, s), whichever process computes it.
+                std::exception_ptr failure;
+                try {
+                    for (std::int64_t s = sharded->first(); s < sharded->last(); ++s) {
+                        std::span<const std::int64_t> part = sharded->rows(rows, s);
+                        if (part.empty()) continue;
+                        feeder.feed(ds.train, part);
+                        Pass shard_pass = step_pass;
+                        shard_pass.noise = noise_seed(*step_pass.noise, std::uint64_t(s));
+                        g.forward(shard_pass);
+                        if (opt.detect_anomaly) check_values_finite(g, fmt::format("{}, shard {}", when(), s));
+                        g.backward(shard_pass);
+                        if (opt.detect_anomaly) check_gradients_finite(g, fmt::format("{}, shard {}", when(), s));
+                        sharded->keep(s, g.node(g.loss()).value.at(0));
+                    }
+                } catch (...) {
+                    failure = std::current_exception();
+                }
+                const int signal = opt.stop_signal ? opt.stop_signal() : 0;
+                const int status = failure ? 1000 + exit_code(failure)
+                                   : opt.stop && opt.stop->load() ? std::clamp(signal, 1, 999)
+                                                                  : 0;
+                const ShardedGradient::Combined c = sharded->combine(std::int64_t(rows.size()), status);
+                if (c.failed_rank >= 0) {
+                    agreed = true;
+                    saver.flush(m);
+                    if (c.failed_rank == comm.rank()) std::rethrow_exception(failure);
+                    throw PeerFailed{c.failed_code};
+                }
+                loss = c.loss;
+                agreed_stop = c.stop_signal;
+            } else {
+                feeder.feed(ds.train, rows);
+                g.forward(step_pass);
+                if (opt.detect_anomaly) check_values_finite(g, when());
+                loss = g.node(g.loss()).value.at(0);
+            }
             if (!std::isfinite(loss)) {
                 saver.flush(m);
                 throw loss_error(loss, when(), saver);
             }
-            g.backward(step_pass);
-            if (opt.detect_anomaly) check_gradients_finite(g, when());
-            if (spec.clip_grad_norm > 0) optimizer.clip_gradients(g, params, spec.clip_grad_norm);
-            optimizer.step(g, params, lr);
+            if (!sharded) {
+                g.backward(step_pass);
+                if (opt.detect_anomaly) check_gradients_finite(g, when());
+            }
+            if (spec.clip_grad_norm > 0) optimizer->clip_gradients(g, params, spec.clip_grad_norm);
+            optimizer->step(g, params, lr);
             loss_sum += loss;
             progress.step_done(epoch, step, loss, rows.size());
             if (stop_requested()) throw interrupted(fmt::format("during epoch {}, after step {} of {}", epoch, step + 1, plan.steps));
@@ -346,18 +475,44 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
         report_epoch(print, em, spec.epochs, epoch % every == 0 || epoch == spec.epochs || epoch == start_epoch + 1,
                      warned_test_loss);
         check_parameters_finite(g, params, epoch, saver);
-        if (run_dir.enabled()) {
-            Checkpoint c = make_checkpoint(g, epoch, sampler.state(), settings);
-            optimizer.save_state(c);
-            saver.epoch_done(m, std::move(c), history);
+        if (run_dir->enabled()) {
+            Checkpoint c = make_checkpoint(g, epoch, sampler->state(), settings);
+            optimizer->save_state(c);
+            saving([&] { saver.epoch_done(m, std::move(c), history); });
         }
         if (stop_requested()) throw interrupted(fmt::format("after epoch {}", epoch));
     }
+    } catch (const PeerFailed&) {
+        throw;
+    } catch (...) {
+        if (comm.size() == 1 || agreed) throw;
+        // Every process meets the same numbers, so every one has come here with this error
+        // (a NaN loss, the agreed stop): rank 0 reports it.
+        const std::exception_ptr e = std::current_exception();
+        int code = exit_code(e);
+        try {
+            std::rethrow_exception(e);
+        } catch (const Interrupted& i) {
+            code = 128 + (i.signal > 0 ? i.signal : SIGINT);
+        } catch (...) {
+        }
+        auto [rank, agreed_code] = comm.agree_failure(code);
+        if (rank == comm.rank()) throw;
+        throw PeerFailed{agreed_code};
+    }
+    if (sharded && sharded->combines() > 0)
+        print(fmt::format("combining {} shards over {} process{}, per step: {} gathering them (waiting for the slowest "
+                          "included), {} summing them",
+                          shards, comm.size(), comm.size() == 1 ? "" : "es",
+                          format_seconds(sharded->gather_seconds() / double(sharded->combines())),
+                          format_seconds(sharded->sum_seconds() / double(sharded->combines()))));
     // A resumed run with nothing left to train still leaves its folder whole: a kill
     // between the checkpoint and the other files is repaired here.
-    if (resumed && start_epoch >= spec.epochs && run_dir.enabled()) {
-        saver.epoch_done(m, std::move(*resumed), history);
-        saver.flush(m);
+    if (resumed_checkpoint && start_epoch >= spec.epochs && run_dir->enabled()) {
+        saving([&] {
+            saver.epoch_done(m, std::move(*resumed_checkpoint), history);
+            saver.flush(m);
+        });
     }
     return history;
 }

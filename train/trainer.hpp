@@ -16,6 +16,7 @@
 
 #include "data/dataset.hpp"
 #include "graph/model_json.hpp"
+#include "train/distributed.hpp"
 #include "train/metrics.hpp"
 #include "train/run_dir.hpp"
 #include "train/training.hpp"
@@ -50,11 +51,19 @@ struct TrainOptions {
     // Interrupted after the current step.
     const std::atomic<bool>* stop = nullptr;
     std::function<void(const std::string&)> print;  // one line of output; default: stdout
+    // The signal that set `stop` (0: none yet): with several processes, all of them stop
+    // after the same step and exit with the code it asks for.
+    std::function<int()> stop_signal;
+    // Shards of each batch (docs/distributed.md); unset: the training block's `shards`, else
+    // the number of processes, and when resuming the checkpoint's.
+    std::optional<std::int64_t> shards;
+    Communicator* comm = nullptr;  // null: one process
 };
 
 // A run stopped through TrainOptions::stop, its last whole epoch saved.
 struct Interrupted : RunError {
     using RunError::RunError;
+    int signal = 0;  // with shards: the signal that every process agreed to stop on
 };
 
 struct EvalResult {

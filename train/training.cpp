@@ -69,7 +69,7 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
     if (g.loss() < 0) throw InputError(fmt::format("{}: outputs: the model has no \"loss\" output to train", file));
     check_keys(j,
                {"data", "feed", "epochs", "batch_size", "batches_per_epoch", "sampling", "optimizer", "lr_schedule", "clip_grad_norm", "seed",
-                "metrics", "print_every"},
+                "metrics", "print_every", "shards"},
                at);
     TrainingSpec s;
     s.data = data::parse_data_spec(require(j, "data", at), at + ".data", dir);
@@ -109,6 +109,7 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
     positive("batch_size", s.batch_size);
     positive("batches_per_epoch", s.batches_per_epoch);
     positive("print_every", s.print_every);
+    positive("shards", s.shards);
     if (s.epochs > kMaxEpochs)
         throw InputError(fmt::format("{}.epochs: {} is more than the {} epochs a run may have (docs/limits.md)", at,
                                      s.epochs, kMaxEpochs));

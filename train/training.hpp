@@ -25,6 +25,7 @@ struct TrainingSpec {
     ScheduleSpec lr_schedule;            // constant unless the block says otherwise
     double clip_grad_norm = 0;           // 0: no clipping
     std::uint64_t seed = 0;
+    std::int64_t shards = 0;             // 0: as many as processes (docs/distributed.md)
     std::vector<std::string> metrics = {"loss", "accuracy"};
     std::int64_t print_every = 0;        // 0: about 20 lines per run
 };

@@ -1,0 +1,168 @@
+// The shard scheme of data-parallel training in one process (tests/test_mpi.py runs it
+// under mpirun): the batch gradient summed from shards is the one-piece gradient up to
+// rounding, and matches central finite differences; models that mix a batch's rows are
+// refused; with shards, train() gives the same weights as a run with other K would.
+#define BOOST_TEST_MODULE distributed
+#include <boost/test/unit_test.hpp>
+#include <numeric>
+
+#include "core/json_io.hpp"
+#include "testing.hpp"
+#include "train/distributed.hpp"
+#include "train/feeder.hpp"
+#include "train/trainer.hpp"
+#include "train/training.hpp"
+
+using namespace chainrule;
+
+namespace {
+
+struct Run {
+    Model model;
+    TrainingSpec spec;
+    data::Dataset ds;
+};
+
+Run prepare(const std::function<void(Json&)>& edit = {}) {
+    std::string path = testing::source_root() + "/models/iris_3class_softmax.json";
+    Json j = read_json_file(path);
+    if (edit) edit(j);
+    Run r{parse_model(j.dump(), path), {}, {}};
+    r.spec = parse_training(r.model.training, r.model.graph, r.model.path, r.model.dir);
+    r.ds = data::load_dataset(r.spec.data);
+    return r;
+}
+
+// Every parameter gradient entry, in parameter order.
+std::vector<double> gradients(const Graph& g) {
+    std::vector<double> out;
+    for (int id : g.parameters())
+        for (std::int64_t i = 0; i < g.node(id).grad.numel(); ++i) out.push_back(g.node(id).grad.at(i));
+    return out;
+}
+
+std::string shard_error(const std::function<void(Json&)>& edit) {
+    Json j = read_json_file(testing::source_root() + "/models/iris_3class_softmax.json");
+    edit(j);
+    Model m = parse_model(j.dump(), "m.json");
+    return testing::message_of<InputError>([&] { check_shardable(m.graph, "m.json"); });
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(shards_sum_to_the_batch_gradient) {
+    Run r = prepare();
+    Graph& g = r.model.graph;
+    g.init_parameters(3);
+    Feeder feeder(g, r.spec, r.ds);
+    std::vector<std::int64_t> batch(25);
+    std::iota(batch.begin(), batch.end(), 40);  // rows of all three classes
+    feeder.feed(r.ds.train, batch);
+    g.forward(Pass::exact());
+    const double whole_loss = g.node(g.loss()).value.at(0);
+    g.backward(Pass::exact());
+    const std::vector<double> whole = gradients(g);
+
+    Communicator one;
+    ShardedGradient sharded(one, g, g.parameters(), 4);  // shards of 6, 6, 6 and 7 rows
+    BOOST_TEST(sharded.first() == 0);
+    BOOST_TEST(sharded.last() == 4);
+    std::size_t rows = 0;
+    for (std::int64_t s = 0; s < 4; ++s) {
+        auto part = sharded.rows(batch, s);
+        BOOST_TEST(part.size() == (s == 3 ? 7u : 6u));
+        BOOST_TEST(part.front() == batch[rows]);
+        rows += part.size();
+        feeder.feed(r.ds.train, part);
+        g.forward(Pass::exact());
+        g.backward(Pass::exact());
+        sharded.keep(s, g.node(g.loss()).value.at(0));
+    }
+    auto c = sharded.combine(25, 0);
+    BOOST_TEST(c.failed_rank == -1);
+    BOOST_TEST(c.stop_signal == 0);
+    BOOST_TEST(c.loss == whole_loss, boost::test_tools::tolerance(1e-13));
+    const std::vector<double> combined = gradients(g);
+    BOOST_REQUIRE(combined.size() == whole.size());
+    for (std::size_t i = 0; i < whole.size(); ++i) BOOST_TEST(combined[i] == whole[i], boost::test_tools::tolerance(1e-12));
+
+    // The combined gradient against central differences of the whole batch's loss.
+    feeder.feed(r.ds.train, batch);
+    std::size_t at = 0;
+    for (int id : g.parameters()) {
+        Tensor& v = g.node(id).value;
+        for (std::int64_t i = 0; i < v.numel(); ++i, ++at) {
+            const double x = v.at(i), h = 1e-6;
+            v.set(i, x + h);
+            g.forward(Pass::exact());
+            const double up = g.node(g.loss()).value.at(0);
+            v.set(i, x - h);
+            g.forward(Pass::exact());
+            const double down = g.node(g.loss()).value.at(0);
+            v.set(i, x);
+            BOOST_TEST(combined[at] == (up - down) / (2 * h), boost::test_tools::tolerance(1e-6));
+        }
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_status_reports_the_stop_and_the_failing_shard) {
+    Run r = prepare();
+    Communicator one;
+    ShardedGradient sharded(one, r.model.graph, r.model.graph.parameters(), 2);
+    BOOST_TEST(sharded.combine(10, 15).stop_signal == 15);
+    auto c = sharded.combine(10, 1002);
+    BOOST_TEST(c.failed_rank == 0);
+    BOOST_TEST(c.failed_code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(models_that_mix_rows_are_refused) {
+    BOOST_TEST(shard_error([](Json&) {}).starts_with("(no "));  // nothing thrown
+    BOOST_TEST(shard_error([](Json& j) { j["nodes"][3]["attrs"] = {{"axis", 0}}; }) ==
+               "m.json: nodes[3]: node 'p' (op softmax) works along the batch axis (axis 0), mixing the rows, so the "
+               "batch cannot be cut into shards; train it with --shards 1 in one process (docs/distributed.md)");
+    BOOST_TEST(shard_error([](Json& j) { j["nodes"][4] = {{"name", "L"}, {"op", "sum"}, {"inputs", {"logits"}}}; })
+                   .find("node 'L' (op sum) is the loss but not a mean over the batch's rows") != std::string::npos);
+    // A sum over the batch axis before the loss: the loss would see the batch's total.
+    BOOST_TEST(shard_error([](Json& j) {
+                   j["nodes"][4] = {{"name", "col"}, {"op", "sum"}, {"inputs", {"logits"}}, {"attrs", {{"axis", 0}}}};
+                   j["nodes"].push_back({{"name", "L"}, {"op", "mean"}, {"inputs", {"col"}}});
+               }).find("node 'col' (op sum) combines the batch's rows") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(one_process_with_shards_trains_as_the_same_run_each_time) {
+    auto train_with = [](std::optional<std::int64_t> shards) {
+        Run r = prepare([](Json& j) {
+            j["training"]["epochs"] = 3;
+            j["training"]["batch_size"] = 25;
+        });
+        TrainOptions o;
+        o.print = [](const std::string&) {};
+        o.shards = shards;
+        train(r.model, r.spec, r.ds, o);
+        std::vector<double> w;
+        for (int id : r.model.graph.parameters())
+            for (std::int64_t i = 0; i < r.model.graph.node(id).value.numel(); ++i)
+                w.push_back(r.model.graph.node(id).value.at(i));
+        return w;
+    };
+    const auto s4 = train_with(4), s1 = train_with({}), s1_again = train_with(1);
+    BOOST_TEST(train_with(4) == s4);  // bit for bit
+    BOOST_TEST(s1 == s1_again);       // no shards is one shard
+    BOOST_REQUIRE(s1.size() == s4.size());
+    // Another order of summation: different rounding, the same training.
+    bool differs = false;
+    for (std::size_t i = 0; i < s1.size(); ++i) {
+        BOOST_TEST(s4[i] == s1[i], boost::test_tools::tolerance(1e-9));
+        differs = differs || s4[i] != s1[i];
+    }
+    BOOST_TEST(differs);
+}
+
+BOOST_AUTO_TEST_CASE(shards_must_fit_the_batch_and_the_processes) {
+    Run r = prepare([](Json& j) { j["training"]["batch_size"] = 5; });
+    TrainOptions o;
+    o.print = [](const std::string&) {};
+    o.shards = 6;
+    BOOST_TEST(testing::message_of<InputError>([&] { train(r.model, r.spec, r.ds, o); }) ==
+               "6 shards are more than the 5 rows of a batch: use fewer shards");
+}

@@ -1,0 +1,230 @@
+#include "train/distributed.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <fmt/format.h>
+
+#include "core/error.hpp"
+
+#if CHAINRULE_HAVE_MPI
+#define OMPI_SKIP_MPICXX 1  // the C API only: OpenMPI's deprecated C++ bindings do not build with -Werror
+#include <mpi.h>
+#endif
+
+namespace chainrule {
+namespace {
+
+// The launcher's word for this process's place, before (or without) MPI.
+[[maybe_unused]] int env_int(std::initializer_list<const char*> names, int otherwise) {
+    for (const char* name : names)
+        if (const char* v = std::getenv(name); v && *v) return std::atoi(v);
+    return otherwise;
+}
+
+bool launched() { return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_SIZE"); }
+
+bool is_reduction_loss(const std::string& op) { return op == "mse" || op == "cross_entropy" || op == "mean"; }
+
+}  // namespace
+
+int exit_code(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const PeerFailed& p) {
+        return p.code;
+    } catch (const InputError&) {
+        return 2;
+    } catch (...) {
+        return 1;
+    }
+}
+
+Communicator::Communicator(FromLauncher) {
+    if (!launched()) return;
+#if CHAINRULE_HAVE_MPI
+    MPI_Init(nullptr, nullptr);
+    mpi_ = true;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+#else
+    const int size = env_int({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}, 1);
+    if (size <= 1) return;
+    if (env_int({"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"}, 0) != 0) throw PeerFailed{2};
+    throw InputError(fmt::format(
+        "this chainrule was built without MPI, but it was started as one of {} processes (by mpirun): each would "
+        "train its own copy. Install libopenmpi-dev and rebuild (meson setup build -Dmpi=enabled), or run it "
+        "without mpirun (docs/distributed.md)",
+        size));
+#endif
+}
+
+Communicator::~Communicator() {
+#if CHAINRULE_HAVE_MPI
+    if (mpi_) MPI_Finalize();
+#endif
+}
+
+std::pair<int, int> Communicator::agree_failure(int code) {
+    std::vector<int> codes(std::size_t(size_), 0);
+    codes[std::size_t(rank_)] = code;
+#if CHAINRULE_HAVE_MPI
+    if (mpi_) MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, codes.data(), 1, MPI_INT, MPI_COMM_WORLD);
+#endif
+    for (int r = 0; r < size_; ++r)
+        if (codes[std::size_t(r)] != 0) return {r, codes[std::size_t(r)]};
+    return {-1, 0};
+}
+
+void Communicator::broadcast([[maybe_unused]] std::string& bytes) {
+#if CHAINRULE_HAVE_MPI
+    if (!mpi_) return;
+    std::uint64_t n = bytes.size();
+    MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    bytes.resize(n);
+    constexpr std::uint64_t kChunk = std::uint64_t{1} << 30;  // MPI counts are ints
+    for (std::uint64_t at = 0; at < n; at += kChunk)
+        MPI_Bcast(bytes.data() + at, int(std::min(kChunk, n - at)), MPI_BYTE, 0, MPI_COMM_WORLD);
+#endif
+}
+
+void Communicator::allgather([[maybe_unused]] std::span<double> all) {
+#if CHAINRULE_HAVE_MPI
+    if (!mpi_) return;
+    MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, all.data(), int(all.size() / std::size_t(size_)), MPI_DOUBLE,
+                  MPI_COMM_WORLD);
+#endif
+}
+
+void Communicator::abort(int code) {
+    std::fflush(stdout);
+    std::fflush(stderr);
+#if CHAINRULE_HAVE_MPI
+    if (mpi_) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+    std::_Exit(code);
+}
+
+void run_together(Communicator& comm, const std::function<void()>& f) {
+    std::exception_ptr error;
+    try {
+        f();
+    } catch (...) {
+        error = std::current_exception();
+    }
+    if (comm.size() == 1) {
+        if (error) std::rethrow_exception(error);
+        return;
+    }
+    auto [rank, code] = comm.agree_failure(error ? exit_code(error) : 0);
+    if (rank < 0) return;
+    if (rank == comm.rank()) std::rethrow_exception(error);
+    throw PeerFailed{code};
+}
+
+void check_shardable(const Graph& g, const std::string& file) {
+    auto batch_rows = [&](int id) {
+        const Shape& s = g.node(id).shape;
+        return !s.empty() && s[0].symbolic();
+    };
+    auto refuse = [&](const Node& n, const std::string& why) {
+        // A node's place names its model file already ("m.json: nodes[3]") unless built in C++.
+        throw InputError(fmt::format("{}: node '{}' (op {}) {}, so the batch cannot be cut into shards; train it "
+                                     "with --shards 1 in one process (docs/distributed.md)",
+                                     n.place.empty() ? file : n.place, n.name, n.op->name, why));
+    };
+    const int loss = g.loss();
+    for (std::size_t id = 0; id < g.nodes().size(); ++id) {
+        const Node& n = g.node(int(id));
+        if (n.kind != NodeKind::op) continue;
+        bool fed_rows = false;
+        for (int in : n.inputs) fed_rows = fed_rows || batch_rows(in);
+        const std::string& op = n.op->name;
+        if (int(id) == loss) {
+            if (!is_reduction_loss(op) || !fed_rows)
+                refuse(n, "is the loss but not a mean over the batch's rows (mse, cross_entropy or mean of them)");
+            continue;
+        }
+        if (!fed_rows) continue;
+        const std::size_t rank = g.node(n.inputs[0]).shape.size();
+        if (op == "softmax" || op == "log_softmax" || op == "normalize") {
+            std::int64_t axis = n.attrs.contains("axis") ? n.attrs["axis"].get<std::int64_t>() : -1;
+            if (axis < 0) axis += std::int64_t(rank);
+            if (axis == 0) refuse(n, "works along the batch axis (axis 0), mixing the rows");
+        }
+        if (op == "lecture_sigmoid_normalize" && rank < 2) refuse(n, "normalizes along the batch axis, mixing the rows");
+        if (op == "matmul" && n.inputs.size() > 1 && batch_rows(n.inputs[1]))
+            refuse(n, "has the batch's rows as its right operand, mixing them");
+        if (!batch_rows(int(id))) refuse(n, "combines the batch's rows into a result without them");
+    }
+}
+
+ShardedGradient::ShardedGradient(Communicator& comm, Graph& g, std::vector<int> params, std::int64_t shards)
+    : comm_(comm), g_(g), params_(std::move(params)), shards_(shards) {
+    const std::int64_t per_process = shards_ / comm_.size();
+    first_ = comm_.rank() * per_process;
+    last_ = first_ + per_process;
+    for (int id : params_) width_ += g_.node(id).value.numel();
+    width_ += 2;  // the shard's loss and its process's status
+    if (per_process * width_ > INT_MAX)
+        throw RunError(fmt::format("{} shards per process of {} parameters are more than one MPI message can carry; "
+                                   "use fewer shards",
+                                   per_process, width_ - 2));
+    slots_.assign(std::size_t(shards_ * width_), 0.0);
+    sum_.assign(std::size_t(width_ - 2), 0.0);
+}
+
+std::span<const std::int64_t> ShardedGradient::rows(std::span<const std::int64_t> batch, std::int64_t s) const {
+    const std::int64_t n = std::int64_t(batch.size());
+    const std::int64_t begin = s * n / shards_, end = (s + 1) * n / shards_;
+    return batch.subspan(std::size_t(begin), std::size_t(end - begin));
+}
+
+void ShardedGradient::keep(std::int64_t shard, double loss) {
+    double* slot = slots_.data() + shard * width_;
+    for (int id : params_) {
+        const Tensor& grad = g_.node(id).grad;
+        for (std::int64_t i = 0; i < grad.numel(); ++i) *slot++ = grad.at(i);
+    }
+    *slot = loss;
+}
+
+ShardedGradient::Combined ShardedGradient::combine(std::int64_t batch_rows, int status) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::int64_t loss_at = width_ - 2, status_at = width_ - 1;
+    for (std::int64_t s = first_; s < last_; ++s) slots_[std::size_t(s * width_ + status_at)] = status;
+    comm_.allgather(slots_);
+    Combined c;
+    const std::int64_t per_process = shards_ / comm_.size();
+    for (std::int64_t s = 0; s < shards_; ++s) {
+        const int st = int(slots_[std::size_t(s * width_ + status_at)]);
+        if (st >= 1000 && c.failed_rank < 0) c.failed_rank = int(s / per_process), c.failed_code = st - 1000;
+        if (st > 0 && st < 1000) c.stop_signal = std::max(c.stop_signal, st);
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    gather_seconds_ += std::chrono::duration<double>(t1 - t0).count();
+    if (c.failed_rank >= 0) return c;
+    // The fold: the same numbers in the same order on every process and for every K.
+    bool first = true;
+    for (std::int64_t s = 0; s < shards_; ++s) {
+        const std::int64_t n_s = (s + 1) * batch_rows / shards_ - s * batch_rows / shards_;
+        if (n_s == 0) continue;
+        const double weight = double(n_s) / double(batch_rows);
+        const double* slot = slots_.data() + s * width_;
+        for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] = first ? weight * slot[i] : sum_[i] + weight * slot[i];
+        c.loss = first ? weight * slot[loss_at] : c.loss + weight * slot[loss_at];
+        first = false;
+    }
+    std::size_t at = 0;
+    for (int id : params_) {
+        Tensor& grad = g_.node(id).grad;
+        for (std::int64_t i = 0; i < grad.numel(); ++i) grad.set(i, sum_[at++]);
+    }
+    sum_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    ++combines_;
+    return c;
+}
+
+}  // namespace chainrule

@@ -1,0 +1,111 @@
+// Data-parallel training (docs/distributed.md): the processes of a run, and the gradient of
+// a batch cut into S shards whose parts are summed in shard order, whatever the number of
+// processes K, so that the weights come out the same bit for bit for every K that divides S.
+//
+// MPI is optional at build time (meson option `mpi`); without it a Communicator is always
+// the one process, and a binary started by mpirun with more than one process refuses.
+#pragma once
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "graph/graph.hpp"
+
+namespace chainrule {
+
+// Thrown on the processes that did not fail when another did (which printed the message):
+// they end with the same exit code and say nothing.
+struct PeerFailed {
+    int code = 2;
+};
+
+// 2 for an InputError, a PeerFailed's own code, else 1: the exit code of the CLI.
+int exit_code(const std::exception_ptr& e);
+
+class Communicator {
+public:
+    Communicator() = default;  // one process
+    // Under an MPI launcher (OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_SIZE in the environment):
+    // MPI's world, initialised here and finalised by the destructor. Built without MPI and
+    // launched as one of several processes: an InputError on the first, PeerFailed on the others.
+    struct FromLauncher {};
+    explicit Communicator(FromLauncher);
+    ~Communicator();
+    Communicator(const Communicator&) = delete;
+    Communicator& operator=(const Communicator&) = delete;
+
+    int rank() const { return rank_; }
+    int size() const { return size_; }
+    bool root() const { return rank_ == 0; }
+
+    // Every process calls this at the same point with its exit code (0: it did not fail).
+    // Returns the lowest failing rank (-1: none) and that rank's code.
+    std::pair<int, int> agree_failure(int code);
+    // Rank 0's bytes, on every process.
+    void broadcast(std::string& bytes);
+    // `all` holds size() equal blocks; each process has filled its own (block rank()); after
+    // the call every process has every block.
+    void allgather(std::span<double> all);
+    // Ends every process of the job with `code` (MPI_Abort): for a failure on one process
+    // that the others cannot meet at a collective.
+    [[noreturn]] void abort(int code);
+
+private:
+    int rank_ = 0, size_ = 1;
+    bool mpi_ = false;
+};
+
+// Runs `f` on every process; if it throws on any, the lowest failing process rethrows its
+// error and the others throw PeerFailed with its exit code, so every process ends together
+// with one message.
+void run_together(Communicator& comm, const std::function<void()>& f);
+
+// Whether `g` may be trained in shards: its loss must be a mean over the batch's rows (mse,
+// cross_entropy, mean) and no op may mix rows (a reduction over the batch axis before the
+// loss, softmax/normalize along it, a batch matrix as matmul's right operand). An
+// InputError naming the model file and the node if not.
+void check_shardable(const Graph& g, const std::string& file);
+
+// The gradient of a batch computed shard by shard. Shard s of a batch of n rows is rows
+// [s·n/S, (s+1)·n/S) of the sampler's order; process r computes shards [r·S/K, (r+1)·S/K).
+// combine() gathers every shard's gradient and loss and sums them, weighted n_s/n, as a
+// left fold in shard order in float64, into the graph's parameter gradients. Buffers are
+// allocated once, here.
+class ShardedGradient {
+public:
+    ShardedGradient(Communicator& comm, Graph& g, std::vector<int> params, std::int64_t shards);
+    std::int64_t first() const { return first_; }  // this process's shards: [first, last)
+    std::int64_t last() const { return last_; }
+    std::span<const std::int64_t> rows(std::span<const std::int64_t> batch, std::int64_t shard) const;
+    // After shard s's backward: its loss and the graph's parameter gradients.
+    void keep(std::int64_t shard, double loss);
+    // The collective. `status` is this process's: 0 fine, 1 to 999 a stop asked for (the
+    // signal), 1000 + exit code a failure.
+    struct Combined {
+        double loss = 0;
+        int stop_signal = 0;   // the largest stop asked for on any process, 0: none
+        int failed_rank = -1;  // the lowest process that failed, -1: none
+        int failed_code = 0;
+    };
+    Combined combine(std::int64_t batch_rows, int status);
+    // All steps so far: the gather, which includes waiting for the slowest process, and the sum.
+    double gather_seconds() const { return gather_seconds_; }
+    double sum_seconds() const { return sum_seconds_; }
+    std::int64_t combines() const { return combines_; }
+
+private:
+    Communicator& comm_;
+    Graph& g_;
+    std::vector<int> params_;
+    std::int64_t shards_, first_, last_, width_ = 0;  // width_: doubles per shard slot
+    std::vector<double> slots_;                       // [shards][width_]: gradient, loss, status
+    std::vector<double> sum_;                         // the batch gradient, before rounding to the dtype
+    double gather_seconds_ = 0, sum_seconds_ = 0;
+    std::int64_t combines_ = 0;
+};
+
+}  // namespace chainrule
