@@ -16,7 +16,9 @@
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
 
-// ops/: the Op record and registry, helpers for writing ops, plugins, the op checks
+// ops/: the Op record and registry, helpers for writing ops, plugins, the op checks,
+// the choice and check of OpenBLAS's kernels
+#include "ops/blas_kernel.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/op.hpp"

@@ -23,6 +23,7 @@
 #include <sys/resource.h>
 
 #include "core/error.hpp"
+#include "ops/blas_kernel.hpp"
 #include "train/trainer.hpp"
 
 #ifndef CHAINRULE_SOURCE_DIR
@@ -40,7 +41,8 @@ struct Options {
     std::string data;
     std::int64_t epochs = 10, warmup = 2, batch = 0, steps = 0, synthetic = 0;
     int threads = 0;
-    bool json = false, no_eval = false, no_bound = false;
+    bool json = false, no_eval = false, no_bound = false, print_kernel = false;
+    std::string kernel;  // the OpenBLAS kernels in words, after chainrule's choice
 };
 
 double peak_rss_mib() {
@@ -171,6 +173,9 @@ struct GemmBound {
 Json header_json(const Options& o, const std::string& dtype, const Model& m, std::int64_t batch, std::int64_t steps,
                  const std::vector<Gemm>& gemms) {
     Json gj = Json::array();
+    // Not empty when chainrule replaced OpenBLAS's own pick (ops/blas_kernel.hpp).
+    const std::string picked =
+        decide_blas_kernel(cpu_features(), openblas_get_corename(), BlasEnvironment::of_process()).picked_by_openblas;
     double flop = 0;
     for (const Gemm& gm : gemms) {
         gj.push_back(fmt::format("{} [{}x{}x{}]{}{}{}", gm.what, gm.n, gm.m, gm.k, gm.ta ? " Aᵀ" : "", gm.tb ? " Bᵀ" : "",
@@ -181,7 +186,11 @@ Json header_json(const Options& o, const std::string& dtype, const Model& m, std
             {"model", m.graph.name},
             {"dtype", dtype},
             {"threads", openblas_get_num_threads()},
-            {"openblas", {{"corename", openblas_get_corename()}, {"config", openblas_get_config()}}},
+            {"openblas",
+             {{"corename", openblas_get_corename()},
+              {"config", openblas_get_config()},
+              {"kernel", o.kernel},
+              {"picked_by_openblas", picked.empty() ? Json(nullptr) : Json(picked)}}},
             {"batch", batch},
             {"steps_per_epoch", steps},
             {"warmup_epochs", o.warmup},
@@ -264,8 +273,8 @@ int run(const Options& o, const std::string& dtype) {
                                 {"final_train_loss", final_loss}}
                                .dump());
     } else {
-        fmt::print("{} {} on {} (OpenBLAS {}, {} thread{}), batch {} x {} steps per epoch\n", m.graph.name, dtype,
-                   o.synthetic > 0 ? "synthetic data" : "its data", openblas_get_corename(), openblas_get_num_threads(),
+        fmt::print("{} {} on {} ({}, {} thread{}), batch {} x {} steps per epoch\n", m.graph.name, dtype,
+                   o.synthetic > 0 ? "synthetic data" : "its data", o.kernel, openblas_get_num_threads(),
                    openblas_get_num_threads() == 1 ? "" : "s", batch, steps);
         for (const auto& f : m.graph.fusions()) fmt::print("  fused: {}\n", f);
         fmt::print("  GEMMs per step: {} ({:.1f} MFLOP)\n", fmt::join(head["gemms"], ", "),
@@ -285,6 +294,17 @@ int run(const Options& o, const std::string& dtype) {
 
 int main(int argc, char** argv) {
     Options o;
+    // As `chainrule` does: the kernels of the CPU's level, chosen before OpenBLAS runs any
+    // (CHAINRULE_BLAS_KERNEL=Prescott measures the generic ones).
+    try {
+        o.kernel = ensure_blas_kernel(argv);
+    } catch (const InputError& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 2;
+    } catch (const RunError& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 1;
+    }
     CLI::App app{"Seconds per training epoch of a chainrule model, and of its GEMMs alone"};
     app.add_option("--model", o.model, "model JSON with a training block (default: models/mnist_mlp.json)");
     app.add_option("--dtype", o.dtype, "float32, float64 or both")
@@ -301,7 +321,14 @@ int main(int argc, char** argv) {
     app.add_flag("--json", o.json, "JSON lines: header, one object per timed epoch, summary");
     app.add_flag("--no-eval", o.no_eval, "skip the (untimed) evaluation after each epoch");
     app.add_flag("--no-bound", o.no_bound, "skip the GEMM-only epochs (e.g. to profile training alone)");
+    app.add_flag("--print-blas-kernel", o.print_kernel,
+                 "print the name of the OpenBLAS kernels the benchmark runs with and exit (bench/peers/compare.py "
+                 "runs the peers with the same)");
     CLI11_PARSE(app, argc, argv);
+    if (o.print_kernel) {
+        fmt::print("{}\n", openblas_get_corename());
+        return 0;
+    }
     try {
         if (o.threads > 0) set_threads(o.threads);
         for (const char* dt : {"float32", "float64"})

@@ -13,6 +13,7 @@
 #include "train/distributed.hpp"
 #include "core/error.hpp"
 #include "core/print.hpp"
+#include "ops/blas_kernel.hpp"
 #include "train/model_file.hpp"
 #include "train/trainer.hpp"
 
@@ -106,7 +107,7 @@ void add_train(CLI::App& app) {
             fmt::print("{}\n", text);
         };
         if (root) {
-            fmt::print("{}: {} training and {} test samples; {} epochs, {}{}{}, {}\n", m.path, ds.train.count,
+            fmt::print("{}: {} training and {} test samples; {} epochs, {}{}{}, {}; {}\n", m.path, ds.train.count,
                        ds.test.count, spec.epochs, describe(spec.optimizer),
                        spec.lr_schedule.kind == ScheduleSpec::Kind::constant
                            ? std::string()
@@ -115,7 +116,8 @@ void add_train(CLI::App& app) {
                                                : "",
                        spec.batch_size == 0 || spec.batch_size >= ds.train.count
                            ? std::string("full batch")
-                           : fmt::format("batches of {} ({})", spec.batch_size, spec.sampling.name()));
+                           : fmt::format("batches of {} ({})", spec.batch_size, spec.sampling.name()),
+                       blas_kernel_description());
             // The model's own words first: a run that looks broken (a plateau) often says why there.
             if (!m.graph.doc.empty()) fmt::print("  {}\n", m.graph.doc);
             if (comm.size() > 1) fmt::print("  {} processes (mpirun)\n", comm.size());

@@ -7,12 +7,26 @@
 #include "cli/commands.hpp"
 #include "cli/stop_signal.hpp"
 #include "core/error.hpp"
+#include "ops/blas_kernel.hpp"
 #include "ops/plugin.hpp"
 #include "train/distributed.hpp"
 
 int main(int argc, char** argv) {
+    // Before anything else: OpenBLAS chose its kernels when it loaded, and a better choice
+    // takes a fresh start of this program (docs/performance.md, "The BLAS kernel").
+    try {
+        chainrule::ensure_blas_kernel(argv);
+    } catch (const chainrule::InputError& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 2;
+    } catch (const chainrule::RunError& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 1;
+    }
     CLI::App app{"chainrule: reverse-mode autodiff over computational graphs defined in JSON.\n"
                  "Run `chainrule COMMAND --help` for the options of each command."};
+    app.footer("Environment: CHAINRULE_BLAS_KERNEL=auto|keep|NAME steers the choice of OpenBLAS's kernels\n"
+               "(unset: chainrule picks the CPU's own; docs/performance.md, \"The BLAS kernel\").");
     app.require_subcommand(1);
     app.fallthrough();  // --plugin may come after the command too
     app.set_version_flag("--version", "chainrule 0.1.0");
