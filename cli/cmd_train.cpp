@@ -36,6 +36,7 @@ void add_train(CLI::App& app) {
         std::string model;
         TrainOptions t;
         bool no_progress = false;
+        std::string sparse_inputs;  // --sparse-inputs: "" keeps the model's setting
     };
     auto o = std::make_shared<Options>();
     auto* cmd = app.add_subcommand("train", "Train a model with its JSON training block (flags override it)");
@@ -64,6 +65,10 @@ void add_train(CLI::App& app) {
     cmd->add_flag("--detect-anomaly", o->t.detect_anomaly,
                   "check every node's value and gradient each step and name the first that is NaN/Inf");
     cmd->add_flag("--no-progress", o->no_progress, "no live progress line even on a terminal");
+    cmd->add_option("--sparse-inputs", o->sparse_inputs,
+                    "auto: a sparse image batch (most pixels 0) feeds the first matmul as its nonzeros; "
+                    "off: always the dense GEMM (default: the model's training.sparse_inputs, else auto)")
+        ->check(CLI::IsMember({"auto", "off"}));
     cmd->add_flag("--fresh-optimizer", o->t.fresh_optimizer,
                   "with --resume: keep the trained parameters but start the optimizer state (moments, step "
                   "count) and the schedule afresh, so the optimizer, lr or schedule may differ from the checkpoint's");
@@ -73,6 +78,7 @@ void add_train(CLI::App& app) {
         ModelFile f = load_for_training(o->model);
         Model& m = f.model;
         TrainingSpec spec = with_overrides(f.training_spec(), o->t);
+        if (!o->sparse_inputs.empty()) spec.sparse_inputs = o->sparse_inputs == "auto";
         // Resuming without --out continues in the checkpoint's own folder ("." for a bare file name).
         if (o->t.out_dir.empty() && !o->t.resume.empty()) {
             namespace fs = std::filesystem;
