@@ -7,32 +7,18 @@
 namespace chainrule {
 namespace {
 
-// One row of C in blocks of columns: a block's sums stay in registers (8 AVX2 registers)
-// while the row's nonzeros stream by; each product is rounded, then added (no FMA), so the
-// clones and the baseline give the same bits.
+// One row of C: each nonzero adds its value times a row of B to C's row, which stays in L1
+// (400 bytes for 100 floats) while the nonzeros stream by. Each product is rounded, then
+// added (no FMA), so the clones and the baseline give the same bits.
 template <class T>
 CHAINRULE_INLINE void sparse_row(std::int64_t begin, std::int64_t end, const std::int32_t* index, const T* values,
-                                 const T* b, std::int64_t m, T* c, bool accumulate) {
-    constexpr std::int64_t block = 256 / sizeof(T);
-    std::int64_t c0 = 0;
-    for (; c0 + block <= m; c0 += block) {
-        T acc[block] = {};
-        for (std::int64_t k = begin; k < end; ++k) {
-            const T v = values[k];
-            const T* brow = b + std::int64_t(index[k]) * m + c0;
-            for (std::int64_t t = 0; t < block; ++t) acc[t] += v * brow[t];
-        }
-        for (std::int64_t t = 0; t < block; ++t) c[c0 + t] = accumulate ? c[c0 + t] + acc[t] : acc[t];
-    }
-    if (c0 == m) return;
-    const std::int64_t w = m - c0;
-    T acc[block] = {};
+                                 const T* __restrict b, std::int64_t m, T* __restrict c, bool accumulate) {
+    if (!accumulate) std::fill(c, c + m, T(0));
     for (std::int64_t k = begin; k < end; ++k) {
         const T v = values[k];
-        const T* brow = b + std::int64_t(index[k]) * m + c0;
-        for (std::int64_t t = 0; t < w; ++t) acc[t] += v * brow[t];
+        const T* __restrict brow = b + std::int64_t(index[k]) * m;
+        for (std::int64_t t = 0; t < m; ++t) c[t] += v * brow[t];
     }
-    for (std::int64_t t = 0; t < w; ++t) c[c0 + t] = accumulate ? c[c0 + t] + acc[t] : acc[t];
 }
 
 CHAINRULE_SIMD_CLONES void sparse_rows_range(std::int64_t r0, std::int64_t r1, const std::int64_t* begin,

@@ -305,6 +305,7 @@ BOOST_AUTO_TEST_CASE(sparse_first_layer_steps_allocate_nothing) {
         for (int threads : {1, 2})
             BOOST_TEST_CONTEXT("mnist_lecture " << dtype << ", " << threads << " threads") {
                 Setup s = setup("mnist_lecture", dtype);
+                s.spec.sparse_inputs = true;
                 Rng zeros(5);
                 for (data::Split* split : {&s.ds.train, &s.ds.test})
                     for (auto& p : split->pixels)

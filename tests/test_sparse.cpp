@@ -214,6 +214,7 @@ Setup setup(const std::string& name, const std::string& dtype, double density) {
     j["dtype"] = dtype;
     Setup s{parse_model(j.dump(), path), {}, synthetic(1000, density)};
     s.spec = parse_training(s.model.training, s.model.graph, s.model.path, s.model.dir);
+    s.spec.sparse_inputs = true;
     return s;
 }
 
@@ -380,7 +381,7 @@ BOOST_AUTO_TEST_CASE(a_short_lecture_run_gives_the_same_losses_sparse_and_dense)
 
 BOOST_AUTO_TEST_CASE(the_setting_is_auto_or_off) {
     Setup s = setup("mnist_lecture", "float32", 0.2);
-    BOOST_TEST(s.spec.sparse_inputs);
+    BOOST_TEST(!parse_training(s.model.training, s.model.graph, "m.json", ".").sparse_inputs);  // off by default
     Json training = s.model.training;
     training["sparse_inputs"] = "off";
     BOOST_TEST(!parse_training(training, s.model.graph, "m.json", ".").sparse_inputs);
