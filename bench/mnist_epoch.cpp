@@ -24,6 +24,7 @@
 
 #include "core/error.hpp"
 #include "ops/blas_kernel.hpp"
+#include "train/feeder.hpp"
 #include "train/trainer.hpp"
 
 #ifndef CHAINRULE_SOURCE_DIR
@@ -43,6 +44,8 @@ struct Options {
     int threads = 0;
     bool json = false, no_eval = false, no_bound = false, print_kernel = false;
     std::string kernel;  // the OpenBLAS kernels in words, after chainrule's choice
+    std::string sparse_inputs;    // "auto" or "off"; empty: the model's setting
+    double pixel_density = -1;    // --synthetic only: fraction of nonzero pixels; < 0: uniform bytes
 };
 
 double peak_rss_mib() {
@@ -65,7 +68,7 @@ double median(std::vector<double> v) {
 }
 
 // Random images and labels shaped like MNIST, for runs without the data files (CI).
-data::Dataset synthetic_mnist(std::int64_t rows, std::int64_t features) {
+data::Dataset synthetic_mnist(std::int64_t rows, std::int64_t features, double pixel_density) {
     data::Dataset ds;
     ds.kind = "idx";
     ds.classes = 10;
@@ -76,7 +79,9 @@ data::Dataset synthetic_mnist(std::int64_t rows, std::int64_t features) {
         s.features = features;
         s.sample_dims = {features};
         s.pixels.resize(std::size_t(n * features));
-        for (auto& p : s.pixels) p = std::uint8_t(rng.below(256));
+        for (auto& p : s.pixels)
+            p = pixel_density < 0 ? std::uint8_t(rng.below(256))
+                : rng.uniform(0, 1) < pixel_density ? std::uint8_t(1 + rng.below(255)) : 0;
         for (std::int64_t i = 0; i < n; ++i) s.labels.push_back(std::int32_t(rng.below(10)));
     };
     fill(ds.train, rows);
@@ -91,6 +96,7 @@ struct Gemm {
     std::int64_t n = 0, m = 0, k = 0;
     std::string what;
     std::int64_t times = 1;
+    bool sparse_input = false;  // x·W or xᵀ·δ with x a fed input: skips x's zeros on the sparse path
 };
 
 // The GEMMs of one step: each matmul (or linear) forward, and backward for each input
@@ -122,9 +128,10 @@ std::vector<Gemm> step_gemms(const Graph& g, std::int64_t batch) {
         auto a = dims(n.inputs[0]), b = dims(n.inputs[1]);
         const std::string &an = g.node(n.inputs[0]).name, &bn = g.node(n.inputs[1]).name;
         std::int64_t rows = a[0], inner = a[1], cols = b[1];
-        out.push_back({false, false, rows, cols, inner, fmt::format("{}·{}", an, bn)});
+        const bool fed = g.node(n.inputs[0]).kind == NodeKind::input;
+        out.push_back({false, false, rows, cols, inner, fmt::format("{}·{}", an, bn), 1, fed});
         if (wants[n.inputs[0]]) out.push_back({false, true, rows, inner, cols, fmt::format("d{}·{}ᵀ", n.name, bn)});
-        if (wants[n.inputs[1]]) out.push_back({true, false, inner, cols, rows, fmt::format("{}ᵀ·d{}", an, n.name)});
+        if (wants[n.inputs[1]]) out.push_back({true, false, inner, cols, rows, fmt::format("{}ᵀ·d{}", an, n.name), 1, fed});
     }
     return out;
 }
@@ -211,7 +218,8 @@ int run(const Options& o, const std::string& dtype) {
     t.print_every = 1;
     TrainingSpec spec = with_overrides(parse_training(m.training, m.graph, m.path, m.dir), t);
     if (!o.data.empty()) spec.data.dir = o.data;
-    data::Dataset ds = o.synthetic > 0 ? synthetic_mnist(o.synthetic, 784) : data::load_dataset(spec.data);
+    if (!o.sparse_inputs.empty()) spec.sparse_inputs = o.sparse_inputs == "auto";
+    data::Dataset ds = o.synthetic > 0 ? synthetic_mnist(o.synthetic, 784, o.pixel_density) : data::load_dataset(spec.data);
     // Evaluation is never timed; --no-eval also skips running it, on a one-row test split.
     if (o.no_eval) {
         ds.test.count = 1;
@@ -251,6 +259,25 @@ int run(const Options& o, const std::string& dtype) {
 
     const double samples = double(batch * steps) / med;
     Json head = header_json(o, dtype, m, batch, steps, gemms);
+    // The sparse first layer (docs/performance.md): the training pixels' density (a batch's
+    // is within a percent of it), the path the feeder takes, and the bound of that path: the
+    // FLOPs that remain when the products with x skip its zeros, at the GEMMs' measured rate.
+    std::int64_t nonzero = 0;
+    for (std::uint8_t p : ds.train.pixels) nonzero += p != 0;
+    const double density = ds.train.pixels.empty() ? 1.0 : double(nonzero) / double(ds.train.pixels.size());
+    bool sparse_path = false;
+    for (const auto& [name, stream] : spec.feed)
+        sparse_path = sparse_path || (spec.sparse_inputs && stream == data::kImages &&
+                                      feeds_sparse_product(m.graph, m.graph.id(name)) && density < kSparseDensityThreshold);
+    double flop = 0, sparse_flop = 0;
+    for (const Gemm& gm : gemms) {
+        const double f = 2.0 * double(gm.n * gm.m * gm.k) * double(gm.times);
+        flop += f;
+        sparse_flop += gm.sparse_input && sparse_path ? f * density : f;
+    }
+    const double sparse_bound_s = gemm_s * sparse_flop / flop;
+    head["pixel_density"] = density;
+    head["path"] = sparse_path ? "sparse" : "dense";
     if (o.json) {
         fmt::print("{}\n", head.dump());
         for (std::size_t e = std::size_t(o.warmup); e < history.size(); ++e)
@@ -270,6 +297,9 @@ int run(const Options& o, const std::string& dtype) {
                                 {"peak_rss_mib", rss},
                                 {"gemm_seconds_per_epoch_median", gemm_s},
                                 {"ratio_to_gemm_bound", med / gemm_s},
+                                {"path", sparse_path ? "sparse" : "dense"},
+                                {"bound_seconds_per_epoch", sparse_bound_s},
+                                {"ratio_to_bound", med / sparse_bound_s},
                                 {"final_train_loss", final_loss}}
                                .dump());
     } else {
@@ -285,6 +315,10 @@ int run(const Options& o, const std::string& dtype) {
                    *std::max_element(seconds.begin(), seconds.end()), samples, rss, final_loss);
         fmt::print("  GEMMs alone: {:.4f} s/epoch (median)  ->  chainrule / GEMM bound = {:.3f}\n", gemm_s,
                    med / gemm_s);
+        fmt::print("  pixel density {:.3f}, {} path (threshold {}): bound {:.4f} s/epoch (the nonzeros' FLOPs at the "
+                   "GEMMs' rate)  ->  chainrule / bound = {:.3f}\n",
+                   density, sparse_path ? "sparse" : "dense", kSparseDensityThreshold, sparse_bound_s,
+                   med / sparse_bound_s);
     }
     std::fflush(stdout);
     return 0;
@@ -318,6 +352,11 @@ int main(int argc, char** argv) {
     app.add_option("--data", o.data, "folder with the four IDX files (default: the model's)");
     app.add_option("--synthetic", o.synthetic, "use this many random MNIST-shaped training rows instead of files")
         ->check(CLI::Range(1, 10000000));
+    app.add_option("--sparse-inputs", o.sparse_inputs, "auto or off: the sparse first layer (default: the model's)")
+        ->check(CLI::IsMember({"auto", "off"}));
+    app.add_option("--pixel-density", o.pixel_density,
+                   "with --synthetic: this fraction of the pixels nonzero (default: uniform random bytes)")
+        ->check(CLI::Range(0.0, 1.0));
     app.add_flag("--json", o.json, "JSON lines: header, one object per timed epoch, summary");
     app.add_flag("--no-eval", o.no_eval, "skip the (untimed) evaluation after each epoch");
     app.add_flag("--no-bound", o.no_bound, "skip the GEMM-only epochs (e.g. to profile training alone)");

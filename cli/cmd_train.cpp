@@ -40,6 +40,7 @@ void add_train(CLI::App& app) {
         std::string model;
         TrainOptions t;
         bool no_progress = false;
+        std::string sparse_inputs;  // --sparse-inputs: "" keeps the model's setting
     };
     auto o = std::make_shared<Options>();
     auto* cmd = app.add_subcommand("train", "Train a model with its JSON training block (flags override it)");
@@ -73,6 +74,10 @@ void add_train(CLI::App& app) {
     cmd->add_flag("--detect-anomaly", o->t.detect_anomaly,
                   "check every node's value and gradient each step and name the first that is NaN/Inf");
     cmd->add_flag("--no-progress", o->no_progress, "no live progress line even on a terminal");
+    cmd->add_option("--sparse-inputs", o->sparse_inputs,
+                    "auto: a sparse image batch (most pixels 0) feeds the first matmul as its nonzeros; "
+                    "off: always the dense GEMM (default: the model's training.sparse_inputs, else off)")
+        ->check(CLI::IsMember({"auto", "off"}));
     cmd->add_flag("--fresh-optimizer", o->t.fresh_optimizer,
                   "with --resume: keep the trained parameters but start the optimizer state (moments, step "
                   "count) and the schedule afresh, so the optimizer, lr or schedule may differ from the checkpoint's");
@@ -90,6 +95,7 @@ void add_train(CLI::App& app) {
         run_together(comm, [&] {
             f.emplace(load_for_training(o->model, root));
             spec = with_overrides(f->training_spec(), o->t);
+            if (!o->sparse_inputs.empty()) spec.sparse_inputs = o->sparse_inputs == "auto";
             ds = data::load_dataset(spec.data);
         });
         Model& m = f->model;

@@ -129,6 +129,17 @@ CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int6
     gather_pixel_rows(px, rows, count, width, out);
 }
 
+CHAINRULE_SIMD_CLONES void gather_images_sparse(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,
+                                                std::int64_t width, float* out, std::int64_t first_slot,
+                                                std::int64_t* end, std::int32_t* index, float* values) {
+    gather_pixel_rows_sparse(px, rows, count, width, out, first_slot, end, index, values);
+}
+CHAINRULE_SIMD_CLONES void gather_images_sparse(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,
+                                                std::int64_t width, double* out, std::int64_t first_slot,
+                                                std::int64_t* end, std::int32_t* index, double* values) {
+    gather_pixel_rows_sparse(px, rows, count, width, out, first_slot, end, index, values);
+}
+
 }  // namespace
 
 DataSpec parse_data_spec(const Json& j, const std::string& where, const std::string& base_dir) {
@@ -188,7 +199,7 @@ std::int64_t stream_width(const Dataset& ds, const std::string& stream) {
 }
 
 void gather(const Dataset& ds, const Split& split, const std::string& stream, std::span<const std::int64_t> rows,
-            Tensor& dst, const RowSplitter& split_rows) {
+            Tensor& dst, const RowSplitter& split_rows, SparseRows* sparse) {
     const Stream kind = stream_kind(ds, stream);
     if (kind == Stream::unknown) unknown_stream(ds, stream);
     const std::int64_t width = stream_width(ds, stream);
@@ -211,9 +222,18 @@ void gather(const Dataset& ds, const Split& split, const std::string& stream, st
                     const std::int64_t* rows;
                     std::int64_t width;
                     T* out;
-                } job{split.pixels.data(), rows.data(), width, out};
+                    SparseRows* sparse;
+                } job{split.pixels.data(), rows.data(), width, out, sparse};
+                if (sparse) sparse->reshape(dst.dtype(), n, width);
                 auto part = [&job](std::int64_t b, std::int64_t e) {
-                    gather_images(job.px, job.rows + b, e - b, job.width, job.out + b * job.width);
+                    if (!job.sparse) {
+                        gather_images(job.px, job.rows + b, e - b, job.width, job.out + b * job.width);
+                        return;
+                    }
+                    SparseRows& sp = *job.sparse;
+                    gather_images_sparse(job.px, job.rows + b, e - b, job.width, job.out + b * job.width,
+                                         b * job.width, sp.row_end.data() + b, sp.row_index.data() + b * job.width,
+                                         sp.row_values<T>().data() + b * job.width);
                 };
                 if (split_rows)
                     split_rows(n, part);

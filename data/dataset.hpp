@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/json_io.hpp"
+#include "core/sparse_rows.hpp"
 #include "core/tensor.hpp"
 
 namespace chainrule::data {
@@ -76,7 +77,11 @@ std::int64_t stream_width(const Dataset& ds, const std::string& stream);  // col
 // that cover [0, count) once each and return when all are done.
 using RowSplitter =
     std::function<void(std::int64_t count, const std::function<void(std::int64_t b, std::int64_t e)>& part)>;
+// `sparse`, when given for the image stream, also gets the batch's nonzeros by row (its
+// row form, core/sparse_rows.hpp), filled in the same pass; the caller then calls its finish().
+// Other streams leave it untouched.
 void gather(const Dataset& ds, const Split& split, const std::string& stream,
-            std::span<const std::int64_t> rows, Tensor& dst, const RowSplitter& split_rows = {});
+            std::span<const std::int64_t> rows, Tensor& dst, const RowSplitter& split_rows = {},
+            SparseRows* sparse = nullptr);
 
 }  // namespace chainrule::data

@@ -55,4 +55,34 @@ CHAINRULE_INLINE void gather_pixel_rows(const std::uint8_t* pixels, const std::i
     }
 }
 
+// As gather_pixel_rows, and each row's nonzeros also into the row form of a SparseRows
+// (core/sparse_rows.hpp): row i's columns and values at [i·width, end[i]) of index and
+// values, the values copied from the dense row, so both forms hold the same bits. The
+// compaction is branch-free: every pixel is written, and the slot advances only past nonzeros;
+// it runs right after the row's conversion, while the row is in cache.
+template <class T>
+CHAINRULE_INLINE void gather_pixel_rows_sparse(const std::uint8_t* pixels, const std::int64_t* rows, std::int64_t count,
+                                               std::int64_t width, T* out, std::int64_t first_slot,
+                                               std::int64_t* end, std::int32_t* index, T* values) {
+    constexpr std::int64_t ahead = 4;
+    for (std::int64_t i = 0; i < count; ++i) {
+        if (i + ahead < count) {
+            const std::uint8_t* next = pixels + rows[i + ahead] * width;
+            for (std::int64_t k = 0; k < width; k += 64) __builtin_prefetch(next + k);
+        }
+        const std::uint8_t* px = pixels + rows[i] * width;
+        T* o = out + i * width;
+        for (std::int64_t k = 0; k < width; ++k) o[k] = scale_pixel<T>(px[k]);
+        std::int32_t* idx = index + i * width;
+        T* val = values + i * width;
+        std::int64_t n = 0;
+        for (std::int64_t k = 0; k < width; ++k) {
+            idx[n] = std::int32_t(k);
+            val[n] = o[k];
+            n += px[k] != 0;
+        }
+        end[i] = first_slot + i * width + n;
+    }
+}
+
 }  // namespace chainrule::data

@@ -278,11 +278,30 @@ void Graph::set_value(const std::string& name, const Tensor& value) {
                                      format_shape(n.shape)));
     sized(n, d);
     n.value.assign(value);
+    if (std::size_t(id(name)) < sparse_.size()) sparse_[id(name)].current = false;
 }
 
 Tensor& Graph::input_buffer(int id, const Dims& dims) {
     sized(nodes_[id], dims);
+    if (std::size_t(id) < sparse_.size()) sparse_[id].current = false;
     return nodes_[id].value;
+}
+
+SparseRows& Graph::sparse_rows(int id) {
+    if (sparse_.size() < nodes_.size()) sparse_.resize(nodes_.size());
+    return sparse_[id];
+}
+
+const SparseRows* Graph::sparse_for(int op_node) const {
+    if (!sparse_pass_) return nullptr;
+    const Node& n = nodes_[op_node];
+    if (n.inputs.empty()) return nullptr;
+    const int in = n.inputs[0];
+    if (std::size_t(in) >= sparse_.size() || nodes_[in].kind != NodeKind::input) return nullptr;
+    const SparseRows& s = sparse_[in];
+    const Tensor& v = nodes_[in].value;
+    if (!s.current || v.rank() != 2 || s.rows != v.dim(0) || s.cols != v.dim(1)) return nullptr;
+    return &s;
 }
 
 // Resizes n's value; a shape over the cap (symbols bound to large sizes) names the node.
@@ -363,6 +382,7 @@ void Graph::forward(const Pass& pass) {
     bind_and_plan(pass.input_grads);
     noise_ = pass.noise;
     workers_ = pass.workers;
+    sparse_pass_ = pass.sparse_inputs;
     for (const Step& s : forward_steps_) {
         if (s.kind == Step::Kind::dense) {
             run_dense(s, pass.keep_intermediates);
@@ -371,7 +391,8 @@ void Graph::forward(const Pass& pass) {
         Node& n = nodes_[s.node];
         in_ptrs_.clear();
         for (int j : n.inputs) in_ptrs_.push_back(&nodes_[j].value);
-        n.op->forward(ForwardCall{in_ptrs_, n.value, n.attrs, &scratch_[s.node], node_noise(s.node), workers_});
+        n.op->forward(
+            ForwardCall{in_ptrs_, n.value, n.attrs, &scratch_[s.node], node_noise(s.node), workers_, sparse_for(s.node)});
     }
 }
 
@@ -421,6 +442,7 @@ void Graph::backward_begin(const Pass& pass) {
     int loss = plan_backward(pass);
     noise_ = pass.noise;
     workers_ = pass.workers;
+    sparse_pass_ = pass.sparse_inputs;
     if (nodes_[loss].value.numel() != 1)
         throw InputError(fmt::format("'{}' is not a scalar (shape {}); backward needs a scalar loss",
                                      nodes_[loss].name, format_dims(nodes_[loss].value.dims())));
@@ -440,7 +462,8 @@ void Graph::backward_node(int id) {
         in_ptrs_.push_back(&in.value);
         grad_ptrs_.push_back(!in.wants_grad ? nullptr : direct_[id][i] ? &in.grad : &contrib_[id][i]);
     }
-    n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs, &scratch_[id], node_noise(id), workers_});
+    n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs, &scratch_[id], node_noise(id), workers_,
+                                sparse_for(id)});
     for (std::size_t i = 0; i < n.inputs.size(); ++i)
         if (grad_ptrs_[i]) finish_slot(id, i);
 }

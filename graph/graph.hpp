@@ -83,6 +83,10 @@ struct Pass {
     // chainrule's helper threads, lent to ops that split their own work (conv2d splits the
     // batch); null: every op runs on the calling thread alone. Results do not depend on it.
     Workers* workers = nullptr;
+    // A fed input's nonzeros (sparse_rows()), when current, go to the ops reading it as input
+    // 0 (matmul and linear skip its zeros). Only training passes: everywhere else (`grad`,
+    // `gradcheck`, `step`) the dense path runs, so those numbers cannot change.
+    bool sparse_inputs = false;
 
     // The default: every node's value exact, gradients for parameters and what they feed.
     static Pass exact() { return {}; }
@@ -90,9 +94,11 @@ struct Pass {
     static Pass inspect() { return {.input_grads = true}; }
     // Only outputs and parameters' gradients are read: fused chains skip their insides.
     // Without noise: evaluation; the trainer's steps use training_step.
-    static Pass training() { return {.keep_intermediates = false}; }
+    static Pass training() { return {.keep_intermediates = false, .sparse_inputs = true}; }
     // One step of training: as training(), and dropout draws its masks from `step_seed`.
-    static Pass training_step(std::uint64_t step_seed) { return {.keep_intermediates = false, .noise = step_seed}; }
+    static Pass training_step(std::uint64_t step_seed) {
+        return {.keep_intermediates = false, .noise = step_seed, .sparse_inputs = true};
+    }
     // The stepper: every node's gradient and every contribution, one op at a time.
     static Pass stepping() { return {.input_grads = true, .keep_contributions = true}; }
 };
@@ -139,6 +145,9 @@ public:
     // The input's value tensor resized to `dims`, for filling in place (no copy, no allocation
     // once sized).
     Tensor& input_buffer(int id, const Dims& dims);
+    // Input `id`'s compressed form beside its value, for whoever fills both (train/feeder.cpp:
+    // data::gather, then finish()). Any other change of the value marks it stale.
+    SparseRows& sparse_rows(int id);
     void forward(const Pass& pass = {});
     // Fresh gradients of the pass's loss for every node that wants one. Give it the pass
     // forward() ran with.
@@ -211,6 +220,9 @@ private:
     std::vector<Workspace> scratch_;
     std::optional<std::uint64_t> noise_;
     Workers* workers_ = nullptr;  // the pass's, lent to the ops it runs
+    bool sparse_pass_ = false;    // the pass's sparse_inputs
+    std::vector<SparseRows> sparse_;  // per node, grown on first use by sparse_rows()
+    const SparseRows* sparse_for(int op_node) const;  // input 0's current form in this pass, or null
     std::optional<std::uint64_t> node_noise(int id) const {
         return noise_ ? std::optional(noise_seed(*noise_, std::uint64_t(id))) : std::nullopt;
     }

@@ -1,10 +1,12 @@
 // linear(x[N,in], W[in,out], b[out]) = x·W + b in one node, through cblas: the output is
 // prefilled with the bias rows and gemm adds x·W onto it (beta = 1), so the bias add
-// costs no extra pass over the output.
+// costs no extra pass over the output. Over x's nonzeros when the graph gives them (a sparse
+// fed batch in training, ops/sparse_matmul.hpp).
 #include <fmt/format.h>
 
 #include "ops/gemm.hpp"
 #include "ops/op.hpp"
+#include "ops/sparse_matmul.hpp"
 
 namespace chainrule {
 namespace {
@@ -37,7 +39,10 @@ const bool registered = register_op({
                 const T* b = c.in[2]->data<T>();
                 T* y = c.out.data<T>();
                 for (std::int64_t r = 0; r < n; ++r) std::copy(b, b + m, y + r * m);
-                gemm<T>(false, false, n, m, k, x.data<T>(), w.data<T>(), y, T(1));
+                if (c.sparse)
+                    sparse_rows_times<T>(*c.sparse, w.data<T>(), m, y, true, c.workers);
+                else
+                    gemm<T>(false, false, n, m, k, x.data<T>(), w.data<T>(), y, T(1));
             });
         },
     .backward =
@@ -47,7 +52,9 @@ const bool registered = register_op({
                 const std::int64_t n = x.dim(0), k = x.dim(1), m = w.dim(1);
                 if (c.grad_in[0])  // [n,k] = G[n,m]·Wᵀ[m,k]
                     gemm<T>(false, true, n, k, m, g.data<T>(), w.data<T>(), c.grad_in[0]->data<T>(), T(0));
-                if (c.grad_in[1])  // [k,m] = xᵀ[k,n]·G[n,m]
+                if (c.grad_in[1] && c.sparse)
+                    sparse_transposed_times<T>(*c.sparse, g.data<T>(), m, c.grad_in[1]->data<T>(), c.workers);
+                else if (c.grad_in[1])  // [k,m] = xᵀ[k,n]·G[n,m]
                     gemm<T>(true, false, k, m, n, x.data<T>(), g.data<T>(), c.grad_in[1]->data<T>(), T(0));
                 if (c.grad_in[2]) {
                     T* gb = c.grad_in[2]->data<T>();

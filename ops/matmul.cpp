@@ -1,8 +1,10 @@
-// matmul(A[n,k], B[k,m]) -> [n,m], through cblas (OpenBLAS, wrapped in ops/gemm.hpp).
+// matmul(A[n,k], B[k,m]) -> [n,m], through cblas (OpenBLAS, wrapped in ops/gemm.hpp); over
+// A's nonzeros when the graph gives them (a sparse fed batch in training, ops/sparse_matmul.hpp).
 #include <fmt/format.h>
 
 #include "ops/gemm.hpp"
 #include "ops/op.hpp"
+#include "ops/sparse_matmul.hpp"
 
 namespace chainrule {
 namespace {
@@ -28,6 +30,8 @@ const bool registered = register_op({
         [](const ForwardCall& c) {
             dispatch(c.out.dtype(), [&]<class T>() {
                 const Tensor &a = *c.in[0], &b = *c.in[1];
+                if (c.sparse)
+                    return sparse_rows_times<T>(*c.sparse, b.data<T>(), b.dim(1), c.out.data<T>(), false, c.workers);
                 gemm<T>(false, false, a.dim(0), b.dim(1), a.dim(1), a.data<T>(), b.data<T>(),
                         c.out.data<T>(), T(0));
             });
@@ -40,7 +44,9 @@ const bool registered = register_op({
                 if (c.grad_in[0])  // [n,k] = G[n,m] · Bᵀ[m,k]
                     gemm<T>(false, true, n, k, m, g.data<T>(), b.data<T>(),
                             c.grad_in[0]->data<T>(), T(0));
-                if (c.grad_in[1])  // [k,m] = Aᵀ[k,n] · G[n,m]
+                if (c.grad_in[1] && c.sparse)
+                    sparse_transposed_times<T>(*c.sparse, g.data<T>(), m, c.grad_in[1]->data<T>(), c.workers);
+                else if (c.grad_in[1])  // [k,m] = Aᵀ[k,n] · G[n,m]
                     gemm<T>(true, false, k, m, n, a.data<T>(), g.data<T>(),
                             c.grad_in[1]->data<T>(), T(0));
             });

@@ -37,6 +37,9 @@
 //  - workers: helper threads (core/workers.hpp) an op may split its work over, or null. An op
 //    that uses them must give the same bits for any thread count (conv2d: fixed chunks of
 //    the batch, summed in chunk order).
+//  - sparse: input 0's nonzeros (core/sparse_rows.hpp), or null. The graph sets it only in
+//    training passes, for a fed batch sparse enough (docs/performance.md, "Sparse first
+//    layer"); matmul and linear then skip its zeros. It holds the same values as in[0].
 //  - noise: set only in a training step (dropout's mask); otherwise an op with noise is the
 //    identity or its expectation. The engine gives every node its own seed.
 #pragma once
@@ -51,6 +54,7 @@
 #include <vector>
 
 #include "core/shape.hpp"
+#include "core/sparse_rows.hpp"
 #include "core/tensor.hpp"
 #include "core/workers.hpp"
 
@@ -94,6 +98,7 @@ struct ForwardCall {
     Workspace* scratch = nullptr;              // the node's; null outside a graph
     std::optional<std::uint64_t> noise = {};   // a training step's seed for this node
     Workers* workers = nullptr;                // helper threads the op may split its work over
+    const SparseRows* sparse = nullptr;        // input 0's nonzeros, when the graph has them
 };
 
 struct BackwardCall {
@@ -105,6 +110,7 @@ struct BackwardCall {
     Workspace* scratch = nullptr;              // the one its forward had, or null
     std::optional<std::uint64_t> noise = {};   // the same seed its forward had
     Workers* workers = nullptr;                // as in ForwardCall
+    const SparseRows* sparse = nullptr;        // as in ForwardCall
 };
 
 // How the gradient check draws a sample input.

@@ -15,6 +15,8 @@
 #include <execinfo.h>
 #include <unistd.h>
 
+#include "core/workers.hpp"
+#include "train/feeder.hpp"
 #include "train/optimizer.hpp"
 #include "train/trainer.hpp"
 #include "testing.hpp"
@@ -294,6 +296,43 @@ BOOST_AUTO_TEST_CASE(convolutional_trainer_steps_allocate_nothing) {
         BOOST_TEST_CONTEXT("mnist_cnn " << dtype) {
             expect_steps_allocate_nothing(dtype, [](TrainingSpec&) {}, "mnist_cnn");
         }
+}
+
+BOOST_AUTO_TEST_CASE(sparse_first_layer_steps_allocate_nothing) {
+    // The feeder's compressed form of a sparse batch (docs/performance.md, "Sparse first
+    // layer") grows only when a batch needs more room than any before.
+    for (const char* dtype : {"float32", "float64"})
+        for (int threads : {1, 2})
+            BOOST_TEST_CONTEXT("mnist_lecture " << dtype << ", " << threads << " threads") {
+                Setup s = setup("mnist_lecture", dtype);
+                s.spec.sparse_inputs = true;
+                Rng zeros(5);
+                for (data::Split* split : {&s.ds.train, &s.ds.test})
+                    for (auto& p : split->pixels)
+                        if (zeros.below(5) != 0) p = 0;  // 80 % zeros, as MNIST's background
+                Graph& g = s.model.graph;
+                g.init_parameters(1);
+                Workers workers(threads);
+                Pass pass = Pass::training();
+                pass.workers = &workers;
+                Feeder feeder(g, s.spec, s.ds, &workers);
+                std::vector<std::int64_t> rows(500);
+                Rng rng(2);
+                auto step = [&] {
+                    for (auto& r : rows) r = std::int64_t(rng.below(std::uint64_t(s.ds.train.count)));
+                    feeder.feed(s.ds.train, rows);
+                    g.forward(pass);
+                    g.backward(pass);
+                };
+                step();
+                BOOST_TEST(g.sparse_rows(g.id("x")).current);
+                Count n = count_allocations([&] {
+                    for (int k = 0; k < 5; ++k) step();
+                });
+                BOOST_TEST(n.ours == 0);
+                BOOST_TEST(g.sparse_rows(g.id("x")).current);
+                BOOST_TEST(std::isfinite(g.node(g.loss()).value.at(0)));
+            }
 }
 
 BOOST_AUTO_TEST_CASE(optimizer_steps_allocate_nothing) {

@@ -47,6 +47,13 @@ def main():
             failures.append(f"{os.path.relpath(f, root)}: the schema accepts what chainrule rejects "
                             f"({open(f[:-5] + '.expect').read().strip()})")
 
+    # training.sparse_inputs: the two values the loader accepts, and no other
+    lecture = json.load(open(os.path.join(root, "models/mnist_lecture.json")))
+    for value, valid in (("auto", True), ("off", True), ("on", False), (True, False)):
+        lecture["training"]["sparse_inputs"] = value
+        if validator.is_valid(lecture) != valid:
+            failures.append(f"training.sparse_inputs {value!r}: the schema {'rejects' if valid else 'accepts'} it")
+
     for line in failures:
         print(line)
     print(f"{len(shipped)} shipped models valid, {len(STRUCTURAL)} structural mistakes rejected"

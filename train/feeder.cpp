@@ -2,14 +2,23 @@
 
 namespace chainrule {
 
-Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Workers* workers) : g_(g), ds_(ds) {
+bool feeds_sparse_product(const Graph& g, int id) {
+    for (const Node& n : g.nodes())
+        if (n.kind == NodeKind::op && (n.op->name == "matmul" || n.op->name == "linear") && n.inputs[0] == id)
+            return true;
+    return false;
+}
+
+Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Workers* workers, double sparse_threshold)
+    : g_(g), ds_(ds), sparse_threshold_(sparse_threshold) {
     for (const auto& [name, stream] : spec.feed) {
         int id = g.id(name);
         const Node& n = g.node(id);
         std::int64_t width = data::stream_width(ds, stream);
         check_feed_fits(n, stream, width, spec.data.where);
         Dims dims = n.shape.size() == 2 ? Dims{0, width} : Dims{0};
-        inputs_.push_back({id, &stream, std::move(dims)});
+        const bool sparse = spec.sparse_inputs && stream == data::kImages && dims.size() == 2 && feeds_sparse_product(g, id);
+        inputs_.push_back({id, &stream, std::move(dims), sparse});
     }
     // The images, by far the most bytes of a batch, are converted on all workers at once:
     // that pass is bound by memory, and two cores fetch and write more than one.
@@ -23,7 +32,10 @@ Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Work
 void Feeder::feed(const data::Split& split, std::span<const std::int64_t> rows) {
     for (Input& in : inputs_) {
         in.dims[0] = std::int64_t(rows.size());
-        data::gather(ds_, split, *in.stream, rows, g_.input_buffer(in.id, in.dims), on_workers_);
+        Tensor& buffer = g_.input_buffer(in.id, in.dims);
+        SparseRows* sparse = in.sparse ? &g_.sparse_rows(in.id) : nullptr;
+        data::gather(ds_, split, *in.stream, rows, buffer, on_workers_, sparse);
+        if (sparse) dispatch(g_.dtype(), [&]<class T>() { sparse->finish<T>(sparse_threshold_); });
     }
 }
 

@@ -1,6 +1,11 @@
 // Puts the rows of a batch into the graph's fed inputs, in one pass per input from the data
 // set. Each input's node, stream and batch dims are resolved once, when the feeder is made,
 // so that feeding a batch allocates nothing.
+//
+// An image input that some matmul or linear reads as its left operand also gets its
+// nonzeros (Graph::sparse_rows), built in the same pass, and marked current when the batch's
+// density is below kSparseDensityThreshold; training passes then skip its zeros
+// (docs/performance.md, "Sparse first layer"). "sparse_inputs": "off" turns this off.
 #pragma once
 
 #include <span>
@@ -13,11 +18,19 @@
 
 namespace chainrule {
 
+// Below this fraction of nonzero pixels the sparse products beat the dense GEMMs on the
+// lecture's MNIST net (measured with bench/mnist_epoch, docs/performance.md).
+inline constexpr double kSparseDensityThreshold = 0.5;
+
+// Whether input `id` is read by a matmul or linear as input 0 (where its nonzeros can help).
+bool feeds_sparse_product(const Graph& g, int id);
+
 class Feeder {
 public:
     // An input whose declared shape does not fit its stream is an InputError. With
     // `workers`, the images are converted on all of them (spec and ds must outlive it).
-    Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Workers* workers = nullptr);
+    Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Workers* workers = nullptr,
+           double sparse_threshold = kSparseDensityThreshold);
     void feed(const data::Split& split, std::span<const std::int64_t> rows);
 
 private:
@@ -25,11 +38,13 @@ private:
         int id = -1;
         const std::string* stream = nullptr;
         Dims dims;
+        bool sparse = false;  // builds the input's nonzeros too
     };
     Graph& g_;
     const data::Dataset& ds_;
     std::vector<Input> inputs_;
     data::RowSplitter on_workers_;  // data::gather uses it for images only
+    double sparse_threshold_;
 };
 
 }  // namespace chainrule

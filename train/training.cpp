@@ -69,7 +69,7 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
     if (g.loss() < 0) throw InputError(fmt::format("{}: outputs: the model has no \"loss\" output to train", file));
     check_keys(j,
                {"data", "feed", "epochs", "batch_size", "batches_per_epoch", "sampling", "optimizer", "lr_schedule", "clip_grad_norm", "seed",
-                "metrics", "print_every", "shards"},
+                "metrics", "print_every", "shards", "sparse_inputs"},
                at);
     TrainingSpec s;
     s.data = data::parse_data_spec(require(j, "data", at), at + ".data", dir);
@@ -143,6 +143,12 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
                                              json_path(at + ".metrics", i), name));
             s.metrics.push_back(name);
         }
+    }
+    if (j.contains("sparse_inputs")) {
+        const std::string v = get_string(j["sparse_inputs"], at + ".sparse_inputs");
+        if (v != "auto" && v != "off")
+            throw InputError(fmt::format("{}.sparse_inputs: expected \"auto\" or \"off\", got \"{}\"", at, v));
+        s.sparse_inputs = v == "auto";
     }
     return s;
 }

@@ -1,0 +1,106 @@
+// The nonzeros of a fed [rows, cols] input batch, kept by the graph beside the input's dense
+// buffer (which always holds the batch too), so that a matmul whose left operand it is can
+// skip the zeros (ops/sparse_matmul.hpp, docs/performance.md "Sparse first layer").
+//
+// Two compressed forms of the same entries, values bit for bit those of the dense buffer:
+//  - by row: row i's nonzeros at [row_begin[i], row_end[i]) of row_index (their columns, in
+//    increasing order) and row_values. Row i's slots start at i·cols, so that rows can be
+//    filled in parallel while the batch is converted (data::gather);
+//  - by column: column j's nonzeros at [col_offset[j], col_offset[j+1]) of col_index (their
+//    rows, in increasing order) and col_values, built from the rows by finish().
+// Storage grows only when a batch needs more room than any before: from the second step on,
+// filling it allocates nothing.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "core/tensor.hpp"
+
+namespace chainrule {
+
+struct SparseRows {
+    std::int64_t rows = 0, cols = 0;
+    std::vector<std::int64_t> row_begin, row_end;
+    std::vector<std::int32_t> row_index;
+    std::vector<std::int64_t> col_offset;
+    std::vector<std::int32_t> col_index;
+    std::vector<float> row_values_f32, col_values_f32;
+    std::vector<double> row_values_f64, col_values_f64;
+    std::int64_t nonzeros = 0;
+    // Set by finish() when the form holds the input's current batch; cleared whenever the
+    // input's value changes by any other way.
+    bool current = false;
+
+    template <class T>
+    std::vector<T>& row_values() {
+        if constexpr (std::is_same_v<T, float>) return row_values_f32;
+        else return row_values_f64;
+    }
+    template <class T>
+    const std::vector<T>& row_values() const {
+        if constexpr (std::is_same_v<T, float>) return row_values_f32;
+        else return row_values_f64;
+    }
+    template <class T>
+    std::vector<T>& col_values() {
+        if constexpr (std::is_same_v<T, float>) return col_values_f32;
+        else return col_values_f64;
+    }
+    template <class T>
+    const std::vector<T>& col_values() const {
+        if constexpr (std::is_same_v<T, float>) return col_values_f32;
+        else return col_values_f64;
+    }
+
+    // Room for a [r, c] batch in `dtype`; marks the form stale until finish().
+    void reshape(Dtype dtype, std::int64_t r, std::int64_t c) {
+        current = false;
+        rows = r, cols = c;
+        const auto n = std::size_t(r * c);
+        row_begin.resize(std::size_t(r));
+        row_end.resize(std::size_t(r));
+        if (row_index.size() < n) row_index.resize(n), col_index.resize(n);
+        col_offset.resize(std::size_t(c + 1));
+        dispatch(dtype, [&]<class T>() {
+            std::vector<T>& rv = row_values<T>();
+            if (rv.size() < n) rv.resize(n), col_values<T>().resize(n);
+        });
+        for (std::int64_t i = 0; i < r; ++i) row_begin[std::size_t(i)] = row_end[std::size_t(i)] = i * c;
+    }
+
+    double density() const { return rows * cols == 0 ? 0.0 : double(nonzeros) / double(rows * cols); }
+
+    // After the rows are filled: counts the nonzeros and, when the density is below
+    // `threshold`, builds the column form and marks the form current. Returns current.
+    template <class T>
+    bool finish(double threshold) {
+        nonzeros = 0;
+        for (std::int64_t i = 0; i < rows; ++i) nonzeros += row_end[std::size_t(i)] - row_begin[std::size_t(i)];
+        current = density() < threshold;
+        if (!current) return false;
+        // Counting sort by column; rows are visited in order, so each column's rows increase.
+        std::fill(col_offset.begin(), col_offset.end(), 0);
+        for (std::int64_t i = 0; i < rows; ++i)
+            for (std::int64_t k = row_begin[std::size_t(i)]; k < row_end[std::size_t(i)]; ++k)
+                ++col_offset[std::size_t(row_index[std::size_t(k)]) + 1];
+        for (std::int64_t j = 0; j < cols; ++j) col_offset[std::size_t(j + 1)] += col_offset[std::size_t(j)];
+        std::vector<T>& cv = col_values<T>();
+        const std::vector<T>& rv = row_values<T>();
+        // col_offset[j] advances as column j fills, ending at column j+1's start ...
+        for (std::int64_t i = 0; i < rows; ++i)
+            for (std::int64_t k = row_begin[std::size_t(i)]; k < row_end[std::size_t(i)]; ++k) {
+                const auto slot = std::size_t(col_offset[std::size_t(row_index[std::size_t(k)])]++);
+                col_index[slot] = std::int32_t(i);
+                cv[slot] = rv[std::size_t(k)];
+            }
+        // ... so shifting by one restores the starts.
+        for (std::int64_t j = cols; j > 0; --j) col_offset[std::size_t(j)] = col_offset[std::size_t(j - 1)];
+        col_offset[0] = 0;
+        return true;
+    }
+};
+
+}  // namespace chainrule

@@ -1,0 +1,38 @@
+// Sparse-times-dense products over a fed batch's nonzeros (core/sparse_rows.hpp), for
+// matmul and linear in training passes: x·W from x's rows, and xᵀ·G (the weight gradient)
+// from x's columns, which are the rows of xᵀ. docs/performance.md, "Sparse first layer".
+#pragma once
+
+#include <cstdint>
+
+#include "core/sparse_rows.hpp"
+#include "core/workers.hpp"
+
+namespace chainrule {
+
+// C[r, :] = Σ values[k]·B[index[k], :] over k in [begin[r], end[r]), in increasing k, for r
+// in [0, rows); B and C row-major with m columns. With `accumulate`, the sum is added to
+// C[r, :] instead (as a GEMM with beta = 1). Rows are split over `workers` (may be null);
+// each row is summed the same way whatever the split, so the bits do not depend on it.
+void sparse_times_dense(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end,
+                        const std::int32_t* index, const float* values, const float* b, std::int64_t m, float* c,
+                        bool accumulate, Workers* workers);
+void sparse_times_dense(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end,
+                        const std::int32_t* index, const double* values, const double* b, std::int64_t m, double* c,
+                        bool accumulate, Workers* workers);
+
+// C[rows, m] = x·B (+ C with accumulate) from x's row form.
+template <class T>
+void sparse_rows_times(const SparseRows& x, const T* b, std::int64_t m, T* c, bool accumulate, Workers* workers) {
+    sparse_times_dense(x.rows, x.row_begin.data(), x.row_end.data(), x.row_index.data(),
+                       x.row_values<T>().data(), b, m, c, accumulate, workers);
+}
+
+// C[cols, m] = xᵀ·G from x's column form (G is [rows, m]).
+template <class T>
+void sparse_transposed_times(const SparseRows& x, const T* g, std::int64_t m, T* c, Workers* workers) {
+    sparse_times_dense(x.cols, x.col_offset.data(), x.col_offset.data() + 1, x.col_index.data(),
+                       x.col_values<T>().data(), g, m, c, false, workers);
+}
+
+}  // namespace chainrule
