@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/tensor.hpp"
+#include "core/workers.hpp"
 
 namespace chainrule {
 
@@ -75,32 +76,70 @@ struct SparseRows {
 
     // After the rows are filled: counts the nonzeros and, when the density is below
     // `threshold`, builds the column form and marks the form current. Returns current.
+    // The column form is a counting sort by column, done in parts of consecutive rows on
+    // `workers` (may be null): each part counts its columns, a prefix sum over (column,
+    // part) gives every part its slots, and each part places its entries. Parts follow the
+    // row order, so each column's rows increase and the form is the same for any number of
+    // parts.
     template <class T>
-    bool finish(double threshold) {
+    bool finish(double threshold, Workers* workers = nullptr) {
         nonzeros = 0;
         for (std::int64_t i = 0; i < rows; ++i) nonzeros += row_end[std::size_t(i)] - row_begin[std::size_t(i)];
         current = density() < threshold;
         if (!current) return false;
-        // Counting sort by column; rows are visited in order, so each column's rows increase.
-        std::fill(col_offset.begin(), col_offset.end(), 0);
-        for (std::int64_t i = 0; i < rows; ++i)
-            for (std::int64_t k = row_begin[std::size_t(i)]; k < row_end[std::size_t(i)]; ++k)
-                ++col_offset[std::size_t(row_index[std::size_t(k)]) + 1];
-        for (std::int64_t j = 0; j < cols; ++j) col_offset[std::size_t(j + 1)] += col_offset[std::size_t(j)];
+        const std::int64_t parts = workers ? workers->threads() : 1;
+        part_slot.assign(std::size_t(parts * cols), 0);
+        auto part_rows = [&](std::int64_t p) { return std::pair{rows * p / parts, rows * (p + 1) / parts}; };
+        auto count = [&](std::int64_t p0, std::int64_t p1) {
+            for (std::int64_t p = p0; p < p1; ++p) {
+                std::int64_t* n = part_slot.data() + p * cols;
+                const auto [r0, r1] = part_rows(p);
+                for (std::int64_t i = r0; i < r1; ++i)
+                    for (std::int64_t k = row_begin[std::size_t(i)]; k < row_end[std::size_t(i)]; ++k)
+                        ++n[row_index[std::size_t(k)]];
+            }
+        };
+        std::int64_t next = 0;
+        auto prefix = [&] {
+            for (std::int64_t j = 0; j < cols; ++j) {
+                col_offset[std::size_t(j)] = next;
+                for (std::int64_t p = 0; p < parts; ++p) {
+                    std::int64_t& n = part_slot[std::size_t(p * cols + j)];
+                    const std::int64_t c = n;
+                    n = next;  // from here on: the part's next slot in column j
+                    next += c;
+                }
+            }
+            col_offset[std::size_t(cols)] = next;
+        };
         std::vector<T>& cv = col_values<T>();
         const std::vector<T>& rv = row_values<T>();
-        // col_offset[j] advances as column j fills, ending at column j+1's start ...
-        for (std::int64_t i = 0; i < rows; ++i)
-            for (std::int64_t k = row_begin[std::size_t(i)]; k < row_end[std::size_t(i)]; ++k) {
-                const auto slot = std::size_t(col_offset[std::size_t(row_index[std::size_t(k)])]++);
-                col_index[slot] = std::int32_t(i);
-                cv[slot] = rv[std::size_t(k)];
+        auto place = [&](std::int64_t p0, std::int64_t p1) {
+            for (std::int64_t p = p0; p < p1; ++p) {
+                std::int64_t* slot = part_slot.data() + p * cols;
+                const auto [r0, r1] = part_rows(p);
+                for (std::int64_t i = r0; i < r1; ++i)
+                    for (std::int64_t k = row_begin[std::size_t(i)]; k < row_end[std::size_t(i)]; ++k) {
+                        const auto at = std::size_t(slot[row_index[std::size_t(k)]]++);
+                        col_index[at] = std::int32_t(i);
+                        cv[at] = rv[std::size_t(k)];
+                    }
             }
-        // ... so shifting by one restores the starts.
-        for (std::int64_t j = cols; j > 0; --j) col_offset[std::size_t(j)] = col_offset[std::size_t(j - 1)];
-        col_offset[0] = 0;
+        };
+        if (workers) {
+            workers->run(parts, count);
+            prefix();
+            workers->run(parts, place);
+        } else {
+            count(0, 1);
+            prefix();
+            place(0, 1);
+        }
         return true;
     }
+
+private:
+    std::vector<std::int64_t> part_slot;  // [parts, cols]: counts, then next free slots
 };
 
 }  // namespace chainrule

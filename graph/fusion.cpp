@@ -126,7 +126,7 @@ void Graph::run_dense(const Step& s, bool keep_intermediates) {
     in_ptrs_.clear();
     for (int j : mm.inputs) in_ptrs_.push_back(&nodes_[j].value);
     // The matmul's own forward: over its left operand's nonzeros when the pass has them.
-    mm.op->forward(ForwardCall{in_ptrs_, gemm_out, mm.attrs, nullptr, {}, workers_, sparse_for(s.node)});
+    mm.op->forward(ForwardCall{in_ptrs_, gemm_out, mm.attrs, &scratch_[s.node], {}, workers_, sparse_for(s.node)});
     const Tensor& bias = nodes_[add.inputs[1 - s.full]].value;
     dispatch(dtype_, [&]<class T>() {
         T* pre = keep_intermediates || !act ? add.value.data<T>() : nullptr;

@@ -31,7 +31,8 @@ const bool registered = register_op({
             dispatch(c.out.dtype(), [&]<class T>() {
                 const Tensor &a = *c.in[0], &b = *c.in[1];
                 if (c.sparse)
-                    return sparse_rows_times<T>(*c.sparse, b.data<T>(), b.dim(1), c.out.data<T>(), false, c.workers);
+                    return sparse_rows_times<T>(*c.sparse, b.data<T>(), b.dim(1), c.out.data<T>(), false, c.workers,
+                                             c.scratch);
                 gemm<T>(false, false, a.dim(0), b.dim(1), a.dim(1), a.data<T>(), b.data<T>(),
                         c.out.data<T>(), T(0));
             });
@@ -45,7 +46,7 @@ const bool registered = register_op({
                     gemm<T>(false, true, n, k, m, g.data<T>(), b.data<T>(),
                             c.grad_in[0]->data<T>(), T(0));
                 if (c.grad_in[1] && c.sparse)
-                    sparse_transposed_times<T>(*c.sparse, g.data<T>(), m, c.grad_in[1]->data<T>(), c.workers);
+                    sparse_transposed_times<T>(*c.sparse, g.data<T>(), m, c.grad_in[1]->data<T>(), c.workers, c.scratch);
                 else if (c.grad_in[1])  // [k,m] = Aᵀ[k,n] · G[n,m]
                     gemm<T>(true, false, k, m, n, a.data<T>(), g.data<T>(),
                             c.grad_in[1]->data<T>(), T(0));

@@ -1,42 +1,180 @@
 #include "ops/sparse_matmul.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "core/simd.hpp"
 
 namespace chainrule {
 namespace {
 
-// One row of C: each nonzero adds its value times a row of B to C's row, which stays in L1
-// (400 bytes for 100 floats) while the nonzeros stream by. Each product is rounded, then
-// added (no FMA), so the clones and the baseline give the same bits.
+// 64 bytes of T as one GCC vector: a zmm register with AVX-512, two ymm with AVX2, four xmm
+// in the baseline; the compiler splits it into what the CPU has.
 template <class T>
-CHAINRULE_INLINE void sparse_row(std::int64_t begin, std::int64_t end, const std::int32_t* index, const T* values,
-                                 const T* __restrict b, std::int64_t m, T* __restrict c, bool accumulate) {
-    if (!accumulate) std::fill(c, c + m, T(0));
-    for (std::int64_t k = begin; k < end; ++k) {
-        const T v = values[k];
-        const T* __restrict brow = b + std::int64_t(index[k]) * m;
-        for (std::int64_t t = 0; t < m; ++t) c[t] += v * brow[t];
+struct Chunk;
+template <>
+struct Chunk<float> {
+    typedef float type __attribute__((vector_size(64)));
+};
+template <>
+struct Chunk<double> {
+    typedef double type __attribute__((vector_size(64)));
+};
+template <class T>
+constexpr std::int64_t kLanes = 64 / std::int64_t(sizeof(T));
+
+// Columns [first, first + R·lanes) of one row of C, held in R chunks of registers while the
+// row's nonzeros stream by: each nonzero costs R loads of B's row and R multiply-adds, and C is
+// written once. B's rows are `stride` values apart, a whole number of chunks and 64-byte
+// aligned (padded_b), so no load splits a cache line and no block needs a narrower tail;
+// columns from m on are padding and are not stored. The nonzeros are summed in two
+// interleaved sets (even and odd) so that one multiply-add's latency is not paid per nonzero.
+// Every column is summed this way whatever block computes it: blocks and threads do not
+// change the bits.
+template <class T, int R>
+CHAINRULE_INLINE void block(std::int64_t begin, std::int64_t end, const std::int32_t* index, const T* values,
+                            const T* b, std::int64_t stride, std::int64_t first, std::int64_t m, T* c,
+                            bool accumulate) {
+    using V = typename Chunk<T>::type;
+    constexpr std::int64_t L = kLanes<T>;
+    V even[R] = {}, odd[R] = {};
+    std::int64_t k = begin;
+    for (; k + 1 < end; k += 2) {
+        const V v0 = values[k] - V{}, v1 = values[k + 1] - V{};  // broadcasts: x − (+0) is x, −0 included
+        const T* row0 = b + std::int64_t(index[k]) * stride + first;
+        const T* row1 = b + std::int64_t(index[k + 1]) * stride + first;
+        for (int r = 0; r < R; ++r) {
+            even[r] += v0 * *reinterpret_cast<const V*>(row0 + r * L);
+            odd[r] += v1 * *reinterpret_cast<const V*>(row1 + r * L);
+        }
+    }
+    if (k < end) {
+        const V v = values[k] - V{};
+        const T* row = b + std::int64_t(index[k]) * stride + first;
+        for (int r = 0; r < R; ++r) even[r] += v * *reinterpret_cast<const V*>(row + r * L);
+    }
+    T* out = c + first;
+    const std::int64_t whole = std::min<std::int64_t>(R, (m - first) / L);
+    for (int r = 0; r < R; ++r) {
+        V sum = even[r] + odd[r];
+        if (r < whole) {
+            if (accumulate) {
+                V old;
+                std::memcpy(&old, out + r * L, sizeof old);
+                sum = old + sum;
+            }
+            std::memcpy(out + r * L, &sum, sizeof sum);
+        } else {
+            // The one chunk that straddles column m: only its columns below m are C's.
+            for (std::int64_t t = 0; t < m - first - r * L; ++t)
+                out[r * L + t] = accumulate ? out[r * L + t] + sum[t] : sum[t];
+            break;
+        }
     }
 }
 
-CHAINRULE_SIMD_CLONES void sparse_rows_range(std::int64_t r0, std::int64_t r1, const std::int64_t* begin,
-                                             const std::int64_t* end, const std::int32_t* index, const float* values,
-                                             const float* b, std::int64_t m, float* c, bool accumulate) {
-    for (std::int64_t r = r0; r < r1; ++r) sparse_row(begin[r], end[r], index, values, b, m, c + r * m, accumulate);
+// Rows [r0, r1) of C, each in blocks of at most kMaxChunks chunks: as many as, doubled for
+// the two sets, fill half the CPU's vector registers.
+template <class T, int kMaxChunks>
+CHAINRULE_INLINE void rows_range(std::int64_t r0, std::int64_t r1, const std::int64_t* begin, const std::int64_t* end,
+                                 const std::int32_t* index, const T* values, const T* b, std::int64_t stride,
+                                 std::int64_t m, T* c, bool accumulate) {
+    constexpr std::int64_t L = kLanes<T>;
+    for (std::int64_t r = r0; r < r1; ++r) {
+        T* row = c + r * m;
+        for (std::int64_t j = 0; j < m;) {
+            const std::int64_t chunks = std::min<std::int64_t>(kMaxChunks, (stride - j) / L);
+            // A plain switch, not a lambda: a lambda's body would not get the caller's target.
+#define CHAINRULE_BLOCK(R) block<T, R>(begin[r], end[r], index, values, b, stride, j, m, row, accumulate)
+            switch (chunks) {
+                case 1: CHAINRULE_BLOCK(1); break;
+                case 2: if constexpr (kMaxChunks >= 2) CHAINRULE_BLOCK(2); break;
+                case 3: if constexpr (kMaxChunks >= 3) CHAINRULE_BLOCK(3); break;
+                case 4: if constexpr (kMaxChunks >= 4) CHAINRULE_BLOCK(4); break;
+                case 5: if constexpr (kMaxChunks >= 5) CHAINRULE_BLOCK(5); break;
+                case 6: if constexpr (kMaxChunks >= 6) CHAINRULE_BLOCK(6); break;
+                case 7: if constexpr (kMaxChunks >= 7) CHAINRULE_BLOCK(7); break;
+                default: if constexpr (kMaxChunks >= 8) CHAINRULE_BLOCK(8); break;
+            }
+#undef CHAINRULE_BLOCK
+            j += chunks * L;
+        }
+    }
 }
-CHAINRULE_SIMD_CLONES void sparse_rows_range(std::int64_t r0, std::int64_t r1, const std::int64_t* begin,
-                                             const std::int64_t* end, const std::int32_t* index, const double* values,
-                                             const double* b, std::int64_t m, double* c, bool accumulate) {
-    for (std::int64_t r = r0; r < r1; ++r) sparse_row(begin[r], end[r], index, values, b, m, c + r * m, accumulate);
+
+// One copy per instruction set, chosen at run time. Unlike the elementwise kernels
+// (core/simd.hpp), these contract multiply-adds into FMAs where the CPU has them, as the BLAS
+// they stand in for does: the bits then depend on the instruction set, like a GEMM's.
+#define CHAINRULE_SPARSE_VARIANT(name, target, chunks)                                                              \
+    target void name(std::int64_t r0, std::int64_t r1, const std::int64_t* begin, const std::int64_t* end,          \
+                     const std::int32_t* index, const float* values, const float* b, std::int64_t stride,          \
+                     std::int64_t m, float* c, bool accumulate) {                                                    \
+        rows_range<float, chunks>(r0, r1, begin, end, index, values, b, stride, m, c, accumulate);                          \
+    }                                                                                                                \
+    target void name(std::int64_t r0, std::int64_t r1, const std::int64_t* begin, const std::int64_t* end,          \
+                     const std::int32_t* index, const double* values, const double* b, std::int64_t stride,        \
+                     std::int64_t m, double* c, bool accumulate) {                                                   \
+        rows_range<double, chunks>(r0, r1, begin, end, index, values, b, stride, m, c, accumulate);                         \
+    }
+
+CHAINRULE_SPARSE_VARIANT(rows_baseline, , 1)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+CHAINRULE_SPARSE_VARIANT(rows_avx2, __attribute__((target("avx2,fma"))), 2)
+CHAINRULE_SPARSE_VARIANT(rows_avx512, __attribute__((target("avx512f,avx512vl,avx2,fma"))), 8)
+#endif
+#undef CHAINRULE_SPARSE_VARIANT
+
+enum class Isa { baseline, avx2, avx512 };
+
+Isa best_isa() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("avx512f")) return Isa::avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+#endif
+    return Isa::baseline;
+}
+
+template <class T>
+void rows_on_best(std::int64_t r0, std::int64_t r1, const std::int64_t* begin, const std::int64_t* end,
+                  const std::int32_t* index, const T* values, const T* b, std::int64_t stride, std::int64_t m, T* c,
+                  bool accumulate) {
+    static const Isa isa = best_isa();
+    switch (isa) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        case Isa::avx512: return rows_avx512(r0, r1, begin, end, index, values, b, stride, m, c, accumulate);
+        case Isa::avx2: return rows_avx2(r0, r1, begin, end, index, values, b, stride, m, c, accumulate);
+#endif
+        default: return rows_baseline(r0, r1, begin, end, index, values, b, stride, m, c, accumulate);
+    }
+}
+
+// B as the kernel reads it: rows a whole number of chunks long and 64-byte aligned, zeros in
+// the padding. B itself when it already is; else a copy in `scratch` (the node's workspace,
+// so no allocation after the first step) or, outside a graph, in `local`.
+template <class T>
+const T* padded_b(const T* b, std::int64_t b_rows, std::int64_t m, std::int64_t stride, Workspace* scratch,
+                  std::vector<T>& local) {
+    if (stride == m && reinterpret_cast<std::uintptr_t>(b) % 64 == 0) return b;
+    const auto n = std::size_t(b_rows * stride + kLanes<T>);
+    T* room = scratch ? scratch->get<T>(n).data() : (local.resize(n), local.data());
+    while (reinterpret_cast<std::uintptr_t>(room) % 64 != 0) ++room;
+    for (std::int64_t i = 0; i < b_rows; ++i) {
+        std::copy(b + i * m, b + (i + 1) * m, room + i * stride);
+        std::fill(room + i * stride + m, room + (i + 1) * stride, T(0));
+    }
+    return room;
 }
 
 template <class T>
 void run(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end, const std::int32_t* index,
-         const T* values, const T* b, std::int64_t m, T* c, bool accumulate, Workers* workers) {
+         const T* values, const T* b, std::int64_t b_rows, std::int64_t m, T* c, bool accumulate, Workers* workers,
+         Workspace* scratch) {
+    const std::int64_t stride = (m + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+    std::vector<T> local;
+    const T* padded = padded_b(b, b_rows, m, stride, scratch, local);
     auto part = [&](std::int64_t r0, std::int64_t r1) {
-        sparse_rows_range(r0, r1, begin, end, index, values, b, m, c, accumulate);
+        rows_on_best(r0, r1, begin, end, index, values, padded, stride, m, c, accumulate);
     };
     if (workers && workers->threads() > 1)
         workers->run(rows, part);
@@ -47,14 +185,14 @@ void run(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end, 
 }  // namespace
 
 void sparse_times_dense(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end,
-                        const std::int32_t* index, const float* values, const float* b, std::int64_t m, float* c,
-                        bool accumulate, Workers* workers) {
-    run(rows, begin, end, index, values, b, m, c, accumulate, workers);
+                        const std::int32_t* index, const float* values, const float* b, std::int64_t b_rows,
+                        std::int64_t m, float* c, bool accumulate, Workers* workers, Workspace* scratch) {
+    run(rows, begin, end, index, values, b, b_rows, m, c, accumulate, workers, scratch);
 }
 void sparse_times_dense(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end,
-                        const std::int32_t* index, const double* values, const double* b, std::int64_t m, double* c,
-                        bool accumulate, Workers* workers) {
-    run(rows, begin, end, index, values, b, m, c, accumulate, workers);
+                        const std::int32_t* index, const double* values, const double* b, std::int64_t b_rows,
+                        std::int64_t m, double* c, bool accumulate, Workers* workers, Workspace* scratch) {
+    run(rows, begin, end, index, values, b, b_rows, m, c, accumulate, workers, scratch);
 }
 
 }  // namespace chainrule

@@ -7,32 +7,36 @@
 
 #include "core/sparse_rows.hpp"
 #include "core/workers.hpp"
+#include "ops/op.hpp"
 
 namespace chainrule {
 
-// C[r, :] = Σ values[k]·B[index[k], :] over k in [begin[r], end[r]), in increasing k, for r
-// in [0, rows); B and C row-major with m columns. With `accumulate`, the sum is added to
+// C[r, :] = Σ values[k]·B[index[k], :] over k in [begin[r], end[r]), for r in [0, rows); B
+// ([b_rows, m]) and C row-major with m columns. With `accumulate`, the sum is added to
 // C[r, :] instead (as a GEMM with beta = 1). Rows are split over `workers` (may be null);
 // each row is summed the same way whatever the split, so the bits do not depend on it.
+// `scratch` (may be null) holds a padded copy of B when B's rows are not whole 64-byte chunks.
 void sparse_times_dense(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end,
-                        const std::int32_t* index, const float* values, const float* b, std::int64_t m, float* c,
-                        bool accumulate, Workers* workers);
+                        const std::int32_t* index, const float* values, const float* b, std::int64_t b_rows,
+                        std::int64_t m, float* c, bool accumulate, Workers* workers, Workspace* scratch);
 void sparse_times_dense(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end,
-                        const std::int32_t* index, const double* values, const double* b, std::int64_t m, double* c,
-                        bool accumulate, Workers* workers);
+                        const std::int32_t* index, const double* values, const double* b, std::int64_t b_rows,
+                        std::int64_t m, double* c, bool accumulate, Workers* workers, Workspace* scratch);
 
 // C[rows, m] = x·B (+ C with accumulate) from x's row form.
 template <class T>
-void sparse_rows_times(const SparseRows& x, const T* b, std::int64_t m, T* c, bool accumulate, Workers* workers) {
+void sparse_rows_times(const SparseRows& x, const T* b, std::int64_t m, T* c, bool accumulate, Workers* workers,
+                       Workspace* scratch = nullptr) {
     sparse_times_dense(x.rows, x.row_begin.data(), x.row_end.data(), x.row_index.data(),
-                       x.row_values<T>().data(), b, m, c, accumulate, workers);
+                       x.row_values<T>().data(), b, x.cols, m, c, accumulate, workers, scratch);
 }
 
 // C[cols, m] = xᵀ·G from x's column form (G is [rows, m]).
 template <class T>
-void sparse_transposed_times(const SparseRows& x, const T* g, std::int64_t m, T* c, Workers* workers) {
+void sparse_transposed_times(const SparseRows& x, const T* g, std::int64_t m, T* c, Workers* workers,
+                             Workspace* scratch = nullptr) {
     sparse_times_dense(x.cols, x.col_offset.data(), x.col_offset.data() + 1, x.col_index.data(),
-                       x.col_values<T>().data(), g, m, c, false, workers);
+                       x.col_values<T>().data(), g, x.rows, m, c, false, workers, scratch);
 }
 
 }  // namespace chainrule

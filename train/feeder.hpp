@@ -44,6 +44,7 @@ private:
     const data::Dataset& ds_;
     std::vector<Input> inputs_;
     data::RowSplitter on_workers_;  // data::gather uses it for images only
+    Workers* workers_;              // and the nonzeros' column form (SparseRows::finish)
     double sparse_threshold_;
 };
 
