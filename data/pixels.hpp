@@ -37,10 +37,11 @@ constexpr bool pixel_scale_is_exact() {
 }
 static_assert(pixel_scale_is_exact<float>() && pixel_scale_is_exact<double>());
 
-// out[i, :] = pixels[rows[i], :] / 255 for i < count, rows of `width` bytes.
-template <class T>
-CHAINRULE_INLINE void gather_pixel_rows(const std::uint8_t* pixels, const std::int64_t* rows, std::int64_t count,
-                                        std::int64_t width, T* out) {
+// out[i, :] = pixels[rows[i], :] / 255 for i < count, rows of `width` bytes; after_row(i, px, o)
+// right after row i is converted (px its bytes, o its values), while both are in cache.
+template <class T, class AfterRow>
+CHAINRULE_INLINE void convert_pixel_rows(const std::uint8_t* pixels, const std::int64_t* rows, std::int64_t count,
+                                         std::int64_t width, T* out, AfterRow&& after_row) {
     // Rows are drawn at random from tens of MB: fetching a few rows ahead overlaps the
     // memory latency with the conversion instead of adding to it.
     constexpr std::int64_t ahead = 4;
@@ -52,37 +53,41 @@ CHAINRULE_INLINE void gather_pixel_rows(const std::uint8_t* pixels, const std::i
         const std::uint8_t* px = pixels + rows[i] * width;
         T* o = out + i * width;
         for (std::int64_t k = 0; k < width; ++k) o[k] = scale_pixel<T>(px[k]);
+        after_row(i, px, o);
     }
 }
 
-// As gather_pixel_rows, and each row's nonzeros also into the row form of a SparseRows
-// (core/sparse_rows.hpp): row i's columns and values at [i·width, end[i]) of index and
-// values, the values copied from the dense row, so both forms hold the same bits. The
-// compaction is branch-free: every pixel is written, and the slot advances only past nonzeros;
-// it runs right after the row's conversion, while the row is in cache.
 template <class T>
+CHAINRULE_INLINE void gather_pixel_rows(const std::uint8_t* pixels, const std::int64_t* rows, std::int64_t count,
+                                        std::int64_t width, T* out) {
+    convert_pixel_rows(pixels, rows, count, width, out, [](std::int64_t, const std::uint8_t*, const T*) {});
+}
+
+// The nonzeros of a converted row: their columns into idx and values (copied from o, so
+// both forms hold the same bits) into val; returns how many. Branch-free: every pixel is
+// written, and the slot advances only past nonzeros. (data/dataset.cpp has an AVX-512 one.)
+template <class T>
+CHAINRULE_INLINE std::int64_t compact_pixel_row(const std::uint8_t* px, const T* o, std::int64_t width,
+                                                std::int32_t* idx, T* val) {
+    std::int64_t n = 0;
+    for (std::int64_t k = 0; k < width; ++k) {
+        idx[n] = std::int32_t(k);
+        val[n] = o[k];
+        n += px[k] != 0;
+    }
+    return n;
+}
+
+// As gather_pixel_rows, and each row's nonzeros also into the row form of a SparseRows
+// (core/sparse_rows.hpp) by compact(px, o, width, idx, val): row i's columns and values at
+// [i·width, end[i]) of index and values.
+template <class T, class Compact>
 CHAINRULE_INLINE void gather_pixel_rows_sparse(const std::uint8_t* pixels, const std::int64_t* rows, std::int64_t count,
                                                std::int64_t width, T* out, std::int64_t first_slot,
-                                               std::int64_t* end, std::int32_t* index, T* values) {
-    constexpr std::int64_t ahead = 4;
-    for (std::int64_t i = 0; i < count; ++i) {
-        if (i + ahead < count) {
-            const std::uint8_t* next = pixels + rows[i + ahead] * width;
-            for (std::int64_t k = 0; k < width; k += 64) __builtin_prefetch(next + k);
-        }
-        const std::uint8_t* px = pixels + rows[i] * width;
-        T* o = out + i * width;
-        for (std::int64_t k = 0; k < width; ++k) o[k] = scale_pixel<T>(px[k]);
-        std::int32_t* idx = index + i * width;
-        T* val = values + i * width;
-        std::int64_t n = 0;
-        for (std::int64_t k = 0; k < width; ++k) {
-            idx[n] = std::int32_t(k);
-            val[n] = o[k];
-            n += px[k] != 0;
-        }
-        end[i] = first_slot + i * width + n;
-    }
+                                               std::int64_t* end, std::int32_t* index, T* values, Compact compact) {
+    convert_pixel_rows(pixels, rows, count, width, out, [&](std::int64_t i, const std::uint8_t* px, const T* o) {
+        end[i] = first_slot + i * width + compact(px, o, width, index + i * width, values + i * width);
+    });
 }
 
 }  // namespace chainrule::data

@@ -395,3 +395,59 @@ BOOST_AUTO_TEST_CASE(the_setting_is_auto_or_off) {
     CHECK_HAS(testing::message_of<InputError>([&] { parse_training(training, s.model.graph, "m.json", "."); }),
               "m.json: training.sparse_inputs");
 }
+
+// Widths that are not a multiple of the compaction's 16 (or 8) lanes, on helper threads: the
+// row form holds exactly the dense batch's nonzeros, and the column form built in 2 or 3
+// parts is the one built in a single part, entry for entry.
+BOOST_AUTO_TEST_CASE(the_forms_are_exact_for_any_width_and_any_number_of_parts) {
+    for (Dtype dtype : {Dtype::f32, Dtype::f64})
+        for (std::int64_t width : {1, 7, 21, 33, 784, 790})
+            BOOST_TEST_CONTEXT(dtype_name(dtype) << ", width " << width) {
+                Rng rng{std::uint64_t(width)};
+                data::Dataset ds;
+                ds.kind = "idx";
+                ds.classes = 10;
+                data::Split& split = ds.train;
+                split.count = 120;
+                split.features = width;
+                split.sample_dims = {1, width};
+                for (std::int64_t i = 0; i < split.count * width; ++i)
+                    split.pixels.push_back(rng.uniform(0, 1) < 0.3 ? std::uint8_t(1 + rng.below(255)) : 0);
+                for (std::int64_t i = 0; i < split.count; ++i) split.labels.push_back(0);
+                std::vector<std::int64_t> rows;
+                for (std::int64_t i = 0; i < 97; ++i) rows.push_back((i * 13) % split.count);
+                Tensor x(dtype, {97, width});
+                SparseRows one;
+                data::gather(ds, split, "images", rows, x, {}, &one);
+                BOOST_TEST_REQUIRE(dispatch(dtype, [&]<class T>() { return one.finish<T>(1.5); }));
+                for (std::int64_t i = 0; i < 97; ++i) {
+                    std::int64_t e = one.row_begin[std::size_t(i)];
+                    for (std::int64_t k = 0; k < width; ++k) {
+                        if (x.at(i * width + k) == 0) continue;
+                        BOOST_TEST_REQUIRE(one.row_index[std::size_t(e)] == k);
+                        const double stored = dtype == Dtype::f32 ? one.row_values_f32[std::size_t(e)]
+                                                                  : one.row_values_f64[std::size_t(e)];
+                        BOOST_TEST_REQUIRE(stored == x.at(i * width + k));
+                        ++e;
+                    }
+                    BOOST_TEST_REQUIRE(e == one.row_end[std::size_t(i)]);
+                }
+                for (int threads : {2, 3}) {
+                    Workers w(threads);
+                    data::RowSplitter on_workers = [&w](std::int64_t n, const std::function<void(std::int64_t, std::int64_t)>& part) {
+                        auto run_part = [&part](std::int64_t b, std::int64_t e) { part(b, e); };
+                        w.run(n, run_part);
+                    };
+                    SparseRows parts;
+                    Tensor y(dtype, {97, width});
+                    data::gather(ds, split, "images", rows, y, on_workers, &parts);
+                    BOOST_TEST_REQUIRE(dispatch(dtype, [&]<class T>() { return parts.finish<T>(1.5, &w); }));
+                    BOOST_TEST(parts.nonzeros == one.nonzeros);
+                    BOOST_TEST(parts.col_offset == one.col_offset);
+                    const auto n = std::size_t(one.nonzeros);
+                    BOOST_TEST(std::equal(one.col_index.begin(), one.col_index.begin() + std::ptrdiff_t(n), parts.col_index.begin()));
+                    BOOST_TEST(std::equal(one.col_values_f32.begin(), one.col_values_f32.begin() + std::ptrdiff_t(dtype == Dtype::f32 ? n : 0), parts.col_values_f32.begin()));
+                    BOOST_TEST(std::equal(one.col_values_f64.begin(), one.col_values_f64.begin() + std::ptrdiff_t(dtype == Dtype::f64 ? n : 0), parts.col_values_f64.begin()));
+                }
+            }
+}
