@@ -239,6 +239,12 @@ BOOST_AUTO_TEST_CASE(the_feeder_builds_the_form_only_below_the_threshold) {
                 const auto rows = first_rows(300);
                 feeder.feed(s.ds.train, rows);
                 const SparseRows& form = g.sparse_rows(x);
+                if (density >= 0.5) {
+                    // a split this dense as a whole gets no form: nothing is compacted
+                    BOOST_TEST(!form.current);
+                    BOOST_TEST(form.nonzeros == 0);
+                    continue;
+                }
                 std::int64_t nonzero = 0;
                 for (std::int64_t r : rows)
                     for (std::int64_t k = 0; k < 784; ++k) nonzero += s.ds.train.pixels[std::size_t(r * 784 + k)] != 0;
@@ -263,6 +269,30 @@ BOOST_AUTO_TEST_CASE(the_feeder_builds_the_form_only_below_the_threshold) {
                 g.set_value("x", g.node(x).value);
                 BOOST_TEST(!g.sparse_rows(x).current);
             }
+}
+
+// The threshold holds per batch inside a split sparse enough as a whole, and a batch from a
+// split too dense for forms leaves no earlier batch's form standing for it.
+BOOST_AUTO_TEST_CASE(each_batch_is_measured_and_a_dense_split_clears_the_form) {
+    Setup s = setup("mnist_lecture", "float64", 0.2);
+    Graph& g = s.model.graph;
+    const int x = g.id("x");
+    // rows 0..449 of the training split dense, 450..999 empty: 0.45 in all
+    for (std::int64_t i = 0; i < 1000 * 784; ++i) s.ds.train.pixels[std::size_t(i)] = i < 450 * 784 ? 200 : 0;
+    // the test split: every pixel nonzero
+    std::fill(s.ds.test.pixels.begin(), s.ds.test.pixels.end(), std::uint8_t(9));
+    Feeder feeder(g, s.spec, s.ds, nullptr, 0.5);
+    std::vector<std::int64_t> dense_rows, empty_rows;
+    for (std::int64_t i = 0; i < 100; ++i) dense_rows.push_back(i), empty_rows.push_back(500 + i);
+    feeder.feed(s.ds.train, dense_rows);
+    BOOST_TEST(!g.sparse_rows(x).current);
+    BOOST_TEST(g.sparse_rows(x).density() == 1.0);
+    feeder.feed(s.ds.train, empty_rows);
+    BOOST_TEST(g.sparse_rows(x).current);
+    BOOST_TEST(g.sparse_rows(x).nonzeros == 0);
+    feeder.feed(s.ds.test, dense_rows);
+    BOOST_TEST(!g.sparse_rows(x).current);
+    BOOST_TEST(g.node(x).value.at(0) == 9.0 / 255.0);
 }
 
 BOOST_AUTO_TEST_CASE(sparse_inputs_off_builds_no_form) {
@@ -381,7 +411,7 @@ BOOST_AUTO_TEST_CASE(a_short_lecture_run_gives_the_same_losses_sparse_and_dense)
 
 BOOST_AUTO_TEST_CASE(the_setting_is_auto_or_off) {
     Setup s = setup("mnist_lecture", "float32", 0.2);
-    BOOST_TEST(!parse_training(s.model.training, s.model.graph, "m.json", ".").sparse_inputs);  // off by default
+    BOOST_TEST(parse_training(s.model.training, s.model.graph, "m.json", ".").sparse_inputs);  // auto by default
     Json training = s.model.training;
     training["sparse_inputs"] = "off";
     BOOST_TEST(!parse_training(training, s.model.graph, "m.json", ".").sparse_inputs);

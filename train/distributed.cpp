@@ -120,7 +120,20 @@ void run_together(Communicator& comm, const std::function<void()>& f) {
     }
     auto [rank, code] = comm.agree_failure(error ? exit_code(error) : 0);
     if (rank < 0) return;
-    if (rank == comm.rank()) std::rethrow_exception(error);
+    if (rank == comm.rank()) {
+        // Said here, before this process leaves MPI: once a peer has exited with its code,
+        // mpirun may end this one before main() could print the message.
+        try {
+            std::rethrow_exception(error);
+        } catch (const InputError& e) {
+            fmt::print(stderr, "error: {}\n", e.what());
+        } catch (const RunError& e) {
+            fmt::print(stderr, "error: {}\n", e.what());
+        } catch (...) {
+            throw;
+        }
+        std::fflush(stderr);
+    }
     throw PeerFailed{code};
 }
 

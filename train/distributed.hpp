@@ -59,9 +59,9 @@ private:
     bool mpi_ = false;
 };
 
-// Runs `f` on every process; if it throws on any, the lowest failing process rethrows its
-// error and the others throw PeerFailed with its exit code, so every process ends together
-// with one message.
+// Runs `f` on every process; if it throws on any, the lowest failing process prints its
+// error (an InputError or RunError, as main() would; any other it rethrows), and every
+// process throws PeerFailed with that exit code, so all end together with one message.
 void run_together(Communicator& comm, const std::function<void()>& f);
 
 // Whether `g` may be trained in shards: its loss must be a mean over the batch's rows (mse,

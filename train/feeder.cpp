@@ -29,11 +29,29 @@ Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Work
         };
 }
 
+double pixel_density(const data::Split& split) {
+    if (split.pixels.empty()) return 1.0;
+    std::int64_t nonzero = 0;
+    for (std::uint8_t p : split.pixels) nonzero += p != 0;
+    return double(nonzero) / double(split.pixels.size());
+}
+
+bool Feeder::sparse_enough(const data::Split& split) {
+    for (const auto& [seen, enough] : sparse_splits_)
+        if (seen == &split) return enough;
+    sparse_splits_.emplace_back(&split, pixel_density(split) < sparse_threshold_);
+    return sparse_splits_.back().second;
+}
+
 void Feeder::feed(const data::Split& split, std::span<const std::int64_t> rows) {
     for (Input& in : inputs_) {
         in.dims[0] = std::int64_t(rows.size());
         Tensor& buffer = g_.input_buffer(in.id, in.dims);
         SparseRows* sparse = in.sparse ? &g_.sparse_rows(in.id) : nullptr;
+        if (sparse && !sparse_enough(split)) {
+            sparse->current = false;  // the form of an earlier batch must not stand for this one
+            sparse = nullptr;
+        }
         data::gather(ds_, split, *in.stream, rows, buffer, on_workers_, sparse);
         if (sparse) dispatch(g_.dtype(), [&]<class T>() { sparse->finish<T>(sparse_threshold_, workers_); });
     }

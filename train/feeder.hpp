@@ -5,7 +5,9 @@
 // An image input that some matmul or linear reads as its left operand also gets its
 // nonzeros (Graph::sparse_rows), built in the same pass, and marked current when the batch's
 // density is below kSparseDensityThreshold; training passes then skip its zeros
-// (docs/performance.md, "Sparse first layer"). "sparse_inputs": "off" turns this off.
+// (docs/performance.md, "Sparse first layer"). A split whose pixels as a whole are that dense
+// or denser gets no form at all, so a dense data set does not pay for building one.
+// "sparse_inputs": "off" turns this off.
 #pragma once
 
 #include <span>
@@ -19,8 +21,12 @@
 namespace chainrule {
 
 // Below this fraction of nonzero pixels the sparse products beat the dense GEMMs on the
-// lecture's MNIST net (measured with bench/mnist_epoch, docs/performance.md).
-inline constexpr double kSparseDensityThreshold = 0.5;
+// lecture's MNIST net: measured crossover about 0.33 on random pixels (bench/mnist_epoch
+// --synthetic N --pixel-density D, docs/performance.md), kept a little below it.
+inline constexpr double kSparseDensityThreshold = 0.3;
+
+// The fraction of a split's pixels that are nonzero (1 for a split without pixels).
+double pixel_density(const data::Split& split);
 
 // Whether input `id` is read by a matmul or linear as input 0 (where its nonzeros can help).
 bool feeds_sparse_product(const Graph& g, int id);
@@ -46,6 +52,9 @@ private:
     data::RowSplitter on_workers_;  // data::gather uses it for images only
     Workers* workers_;              // and the nonzeros' column form (SparseRows::finish)
     double sparse_threshold_;
+    // The splits seen so far and whether each is sparse enough to build forms for.
+    std::vector<std::pair<const data::Split*, bool>> sparse_splits_;
+    bool sparse_enough(const data::Split& split);
 };
 
 }  // namespace chainrule

@@ -28,10 +28,10 @@ struct TrainingSpec {
     std::int64_t shards = 0;             // 0: as many as processes (docs/distributed.md)
     std::vector<std::string> metrics = {"loss", "accuracy"};
     std::int64_t print_every = 0;        // 0: about 20 lines per run
-    // "sparse_inputs": "auto" (true): a fed image batch sparse enough goes to the matmuls
-    // reading it as their nonzeros (train/feeder.hpp); "off" (false, the default until the
-    // sparse kernel beats the dense GEMM: docs/performance.md): always the dense GEMM.
-    bool sparse_inputs = false;
+    // "sparse_inputs": "auto" (true, the default): a fed image batch sparse enough goes to the
+    // matmuls reading it as their nonzeros (train/feeder.hpp, docs/performance.md); "off"
+    // (false): always the dense GEMM.
+    bool sparse_inputs = true;
 };
 
 // Validates the block: keys, types, ranges, and that every fed name is an input of the
