@@ -76,11 +76,10 @@ struct SparseRows {
 
     // After the rows are filled: counts the nonzeros and, when the density is below
     // `threshold`, builds the column form and marks the form current. Returns current.
-    // The column form is a counting sort by column, done in parts of consecutive rows on
-    // `workers` (may be null): each part counts its columns, a prefix sum over (column,
-    // part) gives every part its slots, and each part places its entries. Parts follow the
-    // row order, so each column's rows increase and the form is the same for any number of
-    // parts.
+    // The column form is a counting sort by column on `workers` (may be null): parts of
+    // consecutive rows count their entries per column, a prefix sum gives the columns'
+    // starts, and parts of consecutive columns place their entries, visiting the rows in
+    // order, so each column's rows increase and the form is the same for any number of parts.
     template <class T>
     bool finish(double threshold, Workers* workers = nullptr) {
         nonzeros = 0;
@@ -99,31 +98,31 @@ struct SparseRows {
                         ++n[row_index[std::size_t(k)]];
             }
         };
-        std::int64_t next = 0;
         auto prefix = [&] {
+            std::int64_t next = 0;
             for (std::int64_t j = 0; j < cols; ++j) {
                 col_offset[std::size_t(j)] = next;
-                for (std::int64_t p = 0; p < parts; ++p) {
-                    std::int64_t& n = part_slot[std::size_t(p * cols + j)];
-                    const std::int64_t c = n;
-                    n = next;  // from here on: the part's next slot in column j
-                    next += c;
-                }
+                for (std::int64_t p = 0; p < parts; ++p) next += part_slot[std::size_t(p * cols + j)];
             }
             col_offset[std::size_t(cols)] = next;
         };
         std::vector<T>& cv = col_values<T>();
         const std::vector<T>& rv = row_values<T>();
+        // Placing goes by columns, not rows: each part then writes into only its share of
+        // the columns' runs, which stay in L1 while the rows stream by.
         auto place = [&](std::int64_t p0, std::int64_t p1) {
-            for (std::int64_t p = p0; p < p1; ++p) {
-                std::int64_t* slot = part_slot.data() + p * cols;
-                const auto [r0, r1] = part_rows(p);
-                for (std::int64_t i = r0; i < r1; ++i)
-                    for (std::int64_t k = row_begin[std::size_t(i)]; k < row_end[std::size_t(i)]; ++k) {
-                        const auto at = std::size_t(slot[row_index[std::size_t(k)]]++);
-                        col_index[at] = std::int32_t(i);
-                        cv[at] = rv[std::size_t(k)];
-                    }
+            const std::int64_t c0 = cols * p0 / parts, c1 = cols * p1 / parts;
+            std::int64_t* slot = part_slot.data();
+            for (std::int64_t j = c0; j < c1; ++j) slot[j] = col_offset[std::size_t(j)];
+            for (std::int64_t i = 0; i < rows; ++i) {
+                const std::int32_t* first = row_index.data() + row_begin[std::size_t(i)];
+                const std::int32_t* last = row_index.data() + row_end[std::size_t(i)];
+                for (const std::int32_t* e = c0 == 0 ? first : std::lower_bound(first, last, std::int32_t(c0));
+                     e != last && *e < c1; ++e) {
+                    const auto at = std::size_t(slot[*e]++);
+                    col_index[at] = std::int32_t(i);
+                    cv[at] = rv[std::size_t(e - row_index.data())];
+                }
             }
         };
         if (workers) {
@@ -139,7 +138,7 @@ struct SparseRows {
     }
 
 private:
-    std::vector<std::int64_t> part_slot;  // [parts, cols]: counts, then next free slots
+    std::vector<std::int64_t> part_slot;  // [parts, cols]: counts; then [cols]: next free slots
 };
 
 }  // namespace chainrule
