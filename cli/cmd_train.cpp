@@ -75,8 +75,8 @@ void add_train(CLI::App& app) {
                   "check every node's value and gradient each step and name the first that is NaN/Inf");
     cmd->add_flag("--no-progress", o->no_progress, "no live progress line even on a terminal");
     cmd->add_option("--sparse-inputs", o->sparse_inputs,
-                    "auto: a sparse image batch (most pixels 0) feeds the first matmul as its nonzeros; "
-                    "off: always the dense GEMM (default: the model's training.sparse_inputs, else off)")
+                    "auto: an image batch with under 30% of its pixels nonzero feeds the first matmul as its "
+                    "nonzeros; off: always the dense GEMM (default: the model's training.sparse_inputs, else auto)")
         ->check(CLI::IsMember({"auto", "off"}));
     cmd->add_flag("--fresh-optimizer", o->t.fresh_optimizer,
                   "with --resume: keep the trained parameters but start the optimizer state (moments, step "
