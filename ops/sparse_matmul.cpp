@@ -45,14 +45,21 @@ CHAINRULE_INLINE void block(std::int64_t begin, std::int64_t end, const std::int
         const T* row0 = b + std::int64_t(index[k]) * stride + first;
         const T* row1 = b + std::int64_t(index[k + 1]) * stride + first;
         for (int r = 0; r < R; ++r) {
-            even[r] += v0 * *reinterpret_cast<const V*>(row0 + r * L);
-            odd[r] += v1 * *reinterpret_cast<const V*>(row1 + r * L);
+            V x0, x1;
+            std::memcpy(&x0, row0 + r * L, sizeof x0);
+            std::memcpy(&x1, row1 + r * L, sizeof x1);
+            even[r] += v0 * x0;
+            odd[r] += v1 * x1;
         }
     }
     if (k < end) {
         const V v = values[k] - V{};
         const T* row = b + std::int64_t(index[k]) * stride + first;
-        for (int r = 0; r < R; ++r) even[r] += v * *reinterpret_cast<const V*>(row + r * L);
+        for (int r = 0; r < R; ++r) {
+            V x;
+            std::memcpy(&x, row + r * L, sizeof x);
+            even[r] += v * x;
+        }
     }
     T* out = c + first;
     const std::int64_t whole = std::min<std::int64_t>(R, (m - first) / L);
