@@ -262,7 +262,7 @@ int run(const Options& o, const std::string& dtype) {
     // The sparse first layer (docs/performance.md): the training pixels' density (a batch's
     // is within a percent of it), the path the feeder takes, and the bound of that path: the
     // FLOPs that remain when the products with x skip its zeros, at the GEMMs' measured rate.
-    const double density = pixel_density(ds.train);
+    const double density = data::pixel_density(ds.train);
     bool sparse_path = false;
     for (const auto& [name, stream] : spec.feed)
         sparse_path = sparse_path || (spec.sparse_inputs && stream == data::kImages &&

@@ -173,34 +173,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl,popcnt"))) std::int64_t compact
 }
 #endif
 
-#define CHAINRULE_GATHER_SPARSE(T)                                                                                   \
-    CHAINRULE_SIMD_CLONES void gather_images_sparse(const std::uint8_t* px, const std::int64_t* rows,               \
-                                                    std::int64_t count, std::int64_t width, T* out,                 \
-                                                    std::int64_t first_slot, std::int64_t* end, std::int32_t* index, \
-                                                    T* values) {                                                     \
-        gather_pixel_rows_sparse(px, rows, count, width, out, first_slot, end, index, values,                       \
-                                 compact_pixel_row<T>);                                                              \
+// The conversion's clones with a compaction: the plain loop (inlined into each clone) or,
+// where built, the AVX-512 one (a call per row).
+#define CHAINRULE_GATHER_SPARSE(name, T, compact)                                                                   \
+    CHAINRULE_SIMD_CLONES void name(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,           \
+                                    std::int64_t width, T* out, std::int64_t first_slot, std::int64_t* end,         \
+                                    std::int32_t* index, T* values) {                                               \
+        std::int64_t (*row)(const std::uint8_t*, const T*, std::int64_t, std::int32_t*, T*) = compact;              \
+        gather_pixel_rows_sparse(px, rows, count, width, out, first_slot, end, index, values, row);                \
     }
-CHAINRULE_GATHER_SPARSE(float)
-CHAINRULE_GATHER_SPARSE(double)
+CHAINRULE_GATHER_SPARSE(gather_images_sparse, float, compact_pixel_row<float>)
+CHAINRULE_GATHER_SPARSE(gather_images_sparse, double, compact_pixel_row<double>)
+#ifdef CHAINRULE_AVX512_COMPACT
+CHAINRULE_GATHER_SPARSE(gather_images_sparse_avx512, float, compact_row_avx512)
+CHAINRULE_GATHER_SPARSE(gather_images_sparse_avx512, double, compact_row_avx512)
+#endif
 #undef CHAINRULE_GATHER_SPARSE
 
-#ifdef CHAINRULE_AVX512_COMPACT
-#define CHAINRULE_GATHER_SPARSE_AVX512(T)                                                                            \
-    CHAINRULE_SIMD_CLONES void gather_images_sparse_avx512(const std::uint8_t* px, const std::int64_t* rows,        \
-                                                           std::int64_t count, std::int64_t width, T* out,          \
-                                                           std::int64_t first_slot, std::int64_t* end,              \
-                                                           std::int32_t* index, T* values) {                        \
-        std::int64_t (*compact)(const std::uint8_t*, const T*, std::int64_t, std::int32_t*, T*) = compact_row_avx512; \
-        gather_pixel_rows_sparse(px, rows, count, width, out, first_slot, end, index, values, compact);            \
-    }
-CHAINRULE_GATHER_SPARSE_AVX512(float)
-CHAINRULE_GATHER_SPARSE_AVX512(double)
-#undef CHAINRULE_GATHER_SPARSE_AVX512
-#endif
-
-// The compaction for this CPU: a plain loop inlined into the conversion's clone, or a call
-// per row to the AVX-512 one.
+// The compaction for this CPU.
 template <class T>
 void gather_sparse_rows(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count, std::int64_t width,
                         T* out, std::int64_t first_slot, std::int64_t* end, std::int32_t* index, T* values) {
@@ -212,6 +202,13 @@ void gather_sparse_rows(const std::uint8_t* px, const std::int64_t* rows, std::i
 }
 
 }  // namespace
+
+double pixel_density(const Split& split) {
+    if (split.pixels.empty()) return 1.0;
+    std::int64_t nonzero = 0;
+    for (std::uint8_t p : split.pixels) nonzero += p != 0;
+    return double(nonzero) / double(split.pixels.size());
+}
 
 DataSpec parse_data_spec(const Json& j, const std::string& where, const std::string& base_dir) {
     get_object(j, where);

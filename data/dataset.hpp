@@ -68,6 +68,8 @@ std::vector<std::string> stream_names(const std::string& kind, bool labelled = t
 std::string stream_list(const std::string& kind, bool labelled = true);
 bool has_stream(const Dataset& ds, const std::string& stream);
 std::int64_t stream_width(const Dataset& ds, const std::string& stream);  // columns per sample
+// The fraction of a split's pixels that are nonzero (1 for a split without pixels).
+double pixel_density(const Split& split);
 // Fills dst (already sized [rows.size(), width], or [rows.size()] when width == 1, in any
 // dtype) with the given rows of a split, scaling pixels by 1/255. Allocates nothing.
 // An unknown stream or a dst of the wrong size is an InputError (the model's input does

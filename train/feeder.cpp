@@ -29,17 +29,10 @@ Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Work
         };
 }
 
-double pixel_density(const data::Split& split) {
-    if (split.pixels.empty()) return 1.0;
-    std::int64_t nonzero = 0;
-    for (std::uint8_t p : split.pixels) nonzero += p != 0;
-    return double(nonzero) / double(split.pixels.size());
-}
-
 bool Feeder::sparse_enough(const data::Split& split) {
     for (const auto& [seen, enough] : sparse_splits_)
         if (seen == &split) return enough;
-    sparse_splits_.emplace_back(&split, pixel_density(split) < sparse_threshold_);
+    sparse_splits_.emplace_back(&split, data::pixel_density(split) < sparse_threshold_);
     return sparse_splits_.back().second;
 }
 

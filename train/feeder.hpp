@@ -25,9 +25,6 @@ namespace chainrule {
 // --synthetic N --pixel-density D, docs/performance.md), kept a little below it.
 inline constexpr double kSparseDensityThreshold = 0.3;
 
-// The fraction of a split's pixels that are nonzero (1 for a split without pixels).
-double pixel_density(const data::Split& split);
-
 // Whether input `id` is read by a matmul or linear as input 0 (where its nonzeros can help).
 bool feeds_sparse_product(const Graph& g, int id);
 
