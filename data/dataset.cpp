@@ -138,7 +138,8 @@ CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int6
 // lanes' values and columns packed and stored together. No arithmetic, so no rounding to
 // keep equal: the same entries as the plain loop.
 __attribute__((target("avx512f,avx512bw,avx512vl,popcnt"))) std::int64_t compact_row_avx512(
-    const std::uint8_t* px, const float* o, std::int64_t width, std::int32_t* idx, float* val) {
+    const std::uint8_t* px, const float* o, std::int64_t width, std::int32_t* idx, float* val, std::int64_t base,
+    std::int64_t* block_end) {
     std::int64_t n = 0;
     const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (std::int64_t k = 0; k < width; k += 16) {
@@ -151,11 +152,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,popcnt"))) std::int64_t compact
         _mm512_mask_storeu_ps(val + n, keep, v);
         _mm512_mask_storeu_epi32(idx + n, keep, c);
         n += _mm_popcnt_u32(nz);
+        if ((k + 16) % SparseRows::kBlock == 0 || k + 16 >= width) block_end[k / SparseRows::kBlock] = base + n;
     }
     return n;
 }
 __attribute__((target("avx512f,avx512bw,avx512vl,popcnt"))) std::int64_t compact_row_avx512(
-    const std::uint8_t* px, const double* o, std::int64_t width, std::int32_t* idx, double* val) {
+    const std::uint8_t* px, const double* o, std::int64_t width, std::int32_t* idx, double* val, std::int64_t base,
+    std::int64_t* block_end) {
     std::int64_t n = 0;
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (std::int64_t k = 0; k < width; k += 8) {
@@ -168,6 +171,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,popcnt"))) std::int64_t compact
         _mm512_mask_storeu_pd(val + n, keep, v);
         _mm256_mask_storeu_epi32(idx + n, keep, c);
         n += _mm_popcnt_u32(nz);
+        if ((k + 8) % SparseRows::kBlock == 0 || k + 8 >= width) block_end[k / SparseRows::kBlock] = base + n;
     }
     return n;
 }
@@ -178,9 +182,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,popcnt"))) std::int64_t compact
 #define CHAINRULE_GATHER_SPARSE(name, T, compact)                                                                   \
     CHAINRULE_SIMD_CLONES void name(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,           \
                                     std::int64_t width, T* out, std::int64_t first_slot, std::int64_t* end,         \
-                                    std::int32_t* index, T* values) {                                               \
-        std::int64_t (*row)(const std::uint8_t*, const T*, std::int64_t, std::int32_t*, T*) = compact;              \
-        gather_pixel_rows_sparse(px, rows, count, width, out, first_slot, end, index, values, row);                \
+                                    std::int32_t* index, T* values, std::int64_t* block_end) {                      \
+        std::int64_t (*row)(const std::uint8_t*, const T*, std::int64_t, std::int32_t*, T*, std::int64_t,           \
+                            std::int64_t*) = compact;                                                               \
+        gather_pixel_rows_sparse(px, rows, count, width, out, first_slot, end, index, values, block_end, row);     \
     }
 CHAINRULE_GATHER_SPARSE(gather_images_sparse, float, compact_pixel_row<float>)
 CHAINRULE_GATHER_SPARSE(gather_images_sparse, double, compact_pixel_row<double>)
@@ -193,12 +198,13 @@ CHAINRULE_GATHER_SPARSE(gather_images_sparse_avx512, double, compact_row_avx512)
 // The compaction for this CPU.
 template <class T>
 void gather_sparse_rows(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count, std::int64_t width,
-                        T* out, std::int64_t first_slot, std::int64_t* end, std::int32_t* index, T* values) {
+                        T* out, std::int64_t first_slot, std::int64_t* end, std::int32_t* index, T* values,
+                        std::int64_t* block_end) {
 #ifdef CHAINRULE_AVX512_COMPACT
     static const bool avx512 = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-    if (avx512) return gather_images_sparse_avx512(px, rows, count, width, out, first_slot, end, index, values);
+    if (avx512) return gather_images_sparse_avx512(px, rows, count, width, out, first_slot, end, index, values, block_end);
 #endif
-    gather_images_sparse(px, rows, count, width, out, first_slot, end, index, values);
+    gather_images_sparse(px, rows, count, width, out, first_slot, end, index, values, block_end);
 }
 
 }  // namespace
@@ -301,7 +307,7 @@ void gather(const Dataset& ds, const Split& split, const std::string& stream, st
                     SparseRows& sp = *job.sparse;
                     gather_sparse_rows(job.px, job.rows + b, e - b, job.width, job.out + b * job.width,
                                          b * job.width, sp.row_end.data() + b, sp.row_index.data() + b * job.width,
-                                         sp.row_values<T>().data() + b * job.width);
+                                         sp.row_values<T>().data() + b * job.width, sp.block_end.data() + b * sp.blocks);
                 };
                 if (split_rows)
                     split_rows(n, part);

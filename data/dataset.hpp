@@ -80,7 +80,7 @@ double pixel_density(const Split& split);
 using RowSplitter =
     std::function<void(std::int64_t count, const std::function<void(std::int64_t b, std::int64_t e)>& part)>;
 // `sparse`, when given for the image stream, also gets the batch's nonzeros by row (its
-// row form, core/sparse_rows.hpp), filled in the same pass; the caller then calls its finish().
+// row form and its block index, core/sparse_rows.hpp), filled in the same pass; the caller then calls its finish().
 // Other streams leave it untouched.
 void gather(const Dataset& ds, const Split& split, const std::string& stream,
             std::span<const std::int64_t> rows, Tensor& dst, const RowSplitter& split_rows = {},

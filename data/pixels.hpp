@@ -1,9 +1,11 @@
 // Pixel conversion for a batch of images: bytes to floats / 255, exactly rounded.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/simd.hpp"
+#include "core/sparse_rows.hpp"
 
 namespace chainrule::data {
 
@@ -64,29 +66,39 @@ CHAINRULE_INLINE void gather_pixel_rows(const std::uint8_t* pixels, const std::i
 }
 
 // The nonzeros of a converted row: their columns into idx and values (copied from o, so
-// both forms hold the same bits) into val; returns how many. Branch-free: every pixel is
-// written, and the slot advances only past nonzeros. (data/dataset.cpp has an AVX-512 one.)
+// both forms hold the same bits) into val; returns how many. After each block of
+// SparseRows::kBlock columns, base + the count so far into block_end (the row's block index).
+// Branch-free: every pixel is written, and the slot advances only past nonzeros.
+// (data/dataset.cpp has an AVX-512 one.)
 template <class T>
 CHAINRULE_INLINE std::int64_t compact_pixel_row(const std::uint8_t* px, const T* o, std::int64_t width,
-                                                std::int32_t* idx, T* val) {
+                                                std::int32_t* idx, T* val, std::int64_t base,
+                                                std::int64_t* block_end) {
+    constexpr std::int64_t kBlock = SparseRows::kBlock;
     std::int64_t n = 0;
-    for (std::int64_t k = 0; k < width; ++k) {
-        idx[n] = std::int32_t(k);
-        val[n] = o[k];
-        n += px[k] != 0;
+    for (std::int64_t k0 = 0; k0 < width; k0 += kBlock) {
+        for (std::int64_t k = k0; k < std::min(width, k0 + kBlock); ++k) {
+            idx[n] = std::int32_t(k);
+            val[n] = o[k];
+            n += px[k] != 0;
+        }
+        block_end[k0 / kBlock] = base + n;
     }
     return n;
 }
 
 // As gather_pixel_rows, and each row's nonzeros also into the row form of a SparseRows
-// (core/sparse_rows.hpp) by compact(px, o, width, idx, val): row i's columns and values at
-// [i·width, end[i]) of index and values.
+// (core/sparse_rows.hpp) by compact(px, o, width, idx, val, base, block_end): row i's columns
+// and values at [i·width, end[i]) of index and values, its block index at block_end + i·blocks.
 template <class T, class Compact>
 CHAINRULE_INLINE void gather_pixel_rows_sparse(const std::uint8_t* pixels, const std::int64_t* rows, std::int64_t count,
                                                std::int64_t width, T* out, std::int64_t first_slot,
-                                               std::int64_t* end, std::int32_t* index, T* values, Compact compact) {
+                                               std::int64_t* end, std::int32_t* index, T* values,
+                                               std::int64_t* block_end, Compact compact) {
+    const std::int64_t blocks = (width + SparseRows::kBlock - 1) / SparseRows::kBlock;
     convert_pixel_rows(pixels, rows, count, width, out, [&](std::int64_t i, const std::uint8_t* px, const T* o) {
-        end[i] = first_slot + i * width + compact(px, o, width, index + i * width, values + i * width);
+        const std::int64_t base = first_slot + i * width;
+        end[i] = base + compact(px, o, width, index + i * width, values + i * width, base, block_end + i * blocks);
     });
 }
 

@@ -53,7 +53,7 @@ const bool registered = register_op({
                 if (c.grad_in[0])  // [n,k] = G[n,m]·Wᵀ[m,k]
                     gemm<T>(false, true, n, k, m, g.data<T>(), w.data<T>(), c.grad_in[0]->data<T>(), T(0));
                 if (c.grad_in[1] && c.sparse)
-                    sparse_transposed_times<T>(*c.sparse, g.data<T>(), m, c.grad_in[1]->data<T>(), c.workers, c.scratch);
+                    sparse_transposed_times(*c.sparse, g.data<T>(), m, c.grad_in[1]->data<T>(), c.workers, c.scratch);
                 else if (c.grad_in[1])  // [k,m] = xᵀ[k,n]·G[n,m]
                     gemm<T>(true, false, k, m, n, x.data<T>(), g.data<T>(), c.grad_in[1]->data<T>(), T(0));
                 if (c.grad_in[2]) {

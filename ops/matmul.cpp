@@ -46,7 +46,7 @@ const bool registered = register_op({
                     gemm<T>(false, true, n, k, m, g.data<T>(), b.data<T>(),
                             c.grad_in[0]->data<T>(), T(0));
                 if (c.grad_in[1] && c.sparse)
-                    sparse_transposed_times<T>(*c.sparse, g.data<T>(), m, c.grad_in[1]->data<T>(), c.workers, c.scratch);
+                    sparse_transposed_times(*c.sparse, g.data<T>(), m, c.grad_in[1]->data<T>(), c.workers, c.scratch);
                 else if (c.grad_in[1])  // [k,m] = Aᵀ[k,n] · G[n,m]
                     gemm<T>(true, false, k, m, n, a.data<T>(), g.data<T>(),
                             c.grad_in[1]->data<T>(), T(0));

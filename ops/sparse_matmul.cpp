@@ -110,6 +110,66 @@ CHAINRULE_INLINE void rows_range(std::int64_t r0, std::int64_t r1, const std::in
     }
 }
 
+// C = xᵀ·G for a band of x's columns: the band's rows of C in `band` (rows `stride` apart,
+// the size of L1 or less), zeroed, then every row i of x with entries in the band adds
+// x[i, j]·G[i, :] to band row j. G's row is loaded once per row of x, and the band's rows
+// are read and written in L1: no transposed copy of x is needed, and each entry costs R
+// loads, multiply-adds and stores that stay in L1. Each element of C sums its terms in
+// increasing i, whatever the bands and threads.
+struct Band {
+    std::int64_t b0, b1;  // x's column blocks [b0, b1): columns [b0·kBlock, min(b1·kBlock, cols))
+    std::int64_t first, width;  // the same as a column and a count
+};
+
+template <class T, int R>
+CHAINRULE_INLINE void band_chunks(const SparseRows& x, const T* values, const T* g, std::int64_t stride,
+                                  const Band& band, std::int64_t chunk, T* out) {
+    using V = typename Chunk<T>::type;
+    constexpr std::int64_t L = kLanes<T>;
+    const std::int64_t* ends = x.block_end.data();
+    const std::int32_t* index = x.row_index.data();
+    for (std::int64_t i = 0; i < x.rows; ++i) {
+        std::int64_t k = band.b0 == 0 ? x.row_begin[std::size_t(i)] : ends[i * x.blocks + band.b0 - 1];
+        const std::int64_t end = ends[i * x.blocks + band.b1 - 1];
+        if (k == end) continue;
+        V gi[R];
+        for (int r = 0; r < R; ++r) std::memcpy(&gi[r], g + i * stride + chunk + r * L, sizeof gi[r]);
+        for (; k < end; ++k) {
+            const V v = values[k] - V{};
+            T* row = out + (std::int64_t(index[k]) - band.first) * stride + chunk;
+            for (int r = 0; r < R; ++r) {
+                V sum;
+                std::memcpy(&sum, row + r * L, sizeof sum);
+                sum += v * gi[r];
+                std::memcpy(row + r * L, &sum, sizeof sum);
+            }
+        }
+    }
+}
+
+template <class T, int kMaxChunks>
+CHAINRULE_INLINE void band_range(const SparseRows& x, const T* values, const T* g, std::int64_t stride,
+                                 const Band& band, T* out) {
+    constexpr std::int64_t L = kLanes<T>;
+    std::fill(out, out + band.width * stride, T(0));
+    for (std::int64_t j = 0; j < stride;) {
+        const std::int64_t chunks = std::min<std::int64_t>(kMaxChunks, (stride - j) / L);
+#define CHAINRULE_BAND(R) band_chunks<T, R>(x, values, g, stride, band, j, out)
+        switch (chunks) {
+            case 1: CHAINRULE_BAND(1); break;
+            case 2: if constexpr (kMaxChunks >= 2) CHAINRULE_BAND(2); break;
+            case 3: if constexpr (kMaxChunks >= 3) CHAINRULE_BAND(3); break;
+            case 4: if constexpr (kMaxChunks >= 4) CHAINRULE_BAND(4); break;
+            case 5: if constexpr (kMaxChunks >= 5) CHAINRULE_BAND(5); break;
+            case 6: if constexpr (kMaxChunks >= 6) CHAINRULE_BAND(6); break;
+            case 7: if constexpr (kMaxChunks >= 7) CHAINRULE_BAND(7); break;
+            default: if constexpr (kMaxChunks >= 8) CHAINRULE_BAND(8); break;
+        }
+#undef CHAINRULE_BAND
+        j += chunks * L;
+    }
+}
+
 // One copy per instruction set, chosen at run time. Unlike the elementwise kernels
 // (core/simd.hpp), these contract multiply-adds into FMAs where the CPU has them, as the BLAS
 // they stand in for does: the bits then depend on the instruction set, like a GEMM's.
@@ -123,6 +183,14 @@ CHAINRULE_INLINE void rows_range(std::int64_t r0, std::int64_t r1, const std::in
                      const std::int32_t* index, const double* values, const double* b, std::int64_t stride,        \
                      std::int64_t m, double* c, bool accumulate) {                                                   \
         rows_range<double, chunks>(r0, r1, begin, end, index, values, b, stride, m, c, accumulate);                         \
+    }                                                                                                                \
+    target void name(const SparseRows& x, const float* values, const float* g, std::int64_t stride, const Band& band, \
+                     float* out) {                                                                                   \
+        band_range<float, chunks>(x, values, g, stride, band, out);                                                  \
+    }                                                                                                                \
+    target void name(const SparseRows& x, const double* values, const double* g, std::int64_t stride,               \
+                     const Band& band, double* out) {                                                                \
+        band_range<double, chunks>(x, values, g, stride, band, out);                                                 \
     }
 
 CHAINRULE_SPARSE_VARIANT(rows_baseline, , 1)
@@ -142,30 +210,43 @@ Isa best_isa() {
     return Isa::baseline;
 }
 
-template <class T>
-void rows_on_best(std::int64_t r0, std::int64_t r1, const std::int64_t* begin, const std::int64_t* end,
-                  const std::int32_t* index, const T* values, const T* b, std::int64_t stride, std::int64_t m, T* c,
-                  bool accumulate) {
+// The variant for this CPU: a row kernel or a band kernel, by the arguments.
+template <class... Args>
+void on_best(Args&&... args) {
     static const Isa isa = best_isa();
     switch (isa) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        case Isa::avx512: return rows_avx512(r0, r1, begin, end, index, values, b, stride, m, c, accumulate);
-        case Isa::avx2: return rows_avx2(r0, r1, begin, end, index, values, b, stride, m, c, accumulate);
+        case Isa::avx512: return rows_avx512(args...);
+        case Isa::avx2: return rows_avx2(args...);
 #endif
-        default: return rows_baseline(r0, r1, begin, end, index, values, b, stride, m, c, accumulate);
+        default: return rows_baseline(args...);
     }
 }
 
-// B as the kernel reads it: rows a whole number of chunks long and 64-byte aligned, zeros in
-// the padding. B itself when it already is; else a copy in `scratch` (the node's workspace,
-// so no allocation after the first step) or, outside a graph, in `local`.
 template <class T>
-const T* padded_b(const T* b, std::int64_t b_rows, std::int64_t m, std::int64_t stride, Workspace* scratch,
-                  std::vector<T>& local) {
-    if (stride == m && reinterpret_cast<std::uintptr_t>(b) % 64 == 0) return b;
-    const auto n = std::size_t(b_rows * stride + kLanes<T>);
+std::int64_t padded_width(std::int64_t m) {
+    return (m + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+}
+
+// n values of 64-byte aligned room in `scratch` (the node's workspace, so no allocation after
+// the first step) or, outside a graph, in `local`.
+template <class T>
+T* aligned_room(std::size_t n, Workspace* scratch, std::vector<T>& local) {
+    n += std::size_t(kLanes<T>);
     T* room = scratch ? scratch->get<T>(n).data() : (local.resize(n), local.data());
     while (reinterpret_cast<std::uintptr_t>(room) % 64 != 0) ++room;
+    return room;
+}
+
+bool is_padded(const void* b, std::int64_t m, std::int64_t stride) {
+    return stride == m && reinterpret_cast<std::uintptr_t>(b) % 64 == 0;
+}
+
+// B as the kernels read it: rows a whole number of chunks long and 64-byte aligned, zeros in
+// the padding. B itself when it already is (is_padded); else its copy in `room`.
+template <class T>
+const T* padded_b(const T* b, std::int64_t b_rows, std::int64_t m, std::int64_t stride, T* room) {
+    if (is_padded(b, m, stride)) return b;
     for (std::int64_t i = 0; i < b_rows; ++i) {
         std::copy(b + i * m, b + (i + 1) * m, room + i * stride);
         std::fill(room + i * stride + m, room + (i + 1) * stride, T(0));
@@ -177,16 +258,75 @@ template <class T>
 void run(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end, const std::int32_t* index,
          const T* values, const T* b, std::int64_t b_rows, std::int64_t m, T* c, bool accumulate, Workers* workers,
          Workspace* scratch) {
-    const std::int64_t stride = (m + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+    const std::int64_t stride = padded_width<T>(m);
     std::vector<T> local;
-    const T* padded = padded_b(b, b_rows, m, stride, scratch, local);
+    T* room = is_padded(b, m, stride) ? nullptr : aligned_room<T>(std::size_t(b_rows * stride), scratch, local);
+    const T* padded = padded_b(b, b_rows, m, stride, room);
     auto part = [&](std::int64_t r0, std::int64_t r1) {
-        rows_on_best(r0, r1, begin, end, index, values, padded, stride, m, c, accumulate);
+        on_best(r0, r1, begin, end, index, values, padded, stride, m, c, accumulate);
     };
     if (workers && workers->threads() > 1)
         workers->run(rows, part);
     else
         part(0, rows);
+}
+
+// A band's rows of C fit this: with the band's G rows and the entries streaming by, it stays
+// in L1 (48 KiB on the machines measured, docs/performance.md).
+constexpr std::int64_t kBandBytes = 32 * 1024;
+
+// x's entries in column blocks [b0, b1).
+std::int64_t entries(const SparseRows& x, std::int64_t b0, std::int64_t b1) {
+    std::int64_t n = 0;
+    for (std::int64_t i = 0; i < x.rows; ++i) {
+        const std::int64_t* ends = x.block_end.data() + i * x.blocks;
+        n += ends[b1 - 1] - (b0 == 0 ? x.row_begin[std::size_t(i)] : ends[b0 - 1]);
+    }
+    return n;
+}
+
+template <class T>
+void run_transposed(const SparseRows& x, const T* g, std::int64_t m, T* c, Workers* workers, Workspace* scratch) {
+    constexpr std::int64_t kBlock = SparseRows::kBlock;
+    const std::int64_t stride = padded_width<T>(m);
+    const std::int64_t band_blocks =
+        std::max<std::int64_t>(1, kBandBytes / (stride * std::int64_t(sizeof(T))) / kBlock);
+    const std::int64_t bands = (x.blocks + band_blocks - 1) / band_blocks;
+    // Parts of consecutive bands with about the same number of entries, one per thread.
+    constexpr std::int64_t kMaxParts = 64;
+    const std::int64_t parts = std::min({bands, workers ? std::int64_t(workers->threads()) : 1, kMaxParts});
+    std::int64_t first_band[kMaxParts + 1] = {};
+    first_band[parts] = bands;
+    const std::int64_t total = parts > 1 ? entries(x, 0, x.blocks) : 0;
+    for (std::int64_t band = 0, p = 1, seen = 0; band < bands && p < parts; ++band) {
+        while (p < parts && seen >= total * p / parts) first_band[p++] = band;
+        seen += entries(x, band * band_blocks, std::min(x.blocks, (band + 1) * band_blocks));
+    }
+    for (std::int64_t p = 1; p <= parts; ++p) first_band[p] = std::max(first_band[p], first_band[p - 1]);
+
+    const std::int64_t band_values = band_blocks * kBlock * stride;
+    std::vector<T> local;
+    const bool copy_g = !is_padded(g, m, stride);
+    T* room = aligned_room<T>(std::size_t((copy_g ? x.rows * stride : 0) + parts * band_values), scratch, local);
+    const T* padded = padded_b(g, x.rows, m, stride, room);
+    T* band_rooms = room + (copy_g ? x.rows * stride : 0);
+    const T* values = x.row_values<T>().data();
+    auto part = [&](std::int64_t p0, std::int64_t p1) {
+        for (std::int64_t p = p0; p < p1; ++p)
+            for (std::int64_t band = first_band[p]; band < first_band[p + 1]; ++band) {
+                Band b{band * band_blocks, std::min(x.blocks, (band + 1) * band_blocks), 0, 0};
+                b.first = b.b0 * kBlock;
+                b.width = std::min(x.cols, b.b1 * kBlock) - b.first;
+                T* out = band_rooms + p * band_values;
+                on_best(x, values, padded, stride, b, out);
+                for (std::int64_t j = 0; j < b.width; ++j)
+                    std::copy(out + j * stride, out + j * stride + m, c + (b.first + j) * m);
+            }
+    };
+    if (workers && parts > 1)
+        workers->run(parts, part);
+    else
+        part(0, parts);
 }
 
 }  // namespace
@@ -200,6 +340,15 @@ void sparse_times_dense(std::int64_t rows, const std::int64_t* begin, const std:
                         const std::int32_t* index, const double* values, const double* b, std::int64_t b_rows,
                         std::int64_t m, double* c, bool accumulate, Workers* workers, Workspace* scratch) {
     run(rows, begin, end, index, values, b, b_rows, m, c, accumulate, workers, scratch);
+}
+
+void sparse_transposed_times(const SparseRows& x, const float* g, std::int64_t m, float* c, Workers* workers,
+                             Workspace* scratch) {
+    run_transposed(x, g, m, c, workers, scratch);
+}
+void sparse_transposed_times(const SparseRows& x, const double* g, std::int64_t m, double* c, Workers* workers,
+                             Workspace* scratch) {
+    run_transposed(x, g, m, c, workers, scratch);
 }
 
 }  // namespace chainrule

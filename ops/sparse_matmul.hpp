@@ -1,6 +1,6 @@
 // Sparse-times-dense products over a fed batch's nonzeros (core/sparse_rows.hpp), for
 // matmul and linear in training passes: x·W from x's rows, and xᵀ·G (the weight gradient)
-// from x's columns, which are the rows of xᵀ. docs/performance.md, "Sparse first layer".
+// from the same rows, a band of x's columns at a time. docs/performance.md, "Sparse first layer".
 #pragma once
 
 #include <cstdint>
@@ -31,12 +31,12 @@ void sparse_rows_times(const SparseRows& x, const T* b, std::int64_t m, T* c, bo
                        x.row_values<T>().data(), b, x.cols, m, c, accumulate, workers, scratch);
 }
 
-// C[cols, m] = xᵀ·G from x's column form (G is [rows, m]).
-template <class T>
-void sparse_transposed_times(const SparseRows& x, const T* g, std::int64_t m, T* c, Workers* workers,
-                             Workspace* scratch = nullptr) {
-    sparse_times_dense(x.cols, x.col_offset.data(), x.col_offset.data() + 1, x.col_index.data(),
-                       x.col_values<T>().data(), g, x.rows, m, c, false, workers, scratch);
-}
+// C[cols, m] = xᵀ·G (G is [rows, m]) from x's row form and its block index, in bands of C's
+// rows that fit L1; bands are split over `workers` (may be null), and each element of C sums
+// its terms in increasing row order whatever the split, so the bits do not depend on it.
+void sparse_transposed_times(const SparseRows& x, const float* g, std::int64_t m, float* c, Workers* workers,
+                             Workspace* scratch = nullptr);
+void sparse_transposed_times(const SparseRows& x, const double* g, std::int64_t m, double* c, Workers* workers,
+                             Workspace* scratch = nullptr);
 
 }  // namespace chainrule

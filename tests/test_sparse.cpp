@@ -8,6 +8,7 @@
 
 #include "core/random.hpp"
 #include "core/sparse_rows.hpp"
+#include "data/pixels.hpp"
 #include "core/workers.hpp"
 #include "ops/gemm.hpp"
 #include "ops/sparse_matmul.hpp"
@@ -38,7 +39,7 @@ std::vector<T> random_dense(std::int64_t count, Rng& rng) {
     return v;
 }
 
-// The row form of a dense matrix, filled as data::gather fills it, then finished (both forms).
+// The row form of a dense matrix, filled as data::gather fills it, indexed and finished.
 template <class T>
 SparseRows compress(const std::vector<T>& x, std::int64_t rows, std::int64_t cols) {
     SparseRows s;
@@ -51,8 +52,9 @@ SparseRows compress(const std::vector<T>& x, std::int64_t rows, std::int64_t col
                 s.row_values<T>()[std::size_t(k++)] = v;
             }
         s.row_end[std::size_t(i)] = k;
+        s.index_row(i);
     }
-    BOOST_REQUIRE(s.finish<T>(std::numeric_limits<double>::infinity()));
+    BOOST_REQUIRE(s.finish(std::numeric_limits<double>::infinity()));
     return s;
 }
 
@@ -126,7 +128,7 @@ void products_match_gemm() {
             // xᵀ·G
             std::vector<T> dw(std::size_t(c.k * c.m)), sdw(dw.size(), T(7));
             gemm<T>(true, false, c.k, c.m, c.n, x.data(), g.data(), dw.data(), T(0));
-            sparse_transposed_times<T>(s, g.data(), c.m, sdw.data(), nullptr);
+            sparse_transposed_times(s, g.data(), c.m, sdw.data(), nullptr);
             expect_close(sdw, dw, magnitudes(transposed(x, c.n, c.k), g, c.k, c.n, c.m), c.n);
             if (c.density == 0.0) {
                 BOOST_TEST(s.nonzeros == 0);
@@ -141,26 +143,31 @@ void products_match_gemm() {
 BOOST_AUTO_TEST_CASE(sparse_products_match_the_dense_gemm_in_float64) { products_match_gemm<double>(); }
 BOOST_AUTO_TEST_CASE(sparse_products_match_the_dense_gemm_in_float32) { products_match_gemm<float>(); }
 
-BOOST_AUTO_TEST_CASE(the_column_form_lists_every_nonzero_by_column_in_row_order) {
+// Widths around the block size, rows without entries, blocks without entries.
+BOOST_AUTO_TEST_CASE(the_block_index_splits_every_row_at_each_block_of_columns) {
     Rng rng(9);
-    const std::int64_t n = 9, k = 6;
-    const auto x = random_sparse<double>(n, k, 0.4, true, rng);
-    const SparseRows s = compress(x, n, k);
-    std::int64_t count = 0;
-    for (std::int64_t j = 0; j < k; ++j) {
-        std::int64_t prev = -1;
-        for (std::int64_t e = s.col_offset[std::size_t(j)]; e < s.col_offset[std::size_t(j + 1)]; ++e, ++count) {
-            const std::int64_t i = s.col_index[std::size_t(e)];
-            BOOST_TEST(i > prev);
-            prev = i;
-            BOOST_TEST(s.col_values<double>()[std::size_t(e)] == x[std::size_t(i * k + j)]);
+    for (std::int64_t k : {1, 6, 31, 32, 33, 100})
+        BOOST_TEST_CONTEXT("width " << k) {
+            const std::int64_t n = 9, block = SparseRows::kBlock;
+            const auto x = random_sparse<double>(n, k, 0.4, true, rng);
+            const SparseRows s = compress(x, n, k);
+            BOOST_TEST(s.blocks == (k + block - 1) / block);
+            std::int64_t want = 0;
+            for (std::int64_t i = 0; i < n; ++i)
+                for (std::int64_t b = 0; b < s.blocks; ++b) {
+                    // Entries before the end are in columns below the block's end, the rest at or after it.
+                    const std::int64_t end = s.block_end[std::size_t(i * s.blocks + b)];
+                    BOOST_TEST_REQUIRE(end >= s.row_begin[std::size_t(i)]);
+                    BOOST_TEST_REQUIRE(end <= s.row_end[std::size_t(i)]);
+                    std::int64_t below = 0;
+                    for (std::int64_t j = 0; j < std::min(k, (b + 1) * block); ++j) below += x[std::size_t(i * k + j)] != 0;
+                    BOOST_TEST_REQUIRE(end - s.row_begin[std::size_t(i)] == below);
+                    if (b == s.blocks - 1) BOOST_TEST_REQUIRE(end == s.row_end[std::size_t(i)]);
+                }
+            for (double v : x) want += v != 0;
+            BOOST_TEST(s.nonzeros == want);
+            BOOST_TEST(s.density() == double(want) / double(n * k));
         }
-    }
-    std::int64_t want = 0;
-    for (double v : x) want += v != 0;
-    BOOST_TEST(count == want);
-    BOOST_TEST(s.nonzeros == want);
-    BOOST_TEST(s.density() == double(want) / double(n * k));
 }
 
 BOOST_AUTO_TEST_CASE(the_products_give_the_same_bits_on_1_2_and_3_threads) {
@@ -171,12 +178,12 @@ BOOST_AUTO_TEST_CASE(the_products_give_the_same_bits_on_1_2_and_3_threads) {
     const SparseRows s = compress(x, n, k);
     std::vector<float> y1(std::size_t(n * m)), dw1(std::size_t(k * m));
     sparse_rows_times<float>(s, w.data(), m, y1.data(), false, nullptr);
-    sparse_transposed_times<float>(s, g.data(), m, dw1.data(), nullptr);
+    sparse_transposed_times(s, g.data(), m, dw1.data(), nullptr);
     for (int threads : {2, 3}) {
         Workers workers(threads);
         std::vector<float> y(y1.size()), dw(dw1.size());
         sparse_rows_times<float>(s, w.data(), m, y.data(), false, &workers);
-        sparse_transposed_times<float>(s, g.data(), m, dw.data(), &workers);
+        sparse_transposed_times(s, g.data(), m, dw.data(), &workers);
         BOOST_TEST(y == y1);
         BOOST_TEST(dw == dw1);
     }
@@ -427,8 +434,8 @@ BOOST_AUTO_TEST_CASE(the_setting_is_auto_or_off) {
 }
 
 // Widths that are not a multiple of the compaction's 16 (or 8) lanes, on helper threads: the
-// row form holds exactly the dense batch's nonzeros, and the column form built in 2 or 3
-// parts is the one built in a single part, entry for entry.
+// row form holds exactly the dense batch's nonzeros, its block index is the one index_row
+// computes, and both are the same when the batch is converted in 2 or 3 parts.
 BOOST_AUTO_TEST_CASE(the_forms_are_exact_for_any_width_and_any_number_of_parts) {
     for (Dtype dtype : {Dtype::f32, Dtype::f64})
         for (std::int64_t width : {1, 7, 21, 33, 784, 790})
@@ -449,7 +456,11 @@ BOOST_AUTO_TEST_CASE(the_forms_are_exact_for_any_width_and_any_number_of_parts) 
                 Tensor x(dtype, {97, width});
                 SparseRows one;
                 data::gather(ds, split, "images", rows, x, {}, &one);
-                BOOST_TEST_REQUIRE(dispatch(dtype, [&]<class T>() { return one.finish<T>(1.5); }));
+                BOOST_TEST_REQUIRE(one.finish(1.5));
+                // The block index the compaction wrote is the one index_row computes.
+                SparseRows reindexed = one;
+                for (std::int64_t i = 0; i < 97; ++i) reindexed.index_row(i);
+                BOOST_TEST(reindexed.block_end == one.block_end);
                 for (std::int64_t i = 0; i < 97; ++i) {
                     std::int64_t e = one.row_begin[std::size_t(i)];
                     for (std::int64_t k = 0; k < width; ++k) {
@@ -471,13 +482,40 @@ BOOST_AUTO_TEST_CASE(the_forms_are_exact_for_any_width_and_any_number_of_parts) 
                     SparseRows parts;
                     Tensor y(dtype, {97, width});
                     data::gather(ds, split, "images", rows, y, on_workers, &parts);
-                    BOOST_TEST_REQUIRE(dispatch(dtype, [&]<class T>() { return parts.finish<T>(1.5, &w); }));
+                    BOOST_TEST_REQUIRE(parts.finish(1.5));
                     BOOST_TEST(parts.nonzeros == one.nonzeros);
-                    BOOST_TEST(parts.col_offset == one.col_offset);
-                    const auto n = std::size_t(one.nonzeros);
-                    BOOST_TEST(std::equal(one.col_index.begin(), one.col_index.begin() + std::ptrdiff_t(n), parts.col_index.begin()));
-                    BOOST_TEST(std::equal(one.col_values_f32.begin(), one.col_values_f32.begin() + std::ptrdiff_t(dtype == Dtype::f32 ? n : 0), parts.col_values_f32.begin()));
-                    BOOST_TEST(std::equal(one.col_values_f64.begin(), one.col_values_f64.begin() + std::ptrdiff_t(dtype == Dtype::f64 ? n : 0), parts.col_values_f64.begin()));
+                    BOOST_TEST(parts.block_end == one.block_end);
                 }
             }
+}
+
+// The plain compaction (the one CPUs without AVX-512 run) gives the entries and block index
+// that index_row computes from the same entries.
+BOOST_AUTO_TEST_CASE(the_plain_compaction_writes_the_block_index) {
+    Rng rng(21);
+    for (std::int64_t width : {1, 31, 32, 33, 784})
+        BOOST_TEST_CONTEXT("width " << width) {
+            std::vector<std::uint8_t> px(static_cast<std::size_t>(width));
+            std::vector<float> o(px.size());
+            for (std::size_t k = 0; k < px.size(); ++k) {
+                px[k] = rng.uniform(0, 1) < 0.3 ? std::uint8_t(1 + rng.below(255)) : 0;
+                o[k] = data::scale_pixel<float>(px[k]);
+            }
+            SparseRows s;
+            s.reshape(Dtype::f32, 2, width);
+            const std::int64_t base = s.row_begin[1];
+            s.row_end[1] = base + data::compact_pixel_row(px.data(), o.data(), width, s.row_index.data() + base,
+                                                          s.row_values_f32.data() + base, base,
+                                                          s.block_end.data() + s.blocks);
+            const std::vector<std::int64_t> written(s.block_end.begin() + s.blocks, s.block_end.end());
+            s.index_row(1);
+            BOOST_TEST(std::vector<std::int64_t>(s.block_end.begin() + s.blocks, s.block_end.end()) == written);
+            std::int64_t e = base;
+            for (std::int64_t k = 0; k < width; ++k)
+                if (px[std::size_t(k)] != 0) {
+                    BOOST_TEST_REQUIRE(s.row_index[std::size_t(e)] == k);
+                    BOOST_TEST_REQUIRE(s.row_values_f32[std::size_t(e++)] == o[std::size_t(k)]);
+                }
+            BOOST_TEST(e == s.row_end[1]);
+        }
 }

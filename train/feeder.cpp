@@ -10,7 +10,7 @@ bool feeds_sparse_product(const Graph& g, int id) {
 }
 
 Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Workers* workers, double sparse_threshold)
-    : g_(g), ds_(ds), workers_(workers), sparse_threshold_(sparse_threshold) {
+    : g_(g), ds_(ds), sparse_threshold_(sparse_threshold) {
     for (const auto& [name, stream] : spec.feed) {
         int id = g.id(name);
         const Node& n = g.node(id);
@@ -46,7 +46,7 @@ void Feeder::feed(const data::Split& split, std::span<const std::int64_t> rows) 
             sparse = nullptr;
         }
         data::gather(ds_, split, *in.stream, rows, buffer, on_workers_, sparse);
-        if (sparse) dispatch(g_.dtype(), [&]<class T>() { sparse->finish<T>(sparse_threshold_, workers_); });
+        if (sparse) sparse->finish(sparse_threshold_);
     }
 }
 

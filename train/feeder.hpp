@@ -46,8 +46,7 @@ private:
     Graph& g_;
     const data::Dataset& ds_;
     std::vector<Input> inputs_;
-    data::RowSplitter on_workers_;  // data::gather uses it for images only
-    Workers* workers_;              // and the nonzeros' column form (SparseRows::finish)
+    data::RowSplitter on_workers_;  // data::gather uses it for images (and their row form) only
     double sparse_threshold_;
     // The splits seen so far and whether each is sparse enough to build forms for.
     std::vector<std::pair<const data::Split*, bool>> sparse_splits_;
