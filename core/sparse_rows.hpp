@@ -64,6 +64,11 @@ struct SparseRows {
         for (std::int64_t i = 0; i < r; ++i) row_begin[std::size_t(i)] = row_end[std::size_t(i)] = i * c;
     }
 
+    // Where row i's entries in column blocks from b on start.
+    std::int64_t block_begin(std::int64_t i, std::int64_t b) const {
+        return b == 0 ? row_begin[std::size_t(i)] : block_end[std::size_t(i * blocks + b - 1)];
+    }
+
     double density() const { return rows * cols == 0 ? 0.0 : double(nonzeros) / double(rows * cols); }
 
     // After the rows and their block index are filled: counts the nonzeros and marks the form

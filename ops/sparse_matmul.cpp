@@ -129,7 +129,7 @@ CHAINRULE_INLINE void band_chunks(const SparseRows& x, const T* values, const T*
     const std::int64_t* ends = x.block_end.data();
     const std::int32_t* index = x.row_index.data();
     for (std::int64_t i = 0; i < x.rows; ++i) {
-        std::int64_t k = band.b0 == 0 ? x.row_begin[std::size_t(i)] : ends[i * x.blocks + band.b0 - 1];
+        std::int64_t k = x.block_begin(i, band.b0);
         const std::int64_t end = ends[i * x.blocks + band.b1 - 1];
         if (k == end) continue;
         V gi[R];
@@ -278,10 +278,7 @@ constexpr std::int64_t kBandBytes = 32 * 1024;
 // x's entries in column blocks [b0, b1).
 std::int64_t entries(const SparseRows& x, std::int64_t b0, std::int64_t b1) {
     std::int64_t n = 0;
-    for (std::int64_t i = 0; i < x.rows; ++i) {
-        const std::int64_t* ends = x.block_end.data() + i * x.blocks;
-        n += ends[b1 - 1] - (b0 == 0 ? x.row_begin[std::size_t(i)] : ends[b0 - 1]);
-    }
+    for (std::int64_t i = 0; i < x.rows; ++i) n += x.block_begin(i, b1) - x.block_begin(i, b0);
     return n;
 }
 
@@ -295,14 +292,15 @@ void run_transposed(const SparseRows& x, const T* g, std::int64_t m, T* c, Worke
     // Parts of consecutive bands with about the same number of entries, one per thread.
     constexpr std::int64_t kMaxParts = 64;
     const std::int64_t parts = std::min({bands, workers ? std::int64_t(workers->threads()) : 1, kMaxParts});
+    // Part p starts at the first band before which at least p/parts of the entries lie.
     std::int64_t first_band[kMaxParts + 1] = {};
-    first_band[parts] = bands;
     const std::int64_t total = parts > 1 ? entries(x, 0, x.blocks) : 0;
-    for (std::int64_t band = 0, p = 1, seen = 0; band < bands && p < parts; ++band) {
+    std::int64_t p = 1;
+    for (std::int64_t band = 0, seen = 0; band < bands; ++band) {
         while (p < parts && seen >= total * p / parts) first_band[p++] = band;
         seen += entries(x, band * band_blocks, std::min(x.blocks, (band + 1) * band_blocks));
     }
-    for (std::int64_t p = 1; p <= parts; ++p) first_band[p] = std::max(first_band[p], first_band[p - 1]);
+    while (p <= parts) first_band[p++] = bands;
 
     const std::int64_t band_values = band_blocks * kBlock * stride;
     std::vector<T> local;
