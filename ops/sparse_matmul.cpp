@@ -119,6 +119,7 @@ CHAINRULE_INLINE void rows_range(std::int64_t r0, std::int64_t r1, const std::in
 struct Band {
     std::int64_t b0, b1;  // x's column blocks [b0, b1): columns [b0·kBlock, min(b1·kBlock, cols))
     std::int64_t first, width;  // the same as a column and a count
+    std::int64_t i0, i1;  // x's rows [i0, i1)
 };
 
 template <class T, int R>
@@ -128,7 +129,7 @@ CHAINRULE_INLINE void band_chunks(const SparseRows& x, const T* values, const T*
     constexpr std::int64_t L = kLanes<T>;
     const std::int64_t* ends = x.block_end.data();
     const std::int32_t* index = x.row_index.data();
-    for (std::int64_t i = 0; i < x.rows; ++i) {
+    for (std::int64_t i = band.i0; i < band.i1; ++i) {
         std::int64_t k = x.block_begin(i, band.b0);
         const std::int64_t end = ends[i * x.blocks + band.b1 - 1];
         if (k == end) continue;
@@ -275,12 +276,11 @@ void run(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end, 
 // in L1 (48 KiB on the machines measured, docs/performance.md).
 constexpr std::int64_t kBandBytes = 32 * 1024;
 
-// x's entries in column blocks [b0, b1).
-std::int64_t entries(const SparseRows& x, std::int64_t b0, std::int64_t b1) {
-    std::int64_t n = 0;
-    for (std::int64_t i = 0; i < x.rows; ++i) n += x.block_begin(i, b1) - x.block_begin(i, b0);
-    return n;
-}
+// x's rows go in chunks of about this many, each chunk's part of C summed on its own and the
+// parts then added in chunk order. The chunks depend on x's rows alone, so the bits do not
+// depend on the threads; a thread's chunks are the rows it converted (data::gather splits
+// the batch the same way), so x's entries and δ's rows are read from its own cache.
+constexpr std::int64_t kChunkRows = 256;
 
 template <class T>
 void run_transposed(const SparseRows& x, const T* g, std::int64_t m, T* c, Workers* workers, Workspace* scratch) {
@@ -288,43 +288,46 @@ void run_transposed(const SparseRows& x, const T* g, std::int64_t m, T* c, Worke
     const std::int64_t stride = padded_width<T>(m);
     const std::int64_t band_blocks =
         std::max<std::int64_t>(1, kBandBytes / (stride * std::int64_t(sizeof(T))) / kBlock);
-    const std::int64_t bands = (x.blocks + band_blocks - 1) / band_blocks;
-    // Parts of consecutive bands with about the same number of entries, one per thread.
-    constexpr std::int64_t kMaxParts = 64;
-    const std::int64_t parts = std::min({bands, workers ? std::int64_t(workers->threads()) : 1, kMaxParts});
-    // Part p starts at the first band before which at least p/parts of the entries lie.
-    std::int64_t first_band[kMaxParts + 1] = {};
-    const std::int64_t total = parts > 1 ? entries(x, 0, x.blocks) : 0;
-    std::int64_t p = 1;
-    for (std::int64_t band = 0, seen = 0; band < bands; ++band) {
-        while (p < parts && seen >= total * p / parts) first_band[p++] = band;
-        seen += entries(x, band * band_blocks, std::min(x.blocks, (band + 1) * band_blocks));
-    }
-    while (p <= parts) first_band[p++] = bands;
-
-    const std::int64_t band_values = band_blocks * kBlock * stride;
+    const std::int64_t chunks = std::max<std::int64_t>(1, (x.rows + kChunkRows / 2) / kChunkRows);
+    const std::int64_t band_values = band_blocks * kBlock * stride, part_values = x.cols * m;
     std::vector<T> local;
     const bool copy_g = !is_padded(g, m, stride);
-    T* room = aligned_room<T>(std::size_t((copy_g ? x.rows * stride : 0) + parts * band_values), scratch, local);
-    const T* padded = padded_b(g, x.rows, m, stride, room);
+    // δ's padded copy, a band for each chunk, and C's part for each chunk after the first.
+    T* room = aligned_room<T>(
+        std::size_t((copy_g ? x.rows * stride : 0) + chunks * band_values + (chunks - 1) * part_values), scratch,
+        local);
     T* band_rooms = room + (copy_g ? x.rows * stride : 0);
+    T* parts = band_rooms + chunks * band_values;
     const T* values = x.row_values<T>().data();
-    auto part = [&](std::int64_t p0, std::int64_t p1) {
-        for (std::int64_t p = p0; p < p1; ++p)
-            for (std::int64_t band = first_band[p]; band < first_band[p + 1]; ++band) {
-                Band b{band * band_blocks, std::min(x.blocks, (band + 1) * band_blocks), 0, 0};
-                b.first = b.b0 * kBlock;
+    auto chunk_part = [&](std::int64_t c0, std::int64_t c1) {
+        for (std::int64_t chunk = c0; chunk < c1; ++chunk) {
+            const std::int64_t i0 = x.rows * chunk / chunks, i1 = x.rows * (chunk + 1) / chunks;
+            const T* padded = padded_b(g + i0 * m, i1 - i0, m, stride, room + i0 * stride) - i0 * stride;
+            T* out = band_rooms + chunk * band_values;
+            T* part = chunk == 0 ? c : parts + (chunk - 1) * part_values;
+            for (std::int64_t b0 = 0; b0 < x.blocks; b0 += band_blocks) {
+                Band b{b0, std::min(x.blocks, b0 + band_blocks), b0 * kBlock, 0, i0, i1};
                 b.width = std::min(x.cols, b.b1 * kBlock) - b.first;
-                T* out = band_rooms + p * band_values;
                 on_best(x, values, padded, stride, b, out);
                 for (std::int64_t j = 0; j < b.width; ++j)
-                    std::copy(out + j * stride, out + j * stride + m, c + (b.first + j) * m);
+                    std::copy(out + j * stride, out + j * stride + m, part + (b.first + j) * m);
             }
+        }
     };
-    if (workers && parts > 1)
-        workers->run(parts, part);
-    else
-        part(0, parts);
+    // C's rows [j0, j1) += the later chunks' parts, in chunk order.
+    auto add_parts = [&](std::int64_t j0, std::int64_t j1) {
+        for (std::int64_t chunk = 1; chunk < chunks; ++chunk) {
+            const T* part = parts + (chunk - 1) * part_values;
+            for (std::int64_t e = j0 * m; e < j1 * m; ++e) c[e] += part[e];
+        }
+    };
+    if (workers && workers->threads() > 1) {
+        workers->run(chunks, chunk_part);
+        if (chunks > 1) workers->run(x.cols, add_parts);
+    } else {
+        chunk_part(0, chunks);
+        add_parts(0, x.cols);
+    }
 }
 
 }  // namespace
