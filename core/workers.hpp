@@ -5,10 +5,10 @@
 // do not depend on the thread count.
 //
 // Nothing is allocated after construction. A helper that finished its range yields the
-// CPU for a little while, then sleeps on a futex, so that it never competes with
-// OpenBLAS's threads during a GEMM. Waking it costs some 10-30 µs: splitting passes that
-// come right after a GEMM (the fused bias and sigmoid passes, SGD) was measured to lose
-// more than it gained (docs/performance.md).
+// CPU for up to 1 ms, then sleeps on a futex, so that it never holds a core OpenBLAS's
+// threads want for long. Waking a sleeper costs some 10-30 µs: splitting passes that come
+// right after a GEMM (the fused bias and sigmoid passes, SGD) was measured to lose more
+// than it gained (docs/performance.md).
 #pragma once
 
 #include <atomic>
