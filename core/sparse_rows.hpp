@@ -3,8 +3,9 @@
 // skip the zeros (ops/sparse_matmul.hpp, docs/performance.md "Sparse first layer").
 //
 // The row form: row i's nonzeros at [row_begin[i], row_end[i]) of row_index (their columns,
-// in increasing order) and row_values, values bit for bit those of the dense buffer. Row i's
-// slots start at i·cols, so that rows can be filled in parallel while the batch is converted
+// in increasing order) and row_values, values bit for bit those of the dense buffer. There is
+// room for every pixel, so rows can be filled in parallel while the batch is converted: a
+// part of the batch starting at row i packs its rows one after another from slot i·cols
 // (data::gather). Each row is also indexed by blocks of kBlock columns: block_end[i·blocks + b]
 // is where row i's entries in columns below (b + 1)·kBlock end; data::gather writes it while
 // it compacts the row, any other filler calls index_row(i). With it the weight

@@ -1,6 +1,7 @@
 #include "data/dataset.hpp"
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -134,77 +135,119 @@ CHAINRULE_SIMD_CLONES void gather_images(const std::uint8_t* px, const std::int6
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CHAINRULE_AVX512_COMPACT 1
-// compact_pixel_row with AVX-512's compress: 16 pixels at a time (8 in float64), the nonzero
-// lanes' values and columns packed and stored together. No arithmetic, so no rounding to
-// keep equal: the same entries as the plain loop.
-__attribute__((target("avx512f,avx512bw,avx512vl,popcnt"))) std::int64_t compact_row_avx512(
-    const std::uint8_t* px, const float* o, std::int64_t width, std::int32_t* idx, float* val, std::int64_t base,
-    std::int64_t* block_end) {
+#define CHAINRULE_VBMI2 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi2,popcnt")))
+// compact_pixel_row with AVX-512's byte compress (VBMI2): 64 pixels at a time, the nonzero
+// bytes and their columns packed by two compresses, then widened 16 (float64: 8) at a time to
+// columns and values. A value is computed from its byte as scale_pixel does (a product with
+// each part of 1/255 and their sum; the build does not contract them into an FMA), so it
+// has the bits of the dense row's. The same entries and block index as the plain loop; one
+// block index entry per 32 columns, so two per 64.
+struct PackedBytes {
+    alignas(64) std::uint8_t pixels[64];
+    alignas(64) std::uint8_t columns[64];
+    std::int64_t count;
+};
+
+CHAINRULE_VBMI2 inline void pack_nonzero_bytes(const std::uint8_t* px, std::int64_t left, PackedBytes& p,
+                                               __mmask64& nz) {
+    static constexpr auto kLanes = [] {
+        std::array<std::uint8_t, 64> l{};
+        for (int i = 0; i < 64; ++i) l[std::size_t(i)] = std::uint8_t(i);
+        return l;
+    }();
+    const __mmask64 in = left >= 64 ? ~__mmask64(0) : (__mmask64(1) << left) - 1;
+    const __m512i bytes = _mm512_maskz_loadu_epi8(in, px);
+    nz = _mm512_test_epi8_mask(bytes, bytes);
+    p.count = std::int64_t(_mm_popcnt_u64(nz));
+    _mm512_store_si512(p.pixels, _mm512_maskz_compress_epi8(nz, bytes));
+    _mm512_store_si512(p.columns, _mm512_maskz_compress_epi8(nz, _mm512_loadu_si512(kLanes.data())));
+}
+
+CHAINRULE_VBMI2 inline void write_block_ends(std::int64_t k, std::int64_t width, __mmask64 nz, std::int64_t at,
+                                             std::int64_t count, std::int64_t* block_end) {
+    const std::int64_t b = k / SparseRows::kBlock;
+    block_end[b] = at + _mm_popcnt_u32(std::uint32_t(nz));
+    if (k + SparseRows::kBlock < width) block_end[b + 1] = at + count;
+}
+
+CHAINRULE_VBMI2 std::int64_t compact_row_vbmi2(const std::uint8_t* px, const float*, std::int64_t width,
+                                               std::int32_t* idx, float* val, std::int64_t base,
+                                               std::int64_t* block_end) {
+    static_assert(SparseRows::kBlock == 32);
+    const __m512 hi = _mm512_set1_ps(PixelScale<float>::hi), lo = _mm512_set1_ps(PixelScale<float>::lo);
     std::int64_t n = 0;
-    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (std::int64_t k = 0; k < width; k += 16) {
-        const auto in = __mmask16(width - k >= 16 ? 0xffff : (1u << (width - k)) - 1);
-        const __m128i bytes = _mm_maskz_loadu_epi8(in, px + k);
-        const __mmask16 nz = _mm_test_epi8_mask(bytes, bytes);
-        const auto keep = __mmask16((1u << _mm_popcnt_u32(nz)) - 1);
-        const __m512 v = _mm512_maskz_compress_ps(nz, _mm512_maskz_loadu_ps(in, o + k));
-        const __m512i c = _mm512_maskz_compress_epi32(nz, _mm512_add_epi32(lanes, _mm512_set1_epi32(std::int32_t(k))));
-        _mm512_mask_storeu_ps(val + n, keep, v);
-        _mm512_mask_storeu_epi32(idx + n, keep, c);
-        n += _mm_popcnt_u32(nz);
-        if ((k + 16) % SparseRows::kBlock == 0 || k + 16 >= width) block_end[k / SparseRows::kBlock] = base + n;
+    PackedBytes p;
+    for (std::int64_t k = 0; k < width; k += 64) {
+        __mmask64 nz;
+        pack_nonzero_bytes(px + k, width - k, p, nz);
+        for (std::int64_t g = 0; g < p.count; g += 16) {
+            const auto keep = __mmask16(p.count - g >= 16 ? 0xffff : (1u << (p.count - g)) - 1);
+            // maskz forms: the plain widenings trip GCC 12's maybe-uninitialized warning
+            const __m512i bytes = _mm512_maskz_cvtepu8_epi32(0xffff, _mm_load_si128(reinterpret_cast<const __m128i*>(p.pixels + g)));
+            const __m512i cols = _mm512_maskz_cvtepu8_epi32(0xffff, _mm_load_si128(reinterpret_cast<const __m128i*>(p.columns + g)));
+            const __m512 x = _mm512_maskz_cvtepi32_ps(0xffff, bytes);
+            _mm512_mask_storeu_ps(val + n + g, keep, _mm512_add_ps(_mm512_mul_ps(x, hi), _mm512_mul_ps(x, lo)));
+            _mm512_mask_storeu_epi32(idx + n + g, keep, _mm512_add_epi32(cols, _mm512_set1_epi32(std::int32_t(k))));
+        }
+        write_block_ends(k, width, nz, base + n, p.count, block_end);
+        n += p.count;
     }
     return n;
 }
-__attribute__((target("avx512f,avx512bw,avx512vl,popcnt"))) std::int64_t compact_row_avx512(
-    const std::uint8_t* px, const double* o, std::int64_t width, std::int32_t* idx, double* val, std::int64_t base,
-    std::int64_t* block_end) {
+CHAINRULE_VBMI2 std::int64_t compact_row_vbmi2(const std::uint8_t* px, const double*, std::int64_t width,
+                                               std::int32_t* idx, double* val, std::int64_t base,
+                                               std::int64_t* block_end) {
+    const __m512d hi = _mm512_set1_pd(PixelScale<double>::hi), lo = _mm512_set1_pd(PixelScale<double>::lo);
     std::int64_t n = 0;
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (std::int64_t k = 0; k < width; k += 8) {
-        const auto in = __mmask8(width - k >= 8 ? 0xff : (1u << (width - k)) - 1);
-        const __m128i bytes = _mm_maskz_loadu_epi8(in, px + k);
-        const __mmask8 nz = __mmask8(_mm_test_epi8_mask(bytes, bytes));
-        const auto keep = __mmask8((1u << _mm_popcnt_u32(nz)) - 1);
-        const __m512d v = _mm512_maskz_compress_pd(nz, _mm512_maskz_loadu_pd(in, o + k));
-        const __m256i c = _mm256_maskz_compress_epi32(nz, _mm256_add_epi32(lanes, _mm256_set1_epi32(std::int32_t(k))));
-        _mm512_mask_storeu_pd(val + n, keep, v);
-        _mm256_mask_storeu_epi32(idx + n, keep, c);
-        n += _mm_popcnt_u32(nz);
-        if ((k + 8) % SparseRows::kBlock == 0 || k + 8 >= width) block_end[k / SparseRows::kBlock] = base + n;
+    PackedBytes p;
+    for (std::int64_t k = 0; k < width; k += 64) {
+        __mmask64 nz;
+        pack_nonzero_bytes(px + k, width - k, p, nz);
+        for (std::int64_t g = 0; g < p.count; g += 8) {
+            const auto keep = __mmask8(p.count - g >= 8 ? 0xff : (1u << (p.count - g)) - 1);
+            const __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.pixels + g)));
+            const __m256i cols = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p.columns + g)));
+            const __m512d x = _mm512_maskz_cvtepi32_pd(0xff, bytes);
+            _mm512_mask_storeu_pd(val + n + g, keep, _mm512_add_pd(_mm512_mul_pd(x, hi), _mm512_mul_pd(x, lo)));
+            _mm256_mask_storeu_epi32(idx + n + g, keep, _mm256_add_epi32(cols, _mm256_set1_epi32(std::int32_t(k))));
+        }
+        write_block_ends(k, width, nz, base + n, p.count, block_end);
+        n += p.count;
     }
     return n;
 }
 #endif
 
 // The conversion's clones with a compaction: the plain loop (inlined into each clone) or,
-// where built, the AVX-512 one (a call per row).
+// where built, the AVX-512 VBMI2 one (a call per row).
 #define CHAINRULE_GATHER_SPARSE(name, T, compact)                                                                   \
     CHAINRULE_SIMD_CLONES void name(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count,           \
-                                    std::int64_t width, T* out, std::int64_t first_slot, std::int64_t* end,         \
-                                    std::int32_t* index, T* values, std::int64_t* block_end) {                      \
+                                    std::int64_t width, T* out, std::int64_t first_slot, std::int64_t* begin,       \
+                                    std::int64_t* end, std::int32_t* index, T* values, std::int64_t* block_end) {   \
         std::int64_t (*row)(const std::uint8_t*, const T*, std::int64_t, std::int32_t*, T*, std::int64_t,           \
                             std::int64_t*) = compact;                                                               \
-        gather_pixel_rows_sparse(px, rows, count, width, out, first_slot, end, index, values, block_end, row);     \
+        gather_pixel_rows_sparse(px, rows, count, width, out, first_slot, begin, end, index, values, block_end,    \
+                                 row);                                                                        \
     }
 CHAINRULE_GATHER_SPARSE(gather_images_sparse, float, compact_pixel_row<float>)
 CHAINRULE_GATHER_SPARSE(gather_images_sparse, double, compact_pixel_row<double>)
 #ifdef CHAINRULE_AVX512_COMPACT
-CHAINRULE_GATHER_SPARSE(gather_images_sparse_avx512, float, compact_row_avx512)
-CHAINRULE_GATHER_SPARSE(gather_images_sparse_avx512, double, compact_row_avx512)
+CHAINRULE_GATHER_SPARSE(gather_images_sparse_vbmi2, float, compact_row_vbmi2)
+CHAINRULE_GATHER_SPARSE(gather_images_sparse_vbmi2, double, compact_row_vbmi2)
 #endif
 #undef CHAINRULE_GATHER_SPARSE
 
 // The compaction for this CPU.
 template <class T>
 void gather_sparse_rows(const std::uint8_t* px, const std::int64_t* rows, std::int64_t count, std::int64_t width,
-                        T* out, std::int64_t first_slot, std::int64_t* end, std::int32_t* index, T* values,
+                        T* out, std::int64_t first_slot, std::int64_t* begin, std::int64_t* end, std::int32_t* index, T* values,
                         std::int64_t* block_end) {
 #ifdef CHAINRULE_AVX512_COMPACT
-    static const bool avx512 = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-    if (avx512) return gather_images_sparse_avx512(px, rows, count, width, out, first_slot, end, index, values, block_end);
+    static const bool vbmi2 = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                              __builtin_cpu_supports("avx512vbmi2");
+    if (vbmi2) return gather_images_sparse_vbmi2(px, rows, count, width, out, first_slot, begin, end, index, values, block_end);
 #endif
-    gather_images_sparse(px, rows, count, width, out, first_slot, end, index, values, block_end);
+    gather_images_sparse(px, rows, count, width, out, first_slot, begin, end, index, values, block_end);
 }
 
 }  // namespace
@@ -306,7 +349,8 @@ void gather(const Dataset& ds, const Split& split, const std::string& stream, st
                     }
                     SparseRows& sp = *job.sparse;
                     gather_sparse_rows(job.px, job.rows + b, e - b, job.width, job.out + b * job.width,
-                                         b * job.width, sp.row_end.data() + b, sp.row_index.data() + b * job.width,
+                                         b * job.width, sp.row_begin.data() + b, sp.row_end.data() + b,
+                                         sp.row_index.data() + b * job.width,
                                          sp.row_values<T>().data() + b * job.width, sp.block_end.data() + b * sp.blocks);
                 };
                 if (split_rows)

@@ -88,17 +88,22 @@ CHAINRULE_INLINE std::int64_t compact_pixel_row(const std::uint8_t* px, const T*
 }
 
 // As gather_pixel_rows, and each row's nonzeros also into the row form of a SparseRows
-// (core/sparse_rows.hpp) by compact(px, o, width, idx, val, base, block_end): row i's columns
-// and values at [i·width, end[i]) of index and values, its block index at block_end + i·blocks.
+// (core/sparse_rows.hpp) by compact(px, o, width, idx, val, base, block_end). The rows are
+// packed one after another from slot first_slot, where index and values point: row i's
+// columns and values at [begin[i], end[i]), its block index at block_end + i·blocks. Packed,
+// a batch's entries take a fifth of the room of one slot per pixel and stay in cache.
 template <class T, class Compact>
 CHAINRULE_INLINE void gather_pixel_rows_sparse(const std::uint8_t* pixels, const std::int64_t* rows, std::int64_t count,
                                                std::int64_t width, T* out, std::int64_t first_slot,
-                                               std::int64_t* end, std::int32_t* index, T* values,
-                                               std::int64_t* block_end, Compact compact) {
+                                               std::int64_t* begin, std::int64_t* end, std::int32_t* index,
+                                               T* values, std::int64_t* block_end, Compact compact) {
     const std::int64_t blocks = (width + SparseRows::kBlock - 1) / SparseRows::kBlock;
+    std::int64_t filled = 0;
     convert_pixel_rows(pixels, rows, count, width, out, [&](std::int64_t i, const std::uint8_t* px, const T* o) {
-        const std::int64_t base = first_slot + i * width;
-        end[i] = base + compact(px, o, width, index + i * width, values + i * width, base, block_end + i * blocks);
+        const std::int64_t base = first_slot + filled;
+        begin[i] = base;
+        filled += compact(px, o, width, index + filled, values + filled, base, block_end + i * blocks);
+        end[i] = first_slot + filled;
     });
 }
 
