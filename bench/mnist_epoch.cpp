@@ -311,12 +311,19 @@ int run(const Options& o, const std::string& dtype) {
                    "peak RSS {:.1f} MiB, last train loss {:.6f}\n",
                    med, 1e3 * med / double(steps), seconds.size(), *std::min_element(seconds.begin(), seconds.end()),
                    *std::max_element(seconds.begin(), seconds.end()), samples, rss, final_loss);
-        fmt::print("  GEMMs alone: {:.4f} s/epoch (median)  ->  chainrule / GEMM bound = {:.3f}\n", gemm_s,
-                   med / gemm_s);
-        fmt::print("  pixel density {:.3f}, {} path (threshold {}): bound {:.4f} s/epoch (the nonzeros' FLOPs at the "
-                   "GEMMs' rate)  ->  chainrule / bound = {:.3f}\n",
-                   density, sparse_path ? "sparse" : "dense", kSparseDensityThreshold, sparse_bound_s,
-                   med / sparse_bound_s);
+        if (o.no_bound) {
+            fmt::print("  GEMMs alone: not measured (--no-bound)\n");
+            fmt::print("  pixel density {:.3f}, {} path (threshold {}); its bound needs the GEMMs' rate: not measured "
+                       "(--no-bound)\n",
+                       density, sparse_path ? "sparse" : "dense", kSparseDensityThreshold);
+        } else {
+            fmt::print("  GEMMs alone: {:.4f} s/epoch (median)  ->  chainrule / GEMM bound = {:.3f}\n", gemm_s,
+                       med / gemm_s);
+            fmt::print("  pixel density {:.3f}, {} path (threshold {}): bound {:.4f} s/epoch (the nonzeros' FLOPs at "
+                       "the GEMMs' rate)  ->  chainrule / bound = {:.3f}\n",
+                       density, sparse_path ? "sparse" : "dense", kSparseDensityThreshold, sparse_bound_s,
+                       med / sparse_bound_s);
+        }
     }
     std::fflush(stdout);
     return 0;
