@@ -16,13 +16,28 @@ namespace {
 CommandResult cr(const std::string& args) { return run_command(chainrule_binary() + " " + args); }
 std::string model(const char* name) { return source_root() + "/models/" + name + ".json"; }
 
+std::string scratch_prefix() { return "chainrule_cli_" + std::to_string(::getpid()) + "_"; }
+
 std::string scratch(const std::string& name, const std::string& text) {
-    auto p = std::filesystem::temp_directory_path() / ("chainrule_cli_" + std::to_string(::getpid()) + "_" + name);
+    auto p = std::filesystem::temp_directory_path() / (scratch_prefix() + name);
     std::ofstream(p) << text;
     return p.string();
 }
 
+// The scratch files (and what commands wrote beside them) go when the tests end.
+struct RemoveScratch {
+    ~RemoveScratch() {
+        std::error_code ec;
+        std::vector<std::filesystem::path> mine;
+        for (const auto& e : std::filesystem::directory_iterator(std::filesystem::temp_directory_path(), ec))
+            if (e.path().filename().string().starts_with(scratch_prefix())) mine.push_back(e.path());
+        for (const auto& p : mine) std::filesystem::remove_all(p, ec);
+    }
+};
+
 }  // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
 
 BOOST_AUTO_TEST_CASE(grad_prints_the_worked_example) {
     CommandResult r = cr("grad " + model("worked_example"));
