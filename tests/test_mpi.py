@@ -7,8 +7,10 @@ Usage: test_mpi.py SOURCE_ROOT BUILD_ROOT [--without-mpi]
 With --without-mpi (a binary built without MPI) it checks only that such a binary, started
 as one of several processes, refuses. Every mpirun runs under a timeout."""
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -73,8 +75,15 @@ def write_model(folder, name, **training):
     return path
 
 
+def scratch_dir():
+    """A fresh folder for the test's files, removed when the test exits."""
+    tmp = tempfile.mkdtemp(prefix="chainrule_mpi_")
+    atexit.register(shutil.rmtree, tmp, True)
+    return tmp
+
+
 def without_mpi():
-    tmp = tempfile.mkdtemp()
+    tmp = scratch_dir()
     model = write_model(tmp, "iris.json")
     for rank, expect_message in (("0", True), ("1", False)):
         env = dict(ENV, OMPI_COMM_WORLD_SIZE="2", OMPI_COMM_WORLD_RANK=rank)
@@ -89,7 +98,7 @@ def without_mpi():
 
 
 def with_mpi():
-    tmp = tempfile.mkdtemp()
+    tmp = scratch_dir()
     model = write_model(tmp, "iris.json")
     out_dir = lambda name: os.path.join(tmp, name)
 
