@@ -31,7 +31,10 @@ Workers::Workers(int threads) {
     }
 }
 
-Workers::~Workers() { stop_helpers(); }
+Workers::~Workers() {
+    wait();
+    stop_helpers();
+}
 
 void Workers::stop_helpers() {
     stop_.store(true, std::memory_order_relaxed);
@@ -41,24 +44,36 @@ void Workers::stop_helpers() {
 }
 
 std::pair<std::int64_t, std::int64_t> Workers::range(int index) const {
-    const std::int64_t parts = threads();
-    return {n_ * index / parts, n_ * (index + 1) / parts};
+    // A background job is split over the helpers alone (index 1 and up).
+    const std::int64_t parts = background_ ? threads() - 1 : threads(), at = background_ ? index - 1 : index;
+    return {n_ * at / parts, n_ * (at + 1) / parts};
 }
 
-void Workers::run_erased(std::int64_t n, Fn fn, void* ctx) {
-    if (helpers_.empty() || n < 2) {
+void Workers::wait() {
+    if (!pending_) return;
+    while (done_.load(std::memory_order_acquire) < int(helpers_.size())) std::this_thread::yield();
+    pending_ = false;
+}
+
+void Workers::run_erased(std::int64_t n, Fn fn, void* ctx, bool background) {
+    wait();  // the helpers read fn_, ctx_ and n_ until they finish
+    if (background && (helpers_.empty() || n < 1)) return;
+    if (!background && (helpers_.empty() || n < 2)) {
         fn(ctx, 0, n);
         return;
     }
     fn_ = fn;
     ctx_ = ctx;
     n_ = n;
+    background_ = background;
     done_.store(0, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
     generation_.notify_all();
+    pending_ = true;
+    if (background) return;
     auto [b, e] = range(0);
     fn(ctx, b, e);
-    while (done_.load(std::memory_order_acquire) < int(helpers_.size())) std::this_thread::yield();
+    wait();
 }
 
 void Workers::helper(int index) {

@@ -31,12 +31,22 @@ public:
     // f(begin, end) for the ranges of [0, n); f must not throw.
     template <class F>
     void run(std::int64_t n, F& f) {
-        run_erased(n, [](void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<F*>(ctx))(b, e); }, &f);
+        run_erased(n, [](void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<F*>(ctx))(b, e); }, &f, false);
     }
+
+    // The same on the helpers alone, in the background: returns at once, and the next run()
+    // (or wait()) first waits for it; f and what it reads must live until then. Nothing
+    // happens without helpers. For work that only prepares a later pass (bringing the next
+    // batch's rows into cache while the caller computes alone).
+    template <class F>
+    void start(std::int64_t n, F& f) {
+        run_erased(n, [](void* ctx, std::int64_t b, std::int64_t e) { (*static_cast<F*>(ctx))(b, e); }, &f, true);
+    }
+    void wait();
 
 private:
     using Fn = void (*)(void*, std::int64_t, std::int64_t);
-    void run_erased(std::int64_t n, Fn fn, void* ctx);
+    void run_erased(std::int64_t n, Fn fn, void* ctx, bool background);
     void helper(int index);
     void stop_helpers();
     std::pair<std::int64_t, std::int64_t> range(int index) const;
@@ -48,6 +58,8 @@ private:
     Fn fn_ = nullptr;
     void* ctx_ = nullptr;
     std::int64_t n_ = 0;
+    bool background_ = false;  // the current job leaves the caller out (start)
+    bool pending_ = false;     // a started job may still run
 };
 
 }  // namespace chainrule

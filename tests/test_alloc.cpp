@@ -322,6 +322,7 @@ BOOST_AUTO_TEST_CASE(sparse_first_layer_steps_allocate_nothing) {
                     for (auto& r : rows) r = std::int64_t(rng.below(std::uint64_t(s.ds.train.count)));
                     feeder.feed(s.ds.train, rows);
                     g.forward(pass);
+                    feeder.prefetch(s.ds.train, rows);  // as the trainer does for the next batch
                     g.backward(pass);
                 };
                 step();

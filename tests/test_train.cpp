@@ -4,7 +4,10 @@
 // good checkpoint, and a small MNIST-shaped run learns.
 #define BOOST_TEST_MODULE train
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <fmt/format.h>
@@ -13,6 +16,8 @@
 #include "train/checkpoint.hpp"
 #include "train/model_file.hpp"
 #include "train/plot.hpp"
+#include "train/sampler.hpp"
+#include "core/workers.hpp"
 #include "core/error.hpp"
 #include "train/trainer.hpp"
 #include "testing.hpp"
@@ -243,6 +248,55 @@ BOOST_AUTO_TEST_CASE(sampling_is_deterministic_for_a_seed) {
     Run a = run(3), b = run(3), c = run(4);
     require_same_parameters(a.model.graph, b.model.graph);
     BOOST_TEST(a.model.graph.value("W1").at(0) != c.model.graph.value("W1").at(0));
+}
+
+BOOST_AUTO_TEST_CASE(drawing_the_next_batch_ahead_changes_no_batch) {
+    // The trainer draws step s + 1's rows while step s runs (to fetch their pixels early):
+    // every batch must be the one drawn without looking ahead, and step s's rows must stay.
+    for (Sampling sampling : {Sampling::with_replacement, Sampling::shuffle})
+        for (std::int64_t batch : {7, 150})
+            BOOST_TEST_CONTEXT(sampling.name() << ", batch " << batch) {
+                const BatchPlan plan = plan_batches(150, batch, 5);
+                Sampler plain(sampling, plan, 9), looking(sampling, plan, 9);
+                for (int epoch = 0; epoch < 2; ++epoch) {
+                    plain.start_epoch();
+                    looking.start_epoch();
+                    for (std::int64_t step = 0; step < plan.steps; ++step) {
+                        const auto want = plain.batch(step);
+                        const auto got = looking.batch(step);
+                        const std::vector<std::int64_t> kept(got.begin(), got.end());
+                        BOOST_TEST_REQUIRE(kept == std::vector<std::int64_t>(want.begin(), want.end()));
+                        if (step + 1 < plan.steps) looking.ahead(step + 1);
+                        BOOST_TEST_REQUIRE(std::vector<std::int64_t>(got.begin(), got.end()) == kept);
+                    }
+                }
+                BOOST_TEST(plain.state() == looking.state());  // what a checkpoint keeps
+            }
+}
+
+BOOST_AUTO_TEST_CASE(a_background_job_runs_on_the_helpers_and_the_next_run_waits_for_it) {
+    for (int threads : {1, 2, 3}) {
+        Workers workers(threads);
+        std::vector<int> marks(1000, 0);
+        std::atomic<bool> caller_ran{false};
+        const auto caller = std::this_thread::get_id();
+        auto mark = [&](std::int64_t b, std::int64_t e) {
+            if (std::this_thread::get_id() == caller) caller_ran = true;
+            for (std::int64_t i = b; i < e; ++i) marks[std::size_t(i)] += 1;
+        };
+        workers.start(1000, mark);
+        auto twice = [&](std::int64_t b, std::int64_t e) {
+            for (std::int64_t i = b; i < e; ++i) marks[std::size_t(i)] *= 2;
+        };
+        workers.run(1000, twice);  // waits for the background job first
+        BOOST_TEST(!caller_ran);
+        // with helpers every element was marked once, then doubled; without, nothing ran in the background
+        const int want = threads > 1 ? 2 : 0;
+        BOOST_TEST(std::count(marks.begin(), marks.end(), want) == 1000, threads << " threads");
+        workers.start(1000, mark);
+        workers.wait();
+        BOOST_TEST(std::count(marks.begin(), marks.end(), want + (threads > 1 ? 1 : 0)) == 1000);
+    }
 }
 
 namespace {

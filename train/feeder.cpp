@@ -19,14 +19,20 @@ Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Work
         Dims dims = n.shape.size() == 2 ? Dims{0, width} : Dims{0};
         const bool sparse = spec.sparse_inputs && stream == data::kImages && dims.size() == 2 && feeds_sparse_product(g, id);
         inputs_.push_back({id, &stream, std::move(dims), sparse});
+        has_images_ = has_images_ || stream == data::kImages;
     }
     // The images, by far the most bytes of a batch, are converted on all workers at once:
     // that pass is bound by memory, and two cores fetch and write more than one.
+    if (workers && workers->threads() >= 2) workers_ = workers;
     if (workers && workers->threads() >= 2)
         on_workers_ = [workers](std::int64_t count, const std::function<void(std::int64_t, std::int64_t)>& part) {
             auto run_part = [&part](std::int64_t b, std::int64_t e) { part(b, e); };
             workers->run(count, run_part);
         };
+}
+
+Feeder::~Feeder() {
+    if (workers_) workers_->wait();
 }
 
 bool Feeder::sparse_enough(const data::Split& split) {
@@ -48,6 +54,20 @@ void Feeder::feed(const data::Split& split, std::span<const std::int64_t> rows) 
         data::gather(ds_, split, *in.stream, rows, buffer, on_workers_, sparse);
         if (sparse) sparse->finish(sparse_threshold_);
     }
+}
+
+void Feeder::Touch::operator()(std::int64_t begin, std::int64_t end) const {
+    for (std::int64_t i = begin; i < end; ++i) {
+        const std::uint8_t* row = pixels + rows[i] * width;
+        for (std::int64_t k = 0; k < width; k += 64) __builtin_prefetch(row + k);
+        __builtin_prefetch(row + width - 1);
+    }
+}
+
+void Feeder::prefetch(const data::Split& split, std::span<const std::int64_t> rows) {
+    if (!workers_ || !has_images_ || split.pixels.empty() || rows.empty()) return;
+    touch_ = {split.pixels.data(), split.features, rows.data()};
+    workers_->start(std::int64_t(rows.size()), touch_);
 }
 
 }  // namespace chainrule

@@ -34,7 +34,15 @@ public:
     // `workers`, the images are converted on all of them (spec and ds must outlive it).
     Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Workers* workers = nullptr,
            double sparse_threshold = kSparseDensityThreshold);
+    ~Feeder();  // waits for a prefetch still running: it reads the feeder
+    Feeder(const Feeder&) = delete;
+    Feeder& operator=(const Feeder&) = delete;
     void feed(const data::Split& split, std::span<const std::int64_t> rows);
+    // Brings the pixels of a later batch's rows into cache on the helpers, in the background,
+    // while the caller computes alone (the step's second layer and loss): the rows are drawn
+    // at random from tens of MB, and their fetch is a good part of feeding them. The rows
+    // must stay as they are until the next feed. Does nothing without helpers or images.
+    void prefetch(const data::Split& split, std::span<const std::int64_t> rows);
 
 private:
     struct Input {
@@ -47,6 +55,15 @@ private:
     const data::Dataset& ds_;
     std::vector<Input> inputs_;
     data::RowSplitter on_workers_;  // data::gather uses it for images (and their row form) only
+    Workers* workers_ = nullptr;
+    bool has_images_ = false;
+    // What prefetch hands the helpers: a member, so that it outlives the call.
+    struct Touch {
+        const std::uint8_t* pixels = nullptr;
+        std::int64_t width = 0;
+        const std::int64_t* rows = nullptr;
+        void operator()(std::int64_t begin, std::int64_t end) const;
+    } touch_;
     double sparse_threshold_;
     // The splits seen so far and whether each is sparse enough to build forms for.
     std::vector<std::pair<const data::Split*, bool>> sparse_splits_;

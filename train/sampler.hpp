@@ -45,6 +45,9 @@ public:
     Sampler(Sampling sampling, const BatchPlan& plan, std::uint64_t seed);
     void start_epoch();                                  // shuffle: the epoch's permutation
     std::span<const std::int64_t> batch(std::int64_t step);  // the rows of step 0 .. steps-1
+    // The rows of the step after the one batch() last gave, drawn now: the next batch() returns
+    // them. The rows batch() gave stay as they were. For fetching the next batch's data early.
+    std::span<const std::int64_t> ahead(std::int64_t step);
     std::string state() const { return rng_.state(); }
     void set_state(const std::string& s) { rng_.set_state(s); }
     // What the checkpoint calls this sampling ("full_batch" for a full batch).
@@ -54,7 +57,9 @@ private:
     Sampling sampling_;
     BatchPlan plan_;
     Rng rng_;
-    std::vector<std::int64_t> rows_, order_;
+    std::vector<std::int64_t> rows_, order_, ahead_;
+    std::int64_t ahead_step_ = -1, ahead_count_ = 0;  // the step ahead_ holds, if any
+    std::span<const std::int64_t> draw(std::int64_t step, std::vector<std::int64_t>& into);
 };
 
 }  // namespace chainrule

@@ -448,6 +448,8 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
             } else {
                 feeder.feed(ds.train, rows);
                 g.forward(step_pass);
+                // The next batch's pixels come into cache while backward starts on one thread.
+                if (step + 1 < plan.steps) feeder.prefetch(ds.train, sampler->ahead(step + 1));
                 if (opt.detect_anomaly) check_values_finite(g, when());
                 loss = g.node(g.loss()).value.at(0);
             }
