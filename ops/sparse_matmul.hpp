@@ -32,8 +32,9 @@ void sparse_rows_times(const SparseRows& x, const T* b, std::int64_t m, T* c, bo
 }
 
 // C[cols, m] = xᵀ·G (G is [rows, m]) from x's row form and its block index, in bands of C's
-// rows that fit L1; bands are split over `workers` (may be null), and each element of C sums
-// its terms in increasing row order whatever the split, so the bits do not depend on it.
+// rows that fit L1, for fixed chunks of about 256 of x's rows each; the chunks are split over
+// `workers` (may be null) and their parts added in chunk order, so the bits do not depend on
+// the threads.
 void sparse_transposed_times(const SparseRows& x, const float* g, std::int64_t m, float* c, Workers* workers,
                              Workspace* scratch = nullptr);
 void sparse_transposed_times(const SparseRows& x, const double* g, std::int64_t m, double* c, Workers* workers,

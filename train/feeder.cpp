@@ -23,12 +23,13 @@ Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Work
     }
     // The images, by far the most bytes of a batch, are converted on all workers at once:
     // that pass is bound by memory, and two cores fetch and write more than one.
-    if (workers && workers->threads() >= 2) workers_ = workers;
-    if (workers && workers->threads() >= 2)
+    if (workers && workers->threads() >= 2) {
+        workers_ = workers;
         on_workers_ = [workers](std::int64_t count, const std::function<void(std::int64_t, std::int64_t)>& part) {
             auto run_part = [&part](std::int64_t b, std::int64_t e) { part(b, e); };
             workers->run(count, run_part);
         };
+    }
 }
 
 Feeder::~Feeder() {

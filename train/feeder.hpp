@@ -39,7 +39,7 @@ public:
     Feeder& operator=(const Feeder&) = delete;
     void feed(const data::Split& split, std::span<const std::int64_t> rows);
     // Brings the pixels of a later batch's rows into cache on the helpers, in the background,
-    // while the caller computes alone (the step's second layer and loss): the rows are drawn
+    // while the caller computes alone (the first, single-threaded part of backward): the rows are drawn
     // at random from tens of MB, and their fetch is a good part of feeding them. The rows
     // must stay as they are until the next feed. Does nothing without helpers or images.
     void prefetch(const data::Split& split, std::span<const std::int64_t> rows);
