@@ -27,7 +27,7 @@ constexpr std::int64_t kLanes = 64 / std::int64_t(sizeof(T));
 // Columns [first, first + R·lanes) of one row of C, held in R chunks of registers while the
 // row's nonzeros stream by: each nonzero costs R loads of B's row and R multiply-adds, and C is
 // written once. B's rows are `stride` values apart, a whole number of chunks and 64-byte
-// aligned (padded_b), so no load splits a cache line and no block needs a narrower tail;
+// aligned (copy_padded), so no load splits a cache line and no block needs a narrower tail;
 // columns from m on are padding and are not stored. The nonzeros are summed in two
 // interleaved sets (even and odd) so that one multiply-add's latency is not paid per nonzero.
 // Every column is summed this way whatever block computes it: blocks and threads do not
@@ -243,16 +243,14 @@ bool is_padded(const void* b, std::int64_t m, std::int64_t stride) {
     return stride == m && reinterpret_cast<std::uintptr_t>(b) % 64 == 0;
 }
 
-// B as the kernels read it: rows a whole number of chunks long and 64-byte aligned, zeros in
-// the padding. B itself when it already is (is_padded); else its copy in `room`.
+// B as the kernels read it, when it is not already (is_padded): its rows copied a whole
+// number of chunks apart into 64-byte aligned `room`, zeros in the padding.
 template <class T>
-const T* padded_b(const T* b, std::int64_t b_rows, std::int64_t m, std::int64_t stride, T* room) {
-    if (is_padded(b, m, stride)) return b;
+void copy_padded(const T* b, std::int64_t b_rows, std::int64_t m, std::int64_t stride, T* room) {
     for (std::int64_t i = 0; i < b_rows; ++i) {
         std::copy(b + i * m, b + (i + 1) * m, room + i * stride);
         std::fill(room + i * stride + m, room + (i + 1) * stride, T(0));
     }
-    return room;
 }
 
 template <class T>
@@ -262,14 +260,19 @@ void run(std::int64_t rows, const std::int64_t* begin, const std::int64_t* end, 
     const std::int64_t stride = padded_width<T>(m);
     std::vector<T> local;
     T* room = is_padded(b, m, stride) ? nullptr : aligned_room<T>(std::size_t(b_rows * stride), scratch, local);
-    const T* padded = padded_b(b, b_rows, m, stride, room);
+    const T* padded = room ? room : b;
+    // B's padded copy (a new W each step: the update changed it), split over the threads too.
+    auto pad = [&](std::int64_t r0, std::int64_t r1) { copy_padded(b + r0 * m, r1 - r0, m, stride, room + r0 * stride); };
     auto part = [&](std::int64_t r0, std::int64_t r1) {
         on_best(r0, r1, begin, end, index, values, padded, stride, m, c, accumulate);
     };
-    if (workers && workers->threads() > 1)
+    if (workers && workers->threads() > 1) {
+        if (room) workers->run(b_rows, pad);
         workers->run(rows, part);
-    else
+    } else {
+        if (room) pad(0, b_rows);
         part(0, rows);
+    }
 }
 
 // A band's rows of C fit this: with the band's G rows and the entries streaming by, it stays
@@ -302,7 +305,8 @@ void run_transposed(const SparseRows& x, const T* g, std::int64_t m, T* c, Worke
     auto chunk_part = [&](std::int64_t c0, std::int64_t c1) {
         for (std::int64_t chunk = c0; chunk < c1; ++chunk) {
             const std::int64_t i0 = x.rows * chunk / chunks, i1 = x.rows * (chunk + 1) / chunks;
-            const T* padded = padded_b(g + i0 * m, i1 - i0, m, stride, room + i0 * stride) - i0 * stride;
+            if (copy_g) copy_padded(g + i0 * m, i1 - i0, m, stride, room + i0 * stride);  // this chunk's rows of δ
+            const T* padded = copy_g ? room : g;
             T* out = band_rooms + chunk * band_values;
             T* part = chunk == 0 ? c : parts + (chunk - 1) * part_values;
             for (std::int64_t b0 = 0; b0 < x.blocks; b0 += band_blocks) {
