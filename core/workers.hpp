@@ -6,9 +6,8 @@
 //
 // Nothing is allocated after construction. A helper that finished its range yields the
 // CPU for up to 1 ms, then sleeps on a futex, so that it never holds a core OpenBLAS's
-// threads want for long. Waking a sleeper costs some 10-30 µs: splitting passes that come
-// right after a GEMM (the fused bias and sigmoid passes, SGD) was measured to lose more
-// than it gained (docs/performance.md).
+// threads want for long. Waking a sleeper costs some 10-30 µs, which a pass split over
+// the helpers pays only after a gap of more than 1 ms (docs/performance.md).
 #pragma once
 
 #include <atomic>

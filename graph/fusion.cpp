@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "graph/graph.hpp"
+#include "core/workers.hpp"
 #include "ops/kernels.hpp"
 
 namespace chainrule {
@@ -42,6 +43,9 @@ T* data_or_null(Tensor* t) {
 }
 
 bool is_op(const Node& n, const char* name) { return n.kind == NodeKind::op && n.op->name == name; }
+
+// A forward dense pass of at least this many values is split over the helpers.
+constexpr std::int64_t kSplitPass = 32 * 1024;
 
 }  // namespace
 
@@ -131,7 +135,16 @@ void Graph::run_dense(const Step& s, bool keep_intermediates) {
     dispatch(dtype_, [&]<class T>() {
         T* pre = keep_intermediates || !act ? add.value.data<T>() : nullptr;
         T* out = act ? act->value.data<T>() : nullptr;
-        dense_pass(gemm_out.data<T>(), bias.data<T>(), pre, out, gemm_out.dim(0), gemm_out.dim(1));
+        const std::int64_t cols = gemm_out.dim(1);
+        auto rows = [&](std::int64_t r0, std::int64_t r1) {
+            auto at = [&](T* p) { return p ? p + r0 * cols : nullptr; };
+            dense_pass(gemm_out.data<T>() + r0 * cols, bias.data<T>(), at(pre), at(out), r1 - r0, cols);
+        };
+        // Row by row, so any split gives the same bits; only a large pass pays for the split.
+        if (workers_ && gemm_out.numel() >= kSplitPass)
+            workers_->run(gemm_out.dim(0), rows);
+        else
+            rows(0, gemm_out.dim(0));
     });
 }
 
