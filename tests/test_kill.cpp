@@ -128,12 +128,16 @@ KillReport kill_and_resume(const std::string& name, Json m, const KillPlan& plan
     const std::vector<std::string> saving = polite ? std::vector<std::string>{"--save-every", "3600"}
                                                    : std::vector<std::string>{"--save-every", "0"};
     int status = 0;
-    auto t_start = std::chrono::steady_clock::now();
-    waitpid(spawn_train(model, whole, false, log, saving), &status, 0);
+    // Kill delays are fractions of the uninterrupted run's training, counted from the moment
+    // a run says it started, so the test kills as often and at as varied moments on a fast
+    // CPU (where starting the process is a good part of a short run) as in a slow sanitizer build.
+    pid_t first = spawn_train(model, whole, false, log, saving);
+    while (count_of(log, "test samples;") == 0 && waitpid(first, &status, WNOHANG) == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    auto t_started = std::chrono::steady_clock::now();
+    if (waitpid(first, &status, WNOHANG) == 0) waitpid(first, &status, 0);
     BOOST_REQUIRE_MESSAGE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the uninterrupted run failed; see " << log);
-    // Kill delays are fractions of the uninterrupted run, so the test kills as often and
-    // at as varied moments in an optimised build as in a slow sanitizer build.
-    const auto whole_run = std::chrono::steady_clock::now() - t_start;
+    const auto whole_run = std::chrono::steady_clock::now() - t_started;
 
     Rng rng(2024);
     KillReport report;
@@ -143,10 +147,11 @@ KillReport kill_and_resume(const std::string& name, Json m, const KillPlan& plan
         fs::create_directories(killed);
         const std::size_t started = count_of(log, "test samples;");
         pid_t pid = spawn_train(model, killed, resume, log, saving);
-        // A polite signal is sent once the run has said it started: before main() no handler
-        // can be in place, and a shell's SIGTERM then kills, as it should.
-        while (polite && count_of(log, "test samples;") == started && waitpid(pid, &status, WNOHANG) == 0)
-            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        // Every kill comes once the run has said it started (a polite signal before main() would
+        // find no handler in place, and a shell's SIGTERM then kills, as it should); kills inside
+        // writes wait for the write themselves.
+        while (count_of(log, "test samples;") == started && waitpid(pid, &status, WNOHANG) == 0)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
         if (plan.inside_writes) {
             if (wait_for_write(pid, killed, 1 + int(rng.below(8))))
                 std::this_thread::sleep_for(std::chrono::microseconds(rng.below(300)));
