@@ -5,7 +5,7 @@
 //
 // Every room's public headers, in the rooms' order (docs/architecture.md). Left out are
 // the headers only the library's own hot loops use (core/simd.hpp, core/text.hpp,
-// data/pixels.hpp, core/workers.hpp): they add macros and helpers, not API.
+// data/pixels.hpp, cpu/workers.hpp, cpu/gemm.hpp): they add macros and helpers, not API.
 #pragma once
 
 // core/: Tensor, Shape/Dim, errors, JSON, RNG, printing
@@ -16,9 +16,11 @@
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
 
-// ops/: the Op record and registry, helpers for writing ops, plugins, the op checks,
-// the choice and check of OpenBLAS's kernels
-#include "ops/blas_kernel.hpp"
+// cpu/: the backend: the choice and check of OpenBLAS's kernels, the thread policy
+#include "cpu/blas_kernel.hpp"
+#include "cpu/threads.hpp"
+
+// ops/: the Op record and registry, helpers for writing ops, plugins, the op checks
 #include "ops/broadcast.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/op.hpp"

@@ -23,7 +23,7 @@
 #include <sys/resource.h>
 
 #include "core/error.hpp"
-#include "ops/blas_kernel.hpp"
+#include "cpu/blas_kernel.hpp"
 #include "train/feeder.hpp"
 #include "train/trainer.hpp"
 
@@ -180,7 +180,7 @@ struct GemmBound {
 Json header_json(const Options& o, const std::string& dtype, const Model& m, std::int64_t batch, std::int64_t steps,
                  const std::vector<Gemm>& gemms) {
     Json gj = Json::array();
-    // Not empty when chainrule replaced OpenBLAS's own pick (ops/blas_kernel.hpp).
+    // Not empty when chainrule replaced OpenBLAS's own pick (cpu/blas_kernel.hpp).
     const std::string picked =
         decide_blas_kernel(cpu_features(), openblas_get_corename(), BlasEnvironment::of_process()).picked_by_openblas;
     double flop = 0;

@@ -13,7 +13,7 @@
 #include "train/distributed.hpp"
 #include "core/error.hpp"
 #include "core/print.hpp"
-#include "ops/blas_kernel.hpp"
+#include "cpu/blas_kernel.hpp"
 #include "train/model_file.hpp"
 #include "train/trainer.hpp"
 

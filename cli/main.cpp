@@ -7,7 +7,7 @@
 #include "cli/commands.hpp"
 #include "cli/stop_signal.hpp"
 #include "core/error.hpp"
-#include "ops/blas_kernel.hpp"
+#include "cpu/blas_kernel.hpp"
 #include "ops/plugin.hpp"
 #include "train/distributed.hpp"
 

@@ -14,7 +14,7 @@
 #include <fmt/format.h>
 
 #include "graph/graph.hpp"
-#include "core/workers.hpp"
+#include "cpu/workers.hpp"
 #include "ops/kernels.hpp"
 
 namespace chainrule {

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "ops/gemm.hpp"
+#include "cpu/gemm.hpp"
 #include "ops/op.hpp"
 #include "ops/window2d.hpp"
 

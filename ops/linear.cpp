@@ -4,7 +4,7 @@
 // fed batch in training, ops/sparse_matmul.hpp).
 #include <fmt/format.h>
 
-#include "ops/gemm.hpp"
+#include "cpu/gemm.hpp"
 #include "ops/op.hpp"
 #include "ops/sparse_matmul.hpp"
 

@@ -1,8 +1,8 @@
-// matmul(A[n,k], B[k,m]) -> [n,m], through cblas (OpenBLAS, wrapped in ops/gemm.hpp); over
+// matmul(A[n,k], B[k,m]) -> [n,m], through cblas (OpenBLAS, wrapped in cpu/gemm.hpp); over
 // A's nonzeros when the graph gives them (a sparse fed batch in training, ops/sparse_matmul.hpp).
 #include <fmt/format.h>
 
-#include "ops/gemm.hpp"
+#include "cpu/gemm.hpp"
 #include "ops/op.hpp"
 #include "ops/sparse_matmul.hpp"
 

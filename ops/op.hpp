@@ -34,7 +34,7 @@
 //    the same node's backward finds (max_pool2d keeps each window's argmax). It is null
 //    when an op is called outside a graph (the op table's checks): then allocate locally
 //    and recompute in backward.
-//  - workers: helper threads (core/workers.hpp) an op may split its work over, or null. An op
+//  - workers: helper threads (cpu/workers.hpp) an op may split its work over, or null. An op
 //    that uses them must give the same bits for any thread count (conv2d: fixed chunks of
 //    the batch, summed in chunk order).
 //  - sparse: input 0's nonzeros (core/sparse_rows.hpp), or null. The graph sets it only in
@@ -56,7 +56,7 @@
 #include "core/shape.hpp"
 #include "core/sparse_rows.hpp"
 #include "core/tensor.hpp"
-#include "core/workers.hpp"
+#include "cpu/workers.hpp"
 
 namespace chainrule {
 

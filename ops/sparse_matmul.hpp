@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "core/sparse_rows.hpp"
-#include "core/workers.hpp"
+#include "cpu/workers.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {

@@ -15,7 +15,7 @@
 #include <execinfo.h>
 #include <unistd.h>
 
-#include "core/workers.hpp"
+#include "cpu/workers.hpp"
 #include "train/feeder.hpp"
 #include "train/optimizer.hpp"
 #include "train/trainer.hpp"

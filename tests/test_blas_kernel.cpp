@@ -1,13 +1,21 @@
-// The choice of OpenBLAS's kernels (ops/blas_kernel.hpp): the decision on fake CPUs and
+// The choice of OpenBLAS's kernels (cpu/blas_kernel.hpp): the decision on fake CPUs and
 // environments, the check of a product, and the command line with the variables set.
 #define BOOST_TEST_MODULE blas_kernel
 #include <boost/test/unit_test.hpp>
 #include <fmt/format.h>
 
 #include "core/error.hpp"
-#include "ops/blas_kernel.hpp"
-#include "ops/gemm.hpp"
+#include "cpu/blas_kernel.hpp"
+#include "cpu/gemm.hpp"
 #include "testing.hpp"
+
+#include <chrono>
+#include <fcntl.h>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
 
 using namespace chainrule;
 using namespace chainrule::testing;
@@ -300,4 +308,61 @@ BOOST_AUTO_TEST_CASE(a_bad_variable_exits_2_before_any_command) {
         BOOST_TEST(above.code == 2);
         CHECK_HAS(above.err, "error: CHAINRULE_BLAS_KERNEL=SkylakeX: OpenBLAS's SkylakeX kernels need AVX-512");
     }
+}
+
+namespace {
+
+// The file a process's /proc entry names, or "" once the process is gone.
+std::string proc_file(pid_t pid, const char* name) {
+    std::ifstream f(fmt::format("/proc/{}/{}", pid, name), std::ios::binary);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(the_rerun_keeps_the_process_name_and_its_arguments) {
+    // OpenBLAS held to Prescott and the automatic choice on: chainrule starts itself again with
+    // the CPU's kernels. ps, top, pgrep and killall must still find it as `chainrule`.
+    CpuFeatures cpu = cpu_features();
+    if (isa_level(cpu) <= IsaLevel::sse3) {
+        BOOST_TEST_MESSAGE("this CPU's own kernels are Prescott's: no re-run to look at");
+        return;
+    }
+    int in[2];
+    BOOST_REQUIRE(pipe(in) == 0);
+    const std::string binary = chainrule_binary();
+    const std::string model = source_root() + "/models/worked_example.json";
+    pid_t pid = fork();
+    BOOST_REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        close(in[1]);
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+        setenv("CHAINRULE_BLAS_KERNEL", "auto", 1);
+        unsetenv("CHAINRULE_BLAS_CHOSEN");
+        // The REPL waits for a line on stdin: the process lives until the pipe closes.
+        execl(binary.c_str(), binary.c_str(), "step", model.c_str(), "--interactive", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    close(in[0]);
+    // Once it runs again its environment holds the marker of the re-run.
+    std::string environ;
+    for (int i = 0; i < 500 && environ.find("CHAINRULE_BLAS_CHOSEN=") == std::string::npos; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        environ = proc_file(pid, "environ");
+    }
+    const std::string comm = proc_file(pid, "comm"), cmdline = proc_file(pid, "cmdline");
+    close(in[1]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    BOOST_TEST(environ.find("CHAINRULE_BLAS_CHOSEN=") != std::string::npos, "the process did not run again");
+    BOOST_TEST(comm == "chainrule\n");
+    const std::string want = binary + '\0' + "step" + '\0' + model + '\0' + "--interactive" + '\0';
+    BOOST_TEST(cmdline == want);
+    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), "status " << status);
 }

@@ -9,7 +9,7 @@
 #include "core/error.hpp"
 #include "core/json_io.hpp"
 #include "core/random.hpp"
-#include "core/workers.hpp"
+#include "cpu/workers.hpp"
 #include "graph/graph.hpp"
 #include "ops/op.hpp"
 #include "testing.hpp"

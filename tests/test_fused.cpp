@@ -13,7 +13,7 @@
 
 #include "data/dataset.hpp"
 #include "graph/graph.hpp"
-#include "core/workers.hpp"
+#include "cpu/workers.hpp"
 #include "ops/kernels.hpp"
 #include "testing.hpp"
 

@@ -17,7 +17,7 @@
 #include "train/model_file.hpp"
 #include "train/plot.hpp"
 #include "train/sampler.hpp"
-#include "core/workers.hpp"
+#include "cpu/workers.hpp"
 #include "core/error.hpp"
 #include "train/trainer.hpp"
 #include "testing.hpp"

@@ -16,7 +16,7 @@
 #include "data/dataset.hpp"
 #include "graph/graph.hpp"
 #include "train/training.hpp"
-#include "core/workers.hpp"
+#include "cpu/workers.hpp"
 
 namespace chainrule {
 

@@ -1,13 +1,9 @@
 #include "train/trainer.hpp"
 
 #include <algorithm>
-#include <cblas.h>
 #include <chrono>
 #include <cmath>
 #include <csignal>
-#include <fstream>
-#include <sys/resource.h>
-#include <unistd.h>
 #include <fmt/format.h>
 #include <limits>
 #include <memory>
@@ -20,7 +16,8 @@
 #include "train/feeder.hpp"
 #include "train/optimizer.hpp"
 #include "train/sampler.hpp"
-#include "core/workers.hpp"
+#include "cpu/threads.hpp"
+#include "cpu/workers.hpp"
 
 namespace chainrule {
 namespace {
@@ -160,31 +157,6 @@ void report_epoch(const std::function<void(const std::string&)>& print, const Ep
 }
 
 }  // namespace
-
-void set_threads(int n) {
-    if (n <= 0) return;
-    // Each OpenBLAS thread maps a 128 MiB buffer, and one that cannot retries forever (and
-    // the process then hangs at exit joining it): under an address-space limit (ulimit -v)
-    // too small for them, refuse before OpenBLAS tries.
-    constexpr std::uint64_t kBlasBuffer = std::uint64_t{128} << 20;
-    struct rlimit limit {};
-    std::uint64_t pages = 0;
-    if (getrlimit(RLIMIT_AS, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
-        std::ifstream("/proc/self/statm") >> pages) {
-        const std::uint64_t used = pages * std::uint64_t(sysconf(_SC_PAGESIZE));
-        const std::uint64_t need = used + std::uint64_t(n) * kBlasBuffer;
-        if (need > limit.rlim_cur) {
-            const std::uint64_t room = limit.rlim_cur - std::min(used, std::uint64_t(limit.rlim_cur));
-            throw RunError(fmt::format("--threads {} needs about {} MiB of address space ({} MiB in use and a 128 MiB "
-                                       "buffer for each OpenBLAS thread), but the limit (ulimit -v) is {} MiB: {}",
-                                       n, need >> 20, used >> 20, limit.rlim_cur >> 20,
-                                       room >= kBlasBuffer ? fmt::format("use --threads {} or fewer, or raise the limit",
-                                                                         room / kBlasBuffer)
-                                                           : std::string("raise the limit")));
-        }
-    }
-    openblas_set_num_threads(n);
-}
 
 TrainingSpec with_overrides(TrainingSpec s, const TrainOptions& o) {
     if (o.epochs) s.epochs = *o.epochs;
@@ -390,7 +362,7 @@ std::vector<EpochMetrics> train(Model& m, const TrainingSpec& spec, const data::
     Pass pass = opt.detect_anomaly ? Pass::exact() : Pass::training();
     // chainrule's own helpers: as many threads as OpenBLAS uses, the caller included.
     std::optional<Workers> workers;
-    if (int threads = opt.threads > 0 ? opt.threads : openblas_get_num_threads(); threads > 1) workers.emplace(threads);
+    if (int threads = thread_count(opt.threads); threads > 1) workers.emplace(threads);
     pass.workers = workers ? &*workers : nullptr;
     Feeder feeder(g, spec, ds, workers ? &*workers : nullptr);
     ProgressReporter progress(opt, start_epoch, spec.epochs, plan.steps);

@@ -21,7 +21,8 @@
 #include "train/run_dir.hpp"
 #include "train/training.hpp"
 #include "core/error.hpp"
-#include "core/workers.hpp"
+#include "cpu/threads.hpp"
+#include "cpu/workers.hpp"
 
 namespace chainrule {
 
@@ -81,9 +82,6 @@ std::int64_t predicted_class(const Tensor& outputs, std::int64_t row, std::int64
 
 // Applies the options over the spec (command-line flags win over the JSON).
 TrainingSpec with_overrides(TrainingSpec spec, const TrainOptions& opt);
-
-// Sets the thread count of OpenBLAS (and so of chainrule's GEMMs).
-void set_threads(int n);
 
 // Trains `m` (parameters initialised from spec.seed unless resuming) and returns the
 // metrics of every epoch, including those restored from a checkpoint.

@@ -66,17 +66,17 @@ struct BlasDecision {
 };
 BlasDecision decide_blas_kernel(const CpuFeatures& cpu, std::string_view corename, const BlasEnvironment& env);
 
-// A small sgemm and dgemm through ops/gemm.hpp (plain and transposed) against a triple
+// A small sgemm and dgemm through cpu/gemm.hpp (plain and transposed) against a triple
 // loop, on integer-valued entries so that every sum is exact; RunError naming the kernel
 // when they differ.
 void check_blas_kernel();
 template <class T>
 using GemmFunction = std::function<void(bool, bool, std::int64_t, std::int64_t, std::int64_t, const T*, const T*, T*, T)>;
-// The same check of any product with ops/gemm.hpp's signature (tests give it wrong ones).
+// The same check of any product with cpu/gemm.hpp's signature (tests give it wrong ones).
 void check_blas_products(std::string_view kernel, const GemmFunction<float>& sgemm, const GemmFunction<double>& dgemm);
 
 // For main() of a program that embeds chainrule, before anything else: decides, re-runs the
-// program (/proc/self/exe, same argv) with the better kernel when that is the decision,
+// program (its own file, found through /proc/self/exe, so that it keeps its name; same argv) with the better kernel when that is the decision,
 // prints the warning if any on stderr, checks the kernel and returns its description, e.g.
 // "OpenBLAS Haswell kernels (chosen by chainrule: OpenBLAS picked Prescott on this AVX2+FMA CPU)".
 // Throws InputError for bad variables, RunError when the check fails or the re-run cannot start.

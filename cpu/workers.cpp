@@ -1,4 +1,4 @@
-#include "core/workers.hpp"
+#include "cpu/workers.hpp"
 
 #include <chrono>
 #include <fmt/format.h>

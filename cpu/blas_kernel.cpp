@@ -1,4 +1,4 @@
-#include "ops/blas_kernel.hpp"
+#include "cpu/blas_kernel.hpp"
 
 #include <algorithm>
 #include <cblas.h>
@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
-#include "ops/gemm.hpp"
+#include "cpu/gemm.hpp"
 
 namespace chainrule {
 namespace {
@@ -58,6 +58,19 @@ std::string needs_message(const std::string& what, const KernelName& k, const Cp
                        "at the first instruction it lacks. Use one of the names its level allows, or unset the variable "
                        "(docs/performance.md, \"The BLAS kernel\")",
                        what, k.name, level_name(k.level), k.level <= cpu ? " and FMA4" : "", level_name(cpu));
+}
+
+// The program's own file by its real path: started as /proc/self/exe, the new process would
+// be named "exe" (the kernel names a process after the file it runs), and ps, top, pgrep and
+// killall would no longer find it by its name. argv stays as it was.
+std::string own_executable() {
+    std::string path(4096, '\0');
+    const ssize_t n = readlink("/proc/self/exe", path.data(), path.size());
+    if (n <= 0 || std::size_t(n) >= path.size()) return "/proc/self/exe";
+    path.resize(std::size_t(n));
+    // A binary replaced or deleted since it started is only reachable through /proc.
+    if (path.ends_with(" (deleted)") || access(path.c_str(), X_OK) != 0) return "/proc/self/exe";
+    return path;
 }
 
 }  // namespace
@@ -274,7 +287,7 @@ std::string ensure_blas_kernel(char** argv) {
         // OpenBLAS read OPENBLAS_CORETYPE when it loaded: only a fresh start of the program changes it.
         const std::optional<std::string> before = BlasEnvironment::of_process().openblas_coretype;
         if (setenv(kCoretypeVar, d.coretype.c_str(), 1) == 0 && setenv(kChosenVar, d.chosen.c_str(), 1) == 0)
-            execv("/proc/self/exe", argv);
+            execv(own_executable().c_str(), argv);
         const int err = errno;
         fmt::print(stderr, "warning: chainrule could not start itself again with {}={}: {}\n", kCoretypeVar,
                    d.coretype, std::strerror(err));
