@@ -24,6 +24,7 @@
 
 #include "core/error.hpp"
 #include "cpu/blas_kernel.hpp"
+#include "cpu/threads.hpp"
 #include "train/feeder.hpp"
 #include "train/trainer.hpp"
 
@@ -203,7 +204,7 @@ Json header_json(const Options& o, const std::string& dtype, const Model& m, std
             {"warmup_epochs", o.warmup},
             {"gemms", gj},
             {"gemm_mflop_per_step", flop / 1e6},
-            {"fusions", m.graph.fusions()}};
+            {"fusions", m.graph.plan(Pass::training()).fusions()}};
 }
 
 int run(const Options& o, const std::string& dtype) {
@@ -304,7 +305,8 @@ int run(const Options& o, const std::string& dtype) {
         fmt::print("{} {} on {} ({}, {} thread{}), batch {} x {} steps per epoch\n", m.graph.name, dtype,
                    o.synthetic > 0 ? "synthetic data" : "its data", o.kernel, openblas_get_num_threads(),
                    openblas_get_num_threads() == 1 ? "" : "s", batch, steps);
-        for (const auto& f : m.graph.fusions()) fmt::print("  fused: {}\n", f);
+        const Plan training = m.graph.plan(Pass::training());
+        for (const auto& f : training.fusions()) fmt::print("  fused: {}\n", f);
         fmt::print("  GEMMs per step: {} ({:.1f} MFLOP)\n", fmt::join(head["gemms"], ", "),
                    head["gemm_mflop_per_step"].get<double>());
         fmt::print("  training: {:.4f} s/epoch, {:.3f} ms/step (median of {}; min {:.4f}, max {:.4f}), {:.0f} samples/s, "

@@ -229,6 +229,16 @@ const bool registered = register_op({
                     {.shapes = {{1, 1, 4, 4}, {1, 1, 3, 3}}, .attrs = {{"padding", {1, 2, 3}}}, .error = "attr padding must be an integer or a pair [h, w], got [1,2,3]"},
                     {.shapes = {{1, 1, 4, 4}, {1, 1, 3, 3}}, .attrs = {{"dilation", 2}}, .error = "kernel 5×5 is larger than the padded input 4×4"}},
     .optional_inputs = 1,
+    // Every chunk's X̃ [k, plane] and partial dL/dW [o, k] (see `columns`).
+    .workspace = [](std::span<const Dims> in, const Attrs& attrs, Dtype dtype) -> std::int64_t {
+        const Dims& x = in[0];
+        const Dims& w = in[1];
+        Window2d g = window_dims(x, {w[2], w[3]}, pair_attr(attrs, "stride", {1, 1}, 1),
+                                 pair_attr(attrs, "padding", {0, 0}, 0), pair_attr(attrs, "dilation", {1, 1}, 1),
+                                 "kernel");
+        const std::int64_t k = g.c * g.kernel.h * g.kernel.w;
+        return std::min(kChunks, g.n) * (k * g.oh * g.ow + w[0] * k) * std::int64_t(dtype_size(dtype));
+    },
 });
 
 }  // namespace

@@ -127,6 +127,11 @@ const bool max_registered = register_op({
     .samples = kSamples,
     .summary = "max over NCHW windows; attrs kernel_size, stride (= kernel_size), padding (−inf)",
     .bad_samples = kBadSamples,
+    // Each window's argmax, kept from forward to backward.
+    .workspace = [](std::span<const Dims> in, const Attrs& attrs, Dtype) -> std::int64_t {
+        const Window2d g = geometry(in[0], attrs, window_dims);
+        return g.n * g.c * g.oh * g.ow * std::int64_t(sizeof(std::int64_t));
+    },
 });
 
 const bool avg_registered = register_op({

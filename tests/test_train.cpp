@@ -491,8 +491,7 @@ BOOST_AUTO_TEST_CASE(the_lectures_update_points_uphill_at_the_initial_weights) {
         m->graph.init_parameters(21);
         m->graph.set_value("x", x);
         m->graph.set_value("t", t);
-        m->graph.forward();
-        m->graph.backward();
+        forward_backward_once(m->graph);
     }
     BOOST_REQUIRE(lecture.graph.value("L").at(0) == exact.graph.value("L").at(0));
     double dot = 0, norm_l = 0, norm_e = 0;
@@ -514,7 +513,7 @@ BOOST_AUTO_TEST_CASE(the_lectures_update_points_uphill_at_the_initial_weights) {
         for (std::int64_t i = 0; i < v.numel(); ++i) v.set(i, v.at(i) - 1e-3 * gl.at(i));
         exact.graph.set_value(p, v);
     }
-    exact.graph.forward();
+    forward_once(exact.graph);
     BOOST_TEST(exact.graph.value("L").at(0) > before);
 }
 
