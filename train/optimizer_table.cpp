@@ -1,7 +1,8 @@
 // The optimizer table: every optimizer chainrule knows, one entry each, its update rule beside
 // it. sgd, adam, adamw and rmsprop are torch.optim 1.13's single-tensor (foreach=False) code
 // paths, operation for operation, so their trajectories follow PyTorch's to 1e-9
-// (tests/golden/optimizers.json). docs/optimizers.md writes every update out.
+// (tests/golden/optimizers.json); lion follows its paper's program and a float64 reference
+// kept in tests/golden/make_optimizer_goldens.py. docs/optimizers.md writes every update out.
 #include "train/optimizer_table.hpp"
 
 #include <algorithm>
@@ -121,6 +122,24 @@ void rmsprop(const UpdateCall& c) {
     });
 }
 
+// Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms", Program 1):
+//   c = β1·m + (1−β1)·g;  θ ← θ − η·(sign(c) + λ·θ);  m ← β2·m + (1−β2)·g
+// sign is torch.sign's: 0 for ±0 (kept as it is), and a NaN stays NaN for the anomaly check.
+void lion(const UpdateCall& c) {
+    const auto betas = c.spec.pair("betas");
+    const double weight_decay = c.spec.number("weight_decay");
+    each_tensor(c, [&]<class T>(const TensorStep<T>& t) {
+        const T b1 = T(betas[0]), b2 = T(betas[1]), wd = T(weight_decay), lr = T(c.lr);
+        T* m = t.buffer(0);
+        for (std::int64_t i = 0; i < t.n; ++i) {
+            const T u = b1 * m[i] + (T(1) - b1) * t.g[i];
+            const T sign = u > 0 ? T(1) : u < 0 ? T(-1) : u;
+            t.p[i] = t.p[i] - lr * (sign + wd * t.p[i]);
+            m[i] = b2 * m[i] + (T(1) - b2) * t.g[i];
+        }
+    });
+}
+
 using Type = HyperParam::Type;
 
 HyperParam lr(double fallback) { return {.key = "lr", .fallback = {fallback}, .low = 0}; }
@@ -168,6 +187,10 @@ std::vector<OptimizerEntry> make_table() {
                                 .kept = [](const OptimizerSpec& o) { return o.number("momentum") > 0; }},
                                {.name = "grad_avg", .kept = with("centered")}},
                      .update = rmsprop});
+    table.push_back({.name = "lion",
+                     .hyper = {lr(1e-4), betas(0.9, 0.99), at_least_0("weight_decay", 0)},
+                     .state = {{.name = "exp_avg"}},
+                     .update = lion});
     return table;
 }
 

@@ -90,7 +90,7 @@ struct OptimizerEntry {
     std::function<void(const UpdateCall&)> update;
 };
 
-// Every optimizer, in the order messages list them: sgd, adam, adamw, rmsprop.
+// Every optimizer, in the order messages list them: sgd, adam, adamw, rmsprop, lion.
 std::span<const OptimizerEntry> optimizer_table();
 const OptimizerEntry* find_optimizer(std::string_view name);  // null when there is none
 
