@@ -5,7 +5,8 @@
 // JSON block with its messages, optimizer_json and describe, allocating the state once,
 // saving it to and restoring it from a checkpoint. A new optimizer is one entry (its update
 // a few lines beside it, the formula in a comment) plus golden trajectories
-// (tests/golden/make_optimizer_goldens.py); nothing else changes.
+// (tests/golden/make_optimizer_goldens.py), its object in models/schema.json and its lines in
+// docs/optimizers.md; tests/test_optimizers.cpp holds every entry to all three.
 //
 //     {.name = "lion",
 //      .hyper = {{.key = "lr", .fallback = {1e-4}, .low = 0},
