@@ -346,7 +346,8 @@ BOOST_AUTO_TEST_CASE(optimizer_steps_allocate_nothing) {
     // schedule add nothing per step either.
     for (const char* optimizer : {R"({"adam": {"lr": 0.001, "amsgrad": true}})",
                                   R"({"rmsprop": {"lr": 0.001, "momentum": 0.9, "centered": true}})",
-                                  R"({"sgd": {"lr": 0.1, "momentum": 0.9}})"})
+                                  R"({"sgd": {"lr": 0.1, "momentum": 0.9}})",
+                                  R"({"lion": {"lr": 0.001, "weight_decay": 0.1}})"})
         BOOST_TEST_CONTEXT(optimizer) {
             expect_steps_allocate_nothing("float32", [&](TrainingSpec& spec) {
                 spec.optimizer = parse_optimizer(Json::parse(optimizer), "test");
