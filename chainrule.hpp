@@ -38,6 +38,7 @@
 #include "data/csv.hpp"
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
+#include "data/kind.hpp"
 #include "data/png.hpp"
 
 // train/: training spec, trainer, checkpoints, metrics, plots
