@@ -79,6 +79,9 @@ struct StateBuffer {
     std::string name;  // PyTorch's state_dict key; the checkpoint's "optimizer/NAME.k"
     // Whether a configuration needs it (adam's max_exp_avg_sq only with amsgrad); null: always.
     std::function<bool(const OptimizerSpec&)> kept = {};
+    // A running mean of squares (adam's exp_avg_sq): never below 0, so a checkpoint's
+    // negative entry is refused rather than met as a NaN from its square root.
+    bool squares = false;
 };
 
 struct OptimizerEntry {

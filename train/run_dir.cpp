@@ -28,55 +28,6 @@ std::string metrics_csv(const std::vector<EpochMetrics>& h) {
     return out;
 }
 
-// JSON has no NaN or Inf, and a test loss can be either while training goes on (a few test
-// rows outside log's domain): those are kept as the strings "nan", "inf" and "-inf".
-Json loss_json(double v) {
-    if (std::isnan(v)) return "nan";
-    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-    return v;
-}
-
-double loss_from_json(const Json& j, const std::string& at) {
-    if (j.is_string()) {
-        const std::string& w = j.get_ref<const std::string&>();
-        if (w == "nan") return std::numeric_limits<double>::quiet_NaN();
-        if (w == "inf") return std::numeric_limits<double>::infinity();
-        if (w == "-inf") return -std::numeric_limits<double>::infinity();
-        throw InputError(fmt::format("{}: expected a number, \"nan\", \"inf\" or \"-inf\", got {}", at, json_brief(j)));
-    }
-    return get_number(j, at);
-}
-
-Json history_json(const std::vector<EpochMetrics>& h) {
-    Json arr = Json::array();
-    for (const auto& e : h)
-        arr.push_back({{"epoch", e.epoch},
-                       {"train_loss", e.train_loss},
-                       {"test_loss", loss_json(e.test_loss)},
-                       {"test_accuracy", e.test_accuracy},
-                       {"seconds", e.seconds},
-                       {"lr", e.lr}});
-    return arr;
-}
-
-std::vector<EpochMetrics> history_from_json(const Json& j, const std::string& file) {
-    std::vector<EpochMetrics> h;
-    if (!j.is_array()) throw InputError(fmt::format("{}: checkpoint has no metrics history", file));
-    for (std::size_t i = 0; i < j.size(); ++i) {
-        const Json& e = j[i];
-        std::string at = json_path(file + ": info.history", i);
-        auto field = [&](const char* key) { return json_path(at, key); };
-        h.push_back({get_int(require(e, "epoch", at), field("epoch")),
-                     get_number(require(e, "train_loss", at), field("train_loss")),
-                     loss_from_json(require(e, "test_loss", at), field("test_loss")),
-                     get_number(require(e, "test_accuracy", at), field("test_accuracy")),
-                     get_number(require(e, "seconds", at), field("seconds")),
-                     // Checkpoints from before the column have none: 0 (unknown).
-                     e.contains("lr") ? get_number(e["lr"], field("lr")) : 0.0});
-    }
-    return h;
-}
-
 }  // namespace
 
 std::string checkpoint_path(const std::string& p) {
@@ -130,8 +81,6 @@ Resumed resume_run(const std::string& dir_or_file, Graph& g, const Json& setting
     r.file = checkpoint_path(dir_or_file);
     r.checkpoint = load_checkpoint(r.file);
     const Checkpoint& c = r.checkpoint;
-    if (c.epoch < 0 || c.epoch > kMaxEpochs)
-        throw InputError(fmt::format("{}: the checkpoint's epoch {} is outside 0 to {}", r.file, c.epoch, kMaxEpochs));
     restore_parameters(g, c, r.file);
     for (const auto& [key, value] : settings.items()) {
         if (!c.info.contains(key) || c.info[key] != value)
@@ -143,7 +92,7 @@ Resumed resume_run(const std::string& dir_or_file, Graph& g, const Json& setting
                                                "the optimizer and schedule afresh"
                                              : ""));
     }
-    r.history = history_from_json(c.info.contains("history") ? c.info["history"] : Json(), r.file);
+    r.history = checkpoint_history(c, r.file);
     return r;
 }
 
@@ -152,7 +101,7 @@ RunHistory load_run_history(const std::string& dir_or_file) {
     r.file = checkpoint_path(dir_or_file);
     const Checkpoint c = load_checkpoint(r.file);
     r.model = c.model;
-    r.history = history_from_json(c.info.contains("history") ? c.info["history"] : Json(), r.file);
+    r.history = checkpoint_history(c, r.file);
     return r;
 }
 
