@@ -55,9 +55,10 @@ void add_train(CLI::App& app) {
         ->check(whole_in(1, kMaxElements));
     cmd->add_option("--batches-per-epoch", o->t.batches_per_epoch, "steps per epoch")->check(whole_in(1, kMaxElements));
     cmd->add_option("--seed", o->t.seed, "seed for initialisation and sampling")->check(unsigned_integer());
-    cmd->add_option("--out", o->t.out_dir,
-                    "run directory: checkpoint.ckpt, metrics.csv, curves.svg and model.json, saved after an epoch "
-                    "when --save-every seconds have passed, after the last epoch and on Ctrl-C or SIGTERM");
+    auto* out = cmd->add_option("--out", o->t.out_dir,
+                                "run directory: checkpoint.ckpt, metrics.csv, curves.svg and model.json, saved after "
+                                "an epoch when --save-every seconds have passed, after the last epoch and on Ctrl-C or "
+                                "SIGTERM");
     cmd->add_option("--save-every", o->t.save_every_seconds,
                     "seconds between saves of the run directory (default 5; 0: after every epoch)")
         ->check(finite_at_least(0, false));
@@ -81,7 +82,9 @@ void add_train(CLI::App& app) {
     cmd->add_flag("--fresh-optimizer", o->t.fresh_optimizer,
                   "with --resume: keep the trained parameters but start the optimizer state (moments, step "
                   "count) and the schedule afresh, so the optimizer, lr or schedule may differ from the checkpoint's");
-    cmd->callback([o] {
+    cmd->callback([o, out] {
+        if (out->count() > 0 && o->t.out_dir.empty())
+            throw InputError("--out: an empty path; give the run directory, or leave --out out to save nothing");
         // Under mpirun: one of K processes; rank 0 alone prints and writes (docs/distributed.md).
         Communicator comm{Communicator::FromLauncher{}};
         const bool root = comm.root();

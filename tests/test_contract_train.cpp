@@ -275,3 +275,87 @@ BOOST_AUTO_TEST_CASE(parameter_names_cannot_reach_the_optimizer_state) {
         }
     }
 }
+
+// `check` refuses what `train` would: in the block's words and JSON path at load; a flag's
+// refusal names the flag; what depends on the data is refused before the first step.
+BOOST_AUTO_TEST_CASE(a_training_block_is_refused_at_check_in_its_own_words) {
+    auto refused = [](const std::function<void(Json&)>& edit, const std::string& name = "iris_3class") {
+        Json m = model_json(name);
+        edit(m);
+        return testing::message_of<InputError>([&] { parse_model_file(m.dump(), "m.json"); });
+    };
+    CHECK_HAS(refused([](Json& m) { m["training"]["optimizer"] = Json::parse(R"({"sgd": {"lr": 0}})"); }),
+              "m.json: training.optimizer.sgd.lr: must be > 0, got 0");
+    CHECK_HAS(refused([](Json& m) {
+                  m["training"].erase("batch_size");
+                  m["training"]["batches_per_epoch"] = 5;
+              }),
+              "m.json: training.batches_per_epoch: needs a batch_size");
+    CHECK_HAS(refused([](Json& m) { m["outputs"]["prediction"] = "W2"; }),
+              "m.json: outputs.prediction: 'W2' is [4,3], without the batch dim N");
+    CHECK_HAS(refused([](Json& m) { m["training"]["shards"] = 11; }),
+              "m.json: training.shards: 11 shards are more than the 10 rows of a batch");
+    CHECK_HAS(refused([](Json& m) { m["training"]["data"]["classes"].push_back("Iris-unknown"); }, "iris_3class_softmax"),
+              "m.json: training.data.classes: 4 classes, but input 't' (fed \"labels\") holds class indices for node "
+              "'L' (cross_entropy), whose logits 'logits' have 3 columns");
+
+    // Flags: named as flags, and only when given.
+    ModelFile f = parse_model_file(model_json("iris_neuron").dump(), "m.json");
+    TrainOptions steps;
+    steps.batches_per_epoch = 5;
+    CHECK_HAS(testing::message_of<InputError>([&] { with_overrides(f.training_spec(), steps); }),
+              "--batches-per-epoch 5 needs a batch size (--batch, or training.batch_size)");
+    TrainOptions lr;
+    lr.lr = 0;
+    CHECK_HAS(testing::message_of<InputError>([&] { with_overrides(f.training_spec(), lr); }),
+              "--lr must be a positive number, got 0");
+    // A batch as large as the split makes the steps per epoch meaningless: said before the first step.
+    fs::path dir = fresh_dir("full_batch");
+    fs::path model = write_model(dir, "m.json", model_json("iris_3class"));
+    TrainOptions big = quiet();
+    big.batch_size = 500;
+    big.batches_per_epoch = 5;
+    CHECK_HAS(testing::message_of<InputError>([&] { train_file(model, big); }),
+              "--batches-per-epoch: 5 steps per epoch, but the batch size 500 is at least the 120 training rows");
+    // --out "" saves nothing: refused rather than taken for "no --out".
+    auto r = testing::run_command(cli(fmt::format("train {} --out '' --epochs 1", model.string())));
+    BOOST_TEST(r.code == 2);
+    CHECK_HAS(r.err, "--out: an empty path");
+    r = testing::run_command(cli(fmt::format("check {}", (testing::source_root() +
+                                                          "/tests/regression/models/training_lr_zero.json"))));
+    BOOST_TEST(r.code == 2);
+    fs::remove_all(dir);
+}
+
+// A class index out of range is refused where it comes from: a default value (its JSON
+// path), a feed file (the file and the entry), a data set with more classes than the logits.
+BOOST_AUTO_TEST_CASE(class_labels_out_of_range_are_refused_where_they_come_from) {
+    Json m = Json::parse(R"({"format": "chainrule-model", "version": 1, "name": "ce",
+        "inputs": {"z": {"shape": ["N", 3]}, "t": {"shape": ["N"], "value": [0, 2, 3]}},
+        "nodes": [{"name": "L", "op": "cross_entropy", "inputs": ["z", "t"]}],
+        "outputs": {"loss": "L"}})");
+    CHECK_HAS(testing::message_of<InputError>([&] { parse_model(m.dump(), "m.json"); }),
+              "m.json: inputs.t.value[2]: entry 2 is 3, but input 't' holds class indices for node 'L' "
+              "(cross_entropy), whose logits 'z' have 3 columns: each must be a whole number from 0 to 2");
+    m["inputs"]["t"]["value"] = Json::parse("[0, 1.5, 2]");
+    CHECK_HAS(testing::message_of<InputError>([&] { parse_model(m.dump(), "m.json"); }),
+              "m.json: inputs.t.value[1]: entry 1 is 1.5");
+    m["inputs"]["t"].erase("value");
+    fs::path dir = fresh_dir("labels");
+    std::ofstream(dir / "m.json") << m.dump();
+    std::ofstream(dir / "feed.json") << R"({"z": [[1, 2, 3], [0, 0, 0]], "t": [1, -1]})";
+    auto r = testing::run_command(cli(fmt::format("grad {} --feed {}", (dir / "m.json").string(),
+                                                  (dir / "feed.json").string())));
+    BOOST_TEST(r.code == 2);
+    CHECK_HAS(r.err, (dir / "feed.json").string() + ": t[1]: entry 1 is -1, but input 't' holds class indices");
+    // A data set whose own classes (a CSV without a classes list) outnumber the logits.
+    Json two = model_json("iris_3class_softmax");
+    two["training"]["data"].erase("classes");
+    two["parameters"]["W2"]["shape"] = Json::array({two["parameters"]["W2"]["shape"][0], 2});
+    two["parameters"]["b2"]["shape"] = Json::array({2});
+    fs::path model = write_model(dir, "two.json", two);
+    CHECK_HAS(testing::message_of<InputError>([&] { train_file(model, quiet()); }),
+              "training.data: the data has 3 classes, but input 't' holds class indices for node 'L' (cross_entropy), "
+              "whose logits 'logits' have 2 columns");
+    fs::remove_all(dir);
+}

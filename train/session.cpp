@@ -69,6 +69,13 @@ void Session::prepare() {
     if (ds_.train.count == 0) throw InputError(fmt::format("{}: the training split is empty", spec_.data.where));
     set_threads(opt_.threads);
     batches_ = plan_batches(ds_.train.count, spec_.batch_size, spec_.batches_per_epoch);
+    if (spec_.batches_per_epoch > 0 && batches_.full_batch)
+        throw InputError(fmt::format("{}: {} steps per epoch, but the batch size {} is at least the {} training rows, so "
+                                     "every step would be the whole split in file order (full batch), one per epoch; "
+                                     "leave it out or take a smaller batch",
+                                     opt_.batches_per_epoch ? std::string("--batches-per-epoch")
+                                                            : m_.path + ": training.batches_per_epoch",
+                                     spec_.batches_per_epoch, spec_.batch_size, ds_.train.count));
     sampler_.emplace(spec_.sampling, batches_, spec_.seed);
     settings_ = run_settings(spec_, batches_, *sampler_);
     asked_shards_ = opt_.shards ? *opt_.shards : spec_.shards;  // 0: not asked
