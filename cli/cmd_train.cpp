@@ -58,7 +58,10 @@ void add_train(CLI::App& app) {
     auto* out = cmd->add_option("--out", o->t.out_dir,
                                 "run directory: checkpoint.ckpt, metrics.csv, curves.svg and model.json, saved after "
                                 "an epoch when --save-every seconds have passed, after the last epoch and on Ctrl-C or "
-                                "SIGTERM");
+                                "SIGTERM (without --out nothing is saved)");
+    cmd->add_flag("--overwrite", o->t.overwrite,
+                  "let --out replace the run a folder already holds (without it that is refused, unless resuming "
+                  "that run with --resume)");
     cmd->add_option("--save-every", o->t.save_every_seconds,
                     "seconds between saves of the run directory (default 5; 0: after every epoch)")
         ->check(finite_at_least(0, false));
@@ -130,6 +133,8 @@ void add_train(CLI::App& app) {
             // The model's own words first: a run that looks broken (a plateau) often says why there.
             if (!m.graph.doc.empty()) fmt::print("  {}\n", m.graph.doc);
             if (comm.size() > 1) fmt::print("  {} processes (mpirun)\n", comm.size());
+            // Said before the first epoch, while a run meant to be kept can still be stopped.
+            if (o->t.out_dir.empty()) fmt::print("  no --out: nothing of this run will be saved (add --out DIR to keep it)\n");
         }
         std::fflush(stdout);
         std::vector<EpochMetrics> history;
@@ -149,7 +154,7 @@ void add_train(CLI::App& app) {
         if (!history.empty() && history.back().test_accuracy >= 0)
             fmt::print("final test accuracy {:.4f}  test loss {:.6f}\n", history.back().test_accuracy,
                        history.back().test_loss);
-        if (!o->t.out_dir.empty()) fmt::print("run directory: {}\n", o->t.out_dir);
+        fmt::print("{}\n", o->t.out_dir.empty() ? std::string("nothing saved (no --out)") : "run directory: " + o->t.out_dir);
     });
 }
 

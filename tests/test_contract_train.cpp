@@ -359,3 +359,52 @@ BOOST_AUTO_TEST_CASE(class_labels_out_of_range_are_refused_where_they_come_from)
               "whose logits 'logits' have 2 columns");
     fs::remove_all(dir);
 }
+
+// The run directory: a finished run is not replaced unless asked, the lock file goes with
+// the run, and model.json finds its data from any working directory.
+BOOST_AUTO_TEST_CASE(a_run_directory_is_kept_freed_and_usable_from_anywhere) {
+    fs::path dir = fresh_dir("rundir");
+    fs::path model = write_model(dir, "m.json", model_json("iris_neuron"));
+    TrainOptions first = quiet(dir / "run");
+    first.epochs = 4;
+    train_file(model, first);
+    BOOST_TEST(!fs::exists(dir / "run/.lock"));
+    const std::string before = read_bytes(dir / "run/checkpoint.ckpt");
+    TrainOptions second = quiet(dir / "run");
+    second.epochs = 2;
+    CHECK_HAS(testing::message_of<InputError>([&] { train_file(model, second); }),
+              "run: the folder holds a run of model 'iris_neuron' (4 epochs) already (checkpoint.ckpt); continue it "
+              "with --resume " + (dir / "run").string() + ", or replace it with --overwrite");
+    BOOST_TEST(read_bytes(dir / "run/checkpoint.ckpt") == before);  // untouched
+    TrainOptions more = quiet(dir / "run");
+    more.resume = (dir / "run/checkpoint.ckpt").string();
+    more.epochs = 5;
+    BOOST_TEST(train_file(model, more).history.size() == 5u);  // resuming in its own folder continues it
+    second.overwrite = true;
+    BOOST_TEST(train_file(model, second).history.size() == 2u);
+    BOOST_TEST(load_checkpoint((dir / "run/checkpoint.ckpt").string()).epoch == 2);
+    BOOST_TEST(!fs::exists(dir / "run/.lock"));
+
+    // The lecture's model with its relative data path, trained from the repository root;
+    // then used from another working directory.
+    const std::string root = testing::source_root();
+    auto r = testing::run_command(fmt::format("cd {} && {} train models/iris_neuron.json --epochs 3 --out {} --no-progress",
+                                              root, fs::absolute(testing::chainrule_binary()).string(),
+                                              (dir / "lecture").string()));
+    BOOST_REQUIRE(r.code == 0);
+    const std::string binary = fs::absolute(testing::chainrule_binary()).string();
+    r = testing::run_command(fmt::format("cd {} && {} eval lecture/model.json --weights lecture", dir.string(), binary));
+    BOOST_TEST(r.code == 0, r.err);
+    CHECK_HAS(r.out, "test accuracy");
+    r = testing::run_command(fmt::format("cd / && {} train {}/model.json --resume {} --epochs 4 --no-progress", binary,
+                                         (dir / "lecture").string(), (dir / "lecture").string()));
+    BOOST_TEST(r.code == 0, r.err);
+    BOOST_TEST(load_checkpoint((dir / "lecture/checkpoint.ckpt").string()).epoch == 4);
+    // Without --out, the run says that nothing is kept.
+    r = testing::run_command(cli(fmt::format("train {} --epochs 1 --no-progress", model.string())));
+    BOOST_TEST(r.code == 0);
+    CHECK_HAS(r.out, "  no --out: nothing of this run will be saved (add --out DIR to keep it)\n");
+    CHECK_HAS(r.out, "\nnothing saved (no --out)\n");
+    BOOST_TEST(r.err.empty(), r.err);
+    fs::remove_all(dir);
+}

@@ -243,7 +243,7 @@ BOOST_AUTO_TEST_CASE(the_history_of_the_longest_run_fits_the_checkpoint_header) 
         for (std::int64_t e = 0; e < epochs; ++e)  // 17 significant digits, longest exponents and signs
             h.push_back({kMaxEpochs, -1.2345678901234567e-308, -1.2345678901234567e-308, 0.12345678901234568,
                          1.2345678901234567e-300, 1.2345678901234567e-300});
-        RunDir run(dir.string());
+        RunDir run(dir.string(), true);  // each size replaces the last
         run.write_epoch(m, make_checkpoint(m.graph, kMaxEpochs, "state", Json::object()), h);
         return std::int64_t(fs::file_size(dir / "checkpoint.ckpt"));
     };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <filesystem>
 #include <fmt/format.h>
 
 #include "core/error.hpp"
@@ -11,6 +12,8 @@
 
 namespace chainrule {
 namespace {
+
+namespace fs = std::filesystem;
 
 // What a checkpoint must share with the run that resumes it: the same numbers come out
 // only with the same seed, learning rate, batches and sampling.
@@ -95,7 +98,11 @@ void Session::prepare() {
     if (resumed_)
         print_(fmt::format("resuming from {} after epoch {}{}", resumed_file_, start_epoch_,
                            opt_.fresh_optimizer ? " (optimizer and schedule start afresh)" : ""));
-    run_dir_.emplace(opt_.out_dir);
+    // A run resumed in its own folder continues it; any other run there is replaced only when asked.
+    std::error_code ec;
+    const fs::path resumed_dir = fs::path(resumed_file_).parent_path();
+    const bool continues = resumed_ && fs::equivalent(resumed_dir.empty() ? "." : resumed_dir, opt_.out_dir, ec);
+    run_dir_.emplace(opt_.out_dir, opt_.overwrite || continues);
 }
 
 void Session::resume() {
