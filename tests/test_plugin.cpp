@@ -55,6 +55,12 @@ BOOST_AUTO_TEST_CASE(malformed_ops_are_refused_when_the_plugin_loads) {
             BOOST_TEST(r.err.find("plugin " + plugin("malformed") + ": register_op: ") != std::string::npos, r.err);
             BOOST_TEST(r.err.find(fragment) != std::string::npos, "'" << fragment << "' not in: " << r.err);
         }
+    // An attr its samples never set fails `ops --check`, naming it.
+    CommandResult unvaried = run_command("CHAINRULE_TEST_MALFORMED=unvaried_attr " + chainrule_binary() + " --plugin " +
+                                         plugin("malformed") + " ops --check malformed");
+    BOOST_TEST(unvaried.code == 1, unvaried.out << unvaried.err);
+    BOOST_TEST(unvaried.out.find("no sample gives attr 'alpha' a value other than its default 0.01") != std::string::npos,
+               unvaried.out);
     // Well formed, the same library loads and its op passes its checks.
     CommandResult ok = run_command(chainrule_binary() + " --plugin " + plugin("malformed") + " ops");
     BOOST_TEST(ok.code == 0, ok.err);

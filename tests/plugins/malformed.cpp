@@ -25,5 +25,8 @@ extern "C" void chainrule_register_ops() {
     if (which == "bad_name") op.name = "mal formed<x>";
     if (which == "labels_input") op.labels_input = 2;
     if (which == "fusable") op.fusable = Fusable::sigmoid;
+    // Well formed, but with an attr no sample sets: `ops --check` must fail it (a leaky_relu whose
+    // slope is written into its backward as a number passed every check this way).
+    if (which == "unvaried_attr") op.attrs = {{"alpha", 0.01}};
     register_op(std::move(op));
 }
