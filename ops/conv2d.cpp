@@ -1,13 +1,18 @@
 // conv2d(x[N,C,H,W], w[O,C,kh,kw][, b[O]]) -> [N,O,H',W'], PyTorch's cross-correlation with
 // attrs stride, padding, dilation (an integer or [h, w]; defaults 1, 0, 1).
 //
-// Through the GEMM that matmul uses (im2col): for each sample the input windows become the
-// columns of X̃ [C·kh·kw, H'·W'], and
+// float32 runs oneDNN's direct kernels (cpu/convolution.hpp) on fixed chunks of the batch.
+// float64 (which oneDNN has no kernels for), and float32 where oneDNN offers only its
+// reference code, go through the GEMM that matmul uses (im2col): for each sample the input
+// windows become the columns of X̃ [C·kh·kw, H'·W'], and
 //     y = W·X̃ + b,   dL/dW = Σₙ dL/dy·X̃ᵀ,   dL/dX̃ = Wᵀ·dL/dy (scattered back: col2im),
 //     dL/db = Σ over N, H', W' of dL/dy.
 #include <algorithm>
+#include <array>
+#include <type_traits>
 #include <vector>
 
+#include "cpu/convolution.hpp"
 #include "cpu/gemm.hpp"
 #include "ops/op.hpp"
 #include "ops/window2d.hpp"
@@ -101,13 +106,15 @@ struct Conv {
 };
 
 // The batch in a fixed number of chunks, whatever the thread count: each chunk has its own
-// X̃ and its own partial dL/dW, and the partials are summed in chunk order, so that any
-// --threads gives the same bits. Chunks run on the pass's helper threads when it has them.
+// scratch and its own partial dL/dW (and dL/db), and the partials are summed in chunk order,
+// so that any --threads gives the same bits. Chunks run on the pass's helper threads when
+// it has them.
 constexpr std::int64_t kChunks = 8;
 
 struct Chunks {
     std::int64_t count, n;
     std::int64_t begin(std::int64_t c) const { return n * c / count; }
+    std::int64_t size(std::int64_t c) const { return begin(c + 1) - begin(c); }
 };
 
 // Room for every chunk's X̃ [k,plane] and partial dL/dW [o,k]: the engine's workspace (no
@@ -141,6 +148,162 @@ Conv runtime_sizes(std::span<const Tensor* const> in, const Attrs& attrs) {
     return {g, w.dim(0), g.c * g.kernel.h * g.kernel.w, g.oh * g.ow, g.c * g.h * g.w};
 }
 
+// Adds the sum of `count` arrays of `size` (one after another in `parts`) into `out`, in
+// order: the chunks' partial weight gradients.
+template <class T>
+void sum_parts(const T* parts, std::int64_t count, std::int64_t size, T* out) {
+    std::copy(parts, parts + size, out);
+    for (std::int64_t p = 1; p < count; ++p)
+        for (std::int64_t i = 0; i < size; ++i) out[i] += parts[p * size + i];
+}
+
+// ---- float32: oneDNN's kernels (cpu/convolution.hpp), one chunk per call ----------------
+
+ConvSizes onednn_sizes(const Conv& cv, std::int64_t n, bool bias) {
+    const Window2d& g = cv.g;
+    return {n,          g.c,        g.h,         g.w,         cv.o,         g.kernel.h,   g.kernel.w,
+            g.oh,       g.ow,       g.stride.h,  g.stride.w,  g.padding.h,  g.padding.w,  g.dilation.h,
+            g.dilation.w, bias};
+}
+
+// The kernels of `pass` for every chunk (at most two chunk sizes), or false when oneDNN has
+// none for one of them: then the op keeps im2col + GEMM for this pass.
+using ChunkKernels = std::array<const ConvKernels*, kChunks>;
+bool onednn_kernels(const Conv& cv, const Chunks& chunks, bool bias, ConvPass pass, ChunkKernels& out) {
+    for (std::int64_t c = 0; c < chunks.count; ++c) {
+        out[std::size_t(c)] = conv_kernels(onednn_sizes(cv, chunks.size(c), bias), pass);
+        if (!out[std::size_t(c)]) return false;
+    }
+    return true;
+}
+
+// One workspace for a float32 pass: `floats` floats (the chunks' partial gradients), then a
+// slot per chunk for the kernels' reordered arguments and scratchpad, each 64-byte aligned.
+struct OnednnRoom {
+    float* floats = nullptr;
+    std::byte* slots = nullptr;
+    std::size_t slot = 0;
+    std::byte* at(std::int64_t chunk) const { return slots + std::size_t(chunk) * slot; }
+};
+constexpr std::size_t kLine = 64;
+std::size_t up(std::size_t n) { return (n + kLine - 1) / kLine * kLine; }
+
+OnednnRoom onednn_room(Workspace* scratch, std::vector<std::byte>& local, std::int64_t floats, std::size_t slot,
+                       std::int64_t chunks) {
+    const std::size_t bytes = up(std::size_t(floats) * sizeof(float)) + std::size_t(chunks) * up(slot) + kLine;
+    std::byte* base = scratch ? scratch->get<std::byte>(bytes).data() : (local.resize(bytes), local.data());
+    base += (kLine - reinterpret_cast<std::uintptr_t>(base) % kLine) % kLine;
+    return {reinterpret_cast<float*>(base), base + up(std::size_t(floats) * sizeof(float)), up(slot)};
+}
+
+std::size_t largest_scratch(const ChunkKernels& kernels, std::int64_t chunks) {
+    std::size_t most = 0;
+    for (std::int64_t c = 0; c < chunks; ++c) most = std::max(most, conv_scratch_bytes(*kernels[std::size_t(c)]));
+    return most;
+}
+
+bool forward_onednn(const ForwardCall& c, const Conv& cv, const Chunks& chunks) {
+    const bool bias = c.in.size() == 3;
+    ChunkKernels kernels{};
+    if (!onednn_kernels(cv, chunks, bias, ConvPass::forward, kernels)) return false;
+    std::vector<std::byte> local;
+    const OnednnRoom room = onednn_room(c.scratch, local, 0, largest_scratch(kernels, chunks.count), chunks.count);
+    const float *x = c.in[0]->data<float>(), *w = c.in[1]->data<float>(), *b = bias ? c.in[2]->data<float>() : nullptr;
+    float* y = c.out.data<float>();
+    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
+        const std::int64_t first = chunks.begin(chunk);
+        conv_forward(*kernels[std::size_t(chunk)], x + first * cv.image, w, b, y + first * cv.o * cv.plane,
+                     room.at(chunk));
+    });
+    return true;
+}
+
+bool backward_onednn(const BackwardCall& c, const Conv& cv, const Chunks& chunks) {
+    const bool bias = c.in.size() == 3;
+    const bool want_w = c.grad_in[1] || (bias && c.grad_in[2]), want_x = c.grad_in[0] != nullptr;
+    ChunkKernels weights{}, data{};
+    if ((want_w && !onednn_kernels(cv, chunks, bias, ConvPass::backward_weights, weights)) ||
+        (want_x && !onednn_kernels(cv, chunks, bias, ConvPass::backward_data, data)))
+        return false;
+    const std::int64_t wsize = cv.o * cv.k, parts = want_w ? chunks.count * (wsize + cv.o) : 0;
+    std::vector<std::byte> local;
+    const OnednnRoom room = onednn_room(
+        c.scratch, local, parts,
+        std::max(want_w ? largest_scratch(weights, chunks.count) : 0, want_x ? largest_scratch(data, chunks.count) : 0),
+        chunks.count);
+    const float *x = c.in[0]->data<float>(), *w = c.in[1]->data<float>(), *gy = c.grad_out.data<float>();
+    float *gw_parts = room.floats, *gb_parts = room.floats + chunks.count * wsize;
+    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
+        const std::int64_t first = chunks.begin(chunk);
+        const float* gy_chunk = gy + first * cv.o * cv.plane;
+        if (want_w)
+            conv_backward_weights(*weights[std::size_t(chunk)], x + first * cv.image, gy_chunk,
+                                  gw_parts + chunk * wsize, bias ? gb_parts + chunk * cv.o : nullptr, room.at(chunk));
+        if (want_x)
+            conv_backward_data(*data[std::size_t(chunk)], w, gy_chunk, c.grad_in[0]->data<float>() + first * cv.image,
+                               room.at(chunk));
+    });
+    if (c.grad_in[1]) sum_parts(gw_parts, chunks.count, wsize, c.grad_in[1]->data<float>());
+    if (bias && c.grad_in[2]) sum_parts(gb_parts, chunks.count, cv.o, c.grad_in[2]->data<float>());
+    return true;
+}
+
+// ---- im2col + GEMM: float64, and float32 where oneDNN has no kernel ---------------------
+
+template <class T>
+void forward_im2col(const ForwardCall& c, const Conv& cv, const Chunks& chunks) {
+    auto [g, o, k, plane, image] = cv;
+    const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>();
+    std::vector<T> local;
+    T* room = columns(c.scratch, local, chunks.count * (k * plane + o * k));
+    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
+        T* cols = room + chunk * k * plane;
+        for (std::int64_t n = chunks.begin(chunk); n < chunks.begin(chunk + 1); ++n) {
+            im2col(g, x + n * image, cols);
+            T* y = c.out.data<T>() + n * o * plane;
+            gemm<T>(false, false, o, plane, k, w, cols, y, T(0));
+            if (c.in.size() == 3)
+                for (std::int64_t q = 0; q < o; ++q)
+                    for (std::int64_t p = 0; p < plane; ++p) y[q * plane + p] += c.in[2]->data<T>()[q];
+        }
+    });
+}
+
+template <class T>
+void backward_im2col(const BackwardCall& c, const Conv& cv, const Chunks& chunks) {
+    auto [g, o, k, plane, image] = cv;
+    const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>(), *gy_all = c.grad_out.data<T>();
+    std::vector<T> local;
+    T* room = columns(c.scratch, local, chunks.count * (k * plane + o * k));
+    T* partials = room + chunks.count * k * plane;
+    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
+        T* cols = room + chunk * k * plane;
+        T* gw = partials + chunk * o * k;
+        const std::int64_t first = chunks.begin(chunk);
+        for (std::int64_t n = first; n < chunks.begin(chunk + 1); ++n) {
+            const T* gy = gy_all + n * o * plane;
+            if (c.grad_in[1]) {  // dL/dW [O,k] (+)= dL/dy [O,plane] · X̃ᵀ [plane,k]
+                im2col(g, x + n * image, cols);
+                gemm<T>(false, true, o, k, plane, gy, cols, gw, T(n == first ? 0 : 1));
+            }
+            if (c.grad_in[0]) {  // dL/dX̃ [k,plane] = Wᵀ [k,O] · dL/dy [O,plane]
+                gemm<T>(true, false, k, plane, o, w, gy, cols, T(0));
+                col2im(g, cols, c.grad_in[0]->data<T>() + n * image);
+            }
+        }
+    });
+    if (c.grad_in[1]) sum_parts(partials, chunks.count, o * k, c.grad_in[1]->data<T>());
+    if (c.grad_in.size() == 3 && c.grad_in[2]) {
+        T* db = c.grad_in[2]->data<T>();
+        for (std::int64_t q = 0; q < o; ++q) {
+            T s = 0;
+            for (std::int64_t n = 0; n < g.n; ++n)
+                for (std::int64_t p = 0; p < plane; ++p) s += gy_all[(n * o + q) * plane + p];
+            db[q] = s;
+        }
+    }
+}
+
 const bool registered = register_op({
     .name = "conv2d",
     .formula = "y = w ⋆ x + b (cross-correlation, NCHW);  dL/dx = wᵀ ⋆ dL/dy (col2im),  "
@@ -154,65 +317,22 @@ const bool registered = register_op({
         },
     .forward =
         [](const ForwardCall& c) {
-            auto [g, o, k, plane, image] = runtime_sizes(c.in, c.attrs);
-            const Chunks chunks{std::min(kChunks, g.n), g.n};
+            const Conv cv = runtime_sizes(c.in, c.attrs);
+            const Chunks chunks{std::min(kChunks, cv.g.n), cv.g.n};
             dispatch(c.out.dtype(), [&]<class T>() {
-                const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>();
-                std::vector<T> local;
-                T* room = columns(c.scratch, local, chunks.count * (k * plane + o * k));
-                each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
-                    T* cols = room + chunk * k * plane;
-                    for (std::int64_t n = chunks.begin(chunk); n < chunks.begin(chunk + 1); ++n) {
-                        im2col(g, x + n * image, cols);
-                        T* y = c.out.data<T>() + n * o * plane;
-                        gemm<T>(false, false, o, plane, k, w, cols, y, T(0));
-                        if (c.in.size() == 3)
-                            for (std::int64_t q = 0; q < o; ++q)
-                                for (std::int64_t p = 0; p < plane; ++p) y[q * plane + p] += c.in[2]->data<T>()[q];
-                    }
-                });
+                if constexpr (std::is_same_v<T, float>)
+                    if (forward_onednn(c, cv, chunks)) return;
+                forward_im2col<T>(c, cv, chunks);
             });
         },
     .backward =
         [](const BackwardCall& c) {
-            auto [g, o, k, plane, image] = runtime_sizes(c.in, c.attrs);
-            const Chunks chunks{std::min(kChunks, g.n), g.n};
+            const Conv cv = runtime_sizes(c.in, c.attrs);
+            const Chunks chunks{std::min(kChunks, cv.g.n), cv.g.n};
             dispatch(c.out.dtype(), [&]<class T>() {
-                const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>(), *gy_all = c.grad_out.data<T>();
-                std::vector<T> local;
-                T* room = columns(c.scratch, local, chunks.count * (k * plane + o * k));
-                T* partials = room + chunks.count * k * plane;
-                each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
-                    T* cols = room + chunk * k * plane;
-                    T* gw = partials + chunk * o * k;
-                    const std::int64_t first = chunks.begin(chunk);
-                    for (std::int64_t n = first; n < chunks.begin(chunk + 1); ++n) {
-                        const T* gy = gy_all + n * o * plane;
-                        if (c.grad_in[1]) {  // dL/dW [O,k] (+)= dL/dy [O,plane] · X̃ᵀ [plane,k]
-                            im2col(g, x + n * image, cols);
-                            gemm<T>(false, true, o, k, plane, gy, cols, gw, T(n == first ? 0 : 1));
-                        }
-                        if (c.grad_in[0]) {  // dL/dX̃ [k,plane] = Wᵀ [k,O] · dL/dy [O,plane]
-                            gemm<T>(true, false, k, plane, o, w, gy, cols, T(0));
-                            col2im(g, cols, c.grad_in[0]->data<T>() + n * image);
-                        }
-                    }
-                });
-                if (c.grad_in[1]) {
-                    T* gw = c.grad_in[1]->data<T>();
-                    std::copy(partials, partials + o * k, gw);
-                    for (std::int64_t chunk = 1; chunk < chunks.count; ++chunk)
-                        for (std::int64_t i = 0; i < o * k; ++i) gw[i] += partials[chunk * o * k + i];
-                }
-                if (c.grad_in.size() == 3 && c.grad_in[2]) {
-                    T* db = c.grad_in[2]->data<T>();
-                    for (std::int64_t q = 0; q < o; ++q) {
-                        T s = 0;
-                        for (std::int64_t n = 0; n < g.n; ++n)
-                            for (std::int64_t p = 0; p < plane; ++p) s += gy_all[(n * o + q) * plane + p];
-                        db[q] = s;
-                    }
-                }
+                if constexpr (std::is_same_v<T, float>)
+                    if (backward_onednn(c, cv, chunks)) return;
+                backward_im2col<T>(c, cv, chunks);
             });
         },
     .samples = {{.shapes = {{2, 3, 5, 5}, {4, 3, 3, 3}, {4}}},

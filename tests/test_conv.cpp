@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/json_io.hpp"
 #include "core/random.hpp"
+#include "cpu/convolution.hpp"
 #include "cpu/workers.hpp"
 #include "graph/graph.hpp"
 #include "ops/op.hpp"
@@ -70,6 +71,60 @@ BOOST_AUTO_TEST_CASE(values_and_gradients_match_pytorch) {
         }
         ++k;
     }
+}
+
+// float32 runs oneDNN's kernels (cpu/convolution.hpp) where they exist, im2col + GEMM where
+// not: both agree with PyTorch's float64 values to float32's precision, alone, with a
+// workspace and on two helper threads.
+BOOST_AUTO_TEST_CASE(float32_values_and_gradients_match_pytorch_to_float32_precision) {
+    Json golden = read_json_file(source_root() + "/tests/golden/conv.json");
+    Workers two(2);
+    int k = 0;
+    for (const Json& c : golden["cases"]) {
+        const Op* op = find_op(c["op"].get<std::string>());
+        Attrs attrs = op->attrs;
+        for (auto& [key, v] : c["attrs"].items()) attrs[key] = v;
+        std::vector<Tensor> in;
+        for (const auto& name : c["order"])
+            in.push_back(tensor_from_json(c["inputs"][name.get<std::string>()], "golden").to(Dtype::f32));
+        std::vector<const Tensor*> ptrs;
+        std::vector<Shape> shapes;
+        for (auto& t : in) ptrs.push_back(&t), shapes.push_back(fixed_shape(t.dims()));
+        Tensor r = tensor_from_json(c["r"], "golden").to(Dtype::f32);
+        for (int mode : {0, 1, 2}) {
+            Workspace ws;
+            Workspace* node_scratch = mode > 0 ? &ws : nullptr;
+            Workers* workers = mode == 2 ? &two : nullptr;
+            Tensor y(Dtype::f32, to_dims(op->shape(shapes, attrs)));
+            op->forward(ForwardCall{ptrs, y, attrs, node_scratch, {}, workers});
+            std::string what = fmt::format("case {} ({} {}), mode {}", k, op->name, c["attrs"].dump(), mode);
+            BOOST_TEST(max_gap(y, c["y"]) < 1e-5, what << ": value");
+            std::vector<Tensor> grads;
+            for (auto& t : in) grads.emplace_back(Dtype::f32, t.dims());
+            std::vector<Tensor*> gptrs;
+            for (auto& g : grads) gptrs.push_back(&g);
+            op->backward(BackwardCall{ptrs, y, r, gptrs, attrs, node_scratch, {}, workers});
+            for (std::size_t i = 0; i < in.size(); ++i)
+                BOOST_TEST(max_gap(grads[i], c["grads"][c["order"][i].get<std::string>()]) < 1e-5,
+                           what << ": dL/d" << c["order"][i].get<std::string>());
+        }
+        ++k;
+    }
+}
+
+// mnist_cnn's two convolutions get oneDNN's JIT kernels for every pass (not its reference
+// code, nor the im2col fallback), in the chunk sizes a batch of 100 and one of 1000 give.
+BOOST_AUTO_TEST_CASE(mnist_cnn_convolutions_run_onednn_kernels) {
+    for (std::int64_t n : {12, 13, 125})
+        for (ConvSizes s : {ConvSizes{n, 1, 28, 28, 8, 5, 5, 28, 28, 1, 1, 2, 2, 1, 1, true},
+                            ConvSizes{n, 8, 14, 14, 16, 5, 5, 10, 10, 1, 1, 0, 0, 1, 1, true}})
+            for (ConvPass pass : {ConvPass::forward, ConvPass::backward_data, ConvPass::backward_weights}) {
+                const ConvKernels* k = conv_kernels(s, pass);
+                BOOST_TEST_REQUIRE(k != nullptr, "n " << n << " c " << s.c << " pass " << int(pass));
+                BOOST_TEST(conv_kernel_name(*k).rfind("ref", 0) != 0);
+                BOOST_TEST_MESSAGE("n " << n << " c " << s.c << " pass " << int(pass) << ": " << conv_kernel_name(*k));
+            }
+    BOOST_TEST(onednn_version().rfind("oneDNN ", 0) == 0);
 }
 
 // The batch is cut into fixed chunks whatever the thread count, so the trainer's --threads
