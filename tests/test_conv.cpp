@@ -183,6 +183,38 @@ BOOST_AUTO_TEST_CASE(max_pool_sends_a_tie_to_the_first_maximum) {
     for (int i = 1; i < 4; ++i) BOOST_TEST(gx.at(i) == 0.0);
 }
 
+// The 2×2 stride-2 windows (their own vectorized loop) pick as the general loop does: the
+// first maximum, and the first NaN over any number; 3×3 windows take the general loop.
+BOOST_AUTO_TEST_CASE(max_pool_2x2_takes_the_first_maximum_or_the_first_nan) {
+    const Op* op = find_op("max_pool2d");
+    const double nan = std::nan("");
+    // Five windows side by side, each one's four cells in row-major order (top row, bottom row).
+    const double cells[5][4] = {{1, 4, 4, 2}, {1, nan, 3, nan}, {nan, 5, 6, 7}, {-3, -2, -1, nan}, {2, 2, 2, 2}};
+    const int want_at[5] = {1, 1, 0, 3, 0};  // the cell whose gradient is dL/dy
+    for (Dtype dtype : {Dtype::f32, Dtype::f64})
+        for (int mode : {0, 1}) {
+            Tensor x(dtype, {1, 1, 2, 10});
+            for (int w = 0; w < 5; ++w)
+                for (int i = 0; i < 4; ++i) x.set((i / 2) * 10 + 2 * w + i % 2, cells[w][i]);
+            Attrs attrs = op->attrs;
+            attrs["kernel_size"] = 2;
+            Tensor y(dtype, {1, 1, 1, 5}), g(dtype, {1, 1, 1, 5}), gx(dtype, {1, 1, 2, 10});
+            for (int w = 0; w < 5; ++w) g.set(w, 10 + w);
+            const Tensor* in[] = {&x};
+            Tensor* gin[] = {&gx};
+            Workspace ws;
+            op->forward(ForwardCall{in, y, attrs, mode ? &ws : nullptr});
+            op->backward(BackwardCall{in, y, g, gin, attrs, mode ? &ws : nullptr});
+            for (int w = 0; w < 5; ++w) {
+                const double want = cells[w][want_at[w]];
+                BOOST_TEST((std::isnan(want) ? std::isnan(y.at(w)) : y.at(w) == want), "window " << w);
+                for (int i = 0; i < 4; ++i)
+                    BOOST_TEST(gx.at((i / 2) * 10 + 2 * w + i % 2) == (i == want_at[w] ? 10.0 + w : 0.0),
+                               "window " << w << " cell " << i << (mode ? " (workspace)" : ""));
+            }
+        }
+}
+
 BOOST_AUTO_TEST_CASE(shape_errors_name_the_sizes) {
     auto message = [](const char* op, std::vector<Shape> in, Attrs extra) {
         const Op* o = find_op(op);
