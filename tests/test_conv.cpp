@@ -215,6 +215,43 @@ BOOST_AUTO_TEST_CASE(max_pool_2x2_takes_the_first_maximum_or_the_first_nan) {
         }
 }
 
+// The same against a plain loop on rows longer than one vector (41 columns: 20 windows) and
+// odd sizes (the last row and column are in no window), with ties, alone and split.
+BOOST_AUTO_TEST_CASE(max_pool_2x2_agrees_with_a_plain_loop) {
+    const Op* op = find_op("max_pool2d");
+    Rng rng(5);
+    Workers two(2);
+    for (Dtype dtype : {Dtype::f32, Dtype::f64}) {
+        Tensor x(dtype, {3, 2, 7, 41}), y(dtype, {3, 2, 3, 20}), g(dtype, {3, 2, 3, 20}), gx(dtype, {3, 2, 7, 41});
+        for (std::int64_t i = 0; i < x.numel(); ++i) x.set(i, double(rng.below(4)));  // many ties
+        for (std::int64_t i = 0; i < g.numel(); ++i) g.set(i, double(i + 1));
+        Attrs attrs = op->attrs;
+        attrs["kernel_size"] = 2;
+        const Tensor* in[] = {&x};
+        Tensor* gin[] = {&gx};
+        Workspace ws;
+        op->forward(ForwardCall{in, y, attrs, &ws, {}, &two});
+        op->backward(BackwardCall{in, y, g, gin, attrs, &ws, {}, &two});
+        std::vector<double> want_gx(std::size_t(x.numel()), 0.0);
+        for (std::int64_t p = 0; p < 6; ++p)
+            for (std::int64_t oy = 0; oy < 3; ++oy)
+                for (std::int64_t ox = 0; ox < 20; ++ox) {
+                    std::int64_t best = -1;
+                    for (std::int64_t i = 0; i < 2; ++i)
+                        for (std::int64_t j = 0; j < 2; ++j) {
+                            std::int64_t at = (p * 7 + 2 * oy + i) * 41 + 2 * ox + j;
+                            if (best < 0 || x.at(at) > x.at(best)) best = at;
+                        }
+                    const std::int64_t o = (p * 3 + oy) * 20 + ox;
+                    BOOST_TEST(y.at(o) == x.at(best));
+                    want_gx[std::size_t(best)] = g.at(o);
+                }
+        std::int64_t differ = 0;
+        for (std::int64_t i = 0; i < gx.numel(); ++i) differ += gx.at(i) != want_gx[std::size_t(i)];
+        BOOST_TEST(differ == 0);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(shape_errors_name_the_sizes) {
     auto message = [](const char* op, std::vector<Shape> in, Attrs extra) {
         const Op* o = find_op(op);
