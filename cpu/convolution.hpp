@@ -60,5 +60,8 @@ void conv_backward_weights(const ConvKernels& k, const float* x, const float* gy
 std::string conv_kernel_name(const ConvKernels& k);
 // "oneDNN 2.6.3", the library's own version (it may differ from the headers').
 std::string onednn_version();
+// The widest instruction set oneDNN's JIT uses here, in its own words ("avx512_core_bf16",
+// "avx2", ...; DNNL_MAX_CPU_ISA can lower it); a kernel may still choose a narrower one.
+std::string onednn_isa();
 
 }  // namespace chainrule

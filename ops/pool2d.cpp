@@ -8,6 +8,7 @@
 //          dL/dx = Σ over the windows holding x of dL/dy / (kh·kw).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
@@ -86,8 +87,9 @@ bool is_2x2(const Window2d& g) {
            g.padding.w == 0;
 }
 
-// One output row of 2×2 windows over input rows r0 and r0 + w: y and each maximum's flat
-// index (`base` is r0's). Written without branches so that the compiler vectorizes it;
+// One output row of 2×2 windows over input rows r0 and r0 + w: y and which cell of each
+// window is its maximum (0 1 / 2 3: a byte per window, not an index, to keep the pass's
+// memory traffic small). Written without branches so that the compiler vectorizes it;
 // built for AVX-512, AVX2 and baseline x86-64, chosen when the library loads (comparisons
 // only: every build gives the same results).
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -96,21 +98,20 @@ bool is_2x2(const Window2d& g) {
 #define CHAINRULE_POOL_CLONES
 #endif
 #define CHAINRULE_MAX_POOL_ROW(T)                                                                                  \
-    CHAINRULE_POOL_CLONES void max_pool_row(const T* __restrict r0, T* __restrict y, std::int64_t* __restrict kept, \
-                                            std::int64_t ow, std::int64_t base, std::int64_t w) {                 \
+    CHAINRULE_POOL_CLONES void max_pool_row(const T* __restrict r0, T* __restrict y, std::uint8_t* __restrict code, \
+                                            std::int64_t ow, std::int64_t w) {                                    \
         const T* __restrict r1 = r0 + w;                                                                         \
         for (std::int64_t ox = 0; ox < ow; ++ox) {                                                               \
             T top = r0[2 * ox];                                                                                  \
-            std::int64_t off = 0;                                                                                \
+            std::uint8_t at = 0;                                                                                 \
             const T next[3] = {r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};                                      \
-            const std::int64_t at[3] = {1, w, w + 1};                                                            \
             for (int i = 0; i < 3; ++i) {                                                                        \
                 const bool take = !std::isnan(top) && (next[i] > top || std::isnan(next[i]));                    \
                 top = take ? next[i] : top;                                                                      \
-                off = take ? at[i] : off;                                                                        \
+                at = take ? std::uint8_t(i + 1) : at;                                                            \
             }                                                                                                    \
             y[ox] = top;                                                                                         \
-            kept[ox] = base + 2 * ox + off;                                                                      \
+            code[ox] = at;                                                                                       \
         }                                                                                                        \
     }
 CHAINRULE_MAX_POOL_ROW(float)
@@ -120,11 +121,10 @@ CHAINRULE_MAX_POOL_ROW(double)
 // The same for float32 with AVX-512, 16 windows at a time under a mask, so that LeNet's short
 // rows (14 and 5 windows) do not fall to the compiler's scalar tail with its branches. The
 // four cells of 16 windows are split from two rows of 32 floats into even and odd lanes.
-__attribute__((target("avx512f"))) void max_pool_row_avx512(const float* r0, float* y, std::int64_t* kept,
-                                                            std::int64_t ow, std::int64_t base, std::int64_t w) {
+__attribute__((target("avx512f"))) void max_pool_row_avx512(const float* r0, float* y, std::uint8_t* code_out,
+                                                            std::int64_t ow, std::int64_t w) {
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
-    const __m512i lane2 = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
     for (std::int64_t ox = 0; ox < ow; ox += 16) {
         const std::int64_t n = std::min<std::int64_t>(16, ow - ox);
         const __mmask16 out = __mmask16((1u << n) - 1);
@@ -147,44 +147,47 @@ __attribute__((target("avx512f"))) void max_pool_row_avx512(const float* r0, flo
             code = _mm512_mask_mov_epi32(code, take, _mm512_set1_epi32(i));
         }
         _mm512_mask_storeu_ps(y + ox, out, top);
-        // flat index: base + 2·(ox + lane) + (code & 1) + (code >> 1)·w, 8 lanes at a time
-        const __m256i halves[2] = {_mm512_maskz_extracti64x4_epi64(__mmask8(0xff), code, 0),
-                                   _mm512_maskz_extracti64x4_epi64(__mmask8(0xff), code, 1)};
-        for (int half = 0; half < 2; ++half) {
-            const __m512i c = _mm512_maskz_cvtepi32_epi64(__mmask8(0xff), halves[half]);
-            __m512i at = _mm512_add_epi64(_mm512_set1_epi64(base + 2 * (ox + 8 * half)), lane2);
-            at = _mm512_add_epi64(at, _mm512_and_si512(c, _mm512_set1_epi64(1)));
-            const __mmask8 bottom = _mm512_cmpge_epi64_mask(c, _mm512_set1_epi64(2));
-            at = _mm512_mask_add_epi64(at, bottom, at, _mm512_set1_epi64(w));
-            _mm512_mask_storeu_epi64(kept + ox + 8 * half, __mmask8(out >> (8 * half)), at);
-        }
+        _mm512_mask_cvtepi32_storeu_epi8(code_out + ox, out, code);
     }
 }
 #endif
 
-void max_pool_row_best(const float* r0, float* y, std::int64_t* kept, std::int64_t ow, std::int64_t base,
-                       std::int64_t w) {
+void max_pool_row_best(const float* r0, float* y, std::uint8_t* code, std::int64_t ow, std::int64_t w) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     static const bool avx512 = __builtin_cpu_supports("avx512f");
-    if (avx512) return max_pool_row_avx512(r0, y, kept, ow, base, w);
+    if (avx512) return max_pool_row_avx512(r0, y, code, ow, w);
 #endif
-    max_pool_row(r0, y, kept, ow, base, w);
+    max_pool_row(r0, y, code, ow, w);
 }
-void max_pool_row_best(const double* r0, double* y, std::int64_t* kept, std::int64_t ow, std::int64_t base,
-                       std::int64_t w) {
-    max_pool_row(r0, y, kept, ow, base, w);
+void max_pool_row_best(const double* r0, double* y, std::uint8_t* code, std::int64_t ow, std::int64_t w) {
+    max_pool_row(r0, y, code, ow, w);
 }
 
-// The planes [first, last) with 2×2 windows; `kept` may be null (then a row's indices go to
-// `row_kept`, `ow` of them, and are dropped).
+// The planes [first, last) with 2×2 windows, each window's cell code in `codes` (one per
+// output), or in `row_codes` (one row's worth, dropped) when `codes` is null.
 template <class T>
-void max_pool_2x2(const Window2d& g, const T* x, T* y, std::int64_t* kept, std::int64_t* row_kept, std::int64_t first,
-                  std::int64_t last) {
+void max_pool_2x2(const Window2d& g, const T* x, T* y, std::uint8_t* codes, std::uint8_t* row_codes,
+                  std::int64_t first, std::int64_t last) {
     for (std::int64_t p = first; p < last; ++p)
         for (std::int64_t oy = 0; oy < g.oh; ++oy) {
             const std::int64_t row = p * g.h * g.w + 2 * oy * g.w, out = (p * g.oh + oy) * g.ow;
-            max_pool_row_best(x + row, y + out, kept ? kept + out : row_kept, g.ow, row, g.w);
+            max_pool_row_best(x + row, y + out, codes ? codes + out : row_codes, g.ow, g.w);
         }
+}
+
+// dL/dx of the planes [first, last) from the forward's cell codes: each dL/dy to its
+// window's maximum (windows do not overlap), 0 elsewhere.
+template <class T>
+void max_pool_2x2_backward(const Window2d& g, const T* gy, const std::uint8_t* codes, T* gx, std::int64_t first,
+                           std::int64_t last) {
+    std::fill(gx + first * g.h * g.w, gx + last * g.h * g.w, T(0));
+    for (std::int64_t p = first; p < last; ++p)
+        for (std::int64_t oy = 0; oy < g.oh; ++oy)
+            for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+                const std::int64_t o = (p * g.oh + oy) * g.ow;
+                const std::uint8_t c = codes[o + ox];
+                gx[(p * g.h + 2 * oy + (c >> 1)) * g.w + 2 * ox + (c & 1)] = gy[o + ox];
+            }
 }
 
 Shape pooled(std::span<const Shape> in, const Attrs& attrs) {
@@ -221,18 +224,20 @@ const bool max_registered = register_op({
             dispatch(c.out.dtype(), [&]<class T>() {
                 const T* x = c.in[0]->data<T>();
                 T* y = c.out.data<T>();
-                // Each window's argmax, for this node's backward (in a graph).
-                std::int64_t* kept = c.scratch ? c.scratch->get<std::int64_t>(std::size_t(c.out.numel())).data() : nullptr;
-                std::vector<std::int64_t> row_kept(kept ? 0 : std::size_t(g.ow));  // outside a graph only
+                // Each window's argmax (2×2 windows: which cell), for this node's backward (in a graph).
+                const bool fast = is_2x2(g);
+                std::int64_t* kept = c.scratch && !fast ? c.scratch->get<std::int64_t>(std::size_t(c.out.numel())).data() : nullptr;
+                std::uint8_t* codes = c.scratch && fast ? c.scratch->get<std::uint8_t>(std::size_t(c.out.numel())).data() : nullptr;
+                std::vector<std::uint8_t> row_codes(c.scratch ? 0 : std::size_t(g.ow));  // outside a graph only
                 auto planes = [&](std::int64_t first, std::int64_t last) {
-                    if (is_2x2(g)) return max_pool_2x2(g, x, y, kept, row_kept.data(), first, last);
+                    if (fast) return max_pool_2x2(g, x, y, codes, row_codes.data(), first, last);
                     each_window(g, first, last, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
                         std::int64_t at = argmax(g, x, plane, y0, x0);
                         y[o] = at < 0 ? -std::numeric_limits<T>::infinity() : x[at];
                         if (kept) kept[o] = at;
                     });
                 };
-                each_planes(kept ? c.workers : nullptr, g, planes);  // row_kept is one row
+                each_planes(c.scratch ? c.workers : nullptr, g, planes);  // row_codes is one row
             });
         },
     .backward =
@@ -244,9 +249,13 @@ const bool max_registered = register_op({
                 const T* gy = c.grad_out.data<T>();
                 T* gx = c.grad_in[0]->data<T>();
                 // The forward's argmax when in a graph; each plane's windows stay in the plane.
+                const bool fast = is_2x2(g);
                 const std::int64_t* kept =
-                    c.scratch ? c.scratch->get<std::int64_t>(std::size_t(c.out.numel())).data() : nullptr;
+                    c.scratch && !fast ? c.scratch->get<std::int64_t>(std::size_t(c.out.numel())).data() : nullptr;
+                const std::uint8_t* codes =
+                    c.scratch && fast ? c.scratch->get<std::uint8_t>(std::size_t(c.out.numel())).data() : nullptr;
                 auto planes = [&](std::int64_t first, std::int64_t last) {
+                    if (codes) return max_pool_2x2_backward(g, gy, codes, gx, first, last);
                     std::fill(gx + first * g.h * g.w, gx + last * g.h * g.w, T(0));
                     if (kept) {
                         for (std::int64_t o = first * g.oh * g.ow; o < last * g.oh * g.ow; ++o)
