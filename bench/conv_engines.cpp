@@ -206,7 +206,7 @@ std::array<double, 3> onednn_direct_engine(const ConvSizes& whole, Buffers& m, i
             if (!kernels.back()) return t;
             room = std::max(room, conv_scratch_bytes(*kernels.back()));
         }
-        impl.push_back(conv_kernel_name(*kernels[0]));
+        impl.push_back(fmt::format("{} ({} KiB scratch per chunk)", conv_kernel_name(*kernels[0]), (room + 1023) / 1024));
         std::vector<std::byte> scratch_bytes(room + 64);
         auto* scratch = reinterpret_cast<std::byte*>((reinterpret_cast<std::uintptr_t>(scratch_bytes.data()) + 63) / 64 * 64);
         std::vector<float> parts(std::size_t(kChunks) * (m.gw.size() + m.gb.size()));

@@ -176,18 +176,33 @@ void max_pool_2x2(const Window2d& g, const T* x, T* y, std::uint8_t* codes, std:
 }
 
 // dL/dx of the planes [first, last) from the forward's cell codes: each dL/dy to its
-// window's maximum (windows do not overlap), 0 elsewhere.
+// window's maximum (windows do not overlap), 0 elsewhere. When the windows tile the plane,
+// each writes its four cells (no zeroing pass first).
 template <class T>
 void max_pool_2x2_backward(const Window2d& g, const T* gy, const std::uint8_t* codes, T* gx, std::int64_t first,
                            std::int64_t last) {
-    std::fill(gx + first * g.h * g.w, gx + last * g.h * g.w, T(0));
+    const bool tiled = g.h == 2 * g.oh && g.w == 2 * g.ow;
+    if (!tiled) std::fill(gx + first * g.h * g.w, gx + last * g.h * g.w, T(0));
     for (std::int64_t p = first; p < last; ++p)
-        for (std::int64_t oy = 0; oy < g.oh; ++oy)
-            for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-                const std::int64_t o = (p * g.oh + oy) * g.ow;
-                const std::uint8_t c = codes[o + ox];
-                gx[(p * g.h + 2 * oy + (c >> 1)) * g.w + 2 * ox + (c & 1)] = gy[o + ox];
-            }
+        for (std::int64_t oy = 0; oy < g.oh; ++oy) {
+            const std::int64_t o = (p * g.oh + oy) * g.ow;
+            T* r0 = gx + (p * g.h + 2 * oy) * g.w;
+            T* r1 = r0 + g.w;
+            if (tiled)
+                for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+                    const std::uint8_t c = codes[o + ox];
+                    const T v = gy[o + ox];
+                    r0[2 * ox] = c == 0 ? v : T(0);
+                    r0[2 * ox + 1] = c == 1 ? v : T(0);
+                    r1[2 * ox] = c == 2 ? v : T(0);
+                    r1[2 * ox + 1] = c == 3 ? v : T(0);
+                }
+            else
+                for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+                    const std::uint8_t c = codes[o + ox];
+                    (c >> 1 ? r1 : r0)[2 * ox + (c & 1)] = gy[o + ox];
+                }
+        }
 }
 
 Shape pooled(std::span<const Shape> in, const Attrs& attrs) {
