@@ -43,9 +43,16 @@ struct Conv {
 };
 
 // The batch in a fixed number of chunks, whatever the thread count: each chunk has its own
-// scratch and its own partial dL/dW (and dL/db), and the partials are summed in chunk order,
-// so that any --threads gives the same bits. Chunks run on the pass's helper threads when
-// it has them.
+// partial dL/dW (and dL/db), and the partials are summed in chunk order, so that any
+// --threads gives the same bits. Chunks run on the pass's helper threads when it has them.
+//
+// Scratch (the node's workspace), in bytes, with S = slots (threads, at most kChunks) and
+// C = chunks (kChunks, or N when smaller):
+//   float32, oneDNN: C·(O·k + O)·4 for the partials + S·(largest scratch of a chunk's
+//     kernels: the arguments reordered into their layouts + oneDNN's scratchpad) + 64;
+//   im2col path: S·k·plane·size (X̃) + C·O·k·size (the partials, backward only);
+// k = C_in·kh·kw, plane = H'·W'. mnist_cnn, batch 100, float32, 2 threads: 1.3 MiB for
+// conv1, 0.6 MiB for conv2 (bench/conv_engines prints the per-chunk part).
 constexpr std::int64_t kChunks = 8;
 
 struct Chunks {
@@ -63,18 +70,28 @@ T* columns(Workspace* scratch, std::vector<T>& local, std::int64_t n) {
     return local.data();
 }
 
-// f(chunk) for every chunk, spread over the helpers (each GEMM then on one OpenBLAS thread).
+// How many chunks run at once: one per thread (at most one per chunk). Scratch that a chunk
+// needs only while it runs (X̃, oneDNN's reordered arguments) is kept per slot, not per chunk.
+std::int64_t slots(Workers* workers, std::int64_t chunks) {
+    return !workers || workers->threads() < 2 ? 1 : std::min<std::int64_t>(workers->threads(), chunks);
+}
+
+// f(chunk, slot) for every chunk: the chunks dealt to the threads in contiguous groups, one
+// group per thread, run in order within a group on that group's slot (< slots(...)). Each
+// GEMM then runs on one OpenBLAS thread.
 template <class F>
 void each_chunk(Workers* workers, std::int64_t chunks, F&& f) {
-    if (!workers || workers->threads() < 2) {
-        for (std::int64_t c = 0; c < chunks; ++c) f(c);
+    const std::int64_t groups = slots(workers, chunks);
+    if (groups == 1) {
+        for (std::int64_t c = 0; c < chunks; ++c) f(c, 0);
         return;
     }
     OneBlasThread one;
     auto part = [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t c = begin; c < end; ++c) f(c);
+        for (std::int64_t group = begin; group < end; ++group)
+            for (std::int64_t c = chunks * group / groups; c < chunks * (group + 1) / groups; ++c) f(c, group);
     };
-    workers->run(chunks, part);
+    workers->run(groups, part);
 }
 
 // The sizes from the tensors themselves (the shape rule checked them), allocating nothing.
@@ -144,13 +161,14 @@ bool forward_onednn(const ForwardCall& c, const Conv& cv, const Chunks& chunks) 
     ChunkKernels kernels{};
     if (!onednn_kernels(cv, chunks, bias, ConvPass::forward, kernels)) return false;
     std::vector<std::byte> local;
-    const OnednnRoom room = onednn_room(c.scratch, local, 0, largest_scratch(kernels, chunks.count), chunks.count);
+    const OnednnRoom room =
+        onednn_room(c.scratch, local, 0, largest_scratch(kernels, chunks.count), slots(c.workers, chunks.count));
     const float *x = c.in[0]->data<float>(), *w = c.in[1]->data<float>(), *b = bias ? c.in[2]->data<float>() : nullptr;
     float* y = c.out.data<float>();
-    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
+    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk, std::int64_t slot) {
         const std::int64_t first = chunks.begin(chunk);
         conv_forward(*kernels[std::size_t(chunk)], x + first * cv.image, w, b, y + first * cv.o * cv.plane,
-                     room.at(chunk));
+                     room.at(slot));
     });
     return true;
 }
@@ -167,18 +185,18 @@ bool backward_onednn(const BackwardCall& c, const Conv& cv, const Chunks& chunks
     const OnednnRoom room = onednn_room(
         c.scratch, local, parts,
         std::max(want_w ? largest_scratch(weights, chunks.count) : 0, want_x ? largest_scratch(data, chunks.count) : 0),
-        chunks.count);
+        slots(c.workers, chunks.count));
     const float *x = c.in[0]->data<float>(), *w = c.in[1]->data<float>(), *gy = c.grad_out.data<float>();
     float *gw_parts = room.floats, *gb_parts = room.floats + chunks.count * wsize;
-    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
+    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk, std::int64_t slot) {
         const std::int64_t first = chunks.begin(chunk);
         const float* gy_chunk = gy + first * cv.o * cv.plane;
         if (want_w)
             conv_backward_weights(*weights[std::size_t(chunk)], x + first * cv.image, gy_chunk,
-                                  gw_parts + chunk * wsize, bias ? gb_parts + chunk * cv.o : nullptr, room.at(chunk));
+                                  gw_parts + chunk * wsize, bias ? gb_parts + chunk * cv.o : nullptr, room.at(slot));
         if (want_x)
             conv_backward_data(*data[std::size_t(chunk)], w, gy_chunk, c.grad_in[0]->data<float>() + first * cv.image,
-                               room.at(chunk));
+                               room.at(slot));
     });
     if (c.grad_in[1]) sum_parts(gw_parts, chunks.count, wsize, c.grad_in[1]->data<float>());
     if (bias && c.grad_in[2]) sum_parts(gb_parts, chunks.count, cv.o, c.grad_in[2]->data<float>());
@@ -192,9 +210,9 @@ void forward_im2col(const ForwardCall& c, const Conv& cv, const Chunks& chunks) 
     auto [g, o, k, plane, image] = cv;
     const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>();
     std::vector<T> local;
-    T* room = columns(c.scratch, local, chunks.count * (k * plane + o * k));
-    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
-        T* cols = room + chunk * k * plane;
+    T* room = columns(c.scratch, local, slots(c.workers, chunks.count) * k * plane);
+    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk, std::int64_t slot) {
+        T* cols = room + slot * k * plane;
         for (std::int64_t n = chunks.begin(chunk); n < chunks.begin(chunk + 1); ++n) {
             im2col(g, x + n * image, cols);
             T* y = c.out.data<T>() + n * o * plane;
@@ -211,10 +229,11 @@ void backward_im2col(const BackwardCall& c, const Conv& cv, const Chunks& chunks
     auto [g, o, k, plane, image] = cv;
     const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>(), *gy_all = c.grad_out.data<T>();
     std::vector<T> local;
-    T* room = columns(c.scratch, local, chunks.count * (k * plane + o * k));
-    T* partials = room + chunks.count * k * plane;
-    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk) {
-        T* cols = room + chunk * k * plane;
+    // X̃ per slot, then each chunk's partial dL/dW (summed in chunk order at the end)
+    T* room = columns(c.scratch, local, slots(c.workers, chunks.count) * k * plane + chunks.count * o * k);
+    T* partials = room + slots(c.workers, chunks.count) * k * plane;
+    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk, std::int64_t slot) {
+        T* cols = room + slot * k * plane;
         T* gw = partials + chunk * o * k;
         const std::int64_t first = chunks.begin(chunk);
         for (std::int64_t n = first; n < chunks.begin(chunk + 1); ++n) {
