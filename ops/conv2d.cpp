@@ -207,7 +207,8 @@ bool backward_onednn(const BackwardCall& c, const Conv& cv, const Chunks& chunks
 
 template <class T>
 void forward_im2col(const ForwardCall& c, const Conv& cv, const Chunks& chunks) {
-    auto [g, o, k, plane, image] = cv;
+    const Window2d& g = cv.g;
+    const std::int64_t o = cv.o, k = cv.k, plane = cv.plane, image = cv.image;
     const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>();
     std::vector<T> local;
     T* room = columns(c.scratch, local, slots(c.workers, chunks.count) * k * plane);
@@ -226,7 +227,8 @@ void forward_im2col(const ForwardCall& c, const Conv& cv, const Chunks& chunks) 
 
 template <class T>
 void backward_im2col(const BackwardCall& c, const Conv& cv, const Chunks& chunks) {
-    auto [g, o, k, plane, image] = cv;
+    const Window2d& g = cv.g;
+    const std::int64_t o = cv.o, k = cv.k, plane = cv.plane, image = cv.image;
     const T *x = c.in[0]->data<T>(), *w = c.in[1]->data<T>(), *gy_all = c.grad_out.data<T>();
     std::vector<T> local;
     // X̃ per slot, then each chunk's partial dL/dW (summed in chunk order at the end)
