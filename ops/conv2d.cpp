@@ -61,8 +61,8 @@ struct Chunks {
     std::int64_t size(std::int64_t c) const { return begin(c + 1) - begin(c); }
 };
 
-// Room for every chunk's X̃ [k,plane] and partial dL/dW [o,k]: the engine's workspace (no
-// allocation after the first step), or `local` when the op runs outside a graph.
+// Room for the slots' X̃ [k,plane] and the chunks' partial dL/dW [o,k]: the engine's
+// workspace (no allocation after the first step), or `local` when the op runs outside a graph.
 template <class T>
 T* columns(Workspace* scratch, std::vector<T>& local, std::int64_t n) {
     if (scratch) return scratch->get<T>(std::size_t(n)).data();
@@ -115,9 +115,8 @@ void sum_parts(const T* parts, std::int64_t count, std::int64_t size, T* out) {
 
 ConvSizes onednn_sizes(const Conv& cv, std::int64_t n, bool bias) {
     const Window2d& g = cv.g;
-    return {n,          g.c,        g.h,         g.w,         cv.o,         g.kernel.h,   g.kernel.w,
-            g.oh,       g.ow,       g.stride.h,  g.stride.w,  g.padding.h,  g.padding.w,  g.dilation.h,
-            g.dilation.w, bias};
+    return {n, g.c, g.h, g.w, cv.o, g.kernel.h, g.kernel.w, g.oh, g.ow,
+            g.stride.h, g.stride.w, g.padding.h, g.padding.w, g.dilation.h, g.dilation.w, bias};
 }
 
 // The kernels of `pass` for every chunk (at most two chunk sizes), or false when oneDNN has
@@ -132,19 +131,19 @@ bool onednn_kernels(const Conv& cv, const Chunks& chunks, bool bias, ConvPass pa
 }
 
 // One workspace for a float32 pass: `floats` floats (the chunks' partial gradients), then a
-// slot per chunk for the kernels' reordered arguments and scratchpad, each 64-byte aligned.
+// slot per thread for the kernels' reordered arguments and scratchpad, each 64-byte aligned.
 struct OnednnRoom {
     float* floats = nullptr;
     std::byte* slots = nullptr;
     std::size_t slot = 0;
-    std::byte* at(std::int64_t chunk) const { return slots + std::size_t(chunk) * slot; }
+    std::byte* at(std::int64_t index) const { return slots + std::size_t(index) * slot; }
 };
 constexpr std::size_t kLine = 64;
 std::size_t up(std::size_t n) { return (n + kLine - 1) / kLine * kLine; }
 
 OnednnRoom onednn_room(Workspace* scratch, std::vector<std::byte>& local, std::int64_t floats, std::size_t slot,
-                       std::int64_t chunks) {
-    const std::size_t bytes = up(std::size_t(floats) * sizeof(float)) + std::size_t(chunks) * up(slot) + kLine;
+                       std::int64_t slot_count) {
+    const std::size_t bytes = up(std::size_t(floats) * sizeof(float)) + std::size_t(slot_count) * up(slot) + kLine;
     std::byte* base = scratch ? scratch->get<std::byte>(bytes).data() : (local.resize(bytes), local.data());
     base += (kLine - reinterpret_cast<std::uintptr_t>(base) % kLine) % kLine;
     return {reinterpret_cast<float*>(base), base + up(std::size_t(floats) * sizeof(float)), up(slot)};
