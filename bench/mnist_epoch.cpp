@@ -303,16 +303,18 @@ int run(const Options& o, const std::string& dtype) {
     head["path"] = sparse_path ? "sparse" : "dense";
     if (o.json) {
         fmt::print("{}\n", head.dump());
-        for (std::size_t e = std::size_t(o.warmup); e < history.size(); ++e)
-            fmt::print("{}\n", Json{{"epoch", history[e].epoch - o.warmup},
-                                    {"seconds", history[e].seconds},
-                                    {"seconds_per_step", history[e].seconds / double(steps)},
-                                    {"cpu_seconds", cpu_times[e]},
-                                    {"train_loss", history[e].train_loss},
-                                    {"test_accuracy", nullptr},
-                                    {"test_loss", nullptr},
-                                    {"peak_rss_mib", rss}}
-                                   .dump());
+        for (std::size_t e = std::size_t(o.warmup); e < history.size(); ++e) {
+            Json row{{"epoch", history[e].epoch - o.warmup},
+                     {"seconds", history[e].seconds},
+                     {"cpu_seconds", cpu_times[e]},
+                     {"train_loss", history[e].train_loss},
+                     {"test_accuracy", nullptr},
+                     {"test_loss", nullptr},
+                     {"peak_rss_mib", rss}};
+            // An evaluation has no steps: compare.py then shows no ms/step.
+            if (!o.time_eval) row["seconds_per_step"] = history[e].seconds / double(steps);
+            fmt::print("{}\n", row.dump());
+        }
         fmt::print("{}\n", Json{{"summary", dtype},
                                 {"seconds_per_epoch_median", med},
                                 {"seconds_per_step_median", med / double(steps)},
