@@ -48,11 +48,12 @@ struct Conv {
 //
 // Scratch (the node's workspace), in bytes, with S = slots (threads, at most kChunks) and
 // C = chunks (kChunks, or N when smaller):
-//   float32, oneDNN: C·(O·k + O)·4 for the partials + S·(largest scratch of a chunk's
-//     kernels: the arguments reordered into their layouts + oneDNN's scratchpad) + 64;
+//   float32, oneDNN: C·(O·k + O)·4 for the chunks' partial gradients + S·((O·k + O)·4 + the
+//     largest scratch of one call: the arguments of at most kPiece = 16 samples reordered
+//     into the kernels' layouts, plus oneDNN's scratchpad) + alignment;
 //   im2col path: S·k·plane·size (X̃) + C·O·k·size (the partials, backward only);
-// k = C_in·kh·kw, plane = H'·W'. mnist_cnn, batch 100, float32, 2 threads: 1.3 MiB for
-// conv1, 0.6 MiB for conv2 (bench/conv_engines prints the per-chunk part).
+// k = C_in·kh·kw, plane = H'·W'. Neither grows with the batch beyond C·S pieces. mnist_cnn
+// float32 on 2 threads: 1.3 MiB for conv1, 0.6 MiB for conv2, at batch 100 or 1000.
 constexpr std::int64_t kChunks = 8;
 
 struct Chunks {
@@ -119,15 +120,34 @@ ConvSizes onednn_sizes(const Conv& cv, std::int64_t n, bool bias) {
             g.stride.h, g.stride.w, g.padding.h, g.padding.w, g.dilation.h, g.dilation.w, bias};
 }
 
-// The kernels of `pass` for every chunk (at most two chunk sizes), or false when oneDNN has
-// none for one of them: then the op keeps im2col + GEMM for this pass.
-using ChunkKernels = std::array<const ConvKernels*, kChunks>;
-bool onednn_kernels(const Conv& cv, const Chunks& chunks, bool bias, ConvPass pass, ChunkKernels& out) {
-    for (std::int64_t c = 0; c < chunks.count; ++c) {
-        out[std::size_t(c)] = conv_kernels(onednn_sizes(cv, chunks.size(c), bias), pass);
-        if (!out[std::size_t(c)]) return false;
-    }
-    return true;
+// Each oneDNN call takes at most this many samples of a chunk, so that the arguments it
+// reorders stay in cache and its scratch does not grow with the batch (a chunk of a
+// 60,000-row batch would otherwise reorder 7,500 samples at once). Fixed, like the chunks:
+// the pieces, and so the bits, depend on the batch size alone.
+constexpr std::int64_t kPiece = 16;
+
+// f(first sample, samples) for the pieces of chunk c, in order.
+template <class F>
+void each_piece(const Chunks& chunks, std::int64_t c, F&& f) {
+    for (std::int64_t first = chunks.begin(c); first < chunks.begin(c + 1); first += kPiece)
+        f(first, std::min(kPiece, chunks.begin(c + 1) - first));
+}
+
+const ConvKernels* piece_kernels(const Conv& cv, std::int64_t samples, bool bias, ConvPass pass) {
+    return conv_kernels(onednn_sizes(cv, samples, bias), pass);
+}
+
+// Whether oneDNN has kernels of `pass` for every piece of the batch (else the op keeps
+// im2col + GEMM for this pass), and the largest scratch one call of them needs.
+bool onednn_ready(const Conv& cv, const Chunks& chunks, bool bias, ConvPass pass, std::size_t& scratch) {
+    bool ok = true;
+    for (std::int64_t c = 0; c < chunks.count; ++c)
+        each_piece(chunks, c, [&](std::int64_t, std::int64_t samples) {
+            const ConvKernels* k = ok ? piece_kernels(cv, samples, bias, pass) : nullptr;
+            ok = k != nullptr;
+            if (k) scratch = std::max(scratch, conv_scratch_bytes(*k));
+        });
+    return ok;
 }
 
 // One workspace for a float32 pass: `floats` floats (the chunks' partial gradients), then a
@@ -149,25 +169,19 @@ OnednnRoom onednn_room(Workspace* scratch, std::vector<std::byte>& local, std::i
     return {reinterpret_cast<float*>(base), base + up(std::size_t(floats) * sizeof(float)), up(slot)};
 }
 
-std::size_t largest_scratch(const ChunkKernels& kernels, std::int64_t chunks) {
-    std::size_t most = 0;
-    for (std::int64_t c = 0; c < chunks; ++c) most = std::max(most, conv_scratch_bytes(*kernels[std::size_t(c)]));
-    return most;
-}
-
 bool forward_onednn(const ForwardCall& c, const Conv& cv, const Chunks& chunks) {
     const bool bias = c.in.size() == 3;
-    ChunkKernels kernels{};
-    if (!onednn_kernels(cv, chunks, bias, ConvPass::forward, kernels)) return false;
+    std::size_t most = 0;
+    if (!onednn_ready(cv, chunks, bias, ConvPass::forward, most)) return false;
     std::vector<std::byte> local;
-    const OnednnRoom room =
-        onednn_room(c.scratch, local, 0, largest_scratch(kernels, chunks.count), slots(c.workers, chunks.count));
+    const OnednnRoom room = onednn_room(c.scratch, local, 0, most, slots(c.workers, chunks.count));
     const float *x = c.in[0]->data<float>(), *w = c.in[1]->data<float>(), *b = bias ? c.in[2]->data<float>() : nullptr;
     float* y = c.out.data<float>();
     each_chunk(c.workers, chunks.count, [&](std::int64_t chunk, std::int64_t slot) {
-        const std::int64_t first = chunks.begin(chunk);
-        conv_forward(*kernels[std::size_t(chunk)], x + first * cv.image, w, b, y + first * cv.o * cv.plane,
-                     room.at(slot));
+        each_piece(chunks, chunk, [&](std::int64_t first, std::int64_t samples) {
+            conv_forward(*piece_kernels(cv, samples, bias, ConvPass::forward), x + first * cv.image, w, b,
+                         y + first * cv.o * cv.plane, room.at(slot));
+        });
     });
     return true;
 }
@@ -175,27 +189,40 @@ bool forward_onednn(const ForwardCall& c, const Conv& cv, const Chunks& chunks) 
 bool backward_onednn(const BackwardCall& c, const Conv& cv, const Chunks& chunks) {
     const bool bias = c.in.size() == 3;
     const bool want_w = c.grad_in[1] || (bias && c.grad_in[2]), want_x = c.grad_in[0] != nullptr;
-    ChunkKernels weights{}, data{};
-    if ((want_w && !onednn_kernels(cv, chunks, bias, ConvPass::backward_weights, weights)) ||
-        (want_x && !onednn_kernels(cv, chunks, bias, ConvPass::backward_data, data)))
+    std::size_t most = 0;
+    if ((want_w && !onednn_ready(cv, chunks, bias, ConvPass::backward_weights, most)) ||
+        (want_x && !onednn_ready(cv, chunks, bias, ConvPass::backward_data, most)))
         return false;
+    // Per slot: a piece's dL/dW and dL/db (added to its chunk's after the first piece), then
+    // the kernels' scratch. Per chunk: its partial dL/dW and dL/db, summed in chunk order.
     const std::int64_t wsize = cv.o * cv.k, parts = want_w ? chunks.count * (wsize + cv.o) : 0;
+    const std::size_t piece_grads = up(std::size_t(wsize + cv.o) * sizeof(float));
     std::vector<std::byte> local;
-    const OnednnRoom room = onednn_room(
-        c.scratch, local, parts,
-        std::max(want_w ? largest_scratch(weights, chunks.count) : 0, want_x ? largest_scratch(data, chunks.count) : 0),
-        slots(c.workers, chunks.count));
+    const OnednnRoom room = onednn_room(c.scratch, local, parts, piece_grads + most, slots(c.workers, chunks.count));
     const float *x = c.in[0]->data<float>(), *w = c.in[1]->data<float>(), *gy = c.grad_out.data<float>();
     float *gw_parts = room.floats, *gb_parts = room.floats + chunks.count * wsize;
     each_chunk(c.workers, chunks.count, [&](std::int64_t chunk, std::int64_t slot) {
-        const std::int64_t first = chunks.begin(chunk);
-        const float* gy_chunk = gy + first * cv.o * cv.plane;
-        if (want_w)
-            conv_backward_weights(*weights[std::size_t(chunk)], x + first * cv.image, gy_chunk,
-                                  gw_parts + chunk * wsize, bias ? gb_parts + chunk * cv.o : nullptr, room.at(slot));
-        if (want_x)
-            conv_backward_data(*data[std::size_t(chunk)], w, gy_chunk, c.grad_in[0]->data<float>() + first * cv.image,
-                               room.at(slot));
+        float* piece_gw = reinterpret_cast<float*>(room.at(slot));
+        float* chunk_gw = gw_parts + chunk * wsize;
+        float* chunk_gb = gb_parts + chunk * cv.o;
+        each_piece(chunks, chunk, [&](std::int64_t first, std::int64_t samples) {
+            const float* gy_piece = gy + first * cv.o * cv.plane;
+            std::byte* scratch = room.at(slot) + piece_grads;
+            if (want_w) {
+                const bool opening = first == chunks.begin(chunk);
+                float* gw = opening ? chunk_gw : piece_gw;
+                float* gb = bias ? (opening ? chunk_gb : piece_gw + wsize) : nullptr;
+                conv_backward_weights(*piece_kernels(cv, samples, bias, ConvPass::backward_weights),
+                                      x + first * cv.image, gy_piece, gw, gb, scratch);
+                if (!opening) {
+                    for (std::int64_t i = 0; i < wsize; ++i) chunk_gw[i] += piece_gw[i];
+                    for (std::int64_t i = 0; bias && i < cv.o; ++i) chunk_gb[i] += piece_gw[wsize + i];
+                }
+            }
+            if (want_x)
+                conv_backward_data(*piece_kernels(cv, samples, bias, ConvPass::backward_data), w, gy_piece,
+                                   c.grad_in[0]->data<float>() + first * cv.image, scratch);
+        });
     });
     if (c.grad_in[1]) sum_parts(gw_parts, chunks.count, wsize, c.grad_in[1]->data<float>());
     if (bias && c.grad_in[2]) sum_parts(gb_parts, chunks.count, cv.o, c.grad_in[2]->data<float>());
