@@ -212,7 +212,7 @@ Json header_json(const Options& o, const std::string& dtype, const Model& m, std
             {"warmup_epochs", o.warmup},
             {"gemms", gj},
             {"gemm_mflop_per_step", flop / 1e6},
-            {"fusions", m.graph.fusions()}};
+            {"fusions", m.graph.plan(Pass::training()).fusions()}};
 }
 
 // --time-eval: each epoch's seconds (and CPU seconds) replaced by those of one evaluation of
@@ -332,7 +332,8 @@ int run(const Options& o, const std::string& dtype) {
                    m.graph.name, dtype, cpu_model_name(), o.kernel, onednn_version(), onednn_isa(),
                    openblas_get_num_threads(), openblas_get_num_threads() == 1 ? "" : "s",
                    o.synthetic > 0 ? "synthetic data" : "its data", batch, steps);
-        for (const auto& f : m.graph.fusions()) fmt::print("  fused: {}\n", f);
+        const Plan training = m.graph.plan(Pass::training());
+        for (const auto& f : training.fusions()) fmt::print("  fused: {}\n", f);
         fmt::print("  GEMMs per step: {} ({:.1f} MFLOP)\n", fmt::join(head["gemms"], ", "),
                    head["gemm_mflop_per_step"].get<double>());
         fmt::print("  {}: {:.4f} s/epoch, {:.3f} ms/step (median of {}; min {:.4f}, max {:.4f}), {:.0f} samples/s, "

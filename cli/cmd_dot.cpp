@@ -37,7 +37,7 @@ void add_dot(CLI::App& app) {
         Model m = load(o->model);
         set_point(m, o->point);
         Graph& g = m.graph;
-        const Pass pass = o->dot.grads ? Pass::inspect() : Pass::exact();
+        Plan pass = g.plan(o->dot.grads ? Pass::inspect() : Pass::exact());
         g.forward(pass);
         if (o->dot.grads) g.backward(pass);
         std::string text = to_dot(g, o->dot);

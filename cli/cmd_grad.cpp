@@ -35,8 +35,9 @@ void add_grad(CLI::App& app) {
         Model m = load(o->model);
         set_point(m, o->point);
         Graph& g = m.graph;
-        g.forward(Pass::inspect());
-        g.backward(Pass::inspect());
+        Plan plan = g.plan(Pass::inspect());
+        g.forward(plan);
+        g.backward(plan);
         int loss = g.loss();
         // The numbers are still printed (they show where it went wrong), then exit 1.
         auto check_finite = [&] {

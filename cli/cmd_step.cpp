@@ -70,7 +70,7 @@ void run(const StepOptions& o) {
     }
     if (!o.explain.empty()) {  // the whole walk, then one entry term by term
         while (!s.done()) s.next();
-        Explanation x = explain_entry(g, o.explain, s.loss());
+        Explanation x = explain_entry(g, s.plan(), o.explain);
         if (o.json) std::cout << explanation_json(x).dump() << "\n";
         else fmt::print("{}", format_explanation(x, o.show.digits));
         return;

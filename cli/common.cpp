@@ -55,7 +55,7 @@ Tensor random_input(const Graph& g, int id, Rng& rng, const std::string& file) {
     std::int64_t classes = 0;
     for (const Node& user : g.nodes())
         for (std::size_t k = 0; k < user.inputs.size(); ++k)
-            if (user.inputs[k] == id && user.op->inputs[k] == "labels" && !user.inputs.empty()) {
+            if (user.inputs[k] == id && user.op->labels_input == int(k)) {
                 const Shape& logits = g.node(user.inputs[0]).shape;
                 if (!logits.empty() && !logits.back().symbolic()) classes = logits.back().size;
             }

@@ -215,13 +215,14 @@ std::string graph_svg(const Graph& g) {
 // consumers), {"too_many_terms": n} where it has more than kExplainedTerms; null for nodes
 // too big to precompute. The page points to the terminal for those.
 // Needs the walk to be complete: explain describes the gradient after the whole backward pass.
-Json explain_entries(const Graph& g, const Node& n, int loss) {
-    if (n.kind == NodeKind::op || n.kind == NodeKind::constant || !n.wants_grad || n.value.numel() > kPrinted)
+Json explain_entries(const Graph& g, const Plan& plan, int id) {
+    const Node& n = g.node(id);
+    if (n.kind == NodeKind::op || n.kind == NodeKind::constant || !plan.wants_grad(id) || n.value.numel() > kPrinted)
         return nullptr;
     Json entries = Json::array();
     for (std::int64_t i = 0; i < n.value.numel(); ++i) {
         try {
-            Explanation x = explain_entry(g, n.name + "[" + std::to_string(i) + "]", loss);
+            Explanation x = explain_entry(g, plan, n.name + "[" + std::to_string(i) + "]");
             entries.push_back(x.terms.size() > kExplainedTerms
                                   ? Json{{"entry", x.entry}, {"too_many_terms", x.terms.size()}, {"limit", kExplainedTerms}}
                                   : explanation_json(x));
@@ -254,7 +255,7 @@ std::string step_page(Stepper& s, const PageOptions& o) {
                          {"doc", n.doc},
                          {"shape", n.value.dims()},
                          {"value", tensors.ref(n.value)},
-                         {"wants_grad", n.wants_grad || int(i) == s.loss()}});
+                         {"wants_grad", s.plan().wants_grad(int(i)) || int(i) == s.loss()}});
     }
     data["nodes"] = std::move(nodes);
     data["order"] = s.order();
@@ -262,7 +263,7 @@ std::string step_page(Stepper& s, const PageOptions& o) {
     while (!s.done()) steps.push_back(page_step(s, s.next(), tensors));
     data["steps"] = std::move(steps);
     for (std::size_t i = 0; i < g.size(); ++i)
-        data["nodes"][i]["explain"] = explain_entries(g, g.node(int(i)), s.loss());
+        data["nodes"][i]["explain"] = explain_entries(g, s.plan(), int(i));
     data["tensors"] = tensors.take();
 
     std::string svg = graph_svg(g);

@@ -142,7 +142,7 @@ std::string format_node(const Stepper& s, int id, const ShowOptions& o) {
                         format_dims(n.value.dims()));
     l.add(2, "value", tensor_text(n.value, o));
     std::string label = "dL/d" + n.name;
-    if (!n.wants_grad && id != s.loss())
+    if (!s.plan().wants_grad(id) && id != s.loss())
         l.add(2, label, "(no gradient: nothing trainable or fed depends on it)");
     else if (s.reached(id) || s.done())
         l.add(2, label, tensor_text(n.grad, o) + (s.done() ? "" : "   (so far)"));
@@ -334,7 +334,7 @@ void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, cons
                 continue;
             }
             try {
-                say(format_explanation(explain_entry(g, arg, s.loss()), o.digits));
+                say(format_explanation(explain_entry(g, s.plan(), arg), o.digits));
             } catch (const InputError& e) {
                 out << e.what() << "\n";
             }

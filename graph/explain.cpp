@@ -145,7 +145,8 @@ std::string index_text(const Dims& dims, std::int64_t flat) {
     return fmt::format("[{}]", fmt::join(idx, ","));
 }
 
-Explanation explain_entry(const Graph& g, const std::string& entry_text, int loss) {
+Explanation explain_entry(const Graph& g, const Plan& plan, const std::string& entry_text) {
+    const int loss = plan.loss();
     const std::string entry = trimmed(entry_text);
     auto open = entry.find('[');
     if (entry.empty() || open == std::string::npos || entry.back() != ']')
@@ -190,7 +191,7 @@ Explanation explain_entry(const Graph& g, const std::string& entry_text, int los
     }
     if (id == loss) throw InputError(fmt::format("explain '{}': {} is the loss; dL/d{} = 1", entry, name, name));
     std::vector<bool> on = on_path_to(g, loss);
-    if (!n.wants_grad || !on[id])
+    if (!plan.wants_grad(id) || !on[id])
         throw InputError(fmt::format("explain '{}': the loss {} does not depend on {}, so it has no gradient", entry,
                                      g.node(loss).name, name));
     std::vector<Use> uses = uses_of(g, id, on);

@@ -53,8 +53,9 @@ struct Explanation {
 
 // Parses "w[0]" (a flat index) or "w[0,0]"; throws InputError naming what is wrong (no
 // such node, an index out of range, a node without gradient or with several consumers).
-// Precondition: forward and backward have run (the node's gradient is complete).
-Explanation explain_entry(const Graph& g, const std::string& entry, int loss);
+// Precondition: forward and backward have run with `plan` (the node's gradient is complete);
+// the loss is the plan's.
+Explanation explain_entry(const Graph& g, const Plan& plan, const std::string& entry);
 
 // "[1,0]" for the flat index `flat` of `dims`.
 std::string index_text(const Dims& dims, std::int64_t flat);

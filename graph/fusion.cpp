@@ -15,6 +15,7 @@
 
 #include "graph/graph.hpp"
 #include "cpu/workers.hpp"
+#include "core/shape.hpp"
 #include "ops/kernels.hpp"
 
 namespace chainrule {
@@ -42,7 +43,8 @@ T* data_or_null(Tensor* t) {
     return t ? t->data<T>() : nullptr;
 }
 
-bool is_op(const Node& n, const char* name) { return n.kind == NodeKind::op && n.op->name == name; }
+// Whether `n` is an op node playing `role` in the fused passes (a fact on its op, ops/op.hpp).
+bool plays(const Node& n, Fusable role) { return n.kind == NodeKind::op && n.op->fusable == role; }
 
 // A forward dense pass of at least this many values is split over the helpers.
 constexpr std::int64_t kSplitPass = 32 * 1024;
@@ -50,15 +52,16 @@ constexpr std::int64_t kSplitPass = 32 * 1024;
 }  // namespace
 
 // add(full, bias) with full [n,m] and bias [m] or [1,m]; `full` gets the full input's slot.
-bool Graph::bias_add(int id, std::size_t& full) const {
-    const Node& n = nodes_[id];
-    if (!is_op(n, "add")) return false;
-    const Dims& d = n.value.dims();
+bool Graph::bias_add(const Plan&, int id, std::size_t& full) const {
+    const Node& n = nodes_[std::size_t(id)];
+    if (!plays(n, Fusable::bias_add)) return false;
+    // Decided on the declared shapes, so the plan holds for any batch size.
+    const Shape& d = n.shape;
     if (d.size() != 2) return false;
     for (std::size_t f : {0, 1}) {
-        const Dims& a = nodes_[n.inputs[f]].value.dims();
-        const Dims& b = nodes_[n.inputs[1 - f]].value.dims();
-        bool row = (b.size() == 1 && b[0] == d[1]) || (b.size() == 2 && b[0] == 1 && b[1] == d[1]);
+        const Shape& a = nodes_[std::size_t(n.inputs[f])].shape;
+        const Shape& b = nodes_[std::size_t(n.inputs[1 - f])].shape;
+        bool row = (b.size() == 1 && b[0] == d[1]) || (b.size() == 2 && b[0].is_one() && b[1] == d[1]);
         if (a == d && row) {
             full = f;
             return true;
@@ -67,82 +70,105 @@ bool Graph::bias_add(int id, std::size_t& full) const {
     return false;
 }
 
-void Graph::plan_forward_steps() {
+void Graph::plan_forward_steps(Plan& p) const {
+    using Step = Plan::Step;
     std::vector<int> run_at(nodes_.size(), -1);  // index into `dense` of the chain ending here
     std::vector<bool> covered(nodes_.size());
     std::vector<Step> dense;
-    for (int id : forward_order_) {
-        if (!is_op(nodes_[id], "matmul") || readers_[id] != 1 || is_output_[id]) continue;
-        int add = reader_[id];
+    for (int id : p.forward_order_) {
+        const std::size_t i = std::size_t(id);
+        if (!plays(nodes_[i], Fusable::gemm) || p.readers_[i] != 1 || p.is_output_[i]) continue;
+        const int add = p.reader_[i];
         std::size_t full = 0;
-        if (!bias_add(add, full) || nodes_[add].inputs[full] != id || nodes_[add].inputs[1 - full] == id) continue;
+        if (!bias_add(p, add, full) || nodes_[std::size_t(add)].inputs[full] != id ||
+            nodes_[std::size_t(add)].inputs[1 - full] == id)
+            continue;
         Step s{.kind = Step::Kind::dense, .node = id, .next = add, .full = full};
-        int act = reader_[add];
-        if (readers_[add] == 1 && !is_output_[add] && is_op(nodes_[act], "sigmoid")) s.last = act;
-        covered[id] = true;
-        if (s.last >= 0) covered[add] = true;
-        run_at[s.last >= 0 ? s.last : add] = static_cast<int>(dense.size());
+        const int act = p.reader_[std::size_t(add)];
+        if (p.readers_[std::size_t(add)] == 1 && !p.is_output_[std::size_t(add)] &&
+            plays(nodes_[std::size_t(act)], Fusable::sigmoid))
+            s.last = act;
+        covered[i] = true;
+        if (s.last >= 0) covered[std::size_t(add)] = true;
+        run_at[std::size_t(s.last >= 0 ? s.last : add)] = int(dense.size());
         dense.push_back(s);
+        p.fusions_.push_back(fmt::format("forward dense: {} → {}{}", nodes_[i].name, nodes_[std::size_t(add)].name,
+                                         s.last >= 0 ? " → " + nodes_[std::size_t(s.last)].name : ""));
     }
-    forward_steps_.clear();
-    for (int id : forward_order_) {
-        if (run_at[id] >= 0)
-            forward_steps_.push_back(dense[run_at[id]]);
-        else if (!covered[id])
-            forward_steps_.push_back(Step{.node = id});
+    for (int id : p.forward_order_) {
+        if (run_at[std::size_t(id)] >= 0)
+            p.forward_steps_.push_back(dense[std::size_t(run_at[std::size_t(id)])]);
+        else if (!covered[std::size_t(id)])
+            p.forward_steps_.push_back(Step{.node = id});
     }
 }
 
-void Graph::plan_backward_steps(bool keep_contributions) {
-    backward_steps_.clear();
-    const std::size_t count = backward_order_.size();
+// mse(normalize(x) along its last axis, t), the normalize read by the mse alone.
+bool Graph::mse_of_normalize(const Plan& p, int mse, int next) const {
+    const Node& n = nodes_[std::size_t(mse)];
+    if (!plays(n, Fusable::mse) || next != n.inputs[0] || n.inputs[1] == next) return false;
+    const Node& norm = nodes_[std::size_t(next)];
+    if (!plays(norm, Fusable::row_normalize) || p.readers_[std::size_t(next)] != 1 ||
+        !p.wants_grad_[std::size_t(norm.inputs[0])])
+        return false;
+    const std::size_t rank = norm.shape.size();
+    return resolve_axis(norm.attrs.at("axis").get<std::int64_t>(), rank) == rank - 1;
+}
+
+void Graph::plan_backward_steps(Plan& p) const {
+    using Step = Plan::Step;
+    const std::size_t count = p.backward_order_.size();
+    auto name = [&](int id) { return nodes_[std::size_t(id)].name; };
     for (std::size_t k = 0; k < count; ++k) {
-        const int id = backward_order_[k];
-        const Node& n = nodes_[id];
-        const int next = k + 1 < count ? backward_order_[k + 1] : -1;
+        const int id = p.backward_order_[k];
+        const Node& n = nodes_[std::size_t(id)];
+        const int next = k + 1 < count ? p.backward_order_[k + 1] : -1;
         std::size_t full = 0;
         Step s{.node = id};
-        if (keep_contributions) {
+        if (p.pass_.keep_contributions) {
             // the stepper shows each node's own contribution: no fusion
-        } else if (is_op(n, "mse") && next == n.inputs[0] && n.inputs[1] != next && is_op(nodes_[next], "normalize") &&
-                   readers_[next] == 1 && nodes_[nodes_[next].inputs[0]].wants_grad &&
-                   resolve_axis(nodes_[next].attrs.at("axis").get<std::int64_t>(), nodes_[next].value.rank()) ==
-                       nodes_[next].value.rank() - 1) {
+        } else if (mse_of_normalize(p, id, next)) {
             s = Step{.kind = Step::Kind::mse_normalize, .node = id, .next = next};
+            p.fusions_.push_back(fmt::format("backward mse_normalize: {} ← {}", name(next), name(id)));
             ++k;
-        } else if (is_op(n, "sigmoid") && next == n.inputs[0] && readers_[next] == 1 && bias_add(next, full)) {
+        } else if (plays(n, Fusable::sigmoid) && next == n.inputs[0] && p.readers_[std::size_t(next)] == 1 &&
+                   bias_add(p, next, full)) {
             s = Step{.kind = Step::Kind::sigmoid_bias, .node = next, .next = id, .full = full};
+            p.fusions_.push_back(fmt::format("backward sigmoid_bias: {} ← {}", name(next), name(id)));
             ++k;
-        } else if (bias_add(id, full)) {
+        } else if (bias_add(p, id, full)) {
             s = Step{.kind = Step::Kind::bias, .node = id, .full = full};
+            p.fusions_.push_back(fmt::format("backward bias: {}", name(id)));
         }
-        backward_steps_.push_back(s);
+        p.backward_steps_.push_back(s);
     }
 }
 
-void Graph::run_dense(const Step& s, bool keep_intermediates) {
-    Node& mm = nodes_[s.node];
-    Node& add = nodes_[s.next];
-    Node* act = s.last >= 0 ? &nodes_[s.last] : nullptr;
+void Graph::run_dense(Plan& p, const Plan::Step& s) {
+    Node& mm = nodes_[std::size_t(s.node)];
+    Node& add = nodes_[std::size_t(s.next)];
+    Node* act = s.last >= 0 ? &nodes_[std::size_t(s.last)] : nullptr;
+    const bool keep = p.pass_.keep_intermediates;
     // Not keeping intermediates, the GEMM writes straight into the chain's last value and
     // the pass runs in place.
-    Tensor& gemm_out = keep_intermediates ? mm.value : act ? act->value : add.value;
-    in_ptrs_.clear();
-    for (int j : mm.inputs) in_ptrs_.push_back(&nodes_[j].value);
-    // The matmul's own forward: over its left operand's nonzeros when the pass has them.
-    mm.op->forward(ForwardCall{in_ptrs_, gemm_out, mm.attrs, &scratch_[s.node], {}, workers_, sparse_for(s.node)});
-    const Tensor& bias = nodes_[add.inputs[1 - s.full]].value;
+    Tensor& gemm_out = keep ? mm.value : act ? act->value : add.value;
+    p.in_ptrs_.clear();
+    for (int j : mm.inputs) p.in_ptrs_.push_back(&nodes_[std::size_t(j)].value);
+    // The matmul's own forward (its sparse form when the plan lends its left operand's nonzeros).
+    forward_node(p, s.node, gemm_out);
+    const Tensor& bias = nodes_[std::size_t(add.inputs[1 - s.full])].value;
+    Workers* workers = p.pass_.workers;
     dispatch(dtype_, [&]<class T>() {
-        T* pre = keep_intermediates || !act ? add.value.data<T>() : nullptr;
+        T* pre = keep || !act ? add.value.data<T>() : nullptr;
         T* out = act ? act->value.data<T>() : nullptr;
         const std::int64_t cols = gemm_out.dim(1);
         auto rows = [&](std::int64_t r0, std::int64_t r1) {
-            auto at = [&](T* p) { return p ? p + r0 * cols : nullptr; };
+            auto at = [&](T* q) { return q ? q + r0 * cols : nullptr; };
             dense_pass(gemm_out.data<T>() + r0 * cols, bias.data<T>(), at(pre), at(out), r1 - r0, cols);
         };
         // Row by row, so any split gives the same bits; only a large pass pays for the split.
-        if (workers_ && gemm_out.numel() >= kSplitPass)
-            workers_->run(gemm_out.dim(0), rows);
+        if (workers && gemm_out.numel() >= kSplitPass)
+            workers->run(gemm_out.dim(0), rows);
         else
             rows(0, gemm_out.dim(0));
     });
@@ -150,15 +176,15 @@ void Graph::run_dense(const Step& s, bool keep_intermediates) {
 
 // sigmoid_bias and bias: the add's gradient (through the sigmoid when there is one) to its
 // full input and its column sums to the bias.
-void Graph::run_sigmoid_bias(const Step& s, bool keep_intermediates) {
-    Node& add = nodes_[s.node];
-    const Node* act = s.next >= 0 ? &nodes_[s.next] : nullptr;
+void Graph::run_sigmoid_bias(Plan& p, const Plan::Step& s) {
+    Node& add = nodes_[std::size_t(s.node)];
+    const Node* act = s.next >= 0 ? &nodes_[std::size_t(s.next)] : nullptr;
     const std::size_t full = s.full, bias = 1 - s.full;
-    Tensor* dfull = grad_target(s.node, full);
-    Tensor* dbias = grad_target(s.node, bias);
+    Tensor* dfull = grad_target(p, s.node, full);
+    Tensor* dbias = grad_target(p, s.node, bias);
     // With a sigmoid, the add's own gradient is one more output of the pass, written only
     // when intermediates are kept.
-    Tensor* dadd = act && keep_intermediates ? &add.grad : nullptr;
+    Tensor* dadd = act && p.pass_.keep_intermediates ? &add.grad : nullptr;
     dispatch(dtype_, [&]<class T>() {
         const T* g = act ? act->grad.data<T>() : add.grad.data<T>();
         const T* y = act ? act->value.data<T>() : nullptr;
@@ -166,45 +192,27 @@ void Graph::run_sigmoid_bias(const Step& s, bool keep_intermediates) {
         bias_backward(g, y, first, data_or_null<T>(dbias), add.value.dim(0), add.value.dim(1));
         if (dadd && first != dadd->data<T>()) std::copy(first, first + dfull->numel(), dadd->data<T>());
     });
-    written_[s.node] = true;
-    if (dfull) finish_slot(s.node, full);
-    if (dbias) finish_slot(s.node, bias);
+    p.written_[std::size_t(s.node)] = true;
+    if (dfull) finish_slot(p, s.node, full);
+    if (dbias) finish_slot(p, s.node, bias);
 }
 
-void Graph::run_mse_normalize(const Step& s, bool keep_intermediates) {
-    Node& mse = nodes_[s.node];
-    Node& norm = nodes_[s.next];
-    Tensor* dy = grad_target(s.next, 0);
-    Tensor* dt = grad_target(s.node, 1);
-    Tensor* dp = keep_intermediates ? &norm.grad : nullptr;
+void Graph::run_mse_normalize(Plan& p, const Plan::Step& s) {
+    Node& mse = nodes_[std::size_t(s.node)];
+    Node& norm = nodes_[std::size_t(s.next)];
+    Tensor* dy = grad_target(p, s.next, 0);
+    Tensor* dt = grad_target(p, s.node, 1);
+    Tensor* dp = p.pass_.keep_intermediates ? &norm.grad : nullptr;
     dispatch(dtype_, [&]<class T>() {
         const std::int64_t len = norm.value.dim(norm.value.rank() - 1);
-        kernels::mse_normalize_backward(norm.value.data<T>(), nodes_[mse.inputs[1]].value.data<T>(),
-                                        nodes_[norm.inputs[0]].value.data<T>(), mse.grad.data<T>()[0],
-                                        norm.value.dim(0), data_or_null<T>(dp), data_or_null<T>(dt),
-                                        dy->data<T>(), norm.value.numel() / len, len);
+        kernels::mse_normalize_backward(norm.value.data<T>(), nodes_[std::size_t(mse.inputs[1])].value.data<T>(),
+                                        nodes_[std::size_t(norm.inputs[0])].value.data<T>(), mse.grad.data<T>()[0],
+                                        norm.value.dim(0), data_or_null<T>(dp), data_or_null<T>(dt), dy->data<T>(),
+                                        norm.value.numel() / len, len);
     });
-    written_[s.next] = true;
-    if (dt) finish_slot(s.node, 1);
-    finish_slot(s.next, 0);
-}
-
-std::vector<std::string> Graph::fusions() const {
-    std::vector<std::string> out;
-    auto name = [&](int id) { return nodes_[id].name; };
-    for (const Step& s : forward_steps_)
-        if (s.kind == Step::Kind::dense)
-            out.push_back(fmt::format("forward dense: {} → {}{}", name(s.node), name(s.next),
-                                      s.last >= 0 ? " → " + name(s.last) : ""));
-    for (const Step& s : backward_steps_) {
-        if (s.kind == Step::Kind::sigmoid_bias)
-            out.push_back(fmt::format("backward sigmoid_bias: {} ← {}", name(s.node), name(s.next)));
-        else if (s.kind == Step::Kind::bias)
-            out.push_back(fmt::format("backward bias: {}", name(s.node)));
-        else if (s.kind == Step::Kind::mse_normalize)
-            out.push_back(fmt::format("backward mse_normalize: {} ← {}", name(s.next), name(s.node)));
-    }
-    return out;
+    p.written_[std::size_t(s.next)] = true;
+    if (dt) finish_slot(p, s.node, 1);
+    finish_slot(p, s.next, 0);
 }
 
 }  // namespace chainrule

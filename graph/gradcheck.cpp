@@ -12,7 +12,7 @@ GradcheckReport gradcheck(Graph& g, const GradcheckOptions& opt) {
     if (g.dtype() != Dtype::f64) throw InputError("gradcheck needs a float64 graph");
     int loss = g.loss();
     if (loss < 0) throw InputError("the model has no \"loss\" output to check gradients of");
-    const Pass pass{.input_grads = opt.inputs};
+    Plan pass = g.plan(Pass{.input_grads = opt.inputs});
     g.forward(pass);
     // Junk in every gradient buffer first: an op whose backward adds to what is there instead
     // of overwriting it (the contract in ops/op.hpp) then fails here instead of passing on

@@ -60,7 +60,6 @@ int Graph::add_node(Node n) {
     int id = static_cast<int>(nodes_.size());
     index_[n.name] = id;
     nodes_.push_back(std::move(n));
-    planned_input_grads_.reset();
     return id;
 }
 
@@ -189,7 +188,6 @@ void Graph::set_output(const std::string& role, const std::string& node_name, st
                                              format_shape(nodes_[id].shape)));
     }
     outputs_[role] = id;
-    planned_backward_.reset();
 }
 
 int Graph::find(const std::string& n) const {
@@ -278,30 +276,11 @@ void Graph::set_value(const std::string& name, const Tensor& value) {
                                      format_shape(n.shape)));
     sized(n, d);
     n.value.assign(value);
-    if (std::size_t(id(name)) < sparse_.size()) sparse_[id(name)].current = false;
 }
 
 Tensor& Graph::input_buffer(int id, const Dims& dims) {
     sized(nodes_[id], dims);
-    if (std::size_t(id) < sparse_.size()) sparse_[id].current = false;
     return nodes_[id].value;
-}
-
-SparseRows& Graph::sparse_rows(int id) {
-    if (sparse_.size() < nodes_.size()) sparse_.resize(nodes_.size());
-    return sparse_[id];
-}
-
-const SparseRows* Graph::sparse_for(int op_node) const {
-    if (!sparse_pass_) return nullptr;
-    const Node& n = nodes_[op_node];
-    if (n.inputs.empty()) return nullptr;
-    const int in = n.inputs[0];
-    if (std::size_t(in) >= sparse_.size() || nodes_[in].kind != NodeKind::input) return nullptr;
-    const SparseRows& s = sparse_[in];
-    const Tensor& v = nodes_[in].value;
-    if (!s.current || v.rank() != 2 || s.rows != v.dim(0) || s.cols != v.dim(1)) return nullptr;
-    return &s;
 }
 
 // Resizes n's value; a shape over the cap (symbols bound to large sizes) names the node.
@@ -311,224 +290,6 @@ void Graph::sized(Node& n, const Dims& dims) {
     } catch (const InputError& e) {
         throw InputError(fmt::format("{}: {}", where(n), e.what()));
     }
-}
-
-void Graph::bind_and_plan(bool input_grads) {
-    bool same = planned_input_grads_ == input_grads;
-    std::size_t k = 0;
-    for (const auto& n : nodes_) {
-        if (n.kind != NodeKind::input) continue;
-        if (!same || k >= planned_input_dims_.size() || planned_input_dims_[k] != n.value.dims()) same = false;
-        ++k;
-    }
-    if (same) return;
-
-    std::map<std::string, std::pair<std::int64_t, std::string>> symbols;  // symbol -> size, who bound it
-    planned_input_dims_.clear();
-    for (auto& n : nodes_) {
-        if (n.kind == NodeKind::parameter && n.value.empty())
-            throw InputError(fmt::format("parameter '{}' has no value: call init_parameters first", n.name));
-        if (n.kind != NodeKind::input) continue;
-        if (n.value.empty())
-            throw InputError(fmt::format("input '{}' has no value: feed it (--feed FILE) or give it a default "
-                                         "\"value\" in the model",
-                                         n.name));
-        const Dims& d = n.value.dims();
-        for (std::size_t i = 0; i < n.shape.size(); ++i) {
-            const Dim& s = n.shape[i];
-            if (!s.symbolic()) continue;
-            auto [it, fresh] = symbols.try_emplace(s.symbol, d[i], n.name);
-            if (!fresh && it->second.first != d[i])
-                throw InputError(fmt::format("symbol {} is {} in input '{}' but {} in input '{}'", s.symbol,
-                                             it->second.first, it->second.second, d[i], n.name));
-        }
-        planned_input_dims_.push_back(d);
-    }
-
-    forward_order_.clear();
-    for (std::size_t id = 0; id < nodes_.size(); ++id) {
-        Node& n = nodes_[id];
-        if (n.kind == NodeKind::op) {
-            std::vector<Shape> in;
-            for (int j : n.inputs) in.push_back(fixed_shape(nodes_[j].value.dims()));
-            Shape out;
-            try {
-                out = n.op->shape(in, n.attrs);
-            } catch (const ShapeError& e) {
-                throw InputError(fmt::format("{}: {} {}", where(n), n.op->name, e.what()));
-            }
-            sized(n, to_dims(out));
-            forward_order_.push_back(static_cast<int>(id));
-            n.wants_grad = false;
-            for (int j : n.inputs) n.wants_grad = n.wants_grad || nodes_[j].wants_grad;
-        } else {
-            n.wants_grad = n.kind == NodeKind::parameter || input_grads;
-        }
-        if (n.wants_grad) n.grad.resize(dtype_, n.value.dims());
-    }
-    scratch_.resize(nodes_.size());  // keeps what the nodes had: no new allocation on a re-plan
-    readers_.assign(nodes_.size(), 0);
-    reader_.assign(nodes_.size(), -1);
-    is_output_.assign(nodes_.size(), false);
-    for (int id : forward_order_)
-        for (int j : nodes_[id].inputs) ++readers_[j], reader_[j] = id;
-    for (const auto& [role, id] : outputs_) is_output_[id] = true;
-    plan_forward_steps();
-    planned_input_grads_ = input_grads;
-    planned_backward_.reset();
-}
-
-void Graph::forward(const Pass& pass) {
-    bind_and_plan(pass.input_grads);
-    noise_ = pass.noise;
-    workers_ = pass.workers;
-    sparse_pass_ = pass.sparse_inputs;
-    for (const Step& s : forward_steps_) {
-        if (s.kind == Step::Kind::dense) {
-            run_dense(s, pass.keep_intermediates);
-            continue;
-        }
-        Node& n = nodes_[s.node];
-        in_ptrs_.clear();
-        for (int j : n.inputs) in_ptrs_.push_back(&nodes_[j].value);
-        n.op->forward(
-            ForwardCall{in_ptrs_, n.value, n.attrs, &scratch_[s.node], node_noise(s.node), workers_, sparse_for(s.node)});
-    }
-}
-
-int Graph::plan_backward(const Pass& pass) {
-    int loss = pass.loss < 0 ? this->loss() : pass.loss;
-    if (loss < 0) throw InputError("the model has no \"loss\" output to differentiate");
-    bind_and_plan(pass.input_grads);
-    const BackwardKey key{loss, pass.keep_contributions};
-    if (planned_backward_ == key) return loss;
-    std::vector<bool> reaches(nodes_.size());
-    reaches[loss] = true;
-    for (int id = loss; id >= 0; --id)
-        if (reaches[id])
-            for (int j : nodes_[id].inputs) reaches[j] = true;
-    backward_order_.clear();
-    for (int id = loss; id >= 0; --id)
-        if (reaches[id] && nodes_[id].kind == NodeKind::op && nodes_[id].wants_grad) backward_order_.push_back(id);
-
-    contrib_.assign(nodes_.size(), {});
-    direct_.assign(nodes_.size(), {});
-    std::vector<bool> seen(nodes_.size());
-    seen[loss] = true;
-    for (int id : backward_order_) {
-        const Node& n = nodes_[id];
-        contrib_[id].resize(n.inputs.size());
-        direct_[id].assign(n.inputs.size(), false);
-        for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-            int j = n.inputs[i];
-            if (!nodes_[j].wants_grad) continue;
-            direct_[id][i] = !pass.keep_contributions && !seen[j];
-            seen[j] = true;
-            if (!direct_[id][i]) contrib_[id][i].resize(dtype_, nodes_[j].value.dims());
-        }
-    }
-    written_.assign(nodes_.size(), false);
-    plan_backward_steps(pass.keep_contributions);
-    planned_backward_ = key;
-    return loss;
-}
-
-const std::vector<int>& Graph::backward_order(const Pass& pass) {
-    plan_backward(pass);
-    return backward_order_;
-}
-
-void Graph::backward_begin(const Pass& pass) {
-    int loss = plan_backward(pass);
-    noise_ = pass.noise;
-    workers_ = pass.workers;
-    sparse_pass_ = pass.sparse_inputs;
-    if (nodes_[loss].value.numel() != 1)
-        throw InputError(fmt::format("'{}' is not a scalar (shape {}); backward needs a scalar loss",
-                                     nodes_[loss].name, format_dims(nodes_[loss].value.dims())));
-    std::fill(written_.begin(), written_.end(), false);
-    Node& l = nodes_[loss];
-    if (!l.wants_grad) l.grad.resize(dtype_, l.value.dims());
-    l.grad.fill(1.0);
-    written_[loss] = true;
-}
-
-void Graph::backward_node(int id) {
-    Node& n = nodes_[id];
-    in_ptrs_.clear();
-    grad_ptrs_.clear();
-    for (std::size_t i = 0; i < n.inputs.size(); ++i) {
-        Node& in = nodes_[n.inputs[i]];
-        in_ptrs_.push_back(&in.value);
-        grad_ptrs_.push_back(!in.wants_grad ? nullptr : direct_[id][i] ? &in.grad : &contrib_[id][i]);
-    }
-    n.op->backward(BackwardCall{in_ptrs_, n.value, n.grad, grad_ptrs_, n.attrs, &scratch_[id], node_noise(id), workers_,
-                                sparse_for(id)});
-    for (std::size_t i = 0; i < n.inputs.size(); ++i)
-        if (grad_ptrs_[i]) finish_slot(id, i);
-}
-
-Tensor* Graph::grad_target(int id, std::size_t slot) {
-    Node& in = nodes_[nodes_[id].inputs[slot]];
-    if (!in.wants_grad) return nullptr;
-    return direct_[id][slot] ? &in.grad : &contrib_[id][slot];
-}
-
-// Adds what op node `id` wrote for input `slot` into that input's gradient (or marks a
-// direct write as done).
-void Graph::finish_slot(int id, std::size_t slot) {
-    const Node& n = nodes_[id];
-    int j = n.inputs[slot];
-    Node& in = nodes_[j];
-    const Tensor& c = direct_[id][slot] ? in.grad : contrib_[id][slot];
-    if (c.dims() != in.value.dims())
-        throw std::logic_error(fmt::format("op '{}' at {} left a gradient of shape {} for input '{}' of shape {}",
-                                           n.op->name, where(n), format_dims(c.dims()), in.name,
-                                           format_dims(in.value.dims())));
-    if (direct_[id][slot]) {
-        written_[j] = true;
-        return;
-    }
-    dispatch(dtype_, [&]<class T>() {
-        const T* pc = c.template data<T>();
-        T* g = in.grad.template data<T>();
-        std::int64_t count = in.grad.numel();
-        if (written_[j])
-            for (std::int64_t k = 0; k < count; ++k) g[k] += pc[k];
-        else
-            for (std::int64_t k = 0; k < count; ++k) g[k] = pc[k];
-    });
-    written_[j] = true;
-}
-
-void Graph::backward_end() {
-    for (std::size_t j = 0; j < nodes_.size(); ++j)
-        if (nodes_[j].wants_grad && !written_[j]) nodes_[j].grad.zero();
-}
-
-void Graph::backward(const Pass& pass) {
-    backward_begin(pass);
-    for (const Step& s : backward_steps_) {
-        switch (s.kind) {
-            case Step::Kind::op: backward_node(s.node); break;
-            case Step::Kind::sigmoid_bias:
-            case Step::Kind::bias: run_sigmoid_bias(s, pass.keep_intermediates); break;
-            case Step::Kind::mse_normalize: run_mse_normalize(s, pass.keep_intermediates); break;
-            case Step::Kind::dense: break;  // forward only
-        }
-    }
-    backward_end();
-}
-
-std::size_t Graph::scratch_bytes() const {
-    std::size_t total = 0;
-    for (const Workspace& w : scratch_) total += w.bytes();
-    return total;
-}
-
-const Tensor& Graph::contribution(int id, std::size_t slot) const {
-    if (id < 0 || static_cast<std::size_t>(id) >= contrib_.size() || slot >= contrib_[id].size()) return empty_;
-    return contrib_[id][slot];
 }
 
 }  // namespace chainrule

@@ -9,12 +9,14 @@
 //     g.set_output("loss", "L");
 //     g.init_parameters(seed);
 //     g.set_value("x", x);
-//     g.forward();  g.backward();           // Pass::exact(): every node's value exact
+//     Plan plan = g.plan();                 // Pass::exact(): every node's value exact
+//     g.forward(plan);  g.backward(plan);
 //     g.grad("w");
-//     g.forward(Pass::training());  g.backward(Pass::training());  // what a training step reads
 //
 // The engine owns gradient accumulation: an op's backward writes its contribution for
-// each input and the engine adds contributions when a node feeds several consumers.
+// each input and the engine adds contributions when a node feeds several consumers. What
+// a kind of pass runs and keeps is its Plan (graph/plan.hpp), a value the caller holds:
+// the Graph itself keeps no state of any pass.
 #pragma once
 
 #include <map>
@@ -25,6 +27,7 @@
 #include "core/random.hpp"
 #include "core/shape.hpp"
 #include "core/tensor.hpp"
+#include "graph/plan.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {
@@ -59,48 +62,6 @@ struct Node {
     std::string doc;
 
     Tensor value, grad;
-    bool wants_grad = false;
-};
-
-// What one forward/backward pass computes and keeps. The graph caches the plan it builds
-// for a pass, so running the same pass again costs nothing, and nothing is left switched
-// on for the next caller.
-//
-// forward() and backward() run chains of ops as fused passes (matmul → add(bias) →
-// sigmoid, sigmoid ← add(bias), mse ← normalize) with the same numbers as the ops one by
-// one. Without keep_intermediates, values and gradients inside such a chain that nothing
-// downstream reads are not written and hold stale numbers; outputs, parameters' gradients
-// and everything a later step needs are always exact.
-struct Pass {
-    bool input_grads = false;        // inputs and constants get gradients too
-    bool keep_intermediates = true;  // every node's value and gradient exact
-    bool keep_contributions = false; // each contribution kept apart (no fused backward)
-    int loss = -1;                   // the node differentiated; -1: the "loss" output
-    // A training step's seed (noise_seed(noise_seed(seed, epoch), step)): ops with noise
-    // (dropout) draw from it, each node from its own noise_seed(noise, node index). Empty in
-    // every other pass, where such ops are the identity.
-    std::optional<std::uint64_t> noise = {};
-    // chainrule's helper threads, lent to ops that split their own work (conv2d splits the
-    // batch); null: every op runs on the calling thread alone. Results do not depend on it.
-    Workers* workers = nullptr;
-    // A fed input's nonzeros (sparse_rows()), when current, go to the ops reading it as input
-    // 0 (matmul and linear skip its zeros). Only training passes: everywhere else (`grad`,
-    // `gradcheck`, `step`) the dense path runs, so those numbers cannot change.
-    bool sparse_inputs = false;
-
-    // The default: every node's value exact, gradients for parameters and what they feed.
-    static Pass exact() { return {}; }
-    // Every node's value and gradient, inputs' included (`grad`, `dot --grads`).
-    static Pass inspect() { return {.input_grads = true}; }
-    // Only outputs and parameters' gradients are read: fused chains skip their insides.
-    // Without noise: evaluation; the trainer's steps use training_step.
-    static Pass training() { return {.keep_intermediates = false, .sparse_inputs = true}; }
-    // One step of training: as training(), and dropout draws its masks from `step_seed`.
-    static Pass training_step(std::uint64_t step_seed) {
-        return {.keep_intermediates = false, .noise = step_seed, .sparse_inputs = true};
-    }
-    // The stepper: every node's gradient and every contribution, one op at a time.
-    static Pass stepping() { return {.input_grads = true, .keep_contributions = true}; }
 };
 
 class Graph {
@@ -145,90 +106,52 @@ public:
     // The input's value tensor resized to `dims`, for filling in place (no copy, no allocation
     // once sized).
     Tensor& input_buffer(int id, const Dims& dims);
-    // Input `id`'s compressed form beside its value, for whoever fills both (train/feeder.cpp:
-    // data::gather, then finish()). Any other change of the value marks it stale.
-    SparseRows& sparse_rows(int id);
-    void forward(const Pass& pass = {});
-    // Fresh gradients of the pass's loss for every node that wants one. Give it the pass
-    // forward() ran with.
-    void backward(const Pass& pass = {});
+
+    // The plan of a kind of pass (graph/plan.hpp): the order, the fused steps, which nodes
+    // get gradients. Values and gradients are sized when a forward binds the inputs' dims.
+    Plan plan(const Pass& pass = {}) const;
+    void forward(Plan& plan);
+    // Fresh gradients of the plan's loss for every node that wants one, after forward(plan).
+    void backward(Plan& plan);
 
     // ---- the backward walk, one node at a time (Stepper is a cursor into it) ----
-    const std::vector<int>& backward_order(const Pass& pass = {});  // op nodes, reverse topological
-    void backward_begin(const Pass& pass = {});  // zero grads, seed dL/dL = 1
-    void backward_node(int id);   // run one op node's backward (in the begun pass) and accumulate
-    void backward_end();          // zero-fill gradients no path reached
-    // What op node `id` sent to its input `slot` in the last backward_node(id) (kept only
-    // in a pass with keep_contributions; otherwise empty).
-    const Tensor& contribution(int id, std::size_t slot) const;
-
-    // The fused passes forward() and backward() run, as text (for tests and docs), e.g.
-    // "dense(xW1 → a1 → y1)"; empty before the first forward().
-    std::vector<std::string> fusions() const;
-    // Bytes of the op nodes' scratch memory (conv2d's columns, max_pool2d's argmax).
-    std::size_t scratch_bytes() const;
+    void backward_begin(Plan& plan);       // zero grads, seed dL/dL = 1
+    void backward_node(Plan& plan, int id);  // run one op node's backward and accumulate
+    void backward_end(Plan& plan);         // zero-fill gradients no path reached
 
 private:
-    // One entry of the forward or backward program: an op node, or a fused chain.
-    struct Step {
-        enum class Kind { op, dense, sigmoid_bias, bias, mse_normalize } kind = Kind::op;
-        int node = -1;        // op: the node; dense: the matmul; sigmoid_bias/bias: the add; mse_normalize: the mse
-        int next = -1;        // dense: the add; sigmoid_bias: the sigmoid; mse_normalize: the normalize
-        int last = -1;        // dense: the sigmoid, or -1
-        std::size_t full = 0; // dense, sigmoid_bias, bias: the add's input slot that is not the bias
-    };
-    void plan_forward_steps();
-    void plan_backward_steps(bool keep_contributions);
-    bool bias_add(int add, std::size_t& full) const;
-    void run_dense(const Step& s, bool keep_intermediates);
-    void run_sigmoid_bias(const Step& s, bool keep_intermediates);
-    void run_mse_normalize(const Step& s, bool keep_intermediates);
-    Tensor* grad_target(int id, std::size_t slot);
-    void finish_slot(int id, std::size_t slot);
-
     int add_node(Node n);
     void check_new_name(const std::string& name, const std::string& place) const;
     std::string where(const Node& n) const;
-    void bind_and_plan(bool input_grads);
     void sized(Node& n, const Dims& dims);
-    int plan_backward(const Pass& pass);  // the loss node
+
+    // Planning (graph/plan.cpp, graph/fusion.cpp) and running (graph/run.cpp).
+    void plan_forward_steps(Plan& p) const;
+    void plan_backward_steps(Plan& p) const;
+    bool bias_add(const Plan& p, int add, std::size_t& full) const;
+    bool mse_of_normalize(const Plan& p, int mse, int next) const;
+    void bind(Plan& p);
+    void forward_node(Plan& p, int id, Tensor& out);
+    void run_dense(Plan& p, const Plan::Step& s);
+    void run_sigmoid_bias(Plan& p, const Plan::Step& s);
+    void run_mse_normalize(Plan& p, const Plan::Step& s);
+    Tensor* grad_target(Plan& p, int id, std::size_t slot);
+    void finish_slot(Plan& p, int id, std::size_t slot);
+    const SparseRows* sparse_for(const Plan& p, int op_node) const;
+    std::optional<std::uint64_t> node_noise(const Plan& p, int id) const {
+        return p.pass_.noise ? std::optional(noise_seed(*p.pass_.noise, std::uint64_t(id))) : std::nullopt;
+    }
 
     Dtype dtype_;
     std::vector<Node> nodes_;
     std::map<std::string, int> index_;
     std::map<std::string, int> outputs_;
-
-    // The plan, rebuilt when the nodes, the input shapes or the pass's choices change.
-    std::vector<Dims> planned_input_dims_;
-    std::optional<bool> planned_input_grads_;   // forward plan; empty: none
-    struct BackwardKey {
-        int loss;
-        bool keep_contributions;
-        bool operator==(const BackwardKey&) const = default;
-    };
-    std::optional<BackwardKey> planned_backward_;
-    std::vector<int> forward_order_, backward_order_;
-    std::vector<int> readers_;                       // per node: op input slots that read it
-    std::vector<int> reader_;                        // per node: the last op node reading it
-    std::vector<bool> is_output_;
-    std::vector<Step> forward_steps_, backward_steps_;
-    std::vector<std::vector<Tensor>> contrib_;       // per node, per input slot
-    std::vector<std::vector<bool>> direct_;          // contribution written straight into grad
-    std::vector<bool> written_;                      // grad holds something this pass
-    // Each op node's scratch memory (kept from its forward to its backward), and the begun
-    // backward's noise.
-    std::vector<Workspace> scratch_;
-    std::optional<std::uint64_t> noise_;
-    Workers* workers_ = nullptr;  // the pass's, lent to the ops it runs
-    bool sparse_pass_ = false;    // the pass's sparse_inputs
-    std::vector<SparseRows> sparse_;  // per node, grown on first use by sparse_rows()
-    const SparseRows* sparse_for(int op_node) const;  // input 0's current form in this pass, or null
-    std::optional<std::uint64_t> node_noise(int id) const {
-        return noise_ ? std::optional(noise_seed(*noise_, std::uint64_t(id))) : std::nullopt;
-    }
-    std::vector<const Tensor*> in_ptrs_;
-    std::vector<Tensor*> grad_ptrs_;
-    Tensor empty_;
 };
+
+// One pass at the graph's current point with a plan made for it and dropped after: forward,
+// or forward and backward (returning the loss). For programs and tests that look at one
+// point; a loop over many points keeps its Plan instead (no planning, no allocation).
+void forward_once(Graph& g, const Pass& pass = {});
+double forward_backward_once(Graph& g, const Pass& pass = {});
 
 }  // namespace chainrule

@@ -290,14 +290,14 @@ Model parse_model(const std::string& text, const std::string& file) {
         m.warnings.push_back(fmt::format("{}: {} '{}' is not used by any node or output", n.place,
                                          kind_name(n.kind), n.name));
     }
-    // cross_entropy applies log-softmax itself: probabilities in are a softmax taken twice.
+    // An op that takes logits applies log-softmax itself: probabilities in are a softmax taken twice.
     for (const Node& n : g.nodes()) {
-        if (n.kind != NodeKind::op || n.op->name != "cross_entropy") continue;
+        if (n.kind != NodeKind::op || !n.op->takes_logits) continue;
         const Node& in = g.node(n.inputs[0]);
-        if (in.kind == NodeKind::op && (in.op->name == "softmax" || in.op->name == "sigmoid"))
-            m.warnings.push_back(fmt::format("{}: cross_entropy takes logits and applies log-softmax itself, but "
+        if (in.kind == NodeKind::op && in.op->gives_probabilities)
+            m.warnings.push_back(fmt::format("{}: {} takes logits and applies log-softmax itself, but "
                                              "'{}' is a {} output (probabilities); feed it '{}''s input instead",
-                                             n.place, in.name, in.op->name, in.name));
+                                             n.place, n.op->name, in.name, in.op->name, in.name));
     }
     return m;
 }

@@ -24,32 +24,27 @@ Pass stepping_pass(const Graph& g, int loss) {
     return p;
 }
 
-// forward() first: backward_order() plans on the values it leaves.
-const std::vector<int>& prepare(Graph& g, const Pass& p) {
-    g.forward(p);
-    return g.backward_order(p);
-}
-
 }  // namespace
 
-Stepper::Stepper(Graph& g, int loss) : g_(g), pass_(stepping_pass(g, loss)), order_(prepare(g, pass_)) {
+Stepper::Stepper(Graph& g, int loss) : g_(g), plan_(g.plan(stepping_pass(g, loss))) {
+    g_.forward(plan_);
     rewind(0);
 }
 
 void Stepper::rewind(std::size_t steps) {
-    if (steps > order_.size()) throw std::logic_error("Stepper::rewind past the last step");
-    g_.backward_begin(pass_);
+    if (steps > order().size()) throw std::logic_error("Stepper::rewind past the last step");
+    g_.backward_begin(plan_);
     reached_.assign(g_.size(), false);
-    reached_[pass_.loss] = true;
+    reached_[std::size_t(plan_.loss())] = true;
     pos_ = 0;
-    if (order_.empty()) g_.backward_end();  // a loss that is an input: nothing to step
+    if (order().empty()) g_.backward_end(plan_);  // a loss that is an input: nothing to step
     while (pos_ < steps) next();
 }
 
 const Step& Stepper::next() {
     if (done()) throw std::logic_error("Stepper::next() called after the last step");
-    int id = order_[pos_];
-    g_.backward_node(id);
+    int id = order()[pos_];
+    g_.backward_node(plan_, id);
     const Node& n = g_.node(id);
     step_.index = pos_;
     step_.id = id;
@@ -57,22 +52,22 @@ const Step& Stepper::next() {
     for (std::size_t i = 0; i < n.inputs.size(); ++i) {
         int j = n.inputs[i];
         StepInput in{.id = j, .slot = i};
-        if (g_.node(j).wants_grad) {
-            in.contribution = g_.contribution(id, i);
+        if (plan_.wants_grad(j)) {
+            in.contribution = plan_.contribution(id, i);
             in.grad = g_.node(j).grad;
             in.first = !reached_[j];
             reached_[j] = true;
         }
         step_.inputs.push_back(std::move(in));
     }
-    if (++pos_ == order_.size()) g_.backward_end();
+    if (++pos_ == order().size()) g_.backward_end(plan_);
     return step_;
 }
 
 std::size_t Stepper::index_of(const std::string& name) const {
-    auto it = std::find_if(order_.begin(), order_.end(), [&](int id) { return g_.node(id).name == name; });
-    if (it != order_.end()) return std::size_t(it - order_.begin());
-    std::vector<std::string> steps = names_of(g_, order_);
+    auto it = std::find_if(order().begin(), order().end(), [&](int id) { return g_.node(id).name == name; });
+    if (it != order().end()) return std::size_t(it - order().begin());
+    std::vector<std::string> steps = names_of(g_, order());
     int id = g_.find(name);
     if (id >= 0) {
         NodeKind k = g_.node(id).kind;

@@ -6,8 +6,8 @@
 //         ... st.inputs[i].contribution, st.inputs[i].grad, s.graph().node(st.id).grad ...
 //     }
 //
-// The stepper is a cursor into the graph's own reverse topological order
-// (Graph::backward_order) and calls the same Graph::backward_node as Graph::backward,
+// The stepper owns a plan of the walk (Pass::stepping()), is a cursor into its reverse
+// topological order, and calls the same Graph::backward_node as Graph::backward,
 // so every number it shows is a number of the full backward pass, bit for bit. Showing a
 // step (text, JSON, the lecture's labels) is the caller's business: cli/step_view.hpp.
 #pragma once
@@ -41,10 +41,12 @@ public:
     explicit Stepper(Graph& g, int loss = -1);
 
     const Graph& graph() const { return g_; }
-    int loss() const { return pass_.loss; }
-    const std::vector<int>& order() const { return order_; }  // the graph's, not a copy
+    // The stepper's own plan (Pass::stepping()): which nodes get gradients, each contribution.
+    const Plan& plan() const { return plan_; }
+    int loss() const { return plan_.loss(); }
+    const std::vector<int>& order() const { return plan_.backward_order(); }
     std::size_t position() const { return pos_; }             // steps taken
-    bool done() const { return pos_ == order_.size(); }
+    bool done() const { return pos_ == order().size(); }
 
     // Runs the next op node's backward. Precondition: !done(). After the last step the
     // gradients of nodes no path reached are zero, as after Graph::backward.
@@ -62,8 +64,7 @@ public:
 
 private:
     Graph& g_;
-    Pass pass_;
-    const std::vector<int>& order_;
+    Plan plan_;
     std::size_t pos_ = 0;
     Step step_;
     std::vector<bool> reached_;

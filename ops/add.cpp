@@ -21,6 +21,7 @@ const bool registered = register_op({
     .bad_samples = {{.shapes = {{3, 4}, {3}}, .error = "cannot broadcast [3,4] with [3]"},
                     {.shapes = {{2, 3}, {3, 2}}, .error = "cannot broadcast [2,3] with [3,2]"}},
     .elementwise = true,
+    .fusable = Fusable::bias_add,
 });
 
 }  // namespace

@@ -18,6 +18,16 @@
 
 namespace chainrule {
 
+// Op::mixes_rows of an op that works along its "axis" attr: it mixes the batch's rows when
+// that axis is the batch axis (0) of a batched input.
+inline std::string mixes_rows_along_axis(const RowQuery& q) {
+    if (q.batch_inputs.empty() || !q.batch_inputs[0]) return "";
+    const std::int64_t rank = std::int64_t(q.ranks[0]);
+    std::int64_t axis = q.attrs.contains("axis") ? q.attrs.at("axis").get<std::int64_t>() : -1;
+    if (axis < 0) axis += rank;
+    return axis == 0 ? "works along the batch axis (axis 0), mixing the rows" : "";
+}
+
 // `n` elements p[0], p[stride], ...: one line of a tensor along an axis, not copied.
 template <class T>
 struct Line {

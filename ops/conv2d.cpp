@@ -288,6 +288,28 @@ void backward_im2col(const BackwardCall& c, const Conv& cv, const Chunks& chunks
     }
 }
 
+// What forward and backward ask of the workspace (the larger of the two), with S = C
+// slots (every chunk on its own thread: the most any thread count asks). Float32 passes
+// with oneDNN kernels ask what `onednn_room` lays out for them; others what im2col's do.
+std::int64_t workspace_bytes(const Conv& cv, bool bias, Dtype dtype) {
+    const Chunks chunks{std::min(kChunks, cv.g.n), cv.g.n};
+    const std::int64_t c = chunks.count, s = c, size = std::int64_t(dtype_size(dtype));
+    const std::int64_t cols = s * cv.k * cv.plane * size, partials = c * cv.o * cv.k * size;
+    auto room = [&](std::int64_t floats, std::size_t slot) {
+        return std::int64_t(up(std::size_t(floats) * sizeof(float)) + std::size_t(s) * up(slot) + kLine);
+    };
+    std::int64_t forward = cols, backward = cols + partials;
+    if (dtype == Dtype::f32) {
+        std::size_t most = 0;
+        if (onednn_ready(cv, chunks, bias, ConvPass::forward, most)) forward = room(0, most);
+        std::size_t most_back = 0;
+        if (onednn_ready(cv, chunks, bias, ConvPass::backward_weights, most_back) &&
+            onednn_ready(cv, chunks, bias, ConvPass::backward_data, most_back))
+            backward = room(c * (cv.o * cv.k + cv.o), up(std::size_t(cv.o * cv.k + cv.o) * sizeof(float)) + most_back);
+    }
+    return (std::max(forward, backward) + 7) / 8 * 8;  // Workspace keeps whole doubles
+}
+
 const bool registered = register_op({
     .name = "conv2d",
     .formula = "y = w ⋆ x + b (cross-correlation, NCHW);  dL/dx = wᵀ ⋆ dL/dy (col2im),  "
@@ -333,6 +355,16 @@ const bool registered = register_op({
                     {.shapes = {{1, 1, 4, 4}, {1, 1, 3, 3}}, .attrs = {{"padding", {1, 2, 3}}}, .error = "attr padding must be an integer or a pair [h, w], got [1,2,3]"},
                     {.shapes = {{1, 1, 4, 4}, {1, 1, 3, 3}}, .attrs = {{"dilation", 2}}, .error = "kernel 5×5 is larger than the padded input 4×4"}},
     .optional_inputs = 1,
+    // The most forward or backward asks of the node's workspace, with every chunk on its own
+    // thread (fewer threads ask less): see `workspace_bytes`.
+    .workspace = [](std::span<const Dims> in, const Attrs& attrs, Dtype dtype) -> std::int64_t {
+        const Dims& w = in[1];
+        const Window2d g = window_dims(in[0], {w[2], w[3]}, pair_attr(attrs, "stride", {1, 1}, 1),
+                                       pair_attr(attrs, "padding", {0, 0}, 0), pair_attr(attrs, "dilation", {1, 1}, 1),
+                                       "kernel");
+        const Conv cv{g, w[0], g.c * g.kernel.h * g.kernel.w, g.oh * g.ow, g.c * g.h * g.w};
+        return workspace_bytes(cv, in.size() == 3, dtype);
+    },
 });
 
 }  // namespace

@@ -111,6 +111,9 @@ const bool registered = register_op({
                     {.shapes = {{4, 3}, {4, 1}},
                      .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [4,1]"},
                     {.shapes = {{2, 3, 4}, {2}}, .error = "needs logits of shape [N,C], got [2,3,4]"}},
+    .mean_over_rows = true,
+    .takes_logits = true,
+    .labels_input = 1,
 });
 
 }  // namespace

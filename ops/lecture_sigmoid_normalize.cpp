@@ -61,6 +61,11 @@ const bool registered = register_op({
     .summary = "the lecture's sigmoid+normalize output with its hand-derived (inexact) update",
     .bad_samples = {{.shapes = {{}}, .error = "needs a tensor of rank >= 1, got a scalar"}},
     .exact_gradient = false,
+    // Its normalize runs along the last axis: a batch given as one row vector is normalized across rows.
+    .mixes_rows = [](const RowQuery& q) -> std::string {
+        return !q.batch_inputs.empty() && q.batch_inputs[0] && q.ranks[0] < 2
+                   ? "normalizes along the batch axis, mixing the rows" : "";
+    },
 });
 
 }  // namespace

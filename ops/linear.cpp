@@ -1,12 +1,11 @@
 // linear(x[N,in], W[in,out], b[out]) = x·W + b in one node, through cblas: the output is
 // prefilled with the bias rows and gemm adds x·W onto it (beta = 1), so the bias add
-// costs no extra pass over the output. Over x's nonzeros when the graph gives them (a sparse
-// fed batch in training, ops/sparse_matmul.hpp).
+// costs no extra pass over the output. In a training pass over a sparse fed batch the planner
+// runs its sparse form instead (ops/sparse_matmul.hpp).
 #include <fmt/format.h>
 
 #include "cpu/gemm.hpp"
 #include "ops/op.hpp"
-#include "ops/sparse_matmul.hpp"
 
 namespace chainrule {
 namespace {
@@ -39,10 +38,7 @@ const bool registered = register_op({
                 const T* b = c.in[2]->data<T>();
                 T* y = c.out.data<T>();
                 for (std::int64_t r = 0; r < n; ++r) std::copy(b, b + m, y + r * m);
-                if (c.sparse)
-                    sparse_rows_times<T>(*c.sparse, w.data<T>(), m, y, true, c.workers, c.scratch);
-                else
-                    gemm<T>(false, false, n, m, k, x.data<T>(), w.data<T>(), y, T(1));
+                gemm<T>(false, false, n, m, k, x.data<T>(), w.data<T>(), y, T(1));
             });
         },
     .backward =
@@ -52,9 +48,7 @@ const bool registered = register_op({
                 const std::int64_t n = x.dim(0), k = x.dim(1), m = w.dim(1);
                 if (c.grad_in[0])  // [n,k] = G[n,m]·Wᵀ[m,k]
                     gemm<T>(false, true, n, k, m, g.data<T>(), w.data<T>(), c.grad_in[0]->data<T>(), T(0));
-                if (c.grad_in[1] && c.sparse)
-                    sparse_transposed_times(*c.sparse, g.data<T>(), m, c.grad_in[1]->data<T>(), c.workers, c.scratch);
-                else if (c.grad_in[1])  // [k,m] = xᵀ[k,n]·G[n,m]
+                if (c.grad_in[1])  // [k,m] = xᵀ[k,n]·G[n,m]
                     gemm<T>(true, false, k, m, n, x.data<T>(), g.data<T>(), c.grad_in[1]->data<T>(), T(0));
                 if (c.grad_in[2]) {
                     T* gb = c.grad_in[2]->data<T>();

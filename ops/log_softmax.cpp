@@ -29,6 +29,7 @@ const bool registered = register_op({
     .bad_samples = {{.shapes = {{}}, .error = "needs a tensor of rank >= 1, got a scalar"},
                     {.shapes = {{3, 4}}, .attrs = {{"axis", -3}},
                      .error = "axis -3 is out of range for a tensor of rank 2"}},
+    .mixes_rows = mixes_rows_along_axis,
 });
 
 }  // namespace

@@ -1,10 +1,10 @@
-// matmul(A[n,k], B[k,m]) -> [n,m], through cblas (OpenBLAS, wrapped in cpu/gemm.hpp); over
-// A's nonzeros when the graph gives them (a sparse fed batch in training, ops/sparse_matmul.hpp).
+// matmul(A[n,k], B[k,m]) -> [n,m], through cblas (OpenBLAS, wrapped in cpu/gemm.hpp). In a
+// training pass over a sparse fed batch the planner runs its sparse form instead
+// (ops/sparse_matmul.hpp).
 #include <fmt/format.h>
 
 #include "cpu/gemm.hpp"
 #include "ops/op.hpp"
-#include "ops/sparse_matmul.hpp"
 
 namespace chainrule {
 namespace {
@@ -30,9 +30,6 @@ const bool registered = register_op({
         [](const ForwardCall& c) {
             dispatch(c.out.dtype(), [&]<class T>() {
                 const Tensor &a = *c.in[0], &b = *c.in[1];
-                if (c.sparse)
-                    return sparse_rows_times<T>(*c.sparse, b.data<T>(), b.dim(1), c.out.data<T>(), false, c.workers,
-                                             c.scratch);
                 gemm<T>(false, false, a.dim(0), b.dim(1), a.dim(1), a.data<T>(), b.data<T>(),
                         c.out.data<T>(), T(0));
             });
@@ -45,9 +42,7 @@ const bool registered = register_op({
                 if (c.grad_in[0])  // [n,k] = G[n,m] · Bᵀ[m,k]
                     gemm<T>(false, true, n, k, m, g.data<T>(), b.data<T>(),
                             c.grad_in[0]->data<T>(), T(0));
-                if (c.grad_in[1] && c.sparse)
-                    sparse_transposed_times(*c.sparse, g.data<T>(), m, c.grad_in[1]->data<T>(), c.workers, c.scratch);
-                else if (c.grad_in[1])  // [k,m] = Aᵀ[k,n] · G[n,m]
+                if (c.grad_in[1])  // [k,m] = Aᵀ[k,n] · G[n,m]
                     gemm<T>(true, false, k, m, n, a.data<T>(), g.data<T>(),
                             c.grad_in[1]->data<T>(), T(0));
             });
@@ -57,6 +52,13 @@ const bool registered = register_op({
     .bad_samples = {{.shapes = {{3, 4}, {3, 2}},
                      .error = "cannot multiply [3,4] by [3,2]: the inner dims [4] and [3]"},
                     {.shapes = {{3}, {3, 2}}, .error = "needs two 2-D inputs, got [3] and [3,2]"}},
+    // Every row of C is a row of A times B: rows of A stay apart; a batch as B (its rows are
+    // the inner dim) is summed over.
+    .mixes_rows = [](const RowQuery& q) -> std::string {
+        return q.batch_inputs.size() > 1 && q.batch_inputs[1] ? "has the batch's rows as its right operand, mixing them"
+                                                              : "";
+    },
+    .fusable = Fusable::gemm,
 });
 
 }  // namespace

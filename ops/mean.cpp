@@ -26,6 +26,7 @@ const bool registered = register_op({
                     {.shapes = {{3, 4}}, .attrs = {{"axis", {0, 0}}}, .error = "axis [0,0] names axis 0 twice"},
                     {.shapes = {{3, 4}}, .attrs = {{"axis", true}},
                      .error = "axis must be null (all axes), an integer or a list of integers, got true"}},
+    .mean_over_rows = true,
 });
 
 }  // namespace

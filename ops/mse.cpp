@@ -51,6 +51,8 @@ const bool registered = register_op({
     .bad_samples = {{.shapes = {{3, 4}, {3, 1}},
                      .error = "needs equal shapes for prediction and target, got [3,4] and [3,1]"},
                     {.shapes = {{}, {}}, .error = "needs inputs of rank >= 1 (rows), got scalars"}},
+    .mean_over_rows = true,
+    .fusable = Fusable::mse,
 });
 
 }  // namespace

@@ -37,9 +37,6 @@
 //  - workers: helper threads (cpu/workers.hpp) an op may split its work over, or null. An op
 //    that uses them must give the same bits for any thread count (conv2d: fixed chunks of
 //    the batch, summed in chunk order).
-//  - sparse: input 0's nonzeros (core/sparse_rows.hpp), or null. The graph sets it only in
-//    training passes, for a fed batch sparse enough (docs/performance.md, "Sparse first
-//    layer"); matmul and linear then skip its zeros. It holds the same values as in[0].
 //  - noise: set only in a training step (dropout's mask); otherwise an op with noise is the
 //    identity or its expectation. The engine gives every node its own seed.
 #pragma once
@@ -54,7 +51,6 @@
 #include <vector>
 
 #include "core/shape.hpp"
-#include "core/sparse_rows.hpp"
 #include "core/tensor.hpp"
 #include "cpu/workers.hpp"
 
@@ -98,7 +94,6 @@ struct ForwardCall {
     Workspace* scratch = nullptr;              // the node's; null outside a graph
     std::optional<std::uint64_t> noise = {};   // a training step's seed for this node
     Workers* workers = nullptr;                // helper threads the op may split its work over
-    const SparseRows* sparse = nullptr;        // input 0's nonzeros, when the graph has them
 };
 
 struct BackwardCall {
@@ -110,7 +105,6 @@ struct BackwardCall {
     Workspace* scratch = nullptr;              // the one its forward had, or null
     std::optional<std::uint64_t> noise = {};   // the same seed its forward had
     Workers* workers = nullptr;                // as in ForwardCall
-    const SparseRows* sparse = nullptr;        // as in ForwardCall
 };
 
 // How the gradient check draws a sample input.
@@ -129,6 +123,25 @@ struct OpSample {
     // Bad samples only: a fragment the shape rule's ShapeError message must contain, such
     // as "cannot broadcast [3,4] with [3]" (PyTorch's OpInfo error_inputs: error_regex).
     std::string error = {};
+};
+
+// What Op::mixes_rows is asked about one node.
+struct RowQuery {
+    const std::vector<bool>& batch_inputs;  // per input: does it carry the batch (its dim 0 is the batch symbol)?
+    const std::vector<std::size_t>& ranks;  // per input
+    const Attrs& attrs;
+};
+
+// The roles of ops in the engine's fused passes (graph/fusion.cpp). Each fused pass evaluates
+// the ops' own expressions in the same order (ops/kernels.hpp), so it gives the numbers of the
+// ops run one by one, bit for bit (tests/test_fused.cpp).
+enum class Fusable {
+    no,
+    gemm,           // C = A·B, whose output a row pass may finish (matmul)
+    bias_add,       // with one operand a row [m] or [1,m], adds it to every row (add)
+    sigmoid,        // the logistic function: the activation of the dense pass (sigmoid)
+    row_normalize,  // x / Σx along an axis (normalize): its backward joins mse's
+    mse,            // the lecture's loss (mse)
 };
 
 struct Op {
@@ -152,6 +165,31 @@ struct Op {
     // Output element i depends on element i of each input alone (after broadcasting), so
     // backward applied to an upstream of ones is the local derivative ∂y/∂x (`step` shows it).
     bool elementwise = false;
+
+    // ---- Facts the other rooms read. They are set here, in the op's own file, and nowhere
+    // else is an op known by its name (a test fails when a file outside ops/ compares one). ----
+
+    // Why the op mixes the rows of a batch (axis 0 of the inputs that carry the batch
+    // symbol), or "" when each output row depends on the same row of those inputs alone.
+    // Training in shards (docs/distributed.md) refuses a model with such a node. Null: the
+    // op keeps rows apart. (An op whose output loses the batch axis is caught without it.)
+    std::function<std::string(const RowQuery&)> mixes_rows = {};
+    // The op is a loss that is the mean over the batch's rows of a per-row loss (mse,
+    // cross_entropy, mean): its value over a batch is the row-weighted mean of its values
+    // over the batch's parts, so a batch may be cut into shards.
+    bool mean_over_rows = false;
+    // Input 0 takes logits (cross_entropy applies log-softmax itself): `check` warns when
+    // an op that gives probabilities feeds it.
+    bool takes_logits = false;
+    bool gives_probabilities = false;  // softmax, sigmoid
+    // The input that takes class labels (indices [N] or one-hot rows [N,C]) and gets no
+    // gradient, or -1: `grad` and `step` draw valid labels for it when none are fed.
+    int labels_input = -1;
+    // What the engine's fused passes may do with a node of this op (graph/fusion.cpp).
+    Fusable fusable = Fusable::no;
+    // Bytes of scratch memory (`scratch` below) a node needs for these input dims and attrs,
+    // at most; null: none. `check` counts it with the tensors and caps it like them.
+    std::function<std::int64_t(std::span<const Dims> in, const Attrs& attrs, Dtype dtype)> workspace = {};
 };
 
 // Registers an op; throws std::invalid_argument when the name is taken or a field is missing.

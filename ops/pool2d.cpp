@@ -324,6 +324,13 @@ const bool max_registered = register_op({
     .samples = kSamples,
     .summary = "max over NCHW windows; attrs kernel_size, stride (= kernel_size), padding (−inf)",
     .bad_samples = kBadSamples,
+    // Each window's argmax, kept from forward to backward: which cell (a byte) for 2×2
+    // windows, the flat index otherwise; in whole doubles, as Workspace keeps them.
+    .workspace = [](std::span<const Dims> in, const Attrs& attrs, Dtype) -> std::int64_t {
+        const Window2d g = geometry(in[0], attrs, window_dims);
+        const std::int64_t bytes = g.n * g.c * g.oh * g.ow * (is_2x2(g) ? 1 : std::int64_t(sizeof(std::int64_t)));
+        return (bytes + 7) / 8 * 8;
+    },
 });
 
 const bool avg_registered = register_op({

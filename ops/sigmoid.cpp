@@ -21,6 +21,8 @@ const bool registered = register_op({
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{5}}}, {.shapes = {{}}}},
     .summary = "logistic function, stable for large |x|",
     .elementwise = true,
+    .gives_probabilities = true,
+    .fusable = Fusable::sigmoid,
 });
 
 }  // namespace

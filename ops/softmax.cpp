@@ -29,6 +29,8 @@ const bool registered = register_op({
     .bad_samples = {{.shapes = {{}}, .error = "needs a tensor of rank >= 1, got a scalar"},
                     {.shapes = {{3, 4}}, .attrs = {{"axis", 2}},
                      .error = "axis 2 is out of range for a tensor of rank 2"}},
+    .mixes_rows = mixes_rows_along_axis,
+    .gives_probabilities = true,
 });
 
 }  // namespace

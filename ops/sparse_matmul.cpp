@@ -1,10 +1,12 @@
 #include "ops/sparse_matmul.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
 #include "core/simd.hpp"
+#include "cpu/gemm.hpp"
 
 namespace chainrule {
 namespace {
@@ -354,6 +356,58 @@ void sparse_transposed_times(const SparseRows& x, const float* g, std::int64_t m
 void sparse_transposed_times(const SparseRows& x, const double* g, std::int64_t m, double* c, Workers* workers,
                              Workspace* scratch) {
     run_transposed(x, g, m, c, workers, scratch);
+}
+
+namespace {
+
+// The dense op's backward for every input but W (slot 1), whose gradient xᵀ·G comes from x's
+// nonzeros: the dense op's own code, so that the other gradients are its bits.
+void backward_over_nonzeros(const Op& dense, const BackwardCall& c, const SparseRows& x) {
+    Tensor* const gw = c.grad_in[1];
+    std::array<Tensor*, 3> others{};  // matmul's two inputs, linear's three: no allocation per step
+    std::copy(c.grad_in.begin(), c.grad_in.end(), others.begin());
+    others[1] = nullptr;
+    dense.backward(BackwardCall{c.in, c.out, c.grad_out, std::span<Tensor* const>(others.data(), c.grad_in.size()),
+                                c.attrs, c.scratch, c.noise, c.workers});
+    if (!gw) return;
+    dispatch(c.out.dtype(), [&]<class T>() {
+        sparse_transposed_times(x, c.grad_out.data<T>(), c.in[1]->dim(1), gw->data<T>(), c.workers, c.scratch);
+    });
+}
+
+// C = x·W: the rows of C from x's nonzeros alone.
+const SparseForm kMatmul{
+    .forward =
+        [](const ForwardCall& c, const SparseRows& x) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                sparse_rows_times<T>(x, c.in[1]->data<T>(), c.in[1]->dim(1), c.out.data<T>(), false, c.workers,
+                                     c.scratch);
+            });
+        },
+    .backward = [](const BackwardCall& c, const SparseRows& x) { backward_over_nonzeros(*find_op("matmul"), c, x); },
+};
+
+// y = x·W + b: the bias rows first, then x's nonzeros times W added onto them.
+const SparseForm kLinear{
+    .forward =
+        [](const ForwardCall& c, const SparseRows& x) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const std::int64_t m = c.in[1]->dim(1);
+                const T* b = c.in[2]->data<T>();
+                T* y = c.out.data<T>();
+                for (std::int64_t r = 0; r < x.rows; ++r) std::copy(b, b + m, y + r * m);
+                sparse_rows_times<T>(x, c.in[1]->data<T>(), m, y, true, c.workers, c.scratch);
+            });
+        },
+    .backward = [](const BackwardCall& c, const SparseRows& x) { backward_over_nonzeros(*find_op("linear"), c, x); },
+};
+
+}  // namespace
+
+const SparseForm* sparse_form(const Op& op) {
+    if (op.name == "matmul") return &kMatmul;
+    if (op.name == "linear") return &kLinear;
+    return nullptr;
 }
 
 }  // namespace chainrule

@@ -1,15 +1,28 @@
-// Sparse-times-dense products over a fed batch's nonzeros (core/sparse_rows.hpp), for
-// matmul and linear in training passes: x·W from x's rows, and xᵀ·G (the weight gradient)
-// from the same rows, a band of x's columns at a time. docs/performance.md, "Sparse first layer".
+// The sparse first layer (docs/performance.md, "Sparse first layer"): the sparse forms of
+// matmul and linear, which the planner (graph/plan) runs instead of the ops' own in a training
+// pass when the feeder lends a fed batch's nonzeros (core/sparse_rows.hpp, filled by
+// data::gather); and their sparse-times-dense products: x·W from x's rows, and xᵀ·G (the
+// weight gradient) from the same rows, a band of x's columns at a time. Ops written elsewhere
+// (plugins) never see any of this.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "core/sparse_rows.hpp"
 #include "cpu/workers.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {
+
+// An op's sparse form: its forward and backward when input 0 is given as its nonzeros too
+// (the same values as in[0]); the same results as the op's own, to rounding.
+struct SparseForm {
+    std::function<void(const ForwardCall&, const SparseRows& x)> forward;
+    std::function<void(const BackwardCall&, const SparseRows& x)> backward;
+};
+// The sparse form of `op` (matmul, linear), or nullptr when it has none.
+const SparseForm* sparse_form(const Op& op);
 
 // C[r, :] = Σ values[k]·B[index[k], :] over k in [begin[r], end[r]), for r in [0, rows); B
 // ([b_rows, m]) and C row-major with m columns. With `accumulate`, the sum is added to

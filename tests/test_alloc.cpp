@@ -16,6 +16,7 @@
 #include <execinfo.h>
 #include <unistd.h>
 
+#include "cpu/threads.hpp"
 #include "cpu/workers.hpp"
 #include "train/feeder.hpp"
 #include "train/optimizer.hpp"
@@ -191,7 +192,7 @@ Setup setup(const std::string& name, const std::string& dtype) {
 }
 
 // One training step through the engine: gather, forward, backward, SGD.
-void engine_step(Setup& s, const Pass& pass, const std::vector<int>& params, std::vector<std::int64_t>& rows,
+void engine_step(Setup& s, Plan& plan, const std::vector<int>& params, std::vector<std::int64_t>& rows,
                  Rng& rng) {
     Graph& g = s.model.graph;
     for (auto& r : rows) r = std::int64_t(rng.below(std::uint64_t(s.ds.train.count)));
@@ -200,8 +201,8 @@ void engine_step(Setup& s, const Pass& pass, const std::vector<int>& params, std
         Tensor& in = g.node(id).value;  // sized by the first step
         data::gather(s.ds, s.ds.train, stream, rows, in);
     }
-    g.forward(pass);
-    g.backward(pass);
+    g.forward(plan);
+    g.backward(plan);
     for (int id : params) {
         Node& n = g.node(id);
         for (std::int64_t i = 0; i < n.value.numel(); ++i) n.value.set(i, n.value.at(i) - 0.1 * n.grad.at(i));
@@ -242,7 +243,7 @@ BOOST_AUTO_TEST_CASE(engine_steps_after_the_first_allocate_nothing) {
             Setup s = setup(r.model, r.dtype);
             Graph& g = s.model.graph;
             g.init_parameters(1);
-            const Pass pass = r.keep ? Pass::exact() : Pass::training();
+            Plan pass = g.plan(r.keep ? Pass::exact() : Pass::training());
             std::int64_t batch = std::min<std::int64_t>(s.ds.train.count, 500);
             std::vector<std::int64_t> rows(static_cast<std::size_t>(batch));
             for (const auto& [name, stream] : s.spec.feed) {
@@ -325,9 +326,13 @@ BOOST_AUTO_TEST_CASE(sparse_first_layer_steps_allocate_nothing) {
                 Graph& g = s.model.graph;
                 g.init_parameters(1);
                 Workers workers(threads);
-                Pass pass = Pass::training();
-                pass.workers = &workers;
                 Feeder feeder(g, s.spec, s.ds, &workers);
+                Pass training = Pass::training();
+                training.workers = &workers;
+                training.sparse_inputs = feeder.sparse_inputs();
+                Plan pass = g.plan(training);
+                BOOST_REQUIRE(training.sparse_inputs.size() == 1u);
+                const SparseRows& form = *training.sparse_inputs[0].second;
                 std::vector<std::int64_t> rows(500);
                 Rng rng(2);
                 auto step = [&] {
@@ -338,12 +343,12 @@ BOOST_AUTO_TEST_CASE(sparse_first_layer_steps_allocate_nothing) {
                     g.backward(pass);
                 };
                 step();
-                BOOST_TEST(g.sparse_rows(g.id("x")).current);
+                BOOST_TEST(form.current);
                 Count n = count_allocations([&] {
                     for (int k = 0; k < 5; ++k) step();
                 });
                 BOOST_TEST(n.ours == 0);
-                BOOST_TEST(g.sparse_rows(g.id("x")).current);
+                BOOST_TEST(form.current);
                 BOOST_TEST(std::isfinite(g.node(g.loss()).value.at(0)));
             }
 }
@@ -353,7 +358,8 @@ BOOST_AUTO_TEST_CASE(optimizer_steps_allocate_nothing) {
     // schedule add nothing per step either.
     for (const char* optimizer : {R"({"adam": {"lr": 0.001, "amsgrad": true}})",
                                   R"({"rmsprop": {"lr": 0.001, "momentum": 0.9, "centered": true}})",
-                                  R"({"sgd": {"lr": 0.1, "momentum": 0.9}})"})
+                                  R"({"sgd": {"lr": 0.1, "momentum": 0.9}})",
+                                  R"({"lion": {"lr": 0.001, "weight_decay": 0.1}})"})
         BOOST_TEST_CONTEXT(optimizer) {
             expect_steps_allocate_nothing("float32", [&](TrainingSpec& spec) {
                 spec.optimizer = parse_optimizer(Json::parse(optimizer), "test");

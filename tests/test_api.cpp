@@ -111,15 +111,13 @@ BOOST_AUTO_TEST_CASE(graph_from_cpp_matches_json) {
     g.init_parameters(0);
     g.set_value("x", Tensor::of({{5.1, 3.5, 1.4, 0.2}, {4.9, 3.0, 1.4, 0.2}, {4.7, 3.2, 1.3, 0.2}}));
     g.set_value("y", Tensor::of({{0}, {1}, {0}}));
-    g.forward();
-    g.backward();
+    forward_backward_once(g);
     BOOST_TEST(g.value("L").at(0) == 0.1969326615, boost::test_tools::tolerance(1e-9));
     BOOST_TEST(g.grad("w").at(0) == 0.379799, boost::test_tools::tolerance(1e-5));
 
     Model m = load_model(testing::source_root() + "/models/worked_example.json");
     m.graph.init_parameters(0);
-    m.graph.forward();
-    m.graph.backward();
+    forward_backward_once(m.graph);
     BOOST_TEST(m.graph.size() == g.size());
     for (const Node& n : m.graph.nodes()) {
         BOOST_TEST_CONTEXT("node " << n.name) {

@@ -185,6 +185,54 @@ BOOST_AUTO_TEST_CASE(conv2d_gives_the_same_bits_on_any_number_of_threads) {
     }
 }
 
+// conv2d's and max_pool2d's `workspace` facts are what their passes ask of a node's
+// workspace: never less, and exactly that when every chunk has its own thread.
+BOOST_AUTO_TEST_CASE(workspace_facts_match_what_the_passes_ask) {
+    Rng rng(3);
+    struct Case {
+        const char* op;
+        std::vector<Dims> shapes;
+        Attrs attrs;
+    };
+    const Case cases[] = {{"conv2d", {{100, 1, 28, 28}, {8, 1, 5, 5}, {8}}, {{"padding", 2}}},
+                          {"conv2d", {{100, 8, 14, 14}, {16, 8, 5, 5}, {16}}, Attrs::object()},
+                          {"conv2d", {{300, 3, 9, 8}, {5, 3, 3, 3}}, {{"padding", 1}, {"stride", 2}}},
+                          {"conv2d", {{5, 2, 7, 7}, {3, 2, 3, 3}, {3}}, {{"dilation", 2}}},
+                          {"max_pool2d", {{10, 8, 28, 28}}, {{"kernel_size", 2}}},
+                          {"max_pool2d", {{10, 8, 27, 27}}, {{"kernel_size", 3}, {"stride", 2}}}};
+    for (const Case& k : cases)
+        for (Dtype dtype : {Dtype::f32, Dtype::f64})
+            for (int threads : {1, 2, 8}) {
+                const Op* op = find_op(k.op);
+                Attrs attrs = op->attrs;
+                for (auto& [key, v] : k.attrs.items()) attrs[key] = v;
+                std::vector<Tensor> in;
+                std::vector<Shape> shapes;
+                for (const Dims& d : k.shapes) {
+                    in.emplace_back(dtype, d);
+                    for (std::int64_t i = 0; i < in.back().numel(); ++i) in.back().set(i, rng.normal());
+                    shapes.push_back(fixed_shape(d));
+                }
+                std::vector<const Tensor*> ptrs;
+                for (auto& t : in) ptrs.push_back(&t);
+                Tensor y(dtype, to_dims(op->shape(shapes, attrs))), r(dtype, y.dims());
+                std::vector<Tensor> grads;
+                for (auto& t : in) grads.emplace_back(dtype, t.dims());
+                std::vector<Tensor*> gptrs;
+                for (auto& g : grads) gptrs.push_back(&g);
+                Workspace ws;
+                Workers workers(threads);
+                op->forward(ForwardCall{ptrs, y, attrs, &ws, {}, &workers});
+                op->backward(BackwardCall{ptrs, y, r, gptrs, attrs, &ws, {}, &workers});
+                const std::int64_t fact = op->workspace(k.shapes, attrs, dtype);
+                BOOST_TEST_CONTEXT(k.op << " " << format_dims(k.shapes[0]) << " " << (dtype == Dtype::f32 ? "f32" : "f64")
+                                        << ", " << threads << " threads") {
+                    BOOST_TEST(std::int64_t(ws.bytes()) <= fact);
+                    if (threads == 8 || std::string(k.op) == "max_pool2d") BOOST_TEST(std::int64_t(ws.bytes()) == fact);
+                }
+            }
+}
+
 // The 2×2 stride-2 windows (their own vectorized loop) pick as the general loop does: the
 // first maximum, and the first NaN over any number; 3×3 windows take the general loop.
 BOOST_AUTO_TEST_CASE(max_pool_2x2_takes_the_first_maximum_or_the_first_nan) {

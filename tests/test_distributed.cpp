@@ -4,6 +4,7 @@
 // refused; with shards, train() gives the same weights as a run with other K would.
 #define BOOST_TEST_MODULE distributed
 #include <boost/test/unit_test.hpp>
+#include <atomic>
 #include <numeric>
 
 #include "core/json_io.hpp"
@@ -58,13 +59,12 @@ BOOST_AUTO_TEST_CASE(shards_sum_to_the_batch_gradient) {
     std::vector<std::int64_t> batch(25);
     std::iota(batch.begin(), batch.end(), 40);  // rows of all three classes
     feeder.feed(r.ds.train, batch);
-    g.forward(Pass::exact());
-    const double whole_loss = g.node(g.loss()).value.at(0);
-    g.backward(Pass::exact());
+    const double whole_loss = forward_backward_once(g, Pass::exact());
     const std::vector<double> whole = gradients(g);
 
     Communicator one;
-    ShardedGradient sharded(one, g, g.parameters(), 4);  // shards of 6, 6, 6 and 7 rows
+    Plan plan = g.plan(Pass::exact());
+    ShardedGradient sharded(one, {g, plan, feeder, r.ds.train}, g.parameters(), 4, {});  // shards of 6, 6, 6 and 7 rows
     BOOST_TEST(sharded.first() == 0);
     BOOST_TEST(sharded.last() == 4);
     std::size_t rows = 0;
@@ -73,15 +73,10 @@ BOOST_AUTO_TEST_CASE(shards_sum_to_the_batch_gradient) {
         BOOST_TEST(part.size() == (s == 3 ? 7u : 6u));
         BOOST_TEST(part.front() == batch[rows]);
         rows += part.size();
-        feeder.feed(r.ds.train, part);
-        g.forward(Pass::exact());
-        g.backward(Pass::exact());
-        sharded.keep(s, g.node(g.loss()).value.at(0));
     }
-    auto c = sharded.combine(25, 0);
-    BOOST_TEST(c.failed_rank == -1);
-    BOOST_TEST(c.stop_signal == 0);
-    BOOST_TEST(c.loss == whole_loss, boost::test_tools::tolerance(1e-13));
+    const double loss = sharded.compute(batch, {}, 1, StepPlace{1, 0, 1});
+    BOOST_TEST(!sharded.stop_requested());
+    BOOST_TEST(loss == whole_loss, boost::test_tools::tolerance(1e-13));
     const std::vector<double> combined = gradients(g);
     BOOST_REQUIRE(combined.size() == whole.size());
     for (std::size_t i = 0; i < whole.size(); ++i) BOOST_TEST(combined[i] == whole[i], boost::test_tools::tolerance(1e-12));
@@ -94,10 +89,10 @@ BOOST_AUTO_TEST_CASE(shards_sum_to_the_batch_gradient) {
         for (std::int64_t i = 0; i < v.numel(); ++i, ++at) {
             const double x = v.at(i), h = 1e-6;
             v.set(i, x + h);
-            g.forward(Pass::exact());
+            forward_once(g, Pass::exact());
             const double up = g.node(g.loss()).value.at(0);
             v.set(i, x - h);
-            g.forward(Pass::exact());
+            forward_once(g, Pass::exact());
             const double down = g.node(g.loss()).value.at(0);
             v.set(i, x);
             BOOST_TEST(combined[at] == (up - down) / (2 * h), boost::test_tools::tolerance(1e-6));
@@ -107,12 +102,26 @@ BOOST_AUTO_TEST_CASE(shards_sum_to_the_batch_gradient) {
 
 BOOST_AUTO_TEST_CASE(a_status_reports_the_stop_and_the_failing_shard) {
     Run r = prepare();
+    Graph& g = r.model.graph;
+    g.init_parameters(3);
+    Feeder feeder(g, r.spec, r.ds);
+    Plan plan = g.plan(Pass::training());
+    std::atomic<bool> stop{true};
     Communicator one;
-    ShardedGradient sharded(one, r.model.graph, r.model.graph.parameters(), 2);
-    BOOST_TEST(sharded.combine(10, 15).stop_signal == 15);
-    auto c = sharded.combine(10, 1002);
-    BOOST_TEST(c.failed_rank == 0);
-    BOOST_TEST(c.failed_code == 2);
+    ShardedGradient sharded(one, {g, plan, feeder, r.ds.train, false, &stop}, g.parameters(), 2, [] { return 15; });
+    std::vector<std::int64_t> batch(10);
+    std::iota(batch.begin(), batch.end(), 0);
+    sharded.compute(batch, {}, 1, StepPlace{1, 0, 1});
+    BOOST_TEST(sharded.agreed_stop() == 15);
+    BOOST_TEST(sharded.stop_requested());
+    BOOST_TEST(!sharded.failure_agreed());
+    // A row the split does not have fails shard 1's feed: the failure is agreed, and this
+    // process (the failing one) gets its own error back.
+    batch.back() = r.ds.train.count + 5;
+    stop = false;
+    const std::string error = testing::message_of<RunError>([&] { sharded.compute(batch, {}, 1, StepPlace{1, 0, 1}); });
+    BOOST_TEST(error.find("is outside the split") != std::string::npos, error);
+    BOOST_TEST(sharded.failure_agreed());
 }
 
 BOOST_AUTO_TEST_CASE(models_that_mix_rows_are_refused) {

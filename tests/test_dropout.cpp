@@ -46,7 +46,7 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 BOOST_AUTO_TEST_CASE(the_mask_keeps_one_minus_p_and_scales_by_its_inverse) {
     for (double p : {0.1, 0.5, 0.8}) {
         Graph g = weighted_dropout({400, 250}, p);
-        g.forward(Pass::training_step(42));
+        forward_once(g, Pass::training_step(42));
         const Tensor &x = g.value("x"), &y = g.value("y");
         std::int64_t kept = 0;
         bool scaled = true;
@@ -68,11 +68,11 @@ BOOST_AUTO_TEST_CASE(the_mask_keeps_one_minus_p_and_scales_by_its_inverse) {
 
 BOOST_AUTO_TEST_CASE(masks_depend_on_the_step_seed_and_the_node_only) {
     Graph a = weighted_dropout({50, 40}, 0.5), b = weighted_dropout({50, 40}, 0.5);
-    a.forward(Pass::training_step(7));
-    b.forward(Pass::training_step(7));
+    forward_once(a, Pass::training_step(7));
+    forward_once(b, Pass::training_step(7));
     BOOST_TEST(same_bits(a.value("y"), b.value("y")));
     Tensor first = a.value("y");
-    a.forward(Pass::training_step(8));
+    forward_once(a, Pass::training_step(8));
     BOOST_TEST(!same_bits(a.value("y"), first));
     // Two dropout nodes on the same input in one step draw different masks.
     Graph g(Dtype::f64);
@@ -81,16 +81,17 @@ BOOST_AUTO_TEST_CASE(masks_depend_on_the_step_seed_and_the_node_only) {
     g.input("x", fixed_shape({1000}), ones);
     g.op("d1", "dropout", {"x"});
     g.op("d2", "dropout", {"x"});
-    g.forward(Pass::training_step(7));
+    forward_once(g, Pass::training_step(7));
     BOOST_TEST(!same_bits(g.value("d1"), g.value("d2")));
 }
 
 BOOST_AUTO_TEST_CASE(every_pass_but_a_training_step_is_the_identity) {
     for (Pass pass : {Pass::exact(), Pass::inspect(), Pass::training(), Pass::stepping()}) {
         Graph g = weighted_dropout({6, 7}, 0.9);
-        g.forward(pass);
+        Plan plan = g.plan(pass);
+        g.forward(plan);
         BOOST_TEST(same_bits(g.value("y"), g.value("x")));
-        g.backward(pass);
+        g.backward(plan);
         BOOST_TEST(same_bits(g.grad("x"), g.value("r")));  // dL/dx = r exactly
     }
     // gradcheck (no noise) agrees with the identity's gradient.
@@ -106,8 +107,7 @@ BOOST_AUTO_TEST_CASE(the_training_gradient_is_mask_times_scale_by_finite_differe
     const double p = 0.4;
     Graph g = weighted_dropout({5, 6}, p);
     const Pass step = Pass::training_step(1234);
-    g.forward(step);
-    g.backward(step);
+    forward_backward_once(g, step);
     const Tensor x0 = g.value("x"), y = g.value("y"), r = g.value("r"), grad = g.grad("x");
     std::int64_t dropped = 0;
     for (std::int64_t i = 0; i < x0.numel(); ++i) {
@@ -119,11 +119,11 @@ BOOST_AUTO_TEST_CASE(the_training_gradient_is_mask_times_scale_by_finite_differe
         Tensor x = x0;
         x.set(i, x0.at(i) + h);
         g.set_value("x", x);
-        g.forward(step);
+        forward_once(g, step);
         const double up = g.value("L").at(0);
         x.set(i, x0.at(i) - h);
         g.set_value("x", x);
-        g.forward(step);
+        forward_once(g, step);
         const double down = g.value("L").at(0);
         BOOST_TEST(std::abs((up - down) / (2 * h) - grad.at(i)) < 1e-7, "entry " << i);
     }

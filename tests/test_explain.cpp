@@ -35,9 +35,9 @@ const double kX[3][4] = {{5.1, 3.5, 1.4, 0.2}, {4.9, 3.0, 1.4, 0.2}, {4.7, 3.2, 
 const double kY[3] = {0, 1, 0};
 double yhat_of(int r) { return 1 / (1 + std::exp(-(0.1 * (kX[r][0] + kX[r][1] + kX[r][2] + kX[r][3]) + 0.1))); }
 
-std::string error_of(const Graph& g, const std::string& entry) {
+std::string error_of(const Stepper& s, const std::string& entry) {
     try {
-        explain_entry(g, entry, g.loss());
+        explain_entry(s.graph(), s.plan(), entry);
     } catch (const InputError& e) {
         return e.what();
     }
@@ -166,7 +166,7 @@ BOOST_AUTO_TEST_CASE(explain_w0_writes_the_lecture_sum_with_its_terms) {
     Model m = worked_example();
     Stepper s(m.graph);
     while (!s.done()) s.next();
-    Explanation x = explain_entry(s.graph(), "w[0]", s.loss());
+    Explanation x = explain_entry(s.graph(), s.plan(), "w[0]");
     BOOST_TEST(x.entry == "w[0,0]");
     BOOST_TEST(x.consumer == "z");
     BOOST_TEST(x.chain == (std::vector<std::string>{"yhat", "a", "z", "w"}), boost::test_tools::per_element());
@@ -204,35 +204,34 @@ BOOST_AUTO_TEST_CASE(explain_leaves_out_zero_terms_and_reads_a_flat_or_full_inde
     Model m = worked_example();
     Stepper s(m.graph);
     while (!s.done()) s.next();
-    Explanation x = explain_entry(s.graph(), "x[1,2]", s.loss());
+    Explanation x = explain_entry(s.graph(), s.plan(), "x[1,2]");
     BOOST_TEST(x.terms.size() == 1u);  // x[1,2] reaches z[1,0] only
     BOOST_TEST(x.terms[0].at == "[1,0]");
     BOOST_TEST(x.zero_terms == 2);
     BOOST_TEST(std::abs(x.sum - s.graph().node(s.graph().find("x")).grad.at(6)) < 1e-15);
-    BOOST_TEST(explain_entry(s.graph(), "x[6]", s.loss()).entry == "x[1,2]");
+    BOOST_TEST(explain_entry(s.graph(), s.plan(), "x[6]").entry == "x[1,2]");
 }
 
 BOOST_AUTO_TEST_CASE(bad_explain_input_says_what_is_wrong) {
     Model m = worked_example();
     Stepper s(m.graph);
     while (!s.done()) s.next();
-    const Graph& g = s.graph();
-    std::string e = error_of(g, "wq[0]");
+    std::string e = error_of(s, "wq[0]");
     BOOST_TEST(has(e, "no node 'wq'"), e);
     BOOST_TEST(has(e, "did you mean 'w'?"), e);
-    e = error_of(g, "w[4]");
+    e = error_of(s, "w[4]");
     BOOST_TEST(has(e, "index 4 is out of range: w has 4 entries (shape [4,1]), 0 to 3"), e);
-    e = error_of(g, "w[0,1]");
+    e = error_of(s, "w[0,1]");
     BOOST_TEST(has(e, "index 1 of axis 1 is out of range: w has shape [4,1]"), e);
-    e = error_of(g, "w[0,0,0]");
+    e = error_of(s, "w[0,0,0]");
     BOOST_TEST(has(e, "give one flat index or 2 indices"), e);
-    e = error_of(g, "w");
+    e = error_of(s, "w");
     BOOST_TEST(has(e, "explain needs one entry of a tensor, e.g. explain w[0]"), e);
-    e = error_of(g, "w[one]");
+    e = error_of(s, "w[one]");
     BOOST_TEST(has(e, "'one' is not an index"), e);
-    e = error_of(g, "w[-1]");
+    e = error_of(s, "w[-1]");
     BOOST_TEST(has(e, "'-1' is not an index"), e);
-    e = error_of(g, "L[0]");
+    e = error_of(s, "L[0]");
     BOOST_TEST(has(e, "L is the loss"), e);
 }
 
@@ -245,7 +244,7 @@ BOOST_AUTO_TEST_CASE(explain_refuses_a_node_used_twice) {
     g.set_value("x", Tensor::of({1.0, 2.0, 3.0}));
     Stepper s(g);
     while (!s.done()) s.next();
-    std::string e = error_of(g, "x[0]");
+    std::string e = error_of(s, "x[0]");
     BOOST_TEST(has(e, "x feeds 2 uses on the way to the loss (sq, sq)"), e);
 }
 
@@ -266,7 +265,7 @@ BOOST_AUTO_TEST_CASE(explained_entries_add_up_on_every_model) {
             const std::string entry = g.node(p).name + "[" + std::to_string(g.node(p).value.numel() - 1) + "]";
             Explanation x;
             try {
-                x = explain_entry(g, entry, g.loss());
+                x = explain_entry(g, s.plan(), entry);
             } catch (const InputError& err) {
                 BOOST_TEST_MESSAGE(e.path().filename() << " " << entry << ": " << err.what());
                 continue;

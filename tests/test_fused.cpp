@@ -177,13 +177,17 @@ std::map<std::string, Tensor> values_one_by_one(const Graph& g) {
 }
 
 // Gradients from the node-by-node walk (the stepper's path, never fused).
-std::map<std::string, Tensor> grads_one_by_one(Graph& g, const Pass& pass = {}) {
-    g.backward_begin(pass);
-    for (int id : g.backward_order(pass)) g.backward_node(id);
-    g.backward_end();
+// (A plan that keeps contributions apart fuses no backward step.)
+std::map<std::string, Tensor> grads_one_by_one(Graph& g, Pass pass = {}) {
+    pass.keep_contributions = true;
+    Plan plan = g.plan(pass);
+    g.forward(plan);
+    g.backward_begin(plan);
+    for (int id : plan.backward_order()) g.backward_node(plan, id);
+    g.backward_end(plan);
     std::map<std::string, Tensor> out;
-    for (const Node& n : g.nodes())
-        if (n.wants_grad) out[n.name] = n.grad;
+    for (std::size_t id = 0; id < g.size(); ++id)
+        if (plan.wants_grad(int(id))) out[g.node(int(id)).name] = g.node(int(id)).grad;
     return out;
 }
 
@@ -201,9 +205,7 @@ BOOST_AUTO_TEST_CASE(the_expected_chains_fuse_and_the_others_do_not) {
         Graph g = make(c, Dtype::f64);
         Rng rng(1);
         feed(g, 7, rng);
-        g.forward();
-        g.backward();
-        BOOST_TEST(g.fusions() == c.fusions, c.name);
+        BOOST_TEST(g.plan().fusions() == c.fusions, c.name);
     }
 }
 
@@ -214,28 +216,24 @@ BOOST_AUTO_TEST_CASE(fused_forward_and_backward_equal_the_ops_one_by_one) {
                 BOOST_TEST_CONTEXT(c.name << " " << dtype_name(dt) << (input_grads ? " with input gradients" : "")) {
                     Graph g = make(c, dt);
                     const Pass pass{.input_grads = input_grads};
+                    Plan plan = g.plan(pass);
                     Rng rng(2);
                     feed(g, 9, rng);
-                    g.forward(pass);
+                    g.forward(plan);
                     auto want = values_one_by_one(g);
                     for (const Node& n : g.nodes())
                         BOOST_TEST(same_bits(n.value, want.at(n.name)), "value of " << n.name);
-                    g.backward(pass);
+                    g.backward(plan);
                     std::map<std::string, Tensor> fused;
-                    for (const Node& n : g.nodes())
-                        if (n.wants_grad) fused[n.name] = n.grad;
+                    for (std::size_t id = 0; id < g.size(); ++id)
+                        if (plan.wants_grad(int(id))) fused[g.node(int(id)).name] = g.node(int(id)).grad;
+                    // The stepper's walk keeps contributions apart and must agree.
                     auto walked = grads_one_by_one(g, pass);
                     BOOST_TEST(fused.size() == walked.size());
                     for (const auto& [name, grad] : walked) {
                         BOOST_TEST(same_bits(fused.at(name), grad), "gradient of " << name);
                         BOOST_TEST(max_abs_diff(fused.at(name), grad) == 0.0);
                     }
-                    // The stepper's pass keeps contributions apart and must agree too.
-                    Pass kept = pass;
-                    kept.keep_contributions = true;
-                    g.backward(kept);
-                    for (const auto& [name, grad] : walked)
-                        BOOST_TEST(same_bits(g.node(g.id(name)).grad, grad), "stepper-mode gradient of " << name);
                 }
             }
 }
@@ -250,9 +248,8 @@ BOOST_AUTO_TEST_CASE(training_without_intermediates_ends_with_the_same_parameter
                     std::int64_t rows = 5 + step % 3;  // the plan is rebuilt when the batch changes
                     feed(fast, rows, ra);
                     feed(slow, rows, rb);
-                    fast.forward(Pass::training());
-                    fast.backward(Pass::training());
-                    slow.forward();
+                    forward_backward_once(fast, Pass::training());
+                    forward_once(slow);
                     auto want = values_one_by_one(slow);
                     grads_one_by_one(slow);
                     BOOST_TEST(same_bits(fast.node(fast.loss()).value, want.at("L")), "loss at step " << step);
@@ -267,29 +264,34 @@ BOOST_AUTO_TEST_CASE(training_without_intermediates_ends_with_the_same_parameter
                 for (int id : fast.parameters())
                     BOOST_TEST(same_bits(fast.node(id).value, slow.node(id).value), fast.node(id).name);
                 // Intermediates come back when asked for again.
-                fast.forward();
+                forward_once(fast);
                 auto want = values_one_by_one(fast);
                 for (const Node& n : fast.nodes()) BOOST_TEST(same_bits(n.value, want.at(n.name)), n.name);
             }
         }
 }
 
-BOOST_AUTO_TEST_CASE(a_pass_leaves_nothing_switched_on_for_the_next) {
-    // The stepper's pass plans no backward fusion and gives inputs gradients; the default
-    // pass run next must be the default again, with nothing to restore in between.
+BOOST_AUTO_TEST_CASE(two_plans_of_one_graph_do_not_disturb_each_other) {
+    // The stepper's plan fuses no backward step and gives inputs gradients; the default plan,
+    // run in between with other rows, is the default still, and each keeps its own state.
     const Case c = cases()[0];
     Graph g = make(c, Dtype::f64);
+    Plan stepping = g.plan(Pass::stepping()), plain = g.plan();
+    std::vector<std::string> forward_only(c.fusions.begin(), c.fusions.begin() + 2);
+    BOOST_TEST(stepping.fusions() == forward_only, boost::test_tools::per_element());
+    BOOST_TEST(plain.fusions() == c.fusions, boost::test_tools::per_element());
+    BOOST_TEST(stepping.wants_grad(g.id("x")));
+    BOOST_TEST(!plain.wants_grad(g.id("x")));
     Rng rng(5);
     feed(g, 4, rng);
-    g.forward(Pass::stepping());
-    g.backward(Pass::stepping());
-    std::vector<std::string> forward_only(c.fusions.begin(), c.fusions.begin() + 2);
-    BOOST_TEST(g.fusions() == forward_only, boost::test_tools::per_element());
-    BOOST_TEST(g.node(g.id("x")).wants_grad);
-    g.forward();
-    g.backward();
-    BOOST_TEST(g.fusions() == c.fusions, boost::test_tools::per_element());
-    BOOST_TEST(!g.node(g.id("x")).wants_grad);
+    g.forward(stepping);
+    g.backward(stepping);
+    const Tensor w1 = g.grad("W1");
+    feed(g, 7, rng);
+    g.forward(plain);
+    g.backward(plain);
+    BOOST_TEST(g.value("x").dim(0) == 7);
+    BOOST_TEST(!same_bits(g.grad("W1"), w1));
 }
 
 BOOST_AUTO_TEST_CASE(without_intermediates_the_chain_inside_is_not_written) {
@@ -298,12 +300,10 @@ BOOST_AUTO_TEST_CASE(without_intermediates_the_chain_inside_is_not_written) {
     Graph g = make(cases()[0], Dtype::f64);
     Rng rng(4);
     feed(g, 6, rng);
-    g.forward();
-    g.backward();
+    forward_backward_once(g);
     Tensor a1 = g.value("a1"), ga1 = g.grad("a1"), gS = g.grad("S");
     feed(g, 6, rng);
-    g.forward(Pass::training());
-    g.backward(Pass::training());
+    forward_backward_once(g, Pass::training());
     BOOST_TEST(same_bits(g.value("a1"), a1));
     BOOST_TEST(same_bits(g.grad("a1"), ga1));
     BOOST_TEST(same_bits(g.grad("S"), gS));

@@ -42,8 +42,7 @@ Tensor vec(std::initializer_list<double> v, Dims dims) {
 BOOST_AUTO_TEST_CASE(worked_example_matches_the_lecture) {
     Model m = worked_example();
     Graph& g = m.graph;
-    g.forward();
-    g.backward();
+    forward_backward_once(g);
     const Tensor& y = g.value("yhat");
     // y' = sigmoid(0.1·(sum of features) + 0.1), computed by hand.
     BOOST_TEST(y.at(0) == 0.753989, tt::tolerance(1e-6));
@@ -59,10 +58,11 @@ BOOST_AUTO_TEST_CASE(worked_example_matches_the_lecture) {
 
 BOOST_AUTO_TEST_CASE(backward_twice_gives_the_same_gradients_not_double) {
     Model m = worked_example();
-    m.graph.forward();
-    m.graph.backward();
+    Plan plan = m.graph.plan();
+    m.graph.forward(plan);
+    m.graph.backward(plan);
     double first = m.graph.grad("w").at(0);
-    m.graph.backward();
+    m.graph.backward(plan);
     BOOST_TEST(m.graph.grad("w").at(0) == first);
 }
 
@@ -80,8 +80,7 @@ BOOST_AUTO_TEST_CASE(a_node_used_twice_gets_both_contributions) {
     Tensor t(Dtype::f64, {2, 3});
     for (std::int64_t i = 0; i < 6; ++i) t.set(i, 0.1 * double(i));
     g.set_value("t", t);
-    g.forward();
-    g.backward();
+    forward_backward_once(g);
     // b = 2p + q = 0.4 everywhere; dL/db = (b - t)/N with N = 2 rows; dL/dp = 2·dL/db.
     for (std::int64_t i = 0; i < 6; ++i) {
         double db = (0.4 - 0.1 * double(i)) / 2.0;
@@ -126,8 +125,7 @@ BOOST_AUTO_TEST_CASE(bias_gradient_is_the_column_sum) {
     g.init_parameters(0);
     g.set_value("x", vec({1, 2, 3, 4, 5, 6}, {2, 3}));
     g.set_value("t", Tensor(Dtype::f64, {2, 3}));
-    g.forward();
-    g.backward();
+    forward_backward_once(g);
     // dL/dy = y/N with N = 2; the bias gets the sum over both rows.
     BOOST_TEST(g.grad("b").dims() == (Dims{3}));
     BOOST_TEST(g.grad("b").at(0) == (1 + 4) / 2.0, tt::tolerance(1e-12));
@@ -152,8 +150,9 @@ BOOST_AUTO_TEST_CASE(an_op_that_breaks_its_gradient_shape_is_caught) {
     g.set_output("loss", "L");
     g.init_parameters(0);
     g.set_value("t", Tensor(Dtype::f64, {2}));
-    g.forward();
-    BOOST_CHECK_EXCEPTION(g.backward(), std::logic_error, [](const std::logic_error& e) {
+    Plan plan = g.plan();
+    g.forward(plan);
+    BOOST_CHECK_EXCEPTION(g.backward(plan), std::logic_error, [](const std::logic_error& e) {
         return std::string(e.what()).find("left a gradient of shape [1] for input 'p' of shape [2]") !=
                std::string::npos;
     });
@@ -170,8 +169,7 @@ BOOST_AUTO_TEST_CASE(normalize_exact_gradient_differs_from_the_lectures_shortcut
     g.set_output("loss", "L");
     g.init_parameters(0);
     g.set_value("t", vec({0, 1, 0}, {1, 3}));
-    g.forward(Pass::inspect());
-    g.backward(Pass::inspect());
+    forward_backward_once(g, Pass::inspect());
     const Tensor& gS = g.grad("S");
     const Tensor& gy = g.grad("y");
     double s = 1.6, dot = 0;
@@ -197,8 +195,7 @@ BOOST_AUTO_TEST_CASE(sigmoid_is_finite_and_exact_at_plus_minus_1000) {
         g.set_output("loss", "L");
         g.init_parameters(0);
         g.set_value("t", vec({0, 0, 1, 1}, {4}));
-        g.forward();
-        g.backward();
+        forward_backward_once(g);
         const Tensor& y = g.value("y");
         BOOST_TEST(y.at(0) == 0.0);
         BOOST_TEST(y.at(3) == 1.0);
@@ -212,8 +209,7 @@ BOOST_AUTO_TEST_CASE(sigmoid_is_finite_and_exact_at_plus_minus_1000) {
 BOOST_AUTO_TEST_CASE(float32_agrees_with_float64_on_the_worked_example) {
     Model m64 = worked_example(Dtype::f64), m32 = worked_example(Dtype::f32);
     for (Model* m : {&m64, &m32}) {
-        m->graph.forward();
-        m->graph.backward();
+        forward_backward_once(m->graph);
     }
     BOOST_TEST((m32.graph.value("L").dtype() == Dtype::f32));
     BOOST_TEST(m32.graph.value("L").at(0) == m64.graph.value("L").at(0), tt::tolerance(1e-6));
@@ -227,7 +223,7 @@ BOOST_AUTO_TEST_CASE(symbols_bind_at_feed_time_and_must_agree) {
     Tensor x5(Dtype::f64, {5, 4}), y4(Dtype::f64, {4, 1});
     g.set_value("x", x5);
     g.set_value("y", y4);
-    BOOST_CHECK_EXCEPTION(g.forward(), InputError, [](const InputError& e) {
+    BOOST_CHECK_EXCEPTION(forward_once(g), InputError, [](const InputError& e) {
         std::string w = e.what();
         return w.find("symbol N is") != std::string::npos && w.find("'x'") != std::string::npos &&
                w.find("'y'") != std::string::npos;
@@ -240,19 +236,18 @@ BOOST_AUTO_TEST_CASE(symbols_bind_at_feed_time_and_must_agree) {
 
 BOOST_AUTO_TEST_CASE(stepping_node_by_node_equals_the_full_backward) {
     Model a = worked_example(), b = worked_example();
-    a.graph.forward();
-    a.graph.backward();
-    const Pass kept{.keep_contributions = true};
+    forward_backward_once(a.graph);
+    Plan kept = b.graph.plan(Pass{.keep_contributions = true});
     b.graph.forward(kept);
     b.graph.backward_begin(kept);
-    for (int id : b.graph.backward_order(kept)) b.graph.backward_node(id);
-    b.graph.backward_end();
+    for (int id : kept.backward_order()) b.graph.backward_node(kept, id);
+    b.graph.backward_end(kept);
     for (const char* n : {"w", "b", "z", "a", "yhat"}) {
         const Tensor &ga = a.graph.grad(n), &gb = b.graph.grad(n);
         for (std::int64_t i = 0; i < ga.numel(); ++i) BOOST_TEST(ga.at(i) == gb.at(i));
     }
     // The order is reverse topological: the loss's op first, the first matmul last.
-    auto order = b.graph.backward_order(kept);
+    auto order = kept.backward_order();
     BOOST_TEST(b.graph.node(order.front()).name == "L");
     BOOST_TEST(b.graph.node(order.back()).name == "z");
 }

@@ -98,18 +98,16 @@ BOOST_AUTO_TEST_CASE(models_folder_is_found) { BOOST_TEST(all_models().size() >=
 template <class Make>
 void check_against_full_backward(Make make) {
     Graph full = make();
-    full.forward(Pass::inspect());
-    full.backward(Pass::inspect());
+    forward_backward_once(full, Pass::inspect());
 
     // Training's configuration (no input gradients, contributions written in place).
     Graph training = make();
-    training.forward();
-    training.backward();
+    forward_backward_once(training);
 
     Graph stepped = make();
     Stepper s(stepped);
     const Graph& g = s.graph();
-    BOOST_TEST(s.order() == full.backward_order(Pass::inspect()));
+    BOOST_TEST(s.order() == full.plan(Pass::inspect()).backward_order());
     std::vector<Tensor> last_grad(g.size());
     std::size_t steps = 0, accumulations = 0;
     while (!s.done()) {
@@ -406,8 +404,7 @@ BOOST_AUTO_TEST_CASE(dot_escapes_names_and_renders) {
     x.set(0, 3);
     x.set(1, 4);
     g.set_value("say \"hi\"\\", x);
-    g.forward();
-    g.backward();
+    forward_backward_once(g);
     std::string dot = to_dot(g, {.grads = true});
     BOOST_TEST(dot.find(R"(label="say \"hi\"\\\n)") != std::string::npos);
     BOOST_TEST(dot.find("∂L/∂w = [3, 4]") != std::string::npos);

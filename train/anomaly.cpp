@@ -39,10 +39,10 @@ void check_values_finite(const Graph& g, const std::string& when) {
     }
 }
 
-void check_gradients_finite(const Graph& g, const std::string& when) {
+void check_gradients_finite(const Graph& g, const Plan& plan, const std::string& when) {
     for (std::size_t k = g.size(); k-- > 0;) {
         const Node& n = g.node(int(k));
-        if (!n.wants_grad || n.grad.empty() || all_finite(n.grad)) continue;
+        if (!plan.wants_grad(int(k)) || n.grad.empty() || all_finite(n.grad)) continue;
         std::string msg = fmt::format("anomaly {}: the gradient of node '{}' ({}) is NaN or Inf in {} of its {} "
                                       "elements",
                                       when, n.name, n.op ? n.op->name : kind_name(n.kind),

@@ -14,6 +14,6 @@ void check_values_finite(const Graph& g, const std::string& when);
 // After backward: walking from the loss towards the parameters, the first node whose
 // gradient is not finite; its consumers' gradients are all finite, so one of their
 // backward passes made it, and those are named with their inputs and gradient.
-void check_gradients_finite(const Graph& g, const std::string& when);
+void check_gradients_finite(const Graph& g, const Plan& plan, const std::string& when);
 
 }  // namespace chainrule

@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
+#include "train/anomaly.hpp"
+#include "train/progress.hpp"
 
 #if CHAINRULE_HAVE_MPI
 #define OMPI_SKIP_MPICXX 1  // the C API only: OpenMPI's deprecated C++ bindings do not build with -Werror
@@ -25,8 +27,6 @@ namespace {
 }
 
 bool launched() { return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK") || std::getenv("PMI_SIZE"); }
-
-bool is_reduction_loss(const std::string& op) { return op == "mse" || op == "cross_entropy" || op == "mean"; }
 
 }  // namespace
 
@@ -154,32 +154,30 @@ void check_shardable(const Graph& g, const std::string& file) {
         if (n.kind != NodeKind::op) continue;
         bool fed_rows = false;
         for (int in : n.inputs) fed_rows = fed_rows || batch_rows(in);
-        const std::string& op = n.op->name;
         if (int(id) == loss) {
-            if (!is_reduction_loss(op) || !fed_rows)
+            if (!n.op->mean_over_rows || !fed_rows)
                 refuse(n, "is the loss but not a mean over the batch's rows (mse, cross_entropy or mean of them)");
             continue;
         }
         if (!fed_rows) continue;
-        const std::size_t rank = g.node(n.inputs[0]).shape.size();
-        if (op == "softmax" || op == "log_softmax" || op == "normalize") {
-            std::int64_t axis = n.attrs.contains("axis") ? n.attrs["axis"].get<std::int64_t>() : -1;
-            if (axis < 0) axis += std::int64_t(rank);
-            if (axis == 0) refuse(n, "works along the batch axis (axis 0), mixing the rows");
+        if (n.op->mixes_rows) {
+            std::vector<bool> batched;
+            std::vector<std::size_t> ranks;
+            for (int in : n.inputs) batched.push_back(batch_rows(in)), ranks.push_back(g.node(in).shape.size());
+            const std::string why = n.op->mixes_rows(RowQuery{batched, ranks, n.attrs});
+            if (!why.empty()) refuse(n, why);
         }
-        if (op == "lecture_sigmoid_normalize" && rank < 2) refuse(n, "normalizes along the batch axis, mixing the rows");
-        if (op == "matmul" && n.inputs.size() > 1 && batch_rows(n.inputs[1]))
-            refuse(n, "has the batch's rows as its right operand, mixing them");
         if (!batch_rows(int(id))) refuse(n, "combines the batch's rows into a result without them");
     }
 }
 
-ShardedGradient::ShardedGradient(Communicator& comm, Graph& g, std::vector<int> params, std::int64_t shards)
-    : comm_(comm), g_(g), params_(std::move(params)), shards_(shards) {
+ShardedGradient::ShardedGradient(Communicator& comm, GradientParts parts, std::vector<int> params,
+                                 std::int64_t shards, std::function<int()> stop_signal)
+    : comm_(comm), p_(parts), params_(std::move(params)), shards_(shards), stop_signal_of_(std::move(stop_signal)) {
     const std::int64_t per_process = shards_ / comm_.size();
     first_ = comm_.rank() * per_process;
     last_ = first_ + per_process;
-    for (int id : params_) width_ += g_.node(id).value.numel();
+    for (int id : params_) width_ += p_.graph.node(id).value.numel();
     width_ += 2;  // the shard's loss and its process's status
     if (per_process * width_ > INT_MAX)
         throw RunError(fmt::format("{} shards per process of {} parameters are more than one MPI message can carry; "
@@ -195,10 +193,50 @@ std::span<const std::int64_t> ShardedGradient::rows(std::span<const std::int64_t
     return batch.subspan(std::size_t(begin), std::size_t(end - begin));
 }
 
+// This process's shards, each its own forward and backward; shard s's masks come from
+// noise_seed(step seed, s), whichever process computes it.
+void ShardedGradient::compute_shards(std::span<const std::int64_t> rows, std::uint64_t step_seed,
+                                     const StepPlace& at) {
+    Graph& g = p_.graph;
+    for (std::int64_t s = first_; s < last_; ++s) {
+        std::span<const std::int64_t> part = this->rows(rows, s);
+        if (part.empty()) continue;
+        p_.feeder.feed(p_.split, part);
+        p_.plan.set_noise(noise_seed(step_seed, std::uint64_t(s)));
+        g.forward(p_.plan);
+        if (p_.detect_anomaly) check_values_finite(g, fmt::format("{}, shard {}", at.text(), s));
+        g.backward(p_.plan);
+        if (p_.detect_anomaly) check_gradients_finite(g, p_.plan, fmt::format("{}, shard {}", at.text(), s));
+        keep(s, g.node(p_.plan.loss()).value.at(0));
+    }
+}
+
+double ShardedGradient::compute(std::span<const std::int64_t> rows, std::span<const std::int64_t>,
+                                std::uint64_t step_seed, const StepPlace& at) {
+    std::exception_ptr failure;
+    try {
+        compute_shards(rows, step_seed, at);
+    } catch (...) {
+        failure = std::current_exception();
+    }
+    const int signal = stop_signal_of_ ? stop_signal_of_() : 0;
+    const int status = failure                          ? 1000 + exit_code(failure)
+                       : p_.stop && p_.stop->load() ? std::clamp(signal, 1, 999)
+                                                        : 0;
+    const Combined c = combine(std::int64_t(rows.size()), status);
+    if (c.failed_rank >= 0) {
+        failure_agreed_ = true;
+        if (c.failed_rank == comm_.rank()) std::rethrow_exception(failure);
+        throw PeerFailed{c.failed_code};
+    }
+    stop_signal_ = c.stop_signal;
+    return c.loss;
+}
+
 void ShardedGradient::keep(std::int64_t shard, double loss) {
     double* slot = slots_.data() + shard * width_;
     for (int id : params_) {
-        const Tensor& grad = g_.node(id).grad;
+        const Tensor& grad = p_.graph.node(id).grad;
         for (std::int64_t i = 0; i < grad.numel(); ++i) *slot++ = grad.at(i);
     }
     *slot = loss;
@@ -232,12 +270,20 @@ ShardedGradient::Combined ShardedGradient::combine(std::int64_t batch_rows, int 
     }
     std::size_t at = 0;
     for (int id : params_) {
-        Tensor& grad = g_.node(id).grad;
+        Tensor& grad = p_.graph.node(id).grad;
         for (std::int64_t i = 0; i < grad.numel(); ++i) grad.set(i, sum_[at++]);
     }
     sum_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     ++combines_;
     return c;
+}
+
+std::string ShardedGradient::cost() const {
+    if (combines_ == 0) return "";
+    return fmt::format("combining {} shards over {} process{}, per step: {} gathering them (waiting for the slowest "
+                       "included), {} summing them",
+                       shards_, comm_.size(), comm_.size() == 1 ? "" : "es",
+                       format_seconds(gather_seconds_ / double(combines_)), format_seconds(sum_seconds_ / double(combines_)));
 }
 
 }  // namespace chainrule

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "graph/graph.hpp"
+#include "train/gradient.hpp"
 
 namespace chainrule {
 
@@ -64,23 +65,40 @@ private:
 // process throws PeerFailed with that exit code, so all end together with one message.
 void run_together(Communicator& comm, const std::function<void()>& f);
 
-// Whether `g` may be trained in shards: its loss must be a mean over the batch's rows (mse,
-// cross_entropy, mean) and no op may mix rows (a reduction over the batch axis before the
-// loss, softmax/normalize along it, a batch matrix as matmul's right operand). An
-// InputError naming the model file and the node if not.
+// Whether `g` may be trained in shards: its loss must be a mean over the batch's rows (an op
+// with the fact Op::mean_over_rows: mse, cross_entropy, mean) and no op may mix rows (an op
+// whose Op::mixes_rows says why, or one whose output loses the batch axis before the loss).
+// An InputError naming the model file and the node if not.
 void check_shardable(const Graph& g, const std::string& file);
 
 // The gradient of a batch computed shard by shard. Shard s of a batch of n rows is rows
-// [s·n/S, (s+1)·n/S) of the sampler's order; process r computes shards [r·S/K, (r+1)·S/K).
-// combine() gathers every shard's gradient and loss and sums them, weighted n_s/n, as a
-// left fold in shard order in float64, into the graph's parameter gradients. Buffers are
-// allocated once, here.
-class ShardedGradient {
+// [s·n/S, (s+1)·n/S) of the sampler's order; process r computes shards [r·S/K, (r+1)·S/K),
+// each its own forward and backward with dropout's masks from noise_seed(step seed, s).
+// Then every process gathers every shard's gradient and loss and sums them, weighted n_s/n,
+// as a left fold in shard order in float64, into the graph's parameter gradients. The same
+// collective carries each process's failure or stop: a failure anywhere ends compute() on
+// every process (the failing one rethrows its error, the others throw PeerFailed), and a stop
+// asked on any process is agreed by all. Buffers are allocated once, here.
+class ShardedGradient final : public Gradient {
 public:
-    ShardedGradient(Communicator& comm, Graph& g, std::vector<int> params, std::int64_t shards);
+    // `stop_signal` gives the signal that set parts.stop (0: none yet).
+    ShardedGradient(Communicator& comm, GradientParts parts, std::vector<int> params, std::int64_t shards,
+                    std::function<int()> stop_signal);
+    double compute(std::span<const std::int64_t> rows, std::span<const std::int64_t> next, std::uint64_t step_seed,
+                   const StepPlace& at) override;
+    bool stop_requested() const override { return stop_signal_ > 0; }
+    // The signal every process agreed to stop on at the last compute() (0: none).
+    int agreed_stop() const { return stop_signal_; }
+    // Whether compute() ended in a failure every process has already agreed on.
+    bool failure_agreed() const { return failure_agreed_; }
+
     std::int64_t first() const { return first_; }  // this process's shards: [first, last)
     std::int64_t last() const { return last_; }
     std::span<const std::int64_t> rows(std::span<const std::int64_t> batch, std::int64_t shard) const;
+    // "combining 4 shards over 2 processes, per step: ...", or "" before any combine.
+    std::string cost() const;
+
+private:
     // After shard s's backward: its loss and the graph's parameter gradients.
     void keep(std::int64_t shard, double loss);
     // The collective. `status` is this process's: 0 fine, 1 to 999 a stop asked for (the
@@ -92,20 +110,19 @@ public:
         int failed_code = 0;
     };
     Combined combine(std::int64_t batch_rows, int status);
-    // All steps so far: the gather, which includes waiting for the slowest process, and the sum.
-    double gather_seconds() const { return gather_seconds_; }
-    double sum_seconds() const { return sum_seconds_; }
-    std::int64_t combines() const { return combines_; }
+    void compute_shards(std::span<const std::int64_t> rows, std::uint64_t step_seed, const StepPlace& at);
 
-private:
     Communicator& comm_;
-    Graph& g_;
+    GradientParts p_;
     std::vector<int> params_;
     std::int64_t shards_, first_, last_, width_ = 0;  // width_: doubles per shard slot
+    std::function<int()> stop_signal_of_;
     std::vector<double> slots_;                       // [shards][width_]: gradient, loss, status
     std::vector<double> sum_;                         // the batch gradient, before rounding to the dtype
     double gather_seconds_ = 0, sum_seconds_ = 0;
     std::int64_t combines_ = 0;
+    int stop_signal_ = 0;
+    bool failure_agreed_ = false;
 };
 
 }  // namespace chainrule

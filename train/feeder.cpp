@@ -1,10 +1,12 @@
 #include "train/feeder.hpp"
 
+#include "ops/sparse_matmul.hpp"
+
 namespace chainrule {
 
 bool feeds_sparse_product(const Graph& g, int id) {
     for (const Node& n : g.nodes())
-        if (n.kind == NodeKind::op && (n.op->name == "matmul" || n.op->name == "linear") && n.inputs[0] == id)
+        if (n.kind == NodeKind::op && sparse_form(*n.op) && n.inputs[0] == id)
             return true;
     return false;
 }
@@ -18,7 +20,7 @@ Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Work
         check_feed_fits(n, stream, width, spec.data.where);
         Dims dims = n.shape.size() == 2 ? Dims{0, width} : Dims{0};
         const bool sparse = spec.sparse_inputs && stream == data::kImages && dims.size() == 2 && feeds_sparse_product(g, id);
-        inputs_.push_back({id, &stream, std::move(dims), sparse});
+        inputs_.push_back({id, &stream, std::move(dims), sparse ? &forms_.emplace_back() : nullptr});
         has_images_ = has_images_ || stream == data::kImages;
     }
     // The images, by far the most bytes of a batch, are converted on all workers at once:
@@ -47,7 +49,7 @@ void Feeder::feed(const data::Split& split, std::span<const std::int64_t> rows) 
     for (Input& in : inputs_) {
         in.dims[0] = std::int64_t(rows.size());
         Tensor& buffer = g_.input_buffer(in.id, in.dims);
-        SparseRows* sparse = in.sparse ? &g_.sparse_rows(in.id) : nullptr;
+        SparseRows* sparse = in.sparse;
         if (sparse && !sparse_enough(split)) {
             sparse->current = false;  // the form of an earlier batch must not stand for this one
             sparse = nullptr;
@@ -55,6 +57,13 @@ void Feeder::feed(const data::Split& split, std::span<const std::int64_t> rows) 
         data::gather(ds_, split, *in.stream, rows, buffer, on_workers_, sparse);
         if (sparse) sparse->finish(sparse_threshold_);
     }
+}
+
+std::vector<std::pair<int, const SparseRows*>> Feeder::sparse_inputs() const {
+    std::vector<std::pair<int, const SparseRows*>> out;
+    for (const Input& in : inputs_)
+        if (in.sparse) out.emplace_back(in.id, in.sparse);
+    return out;
 }
 
 void Feeder::Touch::operator()(std::int64_t begin, std::int64_t end) const {

@@ -2,15 +2,18 @@
 // set. Each input's node, stream and batch dims are resolved once, when the feeder is made,
 // so that feeding a batch allocates nothing.
 //
-// An image input that some matmul or linear reads as its left operand also gets its
-// nonzeros (Graph::sparse_rows), built in the same pass, and marked current when the batch's
-// density is below kSparseDensityThreshold; training passes then skip its zeros
-// (docs/performance.md, "Sparse first layer"). A split whose pixels as a whole are that dense
-// or denser gets no form at all, so a dense data set does not pay for building one.
-// "sparse_inputs": "off" turns this off.
+// An image input that an op with a sparse form (matmul, linear: ops/sparse_matmul.hpp) reads
+// as its left operand also gets its nonzeros, built in the same pass (data::gather) into the
+// feeder's own SparseRows and marked current when the batch's density is below
+// kSparseDensityThreshold. The feeder lends them to a training plan (sparse_inputs()), whose
+// steps then skip the zeros (docs/performance.md, "Sparse first layer"). A split whose pixels
+// as a whole are that dense or denser gets no form at all, so a dense data set does not pay
+// for building one. "sparse_inputs": "off" turns this off.
 #pragma once
 
+#include <deque>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "data/dataset.hpp"
@@ -25,7 +28,7 @@ namespace chainrule {
 // --synthetic N --pixel-density D, docs/performance.md), kept a little below it.
 inline constexpr double kSparseDensityThreshold = 0.3;
 
-// Whether input `id` is read by a matmul or linear as input 0 (where its nonzeros can help).
+// Whether input `id` is read as input 0 by an op with a sparse form (where its nonzeros can help).
 bool feeds_sparse_product(const Graph& g, int id);
 
 class Feeder {
@@ -38,6 +41,8 @@ public:
     Feeder(const Feeder&) = delete;
     Feeder& operator=(const Feeder&) = delete;
     void feed(const data::Split& split, std::span<const std::int64_t> rows);
+    // The nonzeros this feeder builds, per input, for a training plan to lend (Pass::sparse_inputs).
+    std::vector<std::pair<int, const SparseRows*>> sparse_inputs() const;
     // Brings the pixels of a later batch's rows into cache on the helpers, in the background,
     // while the caller computes alone (the first, single-threaded part of backward): the rows are drawn
     // at random from tens of MB, and their fetch is a good part of feeding them. The rows
@@ -49,11 +54,12 @@ private:
         int id = -1;
         const std::string* stream = nullptr;
         Dims dims;
-        bool sparse = false;  // builds the input's nonzeros too
+        SparseRows* sparse = nullptr;  // the input's nonzeros, built too; null: none
     };
     Graph& g_;
     const data::Dataset& ds_;
     std::vector<Input> inputs_;
+    std::deque<SparseRows> forms_;  // the inputs' nonzeros (a deque: their addresses stay put)
     data::RowSplitter on_workers_;  // data::gather uses it for images (and their row form) only
     Workers* workers_ = nullptr;
     bool has_images_ = false;

@@ -1,6 +1,5 @@
 #include "train/optimizer.hpp"
 
-#include <array>
 #include <cmath>
 #include <fmt/format.h>
 #include <numbers>
@@ -8,16 +7,6 @@
 #include "core/error.hpp"
 
 namespace chainrule {
-
-const char* optimizer_name(OptimizerSpec::Kind k) {
-    switch (k) {
-        case OptimizerSpec::Kind::sgd: return "sgd";
-        case OptimizerSpec::Kind::adam: return "adam";
-        case OptimizerSpec::Kind::adamw: return "adamw";
-        case OptimizerSpec::Kind::rmsprop: return "rmsprop";
-    }
-    return "?";
-}
 
 const char* schedule_name(ScheduleSpec::Kind k) {
     switch (k) {
@@ -34,16 +23,16 @@ namespace {
 
 // The one key of {"name": {...}}, checked against the allowed names.
 std::pair<std::string, const Json*> single_kind(const Json& j, const std::string& at, const char* what,
-                                                std::initializer_list<const char*> kinds) {
+                                                const std::vector<std::string>& kinds) {
     get_object(j, at);
     std::string names;
-    for (const char* k : kinds) names += std::string(names.empty() ? "" : ", ") + k;
+    for (const std::string& k : kinds) names += (names.empty() ? "" : ", ") + k;
     if (j.size() != 1)
         throw InputError(fmt::format("{}: expected one {} as {{\"NAME\": {{...}}}} with NAME one of {}, got {}", at,
                                      what, names, json_brief(j)));
     const std::string& name = j.begin().key();
     bool known = false;
-    for (const char* k : kinds) known = known || name == k;
+    for (const std::string& k : kinds) known = known || name == k;
     if (!known) throw InputError(fmt::format("{}: unknown {} '{}' (expected one of {})", at, what, name, names));
     return {name, &get_object(j.begin().value(), json_path(at, name))};
 }
@@ -66,74 +55,78 @@ struct Fields {
         }
         return get_int(j[key], place(key));
     }
-    bool boolean(const char* key, bool fallback) const {
-        if (!j.contains(key)) return fallback;
-        if (!j[key].is_boolean())
-            throw InputError(fmt::format("{}: expected true or false, got {}", place(key), json_brief(j[key])));
-        return j[key].get<bool>();
-    }
     // PyTorch's "Invalid ... value" checks, with the JSON path.
     void at_least(const char* key, double v, double low) const {
         if (!(v >= low)) throw InputError(fmt::format("{}: must be >= {}, got {}", place(key), low, v));
     }
 };
 
-void check_beta(const std::string& at, double v) {
-    if (!(v >= 0 && v < 1)) throw InputError(fmt::format("{}: must be in [0, 1), got {}", at, v));
+// A hyper-parameter's value from the block, checked by its entry: type, presence, range.
+std::vector<double> read_hyper(const Json& block, const HyperParam& h, const std::string& at) {
+    const std::string place = json_path(at, h.key);
+    if (!block.contains(h.key)) {
+        if (h.required) throw InputError(fmt::format("{}: missing required key '{}'", at, h.key));
+        return h.fallback;
+    }
+    const Json& j = block[h.key];
+    std::vector<double> v;
+    std::vector<std::string> places;
+    switch (h.type) {
+        case HyperParam::Type::flag:
+            if (!j.is_boolean())
+                throw InputError(fmt::format("{}: expected true or false, got {}", place, json_brief(j)));
+            return {j.get<bool>() ? 1.0 : 0.0};
+        case HyperParam::Type::number:
+            v = {get_number(j, place)}, places = {place};
+            break;
+        case HyperParam::Type::pair:
+            get_array(j, place);
+            if (j.size() != 2)
+                throw InputError(fmt::format("{}: expected two numbers {}, got {}", place, h.form, json_brief(j)));
+            for (std::size_t i = 0; i < 2; ++i)
+                places.push_back(json_path(place, i)), v.push_back(get_number(j[i], places.back()));
+            break;
+    }
+    // PyTorch's "Invalid ... value" checks, with the JSON path.
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (std::isinf(h.below) && !(v[i] >= h.low))
+            throw InputError(fmt::format("{}: must be >= {}, got {}", places[i], h.low, v[i]));
+        if (!std::isinf(h.below) && !(v[i] >= h.low && v[i] < h.below))
+            throw InputError(fmt::format("{}: must be in [{}, {}), got {}", places[i], h.low, h.below, v[i]));
+    }
+    return v;
+}
+
+std::vector<std::string> optimizer_names() {
+    std::vector<std::string> names;
+    for (const OptimizerEntry& e : optimizer_table()) names.push_back(e.name);
+    return names;
 }
 
 }  // namespace
 
 OptimizerSpec parse_optimizer(const Json& j, const std::string& at) {
-    auto [name, body] = single_kind(j, at, "optimizer", {"sgd", "adam", "adamw", "rmsprop"});
-    Fields f{*body, json_path(at, name)};
-    OptimizerSpec o;
-    if (name == "sgd") {
-        check_keys(*body, {"lr", "momentum", "dampening", "nesterov", "weight_decay"}, f.at);
-        o.kind = OptimizerSpec::Kind::sgd;
-        o.lr = f.number("lr", 0, true);  // torch.optim.SGD has no default lr
-        o.momentum = f.number("momentum", 0);
-        o.dampening = f.number("dampening", 0);
-        o.nesterov = f.boolean("nesterov", false);
-        o.weight_decay = f.number("weight_decay", 0);
-        f.at_least("momentum", o.momentum, 0);
-        if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
-            throw InputError(fmt::format("{}: nesterov needs a momentum > 0 and zero dampening (got momentum {}, "
-                                         "dampening {})",
-                                         f.place("nesterov"), o.momentum, o.dampening));
-    } else if (name == "adam" || name == "adamw") {
-        check_keys(*body, {"lr", "betas", "eps", "weight_decay", "amsgrad"}, f.at);
-        o.kind = name == "adam" ? OptimizerSpec::Kind::adam : OptimizerSpec::Kind::adamw;
-        o.lr = f.number("lr", 0.001);
-        if (body->contains("betas")) {
-            const Json& b = get_array((*body)["betas"], f.place("betas"));
-            if (b.size() != 2)
-                throw InputError(fmt::format("{}: expected two numbers [beta1, beta2], got {}", f.place("betas"),
-                                             json_brief(b)));
-            o.beta1 = get_number(b[0], json_path(f.place("betas"), 0));
-            o.beta2 = get_number(b[1], json_path(f.place("betas"), 1));
-            check_beta(json_path(f.place("betas"), 0), o.beta1);
-            check_beta(json_path(f.place("betas"), 1), o.beta2);
+    auto [name, body] = single_kind(j, at, "optimizer", optimizer_names());
+    const OptimizerEntry& entry = *find_optimizer(name);
+    const std::string place = json_path(at, name);
+    for (auto& [key, v] : body->items()) {
+        bool known = false;
+        std::string allowed;
+        for (const HyperParam& h : entry.hyper) {
+            known = known || key == h.key;
+            allowed += (allowed.empty() ? "" : ", ") + h.key;
         }
-        o.eps = f.number("eps", 1e-8);
-        o.weight_decay = f.number("weight_decay", name == "adam" ? 0 : 0.01);
-        o.amsgrad = f.boolean("amsgrad", false);
-        f.at_least("eps", o.eps, 0);
-    } else {
-        check_keys(*body, {"lr", "alpha", "eps", "weight_decay", "momentum", "centered"}, f.at);
-        o.kind = OptimizerSpec::Kind::rmsprop;
-        o.lr = f.number("lr", 0.01);
-        o.alpha = f.number("alpha", 0.99);
-        o.eps = f.number("eps", 1e-8);
-        o.weight_decay = f.number("weight_decay", 0);
-        o.momentum = f.number("momentum", 0);
-        o.centered = f.boolean("centered", false);
-        f.at_least("alpha", o.alpha, 0);
-        f.at_least("eps", o.eps, 0);
-        f.at_least("momentum", o.momentum, 0);
+        if (!known) throw InputError(fmt::format("{}: unknown key '{}' (allowed: {})", place, key, allowed));
     }
-    f.at_least("lr", o.lr, 0);
-    f.at_least("weight_decay", o.weight_decay, 0);
+    OptimizerSpec o{.name = name};
+    for (const HyperParam& h : entry.hyper) {
+        std::vector<double> v = read_hyper(*body, h, place);
+        if (h.key == "lr")
+            o.lr = v[0];
+        else
+            o.values.emplace(h.key, std::move(v));
+    }
+    if (entry.check) entry.check(o, place);
     return o;
 }
 
@@ -175,26 +168,50 @@ ScheduleSpec parse_schedule(const Json& j, const std::string& at) {
     return s;
 }
 
+namespace {
+
+const OptimizerEntry& entry_of(const OptimizerSpec& o) {
+    const OptimizerEntry* e = find_optimizer(o.name);
+    if (!e) throw std::logic_error(fmt::format("no optimizer named '{}' in the optimizer table", o.name));
+    return *e;
+}
+
+const HyperParam& hyper_of(const OptimizerSpec& o, std::string_view key) {
+    for (const HyperParam& h : entry_of(o).hyper)
+        if (h.key == key) return h;
+    throw std::logic_error(fmt::format("optimizer '{}' has no hyper-parameter '{}'", o.name, key));
+}
+
+}  // namespace
+
+double OptimizerSpec::number(std::string_view key) const {
+    if (key == "lr") return lr;
+    auto it = values.find(key);
+    return it != values.end() ? it->second.at(0) : hyper_of(*this, key).fallback.at(0);
+}
+
+std::span<const double> OptimizerSpec::pair(std::string_view key) const {
+    auto it = values.find(key);
+    std::span<const double> v = it != values.end() ? it->second : hyper_of(*this, key).fallback;
+    if (v.size() != 2) throw std::logic_error(fmt::format("optimizer '{}': '{}' is not a pair", name, key));
+    return v;
+}
+
 Json optimizer_json(const OptimizerSpec& o) {
     Json a = Json::object();
-    a["lr"] = o.lr;
-    switch (o.kind) {
-        case OptimizerSpec::Kind::sgd:
-            a["momentum"] = o.momentum, a["dampening"] = o.dampening, a["nesterov"] = o.nesterov;
-            a["weight_decay"] = o.weight_decay;
-            break;
-        case OptimizerSpec::Kind::adam:
-        case OptimizerSpec::Kind::adamw:
-            a["betas"] = Json::array({o.beta1, o.beta2}), a["eps"] = o.eps, a["weight_decay"] = o.weight_decay;
-            a["amsgrad"] = o.amsgrad;
-            break;
-        case OptimizerSpec::Kind::rmsprop:
-            a["alpha"] = o.alpha, a["eps"] = o.eps, a["weight_decay"] = o.weight_decay, a["momentum"] = o.momentum;
-            a["centered"] = o.centered;
-            break;
+    for (const HyperParam& h : entry_of(o).hyper) {
+        switch (h.type) {
+            case HyperParam::Type::number: a[h.key] = o.number(h.key); break;
+            case HyperParam::Type::flag: a[h.key] = o.flag(h.key); break;
+            case HyperParam::Type::pair: {
+                auto v = o.pair(h.key);
+                a[h.key] = Json::array({v[0], v[1]});
+                break;
+            }
+        }
     }
     Json j = Json::object();
-    j[optimizer_name(o.kind)] = a;
+    j[o.name] = a;
     return j;
 }
 
@@ -325,156 +342,43 @@ void Optimizer::restore_state(const Checkpoint& c, const std::string& file) {
     restore(steps, saved, file);
 }
 
-Optimizer::Optimizer(const OptimizerSpec& spec, std::span<const Tensor* const> params) : spec_(spec) {
-    using K = OptimizerSpec::Kind;
+Optimizer::Optimizer(const OptimizerSpec& spec, std::span<const Tensor* const> params)
+    : entry_(&entry_of(spec)), spec_(spec) {
     for (const Tensor* p : params) {
-        Slot s;
-        auto zeros = [&] { return Tensor(p->dtype(), p->dims()); };
-        switch (spec.kind) {
-            case K::sgd:
-                if (spec.momentum != 0) s.a = zeros();
-                break;
-            case K::adam:
-            case K::adamw:
-                s.a = zeros(), s.b = zeros();
-                if (spec.amsgrad) s.c = zeros();
-                break;
-            case K::rmsprop:
-                s.a = zeros();
-                if (spec.momentum > 0) s.b = zeros();
-                if (spec.centered) s.c = zeros();
-                break;
-        }
-        slots_.push_back(std::move(s));
+        std::vector<Tensor> buffers;
+        for (const StateBuffer& b : entry_->state)
+            buffers.push_back(!b.kept || b.kept(spec_) ? Tensor(p->dtype(), p->dims()) : Tensor());
+        state_.push_back(std::move(buffers));
     }
 }
-
-namespace {
-
-// The single-tensor update rules of torch.optim 1.13, one element at a time.
-template <class T>
-void sgd(const OptimizerSpec& o, T* p, const T* g, T* buf, bool& started, std::int64_t n, T lr) {
-    const T wd = T(o.weight_decay), mom = T(o.momentum), damp = T(1 - o.dampening);
-    for (std::int64_t i = 0; i < n; ++i) {
-        T d = g[i];
-        if (o.weight_decay != 0) d = d + wd * p[i];
-        if (o.momentum != 0) {
-            buf[i] = started ? buf[i] * mom + damp * d : d;
-            d = o.nesterov ? d + mom * buf[i] : buf[i];
-        }
-        p[i] = p[i] - lr * d;
-    }
-    started = true;
-}
-
-template <class T>
-void adam(const OptimizerSpec& o, T* p, const T* g, T* m, T* v, T* vmax, std::int64_t n, T lr, std::int64_t step) {
-    const T b1 = T(o.beta1), b2 = T(o.beta2), eps = T(o.eps), wd = T(o.weight_decay);
-    const T bias1 = T(1 - std::pow(o.beta1, double(step)));
-    const T bias2_sqrt = T(std::sqrt(1 - std::pow(o.beta2, double(step))));
-    const T step_size = lr / bias1;
-    const bool decoupled = o.kind == OptimizerSpec::Kind::adamw;
-    for (std::int64_t i = 0; i < n; ++i) {
-        T grad = g[i];
-        if (decoupled)
-            p[i] = p[i] * (T(1) - lr * wd);
-        else if (o.weight_decay != 0)
-            grad = grad + wd * p[i];
-        m[i] = m[i] * b1 + (T(1) - b1) * grad;
-        v[i] = v[i] * b2 + (T(1) - b2) * grad * grad;
-        T second = v[i];
-        if (o.amsgrad) second = vmax[i] = std::max(vmax[i], v[i]);
-        const T denom = std::sqrt(second) / bias2_sqrt + eps;
-        p[i] = p[i] - step_size * (m[i] / denom);
-    }
-}
-
-template <class T>
-void rmsprop(const OptimizerSpec& o, T* p, const T* g, T* sq, T* buf, T* avg, std::int64_t n, T lr) {
-    const T alpha = T(o.alpha), eps = T(o.eps), wd = T(o.weight_decay), mom = T(o.momentum);
-    for (std::int64_t i = 0; i < n; ++i) {
-        T grad = g[i];
-        if (o.weight_decay != 0) grad = grad + wd * p[i];
-        sq[i] = sq[i] * alpha + (T(1) - alpha) * grad * grad;
-        T root;
-        if (o.centered) {
-            avg[i] = avg[i] * alpha + (T(1) - alpha) * grad;
-            root = std::sqrt(sq[i] - avg[i] * avg[i]);
-        } else {
-            root = std::sqrt(sq[i]);
-        }
-        root = root + eps;
-        if (o.momentum > 0) {
-            buf[i] = buf[i] * mom + grad / root;
-            p[i] = p[i] - lr * buf[i];
-        } else {
-            p[i] = p[i] - lr * (grad / root);
-        }
-    }
-}
-
-}  // namespace
 
 void Optimizer::step(std::span<Tensor* const> params, std::span<const Tensor* const> grads, double lr) {
     ++steps_;
-    for (std::size_t k = 0; k < params.size(); ++k) {
-        Tensor& p = *params[k];
-        const Tensor& g = *grads[k];
-        Slot& s = slots_[k];
-        dispatch(p.dtype(), [&]<class T>() {
-            T* pd = p.data<T>();
-            const T* gd = g.data<T>();
-            switch (spec_.kind) {
-                case OptimizerSpec::Kind::sgd:
-                    sgd<T>(spec_, pd, gd, s.a.data<T>(), s.started, p.numel(), T(lr));
-                    break;
-                case OptimizerSpec::Kind::adam:
-                case OptimizerSpec::Kind::adamw:
-                    adam<T>(spec_, pd, gd, s.a.data<T>(), s.b.data<T>(), s.c.data<T>(), p.numel(), T(lr), steps_);
-                    break;
-                case OptimizerSpec::Kind::rmsprop:
-                    rmsprop<T>(spec_, pd, gd, s.a.data<T>(), s.b.data<T>(), s.c.data<T>(), p.numel(), T(lr));
-                    break;
-            }
-        });
-    }
+    entry_->update({.params = params, .grads = grads, .state = state_, .spec = spec_, .lr = lr, .step = steps_});
 }
 
 namespace {
 
-// The state tensors' names in a checkpoint, per slot: PyTorch's state_dict keys.
-std::array<const char*, 3> state_names(OptimizerSpec::Kind k) {
-    switch (k) {
-        case OptimizerSpec::Kind::sgd: return {"momentum_buffer", "", ""};
-        case OptimizerSpec::Kind::adam:
-        case OptimizerSpec::Kind::adamw: return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
-        case OptimizerSpec::Kind::rmsprop: return {"square_avg", "momentum_buffer", "grad_avg"};
-    }
-    return {"", "", ""};
-}
-
-// Every allocated state tensor with its name, for const and mutable callers alike.
-template <class Slots, class F>
-void each_state(Slots& slots, OptimizerSpec::Kind kind, F&& f) {
-    auto names = state_names(kind);
-    for (std::size_t k = 0; k < slots.size(); ++k) {
-        auto t = std::array{&slots[k].a, &slots[k].b, &slots[k].c};
-        for (int i = 0; i < 3; ++i)
-            if (!t[i]->empty()) f(fmt::format("{}.{}", names[i], k), *t[i]);
-    }
+// Every kept state tensor with its checkpoint name ("exp_avg.1": buffer, then parameter
+// index, PyTorch's state_dict keys), for const and mutable callers alike.
+template <class State, class F>
+void each_state(State& state, const OptimizerEntry& entry, F&& f) {
+    for (std::size_t k = 0; k < state.size(); ++k)
+        for (std::size_t i = 0; i < entry.state.size(); ++i)
+            if (!state[k][i].empty()) f(fmt::format("{}.{}", entry.state[i].name, k), state[k][i]);
 }
 
 }  // namespace
 
 std::vector<std::pair<std::string, const Tensor*>> Optimizer::state() const {
     std::vector<std::pair<std::string, const Tensor*>> out;
-    each_state(slots_, spec_.kind, [&](std::string name, const Tensor& t) { out.emplace_back(std::move(name), &t); });
+    each_state(state_, *entry_, [&](std::string name, const Tensor& t) { out.emplace_back(std::move(name), &t); });
     return out;
 }
 
 std::vector<std::pair<std::string, Tensor*>> Optimizer::named_state() {
     std::vector<std::pair<std::string, Tensor*>> out;
-    each_state(slots_, spec_.kind, [&](std::string name, Tensor& t) { out.emplace_back(std::move(name), &t); });
+    each_state(state_, *entry_, [&](std::string name, Tensor& t) { out.emplace_back(std::move(name), &t); });
     return out;
 }
 
@@ -484,7 +388,7 @@ void Optimizer::restore(std::int64_t steps, const std::vector<std::pair<std::str
     if (steps < 0) throw InputError(fmt::format("{}: optimizer step count {} is negative", where, steps));
     if (mine.size() != state.size())
         throw InputError(fmt::format("{}: the optimizer state has {} tensors, {} expects {}", where, state.size(),
-                                     optimizer_name(spec_.kind), mine.size()));
+                                     spec_.name, mine.size()));
     for (std::size_t i = 0; i < mine.size(); ++i) {
         const auto& [name, t] = state[i];
         if (name != mine[i].first || t.dims() != mine[i].second->dims())
@@ -493,8 +397,6 @@ void Optimizer::restore(std::int64_t steps, const std::vector<std::pair<std::str
         mine[i].second->assign(t);
     }
     steps_ = steps;
-    // sgd's buffer starts as a copy of the first d_p: a restored run has had its first step.
-    for (auto& s : slots_) s.started = steps > 0;
 }
 
 }  // namespace chainrule

@@ -1,7 +1,9 @@
 // Optimizers, learning-rate schedules and gradient clipping with torch.optim 1.13's names,
 // defaults and single-tensor (foreach=False) formulas, so a recipe moves across unchanged.
-// docs/model-format.md writes each update out; tests/test_optimizers.cpp follows PyTorch's
-// trajectories (tests/golden/optimizers.json) to 1e-9.
+// Each optimizer is an entry of the optimizer table (train/optimizer_table.hpp); this file
+// reads, writes, allocates and checkpoints every entry alike. docs/optimizers.md writes each
+// update out; tests/test_optimizers.cpp follows the golden trajectories
+// (tests/golden/optimizers.json) to 1e-9.
 //
 //     OptimizerSpec o = parse_optimizer(block["optimizer"], "m.json: training.optimizer");
 //     Optimizer opt(o, g, g.parameters());   // moment buffers allocated here, once
@@ -20,22 +22,9 @@
 #include "core/tensor.hpp"
 #include "graph/graph.hpp"
 #include "train/checkpoint.hpp"
+#include "train/optimizer_table.hpp"
 
 namespace chainrule {
-
-struct OptimizerSpec {
-    enum class Kind { sgd, adam, adamw, rmsprop };
-    Kind kind = Kind::sgd;
-    double lr = 0.1;
-    double weight_decay = 0;
-    double momentum = 0, dampening = 0;  // sgd; rmsprop: momentum
-    bool nesterov = false;               // sgd
-    double beta1 = 0.9, beta2 = 0.999;   // adam, adamw
-    double eps = 1e-8;                   // adam, adamw, rmsprop
-    bool amsgrad = false;                // adam, adamw
-    double alpha = 0.99;                 // rmsprop
-    bool centered = false;               // rmsprop
-};
 
 struct ScheduleSpec {
     enum class Kind { constant, step, exponential, cosine, warmup };
@@ -48,11 +37,11 @@ struct ScheduleSpec {
     double start_factor = 1.0 / 3;  // warmup
 };
 
-const char* optimizer_name(OptimizerSpec::Kind k);  // "sgd", "adam", ...
-const char* schedule_name(ScheduleSpec::Kind k);     // "constant", "step", ...
+const char* schedule_name(ScheduleSpec::Kind k);  // "constant", "step", ...
 
 // `j` is the {"sgd": {...}} object; `at` is its place ("m.json: training.optimizer").
-// Unknown keys, wrong types and PyTorch's range checks are InputErrors naming the key.
+// Unknown keys, wrong types and PyTorch's range checks are InputErrors naming the key. An
+// optimizer is read as its entry in the optimizer table says (train/optimizer_table.hpp).
 OptimizerSpec parse_optimizer(const Json& j, const std::string& at);
 ScheduleSpec parse_schedule(const Json& j, const std::string& at);
 // The spec as JSON, every field written (for checkpoints and a run's first line).
@@ -103,13 +92,12 @@ public:
 
 private:
     std::vector<std::pair<std::string, Tensor*>> named_state();
-    struct Slot {
-        Tensor a, b, c;  // sgd: momentum; adam: exp_avg, exp_avg_sq, max_exp_avg_sq; rmsprop: square_avg, momentum, grad_avg
-        bool started = false;  // sgd's momentum buffer is a copy of the first d_p
-    };
+    const OptimizerEntry* entry_;
     OptimizerSpec spec_;
     std::int64_t steps_ = 0;
-    std::vector<Slot> slots_;
+    // state_[k][i]: the entry's buffer i for parameter k; empty where this configuration
+    // keeps none (adam without amsgrad has no max_exp_avg_sq).
+    std::vector<std::vector<Tensor>> state_;
     std::vector<Tensor*> values_, grads_;  // step(Graph&)'s views, sized once
     std::vector<const Tensor*> const_grads_;
     void view(Graph& g, std::span<const int> params);

@@ -156,4 +156,32 @@ RunHistory load_run_history(const std::string& dir_or_file) {
     return r;
 }
 
+void Saver::epoch_done(const Model& m, Checkpoint c, const std::vector<EpochMetrics>& history) {
+    if (!dir_.enabled()) return;
+    const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save_).count();
+    const bool due = every_ <= 0 || c.epoch == last_epoch_ || since >= every_;
+    pending_.emplace(std::move(c));
+    pending_history_ = history;
+    if (due) write(m);
+}
+
+void Saver::flush(Model& m) {
+    if (!pending_) return;
+    restore_parameters(m.graph, *pending_, dir_.checkpoint_file());
+    write(m);
+}
+
+std::string Saver::last_good() const {
+    return good_ ? fmt::format("the last good checkpoint is {} (epoch {})", good_->first, good_->second)
+                 : "no checkpoint was written";
+}
+
+void Saver::write(const Model& m) {
+    const std::int64_t epoch = pending_->epoch;
+    dir_.write_epoch(m, std::move(*pending_), pending_history_);
+    pending_.reset();
+    good_ = {dir_.checkpoint_file(), epoch};
+    last_save_ = std::chrono::steady_clock::now();
+}
+
 }  // namespace chainrule

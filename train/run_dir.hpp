@@ -5,7 +5,10 @@
 // from it. One training at a time owns a run directory (a lock on DIR/.lock).
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graph/model_json.hpp"
@@ -37,6 +40,33 @@ public:
 private:
     std::string dir_;
     int lock_fd_ = -1;
+};
+
+// The run directory's saves: due by time or at the last epoch; in between, the last whole
+// epoch's state is kept in memory, so that a stop (a signal, a NaN) can still save it.
+class Saver {
+public:
+    Saver(const RunDir& dir, double every_seconds, std::int64_t last_epoch)
+        : dir_(dir), every_(every_seconds), last_epoch_(last_epoch) {}
+    // The checkpoint that a run resumed from: the last good one until this run saves.
+    void resumed_from(const std::string& file, std::int64_t epoch) { good_ = {file, epoch}; }
+    // An epoch ended with these parameters: its checkpoint is kept, and written when due.
+    void epoch_done(const Model& m, Checkpoint c, const std::vector<EpochMetrics>& history);
+    // Writes the kept epoch, if any. The graph's parameters are set back to it first: a stop
+    // mid-epoch (or a NaN) has moved them on.
+    void flush(Model& m);
+    // "the last good checkpoint is DIR/checkpoint.ckpt (epoch 7)", or that there is none.
+    std::string last_good() const;
+
+private:
+    void write(const Model& m);
+    const RunDir& dir_;
+    double every_;
+    std::int64_t last_epoch_;
+    std::optional<Checkpoint> pending_;
+    std::vector<EpochMetrics> pending_history_;
+    std::optional<std::pair<std::string, std::int64_t>> good_;
+    std::chrono::steady_clock::time_point last_save_ = std::chrono::steady_clock::now();
 };
 
 // A run continued from a checkpoint: its parameters are restored into the graph.

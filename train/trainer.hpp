@@ -17,23 +17,14 @@
 #include "data/dataset.hpp"
 #include "graph/model_json.hpp"
 #include "train/distributed.hpp"
+#include "train/progress.hpp"
 #include "train/metrics.hpp"
 #include "train/run_dir.hpp"
 #include "train/training.hpp"
 #include "core/error.hpp"
-#include "cpu/threads.hpp"
 #include "cpu/workers.hpp"
 
 namespace chainrule {
-
-// Where a run is, for a progress display (the library draws nothing itself).
-struct TrainProgress {
-    std::int64_t epoch = 0, epochs = 0;  // 1-based epoch of the total
-    std::int64_t step = 0, steps = 0;    // 1-based step of the epoch
-    double loss = 0;                     // of this step's batch
-    double samples_per_second = 0;       // since this run started (or resumed)
-    double eta_seconds = 0;              // to the last epoch at this pace
-};
 
 struct TrainOptions {
     std::optional<std::int64_t> epochs, batch_size, batches_per_epoch;

@@ -79,8 +79,9 @@ inline void run_small(Graph& g) {
         g.set_value(n.name, t);
     }
     try {
-        g.forward();
-        if (g.loss() >= 0) g.backward();
+        Plan plan = g.plan();
+        g.forward(plan);
+        if (g.loss() >= 0) g.backward(plan);
     } catch (const RunError&) {
         // A failure while running is a legitimate outcome (exit 1), not a crash.
     }

@@ -10,8 +10,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         m.graph.init_parameters(0);
         apply_feed(m.graph, parse_json_text(fuzz::as_text(data, size), "feed.json"), "feed.json");
-        m.graph.forward();
-        m.graph.backward();
+        forward_backward_once(m.graph);
     } catch (const InputError&) {
     } catch (const RunError&) {
     }

@@ -4,6 +4,10 @@
 Run with Debian's python3-torch (1.13): /usr/bin/python3 tests/golden/make_optimizer_goldens.py
 The tests read the file and do not need PyTorch.
 
+An optimizer that torch 1.13 does not have (Lion) is written out below from its paper, in
+plain Python float64 on the same model (its gradients by hand), and its cases say so in
+their "reference" field; the learning rates of a schedule still come from torch's scheduler.
+
 The model is the lecture's worked example (one sigmoid neuron, three Iris instances,
 L = 1/(2N) sum (y' - y)^2) in float64, from fixed initial values; every case runs
 `epochs` epochs of `steps_per_epoch` full-batch steps, the schedule stepped after each
@@ -14,6 +18,7 @@ import json
 import math
 import pathlib
 
+import numpy as np
 import torch
 
 X = [[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]]
@@ -40,6 +45,9 @@ CASES = [
     ("clip_triggers", {"sgd": {"lr": 0.5, "momentum": 0.9}}, None, 0.05),
     ("clip_does_not_trigger", {"sgd": {"lr": 0.5}}, None, 100.0),
     ("clip_with_adam_and_cosine", {"adam": {"lr": 0.05, "amsgrad": True}}, {"cosine": {"t_max": 4}}, 0.02),
+    ("lion", {"lion": {"lr": 0.01}}, None, None),
+    ("lion_betas_weight_decay", {"lion": {"lr": 0.02, "betas": [0.8, 0.95], "weight_decay": 0.5}}, None, None),
+    ("lion_cosine_clip", {"lion": {"lr": 0.03, "weight_decay": 0.1}}, {"cosine": {"t_max": 6}}, 0.05),
 ]
 EPOCHS, STEPS_PER_EPOCH = 8, 3
 
@@ -77,6 +85,68 @@ def make_schedule(spec, opt):
     raise ValueError(kind)
 
 
+def lion_step(a, params, grads, state, lr):
+    """Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms", Program 1),
+    one element at a time: c = b1*m + (1-b1)*g;  p = p - lr*(sign(c) + wd*p);  m = b2*m + (1-b2)*g.
+    Returns the smallest |c| (a sign decided by rounding would make the golden fragile) and
+    how often sign(c) differed from sign(g) (never: the case would not test the momentum)."""
+    b1, b2 = a.get("betas", [0.9, 0.99])
+    wd = a.get("weight_decay", 0.0)
+    smallest, overruled = math.inf, 0
+    for k, (p, g) in enumerate(zip(params, grads)):
+        m = state.setdefault(k, [0.0] * len(p))
+        for i in range(len(p)):
+            c = b1 * m[i] + (1 - b1) * g[i]
+            sign = 1.0 if c > 0 else -1.0 if c < 0 else 0.0
+            p[i] = p[i] - lr * (sign + wd * p[i])
+            m[i] = b2 * m[i] + (1 - b2) * g[i]
+            smallest = min(smallest, abs(c))
+            overruled += (c > 0) != (g[i] > 0)
+    return smallest, overruled
+
+
+# Optimizers torch 1.13 lacks: name -> one step of the float64 reference above.
+REFERENCES = {"lion": lion_step}
+
+
+def loss_and_grads(w, b):
+    """The worked example by hand in float64: L = 1/(2N) sum (sigmoid(xw + b) - y)^2."""
+    x, y = np.array(X), np.array(Y)
+    yhat = 1 / (1 + np.exp(-(x @ np.array(w).reshape(4, 1) + b[0])))
+    loss = float(((yhat - y) ** 2).sum() / (2 * len(X)))
+    delta = (yhat - y) / len(X) * yhat * (1 - yhat)  # dL/d(xw + b), one per row
+    return loss, [float(v) for v in (x.T @ delta)[:, 0]], [float(delta.sum())]
+
+
+def run_reference(optimizer, schedule, clip):
+    """As run(), with the step from REFERENCES and the epoch's lr from torch's scheduler."""
+    (kind, a), = optimizer.items()
+    lr_holder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=a.get("lr", 1e-4))
+    sched = make_schedule(schedule, lr_holder)
+    w, b = [v[0] for v in W0], list(B0)
+    state, steps, smallest, overruled = {}, [], math.inf, 0
+    for epoch in range(EPOCHS):
+        lr = lr_holder.param_groups[0]["lr"]
+        for _ in range(STEPS_PER_EPOCH):
+            loss, gw, gb = loss_and_grads(w, b)
+            norm = None
+            if clip is not None:  # torch.nn.utils.clip_grad_norm_: the norm of the per-tensor norms
+                norm = math.sqrt(sum(v * v for v in gw)) ** 2 + math.sqrt(sum(v * v for v in gb)) ** 2
+                norm = math.sqrt(norm)
+                coef = min(1.0, clip / (norm + 1e-6))
+                gw, gb = [v * coef for v in gw], [v * coef for v in gb]
+            least, differing = REFERENCES[kind](a, [w, b], [gw, gb], state, lr)
+            smallest, overruled = min(smallest, least), overruled + differing
+            steps.append({"loss": loss, "lr": lr, "grad_norm": norm, "w": list(w), "b": list(b)})
+        if sched:
+            lr_holder.step()
+            sched.step()
+    assert smallest > 1e-9, f"{kind}: a sign was decided by |c| = {smallest}"
+    assert overruled > 0, f"{kind}: the momentum never changed a sign; the case would not test it"
+    print(f"{json.dumps(optimizer)}: smallest |c| {smallest:.2g}, sign(c) != sign(g) {overruled} times")
+    return steps
+
+
 def run(optimizer, schedule, clip):
     x = torch.tensor(X, dtype=torch.float64)
     y = torch.tensor(Y, dtype=torch.float64)
@@ -107,8 +177,12 @@ def main():
     torch.set_default_dtype(torch.float64)
     cases = []
     for name, optimizer, schedule, clip in CASES:
+        kind = next(iter(optimizer))
+        reference = kind in REFERENCES
         case = {"name": name, "optimizer": optimizer, "epochs": EPOCHS, "steps_per_epoch": STEPS_PER_EPOCH,
-                "steps": run(optimizer, schedule, clip)}
+                "steps": (run_reference if reference else run)(optimizer, schedule, clip)}
+        if reference:
+            case["reference"] = f"{REFERENCES[kind].__name__} in make_optimizer_goldens.py (float64), not torch"
         if schedule is not None:
             case["lr_schedule"] = schedule
         if clip is not None:
