@@ -12,6 +12,8 @@
 //   oneDNN gemm         oneDNN's own im2col + GEMM on NCHW tensors (its layouts forced plain)
 //   oneDNN direct       cpu/convolution: oneDNN's direct JIT kernels, layouts of their choice,
 //                       reordered in and out per chunk (what conv2d runs in float32)
+//   chainrule direct    cpu/direct_conv: chainrule's own AVX-512 forward for one input
+//                       channel (what conv2d runs for conv1's forward)
 //
 //     build/bench/conv_engines [--reps 50]
 //
@@ -29,6 +31,7 @@
 #include "core/random.hpp"
 #include "cpu/blas_kernel.hpp"
 #include "cpu/convolution.hpp"
+#include "cpu/direct_conv.hpp"
 #include "ops/im2col.hpp"
 
 namespace {
@@ -58,7 +61,8 @@ struct Layer {
     const char* name;
     ConvSizes s;  // n = the whole batch
 };
-constexpr std::int64_t kBatch = 100, kChunks = 8;
+constexpr std::int64_t kBatch = 100;
+std::int64_t kChunks = 8;  // conv2d's; --chunks changes it here to see what a call costs
 std::int64_t chunk_begin(std::int64_t c) { return kBatch * c / kChunks; }
 
 // The window geometry ops/im2col.hpp takes (one sample at a time).
@@ -234,6 +238,24 @@ std::array<double, 3> onednn_direct_engine(const ConvSizes& whole, Buffers& m, i
     return t;
 }
 
+// chainrule's own single-channel forward (cpu/direct_conv), chunk by chunk, as conv2d runs it.
+std::array<double, 3> direct_engine(const ConvSizes& whole, Buffers& m, int reps) {
+    ConvSizes one = whole;
+    one.n = 1;
+    if (!direct_conv_fits(one)) return {-1, -1, -1};
+    std::vector<float> scratch(direct_conv_scratch(one) + 16);
+    const std::int64_t image = whole.c * whole.h * whole.w, out = whole.o * whole.oh * whole.ow;
+    const double t = median_us(reps, [&] {
+        for (std::int64_t c = 0; c < kChunks; ++c) {
+            ConvSizes s = one;
+            s.n = chunk_begin(c + 1) - chunk_begin(c);
+            direct_conv_forward(s, m.x.data() + chunk_begin(c) * image, m.w.data(), m.b.data(),
+                                m.y.data() + chunk_begin(c) * out, scratch.data());
+        }
+    });
+    return {t, -1, -1};
+}
+
 std::string cell(double us) { return us < 0 ? "-" : fmt::format("{:.0f}", us); }
 
 }  // namespace
@@ -243,6 +265,7 @@ int main(int argc, char** argv) {
     int reps = 50;
     CLI::App app{"mnist_cnn's convolutions through each candidate engine, side by side"};
     app.add_option("--reps", reps, "timed batches per cell (the median is shown)")->check(CLI::Range(1, 100000));
+    app.add_option("--chunks", kChunks, "chunks of the batch of 100 (conv2d: 8)")->check(CLI::Range(1, 100));
     CLI11_PARSE(app, argc, argv);
     openblas_set_num_threads(1);
     omp_set_num_threads(1);
@@ -260,14 +283,17 @@ int main(int argc, char** argv) {
             {"im2col + OpenBLAS", openblas_engine(l.s, m, reps)},
             {"im2col + libxsmm", libxsmm_engine(l.s, m, reps)},
             {"oneDNN gemm (NCHW)", onednn_plain_engine(l.s, m, reps, plain_names)},
-            {"oneDNN direct (cpu/convolution)", onednn_direct_engine(l.s, m, reps, direct_names)}};
+            {"oneDNN direct (cpu/convolution)", onednn_direct_engine(l.s, m, reps, direct_names)},
+            {"chainrule direct (cpu/direct_conv)", direct_engine(l.s, m, reps)}};
         for (const auto& [name, t] : rows) {
             double sum = 0;
             for (double v : t) sum += std::max(v, 0.0);
             const std::string names = name == rows[2].first ? plain_names : name == rows[3].first ? direct_names
-                                      : name == rows[0].first ? kernel : "libxsmm JIT";
+                                      : name == rows[0].first ? kernel : name == rows[1].first ? "libxsmm JIT"
+                                      : "AVX-512, one input channel only";
+            if (name == rows[4].first && t[0] < 0) continue;
             fmt::print("| {} | {} | {} | {} | {} | {} | {} |\n", l.name, name, cell(t[0]), cell(t[1]), cell(t[2]),
-                       name == rows[1].first ? "-" : cell(sum), names);
+                       name == rows[1].first || name == rows[4].first ? "-" : cell(sum), names);
         }
     }
     libxsmm_finalize();

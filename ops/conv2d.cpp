@@ -1,7 +1,8 @@
 // conv2d(x[N,C,H,W], w[O,C,kh,kw][, b[O]]) -> [N,O,H',W'], PyTorch's cross-correlation with
 // attrs stride, padding, dilation (an integer or [h, w]; defaults 1, 0, 1).
 //
-// float32 runs oneDNN's direct kernels (cpu/convolution.hpp) on fixed chunks of the batch.
+// float32 runs oneDNN's direct kernels (cpu/convolution.hpp) on fixed chunks of the batch,
+// and chainrule's own kernel (cpu/direct_conv.hpp) for the forward of one input channel.
 // float64 (which oneDNN has no kernels for), and float32 where oneDNN offers only its
 // reference code, go through the GEMM that matmul uses (im2col): for each sample the input
 // windows become the columns of X̃ [C·kh·kw, H'·W'], and
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "cpu/convolution.hpp"
+#include "cpu/direct_conv.hpp"
 #include "cpu/gemm.hpp"
 #include "ops/im2col.hpp"
 #include "ops/op.hpp"
@@ -169,6 +171,27 @@ OnednnRoom onednn_room(Workspace* scratch, std::vector<std::byte>& local, std::i
     return {reinterpret_cast<float*>(base), base + up(std::size_t(floats) * sizeof(float)), up(slot)};
 }
 
+// A single input channel (an image net's first layer): chainrule's own kernel
+// (cpu/direct_conv), one chunk per call; false when it does not take these sizes.
+bool forward_direct(const ForwardCall& c, const Conv& cv, const Chunks& chunks) {
+    const bool bias = c.in.size() == 3;
+    const ConvSizes one = onednn_sizes(cv, 1, bias);
+    if (!direct_conv_fits(one)) return false;
+    std::vector<std::byte> local;
+    const OnednnRoom room =
+        onednn_room(c.scratch, local, 0, direct_conv_scratch(one) * sizeof(float), slots(c.workers, chunks.count));
+    const float *x = c.in[0]->data<float>(), *w = c.in[1]->data<float>(), *b = bias ? c.in[2]->data<float>() : nullptr;
+    float* y = c.out.data<float>();
+    each_chunk(c.workers, chunks.count, [&](std::int64_t chunk, std::int64_t slot) {
+        ConvSizes s = one;
+        s.n = chunks.size(chunk);
+        const std::int64_t first = chunks.begin(chunk);
+        direct_conv_forward(s, x + first * cv.image, w, b, y + first * cv.o * cv.plane,
+                            reinterpret_cast<float*>(room.at(slot)));
+    });
+    return true;
+}
+
 bool forward_onednn(const ForwardCall& c, const Conv& cv, const Chunks& chunks) {
     const bool bias = c.in.size() == 3;
     std::size_t most = 0;
@@ -186,11 +209,15 @@ bool forward_onednn(const ForwardCall& c, const Conv& cv, const Chunks& chunks) 
     return true;
 }
 
+// dL/dW and dL/db by chainrule's own kernel for one input channel (cpu/direct_conv), a
+// chunk per call, or by oneDNN's in pieces; dL/dx by oneDNN's in pieces.
 bool backward_onednn(const BackwardCall& c, const Conv& cv, const Chunks& chunks) {
     const bool bias = c.in.size() == 3;
     const bool want_w = c.grad_in[1] || (bias && c.grad_in[2]), want_x = c.grad_in[0] != nullptr;
-    std::size_t most = 0;
-    if ((want_w && !onednn_ready(cv, chunks, bias, ConvPass::backward_weights, most)) ||
+    const ConvSizes one = onednn_sizes(cv, 1, bias);
+    const bool direct_w = want_w && direct_conv_fits(one);
+    std::size_t most = direct_w ? direct_conv_scratch(one) * sizeof(float) : 0;
+    if ((want_w && !direct_w && !onednn_ready(cv, chunks, bias, ConvPass::backward_weights, most)) ||
         (want_x && !onednn_ready(cv, chunks, bias, ConvPass::backward_data, most)))
         return false;
     // Per slot: a piece's dL/dW and dL/db (added to its chunk's after the first piece), then
@@ -205,10 +232,17 @@ bool backward_onednn(const BackwardCall& c, const Conv& cv, const Chunks& chunks
         float* piece_gw = reinterpret_cast<float*>(room.at(slot));
         float* chunk_gw = gw_parts + chunk * wsize;
         float* chunk_gb = gb_parts + chunk * cv.o;
+        std::byte* scratch = room.at(slot) + piece_grads;
+        if (direct_w) {
+            ConvSizes s = one;
+            s.n = chunks.size(chunk);
+            const std::int64_t first = chunks.begin(chunk);
+            direct_conv_backward_weights(s, x + first * cv.image, gy + first * cv.o * cv.plane, chunk_gw,
+                                         bias ? chunk_gb : nullptr, reinterpret_cast<float*>(scratch));
+        }
         each_piece(chunks, chunk, [&](std::int64_t first, std::int64_t samples) {
             const float* gy_piece = gy + first * cv.o * cv.plane;
-            std::byte* scratch = room.at(slot) + piece_grads;
-            if (want_w) {
+            if (want_w && !direct_w) {
                 const bool opening = first == chunks.begin(chunk);
                 float* gw = opening ? chunk_gw : piece_gw;
                 float* gb = bias ? (opening ? chunk_gb : piece_gw + wsize) : nullptr;
@@ -288,9 +322,10 @@ void backward_im2col(const BackwardCall& c, const Conv& cv, const Chunks& chunks
     }
 }
 
-// What forward and backward ask of the workspace (the larger of the two), with S = C
-// slots (every chunk on its own thread: the most any thread count asks). Float32 passes
-// with oneDNN kernels ask what `onednn_room` lays out for them; others what im2col's do.
+// At most what forward or backward asks of the workspace, with S = C slots (every chunk on
+// its own thread: the most any thread count asks): the larger of what im2col's path and the
+// float32 kernels' path (`onednn_room`, with both gradients wanted) ask, since which one
+// runs can depend on the pass.
 std::int64_t workspace_bytes(const Conv& cv, bool bias, Dtype dtype) {
     const Chunks chunks{std::min(kChunks, cv.g.n), cv.g.n};
     const std::int64_t c = chunks.count, s = c, size = std::int64_t(dtype_size(dtype));
@@ -298,16 +333,21 @@ std::int64_t workspace_bytes(const Conv& cv, bool bias, Dtype dtype) {
     auto room = [&](std::int64_t floats, std::size_t slot) {
         return std::int64_t(up(std::size_t(floats) * sizeof(float)) + std::size_t(s) * up(slot) + kLine);
     };
-    std::int64_t forward = cols, backward = cols + partials;
+    std::int64_t most = cols + partials;
     if (dtype == Dtype::f32) {
-        std::size_t most = 0;
-        if (onednn_ready(cv, chunks, bias, ConvPass::forward, most)) forward = room(0, most);
-        std::size_t most_back = 0;
-        if (onednn_ready(cv, chunks, bias, ConvPass::backward_weights, most_back) &&
-            onednn_ready(cv, chunks, bias, ConvPass::backward_data, most_back))
-            backward = room(c * (cv.o * cv.k + cv.o), up(std::size_t(cv.o * cv.k + cv.o) * sizeof(float)) + most_back);
+        const ConvSizes one = onednn_sizes(cv, 1, bias);
+        const std::size_t direct = direct_conv_fits(one) ? direct_conv_scratch(one) * sizeof(float) : 0;
+        std::size_t forward = direct, backward = direct;
+        if (onednn_ready(cv, chunks, bias, ConvPass::forward, forward)) most = std::max(most, room(0, forward));
+        const bool weights = onednn_ready(cv, chunks, bias, ConvPass::backward_weights, backward) || direct > 0;
+        if (onednn_ready(cv, chunks, bias, ConvPass::backward_data, backward) && weights)
+            most = std::max(most, room(c * (cv.o * cv.k + cv.o), up(std::size_t(cv.o * cv.k + cv.o) * sizeof(float)) + backward));
+        if (direct > 0) {
+            most = std::max(most, room(0, direct));
+            most = std::max(most, room(c * (cv.o * cv.k + cv.o), up(std::size_t(cv.o * cv.k + cv.o) * sizeof(float)) + direct));
+        }
     }
-    return (std::max(forward, backward) + 7) / 8 * 8;  // Workspace keeps whole doubles
+    return (most + 7) / 8 * 8;  // Workspace keeps whole doubles
 }
 
 const bool registered = register_op({
@@ -327,7 +367,7 @@ const bool registered = register_op({
             const Chunks chunks{std::min(kChunks, cv.g.n), cv.g.n};
             dispatch(c.out.dtype(), [&]<class T>() {
                 if constexpr (std::is_same_v<T, float>)
-                    if (forward_onednn(c, cv, chunks)) return;
+                    if (forward_direct(c, cv, chunks) || forward_onednn(c, cv, chunks)) return;
                 forward_im2col<T>(c, cv, chunks);
             });
         },
