@@ -34,8 +34,7 @@ bool direct_conv_fits(const ConvSizes& s) {
 }
 
 std::size_t direct_conv_scratch(const ConvSizes& s) {
-    const std::int64_t weights = weight_blocks(s) * kBlock * s.kh * s.kw, sums = s.o * (s.kh * s.kw + 1) * kLanes;
-    return std::size_t(padded_rows(s) * padded_stride(s) + std::max(weights, sums));
+    return std::size_t(padded_rows(s) * padded_stride(s) + weight_blocks(s) * kBlock * s.kh * s.kw);
 }
 
 #ifdef CHAINRULE_DIRECT_CONV
@@ -69,60 +68,8 @@ void fill_image(const ConvSizes& s, const float* x, float* image, std::int64_t s
     for (std::int64_t r = 0; r < s.h; ++r) std::copy(x + r * s.w, x + (r + 1) * s.w, image + (r + s.pad_h) * stride + s.pad_w);
 }
 
-// The weight gradient of one sample and channel, added into `sums` (taps + 1 vectors of 16
-// lanes: one per tap, then the bias): lanes past the last column are left alone.
-__attribute__((target("avx512f"))) void channel_sums(const ConvSizes& s, const float* image, std::int64_t stride,
-                                                     const float* gy, float* sums) {
-    const std::int64_t taps = s.kh * s.kw;
-    for (std::int64_t oy = 0; oy < s.oh; ++oy)
-        for (std::int64_t ox = 0; ox < s.ow; ox += kLanes) {
-            const __mmask16 mask = __mmask16((1u << std::min(kLanes, s.ow - ox)) - 1);
-            const __m512 g = _mm512_maskz_loadu_ps(mask, gy + oy * s.ow + ox);
-            float* bias = sums + taps * kLanes;
-            _mm512_storeu_ps(bias, _mm512_add_ps(_mm512_loadu_ps(bias), g));
-            for (std::int64_t i = 0; i < s.kh; ++i) {
-                const float* row = image + (oy + i) * stride + ox;
-                for (std::int64_t j = 0; j < s.kw; ++j) {
-                    float* at = sums + (i * s.kw + j) * kLanes;
-                    _mm512_storeu_ps(at, _mm512_mask3_fmadd_ps(g, _mm512_loadu_ps(row + j), _mm512_loadu_ps(at), mask));
-                }
-            }
-        }
-}
-
-// The 16 lanes added as a tree (lane i + lane i+8, then +4, +2, +1): a fixed order.
-float lanes_sum(const float* v) {
-    float a[kLanes];
-    std::copy(v, v + kLanes, a);
-    for (std::int64_t width = kLanes / 2; width > 0; width /= 2)
-        for (std::int64_t i = 0; i < width; ++i) a[i] += a[i + width];
-    return a[0];
-}
-
 }  // namespace
 #endif
-
-void direct_conv_backward_weights(const ConvSizes& s, const float* x, const float* gy, float* gw, float* gb,
-                                  float* scratch) {
-#ifdef CHAINRULE_DIRECT_CONV
-    const std::int64_t stride = padded_stride(s), taps = s.kh * s.kw, plane = s.oh * s.ow;
-    float* image = scratch;
-    float* sums = scratch + padded_rows(s) * stride;
-    std::fill(image, image + padded_rows(s) * stride, 0.f);
-    std::fill(sums, sums + s.o * (taps + 1) * kLanes, 0.f);
-    for (std::int64_t n = 0; n < s.n; ++n) {
-        fill_image(s, x + n * s.h * s.w, image, stride);
-        for (std::int64_t o = 0; o < s.o; ++o)
-            channel_sums(s, image, stride, gy + (n * s.o + o) * plane, sums + o * (taps + 1) * kLanes);
-    }
-    for (std::int64_t o = 0; o < s.o; ++o) {
-        for (std::int64_t t = 0; t < taps; ++t) gw[o * taps + t] = lanes_sum(sums + (o * (taps + 1) + t) * kLanes);
-        if (gb) gb[o] = lanes_sum(sums + (o * (taps + 1) + taps) * kLanes);
-    }
-#else
-    (void)s, (void)x, (void)gy, (void)gw, (void)gb, (void)scratch;
-#endif
-}
 
 void direct_conv_forward(const ConvSizes& s, const float* x, const float* w, const float* b, float* y, float* scratch) {
 #ifdef CHAINRULE_DIRECT_CONV

@@ -1,5 +1,5 @@
-// chainrule's own float32 convolution for one input channel (an image net's first layer:
-// mnist_cnn's conv1), forward and weight gradient, with AVX-512. oneDNN's kernel for it writes its output in a
+// chainrule's own float32 forward convolution for one input channel (an image net's first
+// layer: mnist_cnn's conv1), with AVX-512. oneDNN's kernel for it writes its output in a
 // layout padded to 16 channels and then has to reorder it; this one reads a zero-padded copy
 // of each image and writes NCHW directly, 16 output columns and 8 channels at a time.
 //
@@ -18,17 +18,10 @@ namespace chainrule {
 // dilation, AVX-512F.
 bool direct_conv_fits(const ConvSizes& s);
 
-// Floats of scratch one call of either pass needs (the padded image, the padded weights or
-// the weight gradient's vector sums).
+// Floats of scratch one call needs (the padded image and the padded weights).
 std::size_t direct_conv_scratch(const ConvSizes& s);
 
 // y [n,o,oh,ow] = w ⋆ x (+ b), for the s.n samples at x; `scratch` 64-byte aligned.
 void direct_conv_forward(const ConvSizes& s, const float* x, const float* w, const float* b, float* y, float* scratch);
-
-// dw [o,1,kh,kw] = Σ over the s.n samples and positions of dy·x̃, db [o] = Σ dy (gb may be
-// null), overwritten. Each weight's sum runs in 16 lanes over the columns, sample by sample
-// in order, and the lanes are added in a fixed order at the end.
-void direct_conv_backward_weights(const ConvSizes& s, const float* x, const float* gy, float* gw, float* gb,
-                                  float* scratch);
 
 }  // namespace chainrule

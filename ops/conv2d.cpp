@@ -209,15 +209,11 @@ bool forward_onednn(const ForwardCall& c, const Conv& cv, const Chunks& chunks) 
     return true;
 }
 
-// dL/dW and dL/db by chainrule's own kernel for one input channel (cpu/direct_conv), a
-// chunk per call, or by oneDNN's in pieces; dL/dx by oneDNN's in pieces.
 bool backward_onednn(const BackwardCall& c, const Conv& cv, const Chunks& chunks) {
     const bool bias = c.in.size() == 3;
     const bool want_w = c.grad_in[1] || (bias && c.grad_in[2]), want_x = c.grad_in[0] != nullptr;
-    const ConvSizes one = onednn_sizes(cv, 1, bias);
-    const bool direct_w = want_w && direct_conv_fits(one);
-    std::size_t most = direct_w ? direct_conv_scratch(one) * sizeof(float) : 0;
-    if ((want_w && !direct_w && !onednn_ready(cv, chunks, bias, ConvPass::backward_weights, most)) ||
+    std::size_t most = 0;
+    if ((want_w && !onednn_ready(cv, chunks, bias, ConvPass::backward_weights, most)) ||
         (want_x && !onednn_ready(cv, chunks, bias, ConvPass::backward_data, most)))
         return false;
     // Per slot: a piece's dL/dW and dL/db (added to its chunk's after the first piece), then
@@ -233,16 +229,9 @@ bool backward_onednn(const BackwardCall& c, const Conv& cv, const Chunks& chunks
         float* chunk_gw = gw_parts + chunk * wsize;
         float* chunk_gb = gb_parts + chunk * cv.o;
         std::byte* scratch = room.at(slot) + piece_grads;
-        if (direct_w) {
-            ConvSizes s = one;
-            s.n = chunks.size(chunk);
-            const std::int64_t first = chunks.begin(chunk);
-            direct_conv_backward_weights(s, x + first * cv.image, gy + first * cv.o * cv.plane, chunk_gw,
-                                         bias ? chunk_gb : nullptr, reinterpret_cast<float*>(scratch));
-        }
         each_piece(chunks, chunk, [&](std::int64_t first, std::int64_t samples) {
             const float* gy_piece = gy + first * cv.o * cv.plane;
-            if (want_w && !direct_w) {
+            if (want_w) {
                 const bool opening = first == chunks.begin(chunk);
                 float* gw = opening ? chunk_gw : piece_gw;
                 float* gb = bias ? (opening ? chunk_gb : piece_gw + wsize) : nullptr;
@@ -337,15 +326,12 @@ std::int64_t workspace_bytes(const Conv& cv, bool bias, Dtype dtype) {
     if (dtype == Dtype::f32) {
         const ConvSizes one = onednn_sizes(cv, 1, bias);
         const std::size_t direct = direct_conv_fits(one) ? direct_conv_scratch(one) * sizeof(float) : 0;
-        std::size_t forward = direct, backward = direct;
+        std::size_t forward = direct, backward = 0;
         if (onednn_ready(cv, chunks, bias, ConvPass::forward, forward)) most = std::max(most, room(0, forward));
-        const bool weights = onednn_ready(cv, chunks, bias, ConvPass::backward_weights, backward) || direct > 0;
-        if (onednn_ready(cv, chunks, bias, ConvPass::backward_data, backward) && weights)
+        if (onednn_ready(cv, chunks, bias, ConvPass::backward_weights, backward) &&
+            onednn_ready(cv, chunks, bias, ConvPass::backward_data, backward))
             most = std::max(most, room(c * (cv.o * cv.k + cv.o), up(std::size_t(cv.o * cv.k + cv.o) * sizeof(float)) + backward));
-        if (direct > 0) {
-            most = std::max(most, room(0, direct));
-            most = std::max(most, room(c * (cv.o * cv.k + cv.o), up(std::size_t(cv.o * cv.k + cv.o) * sizeof(float)) + direct));
-        }
+        if (direct > 0) most = std::max(most, room(0, direct));
     }
     return (most + 7) / 8 * 8;  // Workspace keeps whole doubles
 }

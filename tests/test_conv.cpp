@@ -189,8 +189,8 @@ BOOST_AUTO_TEST_CASE(conv2d_gives_the_same_bits_on_any_number_of_threads) {
 // One input channel, stride 1 (mnist_cnn's first layer): chainrule's own AVX-512 forward
 // (cpu/direct_conv) where the CPU has it. Its values agree with float64 to float32's
 // precision, with 8 channels and with 11 (a block of 8 and a partial one), padding on one
-// side only, rows of 28 and of 40 columns (a masked tail), and on 1 or 2 threads alike; its
-// weight gradient too.
+// side only, rows of 28 and of 40 columns (a masked tail), and on 1 or 2 threads alike; the
+// weight gradient (oneDNN's) too.
 BOOST_AUTO_TEST_CASE(single_channel_forward_agrees_with_float64) {
     const Op* op = find_op("conv2d");
     Rng rng(11);
@@ -228,7 +228,7 @@ BOOST_AUTO_TEST_CASE(single_channel_forward_agrees_with_float64) {
         }
         BOOST_TEST(worst < 1e-5, format_dims(k.x) << " ⋆ " << format_dims(k.w) << ": worst gap " << worst);
         BOOST_TEST(differ == 0);
-        // dL/dW and dL/db (chainrule's kernel when only they are wanted, as in training).
+        // dL/dW and dL/db, when only they are wanted (as in training).
         Tensor r = want;
         for (std::int64_t i = 0; i < r.numel(); ++i) r.set(i, rng.normal());
         Tensor r32 = r.to(Dtype::f32);
