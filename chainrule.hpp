@@ -38,10 +38,12 @@
 #include "data/csv.hpp"
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
+#include "data/kind.hpp"
 #include "data/png.hpp"
 
 // train/: training spec, trainer, checkpoints, metrics, plots
 #include "train/checkpoint.hpp"
+#include "train/model_file.hpp"
 #include "train/metrics.hpp"
 #include "train/plot.hpp"
 #include "train/trainer.hpp"

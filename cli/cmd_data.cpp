@@ -10,6 +10,7 @@
 #include "data/csv.hpp"
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
+#include "data/kind.hpp"
 #include "data/png.hpp"
 #include "core/error.hpp"
 #include "core/json_io.hpp"
@@ -118,31 +119,30 @@ void show_idx_file(const Options& o, IdxRole role) {
 
 // `whole`: a CSV read without a model, shown as one set of rows rather than a split.
 void show_dataset(const Options& o, const DataSpec& spec, const std::string& note, bool whole) {
+    const DataKind& kind = data_kind(spec.kind, spec.where);
     Dataset ds = load_dataset(spec);
     const Split& tr = ds.train;
-    const bool images = ds.kind == "idx";
-    if (!images && !o.png.empty())
-        throw InputError(fmt::format("{}: --png needs images, and CSV data has none", spec.path));
+    if (!kind.images && !o.png.empty())
+        throw InputError(fmt::format("{}: --png needs images, and {} data has none", kind.source(spec), kind.title));
     const std::string shape = fmt::format("[{}]", fmt::join(tr.sample_dims, ","));
-    const char* dtype = images ? "uint8 (fed as pixel / 255)" : "float64";
-    fmt::print("{}: {} data, {}\n", images ? spec.dir : spec.path, ds.kind,
+    fmt::print("{}: {} data, {}\n", kind.source(spec), ds.kind,
                ds.classes ? fmt::format("{} classes ({})", ds.classes, fmt::join(ds.class_names, ", "))
                           : std::string("no label column"));
     if (!note.empty()) fmt::print("  {}\n", note);
     for (const Split* s : {&ds.train, &ds.test}) {
         if (s->count == 0) continue;
         const char* name = whole ? "rows" : s == &ds.train ? "train" : "test";
-        fmt::print("  {:<5}  {} samples of {} {}\n", name, s->count, shape, dtype);
+        fmt::print("  {:<5}  {} samples of {} {}\n", name, s->count, shape, kind.stored_as);
         if (ds.classes) fmt::print("         labels  {}\n", histogram(s->labels, ds.class_names));
     }
     std::vector<std::string> streams;
-    for (const char* st : {"images", "features", "labels", "labels_one_hot"})
-        if (has_stream(ds, st)) streams.push_back(fmt::format("{} [{}]", st, stream_width(ds, st)));
+    for (const std::string& st : stream_names(ds.kind, ds.classes > 0))
+        streams.push_back(fmt::format("{} [{}]", st, stream_width(ds, st)));
     fmt::print("  streams: {}\n", fmt::join(streams, ", "));
 
     const std::int64_t n = std::min<std::int64_t>(o.samples, tr.count);
     if (n > 0) fmt::print("first {} {}:\n", n, whole ? "rows" : "training samples");
-    if (images) {
+    if (kind.images) {
         std::vector<std::string> captions;
         for (std::int64_t i = 0; i < n; ++i)
             captions.push_back(fmt::format("#{} label {}", i, ds.class_names[std::size_t(tr.labels[std::size_t(i)])]));
@@ -150,57 +150,7 @@ void show_dataset(const Options& o, const DataSpec& spec, const std::string& not
         if (!o.png.empty()) write_png_grid(o.png, tr.pixels.data(), tr.count, tr.sample_dims[0], tr.sample_dims[1]);
         return;
     }
-    for (std::int64_t i = 0; i < n; ++i) {
-        auto v = std::span(tr.values).subspan(std::size_t(i * tr.features), std::size_t(tr.features));
-        std::string label = ds.classes ? " -> " + ds.class_names[std::size_t(tr.labels[std::size_t(i)])] : "";
-        fmt::print("  line {}: {}{}\n", tr.source_lines[std::size_t(i)], fmt::join(v, ", "), label);
-    }
-}
-
-std::string split_note(const DataSpec& s) {
-    if (s.kind != "csv") return {};
-    return fmt::format("rows [{}, {}), features: columns {}, label: column {}; per class the first {:g}% (rounded) "
-                       "train, the rest test",
-                       s.row_begin, s.row_end < 0 ? std::string("end") : std::to_string(s.row_end),
-                       fmt::join(s.features, ","), s.label, s.train_fraction * 100);
-}
-
-std::string header_names(const CsvTable& t) {
-    std::vector<std::string_view> names;
-    for (std::int64_t c = 0; c < t.columns; ++c) names.push_back(t.at(0, c));
-    return fmt::format("{}", fmt::join(names, ", "));
-}
-
-// Without a model, a CSV is read as: numeric columns are features; a last column that
-// is not numeric is the label; a first line with no numbers over numeric data is a header.
-DataSpec guess_csv(const std::string& path, std::string& note) {
-    CsvTable t = read_csv(path);
-    auto numeric = [&](std::int64_t r, std::int64_t c) { return parse_number(t.at(r, c)).has_value(); };
-    DataSpec s;
-    s.kind = "csv";
-    s.path = path;
-    s.where = path;
-    s.train_fraction = 1;
-    bool header = t.rows() >= 2;
-    for (std::int64_t c = 0; c < t.columns && header; ++c) header = !numeric(0, c);
-    if (header) {
-        header = false;
-        for (std::int64_t c = 0; c < t.columns; ++c) header = header || numeric(1, c);
-    }
-    s.row_begin = header ? 1 : 0;
-    const std::int64_t last = t.columns - 1;
-    bool label = false;
-    for (std::int64_t r = s.row_begin; r < t.rows() && !label; ++r) label = !numeric(r, last);
-    if (label && t.columns < 2)
-        throw InputError(fmt::format("{}: one non-numeric column; expected numeric feature columns", path));
-    s.label = label ? int(last) : -1;
-    for (std::int64_t c = 0; c < t.columns; ++c)
-        if (c != s.label) s.features.push_back(int(c));
-    note = fmt::format("{} columns; features: columns {}; label: {}{}; no split (a model's training.data block "
-                       "defines one)",
-                       t.columns, fmt::join(s.features, ","), label ? fmt::format("column {}", last) : "none",
-                       header ? fmt::format("; line 1 is a header: {}", header_names(t)) : "");
-    return s;
+    for (std::int64_t i = 0; i < n; ++i) fmt::print("  {}\n", kind.sample_text(ds, tr, i));
 }
 
 constexpr const char* kWhatDataIs =
@@ -220,11 +170,7 @@ void run(const Options& o) {
                                      idx_like ? " (scripts/get-mnist fetches MNIST into data/mnist)" : ""));
     }
     if (fs::is_directory(st)) {
-        DataSpec s;
-        s.kind = "idx";
-        s.dir = o.path;
-        s.where = o.path;
-        show_dataset(o, s, "", false);
+        show_dataset(o, idx_folder_spec(o.path, o.path), "", false);
         return;
     }
     if (o.path.ends_with(".json")) {
@@ -235,7 +181,7 @@ void run(const Options& o) {
         const Json& data = require(get_object(model["training"], at), "data", at);
         const std::string dir = fs::path(o.path).parent_path().string();
         DataSpec spec = parse_data_spec(data, at + ".data", dir.empty() ? "." : dir);
-        show_dataset(o, spec, split_note(spec), false);
+        show_dataset(o, spec, data_kind(spec.kind, spec.where).describe(spec), false);
         return;
     }
     // A name like the lecture's (…-idx1-ubyte.gz) says what the file must be, whatever it
@@ -252,7 +198,7 @@ void run(const Options& o) {
     const bool raw_idx = got == 3 && head[0] == 0 && head[1] == 0 && head[2] == 8;
     if (gzip || raw_idx) return show_idx_file(o, role);
     std::string note;
-    DataSpec s = guess_csv(o.path, note);
+    DataSpec s = guess_csv_spec(o.path, note);
     show_dataset(o, s, note, true);
 }
 

@@ -1,14 +1,17 @@
 #include "data/csv.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <unordered_map>
 
 #include "core/error.hpp"
 #include "core/json_io.hpp"
+#include "data/kind.hpp"
 
 namespace chainrule::data {
 namespace {
@@ -103,7 +106,7 @@ Dataset csv_dataset(const CsvTable& t, const DataSpec& spec) {
                                      t.rows(), t.file));
 
     Dataset ds;
-    ds.kind = "csv";
+    ds.kind = csv_kind().name;
     ds.class_names = spec.classes;
     const bool fixed_classes = !spec.classes.empty();
     // Class name -> id. The keys view the spec's names or the table's text, both of which
@@ -184,6 +187,151 @@ Dataset csv_dataset(const CsvTable& t, const DataSpec& spec) {
                                      "or a smaller per_class_train_fraction",
                                      spec.where, n, t.file));
     return ds;
+}
+
+// The csv kind (data/kind.hpp).
+namespace {
+
+constexpr std::int64_t kMaxColumn = 1'000'000;  // columns beyond any real table are typos
+constexpr const char* kColumnRange = "a 0-based column index from 0 to 1000000";
+
+void parse_rows(const Json& j, const std::string& at, DataSpec& s) {
+    const Json& rows = get_array(j, at);
+    if (rows.size() != 2) throw InputError(fmt::format("{}: expected [start, end], a half-open range of data rows", at));
+    s.row_begin = int_in_range(rows[0], 0, INT64_MAX, json_path(at, 0), "a row index >= 0");
+    s.row_end = int_in_range(rows[1], 0, INT64_MAX, json_path(at, 1), "a row index >= 0");
+    if (s.row_begin >= s.row_end)
+        throw InputError(fmt::format("{}: [{}, {}) is empty; expected start < end (half-open, 0-based)", at,
+                                     s.row_begin, s.row_end));
+}
+
+void parse_split(const Json& j, const std::string& at, DataSpec& s) {
+    get_object(j, at);
+    check_keys(j, {"per_class_train_fraction"}, at);
+    const std::string fraction_at = json_path(at, "per_class_train_fraction");
+    s.train_fraction = get_number(require(j, "per_class_train_fraction", at), fraction_at);
+    if (!(s.train_fraction > 0 && s.train_fraction < 1))
+        throw InputError(fmt::format("{}: {} is out of range; expected a fraction strictly between 0 and 1",
+                                     fraction_at, s.train_fraction));
+}
+
+void parse_csv_spec(const Json& j, DataSpec& s) {
+    const std::string& where = s.where;
+    check_keys(j, {"kind", "path", "features", "label", "classes", "rows", "split", "limit"}, where);
+    s.path = resolve_data_path(j, "path", s);
+
+    std::string at = json_path(where, "features");
+    const Json& features = get_array(require(j, "features", where), at);
+    if (features.empty()) throw InputError(fmt::format("{}: expected at least one feature column", at));
+    for (std::size_t i = 0; i < features.size(); ++i) {
+        std::string col_at = json_path(at, i);
+        int c = int(int_in_range(features[i], 0, kMaxColumn, col_at, kColumnRange));
+        if (std::find(s.features.begin(), s.features.end(), c) != s.features.end())
+            throw InputError(fmt::format("{}: column {} is listed twice", col_at, c));
+        s.features.push_back(c);
+    }
+    at = json_path(where, "label");
+    s.label = int(int_in_range(require(j, "label", where), 0, kMaxColumn, at, kColumnRange));
+    if (std::find(s.features.begin(), s.features.end(), s.label) != s.features.end())
+        throw InputError(fmt::format("{}: column {} is also a feature column", at, s.label));
+
+    if (j.contains("classes")) s.classes = parse_class_names(j["classes"], json_path(where, "classes"));
+    if (j.contains("rows")) parse_rows(j["rows"], json_path(where, "rows"), s);
+    if (j.contains("split")) parse_split(j["split"], json_path(where, "split"), s);
+    if (j.contains("limit")) parse_limit(j["limit"], json_path(where, "limit"), s);
+}
+
+void validate_csv_spec(const DataSpec& s) {
+    // Only a path with nothing there is reported here; anything else there (a folder, a
+    // FIFO, a link loop) the reader names for what it is.
+    std::error_code ec;
+    const auto st = std::filesystem::symlink_status(s.path, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory) return;
+    if (std::filesystem::exists(st)) return;
+    throw missing_path_error(s, "path", s.path,
+                             fmt::format("{}: cannot open: {}; expected a CSV file", s.path,
+                                         std::make_error_code(std::errc::no_such_file_or_directory).message()));
+}
+
+Dataset load_csv(const DataSpec& s) { return csv_dataset(read_csv(s.path), s); }
+
+std::optional<std::int64_t> feature_count(const DataSpec& s) { return std::int64_t(s.features.size()); }
+
+constexpr std::array<StreamDef, 3> kCsvStreams = {{
+    {kFeatures, StreamForm::numbers, feature_count},
+    kLabelsStream,
+    kLabelsOneHotStream,
+}};
+
+std::string csv_source(const DataSpec& s) { return s.path; }
+
+std::string csv_split_note(const DataSpec& s) {
+    return fmt::format("rows [{}, {}), features: columns {}, label: column {}; per class the first {:g}% (rounded) "
+                       "train, the rest test",
+                       s.row_begin, s.row_end < 0 ? std::string("end") : std::to_string(s.row_end),
+                       fmt::join(s.features, ","), s.label, s.train_fraction * 100);
+}
+
+std::string csv_row_text(const Dataset& ds, const Split& split, std::int64_t i) {
+    auto v = std::span(split.values).subspan(std::size_t(i * split.features), std::size_t(split.features));
+    std::string label = ds.classes ? " -> " + ds.class_names[std::size_t(split.labels[std::size_t(i)])] : "";
+    return fmt::format("line {}: {}{}", split.source_lines[std::size_t(i)], fmt::join(v, ", "), label);
+}
+
+std::string header_names(const CsvTable& t) {
+    std::vector<std::string_view> names;
+    for (std::int64_t c = 0; c < t.columns; ++c) names.push_back(t.at(0, c));
+    return fmt::format("{}", fmt::join(names, ", "));
+}
+
+}  // namespace
+
+const DataKind& csv_kind() {
+    static const DataKind kind{
+        .name = "csv",
+        .title = "CSV",
+        .parse = parse_csv_spec,
+        .validate = validate_csv_spec,
+        .load = load_csv,
+        .streams = kCsvStreams,
+        .images = false,
+        .stored_as = "float64",
+        .source = csv_source,
+        .describe = csv_split_note,
+        .sample_text = csv_row_text,
+        .stream_for_columns = nullptr,
+    };
+    return kind;
+}
+
+DataSpec guess_csv_spec(const std::string& path, std::string& note) {
+    CsvTable t = read_csv(path);
+    auto numeric = [&](std::int64_t r, std::int64_t c) { return parse_number(t.at(r, c)).has_value(); };
+    DataSpec s;
+    s.kind = csv_kind().name;
+    s.path = path;
+    s.where = path;
+    s.train_fraction = 1;
+    bool header = t.rows() >= 2;
+    for (std::int64_t c = 0; c < t.columns && header; ++c) header = !numeric(0, c);
+    if (header) {
+        header = false;
+        for (std::int64_t c = 0; c < t.columns; ++c) header = header || numeric(1, c);
+    }
+    s.row_begin = header ? 1 : 0;
+    const std::int64_t last = t.columns - 1;
+    bool label = false;
+    for (std::int64_t r = s.row_begin; r < t.rows() && !label; ++r) label = !numeric(r, last);
+    if (label && t.columns < 2)
+        throw InputError(fmt::format("{}: one non-numeric column; expected numeric feature columns", path));
+    s.label = label ? int(last) : -1;
+    for (std::int64_t c = 0; c < t.columns; ++c)
+        if (c != s.label) s.features.push_back(int(c));
+    note = fmt::format("{} columns; features: columns {}; label: {}{}; no split (a model's training.data block "
+                       "defines one)",
+                       t.columns, fmt::join(s.features, ","), label ? fmt::format("column {}", last) : "none",
+                       header ? fmt::format("; line 1 is a header: {}", header_names(t)) : "");
+    return s;
 }
 
 }  // namespace chainrule::data

@@ -43,9 +43,18 @@ CsvTable read_csv(const std::string& path);
 // ("+-5.1": one sign only).
 std::optional<double> parse_number(std::string_view field);
 
+// A spec for a CSV file given without a model (`chainrule data FILE`): numeric columns are
+// features; a last column that is not numeric is the label; a first line with no numbers
+// over numeric data is a header; no split. `note` says what was guessed.
+DataSpec guess_csv_spec(const std::string& path, std::string& note);
+
 // Builds the train and test splits of `spec` (kind csv) from a table: rows
 // [row_begin, row_end), then per class, in file order, the first round(n * fraction) rows
 // train and the rest test. Values and labels are checked on the selected rows only.
 Dataset csv_dataset(const CsvTable& table, const DataSpec& spec);
+
+struct DataKind;
+// The csv kind's entry of the kind table (data/kind.hpp).
+const DataKind& csv_kind();
 
 }  // namespace chainrule::data

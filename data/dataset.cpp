@@ -2,125 +2,43 @@
 
 #include <algorithm>
 #include <array>
-#include <filesystem>
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 #include <fmt/format.h>
 
-#include "data/csv.hpp"
-#include "data/idx.hpp"
 #include "core/error.hpp"
+#include "data/kind.hpp"
 #include "data/pixels.hpp"
 
 namespace chainrule::data {
 namespace {
 
-// Columns and class lists far beyond any real table are typos, not data.
-constexpr std::int64_t kMaxColumn = 1'000'000;
-constexpr const char* kColumnRange = "a 0-based column index from 0 to 1000000";
-constexpr std::size_t kMaxClasses = 256;  // idx labels are bytes
+bool is_label_form(StreamForm f) { return f == StreamForm::class_ids || f == StreamForm::one_hot; }
 
-std::string resolve(const std::string& p, const std::string& base_dir, const std::string& where) {
-    if (p.empty()) throw InputError(fmt::format("{}: empty path", where));
-    std::filesystem::path path(p);
-    if (path.is_relative() && !base_dir.empty()) path = std::filesystem::path(base_dir) / path;
-    return path.lexically_normal().string();
+// The stream of that name the data set offers, or null.
+const StreamDef* find_stream(const Dataset& ds, std::string_view name) {
+    const DataKind* kind = find_data_kind(ds.kind);
+    if (!kind) return nullptr;
+    for (const StreamDef& s : kind->streams)
+        if (name == s.name) return is_label_form(s.form) && ds.classes == 0 ? nullptr : &s;
+    return nullptr;
 }
 
-std::int64_t get_int_in(const Json& j, std::int64_t lo, std::int64_t hi, const std::string& where,
-                        const char* what) {
-    std::int64_t v = get_int(j, where);
-    if (v < lo || v > hi) throw InputError(fmt::format("{}: {} is out of range; expected {}", where, v, what));
-    return v;
-}
-
-std::vector<std::string> parse_classes(const Json& j, const std::string& where) {
-    const Json& arr = get_array(j, where);
-    if (arr.empty() || arr.size() > kMaxClasses)
-        throw InputError(fmt::format("{}: expected 1 to {} class names, got {}", where, kMaxClasses, arr.size()));
-    std::vector<std::string> names;
-    for (std::size_t i = 0; i < arr.size(); ++i) {
-        std::string at = json_path(where, i);
-        std::string name = get_string(arr[i], at);
-        if (name.empty()) throw InputError(fmt::format("{}: empty class name", at));
-        auto dup = std::find(names.begin(), names.end(), name);
-        if (dup != names.end())
-            throw InputError(fmt::format("{}: duplicate class name '{}' (also at index {})", at, name,
-                                         dup - names.begin()));
-        names.push_back(std::move(name));
+std::int64_t width_of(const Dataset& ds, const StreamDef& s) {
+    switch (s.form) {
+        case StreamForm::pixels:
+        case StreamForm::numbers:
+        case StreamForm::tokens: return ds.train.features;
+        case StreamForm::class_ids: return ds.labels_per_sample;
+        case StreamForm::one_hot: return ds.labels_per_sample * ds.classes;
     }
-    return names;
-}
-
-void parse_limit(const Json& j, const std::string& where, DataSpec& s) {
-    get_object(j, where);
-    check_keys(j, {"train", "test"}, where);
-    if (j.contains("train"))
-        s.train_limit = get_int_in(j["train"], 1, INT64_MAX, json_path(where, "train"), "a count >= 1");
-    if (j.contains("test"))
-        s.test_limit = get_int_in(j["test"], 1, INT64_MAX, json_path(where, "test"), "a count >= 1");
-}
-
-void parse_csv(const Json& j, const std::string& where, const std::string& base_dir, DataSpec& s) {
-    check_keys(j, {"kind", "path", "features", "label", "classes", "rows", "split", "limit"}, where);
-    s.path = resolve(get_string(require(j, "path", where), json_path(where, "path")), base_dir,
-                     json_path(where, "path"));
-
-    std::string at = json_path(where, "features");
-    const Json& features = get_array(require(j, "features", where), at);
-    if (features.empty()) throw InputError(fmt::format("{}: expected at least one feature column", at));
-    for (std::size_t i = 0; i < features.size(); ++i) {
-        std::string col_at = json_path(at, i);
-        int c = int(get_int_in(features[i], 0, kMaxColumn, col_at, kColumnRange));
-        if (std::find(s.features.begin(), s.features.end(), c) != s.features.end())
-            throw InputError(fmt::format("{}: column {} is listed twice", col_at, c));
-        s.features.push_back(c);
-    }
-    at = json_path(where, "label");
-    s.label = int(get_int_in(require(j, "label", where), 0, kMaxColumn, at, kColumnRange));
-    if (std::find(s.features.begin(), s.features.end(), s.label) != s.features.end())
-        throw InputError(fmt::format("{}: column {} is also a feature column", at, s.label));
-
-    if (j.contains("classes")) s.classes = parse_classes(j["classes"], json_path(where, "classes"));
-
-    if (j.contains("rows")) {
-        at = json_path(where, "rows");
-        const Json& rows = get_array(j["rows"], at);
-        if (rows.size() != 2)
-            throw InputError(fmt::format("{}: expected [start, end], a half-open range of data rows", at));
-        s.row_begin = get_int_in(rows[0], 0, INT64_MAX, json_path(at, 0), "a row index >= 0");
-        s.row_end = get_int_in(rows[1], 0, INT64_MAX, json_path(at, 1), "a row index >= 0");
-        if (s.row_begin >= s.row_end)
-            throw InputError(fmt::format("{}: [{}, {}) is empty; expected start < end (half-open, 0-based)", at,
-                                         s.row_begin, s.row_end));
-    }
-    if (j.contains("split")) {
-        at = json_path(where, "split");
-        get_object(j["split"], at);
-        check_keys(j["split"], {"per_class_train_fraction"}, at);
-        at = json_path(at, "per_class_train_fraction");
-        s.train_fraction = get_number(require(j["split"], "per_class_train_fraction", json_path(where, "split")), at);
-        if (!(s.train_fraction > 0 && s.train_fraction < 1))
-            throw InputError(fmt::format("{}: {} is out of range; expected a fraction strictly between 0 and 1", at,
-                                         s.train_fraction));
-    }
-}
-
-enum class Stream { images, features, labels, one_hot, unknown };
-
-Stream stream_kind(const Dataset& ds, const std::string& name) {
-    if (name == kLabelsOneHot && ds.classes > 0) return Stream::one_hot;
-    if (name == kLabels && ds.classes > 0) return Stream::labels;
-    if (name == kImages && ds.kind == "idx") return Stream::images;
-    if (name == kFeatures && ds.kind == "csv") return Stream::features;
-    return Stream::unknown;
+    return 0;
 }
 
 [[noreturn]] void unknown_stream(const Dataset& ds, const std::string& name) {
     std::string offered;
-    for (const auto& s : stream_names(ds.kind, ds.kind == "idx" || ds.classes > 0))
-        offered += (offered.empty() ? "" : ", ") + s;
+    for (const auto& s : stream_names(ds.kind, ds.classes > 0)) offered += (offered.empty() ? "" : ", ") + s;
     throw InputError(fmt::format("unknown data stream '{}'; {} data offers: {}", name, ds.kind, offered));
 }
 
@@ -263,34 +181,23 @@ DataSpec parse_data_spec(const Json& j, const std::string& where, const std::str
     get_object(j, where);
     DataSpec s;
     s.where = where;
+    s.base_dir = base_dir;
     s.kind = get_string(require(j, "kind", where), json_path(where, "kind"));
-    if (s.kind == "csv") {
-        parse_csv(j, where, base_dir, s);
-    } else if (s.kind == "idx") {
-        check_keys(j, {"kind", "dir", "classes", "limit"}, where);
-        s.dir = resolve(get_string(require(j, "dir", where), json_path(where, "dir")), base_dir,
-                        json_path(where, "dir"));
-        if (j.contains("classes")) s.classes = parse_classes(j["classes"], json_path(where, "classes"));
-    } else {
-        throw InputError(fmt::format("{}: unknown data kind '{}'; expected \"csv\" or \"idx\"", json_path(where, "kind"),
-                                     s.kind));
-    }
-    if (j.contains("limit")) parse_limit(j["limit"], json_path(where, "limit"), s);
+    data_kind(s.kind, json_path(where, "kind")).parse(j, s);
     return s;
 }
 
 Dataset load_dataset(const DataSpec& spec) {
-    if (spec.kind == "csv") return csv_dataset(read_csv(spec.path), spec);
-    if (spec.kind == "idx") return idx_dataset(spec);
-    throw InputError(fmt::format("{}: unknown data kind '{}'", spec.where, spec.kind));
+    const DataKind& kind = data_kind(spec.kind, spec.where);
+    kind.validate(spec);
+    return kind.load(spec);
 }
 
-std::vector<std::string> stream_names(const std::string& kind, bool labelled) {
+std::vector<std::string> stream_names(const std::string& kind_name, bool labelled) {
     std::vector<std::string> names;
-    if (kind == "idx") names.push_back(kImages);
-    else if (kind == "csv") names.push_back(kFeatures);
-    else return names;
-    if (labelled) names.insert(names.end(), {kLabels, kLabelsOneHot});
+    if (const DataKind* kind = find_data_kind(kind_name))
+        for (const StreamDef& s : kind->streams)
+            if (labelled || !is_label_form(s.form)) names.emplace_back(s.name);
     return names;
 }
 
@@ -302,36 +209,55 @@ std::string stream_list(const std::string& kind, bool labelled) {
     return out;
 }
 
-bool has_stream(const Dataset& ds, const std::string& stream) { return stream_kind(ds, stream) != Stream::unknown; }
+bool has_stream(const Dataset& ds, const std::string& stream) { return find_stream(ds, stream) != nullptr; }
 
 std::int64_t stream_width(const Dataset& ds, const std::string& stream) {
-    switch (stream_kind(ds, stream)) {
-        case Stream::images:
-        case Stream::features: return ds.train.features;
-        case Stream::labels: return 1;
-        case Stream::one_hot: return ds.classes;
-        case Stream::unknown: break;
+    const StreamDef* s = find_stream(ds, stream);
+    if (!s) unknown_stream(ds, stream);
+    return width_of(ds, *s);
+}
+
+std::optional<std::int64_t> stream_width_from_spec(const DataSpec& spec, const std::string& stream) {
+    if (const DataKind* kind = find_data_kind(spec.kind))
+        for (const StreamDef& s : kind->streams)
+            if (stream == s.name && s.width_from_spec) return s.width_from_spec(spec);
+    return std::nullopt;
+}
+
+std::string likely_stream(const DataSpec& spec, std::optional<std::int64_t> columns) {
+    const DataKind* kind = find_data_kind(spec.kind);
+    if (!kind || kind->streams.empty()) return {};
+    if (columns) {
+        for (const StreamDef& s : kind->streams)
+            if (s.form != StreamForm::class_ids && s.width_from_spec && s.width_from_spec(spec) == columns)
+                return s.name;
+        if (kind->stream_for_columns) return kind->stream_for_columns(*columns);
     }
-    unknown_stream(ds, stream);
+    return kind->streams.front().name;
 }
 
 void gather(const Dataset& ds, const Split& split, const std::string& stream, std::span<const std::int64_t> rows,
             Tensor& dst, const RowSplitter& split_rows, SparseRows* sparse) {
-    const Stream kind = stream_kind(ds, stream);
-    if (kind == Stream::unknown) unknown_stream(ds, stream);
-    const std::int64_t width = stream_width(ds, stream);
+    const StreamDef* s = find_stream(ds, stream);
+    if (!s) unknown_stream(ds, stream);
+    gather(ds, split, *s, rows, dst, split_rows, sparse);
+}
+
+void gather(const Dataset& ds, const Split& split, const StreamDef& stream, std::span<const std::int64_t> rows,
+            Tensor& dst, const RowSplitter& split_rows, SparseRows* sparse) {
+    const std::int64_t width = width_of(ds, stream);
     const auto n = std::int64_t(rows.size());
     if (dst.rank() == 0 || dst.dim(0) != n || dst.numel() != n * width)
         throw InputError(fmt::format("data stream '{}' gives {} values per sample, but the input it feeds has "
                                      "shape {} for a batch of {}",
-                                     stream, width, format_dims(dst.dims()), n));
+                                     stream.name, width, format_dims(dst.dims()), n));
     for (auto r : rows)
         if (r < 0 || r >= split.count)
             throw RunError(fmt::format("gather: row {} is outside the split (0 to {})", r, split.count - 1));
     dispatch(dst.dtype(), [&]<class T>() {
         T* out = dst.data<T>();
-        switch (kind) {
-            case Stream::images: {
+        switch (stream.form) {
+            case StreamForm::pixels: {
                 // A lambda holding one reference fits inside std::function, so handing it to
                 // split_rows allocates nothing (tests/test_alloc.cpp checks every batch).
                 struct Job {
@@ -359,24 +285,35 @@ void gather(const Dataset& ds, const Split& split, const std::string& stream, st
                     part(0, n);
                 break;
             }
-            case Stream::features:
+            case StreamForm::numbers:
                 for (auto r : rows) {
                     const double* v = split.values.data() + r * width;
                     for (std::int64_t k = 0; k < width; ++k) out[k] = T(v[k]);
                     out += width;
                 }
                 break;
-            case Stream::labels:
-                for (auto r : rows) *out++ = T(split.labels[std::size_t(r)]);
-                break;
-            case Stream::one_hot:
-                std::fill(out, out + n * width, T(0));
+            case StreamForm::tokens:
                 for (auto r : rows) {
-                    out[split.labels[std::size_t(r)]] = T(1);
+                    const std::int32_t* v = split.tokens.data() + r * width;
+                    for (std::int64_t k = 0; k < width; ++k) out[k] = T(v[k]);
                     out += width;
                 }
                 break;
-            case Stream::unknown: break;
+            case StreamForm::class_ids:
+                for (auto r : rows) {
+                    const std::int32_t* v = split.labels.data() + r * width;
+                    for (std::int64_t k = 0; k < width; ++k) *out++ = T(v[k]);
+                }
+                break;
+            case StreamForm::one_hot: {
+                // labels_per_sample rows of `classes` values per sample, each with a 1 at its id.
+                const std::int64_t per = ds.labels_per_sample;
+                std::fill(out, out + n * width, T(0));
+                for (auto r : rows)
+                    for (std::int64_t k = 0; k < per; ++k, out += ds.classes)
+                        out[split.labels[std::size_t(r * per + k)]] = T(1);
+                break;
+            }
         }
     });
 }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -16,7 +17,7 @@
 namespace chainrule::data {
 
 struct DataSpec {
-    std::string kind;                   // "csv" or "idx"
+    std::string kind;                   // a name of the kind table (data/kind.hpp): "csv", "idx"
     std::string path;                   // csv: the file, resolved against the model's folder
     std::string dir;                    // idx: the folder with the four MNIST-named files
     std::vector<int> features;          // csv: feature columns (0-based)
@@ -29,30 +30,39 @@ struct DataSpec {
     std::int64_t train_limit = -1;      // "limit": keep only the first N of a split; -1: all
     std::int64_t test_limit = -1;
     std::string where;                  // "FILE: training.data", prefix for messages
+    std::string base_dir;               // the folder relative paths were taken from: the model
+                                        // file's ("" is the working directory)
+    std::string written;                // the block's path (csv) or dir (idx) as written; ""
+                                        // for a spec made without a block (a command-line path)
 };
 
-// Validates the block (unknown keys, types, ranges) without touching the data files.
-// Every error is an InputError "{where}.KEY: what was expected". docs/data.md has the rules.
+// Validates the block (unknown keys, types, ranges) without touching the data files: the
+// parser of its kind (data/kind.hpp). Every error is an InputError "{where}.KEY: what was
+// expected". `base_dir` is the model file's folder. docs/data.md has the rules.
 DataSpec parse_data_spec(const Json& j, const std::string& where, const std::string& base_dir);
 
+// A split keeps its samples in one of three forms (the sample stream's StreamForm says which).
 struct Split {
     std::int64_t count = 0;
-    std::int64_t features = 0;                // per sample: 784 for MNIST, 4 for Iris
+    std::int64_t features = 0;                // values per sample: 784 for MNIST, 4 for Iris
     Dims sample_dims;                         // {28, 28} or {4}
-    std::vector<std::uint8_t> pixels;         // idx: count * features
-    std::vector<double> values;               // csv: count * features
-    std::vector<std::int32_t> labels;         // class id per sample
+    std::vector<std::uint8_t> pixels;         // images (idx): count * features bytes
+    std::vector<double> values;               // numbers (csv): count * features
+    std::vector<std::int32_t> tokens;         // token ids: count * features whole numbers
+    std::vector<std::int32_t> labels;         // class ids: count * labels_per_sample
     std::vector<std::int64_t> source_lines;   // csv: 1-based line in the file, for reports
 };
 
 struct Dataset {
-    std::string kind;                         // "csv" or "idx"
-    std::int64_t classes = 0;
-    std::vector<std::string> class_names;
+    std::string kind;                         // a name of the kind table: "csv", "idx"
+    std::int64_t classes = 0;                 // class ids are 0 .. classes - 1
+    std::vector<std::string> class_names;     // index = class id (a text kind: its vocabulary)
+    std::int64_t labels_per_sample = 1;       // 1: a class per sample; T: one per position
     Split train, test;
 };
 
-// Reads and validates the files of a spec (csv.hpp, idx.hpp); InputError on bad data.
+// Validates what the spec names (its kind's validator), then reads and checks the files
+// (its kind's loader: csv.hpp, idx.hpp); InputError on bad data.
 Dataset load_dataset(const DataSpec& spec);
 
 // The streams that a model's `training.feed` can name: the one list of their names.
@@ -62,12 +72,36 @@ inline constexpr const char* kImages = "images";
 inline constexpr const char* kFeatures = "features";
 inline constexpr const char* kLabels = "labels";
 inline constexpr const char* kLabelsOneHot = "labels_one_hot";
-// The streams of a data kind ("csv" or "idx"), the sample stream first; empty for other kinds.
+
+// Where a stream's values are in a Split and how they are fed.
+enum class StreamForm {
+    pixels,     // Split::pixels, fed as byte / 255 (and, on request, as the batch's nonzeros)
+    numbers,    // Split::values, fed as they are
+    tokens,     // Split::tokens, fed as whole numbers (ids for an embedding)
+    class_ids,  // Split::labels, labels_per_sample ids fed as whole numbers
+    one_hot,    // Split::labels, each id a row of `classes` values with a 1 at the id
+};
+struct StreamDef {
+    const char* name;
+    StreamForm form;
+    // Values per sample when the spec alone says it (csv features, listed classes); null
+    // or nullopt: the data files say.
+    std::optional<std::int64_t> (*width_from_spec)(const DataSpec& spec);
+};
+
+// The streams of a data kind, the sample stream first; empty for a name that is no kind.
+// Without `labelled`, the label streams are left out.
 std::vector<std::string> stream_names(const std::string& kind, bool labelled = true);
 // "images, labels or labels_one_hot", for messages.
 std::string stream_list(const std::string& kind, bool labelled = true);
 bool has_stream(const Dataset& ds, const std::string& stream);
 std::int64_t stream_width(const Dataset& ds, const std::string& stream);  // columns per sample
+// Columns per sample of a stream when the spec alone says it; nullopt: the files say.
+std::optional<std::int64_t> stream_width_from_spec(const DataSpec& spec, const std::string& stream);
+// The stream an input with `columns` values per sample (nullopt: not known) most likely
+// wants, for "did you forget ...?": one whose width the spec gives as that many (not
+// "labels"), else the kind's guess, else the sample stream.
+std::string likely_stream(const DataSpec& spec, std::optional<std::int64_t> columns);
 // The fraction of a split's pixels that are nonzero (1 for a split without pixels).
 double pixel_density(const Split& split);
 // Fills dst (already sized [rows.size(), width], or [rows.size()] when width == 1, in any
@@ -85,5 +119,8 @@ using RowSplitter =
 void gather(const Dataset& ds, const Split& split, const std::string& stream,
             std::span<const std::int64_t> rows, Tensor& dst, const RowSplitter& split_rows = {},
             SparseRows* sparse = nullptr);
+// The same for a stream given by its definition (the name's lookup done).
+void gather(const Dataset& ds, const Split& split, const StreamDef& stream, std::span<const std::int64_t> rows,
+            Tensor& dst, const RowSplitter& split_rows = {}, SparseRows* sparse = nullptr);
 
 }  // namespace chainrule::data

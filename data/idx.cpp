@@ -13,6 +13,7 @@
 
 #include "core/error.hpp"
 #include "core/json_io.hpp"
+#include "data/kind.hpp"
 
 namespace chainrule::data {
 namespace {
@@ -275,13 +276,8 @@ Split idx_split(const std::string& dir, const char* images_name, const char* lab
 }  // namespace
 
 Dataset idx_dataset(const DataSpec& spec) {
-    std::error_code ec;
-    if (!std::filesystem::is_directory(spec.dir, ec))
-        throw InputError(fmt::format("{}.dir: '{}' is not a folder; expected one holding {}, {}, {} and {} (raw "
-                                     "or .gz; scripts/get-mnist fetches MNIST)",
-                                     spec.where, spec.dir, kTrainImages, kTrainLabels, kTestImages, kTestLabels));
     Dataset ds;
-    ds.kind = "idx";
+    ds.kind = idx_kind().name;
     ds.class_names = spec.classes;
     if (ds.class_names.empty())
         for (int i = 0; i < 10; ++i) ds.class_names.push_back(std::to_string(i));
@@ -293,6 +289,68 @@ Dataset idx_dataset(const DataSpec& spec) {
                                      ds.train.sample_dims[0], ds.train.sample_dims[1], ds.test.sample_dims[0],
                                      ds.test.sample_dims[1]));
     return ds;
+}
+
+// The idx kind (data/kind.hpp).
+namespace {
+
+void parse_idx_spec(const Json& j, DataSpec& s) {
+    check_keys(j, {"kind", "dir", "classes", "limit"}, s.where);
+    s.dir = resolve_data_path(j, "dir", s);
+    if (j.contains("classes")) s.classes = parse_class_names(j["classes"], json_path(s.where, "classes"));
+    if (j.contains("limit")) parse_limit(j["limit"], json_path(s.where, "limit"), s);
+}
+
+void validate_idx_spec(const DataSpec& s) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(s.dir, ec)) return;
+    const bool nothing = !std::filesystem::exists(std::filesystem::symlink_status(s.dir, ec));
+    throw missing_path_error(s, "dir", s.dir,
+                             fmt::format("'{}' is not a folder{}; expected one holding {}, {}, {} and {} (raw or "
+                                         ".gz; scripts/get-mnist fetches MNIST)",
+                                         s.dir, nothing ? " (nothing is there)" : "", kTrainImages, kTrainLabels,
+                                         kTestImages, kTestLabels));
+}
+
+constexpr std::array<StreamDef, 3> kIdxStreams = {{
+    {kImages, StreamForm::pixels, nullptr},  // as wide as the files' images
+    kLabelsStream,
+    kLabelsOneHotStream,
+}};
+
+std::string idx_source(const DataSpec& s) { return s.dir; }
+std::string no_note(const DataSpec&) { return {}; }
+
+// An input of 784 columns most likely takes MNIST's 28x28 images, any other width the
+// one-hot labels.
+const char* idx_stream_for_columns(std::int64_t columns) { return columns == 784 ? kImages : kLabelsOneHot; }
+
+}  // namespace
+
+const DataKind& idx_kind() {
+    static const DataKind kind{
+        .name = "idx",
+        .title = "IDX",
+        .parse = parse_idx_spec,
+        .validate = validate_idx_spec,
+        .load = idx_dataset,
+        .streams = kIdxStreams,
+        .images = true,
+        .stored_as = "uint8 (fed as pixel / 255)",
+        .source = idx_source,
+        .describe = no_note,
+        .sample_text = nullptr,
+        .stream_for_columns = idx_stream_for_columns,
+    };
+    return kind;
+}
+
+DataSpec idx_folder_spec(const std::string& dir, const std::string& where) {
+    DataSpec s;
+    s.kind = idx_kind().name;
+    s.dir = dir;
+    s.where = where;
+    return s;
 }
 
 }  // namespace chainrule::data

@@ -49,7 +49,16 @@ inline constexpr const char* kTestLabels = "t10k-labels-idx1-ubyte";
 // dir/name.gz if it exists (as anything, even a dangling link), else dir/name if it does, else "".
 std::string find_idx_file(const std::string& dir, const std::string& name);
 
-// Images with their labels from the four files of spec.dir.
+// Images with their labels from the four files of spec.dir (load_dataset first checks that
+// spec.dir is a folder, and names the model's rule for relative paths when it is not).
 Dataset idx_dataset(const DataSpec& spec);
+
+// The spec of an idx folder named on the command line (`chainrule data DIR`, `--data DIR`):
+// all classes "0" to "9", no limits; `where` prefixes its messages.
+DataSpec idx_folder_spec(const std::string& dir, const std::string& where);
+
+struct DataKind;
+// The idx kind's entry of the kind table (data/kind.hpp).
+const DataKind& idx_kind();
 
 }  // namespace chainrule::data

@@ -164,6 +164,36 @@ BOOST_AUTO_TEST_CASE(missing_file) {
     CHECK_HAS(msg, "/nonexistent/none.csv: cannot open: No such file or directory");
 }
 
+// A missing `path` names the model file, the JSON path, the folder a relative path was taken
+// from and what it became there: the usual mistake is a path written from the working directory.
+BOOST_AUTO_TEST_CASE(a_missing_path_says_where_relative_paths_start) {
+    TempDir tmp;
+    const std::string models = (tmp.dir / "models").string(), data = (tmp.dir / "data").string();
+    const std::string block = R"({"kind":"csv","path":"data/iris.csv","features":[0],"label":1})";
+    std::string msg = error_of([&] { load_dataset(parse_data_spec(Json::parse(block), kWhere, models)); });
+    CHECK_HAS(msg, "models/x.json: training.data.path: " + models + "/data/iris.csv: cannot open: No such file or "
+                   "directory; expected a CSV file; a relative path in a model is taken from the model file's "
+                   "folder, here '" + models + "', so \"data/iris.csv\" names " + models + "/data/iris.csv");
+    // "../data/iris.csv" from models/ is data/iris.csv, written out as the path it became.
+    const std::string up = R"({"kind":"csv","path":"../data/iris.csv","features":[0],"label":1})";
+    msg = error_of([&] { load_dataset(parse_data_spec(Json::parse(up), kWhere, models)); });
+    CHECK_HAS(msg, "so \"../data/iris.csv\" names " + data + "/iris.csv");
+    // A model in the working directory: its folder is that one.
+    msg = error_of([&] { load_dataset(parse_data_spec(Json::parse(block), kWhere, "")); });
+    CHECK_HAS(msg, "training.data.path: data/iris.csv: cannot open");
+    CHECK_HAS(msg, "taken from the model file's folder, here the working directory ('.'), so \"data/iris.csv\" "
+                   "names data/iris.csv");
+    // An absolute path is named as one, with the rule beside it.
+    msg = error_of([&] { load_dataset(small_spec("/nonexistent/none.csv")); });
+    CHECK_HAS(msg, "models/x.json: training.data.path: /nonexistent/none.csv: cannot open: No such file or directory; "
+                   "expected a CSV file; \"/nonexistent/none.csv\" is absolute (a relative path would be taken "
+                   "from the model file's folder, here the working directory ('.'))");
+    // Something there that is no file is the reader's to name (and needs no rule about folders).
+    msg = error_of([&] { load_dataset(small_spec(tmp.dir.string())); });
+    CHECK_HAS(msg, tmp.dir.string() + ": is a directory; expected a file");
+    BOOST_TEST(msg.find("relative path") == std::string::npos, msg);
+}
+
 BOOST_AUTO_TEST_CASE(spec_errors_name_the_json_path) {
     struct Case {
         std::string json, what;

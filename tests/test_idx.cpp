@@ -298,6 +298,35 @@ BOOST_AUTO_TEST_CASE(folder_level_errors) {
     CHECK_HAS(msg, "m.json: training.data.dir: '" + t.path("nowhere") + "' is not a folder");
 }
 
+// A missing `dir` names the model file, the JSON path, the folder a relative path was taken
+// from and what it became there.
+BOOST_AUTO_TEST_CASE(a_missing_dir_says_where_relative_paths_start) {
+    TempDir t;
+    const std::string models = t.path("models");
+    fs::create_directories(models);
+    DataSpec rel = parse_data_spec(Json::parse(R"({"kind":"idx","dir":"../data/mnist"})"), "m.json: training.data",
+                                   models);
+    std::string msg = error_of([&] { load_dataset(rel); });
+    CHECK_HAS(msg, "m.json: training.data.dir: '" + t.path("data/mnist") + "' is not a folder (nothing is there); "
+                   "expected one holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte "
+                   "and t10k-labels-idx1-ubyte");
+    CHECK_HAS(msg, "; a relative path in a model is taken from the model file's folder, here '" + models +
+                   "', so \"../data/mnist\" names " + t.path("data/mnist"));
+    // A file where the folder should be is not a folder either, and not "nothing".
+    write(t.path("data"), "x");
+    DataSpec file = parse_data_spec(Json::parse(R"({"kind":"idx","dir":"../data"})"), "m.json: training.data", models);
+    msg = error_of([&] { load_dataset(file); });
+    CHECK_HAS(msg, "m.json: training.data.dir: '" + t.path("data") + "' is not a folder; expected one holding");
+    CHECK_HAS(msg, "so \"../data\" names " + t.path("data"));
+    msg = error_of([&] { load_dataset(idx_spec("/nonexistent/mnist")); });
+    CHECK_HAS(msg, "\"/nonexistent/mnist\" is absolute (a relative path would be taken from the model file's "
+                   "folder, here the working directory ('.'))");
+    // A folder named on the command line (--data, `chainrule data DIR`) is no model's: no rule.
+    msg = error_of([&] { load_dataset(idx_folder_spec(t.path("nowhere"), "--data")); });
+    CHECK_HAS(msg, "--data.dir: '" + t.path("nowhere") + "' is not a folder (nothing is there)");
+    BOOST_TEST(msg.find("relative path") == std::string::npos, msg);
+}
+
 BOOST_AUTO_TEST_CASE(limit_keeps_the_first_samples) {
     TempDir t;
     write_set(t, true);

@@ -6,40 +6,24 @@
 
 #include "core/error.hpp"
 #include "core/print.hpp"
+#include "data/idx.hpp"
 
 namespace chainrule {
 namespace {
 
-// Columns per sample of a stream when the spec alone says it (csv features, labels, one-hot
-// labels of listed classes); images and unlisted classes are as the data files say.
-std::optional<std::int64_t> width_from_spec(const data::DataSpec& d, const std::string& stream) {
-    if (stream == data::kLabels) return 1;
-    if (stream == data::kLabelsOneHot && !d.classes.empty()) return std::int64_t(d.classes.size());
-    if (stream == data::kFeatures && d.kind == "csv") return std::int64_t(d.features.size());
-    return std::nullopt;
-}
-
 // The stream whose width fits the input's shape, for "did you forget ...?": [N] and [N,1]
-// take class indices, [N,k] the stream with k columns (one-hot labels, features or images).
+// take class indices, [N,k] the stream with k columns (data::likely_stream).
 std::string fitting_stream(const data::DataSpec& d, const Node& n) {
-    const auto& names = data::stream_names(d.kind);
     if (n.shape.size() == 1 || (n.shape.size() == 2 && n.shape[1].is_one())) return data::kLabels;
-    for (const auto& st : names) {
-        auto w = width_from_spec(d, st);
-        if (n.shape.size() == 2 && !n.shape[1].symbolic() && w && *w == n.shape[1].size && st != data::kLabels)
-            return st;
-    }
-    // idx: images are [N,784], one-hot labels [N,classes] (10 unless listed).
-    if (d.kind == "idx" && n.shape.size() == 2 && !n.shape[1].symbolic())
-        return n.shape[1].size == 784 ? data::kImages : data::kLabelsOneHot;
-    return names.front();
+    const bool fixed = n.shape.size() == 2 && !n.shape[1].symbolic();
+    return data::likely_stream(d, fixed ? std::optional(n.shape[1].size) : std::nullopt);
 }
 
 }  // namespace
 
 TrainingSpec feed_from_idx_dir(const Graph& g, const std::string& dir) {
     TrainingSpec s;
-    s.data = data::parse_data_spec(Json{{"kind", "idx"}, {"dir", dir}}, "--data", ".");
+    s.data = data::idx_folder_spec(dir, "--data");
     for (const Node& n : g.nodes())
         if (n.kind == NodeKind::input && n.default_value.empty()) s.feed.emplace_back(n.name, fitting_stream(s.data, n));
     return s;
@@ -88,7 +72,7 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
             throw InputError(fmt::format("{}: unknown stream '{}' for {} data (expected {})", fat, st, s.data.kind,
                                          data::stream_list(s.data.kind)));
         check_batch_dim(g.node(id), fat);
-        if (auto width = width_from_spec(s.data, st)) check_feed_fits(g.node(id), st, *width, fat);
+        if (auto width = data::stream_width_from_spec(s.data, st)) check_feed_fits(g.node(id), st, *width, fat);
         s.feed.emplace_back(name, st);
     }
     for (const Node& n : g.nodes()) {
