@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <fmt/format.h>
 #include <strings.h>
 #include <unistd.h>
@@ -321,6 +322,19 @@ std::string blas_kernel_description() {
     } catch (const InputError&) {
         return fmt::format("OpenBLAS {} kernels", openblas_get_corename());
     }
+}
+
+std::string cpu_model_name() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line, name, family, model;
+    auto value = [&] { return line.substr(std::min(line.size(), line.find(':') + 2)); };
+    while (std::getline(in, line) && line.find_first_not_of(" \t") != std::string::npos) {  // the first CPU
+        if (line.rfind("model name", 0) == 0) name = value();
+        else if (line.rfind("cpu family", 0) == 0) family = value();
+        else if (line.rfind("model\t", 0) == 0 || line.rfind("model ", 0) == 0) model = value();
+    }
+    if (name.empty()) return "unknown CPU";
+    return family.empty() ? name : fmt::format("{} (family {}, model {})", name, family, model);
 }
 
 }  // namespace chainrule

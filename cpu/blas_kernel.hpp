@@ -89,4 +89,9 @@ std::string ensure_blas_kernel(char** argv);
 // The description of the kernel in effect, for a line of output (reads the environment).
 std::string blas_kernel_description();
 
+// The CPU as `lscpu` names it, with its family and model numbers (which OpenBLAS chooses its
+// kernels by), e.g. "AMD EPYC (family 26, model 2)"; from /proc/cpuinfo, "unknown CPU" without
+// it. Benchmarks print it first so that no figure is read without its machine.
+std::string cpu_model_name();
+
 }  // namespace chainrule
