@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fmt/format.h>
 
 namespace chainrule {
 
@@ -52,6 +53,60 @@ std::string closest_name(const std::string& name, const std::vector<std::string>
 
 std::size_t suggestion_edits(const std::string& name) {
     return std::clamp<std::size_t>(name.size() / 3, 2, kMaxSuggestionEdits);
+}
+
+}  // namespace chainrule
+
+namespace chainrule {
+namespace {
+
+// The length of the valid UTF-8 sequence at text[i], or 0 when there is none.
+std::size_t utf8_length(const std::string& text, std::size_t i) {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+    const unsigned char c = byte(i);
+    if (c < 0x80) return 1;
+    std::size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (n == 0 || i + n > text.size()) return 0;
+    for (std::size_t k = 1; k < n; ++k)
+        if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    const unsigned char d = byte(i + 1);
+    if ((c == 0xE0 && d < 0xA0) || (c == 0xED && d > 0x9F) || (c == 0xF0 && d < 0x90) || (c == 0xF4 && d > 0x8F))
+        return 0;  // overlong, a surrogate, or past U+10FFFF
+    return n;
+}
+
+}  // namespace
+
+bool is_valid_utf8(const std::string& text) {
+    for (std::size_t i = 0; i < text.size();) {
+        const std::size_t n = utf8_length(text, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
+std::string visible_text(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    for (std::size_t i = 0; i < text.size();) {
+        const std::size_t n = utf8_length(text, i);
+        const auto c = static_cast<unsigned char>(text[i]);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";  // U+FFFD
+            ++i;
+            continue;
+        }
+        if (n == 1 && c < 0x20 && c != '\t' && c != '\n') {
+            out += fmt::format("\\u{:04x}", c);
+        } else if (n == 3 && c == 0xEF && text[i + 1] == '\xBF' && (text[i + 2] == '\xBE' || text[i + 2] == '\xBF')) {
+            out += text[i + 2] == '\xBE' ? "\\ufffe" : "\\uffff";
+        } else {
+            out.append(text, i, n);
+        }
+        i += n;
+    }
+    return out;
 }
 
 }  // namespace chainrule

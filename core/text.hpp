@@ -26,3 +26,16 @@ std::size_t suggestion_edits(const std::string& name);
 std::string closest_name(const std::string& name, const std::vector<std::string>& candidates);
 
 }  // namespace chainrule
+
+namespace chainrule {
+
+// `text` made fit for any file chainrule writes (XML, SVG, DOT, JSON): valid UTF-8, in which
+// every control character but tab and line feed (U+0000 to U+001F, which XML 1.0 cannot
+// hold even escaped) and the non-characters U+FFFE and U+FFFF are written visibly as the
+// six characters `\u0001`, and every byte that is not part of valid UTF-8 as U+FFFD (�).
+// Text that needs none of this comes back unchanged.
+std::string visible_text(const std::string& text);
+// Whether `text` is valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
+bool is_valid_utf8(const std::string& text);
+
+}  // namespace chainrule

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "core/text.hpp"
+
 namespace chainrule {
 namespace {
 
@@ -153,7 +155,7 @@ double last_value(const Panel& p, const std::vector<EpochMetrics>& hist, double 
 // The title is the model's name, which may hold any character: markup in it must stay text.
 std::string xml_escaped(const std::string& text) {
     std::string out;
-    for (char c : text) {
+    for (char c : visible_text(text)) {  // XML 1.0 cannot hold most control characters at all
         switch (c) {
             case '<': out += "&lt;"; break;
             case '>': out += "&gt;"; break;
