@@ -49,7 +49,7 @@ void add_grad(CLI::App& app) {
         };
         if (o->json) {
             Json out;
-            out["loss"] = g.node(loss).value.at(0);
+            out["loss"] = number_json(g.node(loss).value.at(0));
             Json nodes = Json::object();
             for (std::size_t id = 0; id < g.size(); ++id) nodes[g.node(int(id)).name] = node_json(g, int(id), true);
             out["nodes"] = nodes;
@@ -107,16 +107,16 @@ void add_gradcheck(CLI::App& app) {
             Json out;
             out["ok"] = r.ok;
             out["vacuous"] = r.vacuous;
-            out["loss"] = r.loss;
+            out["loss"] = number_json(r.loss);
             out["rtol"] = go->rtol;
             out["atol"] = go->atol;
             Json ts = Json::object();
             for (const auto& t : r.tensors) {
                 Json e = Json::array();
                 for (const auto& x : t.entries)
-                    e.push_back({{"index", x.index}, {"analytic", x.analytic}, {"numeric", x.numeric}, {"ok", x.ok}});
+                    e.push_back({{"index", x.index}, {"analytic", number_json(x.analytic)}, {"numeric", number_json(x.numeric)}, {"ok", x.ok}});
                 ts[t.name] = {{"ok", t.ok},        {"total", t.total}, {"checked", t.entries.size()},
-                              {"max_abs_error", t.max_abs_error}, {"max_abs_numeric", t.max_abs_numeric},
+                              {"max_abs_error", number_json(t.max_abs_error)}, {"max_abs_numeric", number_json(t.max_abs_numeric)},
                               {"entries", e}};
             }
             out["tensors"] = ts;

@@ -25,7 +25,7 @@ Json trace_json(const Stepper& s, Json steps) {
     const Graph& g = s.graph();
     Json out;
     out["model"] = g.name;
-    out["loss"] = g.node(s.loss()).value.at(0);
+    out["loss"] = number_json(g.node(s.loss()).value.at(0));
     out["loss_node"] = g.node(s.loss()).name;
     Json nodes = Json::object();
     for (std::size_t i = 0; i < g.size(); ++i) {

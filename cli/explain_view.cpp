@@ -97,10 +97,14 @@ std::string format_explanation(const Explanation& x, int digits) {
 Json explanation_json(const Explanation& x) {
     Json factors = Json::array(), terms = Json::array();
     for (const ExplainFactor& f : x.factors) factors.push_back({{"name", f.name}, {"formula", f.formula}, {"op", f.op}});
-    for (const ExplainTerm& t : x.terms) terms.push_back({{"at", t.at}, {"factors", t.factors}, {"value", t.value}});
+    for (const ExplainTerm& t : x.terms) {
+        Json factors_of_t = Json::array();
+        for (double f : t.factors) factors_of_t.push_back(number_json(f));
+        terms.push_back({{"at", t.at}, {"factors", factors_of_t}, {"value", number_json(t.value)}});
+    }
     return {{"entry", x.entry}, {"node", x.node},       {"consumer", x.consumer}, {"chain", x.chain},
-            {"factors", factors}, {"terms", terms},     {"zero_terms", x.zero_terms}, {"sum", x.sum},
-            {"grad", x.grad}};
+            {"factors", factors}, {"terms", terms},     {"zero_terms", x.zero_terms}, {"sum", number_json(x.sum)},
+            {"grad", number_json(x.grad)}};
 }
 
 

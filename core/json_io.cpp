@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
@@ -365,11 +366,7 @@ Tensor tensor_from_json(const Json& j, const std::string& where) {
     // Walk in row-major order, checking every sub-array has the shape of the first.
     auto walk = [&](auto&& self, const Json& node, std::size_t depth, const std::string& at) -> void {
         if (depth == dims.size()) {
-            if (!node.is_number())
-                throw InputError(fmt::format("{}: expected a number, got {}", at, json_brief(node)));
-            double v = node.get<double>();
-            if (!std::isfinite(v)) throw InputError(fmt::format("{}: expected a finite number", at));
-            out.push_back(v);
+            out.push_back(number_from_json(node, at));
             return;
         }
         if (!node.is_array() || static_cast<std::int64_t>(node.size()) != dims[depth])
@@ -384,14 +381,36 @@ Tensor tensor_from_json(const Json& j, const std::string& where) {
     return t;
 }
 
+Json number_json(double v) {
+    if (std::isnan(v)) return "nan";
+    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+    return v;
+}
+
+double number_from_json(const Json& j, const std::string& where) {
+    if (j.is_string()) {
+        const std::string& w = j.get_ref<const std::string&>();
+        if (w == "nan") return std::numeric_limits<double>::quiet_NaN();
+        if (w == "inf") return std::numeric_limits<double>::infinity();
+        if (w == "-inf") return -std::numeric_limits<double>::infinity();
+    }
+    if (!j.is_number())
+        throw InputError(fmt::format("{}: expected a number, got {} (a JSON number, or \"nan\", \"inf\" or "
+                                     "\"-inf\")",
+                                     where, json_brief(j)));
+    double v = j.get<double>();
+    if (!std::isfinite(v)) throw InputError(fmt::format("{}: expected a finite number", where));
+    return v;
+}
+
 Json tensor_to_json(const Tensor& t) {
-    if (t.rank() == 0) return t.at(0);
+    if (t.rank() == 0) return number_json(t.at(0));
     std::int64_t next = 0;
     auto build = [&](auto&& self, std::size_t depth) -> Json {
         Json arr = Json::array();
         for (std::int64_t i = 0; i < t.dim(depth); ++i) {
             if (depth + 1 == t.rank())
-                arr.push_back(t.at(next++));
+                arr.push_back(number_json(t.at(next++)));
             else
                 arr.push_back(self(self, depth + 1));
         }

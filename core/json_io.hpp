@@ -57,10 +57,19 @@ std::int64_t get_int(const Json& j, const std::string& where);
 const Json& get_object(const Json& j, const std::string& where);
 const Json& get_array(const Json& j, const std::string& where);
 
-// A nested array of numbers -> float64 tensor (a bare number -> a scalar). Ragged arrays,
-// non-numbers and non-finite numbers are errors naming the exact element.
+// A float64 as JSON, which has no NaN or infinity: a number printed with round-trip
+// precision, or the string "nan", "inf" or "-inf" (as the metrics history writes them).
+// nlohmann would write null, which reads back as nothing.
+Json number_json(double v);
+// What number_json wrote: a number, or one of its three strings; anything else is an
+// InputError naming `where`.
+double number_from_json(const Json& j, const std::string& where);
+
+// A nested array of numbers -> float64 tensor (a bare number -> a scalar). Ragged arrays
+// and non-numbers are errors naming the exact element; "nan", "inf" and "-inf" read back
+// what tensor_to_json wrote.
 Tensor tensor_from_json(const Json& j, const std::string& where);
-// Nested arrays, every number printed with round-trip precision.
+// Nested arrays, every number printed with round-trip precision (number_json).
 Json tensor_to_json(const Tensor& t);
 
 // Writes `text` to `path` atomically: temp file in the same folder, fsync, rename.

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
+#include "core/text.hpp"
 #include "core/json_io.hpp"
 #include "data/kind.hpp"
 
@@ -136,6 +137,12 @@ Dataset csv_dataset(const CsvTable& t, const DataSpec& spec) {
                                          line, spec.label));
         auto it = class_id.find(name);
         if (it == class_id.end()) {
+            // Class names end up in JSON (eval --json) and pictures: they must be text.
+            if (!is_valid_utf8(std::string(name)))
+                throw InputError(fmt::format("{}:{}: label '{}' in column {} is not valid UTF-8 (shown with � for "
+                                             "each bad byte); class names must be UTF-8 text: convert the file, e.g. "
+                                             "with `iconv -f latin1 -t utf-8`",
+                                             t.file, line, visible_text(std::string(name)), spec.label));
             if (fixed_classes)
                 throw InputError(fmt::format("{}:{}: label '{}' in column {} is not one of the classes ({})", t.file,
                                              line, name, spec.label, fmt::join(ds.class_names, ", ")));

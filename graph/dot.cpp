@@ -15,6 +15,7 @@
 #include "core/error.hpp"
 #include "core/json_io.hpp"
 #include "core/print.hpp"
+#include "core/text.hpp"
 
 extern char** environ;
 
@@ -105,13 +106,17 @@ std::string small_tensor(const Tensor& t, const DotOptions& o) {
 
 std::string dot_escape(const std::string& s) {
     std::string out;
-    for (char c : s) {
+    for (char c : visible_text(s)) {
         if (c == '"' || c == '\\') out += '\\';
         if (c == '\n') {
             out += "\\n";
             continue;
         }
-        if (c == '\r') continue;
+        // Graphviz reads entities in labels: "&#1;" would put U+0001 into the SVG.
+        if (c == '&') {
+            out += "&amp;";
+            continue;
+        }
         out += c;
     }
     return out;

@@ -23,7 +23,9 @@ struct DotOptions {
 // Graphviz copies into the SVG so that a script finds nodes by id, never by position.
 std::string to_dot(const Graph& g, const DotOptions& o = {});
 
-// A DOT double-quoted string's content: quotes and backslashes escaped, line breaks as \n.
+// A DOT double-quoted string's content: quotes and backslashes escaped, line breaks as \n,
+// '&' as "&amp;" (Graphviz reads entities in labels), control characters and bytes that
+// are not UTF-8 made visible (visible_text, core/text.hpp), so that the SVG is well formed.
 std::string dot_escape(const std::string& s);
 
 // The full path of `program` found on PATH, or "" when it is not there.

@@ -48,13 +48,15 @@ struct Use {
     std::size_t slot;
 };
 
-std::vector<Use> uses_of(const Graph& g, int id, const std::vector<bool>& on) {
-    std::vector<Use> out;
+// Each node's uses by nodes on the path to the loss, in model order. Built once: asking
+// the whole graph per node made explaining a chain quadratic in its length.
+std::vector<std::vector<Use>> uses_on_path(const Graph& g, const std::vector<bool>& on) {
+    std::vector<std::vector<Use>> uses(g.size());
     for (std::size_t k = 0; k < g.size(); ++k)
         if (on[k])
             for (std::size_t s = 0; s < g.node(int(k)).inputs.size(); ++s)
-                if (g.node(int(k)).inputs[s] == id) out.push_back({int(k), s});
-    return out;
+                uses[std::size_t(g.node(int(k)).inputs[s])].push_back({int(k), s});
+    return uses;
 }
 
 // Row j of ∂c/∂in_slot for every j: the op's backward of a one-hot upstream.
@@ -194,7 +196,8 @@ Explanation explain_entry(const Graph& g, const Plan& plan, const std::string& e
     if (!plan.wants_grad(id) || !on[id])
         throw InputError(fmt::format("explain '{}': the loss {} does not depend on {}, so it has no gradient", entry,
                                      g.node(loss).name, name));
-    std::vector<Use> uses = uses_of(g, id, on);
+    const std::vector<std::vector<Use>> uses_of = uses_on_path(g, on);
+    const std::vector<Use>& uses = uses_of[std::size_t(id)];
     if (uses.size() != 1) {
         std::vector<std::string> users;
         for (const Use& u : uses) users.push_back(g.node(u.id).name);
@@ -216,7 +219,7 @@ Explanation explain_entry(const Graph& g, const Plan& plan, const std::string& e
     std::vector<ExplainFactor> local_factors;
     int cur = c;
     while (cur != loss) {
-        std::vector<Use> up = uses_of(g, cur, on);
+        const std::vector<Use>& up = uses_of[std::size_t(cur)];
         if (up.size() != 1) break;
         const Node& p = g.node(up[0].id);
         Tensor local = local_derivative(g, up[0].id, up[0].slot);
@@ -233,7 +236,7 @@ Explanation explain_entry(const Graph& g, const Plan& plan, const std::string& e
     if (top == loss) {
         top_factor.formula = "1";
     } else {
-        std::vector<Use> up = uses_of(g, top, on);
+        const std::vector<Use>& up = uses_of[std::size_t(top)];
         if (up.size() == 1) {
             std::string part = node_input_formula(g, up[0].id, up[0].slot);
             auto eq = part.find(" = ");

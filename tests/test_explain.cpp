@@ -3,8 +3,10 @@
 #define BOOST_TEST_MODULE explain
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fmt/format.h>
 #include <sstream>
 
 #include "cli/step_view.hpp"
@@ -246,6 +248,39 @@ BOOST_AUTO_TEST_CASE(explain_refuses_a_node_used_twice) {
     while (!s.done()) s.next();
     std::string e = error_of(s, "x[0]");
     BOOST_TEST(has(e, "x feeds 2 uses on the way to the loss (sq, sq)"), e);
+}
+
+// A chain of 40,000 elementwise nodes is explained in one pass over the graph: the version
+// that looked up each link's consumer by scanning every node took about 13 s here (and far
+// longer under the sanitizers); the linear one takes milliseconds.
+BOOST_AUTO_TEST_CASE(explaining_a_long_chain_is_linear_in_its_length) {
+    constexpr int kLinks = 40000;
+    Graph g(Dtype::f64);
+    g.parameter("w", fixed_shape({1}), Init::constant(0.5));
+    std::string prev = "w";
+    for (int k = 0; k < kLinks; ++k) {
+        std::string name = fmt::format("t{}", k);
+        g.op(name, "tanh", {prev});
+        prev = name;
+    }
+    g.op("L", "sum", {prev});
+    g.set_output("loss", "L");
+    g.init_parameters(0);
+    Plan plan = g.plan(Pass::stepping());
+    g.forward(plan);
+    g.backward(plan);
+    const auto start = std::chrono::steady_clock::now();
+    Explanation x = explain_entry(g, plan, "w[0]");
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    BOOST_TEST_MESSAGE("explain over " << kLinks << " links: " << seconds << " s");
+    BOOST_TEST(seconds < 3.0);
+    BOOST_TEST(x.chain.size() == std::size_t(kLinks) + 1);  // t39999 … t0, w
+    BOOST_TEST(x.chain.front() == "t39999");
+    BOOST_TEST(x.factors.size() == std::size_t(kLinks) + 1);  // dL/dt39999, 39,999 tanh links, ∂t0/∂w
+    BOOST_REQUIRE(x.terms.size() == 1u);
+    // The product of the chain's 40,000 tanh derivatives is the backward pass's number.
+    BOOST_TEST(std::abs(x.sum - x.grad) <= 1e-12 * std::abs(x.grad));
+    BOOST_TEST(x.grad > 0);
 }
 
 // On every shipped model, for the last entry of each parameter explain can follow, the terms add up to the

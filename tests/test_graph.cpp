@@ -3,9 +3,13 @@
 // sigmoid at ±1000, float32 vs float64.
 #define BOOST_TEST_MODULE graph
 #include <boost/test/unit_test.hpp>
+#include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <cmath>
 
 #include "core/error.hpp"
+#include "core/random.hpp"
 #include "core/text.hpp"
 #include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
@@ -291,4 +295,69 @@ BOOST_AUTO_TEST_CASE(suggestions_rank_a_transposition_closest) {
     BOOST_TEST(chainrule::closest_name("reul", {"mul", "relu"}) == "relu");
     BOOST_TEST(chainrule::closest_name("sigmiod", {"sigmoid", "softmax"}) == "sigmoid");
     BOOST_TEST(chainrule::closest_name("zzzzzz", {"relu", "mul"}).empty());
+}
+
+namespace {
+// The textbook optimal-string-alignment table, whole: what the banded search must agree with.
+std::size_t reference_distance(const std::string& a, const std::string& b) {
+    auto low = [](char c) { return std::tolower(static_cast<unsigned char>(c)); };
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i)
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (low(a[i - 1]) != low(b[j - 1]))});
+            if (i > 1 && j > 1 && low(a[i - 1]) == low(b[j - 2]) && low(a[i - 2]) == low(b[j - 1]))
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[a.size()][b.size()];
+}
+}  // namespace
+
+// The band is exact inside its limit and says "over" outside it, on random short words
+// over a small alphabet (so that matches, transpositions and long edits all happen).
+BOOST_AUTO_TEST_CASE(the_banded_distance_agrees_with_the_whole_table) {
+    chainrule::Rng rng(11);
+    auto word = [&] {
+        std::string w(std::size_t(rng.uniform(0, 9)), 'a');
+        for (char& c : w) c = "abcAB"[int(rng.uniform(0, 5))];
+        return w;
+    };
+    for (int trial = 0; trial < 3000; ++trial) {
+        const std::string a = word(), b = word();
+        const std::size_t want = reference_distance(a, b), limit = std::size_t(rng.uniform(0, 6));
+        BOOST_TEST(chainrule::edit_distance(a, b) == want, a << " / " << b);
+        BOOST_TEST(chainrule::edit_distance_within(a, b, limit) == std::min(want, limit + 1),
+                   a << " / " << b << " within " << limit);
+    }
+}
+
+// A name of 20,000 characters against 40 candidates as long and 2,000 short ones: the whole
+// table took over a minute for such a search; the band (at most 10 edits) takes milliseconds,
+// and a long name with two typos is still recognised.
+BOOST_AUTO_TEST_CASE(a_suggestion_for_a_huge_name_is_quick) {
+    chainrule::Rng rng(5);
+    auto random_name = [&](std::size_t n) {
+        std::string w(n, 'a');
+        for (char& c : w) c = char('a' + int(rng.uniform(0, 26)));
+        return w;
+    };
+    const std::string target = random_name(20000);
+    std::vector<std::string> candidates;
+    for (int k = 0; k < 2000; ++k) candidates.push_back(random_name(8));
+    for (int k = 0; k < 40; ++k) candidates.push_back(random_name(20000 + std::size_t(k % 3)));
+    candidates.push_back(target);
+    std::string typo = target;
+    std::swap(typo[100], typo[101]);
+    typo[15000] = typo[15000] == 'z' ? 'y' : 'z';
+    const auto start = std::chrono::steady_clock::now();
+    const std::string guess = chainrule::closest_name(typo, candidates);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    BOOST_TEST_MESSAGE("did-you-mean for a 20,000-character name: " << seconds << " s");
+    BOOST_TEST((guess == target));
+    BOOST_TEST(seconds < 2.0);
+    BOOST_TEST(chainrule::suggestion_edits("ab") == 2u);
+    BOOST_TEST(chainrule::suggestion_edits("abcdefghijkl") == 4u);
+    BOOST_TEST(chainrule::suggestion_edits(target) == chainrule::kMaxSuggestionEdits);
+    BOOST_TEST(chainrule::closest_name(random_name(60), {random_name(60)}).empty());
 }

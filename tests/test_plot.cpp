@@ -3,7 +3,10 @@
 #define BOOST_TEST_MODULE plot
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <limits>
 #include <filesystem>
 #include <regex>
 #include <unistd.h>
@@ -227,4 +230,90 @@ BOOST_AUTO_TEST_CASE(plot_command_redraws_a_run) {
     BOOST_TEST(garbage.code == 2);
     CHECK_HAS(garbage.err, bad);
     fs::remove_all(dir);
+}
+
+namespace {
+
+// Every number in an attribute of the picture, e.g. x="12.5" or points="1.0,2.0 3.0,4.0".
+std::vector<std::string> attribute_numbers(const std::string& svg) {
+    std::vector<std::string> out;
+    const std::regex attr(R"re( (?:x|y|x1|x2|y1|y2|cx|cy|width|height|points)="([^"]*)")re");
+    const std::regex word(R"re([^ ,]+)re");
+    for (auto it = std::sregex_iterator(svg.begin(), svg.end(), attr); it != std::sregex_iterator(); ++it) {
+        const std::string value = (*it)[1];
+        for (auto w = std::sregex_iterator(value.begin(), value.end(), word); w != std::sregex_iterator(); ++w)
+            out.push_back((*w)[0]);
+    }
+    return out;
+}
+
+}  // namespace
+
+// A checkpoint is data: whatever numbers its history holds, the plot's axes are computed in
+// a bounded number of steps (an epoch of 2^63 − 1 overflowed the epoch tick loop, values one
+// ulp apart made the value tick loop add a step too small to change a double, for ever),
+// with at most a dozen ticks and every coordinate a finite number of bounded size (points
+// are kept within ±1e6; labels and markers sit a few units off them).
+BOOST_AUTO_TEST_CASE(any_history_gives_a_bounded_picture) {
+    const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+    const double big = std::numeric_limits<double>::max(), one_ulp = std::nextafter(1.0, 2.0);
+    const std::int64_t last = std::numeric_limits<std::int64_t>::max(), first = std::numeric_limits<std::int64_t>::min();
+    const std::vector<std::pair<const char*, std::vector<EpochMetrics>>> histories = {
+        {"an epoch of 2^63-1", {{last, 0.5, 0.4, 0.9, 0, 0.1}}},
+        {"epochs 1 and 2^63-1", {{1, 0.5, 0.4, 0.9, 0, 0.1}, {last, 0.3, 0.2, 0.95, 0, 0.1}}},
+        {"epochs -2^63 and 2^63-1", {{first, 0.5, 0.4, 0.9, 0, 0.1}, {last, 0.3, 0.2, 0.95, 0, 0.1}}},
+        {"values one ulp apart", {{1, 1.0, one_ulp, one_ulp, 0, 0.1}, {2, one_ulp, 1.0, 1.0, 0, 0.1}}},
+        {"±1e30", {{1, 1e30, -1e30, 1e30, 0, 0.1}, {2, -1e30, 1e30, -1e30, 0, 0.1}}},
+        {"±DBL_MAX", {{1, big, -big, big, 0, 0.1}, {2, -big, big, 0.5, 0, 0.1}}},
+        {"1e30 and 1e30 plus one ulp", {{1, 1e30, std::nextafter(1e30, inf), 0.5, 0, 0.1}}},
+        {"the smallest numbers", {{1, 5e-324, 1e-310, 5e-324, 0, 0.1}, {2, 1e-300, 2e-300, 1e-300, 0, 0.1}}},
+        {"nothing finite", {{1, nan, inf, nan, 0, 0.1}, {2, -inf, nan, inf, 0, 0.1}}},
+        {"decades from 1e-300 to 1e300", {{1, 1e-300, 1e300, 0.5, 0, 0.1}, {2, 1e300, 1e-300, 0.5, 0, 0.1}}},
+    };
+    for (const auto& [what, h] : histories) {
+        for (const PlotOptions o : {PlotOptions{}, PlotOptions{true, false}, PlotOptions{false, true}}) {
+            const auto start = std::chrono::steady_clock::now();
+            const std::string svg = plot_svg(h, what, o);
+            const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            BOOST_TEST(seconds < 1.0, what);
+            BOOST_TEST(svg.size() < 40000u, what << ": " << svg.size() << " bytes");
+            BOOST_TEST(balanced(svg), what);
+            BOOST_TEST(texts(svg, "ytick-loss").size() <= 13u, what);
+            BOOST_TEST(texts(svg, "ytick-acc").size() <= 13u, what);
+            BOOST_TEST(texts(svg, "xtick").size() <= 13u, what);
+            for (const std::string& n : attribute_numbers(svg)) {
+                char* end = nullptr;
+                const double v = std::strtod(n.c_str(), &end);
+                BOOST_TEST((*end == '\0' && std::isfinite(v) && std::abs(v) <= 1.1e6), what << ": coordinate " << n);
+            }
+        }
+    }
+    // The epoch ticks of the longest possible run are round and in range.
+    const std::string svg = plot_svg({{1, 0.5, 0.4, 0.9, 0, 0.1}, {last, 0.3, 0.2, 0.95, 0, 0.1}}, "long");
+    const std::vector<std::string> ticks = texts(svg, "xtick");
+    const std::vector<std::string> round = {"1", "2000000000000000000", "4000000000000000000", "6000000000000000000",
+                                            "8000000000000000000"};
+    BOOST_REQUIRE(ticks.size() == 2 * round.size());  // under the loss panel and under the accuracy panel
+    BOOST_TEST(std::vector<std::string>(ticks.begin(), ticks.begin() + 5) == round, boost::test_tools::per_element());
+    // Values one ulp apart are a flat line in the middle of a ±10% axis.
+    const double minus_one_less = std::nextafter(-1.0, -2.0);
+    const std::vector<double> flat =
+        numbers(texts(plot_svg({{1, -1.0, minus_one_less, 0.5, 0, 0.1}}, "flat"), "ytick-loss"));
+    BOOST_TEST_REQUIRE(flat.size() >= 3u);
+    BOOST_TEST((flat.front() >= -1.2 && flat.front() <= -1.1 + 1e-12), flat.front());
+    BOOST_TEST((flat.back() >= -0.9 - 1e-12 && flat.back() <= -0.8), flat.back());
+}
+
+// XML 1.0 cannot hold U+0000–U+001F (but tab and line feed) even as character references:
+// a title holding them is written with each made visible as \u0001, and bytes that are not
+// UTF-8 as U+FFFD; the rest of the title is kept.
+BOOST_AUTO_TEST_CASE(control_characters_in_a_title_are_made_visible) {
+    std::string title = "run";
+    for (int c = 0; c < 0x20; ++c) title += char(c);
+    title += "\xff|\xEF\xBF\xBE|caf\xC3\xA9";
+    const std::string svg = plot_svg(run(3), title);
+    for (int c = 0; c < 0x20; ++c)
+        if (c != '\t' && c != '\n') BOOST_TEST(svg.find(char(c)) == std::string::npos, "raw control character " << c);
+    CHECK_HAS(svg, ">run\\u0000\\u0001\\u0002");
+    CHECK_HAS(svg, "\\u001f\xEF\xBF\xBD|\\ufffe|caf\xC3\xA9</text>");
 }

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "core/text.hpp"
+
 namespace chainrule {
 namespace {
 
@@ -13,7 +15,13 @@ constexpr const char* kTrainColour = "#0072B2";  // blue
 constexpr const char* kTestColour = "#D55E00";   // vermillion
 constexpr const char* kAccColour = "#009E73";    // bluish green
 
-// The smallest of 1, 2, 5 times a power of ten that cuts `span` into at most `parts`.
+// The axes must stay bounded whatever a history holds (a checkpoint is data): values are
+// clamped to ±kPlotMagnitude, a span too small for float64 to step through is widened like
+// a flat line, and tick loops count integers, never add a step to a double or an epoch.
+constexpr double kPlotMagnitude = 1e300;
+constexpr int kMaxTicks = 12;
+
+// The smallest of 1, 2, 5 times a power of ten that cuts `span` (finite, > 0) into at most `parts`.
 double nice_step(double span, int parts) {
     const double raw = span / parts;
     const double mag = std::pow(10.0, std::floor(std::log10(raw)));
@@ -26,50 +34,69 @@ struct Axis {
     double lo = 0, hi = 1;
     bool log = false;
     std::vector<double> ticks;
-    int digits = 0;  // decimals of the tick labels
+    int digits = 0;  // decimals of the tick labels; -1: the shortest form ({:g}), for huge or tiny steps
     double t(double v) const { return log ? std::log10(v) : v; }
-    std::string label(double v) const { return log ? fmt::format("{:g}", v) : fmt::format("{:.{}f}", v, digits); }
+    std::string label(double v) const {
+        return log || digits < 0 ? fmt::format("{:g}", v) : fmt::format("{:.{}f}", v, digits);
+    }
 };
 
 // lo..hi rounded out to a round step, about five ticks.
 Axis linear_axis(double lo, double hi) {
-    if (!(hi > lo)) {
-        const double d = lo == 0 ? 1 : std::abs(lo) * 0.1;
-        lo -= d, hi += d;
+    if (std::isnan(lo) || std::isnan(hi)) lo = 0, hi = 1;
+    lo = std::clamp(lo, -kPlotMagnitude, kPlotMagnitude), hi = std::clamp(hi, -kPlotMagnitude, kPlotMagnitude);
+    // Values equal to about nine digits (or one ulp apart) are a flat line.
+    const double magnitude = std::max(std::abs(lo), std::abs(hi));
+    if (!(hi - lo > 1e-9 * magnitude)) {
+        const double mid = lo / 2 + hi / 2, d = mid == 0 ? 1 : std::abs(mid) * 0.1;
+        lo = mid - d, hi = mid + d;
     }
     const double step = nice_step(hi - lo, 5);
     const double k0 = std::floor(lo / step + 1e-9), k1 = std::ceil(hi / step - 1e-9);
-    Axis a{k0 * step, k1 * step, false, {}, std::max(0, int(-std::floor(std::log10(step) + 1e-9)))};
-    for (double k = k0; k <= k1; ++k) a.ticks.push_back(k * step);
+    const int decimals = int(-std::floor(std::log10(step) + 1e-9));
+    Axis a{k0 * step, k1 * step, false, {}, step >= 1e9 || decimals > 9 ? -1 : std::max(0, decimals)};
+    const int count = int(std::min(k1 - k0, double(kMaxTicks)));
+    for (int k = 0; k <= count; ++k) a.ticks.push_back((k0 + k) * step);
     return a;
 }
 
-// Whole decades around lo..hi (both > 0), a tick at each power of ten.
+// Whole decades around lo..hi (both > 0), a tick at each power of ten, or at every few
+// when the decades are many (a few within 1e-300 to 1e300).
 Axis log_axis(double lo, double hi) {
-    const int a = int(std::floor(std::log10(lo) + 1e-9));
-    int b = int(std::ceil(std::log10(hi) - 1e-9));
+    const int a = std::clamp(int(std::floor(std::log10(lo) + 1e-9)), -300, 299);
+    int b = std::clamp(int(std::ceil(std::log10(hi) - 1e-9)), -300, 300);
     if (b <= a) b = a + 1;
     Axis axis{std::pow(10.0, a), std::pow(10.0, b), true, {}, 0};
-    for (int k = a; k <= b; ++k) axis.ticks.push_back(std::pow(10.0, k));
+    const int every = (b - a + kMaxTicks - 1) / kMaxTicks;
+    for (int k = a; k <= b; k += every) axis.ticks.push_back(std::pow(10.0, k));
     return axis;
 }
+
+// A coordinate far outside the picture is still a number an SVG reader takes.
+double on_canvas(double x) { return std::isfinite(x) ? std::clamp(x, -1e6, 1e6) : 0; }
 
 struct Panel {
     double x0, y0, w, h;
     Axis y;
     std::int64_t epochs;
-    double px(std::int64_t e) const { return x0 + w * (epochs <= 1 ? 0.5 : double(e - 1) / double(epochs - 1)); }
-    double py(double v) const { return y0 + h - h * (y.t(v) - y.t(y.lo)) / (y.t(y.hi) - y.t(y.lo)); }
+    double px(std::int64_t e) const {
+        return on_canvas(x0 + w * (epochs <= 1 ? 0.5 : (double(e) - 1) / (double(epochs) - 1)));
+    }
+    double py(double v) const {
+        v = std::clamp(v, y.log ? 1e-300 : -kPlotMagnitude, kPlotMagnitude);
+        return on_canvas(y0 + h - h * (y.t(v) - y.t(y.lo)) / (y.t(y.hi) - y.t(y.lo)));
+    }
 };
 
 // Round epoch numbers: multiples of a 1-2-5 step, and 1 when the step leaves room for it.
+// Counted without overflow up to an epoch of 2^63 − 1.
 std::vector<std::int64_t> epoch_ticks(std::int64_t epochs) {
     if (epochs <= 1) return {1};
     const auto step = std::max<std::int64_t>(1, std::llround(nice_step(double(epochs - 1), 8)));
     std::vector<std::int64_t> ticks;
     if (step == 1 || step >= 5) ticks.push_back(1);
-    for (std::int64_t e = step; e <= epochs; e += step)
-        if (e > 1) ticks.push_back(e);
+    for (std::int64_t k = 1; k <= epochs / step; ++k)
+        if (k * step > 1) ticks.push_back(k * step);
     return ticks;
 }
 
@@ -153,7 +180,7 @@ double last_value(const Panel& p, const std::vector<EpochMetrics>& hist, double 
 // The title is the model's name, which may hold any character: markup in it must stay text.
 std::string xml_escaped(const std::string& text) {
     std::string out;
-    for (char c : text) {
+    for (char c : visible_text(text)) {  // XML 1.0 cannot hold most control characters at all
         switch (c) {
             case '<': out += "&lt;"; break;
             case '>': out += "&gt;"; break;

@@ -10,7 +10,7 @@
   const state = { k: 0, timer: null, picked: -1, explain: null };
 
   // ---- numbers, as the terminal prints them ({:.6g}) ----
-  const special = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity };
+  const special = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity, nan: NaN, inf: Infinity, "-inf": -Infinity };
   const num = (v) => (typeof v === "string" && v in special ? special[v] : v);
   function strip(s) {
     return s.includes(".") ? s.replace(/0+$/, "").replace(/\.$/, "") : s;
