@@ -10,7 +10,7 @@
 
 // core/: Tensor, Shape/Dim, errors, JSON, RNG, printing
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "core/print.hpp"
 #include "core/random.hpp"
 #include "core/shape.hpp"

@@ -5,7 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/files.hpp"
 #include "train/plot.hpp"
 #include "train/run_dir.hpp"
 

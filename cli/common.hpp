@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "graph/model_json.hpp"
 
 namespace chainrule::cli {

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "graph/explain.hpp"
 
 namespace chainrule::cli {

@@ -10,7 +10,7 @@
 #include "cli/lecture_labels.hpp"
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "graph/dot.hpp"
 #include "page_assets.hpp"
 

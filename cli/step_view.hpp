@@ -6,7 +6,7 @@
 #include <iosfwd>
 #include <string>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "cli/explain_view.hpp"
 #include "graph/explain.hpp"
 #include "graph/stepper.hpp"

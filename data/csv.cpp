@@ -10,7 +10,8 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
 #include "data/kind.hpp"
 
 namespace chainrule::data {

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/files.hpp"
 #include "core/print.hpp"
 
 extern char** environ;

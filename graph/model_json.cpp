@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 
 namespace chainrule {
 namespace {

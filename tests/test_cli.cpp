@@ -4,7 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/json_io.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
 #include "graph/model_json.hpp"
 #include "testing.hpp"
 

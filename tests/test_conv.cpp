@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "core/random.hpp"
 #include "cpu/workers.hpp"
 #include "graph/graph.hpp"

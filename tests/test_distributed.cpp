@@ -7,7 +7,7 @@
 #include <atomic>
 #include <numeric>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "testing.hpp"
 #include "train/distributed.hpp"
 #include "train/feeder.hpp"

@@ -15,12 +15,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/error.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
+#include "core/tensor.hpp"
 #include "data/csv.hpp"
 #include "data/idx.hpp"
-#include "core/error.hpp"
-#include "core/json_io.hpp"
 #include "graph/model_json.hpp"
-#include "core/tensor.hpp"
 #include "ops/broadcast.hpp"
 #include "train/checkpoint.hpp"
 #include "train/run_dir.hpp"

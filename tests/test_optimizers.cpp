@@ -8,7 +8,8 @@
 #include <cmath>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
 #include "graph/model_json.hpp"
 #include "testing.hpp"
 #include "train/optimizer.hpp"

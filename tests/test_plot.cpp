@@ -8,7 +8,7 @@
 #include <regex>
 #include <unistd.h>
 
-#include "core/json_io.hpp"
+#include "core/files.hpp"
 #include "tests/testing.hpp"
 #include "train/plot.hpp"
 

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "graph/dot.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "graph/model_json.hpp"
 #include "testing.hpp"
 

@@ -19,6 +19,7 @@
 #include "train/sampler.hpp"
 #include "cpu/workers.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "train/trainer.hpp"
 #include "testing.hpp"
 

@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/random.hpp"
 
 namespace chainrule {

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "train/optimizer.hpp"
 #include "train/plot.hpp"
 
