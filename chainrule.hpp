@@ -8,8 +8,9 @@
 // data/pixels.hpp, cpu/workers.hpp, cpu/gemm.hpp): they add macros and helpers, not API.
 #pragma once
 
-// core/: Tensor, Shape/Dim, errors, JSON, RNG, printing
+// core/: Tensor, Shape/Dim, errors, JSON, files, RNG, printing
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/json.hpp"
 #include "core/print.hpp"
 #include "core/random.hpp"
@@ -27,11 +28,10 @@
 #include "ops/opcheck.hpp"
 #include "ops/plugin.hpp"
 
-// graph/: Graph, the model JSON loader, gradcheck, the stepper, DOT pictures
+// graph/: Graph, gradcheck, the stepper, DOT pictures
 #include "graph/dot.hpp"
 #include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
-#include "graph/model_json.hpp"
 #include "graph/stepper.hpp"
 
 // data/: data sets (CSV, IDX) and PNG
@@ -40,6 +40,9 @@
 #include "data/idx.hpp"
 #include "data/kind.hpp"
 #include "data/png.hpp"
+
+// format/: the model file format (JSON <-> Graph) and feed files
+#include "format/model_json.hpp"
 
 // train/: training spec, trainer, checkpoints, metrics, plots
 #include "train/checkpoint.hpp"

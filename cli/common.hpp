@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/json.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 
 namespace chainrule::cli {
 

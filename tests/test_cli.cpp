@@ -6,7 +6,7 @@
 
 #include "core/files.hpp"
 #include "core/json.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

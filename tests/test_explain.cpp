@@ -9,9 +9,9 @@
 
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
+#include "format/model_json.hpp"
 #include "graph/dot.hpp"
 #include "graph/explain.hpp"
-#include "graph/model_json.hpp"
 #include "graph/stepper.hpp"
 #include "ops/formula.hpp"
 #include "testing.hpp"

@@ -21,7 +21,7 @@
 #include "core/tensor.hpp"
 #include "data/csv.hpp"
 #include "data/idx.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "ops/broadcast.hpp"
 #include "train/checkpoint.hpp"
 #include "train/run_dir.hpp"

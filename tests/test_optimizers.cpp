@@ -10,7 +10,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/json.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "testing.hpp"
 #include "train/optimizer.hpp"
 

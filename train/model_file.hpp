@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "train/metrics.hpp"
 #include "train/trainer.hpp"
 #include "train/training.hpp"

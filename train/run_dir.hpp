@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "train/checkpoint.hpp"
 #include "train/metrics.hpp"
 

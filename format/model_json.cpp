@@ -1,4 +1,4 @@
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 
 #include <filesystem>
 #include <fmt/format.h>
