@@ -28,8 +28,7 @@
 #include "ops/opcheck.hpp"
 #include "ops/plugin.hpp"
 
-// graph/: Graph, gradcheck, the stepper, DOT pictures
-#include "graph/dot.hpp"
+// graph/: Graph, the plan, gradcheck, the stepper
 #include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
 #include "graph/stepper.hpp"
@@ -44,9 +43,12 @@
 // format/: the model file format (JSON <-> Graph) and feed files
 #include "format/model_json.hpp"
 
-// train/: training spec, trainer, checkpoints, metrics, plots
+// render/: DOT and SVG of a graph, the SVG plots of a run
+#include "render/dot.hpp"
+#include "render/plot.hpp"
+
+// train/: training spec, trainer, checkpoints, metrics
 #include "train/checkpoint.hpp"
 #include "train/metrics.hpp"
-#include "train/plot.hpp"
 #include "train/trainer.hpp"
 #include "train/training.hpp"

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "core/json.hpp"
-#include "graph/explain.hpp"
+#include "render/explain.hpp"
 
 namespace chainrule::cli {
 

@@ -11,7 +11,7 @@
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
-#include "graph/dot.hpp"
+#include "render/dot.hpp"
 #include "page_assets.hpp"
 
 namespace chainrule::cli {

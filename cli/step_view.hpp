@@ -8,8 +8,8 @@
 
 #include "core/json.hpp"
 #include "cli/explain_view.hpp"
-#include "graph/explain.hpp"
 #include "graph/stepper.hpp"
+#include "render/explain.hpp"
 
 namespace chainrule::cli {
 

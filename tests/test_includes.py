@@ -17,8 +17,9 @@ ALLOWED = {
     "graph": {"core", "cpu", "ops"},
     "data": {"core"},
     "format": {"core", "ops", "graph"},
-    "train": {"core", "cpu", "ops", "graph", "data", "format"},
-    "cli": {"core", "cpu", "ops", "graph", "data", "format", "train"},
+    "render": {"core", "ops", "graph"},
+    "train": {"core", "cpu", "ops", "graph", "data", "format", "render"},
+    "cli": {"core", "cpu", "ops", "graph", "data", "format", "render", "train"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

@@ -1,4 +1,4 @@
-// curves.svg (train/plot.cpp) and `chainrule plot`: round ticks, the legend, markers, the log
+// curves.svg (render/plot.cpp) and `chainrule plot`: round ticks, the legend, markers, the log
 // scale, the final values, NaN losses, and the command's errors.
 #define BOOST_TEST_MODULE plot
 #include <boost/test/unit_test.hpp>
@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "core/files.hpp"
+#include "render/plot.hpp"
 #include "tests/testing.hpp"
-#include "train/plot.hpp"
 
 using namespace chainrule;
 using namespace chainrule::testing;
@@ -76,11 +76,11 @@ bool balanced(const std::string& svg) {
 }
 
 // Losses falling from 1.37 to 0.2134 (test 0.25), accuracy rising from 0.62 to 0.9333.
-std::vector<EpochMetrics> run(std::int64_t epochs) {
-    std::vector<EpochMetrics> h;
+std::vector<CurvePoint> run(std::int64_t epochs) {
+    std::vector<CurvePoint> h;
     for (std::int64_t e = 1; e <= epochs; ++e) {
         const double f = epochs == 1 ? 1 : double(e - 1) / double(epochs - 1);
-        h.push_back({e, 1.37 + (0.2134 - 1.37) * f, 1.2 + (0.25 - 1.2) * f, 0.62 + (0.9333 - 0.62) * f, 0.01, 0.1});
+        h.push_back({e, 1.37 + (0.2134 - 1.37) * f, 1.2 + (0.25 - 1.2) * f, 0.62 + (0.9333 - 0.62) * f});
     }
     return h;
 }
@@ -141,7 +141,7 @@ BOOST_AUTO_TEST_CASE(markers_for_few_epochs_only) {
 }
 
 BOOST_AUTO_TEST_CASE(log_scale_ticks_are_powers_of_ten) {
-    std::vector<EpochMetrics> h = run(40);
+    std::vector<CurvePoint> h = run(40);
     h.back().train_loss = 0.004;  // 0.004 .. 1.37: 0.001 to 10
     const std::string svg = plot_svg(h, "x", {.log_loss = true});
     BOOST_TEST(texts(svg, "ytick-loss") == (std::vector<std::string>{"0.001", "0.01", "0.1", "1", "10"}));
@@ -157,7 +157,7 @@ BOOST_AUTO_TEST_CASE(final_values_are_labelled) {
 }
 
 BOOST_AUTO_TEST_CASE(nan_test_loss_is_skipped_and_said) {
-    std::vector<EpochMetrics> h = run(20);
+    std::vector<CurvePoint> h = run(20);
     h[4].test_loss = NAN;
     h[10].test_loss = INFINITY;
     h.back().test_loss = NAN;
@@ -179,7 +179,7 @@ BOOST_AUTO_TEST_CASE(nan_test_loss_is_skipped_and_said) {
 }
 
 BOOST_AUTO_TEST_CASE(log_scale_skips_non_positive_losses) {
-    std::vector<EpochMetrics> h = run(10);
+    std::vector<CurvePoint> h = run(10);
     h[2].train_loss = 0;
     const std::string svg = plot_svg(h, "x", {.log_loss = true});
     BOOST_TEST(balanced(svg));

@@ -14,7 +14,7 @@
 
 #include "core/json.hpp"
 #include "format/model_json.hpp"
-#include "graph/dot.hpp"
+#include "render/dot.hpp"
 #include "testing.hpp"
 
 extern char** environ;

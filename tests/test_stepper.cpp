@@ -13,8 +13,8 @@
 #include "core/error.hpp"
 #include "core/text.hpp"
 #include "format/model_json.hpp"
-#include "graph/dot.hpp"
 #include "graph/stepper.hpp"
+#include "render/dot.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

@@ -13,7 +13,6 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "train/optimizer.hpp"
-#include "train/plot.hpp"
 
 namespace chainrule {
 namespace {
@@ -122,7 +121,7 @@ void RunDir::write_epoch(const Model& m, Checkpoint c, const std::vector<EpochMe
     c.info["history"] = history_json(history);
     save_checkpoint(c, checkpoint_file());
     write_file_atomic((fs::path(dir_) / "metrics.csv").string(), metrics_csv(history));
-    write_file_atomic((fs::path(dir_) / "curves.svg").string(), plot_svg(history, m.graph.name));
+    write_file_atomic((fs::path(dir_) / "curves.svg").string(), curves_svg(history, m.graph.name));
     save_model(m, (fs::path(dir_) / "model.json").string(), true);
 }
 
@@ -155,6 +154,13 @@ RunHistory load_run_history(const std::string& dir_or_file) {
     r.model = c.model;
     r.history = history_from_json(c.info.contains("history") ? c.info["history"] : Json(), r.file);
     return r;
+}
+
+std::string curves_svg(const std::vector<EpochMetrics>& history, const std::string& title, PlotOptions options) {
+    std::vector<CurvePoint> points;
+    points.reserve(history.size());
+    for (const EpochMetrics& e : history) points.push_back({e.epoch, e.train_loss, e.test_loss, e.test_accuracy});
+    return plot_svg(points, title, options);
 }
 
 void Saver::epoch_done(const Model& m, Checkpoint c, const std::vector<EpochMetrics>& history) {

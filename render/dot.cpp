@@ -1,5 +1,4 @@
-#include "graph/dot.hpp"
-#include "graph/explain.hpp"
+#include "render/dot.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -15,6 +14,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/print.hpp"
+#include "render/explain.hpp"
 
 extern char** environ;
 

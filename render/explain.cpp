@@ -1,4 +1,4 @@
-#include "graph/explain.hpp"
+#include "render/explain.hpp"
 
 #include <algorithm>
 #include <charconv>
