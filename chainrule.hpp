@@ -49,6 +49,7 @@
 
 // train/: training spec, trainer, checkpoints, metrics
 #include "train/checkpoint.hpp"
+#include "train/model_file.hpp"
 #include "train/metrics.hpp"
 #include "train/trainer.hpp"
 #include "train/training.hpp"
