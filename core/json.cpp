@@ -3,7 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <fstream>
+#include <optional>
+#include <string_view>
 #include <set>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <vector>
 
 #include "core/error.hpp"
@@ -41,6 +46,11 @@ void line_col(const std::string& text, std::size_t byte, std::size_t& line, std:
 }
 
 constexpr std::size_t kMaxJsonDepth = 64;  // docs/limits.md
+// Memory to hold a parsed document (docs/limits.md): a pre-scan of the text counts it before
+// anything is built, and a document that would take more than this many bytes per byte of
+// text, plus the slack, or more than the address space left under `ulimit -v`, is refused.
+constexpr std::uint64_t kJsonMemoryPerByte = 40;
+constexpr std::uint64_t kJsonMemorySlack = std::uint64_t{64} << 20;
 
 bool number_char(char c) { return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'; }
 
@@ -71,6 +81,113 @@ std::size_t find_number_token(const std::string& text, const std::string& litera
     return std::string::npos;
 }
 
+
+// What the document will cost in memory, counted from the text before anything is built
+// (docs/limits.md, "Memory to read a JSON file"). A `{}` is 3 bytes of text but a slot
+// (16 bytes), a heap map (40 with malloc's header) and, when it goes, a place on
+// nlohmann's teardown stack; without this count a 60 MB file of them took 2.3 GB and,
+// under `ulimit -v`, died of SIGABRT when a teardown allocation failed inside a destructor.
+constexpr std::uint64_t kJsonValue = sizeof(Json);                                  // an array's slot
+constexpr std::uint64_t kJsonMember = sizeof(std::pair<const std::string, Json>);  // an object's slot
+constexpr std::uint64_t kJsonHeap = 16;                                            // malloc's header
+constexpr std::uint64_t kJsonContainer = sizeof(std::vector<Json>) + kJsonHeap;     // the map or array itself
+constexpr std::uint64_t kJsonKeySeen = 32 + sizeof(std::string) + kJsonHeap;        // JsonBuilder's set node
+constexpr std::uint64_t kJsonTeardown = kJsonValue * 3 / 2;  // nlohmann's destroy stack, grown by doubling
+constexpr std::uint64_t kJsonSso = 15;                       // longer strings have a heap buffer
+
+std::uint64_t string_heap(std::uint64_t length) { return length > kJsonSso ? length + 1 + kJsonHeap : 0; }
+
+struct JsonCost {
+    std::uint64_t bytes = 0;       // the document's heap, with malloc's headers, and its teardown
+    std::uint64_t containers = 0;  // objects and arrays
+};
+
+// One pass over the text; tolerant of malformed text (the parser names the fault). Each value
+// costs its place on the teardown stack, a string its heap object and long buffer, a container
+// its heap object and its exact buffer of slots, an object's key its long buffers and the
+// duplicate check's set node. With `sizes`, the element count of each container is written
+// there in the order they open (JsonBuilder reserves exactly that); it must have room for them.
+JsonCost json_cost(const std::string& text, std::uint32_t* sizes = nullptr) {
+    struct Open {
+        std::uint64_t index;  // the container's number, in the order they open
+        std::uint32_t count;  // its elements so far (commas + 1 once a value is seen)
+        bool object;
+        bool empty;
+    };
+    JsonCost cost;
+    Open open[kMaxJsonDepth + 2];
+    std::size_t depth = 0;   // deeper than kMaxJsonDepth + 1 stops the count: the parser refuses it
+    bool after_key = false;  // the next string is a key (inside an object, after `{` or `,`)
+    auto value = [&] {
+        cost.bytes += kJsonTeardown;  // its slot is counted in its container's buffer
+        if (depth > 0 && open[depth - 1].empty) open[depth - 1].empty = false, open[depth - 1].count = 1;
+    };
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '"') {
+            const std::size_t start = ++i;
+            for (; i < text.size() && text[i] != '"'; ++i)
+                if (text[i] == '\\') ++i;
+            const std::uint64_t length = i - start;  // escapes counted as written: an upper bound
+            if (after_key) {
+                cost.bytes += kJsonKeySeen + 2 * string_heap(length);  // the pair's string and the set's
+                after_key = false;
+            } else {
+                value();
+                cost.bytes += sizeof(std::string) + kJsonHeap + string_heap(length);
+            }
+        } else if (c == '{' || c == '[') {
+            value();
+            if (depth == kMaxJsonDepth + 2) break;
+            cost.bytes += kJsonContainer;
+            open[depth++] = {cost.containers++, 0, c == '{', true};
+            after_key = c == '{';
+        } else if (c == '}' || c == ']') {
+            if (depth == 0) break;
+            const Open& o = open[--depth];
+            if (o.count > 0) cost.bytes += o.count * (o.object ? kJsonMember : kJsonValue) + kJsonHeap;
+            if (sizes) sizes[o.index] = o.count;
+        } else if (c == ',') {
+            if (depth == 0) break;
+            ++open[depth - 1].count;
+            after_key = open[depth - 1].object;
+        } else if (c != ':' && c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+            value();  // a number, true, false or null: one value, then the rest of its token
+            while (i + 1 < text.size() && std::string_view(",:]}\" \n\t\r").find(text[i + 1]) == std::string_view::npos)
+                ++i;
+        }
+    }
+    cost.bytes += cost.containers * sizeof(std::uint32_t);  // the sizes themselves, while parsing
+    return cost;
+}
+
+// Address space left under `ulimit -v`, or nothing when there is no limit.
+std::optional<std::uint64_t> address_space_left() {
+    struct rlimit limit {};
+    std::uint64_t pages = 0;
+    if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return std::nullopt;
+    if (!(std::ifstream("/proc/self/statm") >> pages)) return std::nullopt;
+    const std::uint64_t used = pages * std::uint64_t(sysconf(_SC_PAGESIZE));
+    return used >= limit.rlim_cur ? 0 : limit.rlim_cur - used;
+}
+
+std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", double(bytes) / (1 << 20)); }
+
+// Refuses, naming the file, a document whose memory exceeds kJsonMemoryPerByte bytes per byte of
+// text (plus kJsonMemorySlack) or the address space left.
+void check_json_cost(const JsonCost& cost, std::size_t text_bytes, const std::string& file) {
+    const std::uint64_t cap = kJsonMemoryPerByte * text_bytes + kJsonMemorySlack;
+    if (cost.bytes > cap)
+        throw InputError(fmt::format("{}: the JSON document would take {} of memory to hold, more than the {} "
+                                     "({} bytes for each of its {} bytes, docs/limits.md): chainrule's files do "
+                                     "not nest empty or one-element containers this densely",
+                                     file, mib(cost.bytes), mib(cap), kJsonMemoryPerByte, text_bytes));
+    if (const auto left = address_space_left(); left && cost.bytes > *left)
+        throw InputError(fmt::format("{}: the JSON document would take {} of memory to hold, more than the {} of "
+                                     "address space left under the limit (ulimit -v); raise the limit",
+                                     file, mib(cost.bytes), mib(*left)));
+}
+
 }  // namespace
 
 std::string json_path(const std::string& parent, const std::string& key) {
@@ -90,7 +207,14 @@ namespace {
 // count); keys here are checked with a set and appended without a search.
 class JsonBuilder {
 public:
-    explicit JsonBuilder(const std::string& file) : file_(file) {}
+    JsonBuilder(const std::string& file, const std::vector<std::uint32_t>& sizes) : file_(file), sizes_(sizes) {}
+    JsonBuilder(const JsonBuilder&) = delete;
+    JsonBuilder& operator=(const JsonBuilder&) = delete;
+    // A document cut short (bad text, or memory ran out) is taken apart here, innermost first,
+    // so that nlohmann's destructor, which allocates a stack as large as a container, never
+    // runs on a full one: an allocation failing inside a destructor is std::terminate.
+    ~JsonBuilder() { take_apart(); }
+    void take_apart() noexcept { take_apart(root_); }
     Json take() { return std::move(root_); }
 
     bool null() { return put(nullptr); }
@@ -146,6 +270,15 @@ private:
         place(std::forward<V>(v));
         return true;
     }
+    static void take_apart(Json& j) noexcept {
+        if (j.is_array()) {
+            auto& items = j.get_ref<Json::array_t&>();
+            while (!items.empty()) take_apart(items.back()), items.pop_back();
+        } else if (j.is_object()) {
+            auto& pairs = static_cast<std::vector<std::pair<const std::string, Json>>&>(j.get_ref<Json::object_t&>());
+            while (!pairs.empty()) take_apart(pairs.back().second), pairs.pop_back();
+        }
+    }
     bool open(Json empty, bool array) {
         // Deeper nesting has no use in chainrule's files and costs stack and memory.
         if (frames_.size() >= kMaxJsonDepth)
@@ -154,6 +287,14 @@ private:
         f.array = array;
         f.path = child_path(frames_);
         Json* j = place(std::move(empty));
+        if (opened_ < sizes_.size()) {  // exactly the elements json_cost counted: no doubling, no copies
+            const std::uint32_t n = sizes_[opened_];
+            if (array)
+                j->get_ref<Json::array_t&>().reserve(n);
+            else
+                static_cast<std::vector<std::pair<const std::string, Json>>&>(j->get_ref<Json::object_t&>()).reserve(n);
+        }
+        ++opened_;
         if (!frames_.empty() && frames_.back().array) --frames_.back().index;  // counted when it closes
         frames_.push_back(std::move(f));
         stack_.push_back(j);
@@ -167,6 +308,8 @@ private:
     }
 
     const std::string& file_;
+    const std::vector<std::uint32_t>& sizes_;
+    std::size_t opened_ = 0;  // containers opened so far: the index into sizes_
     Json root_;
     std::vector<Json*> stack_;
     std::vector<Frame> frames_;
@@ -184,10 +327,19 @@ Json parse_json_text(const std::string& text, const std::string& file) {
         throw InputError(fmt::format("{}:{}:{}: NUL byte (is this a binary or UTF-16 file?); JSON text has none",
                                      file, line, col));
     }
-    JsonBuilder sax(file);
+    const JsonCost cost = json_cost(text);
+    check_json_cost(cost, text.size(), file);
+    std::vector<std::uint32_t> sizes(cost.containers);
+    json_cost(text, sizes.data());
+    JsonBuilder sax(file, sizes);
     try {
         Json::sax_parse(text, &sax);
         return sax.take();
+    } catch (const std::bad_alloc&) {
+        sax.take_apart();  // memory back before the message is made
+        throw InputError(fmt::format("{}: out of memory while reading the JSON document (it takes about {}); raise "
+                                     "the limit (ulimit -v) or free memory",
+                                     file, mib(cost.bytes)));
     } catch (const nlohmann::json::parse_error& e) {
         std::size_t line, col;
         line_col(text, e.byte, line, col);
