@@ -8,9 +8,10 @@
 // data/pixels.hpp, cpu/workers.hpp, cpu/gemm.hpp): they add macros and helpers, not API.
 #pragma once
 
-// core/: Tensor, Shape/Dim, errors, JSON, RNG, printing
+// core/: Tensor, Shape/Dim, errors, JSON, files, RNG, printing
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
 #include "core/print.hpp"
 #include "core/random.hpp"
 #include "core/shape.hpp"
@@ -27,11 +28,9 @@
 #include "ops/opcheck.hpp"
 #include "ops/plugin.hpp"
 
-// graph/: Graph, the model JSON loader, gradcheck, the stepper, DOT pictures
-#include "graph/dot.hpp"
+// graph/: Graph, the plan, gradcheck, the stepper
 #include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
-#include "graph/model_json.hpp"
 #include "graph/stepper.hpp"
 
 // data/: data sets (CSV, IDX) and PNG
@@ -41,10 +40,16 @@
 #include "data/kind.hpp"
 #include "data/png.hpp"
 
-// train/: training spec, trainer, checkpoints, metrics, plots
+// format/: the model file format (JSON <-> Graph) and feed files
+#include "format/model_json.hpp"
+
+// render/: DOT and SVG of a graph, the SVG plots of a run
+#include "render/dot.hpp"
+#include "render/plot.hpp"
+
+// train/: training spec, trainer, checkpoints, metrics
 #include "train/checkpoint.hpp"
 #include "train/model_file.hpp"
 #include "train/metrics.hpp"
-#include "train/plot.hpp"
 #include "train/trainer.hpp"
 #include "train/training.hpp"

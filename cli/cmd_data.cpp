@@ -7,13 +7,14 @@
 #include <cstdio>
 
 #include "cli/commands.hpp"
+#include "core/error.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
 #include "data/csv.hpp"
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
 #include "data/kind.hpp"
 #include "data/png.hpp"
-#include "core/error.hpp"
-#include "core/json_io.hpp"
 
 namespace chainrule::cli {
 namespace {

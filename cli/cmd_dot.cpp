@@ -4,7 +4,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
-#include "graph/dot.hpp"
+#include "render/dot.hpp"
 
 namespace chainrule::cli {
 namespace {

@@ -5,8 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
-#include "core/json_io.hpp"
-#include "train/plot.hpp"
+#include "core/files.hpp"
 #include "train/run_dir.hpp"
 
 namespace chainrule::cli {
@@ -41,7 +40,7 @@ void add_plot(CLI::App& app) {
                                          ckpt, o->run));
         const RunHistory run = load_run_history(o->run);
         const std::string out = o->out.empty() ? (fs::path(ckpt).parent_path() / "curves.svg").string() : o->out;
-        write_file_atomic(out, plot_svg(run.history, run.model, o->options));
+        write_file_atomic(out, curves_svg(run.history, run.model, o->options));
         fmt::print("wrote {} ({} epochs of {})\n", out, run.history.size(), run.file);
     });
 }

@@ -9,6 +9,7 @@
 #include "cli/step_page.hpp"
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/print.hpp"
 
 namespace chainrule::cli {

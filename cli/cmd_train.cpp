@@ -33,6 +33,40 @@ void print_parameters(const Graph& g) {
     for (int id : g.parameters()) fmt::print("  {} = {}\n", g.node(id).name, format_tensor(g.node(id).value, 24, 8));
 }
 
+// The run's first lines: the data, the epochs, the optimizer and its schedule, the batches,
+// the BLAS kernels, the model's doc and the number of processes.
+void print_run_header(const Model& m, const TrainingSpec& spec, const data::Dataset& ds, int processes,
+                      const std::string& out_dir) {
+    fmt::print("{}: {} training and {} test samples; {} epochs, {}{}{}, {}; {}\n", m.path, ds.train.count,
+               ds.test.count, spec.epochs, describe(spec.optimizer),
+               spec.lr_schedule.kind == ScheduleSpec::Kind::constant
+                   ? std::string()
+                   : ", lr schedule " + describe(spec.lr_schedule) + " per epoch",
+               spec.clip_grad_norm > 0 ? fmt::format(", gradients clipped to norm {}", spec.clip_grad_norm)
+                                       : "",
+               spec.batch_size == 0 || spec.batch_size >= ds.train.count
+                   ? std::string("full batch")
+                   : fmt::format("batches of {} ({})", spec.batch_size, spec.sampling.name()),
+               blas_kernel_description());
+    // The model's own words first: a run that looks broken (a plateau) often says why there.
+    if (!m.graph.doc.empty()) fmt::print("  {}\n", m.graph.doc);
+    if (processes > 1) fmt::print("  {} processes (mpirun)\n", processes);
+    // Said before the first epoch, while a run meant to be kept can still be stopped.
+    if (out_dir.empty()) fmt::print("  no --out: nothing of this run will be saved (add --out DIR to keep it)\n");
+}
+
+// The run's last lines: small models' parameters, the final test figures, the run directory.
+void print_run_end(const Graph& g, const std::vector<EpochMetrics>& history, const std::string& out_dir) {
+    if (g.parameter_count() <= 64) {
+        fmt::print("parameters after epoch {}:\n", history.empty() ? 0 : history.back().epoch);
+        print_parameters(g);
+    }
+    if (!history.empty() && history.back().test_accuracy >= 0)
+        fmt::print("final test accuracy {:.4f}  test loss {:.6f}\n", history.back().test_accuracy,
+                   history.back().test_loss);
+    fmt::print("{}\n", out_dir.empty() ? std::string("nothing saved (no --out)") : "run directory: " + out_dir);
+}
+
 }  // namespace
 
 void add_train(CLI::App& app) {
@@ -118,24 +152,7 @@ void add_train(CLI::App& app) {
             line.clear();
             fmt::print("{}\n", text);
         };
-        if (root) {
-            fmt::print("{}: {} training and {} test samples; {} epochs, {}{}{}, {}; {}\n", m.path, ds.train.count,
-                       ds.test.count, spec.epochs, describe(spec.optimizer),
-                       spec.lr_schedule.kind == ScheduleSpec::Kind::constant
-                           ? std::string()
-                           : ", lr schedule " + describe(spec.lr_schedule) + " per epoch",
-                       spec.clip_grad_norm > 0 ? fmt::format(", gradients clipped to norm {}", spec.clip_grad_norm)
-                                               : "",
-                       spec.batch_size == 0 || spec.batch_size >= ds.train.count
-                           ? std::string("full batch")
-                           : fmt::format("batches of {} ({})", spec.batch_size, spec.sampling.name()),
-                       blas_kernel_description());
-            // The model's own words first: a run that looks broken (a plateau) often says why there.
-            if (!m.graph.doc.empty()) fmt::print("  {}\n", m.graph.doc);
-            if (comm.size() > 1) fmt::print("  {} processes (mpirun)\n", comm.size());
-            // Said before the first epoch, while a run meant to be kept can still be stopped.
-            if (o->t.out_dir.empty()) fmt::print("  no --out: nothing of this run will be saved (add --out DIR to keep it)\n");
-        }
+        if (root) print_run_header(m, spec, ds, comm.size(), o->t.out_dir);
         std::fflush(stdout);
         std::vector<EpochMetrics> history;
         try {
@@ -146,15 +163,7 @@ void add_train(CLI::App& app) {
             throw SignalExit(stop.signal() ? stop.signal() : e.signal);
         }
         line.clear();
-        if (!root) return;
-        if (m.graph.parameter_count() <= 64) {
-            fmt::print("parameters after epoch {}:\n", history.empty() ? 0 : history.back().epoch);
-            print_parameters(m.graph);
-        }
-        if (!history.empty() && history.back().test_accuracy >= 0)
-            fmt::print("final test accuracy {:.4f}  test loss {:.6f}\n", history.back().test_accuracy,
-                       history.back().test_loss);
-        fmt::print("{}\n", o->t.out_dir.empty() ? std::string("nothing saved (no --out)") : "run directory: " + o->t.out_dir);
+        if (root) print_run_end(m.graph, history, o->t.out_dir);
     });
 }
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "core/json_io.hpp"
-#include "graph/model_json.hpp"
+#include "core/json.hpp"
+#include "format/model_json.hpp"
 
 namespace chainrule::cli {
 

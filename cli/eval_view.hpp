@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "data/dataset.hpp"
 #include "train/trainer.hpp"
 

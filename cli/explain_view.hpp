@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "core/json_io.hpp"
-#include "graph/explain.hpp"
+#include "core/json.hpp"
+#include "render/explain.hpp"
 
 namespace chainrule::cli {
 

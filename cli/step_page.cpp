@@ -10,8 +10,8 @@
 #include "cli/lecture_labels.hpp"
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
-#include "core/json_io.hpp"
-#include "graph/dot.hpp"
+#include "core/json.hpp"
+#include "render/dot.hpp"
 #include "page_assets.hpp"
 
 namespace chainrule::cli {

@@ -11,7 +11,7 @@
 #include "core/error.hpp"
 #include "core/print.hpp"
 #include "core/text.hpp"
-#include "graph/explain.hpp"
+#include "render/explain.hpp"
 
 namespace chainrule::cli {
 

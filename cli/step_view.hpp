@@ -6,10 +6,10 @@
 #include <iosfwd>
 #include <string>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "cli/explain_view.hpp"
-#include "graph/explain.hpp"
 #include "graph/stepper.hpp"
+#include "render/explain.hpp"
 
 namespace chainrule::cli {
 

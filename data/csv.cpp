@@ -11,7 +11,8 @@
 
 #include "core/error.hpp"
 #include "core/text.hpp"
-#include "core/json_io.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
 #include "data/kind.hpp"
 
 namespace chainrule::data {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "core/sparse_rows.hpp"
 #include "core/tensor.hpp"
 

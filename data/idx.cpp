@@ -12,7 +12,8 @@
 #include <zlib.h>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
 #include "data/kind.hpp"
 
 namespace chainrule::data {

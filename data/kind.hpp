@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "data/dataset.hpp"
 
 namespace chainrule::data {

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "ops/finite_difference.hpp"
 
 namespace chainrule {
 
@@ -41,22 +42,19 @@ GradcheckReport gradcheck(Graph& g, const GradcheckOptions& opt) {
             std::sort(picks.begin(), picks.end());
         }
         Tensor analytic = n.grad;  // backward results before we perturb anything
+        const FdTolerance tol{opt.step, opt.rtol, opt.atol};
+        const auto perturbed_loss = [&] {
+            g.forward(pass);
+            return g.node(loss).value.at(0);
+        };
         for (std::int64_t i : picks) {
-            double x0 = n.value.at(i), h = opt.step * std::max(1.0, std::abs(x0));
-            n.value.set(i, x0 + h);
-            g.forward(pass);
-            double lp = g.node(loss).value.at(0);
-            n.value.set(i, x0 - h);
-            g.forward(pass);
-            double lm = g.node(loss).value.at(0);
-            n.value.set(i, x0);
             GradcheckEntry e;
             e.index = i;
             e.analytic = analytic.at(i);
-            e.numeric = (lp - lm) / (2 * h);
-            e.abs_error = std::abs(e.analytic - e.numeric);
-            e.ok = std::isfinite(e.abs_error) &&
-                   e.abs_error <= opt.atol + opt.rtol * std::max(std::abs(e.analytic), std::abs(e.numeric));
+            e.numeric = central_difference(n.value, i, perturbed_loss, opt.step);
+            const FdComparison c = compare_to_numeric(e.analytic, e.numeric, tol);
+            e.abs_error = c.abs_error;
+            e.ok = c.ok;
             t.max_abs_error = std::max(t.max_abs_error, e.abs_error);
             t.max_abs_numeric = std::max(t.max_abs_numeric, std::abs(e.numeric));
             t.ok = t.ok && e.ok;

@@ -1,8 +1,9 @@
-// Analytic gradients against central finite differences, in float64.
+// A model's analytic gradients against central finite differences, in float64.
 //
 // For each checked entry θ_i:  numeric = (L(θ_i + h) − L(θ_i − h)) / 2h, with
 // h = step · max(1, |θ_i|), and the entry passes when
-//     |analytic − numeric| <= atol + rtol · max(|analytic|, |numeric|).
+//     |analytic − numeric| <= atol + rtol · max(|analytic|, |numeric|):
+// ops/finite_difference's difference and rule, the ones the op checks (ops/opcheck) use.
 // Large tensors are checked on a seeded random sample of entries (docs/cli.md).
 #pragma once
 

@@ -5,7 +5,7 @@
 #include <stdexcept>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "ops/broadcast.hpp"
 
 namespace chainrule {

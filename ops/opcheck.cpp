@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.hpp"
+#include "ops/finite_difference.hpp"
 
 namespace chainrule {
 
@@ -130,11 +131,103 @@ OpCheck run_check(std::string what, F&& body) {
     return c;
 }
 
-}  // namespace
 
-std::vector<OpCheck> check_op(const Op& op, std::uint64_t seed) {
-    std::vector<OpCheck> checks;
-    Rng rng(seed);
+// The float64 gradient against central differences of L = Σ r ⊙ forward (ops/finite_difference),
+// and some |dL/dx| large enough for the check to prove something.
+std::string gradient_agrees(const Op& op, Prepared& p, const Tensor& out, const Tensor& r, bool& ok) {
+    auto grads = run_backward(op, p, p.in, out, r, 12345.0);
+    std::string detail;
+    ok = true;
+    for (std::size_t i = 0; i < p.in.size(); ++i) {
+        if (!differentiable(p.domains[i])) continue;
+        double max_fd = 0, max_err = 0, worst_fd = 0, worst_an = 0;
+        std::int64_t worst = 0;
+        bool good = true;
+        const auto weighted_loss = [&] { return weighted(run_forward(op, p.in, p.attrs), r); };
+        for (std::int64_t e = 0; e < p.in[i].numel(); ++e) {
+            const double fd = central_difference(p.in[i], e, weighted_loss), an = grads[i].at(e);
+            const FdComparison c = compare_to_numeric(an, fd);
+            max_fd = std::max(max_fd, std::abs(fd));
+            good = good && c.ok;
+            if (!(c.relative <= max_err))  // NaN is worst
+                max_err = c.relative, worst = e, worst_fd = fd, worst_an = an;
+        }
+        const bool present = max_fd > 1e-3;
+        ok = ok && good && present;
+        detail += fmt::format("{}{}: max relative error {:.2g}, max |dL/d{}| {:.3g}",
+                              detail.empty() ? "" : "; ", op.inputs[i], max_err, op.inputs[i], max_fd);
+        if (!good)
+            detail += fmt::format(" (element {}: backward gives {:.6g}, central differences {:.6g})", worst,
+                                  worst_an, worst_fd);
+        if (!present) detail += " (the gradient is ~0 everywhere, so the check would prove nothing)";
+    }
+    return detail.empty() ? std::string("no differentiable inputs") : detail;
+}
+
+// Backward writes every element of its gradient buffers and never adds to them.
+std::string backward_overwrites(const Op& op, const Prepared& p, const Tensor& out, const Tensor& r, bool& ok) {
+    auto a = run_backward(op, p, p.in, out, r, 0.0), b = run_backward(op, p, p.in, out, r, 12345.0);
+    ok = true;
+    for (std::size_t i = 0; i < a.size() && ok; ++i) {
+        if (!differentiable(p.domains[i])) continue;
+        for (std::int64_t e = 0; e < a[i].numel(); ++e) {
+            double x = a[i].at(e), y = b[i].at(e);
+            if (x == y || (std::isnan(x) && std::isnan(y))) continue;
+            ok = false;
+            return fmt::format("dL/d{} element {} is {:.6g} when the buffer held 0 before and {:.6g} when "
+                               "it held 12345: backward must write every element of grad_in[{}] and never "
+                               "add to it (the engine accumulates)",
+                               op.inputs[i], e, x, y, i);
+        }
+    }
+    return std::string("the same gradients from buffers holding 0 and 12345");
+}
+
+// float32 forward and backward within a tolerance of float64.
+std::string float32_agrees(const Op& op, const Prepared& p, const Tensor& out, const Tensor& r, bool& ok) {
+    std::vector<Tensor> in32;
+    for (auto& t : p.in) in32.push_back(t.to(Dtype::f32));
+    Tensor out32 = run_forward(op, in32, p.attrs);
+    if (out32.dtype() != Dtype::f32) return std::string("forward on float32 inputs gave a float64 output");
+    for (std::int64_t e = 0; e < out.numel(); ++e)
+        if (!(std::abs(out32.at(e) - out.at(e)) <= 1e-4 * (1 + std::abs(out.at(e)))))
+            return fmt::format("forward element {}: {:.8g} in float32, {:.8g} in float64", e, out32.at(e), out.at(e));
+    auto g64 = run_backward(op, p, p.in, out, r, 0.0);
+    auto g32 = run_backward(op, p, in32, out32, r.to(Dtype::f32), 0.0);
+    for (std::size_t i = 0; i < p.in.size(); ++i) {
+        if (!differentiable(p.domains[i])) continue;
+        for (std::int64_t e = 0; e < g64[i].numel(); ++e)
+            if (!(std::abs(g32[i].at(e) - g64[i].at(e)) <= 1e-3 * (1 + std::abs(g64[i].at(e)))))
+                return fmt::format("dL/d{} element {}: {:.8g} in float32, {:.8g} in float64", op.inputs[i], e,
+                                   g32[i].at(e), g64[i].at(e));
+    }
+    ok = true;
+    return std::string("forward within 1e-4, gradients within 1e-3 (relative)");
+}
+
+// A bad sample is refused by the shape rule with a ShapeError containing its `error` fragment.
+std::string bad_sample_refused(const Op& op, const OpSample& s, bool& ok) {
+    std::vector<Shape> shapes;
+    for (auto& d : s.shapes) shapes.push_back(fixed_shape(d));
+    try {
+        Shape got = op.shape(shapes, merged_attrs(op, s));
+        return fmt::format("accepted, giving {}", format_shape(got));
+    } catch (const ShapeError& e) {
+        const std::string message = e.what();
+        if (s.error.empty())
+            return fmt::format("ShapeError: {} (but the bad sample has no .error fragment that the message must "
+                               "contain)",
+                               message);
+        if (message.find(s.error) == std::string::npos)
+            return fmt::format("ShapeError: {} (lacks the expected \"{}\")", message, s.error);
+        ok = true;
+        return fmt::format("ShapeError: {}", message);
+    }
+}
+
+// What the registration itself must give: samples, a formula naming every input, attrs
+// that some sample varies.
+void check_declaration(const Op& op, std::vector<OpCheck>& checks) {
     if (op.samples.empty())
         checks.push_back({"samples", false,
                           "the op has no samples to check; add .samples = {{.shapes = {{3, 4}}}} (one shape per "
@@ -157,6 +250,14 @@ std::vector<OpCheck> check_op(const Op& op, std::uint64_t seed) {
                                           "...}}}}",
                                           key, def.dump(), key)});
     }
+}
+
+}  // namespace
+
+std::vector<OpCheck> check_op(const Op& op, std::uint64_t seed) {
+    std::vector<OpCheck> checks;
+    Rng rng(seed);
+    check_declaration(op, checks);
     for (std::size_t k = 0; k < op.samples.size(); ++k) {
         const OpSample& s = op.samples[k];
         const std::string name = fmt::format("sample {} ({})", k, describe(s));
@@ -178,100 +279,17 @@ std::vector<OpCheck> check_op(const Op& op, std::uint64_t seed) {
         const Tensor r = sample_tensor(out.dims(), Domain::real, rng);
 
         if (op.exact_gradient)
-            checks.push_back(run_check(name + ": gradient vs central differences (float64)", [&](bool& ok) {
-                auto grads = run_backward(op, p, p.in, out, r, 12345.0);
-                std::string detail;
-                ok = true;
-                for (std::size_t i = 0; i < p.in.size(); ++i) {
-                    if (!differentiable(p.domains[i])) continue;
-                    double max_fd = 0, max_err = 0, worst_fd = 0, worst_an = 0;
-                    std::int64_t worst = 0;
-                    for (std::int64_t e = 0; e < p.in[i].numel(); ++e) {
-                        double x0 = p.in[i].at(e), h = 1e-6 * std::max(1.0, std::abs(x0));
-                        p.in[i].set(e, x0 + h);
-                        double lp = weighted(run_forward(op, p.in, p.attrs), r);
-                        p.in[i].set(e, x0 - h);
-                        double lm = weighted(run_forward(op, p.in, p.attrs), r);
-                        p.in[i].set(e, x0);
-                        double fd = (lp - lm) / (2 * h), an = grads[i].at(e);
-                        double err = std::abs(fd - an) / (1e-6 + std::abs(fd));
-                        max_fd = std::max(max_fd, std::abs(fd));
-                        if (!(err <= max_err)) max_err = err, worst = e, worst_fd = fd, worst_an = an;  // NaN is worst
-                    }
-                    bool good = max_err < 1e-5, present = max_fd > 1e-3;
-                    ok = ok && good && present;
-                    detail += fmt::format("{}{}: max relative error {:.2g}, max |dL/d{}| {:.3g}",
-                                          detail.empty() ? "" : "; ", op.inputs[i], max_err, op.inputs[i], max_fd);
-                    if (!good)
-                        detail += fmt::format(" (element {}: backward gives {:.6g}, central differences {:.6g})", worst,
-                                              worst_an, worst_fd);
-                    if (!present) detail += " (the gradient is ~0 everywhere, so the check would prove nothing)";
-                }
-                return detail.empty() ? std::string("no differentiable inputs") : detail;
-            }));
-
-        checks.push_back(run_check(name + ": backward overwrites its gradient buffers", [&](bool& ok) {
-            auto a = run_backward(op, p, p.in, out, r, 0.0), b = run_backward(op, p, p.in, out, r, 12345.0);
-            ok = true;
-            for (std::size_t i = 0; i < a.size() && ok; ++i) {
-                if (!differentiable(p.domains[i])) continue;
-                for (std::int64_t e = 0; e < a[i].numel(); ++e) {
-                    double x = a[i].at(e), y = b[i].at(e);
-                    if (x == y || (std::isnan(x) && std::isnan(y))) continue;
-                    ok = false;
-                    return fmt::format("dL/d{} element {} is {:.6g} when the buffer held 0 before and {:.6g} when "
-                                       "it held 12345: backward must write every element of grad_in[{}] and never "
-                                       "add to it (the engine accumulates)",
-                                       op.inputs[i], e, x, y, i);
-                }
-            }
-            return std::string("the same gradients from buffers holding 0 and 12345");
-        }));
-
-        checks.push_back(run_check(name + ": float32 agrees with float64", [&](bool& ok) {
-            std::vector<Tensor> in32;
-            for (auto& t : p.in) in32.push_back(t.to(Dtype::f32));
-            Tensor out32 = run_forward(op, in32, p.attrs);
-            if (out32.dtype() != Dtype::f32) return std::string("forward on float32 inputs gave a float64 output");
-            for (std::int64_t e = 0; e < out.numel(); ++e)
-                if (!(std::abs(out32.at(e) - out.at(e)) <= 1e-4 * (1 + std::abs(out.at(e)))))
-                    return fmt::format("forward element {}: {:.8g} in float32, {:.8g} in float64", e, out32.at(e),
-                                       out.at(e));
-            auto g64 = run_backward(op, p, p.in, out, r, 0.0);
-            auto g32 = run_backward(op, p, in32, out32, r.to(Dtype::f32), 0.0);
-            for (std::size_t i = 0; i < p.in.size(); ++i) {
-                if (!differentiable(p.domains[i])) continue;
-                for (std::int64_t e = 0; e < g64[i].numel(); ++e)
-                    if (!(std::abs(g32[i].at(e) - g64[i].at(e)) <= 1e-3 * (1 + std::abs(g64[i].at(e)))))
-                        return fmt::format("dL/d{} element {}: {:.8g} in float32, {:.8g} in float64", op.inputs[i], e,
-                                           g32[i].at(e), g64[i].at(e));
-            }
-            ok = true;
-            return std::string("forward within 1e-4, gradients within 1e-3 (relative)");
-        }));
+            checks.push_back(run_check(name + ": gradient vs central differences (float64)",
+                                       [&](bool& ok) { return gradient_agrees(op, p, out, r, ok); }));
+        checks.push_back(run_check(name + ": backward overwrites its gradient buffers",
+                                   [&](bool& ok) { return backward_overwrites(op, p, out, r, ok); }));
+        checks.push_back(run_check(name + ": float32 agrees with float64",
+                                   [&](bool& ok) { return float32_agrees(op, p, out, r, ok); }));
     }
     for (std::size_t k = 0; k < op.bad_samples.size(); ++k) {
         const OpSample& s = op.bad_samples[k];
         checks.push_back(run_check(fmt::format("bad sample {} ({}): rejected by the shape rule", k, describe(s)),
-                                   [&](bool& ok) {
-                                       std::vector<Shape> shapes;
-                                       for (auto& d : s.shapes) shapes.push_back(fixed_shape(d));
-                                       try {
-                                           Shape got = op.shape(shapes, merged_attrs(op, s));
-                                           return fmt::format("accepted, giving {}", format_shape(got));
-                                       } catch (const ShapeError& e) {
-                                           const std::string message = e.what();
-                                           if (s.error.empty())
-                                               return fmt::format("ShapeError: {} (but the bad sample has no .error "
-                                                                  "fragment that the message must contain)",
-                                                                  message);
-                                           if (message.find(s.error) == std::string::npos)
-                                               return fmt::format("ShapeError: {} (lacks the expected \"{}\")",
-                                                                  message, s.error);
-                                           ok = true;
-                                           return fmt::format("ShapeError: {}", message);
-                                       }
-                                   }));
+                                   [&](bool& ok) { return bad_sample_refused(op, s, ok); }));
     }
     return checks;
 }

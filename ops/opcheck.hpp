@@ -3,8 +3,10 @@
 // `samples` (ops/op.hpp) drive them:
 //  - every sample has one shape per declared input, and the shape rule accepts it;
 //  - float64 gradient: the backward's vector-Jacobian product against central finite
-//    differences of L = Σ r ⊙ forward(x), r random (relative error < 1e-5), and not
-//    vacuous: some |dL/dx| > 1e-3 (skipped for ops with exact_gradient = false);
+//    differences of L = Σ r ⊙ forward(x), r random, by ops/finite_difference's rule
+//    (|analytic − numeric| <= 1e-8 + 1e-5 · max(|analytic|, |numeric|), the same as
+//    `chainrule gradcheck`'s defaults), and not vacuous: some |dL/dx| > 1e-3 (skipped for
+//    ops with exact_gradient = false);
 //  - backward overwrites: the same gradients whatever the buffers held before;
 //  - float32 agrees with float64, forward and backward;
 //  - every bad sample is rejected by the shape rule with a ShapeError whose message

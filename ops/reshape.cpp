@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/op.hpp"
 

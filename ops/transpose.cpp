@@ -2,7 +2,7 @@
 // the axes (numpy's default), which for a 2-D tensor is the matrix transpose.
 #include <fmt/format.h>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/op.hpp"
 

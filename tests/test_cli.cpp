@@ -4,8 +4,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/json_io.hpp"
-#include "graph/model_json.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
+#include "format/model_json.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "core/random.hpp"
 #include "cpu/convolution.hpp"
 #include "cpu/direct_conv.hpp"

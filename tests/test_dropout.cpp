@@ -11,7 +11,7 @@
 #include "core/error.hpp"
 #include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "train/model_file.hpp"
 #include "train/trainer.hpp"
 #include "testing.hpp"

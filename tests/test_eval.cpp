@@ -8,7 +8,7 @@
 #include <regex>
 #include <unistd.h>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

@@ -11,11 +11,11 @@
 
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
-#include "graph/dot.hpp"
-#include "graph/explain.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "graph/stepper.hpp"
 #include "ops/formula.hpp"
+#include "render/dot.hpp"
+#include "render/explain.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

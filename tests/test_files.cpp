@@ -22,7 +22,8 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
 #include "data/idx.hpp"
 #include "tests/testing.hpp"
 

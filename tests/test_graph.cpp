@@ -10,10 +10,11 @@
 
 #include "core/error.hpp"
 #include "core/random.hpp"
+#include "core/files.hpp"
 #include "core/text.hpp"
+#include "format/model_json.hpp"
 #include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
-#include "graph/model_json.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

@@ -18,9 +18,10 @@
 #include <sys/wait.h>
 #include <thread>
 
-#include "train/checkpoint.hpp"
-#include "core/json_io.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
 #include "testing.hpp"
+#include "train/checkpoint.hpp"
 
 using namespace chainrule;
 namespace fs = std::filesystem;

@@ -15,12 +15,17 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "core/error.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
+#include "core/tensor.hpp"
 #include "data/csv.hpp"
 #include "data/idx.hpp"
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
+#include "core/files.hpp"
 #include "graph/memory.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "graph/plan.hpp"
 #include "core/tensor.hpp"
 #include "ops/broadcast.hpp"

@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "core/error.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

@@ -9,6 +9,7 @@
 
 #include "core/error.hpp"
 #include "graph/graph.hpp"
+#include "ops/finite_difference.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;
@@ -83,15 +84,7 @@ std::vector<double> numeric_grad(const std::string& name, std::vector<Tensor> in
         return s;
     };
     std::vector<double> out;
-    for (std::int64_t e = 0; e < in[i].numel(); ++e) {
-        double x0 = in[i].at(e), h = 1e-6 * std::max(1.0, std::abs(x0));
-        in[i].set(e, x0 + h);
-        double lp = loss();
-        in[i].set(e, x0 - h);
-        double lm = loss();
-        in[i].set(e, x0);
-        out.push_back((lp - lm) / (2 * h));
-    }
+    for (std::int64_t e = 0; e < in[i].numel(); ++e) out.push_back(central_difference(in[i], e, loss));
     return out;
 }
 

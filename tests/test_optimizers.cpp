@@ -8,8 +8,9 @@
 #include <cmath>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
-#include "graph/model_json.hpp"
+#include "core/files.hpp"
+#include "core/json.hpp"
+#include "format/model_json.hpp"
 #include "testing.hpp"
 #include "train/optimizer.hpp"
 

@@ -1,4 +1,4 @@
-// curves.svg (train/plot.cpp) and `chainrule plot`: round ticks, the legend, markers, the log
+// curves.svg (render/plot.cpp) and `chainrule plot`: round ticks, the legend, markers, the log
 // scale, the final values, NaN losses, and the command's errors.
 #define BOOST_TEST_MODULE plot
 #include <boost/test/unit_test.hpp>
@@ -11,9 +11,9 @@
 #include <regex>
 #include <unistd.h>
 
-#include "core/json_io.hpp"
+#include "core/files.hpp"
+#include "render/plot.hpp"
 #include "tests/testing.hpp"
-#include "train/plot.hpp"
 
 using namespace chainrule;
 using namespace chainrule::testing;
@@ -79,11 +79,11 @@ bool balanced(const std::string& svg) {
 }
 
 // Losses falling from 1.37 to 0.2134 (test 0.25), accuracy rising from 0.62 to 0.9333.
-std::vector<EpochMetrics> run(std::int64_t epochs) {
-    std::vector<EpochMetrics> h;
+std::vector<CurvePoint> run(std::int64_t epochs) {
+    std::vector<CurvePoint> h;
     for (std::int64_t e = 1; e <= epochs; ++e) {
         const double f = epochs == 1 ? 1 : double(e - 1) / double(epochs - 1);
-        h.push_back({e, 1.37 + (0.2134 - 1.37) * f, 1.2 + (0.25 - 1.2) * f, 0.62 + (0.9333 - 0.62) * f, 0.01, 0.1});
+        h.push_back({e, 1.37 + (0.2134 - 1.37) * f, 1.2 + (0.25 - 1.2) * f, 0.62 + (0.9333 - 0.62) * f});
     }
     return h;
 }
@@ -144,7 +144,7 @@ BOOST_AUTO_TEST_CASE(markers_for_few_epochs_only) {
 }
 
 BOOST_AUTO_TEST_CASE(log_scale_ticks_are_powers_of_ten) {
-    std::vector<EpochMetrics> h = run(40);
+    std::vector<CurvePoint> h = run(40);
     h.back().train_loss = 0.004;  // 0.004 .. 1.37: 0.001 to 10
     const std::string svg = plot_svg(h, "x", {.log_loss = true});
     BOOST_TEST(texts(svg, "ytick-loss") == (std::vector<std::string>{"0.001", "0.01", "0.1", "1", "10"}));
@@ -160,7 +160,7 @@ BOOST_AUTO_TEST_CASE(final_values_are_labelled) {
 }
 
 BOOST_AUTO_TEST_CASE(nan_test_loss_is_skipped_and_said) {
-    std::vector<EpochMetrics> h = run(20);
+    std::vector<CurvePoint> h = run(20);
     h[4].test_loss = NAN;
     h[10].test_loss = INFINITY;
     h.back().test_loss = NAN;
@@ -182,7 +182,7 @@ BOOST_AUTO_TEST_CASE(nan_test_loss_is_skipped_and_said) {
 }
 
 BOOST_AUTO_TEST_CASE(log_scale_skips_non_positive_losses) {
-    std::vector<EpochMetrics> h = run(10);
+    std::vector<CurvePoint> h = run(10);
     h[2].train_loss = 0;
     const std::string svg = plot_svg(h, "x", {.log_loss = true});
     BOOST_TEST(balanced(svg));
@@ -258,17 +258,17 @@ BOOST_AUTO_TEST_CASE(any_history_gives_a_bounded_picture) {
     const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
     const double big = std::numeric_limits<double>::max(), one_ulp = std::nextafter(1.0, 2.0);
     const std::int64_t last = std::numeric_limits<std::int64_t>::max(), first = std::numeric_limits<std::int64_t>::min();
-    const std::vector<std::pair<const char*, std::vector<EpochMetrics>>> histories = {
-        {"an epoch of 2^63-1", {{last, 0.5, 0.4, 0.9, 0, 0.1}}},
-        {"epochs 1 and 2^63-1", {{1, 0.5, 0.4, 0.9, 0, 0.1}, {last, 0.3, 0.2, 0.95, 0, 0.1}}},
-        {"epochs -2^63 and 2^63-1", {{first, 0.5, 0.4, 0.9, 0, 0.1}, {last, 0.3, 0.2, 0.95, 0, 0.1}}},
-        {"values one ulp apart", {{1, 1.0, one_ulp, one_ulp, 0, 0.1}, {2, one_ulp, 1.0, 1.0, 0, 0.1}}},
-        {"±1e30", {{1, 1e30, -1e30, 1e30, 0, 0.1}, {2, -1e30, 1e30, -1e30, 0, 0.1}}},
-        {"±DBL_MAX", {{1, big, -big, big, 0, 0.1}, {2, -big, big, 0.5, 0, 0.1}}},
-        {"1e30 and 1e30 plus one ulp", {{1, 1e30, std::nextafter(1e30, inf), 0.5, 0, 0.1}}},
-        {"the smallest numbers", {{1, 5e-324, 1e-310, 5e-324, 0, 0.1}, {2, 1e-300, 2e-300, 1e-300, 0, 0.1}}},
-        {"nothing finite", {{1, nan, inf, nan, 0, 0.1}, {2, -inf, nan, inf, 0, 0.1}}},
-        {"decades from 1e-300 to 1e300", {{1, 1e-300, 1e300, 0.5, 0, 0.1}, {2, 1e300, 1e-300, 0.5, 0, 0.1}}},
+    const std::vector<std::pair<const char*, std::vector<CurvePoint>>> histories = {
+        {"an epoch of 2^63-1", {{last, 0.5, 0.4, 0.9}}},
+        {"epochs 1 and 2^63-1", {{1, 0.5, 0.4, 0.9}, {last, 0.3, 0.2, 0.95}}},
+        {"epochs -2^63 and 2^63-1", {{first, 0.5, 0.4, 0.9}, {last, 0.3, 0.2, 0.95}}},
+        {"values one ulp apart", {{1, 1.0, one_ulp, one_ulp}, {2, one_ulp, 1.0, 1.0}}},
+        {"±1e30", {{1, 1e30, -1e30, 1e30}, {2, -1e30, 1e30, -1e30}}},
+        {"±DBL_MAX", {{1, big, -big, big}, {2, -big, big, 0.5}}},
+        {"1e30 and 1e30 plus one ulp", {{1, 1e30, std::nextafter(1e30, inf), 0.5}}},
+        {"the smallest numbers", {{1, 5e-324, 1e-310, 5e-324}, {2, 1e-300, 2e-300, 1e-300}}},
+        {"nothing finite", {{1, nan, inf, nan}, {2, -inf, nan, inf}}},
+        {"decades from 1e-300 to 1e300", {{1, 1e-300, 1e300, 0.5}, {2, 1e300, 1e-300, 0.5}}},
     };
     for (const auto& [what, h] : histories) {
         for (const PlotOptions o : {PlotOptions{}, PlotOptions{true, false}, PlotOptions{false, true}}) {
@@ -289,7 +289,7 @@ BOOST_AUTO_TEST_CASE(any_history_gives_a_bounded_picture) {
         }
     }
     // The epoch ticks of the longest possible run are round and in range.
-    const std::string svg = plot_svg({{1, 0.5, 0.4, 0.9, 0, 0.1}, {last, 0.3, 0.2, 0.95, 0, 0.1}}, "long");
+    const std::string svg = plot_svg({{1, 0.5, 0.4, 0.9}, {last, 0.3, 0.2, 0.95}}, "long");
     const std::vector<std::string> ticks = texts(svg, "xtick");
     const std::vector<std::string> round = {"1", "2000000000000000000", "4000000000000000000", "6000000000000000000",
                                             "8000000000000000000"};
@@ -298,7 +298,7 @@ BOOST_AUTO_TEST_CASE(any_history_gives_a_bounded_picture) {
     // Values one ulp apart are a flat line in the middle of a ±10% axis.
     const double minus_one_less = std::nextafter(-1.0, -2.0);
     const std::vector<double> flat =
-        numbers(texts(plot_svg({{1, -1.0, minus_one_less, 0.5, 0, 0.1}}, "flat"), "ytick-loss"));
+        numbers(texts(plot_svg({{1, -1.0, minus_one_less, 0.5}}, "flat"), "ytick-loss"));
     BOOST_TEST_REQUIRE(flat.size() >= 3u);
     BOOST_TEST((flat.front() >= -1.2 && flat.front() <= -1.1 + 1e-12), flat.front());
     BOOST_TEST((flat.back() >= -0.9 - 1e-12 && flat.back() <= -0.8), flat.back());

@@ -12,9 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "graph/dot.hpp"
-#include "core/json_io.hpp"
-#include "graph/model_json.hpp"
+#include "core/json.hpp"
+#include "format/model_json.hpp"
+#include "render/dot.hpp"
 #include "testing.hpp"
 
 extern char** environ;

@@ -10,11 +10,11 @@
 
 #include "cli/lecture_labels.hpp"
 #include "cli/step_view.hpp"
-#include "graph/dot.hpp"
 #include "core/error.hpp"
-#include "graph/model_json.hpp"
 #include "core/text.hpp"
+#include "format/model_json.hpp"
 #include "graph/stepper.hpp"
+#include "render/dot.hpp"
 #include "testing.hpp"
 
 using namespace chainrule;

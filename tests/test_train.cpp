@@ -15,10 +15,11 @@
 
 #include "train/checkpoint.hpp"
 #include "train/model_file.hpp"
-#include "train/plot.hpp"
+#include "train/run_dir.hpp"
 #include "train/sampler.hpp"
 #include "cpu/workers.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "train/trainer.hpp"
 #include "testing.hpp"
 
@@ -561,7 +562,7 @@ std::string xml_problem(const std::string& x) {
 
 BOOST_AUTO_TEST_CASE(the_plot_of_a_model_named_with_markup_is_well_formed_svg) {
     std::vector<EpochMetrics> h = {{1, 0.5, 0.6, 0.25, 0.01}, {2, 0.4, 0.5, 0.5, 0.01}};
-    std::string svg = plot_svg(h, "a<b&c");
+    std::string svg = curves_svg(h, "a<b&c");
     BOOST_TEST(xml_problem(svg) == "");
     CHECK_HAS(svg, ">a&lt;b&amp;c</text>");
     // The checker itself refuses what the unescaped title made.

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/random.hpp"
 #include "train/sampler.hpp"
 

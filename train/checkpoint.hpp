@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "graph/graph.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "train/metrics.hpp"
 
 namespace chainrule {

@@ -1,4 +1,4 @@
-// A model file as a whole: its graph (graph/model_json.hpp) and its training block, typed
+// A model file as a whole: its graph (format/model_json.hpp) and its training block, typed
 // and validated at load time, so that `check` refuses whatever `train` would refuse
 // before reading data.
 #pragma once
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "train/metrics.hpp"
 #include "train/trainer.hpp"
 #include "train/training.hpp"

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "core/tensor.hpp"
 #include "graph/graph.hpp"
 #include "train/checkpoint.hpp"

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 
 namespace chainrule {
 namespace {

@@ -14,8 +14,8 @@
 
 #include "core/error.hpp"
 #include "data/dataset.hpp"
+#include "core/files.hpp"
 #include "train/optimizer.hpp"
-#include "train/plot.hpp"
 
 namespace chainrule {
 namespace {
@@ -131,7 +131,7 @@ void RunDir::write_epoch(const Model& m, Checkpoint c, const std::vector<EpochMe
     c.info["history"] = history_json(history);
     save_checkpoint(c, checkpoint_file());
     write_file_atomic((fs::path(dir_) / "metrics.csv").string(), metrics_csv(history));
-    write_file_atomic((fs::path(dir_) / "curves.svg").string(), plot_svg(history, m.graph.name));
+    write_file_atomic((fs::path(dir_) / "curves.svg").string(), curves_svg(history, m.graph.name));
     Json model = model_json_for_run(m, dir_);
     write_file_atomic((fs::path(dir_) / "model.json").string(), model.dump(2) + "\n");
 }
@@ -163,6 +163,13 @@ RunHistory load_run_history(const std::string& dir_or_file) {
     r.model = c.model;
     r.history = checkpoint_history(c, r.file);
     return r;
+}
+
+std::string curves_svg(const std::vector<EpochMetrics>& history, const std::string& title, PlotOptions options) {
+    std::vector<CurvePoint> points;
+    points.reserve(history.size());
+    for (const EpochMetrics& e : history) points.push_back({e.epoch, e.train_loss, e.test_loss, e.test_accuracy});
+    return plot_svg(points, title, options);
 }
 
 void Saver::epoch_done(const Model& m, Checkpoint c, const std::vector<EpochMetrics>& history) {

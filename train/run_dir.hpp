@@ -13,7 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
+#include "render/plot.hpp"
 #include "train/checkpoint.hpp"
 #include "train/metrics.hpp"
 
@@ -96,5 +97,8 @@ struct RunHistory {
     std::vector<EpochMetrics> history;
 };
 RunHistory load_run_history(const std::string& dir_or_file);
+
+// A run's curves.svg: its history drawn by render/plot (`chainrule plot` adds options).
+std::string curves_svg(const std::vector<EpochMetrics>& history, const std::string& title, PlotOptions options = {});
 
 }  // namespace chainrule

@@ -16,7 +16,7 @@
 
 #include "cpu/workers.hpp"
 #include "data/dataset.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "train/distributed.hpp"
 #include "train/feeder.hpp"
 #include "train/gradient.hpp"

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "data/dataset.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "train/distributed.hpp"
 #include "train/progress.hpp"
 #include "train/metrics.hpp"

@@ -7,7 +7,7 @@
 
 #include "data/dataset.hpp"
 #include "graph/graph.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 #include "train/metrics.hpp"
 #include "train/optimizer.hpp"
 #include "train/sampler.hpp"

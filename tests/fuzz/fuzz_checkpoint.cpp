@@ -4,9 +4,9 @@
 // so the fuzzer also reaches the header and tensor checks behind the CRC.
 #include <zlib.h>
 
-#include "train/checkpoint.hpp"
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
+#include "train/checkpoint.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     using namespace chainrule;

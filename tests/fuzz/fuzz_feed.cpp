@@ -1,6 +1,6 @@
 // libFuzzer target: a feed file applied to the lecture's worked example (as
 // `chainrule grad models/worked_example.json --feed FILE`), then forward and backward.
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 #include "tests/fuzz/fuzz_common.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {

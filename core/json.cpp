@@ -1,20 +1,19 @@
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <limits>
-#include <cstdio>
-#include <cstring>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <fmt/format.h>
 #include <fstream>
+#include <optional>
+#include <string_view>
 #include <set>
-#include <sstream>
+#include <sys/resource.h>
 #include <unistd.h>
+#include <vector>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 
 namespace chainrule {
 namespace {
@@ -48,6 +47,11 @@ void line_col(const std::string& text, std::size_t byte, std::size_t& line, std:
 }
 
 constexpr std::size_t kMaxJsonDepth = 64;  // docs/limits.md
+// Memory to hold a parsed document (docs/limits.md): a pre-scan of the text counts it before
+// anything is built, and a document that would take more than this many bytes per byte of
+// text, plus the slack, or more than the address space left under `ulimit -v`, is refused.
+constexpr std::uint64_t kJsonMemoryPerByte = 40;
+constexpr std::uint64_t kJsonMemorySlack = std::uint64_t{64} << 20;
 
 bool number_char(char c) { return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'; }
 
@@ -78,6 +82,113 @@ std::size_t find_number_token(const std::string& text, const std::string& litera
     return std::string::npos;
 }
 
+
+// What the document will cost in memory, counted from the text before anything is built
+// (docs/limits.md, "Memory to read a JSON file"). A `{}` is 3 bytes of text but a slot
+// (16 bytes), a heap map (40 with malloc's header) and, when it goes, a place on
+// nlohmann's teardown stack; without this count a 60 MB file of them took 2.3 GB and,
+// under `ulimit -v`, died of SIGABRT when a teardown allocation failed inside a destructor.
+constexpr std::uint64_t kJsonValue = sizeof(Json);                                  // an array's slot
+constexpr std::uint64_t kJsonMember = sizeof(std::pair<const std::string, Json>);  // an object's slot
+constexpr std::uint64_t kJsonHeap = 16;                                            // malloc's header
+constexpr std::uint64_t kJsonContainer = sizeof(std::vector<Json>) + kJsonHeap;     // the map or array itself
+constexpr std::uint64_t kJsonKeySeen = 32 + sizeof(std::string) + kJsonHeap;        // JsonBuilder's set node
+constexpr std::uint64_t kJsonTeardown = kJsonValue * 3 / 2;  // nlohmann's destroy stack, grown by doubling
+constexpr std::uint64_t kJsonSso = 15;                       // longer strings have a heap buffer
+
+std::uint64_t string_heap(std::uint64_t length) { return length > kJsonSso ? length + 1 + kJsonHeap : 0; }
+
+struct JsonCost {
+    std::uint64_t bytes = 0;       // the document's heap, with malloc's headers, and its teardown
+    std::uint64_t containers = 0;  // objects and arrays
+};
+
+// One pass over the text; tolerant of malformed text (the parser names the fault). Each value
+// costs its place on the teardown stack, a string its heap object and long buffer, a container
+// its heap object and its exact buffer of slots, an object's key its long buffers and the
+// duplicate check's set node. With `sizes`, the element count of each container is written
+// there in the order they open (JsonBuilder reserves exactly that); it must have room for them.
+JsonCost json_cost(const std::string& text, std::uint32_t* sizes = nullptr) {
+    struct Open {
+        std::uint64_t index;  // the container's number, in the order they open
+        std::uint32_t count;  // its elements so far (commas + 1 once a value is seen)
+        bool object;
+        bool empty;
+    };
+    JsonCost cost;
+    Open open[kMaxJsonDepth + 2];
+    std::size_t depth = 0;   // deeper than kMaxJsonDepth + 1 stops the count: the parser refuses it
+    bool after_key = false;  // the next string is a key (inside an object, after `{` or `,`)
+    auto value = [&] {
+        cost.bytes += kJsonTeardown;  // its slot is counted in its container's buffer
+        if (depth > 0 && open[depth - 1].empty) open[depth - 1].empty = false, open[depth - 1].count = 1;
+    };
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '"') {
+            const std::size_t start = ++i;
+            for (; i < text.size() && text[i] != '"'; ++i)
+                if (text[i] == '\\') ++i;
+            const std::uint64_t length = i - start;  // escapes counted as written: an upper bound
+            if (after_key) {
+                cost.bytes += kJsonKeySeen + 2 * string_heap(length);  // the pair's string and the set's
+                after_key = false;
+            } else {
+                value();
+                cost.bytes += sizeof(std::string) + kJsonHeap + string_heap(length);
+            }
+        } else if (c == '{' || c == '[') {
+            value();
+            if (depth == kMaxJsonDepth + 2) break;
+            cost.bytes += kJsonContainer;
+            open[depth++] = {cost.containers++, 0, c == '{', true};
+            after_key = c == '{';
+        } else if (c == '}' || c == ']') {
+            if (depth == 0) break;
+            const Open& o = open[--depth];
+            if (o.count > 0) cost.bytes += o.count * (o.object ? kJsonMember : kJsonValue) + kJsonHeap;
+            if (sizes) sizes[o.index] = o.count;
+        } else if (c == ',') {
+            if (depth == 0) break;
+            ++open[depth - 1].count;
+            after_key = open[depth - 1].object;
+        } else if (c != ':' && c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+            value();  // a number, true, false or null: one value, then the rest of its token
+            while (i + 1 < text.size() && std::string_view(",:]}\" \n\t\r").find(text[i + 1]) == std::string_view::npos)
+                ++i;
+        }
+    }
+    cost.bytes += cost.containers * sizeof(std::uint32_t);  // the sizes themselves, while parsing
+    return cost;
+}
+
+// Address space left under `ulimit -v`, or nothing when there is no limit.
+std::optional<std::uint64_t> address_space_left() {
+    struct rlimit limit {};
+    std::uint64_t pages = 0;
+    if (getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return std::nullopt;
+    if (!(std::ifstream("/proc/self/statm") >> pages)) return std::nullopt;
+    const std::uint64_t used = pages * std::uint64_t(sysconf(_SC_PAGESIZE));
+    return used >= limit.rlim_cur ? 0 : limit.rlim_cur - used;
+}
+
+std::string mib(std::uint64_t bytes) { return fmt::format("{:.1f} MiB", double(bytes) / (1 << 20)); }
+
+// Refuses, naming the file, a document whose memory exceeds kJsonMemoryPerByte bytes per byte of
+// text (plus kJsonMemorySlack) or the address space left.
+void check_json_cost(const JsonCost& cost, std::size_t text_bytes, const std::string& file) {
+    const std::uint64_t cap = kJsonMemoryPerByte * text_bytes + kJsonMemorySlack;
+    if (cost.bytes > cap)
+        throw InputError(fmt::format("{}: the JSON document would take {} of memory to hold, more than the {} "
+                                     "({} bytes for each of its {} bytes, docs/limits.md): chainrule's files do "
+                                     "not nest empty or one-element containers this densely",
+                                     file, mib(cost.bytes), mib(cap), kJsonMemoryPerByte, text_bytes));
+    if (const auto left = address_space_left(); left && cost.bytes > *left)
+        throw InputError(fmt::format("{}: the JSON document would take {} of memory to hold, more than the {} of "
+                                     "address space left under the limit (ulimit -v); raise the limit",
+                                     file, mib(cost.bytes), mib(*left)));
+}
+
 }  // namespace
 
 std::string json_path(const std::string& parent, const std::string& key) {
@@ -97,7 +208,14 @@ namespace {
 // count); keys here are checked with a set and appended without a search.
 class JsonBuilder {
 public:
-    explicit JsonBuilder(const std::string& file) : file_(file) {}
+    JsonBuilder(const std::string& file, const std::vector<std::uint32_t>& sizes) : file_(file), sizes_(sizes) {}
+    JsonBuilder(const JsonBuilder&) = delete;
+    JsonBuilder& operator=(const JsonBuilder&) = delete;
+    // A document cut short (bad text, or memory ran out) is taken apart here, innermost first,
+    // so that nlohmann's destructor, which allocates a stack as large as a container, never
+    // runs on a full one: an allocation failing inside a destructor is std::terminate.
+    ~JsonBuilder() { take_apart(); }
+    void take_apart() noexcept { take_apart(root_); }
     Json take() { return std::move(root_); }
 
     bool null() { return put(nullptr); }
@@ -153,6 +271,15 @@ private:
         place(std::forward<V>(v));
         return true;
     }
+    static void take_apart(Json& j) noexcept {
+        if (j.is_array()) {
+            auto& items = j.get_ref<Json::array_t&>();
+            while (!items.empty()) take_apart(items.back()), items.pop_back();
+        } else if (j.is_object()) {
+            auto& pairs = static_cast<std::vector<std::pair<const std::string, Json>>&>(j.get_ref<Json::object_t&>());
+            while (!pairs.empty()) take_apart(pairs.back().second), pairs.pop_back();
+        }
+    }
     bool open(Json empty, bool array) {
         // Deeper nesting has no use in chainrule's files and costs stack and memory.
         if (frames_.size() >= kMaxJsonDepth)
@@ -161,6 +288,14 @@ private:
         f.array = array;
         f.path = child_path(frames_);
         Json* j = place(std::move(empty));
+        if (opened_ < sizes_.size()) {  // exactly the elements json_cost counted: no doubling, no copies
+            const std::uint32_t n = sizes_[opened_];
+            if (array)
+                j->get_ref<Json::array_t&>().reserve(n);
+            else
+                static_cast<std::vector<std::pair<const std::string, Json>>&>(j->get_ref<Json::object_t&>()).reserve(n);
+        }
+        ++opened_;
         if (!frames_.empty() && frames_.back().array) --frames_.back().index;  // counted when it closes
         frames_.push_back(std::move(f));
         stack_.push_back(j);
@@ -174,6 +309,8 @@ private:
     }
 
     const std::string& file_;
+    const std::vector<std::uint32_t>& sizes_;
+    std::size_t opened_ = 0;  // containers opened so far: the index into sizes_
     Json root_;
     std::vector<Json*> stack_;
     std::vector<Frame> frames_;
@@ -191,10 +328,19 @@ Json parse_json_text(const std::string& text, const std::string& file) {
         throw InputError(fmt::format("{}:{}:{}: NUL byte (is this a binary or UTF-16 file?); JSON text has none",
                                      file, line, col));
     }
-    JsonBuilder sax(file);
+    const JsonCost cost = json_cost(text);
+    check_json_cost(cost, text.size(), file);
+    std::vector<std::uint32_t> sizes(cost.containers);
+    json_cost(text, sizes.data());
+    JsonBuilder sax(file, sizes);
     try {
         Json::sax_parse(text, &sax);
         return sax.take();
+    } catch (const std::bad_alloc&) {
+        sax.take_apart();  // memory back before the message is made
+        throw InputError(fmt::format("{}: out of memory while reading the JSON document (it takes about {}); raise "
+                                     "the limit (ulimit -v) or free memory",
+                                     file, mib(cost.bytes)));
     } catch (const nlohmann::json::parse_error& e) {
         std::size_t line, col;
         line_col(text, e.byte, line, col);
@@ -213,83 +359,6 @@ Json parse_json_text(const std::string& text, const std::string& file) {
         std::string place = at == std::string::npos ? file : fmt::format("{}:{}:{}", file, line, col);
         throw InputError(fmt::format("{}: number {} is out of range for a double", place, literal));
     }
-}
-
-namespace {
-
-const char* file_kind(mode_t mode) {
-    if (S_ISFIFO(mode)) return "a FIFO";
-    if (S_ISCHR(mode)) return "a character device";
-    if (S_ISBLK(mode)) return "a block device";
-    if (S_ISSOCK(mode)) return "a socket";
-    return "not a file";
-}
-
-}  // namespace
-
-FilePtr open_input_file(const std::string& path, std::uint64_t& size) {
-    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
-    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-        // open() of a socket fails with "No such device or address": say what it is instead.
-        struct stat st {};
-        if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-            throw InputError(fmt::format("{}: is not a regular file ({}); expected a file", path, file_kind(st.st_mode)));
-        throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(err)));
-    }
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) {
-        int err = errno;
-        ::close(fd);
-        throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(err)));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        ::close(fd);
-        if (S_ISDIR(st.st_mode)) throw InputError(fmt::format("{}: is a directory; expected a file", path));
-        throw InputError(fmt::format("{}: is not a regular file ({}); expected a file", path, file_kind(st.st_mode)));
-    }
-    // Reads from a regular file never block; clearing the flag keeps stdio's view simple.
-    int flags = ::fcntl(fd, F_GETFL);
-    if (flags >= 0) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-    FilePtr f(::fdopen(fd, "rb"));
-    if (!f) {
-        int err = errno;
-        ::close(fd);
-        throw InputError(fmt::format("{}: cannot open: {}", path, std::strerror(err)));
-    }
-    size = static_cast<std::uint64_t>(st.st_size);
-    return f;
-}
-
-std::string read_file_capped(const std::string& path, std::uint64_t cap, const std::string& cap_name) {
-    std::uint64_t size = 0;
-    FilePtr f = open_input_file(path, size);
-    if (size > cap)
-        throw InputError(fmt::format("{}: file is {} bytes, more than the {}", path, size, cap_name));
-    // The size is only a hint (a file in /proc says 0, a log may grow): the cap is kept on
-    // the bytes actually read, one past the cap being enough to refuse.
-    std::string text;
-    text.reserve(static_cast<std::size_t>(size));
-    constexpr std::size_t kChunk = std::size_t{1} << 16;
-    for (;;) {
-        std::size_t have = text.size();
-        std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, cap + 1 - have));
-        text.resize(have + want);
-        std::size_t got = std::fread(text.data() + have, 1, want, f.get());
-        text.resize(have + got);
-        if (text.size() > cap)
-            throw InputError(fmt::format("{}: more than {} bytes, more than the {}", path, cap, cap_name));
-        if (got < want) {
-            if (std::ferror(f.get())) throw InputError(fmt::format("{}: read error: {}", path, std::strerror(errno)));
-            break;
-        }
-    }
-    return text;
-}
-
-std::string read_text_file(const std::string& path) {
-    return read_file_capped(path, std::uint64_t{1} << 30, "1 GiB cap for text files");
 }
 
 Json read_json_file(const std::string& path) { return parse_json_text(read_text_file(path), path); }
@@ -417,59 +486,6 @@ Json tensor_to_json(const Tensor& t) {
         return arr;
     };
     return build(build, 0);
-}
-
-namespace {
-constexpr std::string_view kTempMark = ".tmp-", kTempTemplate = "XXXXXX";  // mkstemp fills the X's
-}  // namespace
-
-bool is_atomic_temp_file(const std::string& filename) {
-    const std::size_t tail = kTempMark.size() + kTempTemplate.size();
-    return filename.size() > tail && filename.compare(filename.size() - tail, kTempMark.size(), kTempMark) == 0;
-}
-
-void write_file_atomic(const std::string& path, const std::string& text) {
-    std::string tmp = path + std::string(kTempMark) + std::string(kTempTemplate);
-    std::vector<char> name(tmp.begin(), tmp.end());
-    name.push_back('\0');
-    int fd = ::mkstemp(name.data());
-    if (fd < 0) throw RunError(fmt::format("{}: cannot create a temporary file: {}", path, std::strerror(errno)));
-    auto fail = [&](const char* what) {
-        int err = errno;
-        ::close(fd);
-        ::unlink(name.data());
-        throw RunError(fmt::format("{}: {}: {}", path, what, std::strerror(err)));
-    };
-    const char* p = text.data();
-    std::size_t left = text.size();
-    while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            fail("write failed");
-        }
-        p += n;
-        left -= static_cast<std::size_t>(n);
-    }
-    if (::fchmod(fd, 0644) != 0) fail("chmod failed");
-    if (::fsync(fd) != 0) fail("fsync failed");
-    if (::close(fd) != 0) {
-        ::unlink(name.data());
-        throw RunError(fmt::format("{}: close failed: {}", path, std::strerror(errno)));
-    }
-    if (::rename(name.data(), path.c_str()) != 0) {
-        int err = errno;
-        ::unlink(name.data());
-        throw RunError(fmt::format("{}: rename failed: {}", path, std::strerror(err)));
-    }
-    // Make the rename itself durable.
-    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
-    if (dir.empty()) dir = "/";
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
-    }
 }
 
 }  // namespace chainrule

@@ -1,5 +1,4 @@
-#include "graph/dot.hpp"
-#include "graph/explain.hpp"
+#include "render/dot.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -13,9 +12,10 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
-#include "core/json_io.hpp"
+#include "core/files.hpp"
 #include "core/print.hpp"
 #include "core/text.hpp"
+#include "render/explain.hpp"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "train/plot.hpp"
+#include "render/plot.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -102,7 +102,7 @@ std::vector<std::int64_t> epoch_ticks(std::int64_t epochs) {
 
 struct Series {
     std::string name;
-    double EpochMetrics::*field;
+    double CurvePoint::*field;
     const char* colour;
     const char* dash;    // "" for a solid line
     const char* marker;  // circle, square or diamond
@@ -125,7 +125,7 @@ std::string line_style(const Series& s) {
 bool drawable(const Panel& p, double v) { return std::isfinite(v) && (!p.y.log || v > 0); }
 
 // The series as lines broken where a point cannot be drawn, with markers when asked.
-std::string draw(const Panel& p, const std::vector<EpochMetrics>& hist, const Series& s, bool markers) {
+std::string draw(const Panel& p, const std::vector<CurvePoint>& hist, const Series& s, bool markers) {
     std::string out, pts;
     auto flush = [&] {
         if (!pts.empty()) out += fmt::format("<polyline {} points=\"{}\"/>\n", line_style(s), pts);
@@ -170,7 +170,7 @@ std::string axes(const Panel& p, const std::string& label, const char* tick_clas
 }
 
 // The last drawable value of the series, or NaN.
-double last_value(const Panel& p, const std::vector<EpochMetrics>& hist, double EpochMetrics::*field,
+double last_value(const Panel& p, const std::vector<CurvePoint>& hist, double CurvePoint::*field,
                   std::int64_t& epoch) {
     for (auto it = hist.rbegin(); it != hist.rend(); ++it)
         if (drawable(p, (*it).*field)) return epoch = it->epoch, (*it).*field;
@@ -195,7 +195,7 @@ std::string xml_escaped(const std::string& text) {
 
 }  // namespace
 
-std::string plot_svg(const std::vector<EpochMetrics>& hist, const std::string& title, PlotOptions options) {
+std::string plot_svg(const std::vector<CurvePoint>& hist, const std::string& title, PlotOptions options) {
     const std::int64_t epochs = hist.empty() ? 1 : std::max<std::int64_t>(1, hist.back().epoch);
     const bool markers = hist.size() <= kPlotMarkerEpochs;
 
@@ -216,9 +216,9 @@ std::string plot_svg(const std::vector<EpochMetrics>& hist, const std::string& t
     const Panel loss{70, 90, 520, 180, loss_axis, epochs};
     const Panel acc{70, 340, 520, 150, acc_axis, epochs};
 
-    const Series series[] = {{"train loss", &EpochMetrics::train_loss, kTrainColour, "", "circle"},
-                             {"test loss", &EpochMetrics::test_loss, kTestColour, "7 4", "square"},
-                             {"test accuracy", &EpochMetrics::test_accuracy, kAccColour, "", "diamond"}};
+    const Series series[] = {{"train loss", &CurvePoint::train_loss, kTrainColour, "", "circle"},
+                             {"test loss", &CurvePoint::test_loss, kTestColour, "7 4", "square"},
+                             {"test accuracy", &CurvePoint::test_accuracy, kAccColour, "", "diamond"}};
     const Panel* panel_of[] = {&loss, &loss, &acc};
 
     std::string svg = fmt::format(

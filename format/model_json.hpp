@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "graph/graph.hpp"
-#include "core/json_io.hpp"
+#include "core/json.hpp"
 
 namespace chainrule {
 

@@ -1,4 +1,4 @@
-#include "graph/explain.hpp"
+#include "render/explain.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -147,9 +147,17 @@ std::string index_text(const Dims& dims, std::int64_t flat) {
     return fmt::format("[{}]", fmt::join(idx, ","));
 }
 
-Explanation explain_entry(const Graph& g, const Plan& plan, const std::string& entry_text) {
-    const int loss = plan.loss();
-    const std::string entry = trimmed(entry_text);
+namespace {
+
+// The node and flat index that `entry` ("w1[3]", "w1[0,3]") names, with messages for each way
+// it can fail to name one.
+struct EntryRef {
+    int id;
+    std::string name;
+    std::int64_t flat = 0;
+};
+
+EntryRef find_entry(const Graph& g, int loss, const std::string& entry) {
     auto open = entry.find('[');
     if (entry.empty() || open == std::string::npos || entry.back() != ']')
         throw InputError(fmt::format("explain needs one entry of a tensor, e.g. explain {}[0]; got '{}'",
@@ -191,6 +199,20 @@ Explanation explain_entry(const Graph& g, const Plan& plan, const std::string& e
         throw InputError(fmt::format("explain '{}': {} has shape {}: give one flat index or {} indices", entry, name,
                                      format_dims(dims), dims.size()));
     }
+    return {id, name, flat};
+}
+
+}  // namespace
+
+Explanation explain_entry(const Graph& g, const Plan& plan, const std::string& entry_text) {
+    const int loss = plan.loss();
+    const std::string entry = trimmed(entry_text);
+    const EntryRef ref = find_entry(g, loss, entry);
+    const int id = ref.id;
+    const std::string& name = ref.name;
+    const std::int64_t flat = ref.flat;
+    const Node& n = g.node(id);
+    const Dims& dims = n.value.dims();
     if (id == loss) throw InputError(fmt::format("explain '{}': {} is the loss; dL/d{} = 1", entry, name, name));
     std::vector<bool> on = on_path_to(g, loss);
     if (!plan.wants_grad(id) || !on[id])

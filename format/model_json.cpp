@@ -1,4 +1,4 @@
-#include "graph/model_json.hpp"
+#include "format/model_json.hpp"
 
 #include <filesystem>
 #include <fmt/format.h>
@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "graph/labels.hpp"
 
 namespace chainrule {
@@ -190,16 +191,8 @@ void check_default_symbols(const Graph& g, const At& root) {
     }
 }
 
-}  // namespace
-
-Model parse_model(const std::string& text, const std::string& file) {
-    Json j = parse_json_text(text, file);
-    At root{file, ""};
-    if (!j.is_object()) throw InputError(fmt::format("{}: a model must be a JSON object", file));
-    check_keys(j,
-               {"format", "version", "name", "doc", "dtype", "inputs", "parameters", "constants", "nodes", "outputs",
-                "training"},
-               file);
+// The format, its version and the dtype (float64 unless the file says float32).
+Dtype read_header(const Json& j, const At& root, const std::string& file) {
     std::string format = get_string(require(j, "format", file), root["format"].str());
     if (format != "chainrule-model")
         throw InputError(fmt::format("{}: expected \"chainrule-model\", got \"{}\"", root["format"].str(), format));
@@ -216,6 +209,40 @@ Model parse_model(const std::string& text, const std::string& file) {
         else if (d != "float64")
             throw InputError(fmt::format("{}: expected \"float32\" or \"float64\", got \"{}\"", root["dtype"].str(), d));
     }
+    return dtype;
+}
+
+// What a model may hold but probably should not: unused nodes, probabilities given to an op
+// that takes logits.
+void add_warnings(Model& m) {
+    const Graph& g = m.graph;
+    for (int id : g.unused()) {
+        const Node& n = g.node(id);
+        m.warnings.push_back(fmt::format("{}: {} '{}' is not used by any node or output", n.place,
+                                         kind_name(n.kind), n.name));
+    }
+    // An op that takes logits applies log-softmax itself: probabilities in are a softmax taken twice.
+    for (const Node& n : g.nodes()) {
+        if (n.kind != NodeKind::op || !n.op->takes_logits) continue;
+        const Node& in = g.node(n.inputs[0]);
+        if (in.kind == NodeKind::op && in.op->gives_probabilities)
+            m.warnings.push_back(fmt::format("{}: {} takes logits and applies log-softmax itself, but "
+                                             "'{}' is a {} output (probabilities); feed it '{}''s input instead",
+                                             n.place, n.op->name, in.name, in.op->name, in.name));
+    }
+}
+
+}  // namespace
+
+Model parse_model(const std::string& text, const std::string& file) {
+    Json j = parse_json_text(text, file);
+    At root{file, ""};
+    if (!j.is_object()) throw InputError(fmt::format("{}: a model must be a JSON object", file));
+    check_keys(j,
+               {"format", "version", "name", "doc", "dtype", "inputs", "parameters", "constants", "nodes", "outputs",
+                "training"},
+               file);
+    const Dtype dtype = read_header(j, root, file);
     Model m{.graph = Graph(dtype)};
     m.path = file;
     m.dir = std::filesystem::path(file).parent_path().string();
@@ -290,20 +317,7 @@ Model parse_model(const std::string& text, const std::string& file) {
         throw;
     }
     if (j.contains("training")) m.training = get_object(j["training"], root["training"].str());
-    for (int id : g.unused()) {
-        const Node& n = g.node(id);
-        m.warnings.push_back(fmt::format("{}: {} '{}' is not used by any node or output", n.place,
-                                         kind_name(n.kind), n.name));
-    }
-    // An op that takes logits applies log-softmax itself: probabilities in are a softmax taken twice.
-    for (const Node& n : g.nodes()) {
-        if (n.kind != NodeKind::op || !n.op->takes_logits) continue;
-        const Node& in = g.node(n.inputs[0]);
-        if (in.kind == NodeKind::op && in.op->gives_probabilities)
-            m.warnings.push_back(fmt::format("{}: {} takes logits and applies log-softmax itself, but "
-                                             "'{}' is a {} output (probabilities); feed it '{}''s input instead",
-                                             n.place, n.op->name, in.name, in.op->name, in.name));
-    }
+    add_warnings(m);
     return m;
 }
 
