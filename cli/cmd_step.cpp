@@ -6,6 +6,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/row_predictions.hpp"
 #include "cli/step_page.hpp"
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
@@ -44,10 +45,16 @@ Json trace_json(const Stepper& s, Json steps) {
     return out;
 }
 
+// The rows' predictions after forward (the stepper's constructor ran it).
+std::vector<RowPrediction> predictions(const Stepper& s, const Point& p) {
+    return row_predictions(s.graph(), p.row_names, p.labels, p.class_names);
+}
+
 void write_page(Model& m, const StepOptions& o) {
     PageOptions page;
-    page.random_inputs = set_point(m, o.point);
+    page.point = set_point(m, o.point);
     Stepper s(m.graph);
+    page.rows = predictions(s, page.point);
     std::string html = step_page(s, page);
     write_file_atomic(o.html, html);
     fmt::print(stderr, "wrote {} ({} steps, {} KB); open it in a browser: file://{}\n", o.html, s.order().size(),
@@ -57,7 +64,7 @@ void write_page(Model& m, const StepOptions& o) {
 void run(const StepOptions& o) {
     Model m = load(o.model);
     if (!o.html.empty()) return write_page(m, o);
-    set_point(m, o.point);
+    const Point point = set_point(m, o.point);
     Stepper s(m.graph);
     const Graph& g = s.graph();
     std::size_t stop = s.order().size();
@@ -90,12 +97,13 @@ void run(const StepOptions& o) {
                        for (int id : s.order()) names.push_back(g.node(id).name);
                        return names;
                    }(), ", "));
+        if (std::string rows = format_row_predictions(g, predictions(s, point)); !rows.empty()) fmt::print("{}\n", rows);
         while (s.position() < stop) fmt::print("{}\n", format_step(s, s.next(), o.show));
         if (s.done()) fmt::print("{}", format_summary(s, o.show));
         else fmt::print("stopped after step {}/{} ({})\n", s.position(), s.order().size(), o.until);
         std::fflush(stdout);
     }
-    if (interactive) interact(s, std::cin, std::cout, ::isatty(0), o.show);
+    if (interactive) interact(s, std::cin, std::cout, ::isatty(0), o.show, format_row_predictions(g, predictions(s, point)));
 }
 
 }  // namespace

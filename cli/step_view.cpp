@@ -275,7 +275,8 @@ std::optional<int> node_named(const Graph& g, const std::string& name, const cha
 
 }  // namespace
 
-void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, const ShowOptions& o) {
+void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, const ShowOptions& o,
+              const std::string& intro) {
     const Graph& g = s.graph();
     auto say = [&](const std::string& text) { out << wrap_lines(text, o.width); };
     auto step = [&] {
@@ -286,6 +287,7 @@ void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, cons
         say(fmt::format("forward done: loss {} = {:.{}g}; {} backward steps: Enter runs the next, help lists "
                         "commands\n",
                         g.node(s.loss()).name, g.node(s.loss()).value.at(0), o.digits, s.order().size()));
+    if (s.position() == 0) say(intro);
     std::string line;
     while (true) {
         std::string ask = s.done() ? "(done) " : fmt::format("(step {}/{}) ", s.position() + 1, s.order().size());

@@ -36,6 +36,8 @@ Json step_json(const Stepper& s, const Step& st);
 // The interactive session: reads commands from `in` (Enter/n: next step; back; p NAME;
 // full NAME; l; explain NAME[i]; b NODE; c; q; help), writing to `out`; a prompt is printed before each read when `prompt`.
 // Ends on q or at the end of `in`; at the end of the walk, n says the walk is done.
-void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, const ShowOptions& o = {});
+// `intro` follows the first line (the loss after forward), e.g. the rows' predictions.
+void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, const ShowOptions& o = {},
+              const std::string& intro = "");
 
 }  // namespace chainrule::cli
