@@ -6,6 +6,8 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/line_editor.hpp"
+#include "cli/repl.hpp"
 #include "cli/row_predictions.hpp"
 #include "cli/step_page.hpp"
 #include "cli/step_view.hpp"
@@ -70,7 +72,7 @@ void run(const StepOptions& o) {
     std::size_t stop = s.order().size();
     if (!o.until.empty()) {
         try {
-            stop = s.index_of(o.until) + 1;
+            stop = steps_until(s, o.until);
         } catch (const InputError& e) {
             throw InputError(fmt::format("--until: {}", e.what()));
         }
@@ -103,7 +105,14 @@ void run(const StepOptions& o) {
         else fmt::print("stopped after step {}/{} ({})\n", s.position(), s.order().size(), o.until);
         std::fflush(stdout);
     }
-    if (interactive) interact(s, std::cin, std::cout, ::isatty(0), o.show, format_row_predictions(g, predictions(s, point)));
+    if (!interactive) return;
+    const std::string intro = format_row_predictions(g, predictions(s, point));
+    if (::isatty(0) && ::isatty(1)) {  // typed: editing and history
+        LineEditor editor;
+        interact(s, editor.source(), std::cout, o.show, intro);
+    } else {
+        interact(s, std::cin, std::cout, ::isatty(0), o.show, intro);
+    }
 }
 
 }  // namespace
@@ -115,7 +124,7 @@ void add_step(CLI::App& app) {
                 "sends to each input and the gradients accumulated so far. Interactive on a terminal (type help)");
     cmd->add_option("MODEL", o->model, "model JSON file")->required();
     add_point_options(*cmd, o->point);
-    auto* until = cmd->add_option("--until", o->until, "stop after this op node's step (interactive: then prompt)");
+    auto* until = cmd->add_option("--until", o->until, "stop after this op node's step, or when this parameter's or input's gradient is complete (interactive: then prompt)");
     auto* explain = cmd->add_option("--explain", o->explain,
                                     "after the walk, write one gradient entry term by term, e.g. --explain 'w[0]' "
                                     "(with --json: as JSON)");

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "cli/repl.hpp"
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
 #include "graph/dot.hpp"
