@@ -49,7 +49,8 @@ Json trace_json(const Stepper& s, Json steps) {
 
 // The rows' predictions after forward (the stepper's constructor ran it).
 std::vector<RowPrediction> predictions(const Stepper& s, const Point& p) {
-    return row_predictions(s.graph(), p.row_names, p.labels, p.class_names);
+    // A target drawn at random holds no one's labels.
+    return row_predictions(s.graph(), p.row_names, p.labels, p.class_names, p.random_inputs.empty());
 }
 
 void write_page(Model& m, const StepOptions& o) {

@@ -126,7 +126,7 @@ void feed_rows(Model& m, const std::string& rows_text, const std::string& data_d
 
 }  // namespace
 
-std::string load_weights(Graph& g, const std::string& run) {
+LoadedWeights load_weights(Graph& g, const std::string& run) {
     namespace fs = std::filesystem;
     std::error_code ec;
     if (!fs::exists(run, ec))
@@ -146,7 +146,8 @@ std::string load_weights(Graph& g, const std::string& run) {
     }
     restore_parameters(g, c, file);
     std::string from = c.model == g.name ? "" : fmt::format(", trained as model '{}'", c.model);
-    return fmt::format("{} (epoch {}{}{})", file, c.epoch, from, widened ? ", float32 widened to float64" : "");
+    return {file, c.epoch,
+            fmt::format("{} (epoch {}{}{})", file, c.epoch, from, widened ? ", float32 widened to float64" : "")};
 }
 
 Point set_point(Model& m, const PointOptions& o) {
@@ -155,7 +156,7 @@ Point set_point(Model& m, const PointOptions& o) {
     Graph& g = m.graph;
     g.init_parameters(point.seed);
     if (!o.weights.empty()) {
-        point.weights = load_weights(g, o.weights);
+        point.weights = load_weights(g, o.weights).text;
         fmt::print(stderr, "note: parameters from {}\n", point.weights);
     }
     if (!o.feed.empty()) apply_feed_file(g, o.feed);

@@ -49,10 +49,15 @@ struct Point {
 Point set_point(Model& m, const PointOptions& o);
 
 // --weights RUN: copies the parameters of a run directory's checkpoint (or a checkpoint
-// file) into the graph; returns "FILE (epoch N)". A float32 checkpoint fills a float64
+// file) into the graph. A float32 checkpoint fills a float64
 // graph exactly (gradcheck's float64 copy of a float32 model, the lecture's float64 graph
 // with a float32 run's weights); the other way would round, and is refused.
-std::string load_weights(Graph& g, const std::string& run);
+struct LoadedWeights {
+    std::string file;      // the checkpoint file
+    std::int64_t epoch = 0;
+    std::string text;      // "FILE (epoch N)", and what else a reader should know
+};
+LoadedWeights load_weights(Graph& g, const std::string& run);
 
 // Flag checks with the training block's ranges, so a bad flag is exit 2, never wrapped,
 // clamped or ignored: "-1" is not a seed, "nan" not a step.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "train/trainer.hpp"
 
@@ -53,7 +54,7 @@ std::vector<std::int32_t> labels_from_target(const Graph& g, std::int64_t rows, 
 
 std::vector<RowPrediction> row_predictions(const Graph& g, const std::vector<std::string>& row_names,
                                            const std::vector<std::int32_t>& labels,
-                                           const std::vector<std::string>& class_names) {
+                                           const std::vector<std::string>& class_names, bool read_target) {
     std::vector<RowPrediction> out;
     const int pred = g.prediction();
     if (pred < 0) return out;
@@ -63,7 +64,7 @@ std::vector<RowPrediction> row_predictions(const Graph& g, const std::vector<std
     const std::int64_t rows = p.value.dims()[0];
     if (rows <= 0) return out;
     const std::int64_t width = p.value.numel() / rows;
-    const std::vector<std::int32_t> target = labels.empty() ? labels_from_target(g, rows, width) : labels;
+    const std::vector<std::int32_t> target = labels.empty() && read_target ? labels_from_target(g, rows, width) : labels;
     auto name = [&](std::int64_t k) {
         return k >= 0 && std::size_t(k) < class_names.size() ? class_names[std::size_t(k)] : std::to_string(k);
     };
@@ -84,7 +85,8 @@ std::vector<RowPrediction> row_predictions(const Graph& g, const std::vector<std
     return out;
 }
 
-std::string format_row_predictions(const Graph& g, const std::vector<RowPrediction>& rows, std::size_t limit) {
+std::string format_row_predictions(const Graph& g, const std::vector<RowPrediction>& rows, std::size_t limit,
+                                   bool all_outputs) {
     if (rows.empty()) return "";
     const std::string& pred = g.node(g.prediction()).name;
     std::size_t row_w = 0, label_w = 0, class_w = 0;
@@ -109,8 +111,14 @@ std::string format_row_predictions(const Graph& g, const std::vector<RowPredicti
         out += fmt::format("  predicted {:<{}}", r.predicted_name, class_w);
         if (!r.label.empty()) out += r.right ? "  right" : "  wrong";
         else if (labelled) out += "       ";
-        out += one ? fmt::format("  {} = {:.4g}\n", pred, r.score)
-                   : fmt::format("  {}[{}] = {:.4g}\n", pred, r.predicted, r.score);
+        if (all_outputs && !one) {
+            std::vector<std::string> each;
+            for (double v : r.outputs) each.push_back(fmt::format("{:.4g}", v));
+            out += fmt::format("  {} = [{}]\n", pred, fmt::join(each, ", "));
+        } else {
+            out += one ? fmt::format("  {} = {:.4g}\n", pred, r.score)
+                       : fmt::format("  {}[{}] = {:.4g}\n", pred, r.predicted, r.score);
+        }
     }
     return out;
 }
