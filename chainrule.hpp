@@ -43,6 +43,7 @@
 
 // train/: training spec, trainer, checkpoints, metrics, plots
 #include "train/checkpoint.hpp"
+#include "train/model_file.hpp"
 #include "train/metrics.hpp"
 #include "train/plot.hpp"
 #include "train/trainer.hpp"

@@ -13,7 +13,10 @@
 //
 // --json prints one JSON object per line: a header, one per timed epoch ("epoch",
 // "seconds", "cpu_seconds", "peak_rss_mib", as bench/peers/compare.py reads them) and a
-// summary.
+// summary. With --time-eval the timed "epochs" are evaluations of the whole test split
+// (batches of 1000, as `chainrule train` evaluates), run after training.
+//
+// The first line (and the JSON header) names the CPU, the OpenBLAS kernels and oneDNN's.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cblas.h>
@@ -24,7 +27,9 @@
 
 #include "core/error.hpp"
 #include "cpu/blas_kernel.hpp"
+#include "cpu/convolution.hpp"
 #include "cpu/threads.hpp"
+#include "cpu/workers.hpp"
 #include "train/feeder.hpp"
 #include "train/trainer.hpp"
 
@@ -43,7 +48,7 @@ struct Options {
     std::string data;
     std::int64_t epochs = 10, warmup = 2, batch = 0, steps = 0, synthetic = 0;
     int threads = 0;
-    bool json = false, no_eval = false, no_bound = false, print_kernel = false;
+    bool json = false, no_eval = false, no_bound = false, print_kernel = false, time_eval = false;
     std::string kernel;  // the OpenBLAS kernels in words, after chainrule's choice
     std::string sparse_inputs;    // "auto" or "off"; empty: the model's setting
     double pixel_density = -1;    // --synthetic only: fraction of nonzero pixels; < 0: uniform bytes
@@ -191,6 +196,9 @@ Json header_json(const Options& o, const std::string& dtype, const Model& m, std
         flop += 2.0 * double(gm.n * gm.m * gm.k) * double(gm.times);
     }
     return {{"bench", "mnist_epoch"},
+            {"cpu", cpu_model_name()},
+            {"onednn", {{"version", onednn_version()}, {"isa", onednn_isa()}}},
+            {"timed", o.time_eval ? "evaluation of the test split" : "training"},
             {"model", m.graph.name},
             {"dtype", dtype},
             {"threads", openblas_get_num_threads()},
@@ -205,6 +213,21 @@ Json header_json(const Options& o, const std::string& dtype, const Model& m, std
             {"gemms", gj},
             {"gemm_mflop_per_step", flop / 1e6},
             {"fusions", m.graph.plan(Pass::training()).fusions()}};
+}
+
+// --time-eval: each epoch's seconds (and CPU seconds) replaced by those of one evaluation of
+// the test split, with the trainer's thread count.
+void time_evaluations(Model& m, const TrainingSpec& spec, const data::Dataset& ds,
+                      std::vector<EpochMetrics>& history, std::vector<double>& cpu_times) {
+    Workers workers(thread_count());
+    for (std::size_t e = 0; e < history.size(); ++e) {
+        const double cpu0 = cpu_seconds();
+        const auto t0 = Clock::now();
+        const EvalResult r = evaluate(m, spec, ds, ds.test, false, {}, &workers);
+        history[e].seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        cpu_times[e] = cpu_seconds() - cpu0;
+        history[e].train_loss = r.loss;  // the test loss, for the summary's finite check
+    }
 }
 
 int run(const Options& o, const std::string& dtype) {
@@ -222,7 +245,7 @@ int run(const Options& o, const std::string& dtype) {
     if (!o.sparse_inputs.empty()) spec.sparse_inputs = o.sparse_inputs == "auto";
     data::Dataset ds = o.synthetic > 0 ? synthetic_mnist(o.synthetic, 784, o.pixel_density) : data::load_dataset(spec.data);
     // Evaluation is never timed; --no-eval also skips running it, on a one-row test split.
-    if (o.no_eval) {
+    if (o.no_eval && !o.time_eval) {
         ds.test.count = 1;
         ds.test.pixels.resize(std::size_t(ds.test.features));
         ds.test.values.resize(std::min<std::size_t>(ds.test.values.size(), std::size_t(ds.test.features)));
@@ -248,6 +271,7 @@ int run(const Options& o, const std::string& dtype) {
         };
         return train(m, spec, ds, t);
     });
+    if (o.time_eval) time_evaluations(m, spec, ds, history, cpu_times);
     const double rss = peak_rss_mib();
     std::vector<double> seconds, bound_seconds;
     for (std::size_t e = std::size_t(o.warmup); e < history.size(); ++e) seconds.push_back(history[e].seconds);
@@ -279,16 +303,18 @@ int run(const Options& o, const std::string& dtype) {
     head["path"] = sparse_path ? "sparse" : "dense";
     if (o.json) {
         fmt::print("{}\n", head.dump());
-        for (std::size_t e = std::size_t(o.warmup); e < history.size(); ++e)
-            fmt::print("{}\n", Json{{"epoch", history[e].epoch - o.warmup},
-                                    {"seconds", history[e].seconds},
-                                    {"seconds_per_step", history[e].seconds / double(steps)},
-                                    {"cpu_seconds", cpu_times[e]},
-                                    {"train_loss", history[e].train_loss},
-                                    {"test_accuracy", nullptr},
-                                    {"test_loss", nullptr},
-                                    {"peak_rss_mib", rss}}
-                                   .dump());
+        for (std::size_t e = std::size_t(o.warmup); e < history.size(); ++e) {
+            Json row{{"epoch", history[e].epoch - o.warmup},
+                     {"seconds", history[e].seconds},
+                     {"cpu_seconds", cpu_times[e]},
+                     {"train_loss", history[e].train_loss},
+                     {"test_accuracy", nullptr},
+                     {"test_loss", nullptr},
+                     {"peak_rss_mib", rss}};
+            // An evaluation has no steps: compare.py then shows no ms/step.
+            if (!o.time_eval) row["seconds_per_step"] = history[e].seconds / double(steps);
+            fmt::print("{}\n", row.dump());
+        }
         fmt::print("{}\n", Json{{"summary", dtype},
                                 {"seconds_per_epoch_median", med},
                                 {"seconds_per_step_median", med / double(steps)},
@@ -302,16 +328,17 @@ int run(const Options& o, const std::string& dtype) {
                                 {"final_train_loss", final_loss}}
                                .dump());
     } else {
-        fmt::print("{} {} on {} ({}, {} thread{}), batch {} x {} steps per epoch\n", m.graph.name, dtype,
-                   o.synthetic > 0 ? "synthetic data" : "its data", o.kernel, openblas_get_num_threads(),
-                   openblas_get_num_threads() == 1 ? "" : "s", batch, steps);
+        fmt::print("{} {} on {} with {} and {} ({} kernels), {} thread{}; {}, batch {} x {} steps per epoch\n",
+                   m.graph.name, dtype, cpu_model_name(), o.kernel, onednn_version(), onednn_isa(),
+                   openblas_get_num_threads(), openblas_get_num_threads() == 1 ? "" : "s",
+                   o.synthetic > 0 ? "synthetic data" : "its data", batch, steps);
         const Plan training = m.graph.plan(Pass::training());
         for (const auto& f : training.fusions()) fmt::print("  fused: {}\n", f);
         fmt::print("  GEMMs per step: {} ({:.1f} MFLOP)\n", fmt::join(head["gemms"], ", "),
                    head["gemm_mflop_per_step"].get<double>());
-        fmt::print("  training: {:.4f} s/epoch, {:.3f} ms/step (median of {}; min {:.4f}, max {:.4f}), {:.0f} samples/s, "
+        fmt::print("  {}: {:.4f} s/epoch, {:.3f} ms/step (median of {}; min {:.4f}, max {:.4f}), {:.0f} samples/s, "
                    "peak RSS {:.1f} MiB, last train loss {:.6f}\n",
-                   med, 1e3 * med / double(steps), seconds.size(), *std::min_element(seconds.begin(), seconds.end()),
+                   o.time_eval ? "evaluating the test split" : "training", med, 1e3 * med / double(steps), seconds.size(), *std::min_element(seconds.begin(), seconds.end()),
                    *std::max_element(seconds.begin(), seconds.end()), samples, rss, final_loss);
         if (o.no_bound) {
             fmt::print("  GEMMs alone: not measured (--no-bound)\n");
@@ -366,6 +393,9 @@ int main(int argc, char** argv) {
         ->check(CLI::Range(0.0, 1.0));
     app.add_flag("--json", o.json, "JSON lines: header, one object per timed epoch, summary");
     app.add_flag("--no-eval", o.no_eval, "skip the (untimed) evaluation after each epoch");
+    app.add_flag("--time-eval", o.time_eval,
+                 "time evaluations of the whole test split instead of training: one after training per epoch "
+                 "(--no-eval then only skips the per-epoch ones)");
     app.add_flag("--no-bound", o.no_bound, "skip the GEMM-only epochs (e.g. to profile training alone)");
     app.add_flag("--print-blas-kernel", o.print_kernel,
                  "print the name of the OpenBLAS kernels the benchmark runs with and exit (bench/peers/compare.py "

@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <cblas.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <fmt/format.h>
 #include <strings.h>
 #include <unistd.h>
@@ -44,20 +48,28 @@ std::optional<Marker> valid_marker(const BlasEnvironment& env) {
     return m;
 }
 
+// What each kernel needs beyond its level: read off the instructions OpenBLAS 0.3.21's own
+// kernels contain (objdump of libopenblas.so: femms in every *_OPTERON and *_OPTERON_SSE3
+// GEMM kernel and copy routine; FMA4 in the family 15h kernels).
 bool needs_fma4(const KernelName& k) {
     return k.name == "Bulldozer" || k.name == "Piledriver" || k.name == "Steamroller" || k.name == "Excavator";
 }
+bool needs_3dnow(const KernelName& k) { return k.name == "Opteron" || k.name == "Opteron_SSE3"; }
 
 bool cpu_runs(const CpuFeatures& cpu, const KernelName& k) {
-    return k.level <= isa_level(cpu) && (!needs_fma4(k) || cpu.fma4);
+    return k.level <= isa_level(cpu) && (!needs_fma4(k) || cpu.fma4) && (!needs_3dnow(k) || cpu.three_dnow);
 }
 
 std::string needs_message(const std::string& what, const KernelName& k, const CpuFeatures& features) {
     const IsaLevel cpu = isa_level(features);
-    return fmt::format("{}: OpenBLAS's {} kernels need {}{}, which this CPU does not have (it has {}); they would stop "
-                       "at the first instruction it lacks. Use one of the names its level allows, or unset the variable "
-                       "(docs/performance.md, \"The BLAS kernel\")",
-                       what, k.name, level_name(k.level), k.level <= cpu ? " and FMA4" : "", level_name(cpu));
+    std::string extra, lacks;
+    if (needs_fma4(k)) extra += " and FMA4", lacks += features.fma4 ? "" : " FMA4";
+    if (needs_3dnow(k)) extra += " and AMD's 3DNow! (their femms)", lacks += features.three_dnow ? "" : " 3DNow!";
+    return fmt::format("{}: OpenBLAS's {} kernels need {}{}, which this CPU does not have (it has {}{}); they would "
+                       "stop at the first instruction it lacks. Use one of the names its level allows, or unset the "
+                       "variable (docs/performance.md, \"The BLAS kernel\")",
+                       what, k.name, level_name(k.level), extra, level_name(cpu),
+                       k.level <= cpu && !lacks.empty() ? " but not" + lacks : "");
 }
 
 // The program's own file by its real path: started as /proc/self/exe, the new process would
@@ -89,6 +101,8 @@ CpuFeatures cpu_features() {
     f.avx512dq = __builtin_cpu_supports("avx512dq");
     f.avx512vl = __builtin_cpu_supports("avx512vl");
     f.fma4 = __builtin_cpu_supports("fma4");
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    f.three_dnow = __get_cpuid(0x80000001u, &a, &b, &c, &d) && (d & (1u << 31)) != 0;
 #endif
     return f;
 }
@@ -116,7 +130,7 @@ std::string_view level_name(IsaLevel level) {
 
 std::string_view kernel_for(IsaLevel level) {
     switch (level) {
-        case IsaLevel::sse2: return "Opteron";
+        case IsaLevel::sse2: return "Opteron";  // decide_blas_kernel takes it only with 3DNow!
         case IsaLevel::sse3: return "Prescott";
         case IsaLevel::sse4_2: return "Nehalem";
         case IsaLevel::avx: return "Sandybridge";
@@ -238,6 +252,8 @@ BlasDecision decide_blas_kernel(const CpuFeatures& cpu, std::string_view corenam
     // auto: the kernels of the CPU's level (Zen and Haswell count as one level). Kernels
     // above it that OpenBLAS picked itself are trusted; only a forced name is corrected.
     if (!below && (cpu_runs(cpu, *in_effect) || !user_coretype)) return d;
+    // An SSE2-only CPU without 3DNow! has no kernel of its level it can run: OpenBLAS's pick stays.
+    if (!cpu_runs(cpu, *find_kernel(better))) return d;
     return rerun(better);
 }
 
@@ -306,6 +322,19 @@ std::string blas_kernel_description() {
     } catch (const InputError&) {
         return fmt::format("OpenBLAS {} kernels", openblas_get_corename());
     }
+}
+
+std::string cpu_model_name() {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line, name, family, model;
+    auto value = [&] { return line.substr(std::min(line.size(), line.find(':') + 2)); };
+    while (std::getline(in, line) && line.find_first_not_of(" \t") != std::string::npos) {  // the first CPU
+        if (line.rfind("model name", 0) == 0) name = value();
+        else if (line.rfind("cpu family", 0) == 0) family = value();
+        else if (line.rfind("model\t", 0) == 0 || line.rfind("model ", 0) == 0) model = value();
+    }
+    if (name.empty()) return "unknown CPU";
+    return family.empty() ? name : fmt::format("{} (family {}, model {})", name, family, model);
 }
 
 }  // namespace chainrule

@@ -25,6 +25,10 @@ struct CpuFeatures {
     bool sse3 = false, sse4_2 = false, avx = false, avx2 = false, fma = false;
     bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
     bool fma4 = false;  // AMD family 15h only; its kernels (Bulldozer ... Excavator) use it
+    // AMD's 3DNow! (CPUID 0x80000001 EDX bit 31), on AMD CPUs up to family 10h only: OpenBLAS's
+    // Opteron and Opteron_SSE3 kernels end their loops with its femms, which no Intel CPU and
+    // no AMD CPU since Bulldozer runs (SIGILL).
+    bool three_dnow = false;
 };
 
 // This CPU's features as the compiler's runtime check sees them (it also checks that the
@@ -84,5 +88,10 @@ std::string ensure_blas_kernel(char** argv);
 
 // The description of the kernel in effect, for a line of output (reads the environment).
 std::string blas_kernel_description();
+
+// The CPU as `lscpu` names it, with its family and model numbers (which OpenBLAS chooses its
+// kernels by), e.g. "AMD EPYC (family 26, model 2)"; from /proc/cpuinfo, "unknown CPU" without
+// it. Benchmarks print it first so that no figure is read without its machine.
+std::string cpu_model_name();
 
 }  // namespace chainrule

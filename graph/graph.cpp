@@ -45,6 +45,24 @@ void check_shape(const Shape& s, const std::string& where) {
 
 }  // namespace
 
+// The bytes of scratch node `n` needs at these input dims (its op's workspace fact), refused
+// above the cap of one tensor (kMaxElements elements of the dtype), like a tensor's shape.
+std::int64_t workspace_bytes(const Node& n, std::span<const Dims> in, Dtype dtype, const std::string& where) {
+    if (!n.op || !n.op->workspace) return 0;
+    const std::int64_t bytes = n.op->workspace(in, n.attrs, dtype);
+    const std::int64_t cap = kMaxElements * std::int64_t(dtype_size(dtype));
+    if (bytes < 0 || bytes > cap) {
+        std::string dims;
+        for (const Dims& d : in) dims += (dims.empty() ? "" : ", ") + format_dims(d);
+        throw InputError(fmt::format("{}: {} needs {} of scratch memory for inputs {}, more than the {} GiB that "
+                                     "one tensor of {} may have (docs/limits.md)",
+                                     where, n.op->name, bytes < 0 ? std::string("more bytes than int64 counts")
+                                                                  : fmt::format("{} bytes", bytes),
+                                     dims, cap >> 30, dtype_name(dtype)));
+    }
+    return bytes;
+}
+
 std::string Graph::where(const Node& n) const { return place_or_name(n.place, n.name); }
 
 void Graph::check_new_name(const std::string& name, const std::string& place) const {
@@ -172,6 +190,14 @@ int Graph::op(const std::string& name, const std::string& op_name, const std::ve
         throw InputError(fmt::format("{}: {} {}", at, op_name, e.what()));
     }
     check_shape(n.shape, at);
+    // Its scratch memory with every symbol 1, as check_shape counts its output.
+    std::vector<Dims> in_dims;
+    for (const Shape& s : in_shapes) {
+        Dims d;
+        for (const Dim& dim : s) d.push_back(dim.symbolic() ? 1 : dim.size);
+        in_dims.push_back(std::move(d));
+    }
+    workspace_bytes(n, in_dims, dtype_, at);
     return add_node(std::move(n));
 }
 

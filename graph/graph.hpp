@@ -20,6 +20,7 @@
 #pragma once
 
 #include <map>
+#include <span>
 #include <optional>
 #include <string>
 #include <vector>
@@ -147,6 +148,11 @@ private:
     std::map<std::string, int> index_;
     std::map<std::string, int> outputs_;
 };
+
+// The bytes of scratch memory node `n` (an op node) needs for inputs of these dims, by its
+// op's workspace fact (0 without one); an InputError naming `where` above the cap of one
+// tensor of `dtype` (docs/limits.md).
+std::int64_t workspace_bytes(const Node& n, std::span<const Dims> in, Dtype dtype, const std::string& where);
 
 // One pass at the graph's current point with a plan made for it and dropped after: forward,
 // or forward and backward (returning the loss). For programs and tests that look at one

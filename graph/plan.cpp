@@ -131,7 +131,11 @@ void Graph::bind(Plan& p) {
     for (int id : p.forward_order_) {
         Node& n = nodes_[std::size_t(id)];
         std::vector<Shape> in;
-        for (int j : n.inputs) in.push_back(fixed_shape(nodes_[std::size_t(j)].value.dims()));
+        std::vector<Dims> in_dims;
+        for (int j : n.inputs) {
+            in.push_back(fixed_shape(nodes_[std::size_t(j)].value.dims()));
+            in_dims.push_back(nodes_[std::size_t(j)].value.dims());
+        }
         Shape out;
         try {
             out = n.op->shape(in, n.attrs);
@@ -139,6 +143,7 @@ void Graph::bind(Plan& p) {
             throw InputError(fmt::format("{}: {} {}", where(n), n.op->name, e.what()));
         }
         sized(n, to_dims(out));
+        workspace_bytes(n, in_dims, dtype_, where(n));  // refused before the op asks for it
     }
     p.bound_.resize(nodes_.size());
     for (std::size_t id = 0; id < nodes_.size(); ++id) {

@@ -72,6 +72,9 @@ template <class T>
 struct ExpSum {
     T max, sum;
     T log_sum_exp() const { return max + std::log(sum); }  // ln Σ_j exp(z_j)
+    // ln softmax(z)_j = (z_j − m) − ln S, in that order: z_j − (m + ln S) would round m + ln S
+    // to the ulp of m first, losing the small terms at large logits (1e5: 0.25 % of them).
+    T log_softmax(T z, T log_sum) const { return (z - max) - log_sum; }
 };
 
 // Calls each(j, exp(z_j − m)) for every element as the sum goes, for softmax to keep them.

@@ -54,14 +54,15 @@ const bool registered = register_op({
                 double total = 0;  // in double: a batch of 10^4 float32 terms loses digits
                 for (std::int64_t r = 0; r < rows; ++r) {
                     const T* zr = pz + r * classes;
-                    const T lse = exp_sum(Line<const T>{zr, classes, 1}).log_sum_exp();
+                    const ExpSum<T> e = exp_sum(Line<const T>{zr, classes, 1});
+                    const T log_sum = std::log(e.sum);
                     if (indices) {
-                        total += double(lse - zr[class_of(pt, r, classes)]);
+                        total -= double(e.log_softmax(zr[class_of(pt, r, classes)], log_sum));
                         continue;
                     }
                     const T* tr = pt + r * classes;
-                    for (std::int64_t j = 0; j < classes; ++j)
-                        if (tr[j] != T(0)) total += double(tr[j]) * double(lse - zr[j]);  // skip 0·(−inf)
+                    for (std::int64_t j = 0; j < classes; ++j)  // skip 0·(−inf)
+                        if (tr[j] != T(0)) total -= double(tr[j]) * double(e.log_softmax(zr[j], log_sum));
                 }
                 c.out.data<T>()[0] = static_cast<T>(total / double(rows));
             });
@@ -79,20 +80,22 @@ const bool registered = register_op({
                 if (gt && indices) c.grad_in[1]->zero();
                 for (std::int64_t r = 0; r < rows; ++r) {
                     const T* zr = pz + r * classes;
-                    const T lse = exp_sum(Line<const T>{zr, classes, 1}).log_sum_exp();
+                    const ExpSum<T> e = exp_sum(Line<const T>{zr, classes, 1});
+                    const T log_sum = std::log(e.sum);
                     if (indices) {
                         if (!gz) continue;
                         std::int64_t k = class_of(pt, r, classes);
                         for (std::int64_t j = 0; j < classes; ++j)
-                            gz[r * classes + j] = scale * (std::exp(zr[j] - lse) - T(j == k));
+                            gz[r * classes + j] = scale * (std::exp(e.log_softmax(zr[j], log_sum)) - T(j == k));
                         continue;
                     }
                     const T* tr = pt + r * classes;
                     T tsum = 0;
                     for (std::int64_t j = 0; j < classes; ++j) tsum += tr[j];
                     for (std::int64_t j = 0; j < classes; ++j) {
-                        if (gz) gz[r * classes + j] = scale * (std::exp(zr[j] - lse) * tsum - tr[j]);
-                        if (gt) gt[r * classes + j] = -scale * (zr[j] - lse);
+                        const T log_p = e.log_softmax(zr[j], log_sum);
+                        if (gz) gz[r * classes + j] = scale * (std::exp(log_p) * tsum - tr[j]);
+                        if (gt) gt[r * classes + j] = -scale * log_p;
                     }
                 }
             });

@@ -19,13 +19,24 @@
 
 namespace chainrule {
 
+// f(begin, end) over [0, n), split over the pass's helpers when n is large enough to pay for
+// waking them (each element is computed alone, so the split changes no bit).
+constexpr std::int64_t kElementwiseSplit = 1 << 16;
+template <class F>
+void each_range(Workers* workers, std::int64_t n, F&& f) {
+    if (!workers || workers->threads() < 2 || n < kElementwiseSplit) return f(std::int64_t(0), n);
+    workers->run(n, f);
+}
+
 template <class F>
 auto unary_forward(F f) {
     return [f](const ForwardCall& c) {
         dispatch(c.out.dtype(), [&]<class T>() {
             const T* x = c.in[0]->data<T>();
             T* y = c.out.data<T>();
-            for (std::int64_t i = 0; i < c.out.numel(); ++i) y[i] = T(f(x[i]));
+            each_range(c.workers, c.out.numel(), [&](std::int64_t begin, std::int64_t end) {
+                for (std::int64_t i = begin; i < end; ++i) y[i] = T(f(x[i]));
+            });
         });
     };
 }
@@ -48,7 +59,9 @@ auto unary_backward(D d) {
             const T* y = c.out.data<T>();
             const T* g = c.grad_out.data<T>();
             T* gx = c.grad_in[0]->data<T>();
-            for (std::int64_t i = 0; i < c.out.numel(); ++i) gx[i] = T(d(x[i], y[i], g[i]));
+            each_range(c.workers, c.out.numel(), [&](std::int64_t begin, std::int64_t end) {
+                for (std::int64_t i = begin; i < end; ++i) gx[i] = T(d(x[i], y[i], g[i]));
+            });
         });
     };
 }

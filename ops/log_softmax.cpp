@@ -7,14 +7,15 @@ namespace {
 
 const bool registered = register_op({
     .name = "log_softmax",
-    .formula = "y_i = x_i − m − ln Σ_j exp(x_j − m),  m = max_j x_j, along axis;  "
+    .formula = "y_i = (x_i − m) − ln Σ_j exp(x_j − m),  m = max_j x_j, along axis;  "
                "dL/dx_i = g_i − exp(y_i) · Σ_j g_j,  g = dL/dy",
     .inputs = {"x"},
     .attrs = {{"axis", -1}},
     .shape = same_shape_along_axis,
     .forward = along_axis_forward([]<class T>(Line<const T> x, Line<T> y) {
-        const T shift = exp_sum(x).log_sum_exp();
-        for (std::int64_t j = 0; j < y.n; ++j) y[j] = x[j] - shift;
+        const ExpSum<T> e = exp_sum(x);
+        const T log_sum = std::log(e.sum);
+        for (std::int64_t j = 0; j < y.n; ++j) y[j] = e.log_softmax(x[j], log_sum);
     }),
     .backward = along_axis_backward([]<class T>(Line<const T>, Line<const T> y, Line<const T> g, Line<T> gx) {
         T gsum = 0;

@@ -1,5 +1,6 @@
 #include "ops/opcheck.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstring>
@@ -143,6 +144,19 @@ std::vector<OpCheck> check_op(const Op& op, std::uint64_t seed) {
                           fmt::format("\"{}\" does not say dL/d{} (the convention: y = f({}), then dL/d<input> for "
                                       "every input, e.g. \"y = exp(x);  dL/dx = dL/dy · y\")",
                                       op.formula, fmt::join(missing, ", dL/d"), fmt::join(op.inputs, ", "))});
+    // An attr that every sample leaves at its default is never exercised: a forward or backward
+    // that ignores it (a leaky_relu with its slope written in as a number) would pass every check.
+    for (const auto& [key, def] : op.attrs.items()) {
+        const bool varied = std::any_of(op.samples.begin(), op.samples.end(), [&](const OpSample& s) {
+            return s.attrs.contains(key) && s.attrs.at(key) != def;
+        });
+        if (!varied)
+            checks.push_back({fmt::format("attr {}", key), false,
+                              fmt::format("no sample gives attr '{}' a value other than its default {}: an op that "
+                                          "ignored it would pass every check; add a sample with .attrs = {{{{\"{}\", "
+                                          "...}}}}",
+                                          key, def.dump(), key)});
+    }
     for (std::size_t k = 0; k < op.samples.size(); ++k) {
         const OpSample& s = op.samples[k];
         const std::string name = fmt::format("sample {} ({})", k, describe(s));

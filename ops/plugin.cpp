@@ -12,6 +12,10 @@ void load_plugin(const std::string& path) {
     // dlopen searches the library path for names without a slash; a plugin is a file.
     std::string file = path.find('/') == std::string::npos ? "./" + path : path;
     detail::hold_registration_errors(true);
+    detail::loading_plugin(true);
+    struct Loaded {
+        ~Loaded() { detail::loading_plugin(false); }
+    } loaded;
     void* handle = nullptr;
     // A static initialiser that throws unwinds out of dlopen; name the plugin instead of
     // terminating. Anything thrown, std::exception or not, becomes a located message.

@@ -18,6 +18,7 @@ struct Registry {
     // (std::terminate): register_op keeps its first error here for load_plugin to report.
     bool holding_errors = false;
     std::string held_error;
+    bool loading_plugin = false;  // ops registered now come from a plugin, not from chainrule itself
 };
 
 Registry& the_registry() {
@@ -26,6 +27,44 @@ Registry& the_registry() {
 }
 
 std::map<std::string, std::unique_ptr<const Op>>& registry() { return the_registry().ops; }
+
+bool is_identifier(const std::string& s) {
+    auto letter = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+    return !s.empty() && letter(s[0]) &&
+           std::all_of(s.begin(), s.end(), [&](char c) { return letter(c) || (c >= '0' && c <= '9'); });
+}
+
+// What makes an Op unusable by the engine, the op checks or the model loader; "" when none.
+std::string malformed(const Op& op, bool from_plugin) {
+    if (!is_identifier(op.name))
+        return fmt::format("the name '{}' is not an identifier (letters, digits and _, not starting with a digit)",
+                           op.name);
+    for (auto [present, what] : {std::pair{bool(op.shape), "shape rule"}, {bool(op.forward), "forward"},
+                                 {bool(op.backward), "backward"}, {!op.formula.empty(), "formula"},
+                                 {op.attrs.is_object(), "attrs object"}})
+        if (!present) return fmt::format("op '{}' has no {}", op.name, what);
+    if (op.inputs.empty())
+        return fmt::format("op '{}' takes no inputs; an op needs at least one (a value without inputs is a "
+                           "constant or an input node)",
+                           op.name);
+    for (std::size_t i = 0; i < op.inputs.size(); ++i) {
+        if (op.inputs[i].empty()) return fmt::format("op '{}' has an input without a name (input {})", op.name, i);
+        for (std::size_t j = 0; j < i; ++j)
+            if (op.inputs[j] == op.inputs[i])
+                return fmt::format("op '{}' names two inputs '{}' (inputs {} and {})", op.name, op.inputs[i], j, i);
+    }
+    if (op.optional_inputs >= op.inputs.size())
+        return fmt::format("op '{}' makes {} of its {} input{} optional; at least the first must be given", op.name,
+                           op.optional_inputs, op.inputs.size(), op.inputs.size() == 1 ? "" : "s");
+    if (op.labels_input >= int(op.inputs.size()) || op.labels_input < -1)
+        return fmt::format("op '{}' has labels_input {}, but its inputs are 0 to {} (-1: none)", op.name,
+                           op.labels_input, op.inputs.size() - 1);
+    if (from_plugin && op.fusable != Fusable::no)
+        return fmt::format("op '{}' declares a role in chainrule's fused passes (Op::fusable), which run chainrule's "
+                           "own kernels in its place: only chainrule's own ops may",
+                           op.name);
+    return "";
+}
 
 }  // namespace
 
@@ -37,10 +76,8 @@ bool register_op(Op op) {
         return false;
     };
     if (op.name.empty()) return error("register_op: the op has no name");
-    for (auto [present, what] : {std::pair{bool(op.shape), "shape rule"}, {bool(op.forward), "forward"},
-                                 {bool(op.backward), "backward"}, {!op.formula.empty(), "formula"},
-                                 {op.attrs.is_object(), "attrs object"}})
-        if (!present) return error(fmt::format("register_op: op '{}' has no {}", op.name, what));
+    if (std::string why = malformed(op, the_registry().loading_plugin); !why.empty())
+        return error("register_op: " + why);
     auto& ops = registry();
     if (ops.count(op.name)) return error(fmt::format("register_op: an op named '{}' is already registered", op.name));
     std::string name = op.name;
@@ -51,6 +88,8 @@ bool register_op(Op op) {
 namespace detail {
 
 void hold_registration_errors(bool on) { the_registry().holding_errors = on; }
+
+void loading_plugin(bool on) { the_registry().loading_plugin = on; }
 
 std::string take_held_registration_error() { return std::exchange(the_registry().held_error, {}); }
 

@@ -1,6 +1,7 @@
 // A training step allocates nothing after the first: every heap allocation of the process
 // (operator new goes through malloc; OpenBLAS and std::aligned_alloc too) is counted while
-// steps run, through the engine directly and through the trainer.
+// steps run, through the engine directly and through the trainer. Allocations made inside
+// OpenBLAS and oneDNN are counted apart and reported.
 //
 // The count comes from replacing malloc and its relatives in this binary (they forward to
 // glibc's own entry points); under AddressSanitizer, which owns malloc, from its hooks.
@@ -29,8 +30,15 @@ namespace {
 // The counters have to be global: malloc has no other place to find them.
 std::atomic<bool> counting{false};
 std::atomic<long> ours{0}, blas{0};
-// OpenBLAS's code, [begin, end): an allocation with it on the call stack is OpenBLAS's own.
-std::uintptr_t blas_begin = 0, blas_end = 0;
+// The code of the libraries chainrule calls, [begin, end): OpenBLAS and oneDNN (conv2d's
+// float32 kernels). An allocation with one of them on the call stack is that library's own.
+struct CodeRange {
+    const char* name;
+    std::uintptr_t begin = 0, end = 0;
+};
+CodeRange libraries[] = {{"libopenblas"}, {"libdnnl"}};
+std::uintptr_t& blas_begin = libraries[0].begin;
+std::uintptr_t& blas_end = libraries[0].end;
 // CHAINRULE_ALLOC_TRACE=1 prints a backtrace of every counted allocation (to find it).
 const bool tracing = std::getenv("CHAINRULE_ALLOC_TRACE") != nullptr;
 thread_local bool in_note = false;
@@ -43,7 +51,7 @@ void note() {
     bool in_blas = false;
     for (int i = 0; i < n; ++i) {
         auto a = reinterpret_cast<std::uintptr_t>(frames[i]);
-        in_blas = in_blas || (a >= blas_begin && a < blas_end);
+        for (const CodeRange& r : libraries) in_blas = in_blas || (a >= r.begin && a < r.end);
     }
     (in_blas ? blas : ours).fetch_add(1, std::memory_order_relaxed);
     if (tracing) {
@@ -54,31 +62,33 @@ void note() {
     in_note = false;
 }
 
-void find_openblas() {
+void find_libraries() {
     dl_iterate_phdr(
         [](dl_phdr_info* info, std::size_t, void*) {
-            if (!info->dlpi_name || !std::strstr(info->dlpi_name, "libopenblas")) return 0;
-            for (int i = 0; i < info->dlpi_phnum; ++i) {
-                const auto& ph = info->dlpi_phdr[i];
-                if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
-                blas_begin = info->dlpi_addr + ph.p_vaddr;
-                blas_end = blas_begin + ph.p_memsz;
+            for (CodeRange& r : libraries) {
+                if (!info->dlpi_name || !std::strstr(info->dlpi_name, r.name)) continue;
+                for (int i = 0; i < info->dlpi_phnum; ++i) {
+                    const auto& ph = info->dlpi_phdr[i];
+                    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+                    r.begin = info->dlpi_addr + ph.p_vaddr;
+                    r.end = r.begin + ph.p_memsz;
+                }
             }
-            return 1;
+            return 0;
         },
         nullptr);
 }
 
 struct Count {
-    long ours = 0;  // everything but OpenBLAS's internals: chainrule, the C++ and C libraries
-    long blas = 0;  // made inside OpenBLAS (its threaded driver and small-matrix kernels)
+    long ours = 0;  // everything but the libraries' internals: chainrule, the C++ and C libraries
+    long blas = 0;  // made inside OpenBLAS (its threaded driver and small-matrix kernels) or oneDNN
 };
 
 // Allocations made by f().
 template <class F>
 Count count_allocations(F&& f) {
     if (blas_end == 0) {
-        find_openblas();
+        find_libraries();
         void* warm[2];
         backtrace(warm, 2);  // its first call loads libgcc and allocates
     }
@@ -213,6 +223,7 @@ BOOST_AUTO_TEST_CASE(the_counter_sees_allocations) {
     BOOST_TEST(none.ours == 0);
     BOOST_TEST(none.blas == 0);
     BOOST_TEST(blas_end > blas_begin);  // OpenBLAS was found, so its allocations are told apart
+    BOOST_TEST(libraries[1].end > libraries[1].begin);  // and oneDNN
 }
 
 BOOST_AUTO_TEST_CASE(engine_steps_after_the_first_allocate_nothing) {
@@ -248,7 +259,7 @@ BOOST_AUTO_TEST_CASE(engine_steps_after_the_first_allocate_nothing) {
                 for (int step = 0; step < 5; ++step) engine_step(s, pass, params, rows, rng);
             });
             BOOST_TEST(n.ours == 0);
-            BOOST_TEST_MESSAGE(r.model << " " << r.dtype << ", " << r.threads << " threads: OpenBLAS itself made "
+            BOOST_TEST_MESSAGE(r.model << " " << r.dtype << ", " << r.threads << " threads: OpenBLAS and oneDNN themselves made "
                                        << n.blas << " allocations in 5 steps");
             BOOST_TEST(std::isfinite(g.node(g.loss()).value.at(0)));
         }
@@ -292,7 +303,8 @@ BOOST_AUTO_TEST_CASE(trainer_steps_allocate_nothing) {
 }
 
 BOOST_AUTO_TEST_CASE(convolutional_trainer_steps_allocate_nothing) {
-    // conv2d's im2col columns live in the graph's workspace, sized by the first step.
+    // conv2d's im2col columns (float64) and its oneDNN scratch (float32) live in the graph's
+    // workspace, sized by the first step; oneDNN's own small objects per call are its own.
     for (const char* dtype : {"float32", "float64"})
         BOOST_TEST_CONTEXT("mnist_cnn " << dtype) {
             expect_steps_allocate_nothing(dtype, [](TrainingSpec&) {}, "mnist_cnn");

@@ -195,6 +195,24 @@ BOOST_AUTO_TEST_CASE(bad_values_are_input_errors_naming_the_variable) {
     CHECK_HAS(input_error(avx2(), "SkylakeX", env(std::nullopt, "SkylakeX")),
               "OPENBLAS_CORETYPE=SkylakeX: OpenBLAS's SkylakeX kernels need AVX-512");
     CHECK_HAS(input_error(avx2(), "SkylakeX", env("keep", "SkylakeX")), "OPENBLAS_CORETYPE=SkylakeX: ");
+    // OpenBLAS's Opteron kernels end in 3DNow!'s femms: SIGILL on every Intel CPU and on AMD
+    // since Bulldozer, whatever their level. Refused by name and as OPENBLAS_CORETYPE.
+    for (const char* name : {"Opteron", "Opteron_SSE3", "opteron"}) {
+        BOOST_TEST(input_error(avx512(), "SkylakeX", env(name)) ==
+                   fmt::format("CHAINRULE_BLAS_KERNEL={}: OpenBLAS's {} kernels need {} and AMD's 3DNow! (their femms), "
+                               "which this CPU does not have (it has AVX-512 (F, BW, DQ, VL) but not 3DNow!); they would stop at the first instruction it lacks. Use one of the names "
+                               "its level allows, or unset the variable (docs/performance.md, \"The BLAS kernel\")",
+                               name, find_kernel(name)->name, name == std::string("Opteron") || name == std::string("opteron") ? "SSE2" : "SSE3"));
+        CHECK_HAS(input_error(avx2(), "Opteron", env(std::nullopt, name)),
+                  fmt::format("OPENBLAS_CORETYPE={}: OpenBLAS's", name));
+        // auto replaces it with the CPU's own.
+        BOOST_TEST((decide_blas_kernel(avx2(), "Opteron", env("auto", name)).action == Action::rerun));
+    }
+    CpuFeatures k8 = sse3();
+    k8.three_dnow = true;  // an Athlon 64 of family 10h runs them
+    BOOST_TEST((decide_blas_kernel(k8, "Prescott", env("Opteron_SSE3")).action == Action::rerun));
+    // An SSE2-only CPU without 3DNow! keeps OpenBLAS's own pick rather than be given Opteron's.
+    BOOST_TEST((decide_blas_kernel({}, "Prescott", env("auto")).action == Action::keep));
     // auto corrects it instead.
     BlasDecision d = decide_blas_kernel(avx2(), "SkylakeX", env("auto", "SkylakeX"));
     BOOST_TEST((d.action == Action::rerun));
@@ -303,6 +321,15 @@ BOOST_AUTO_TEST_CASE(a_bad_variable_exits_2_before_any_command) {
     BOOST_TEST(r.out.empty());
     CHECK_HAS(r.err, "error: CHAINRULE_BLAS_KERNEL=nonsense: expected auto, keep or one of OpenBLAS's x86-64 kernels: ");
     CHECK_HAS(r.err, "Prescott, ");
+    if (!cpu_features().three_dnow) {  // every CPU made since 2011: the kernels would die of SIGILL
+        for (const char* var : {"CHAINRULE_BLAS_KERNEL=Opteron ", "OPENBLAS_CORETYPE=Opteron_SSE3 "}) {
+            CommandResult opteron = run_command(clean + var + chainrule_binary() + " grad " + source_root() +
+                                                "/models/worked_example.json");
+            BOOST_TEST(opteron.code == 2, var << opteron.err);
+            CHECK_HAS(opteron.err, "kernels need SSE");
+            CHECK_HAS(opteron.err, "and AMD's 3DNow! (their femms), which this CPU does not have");
+        }
+    }
     if (here < IsaLevel::avx512) {
         CommandResult above = run_command(clean + "CHAINRULE_BLAS_KERNEL=SkylakeX " + chainrule_binary() + " ops");
         BOOST_TEST(above.code == 2);

@@ -75,6 +75,32 @@ def write_model(folder, name, **training):
     return path
 
 
+def write_conv_model(folder, name):
+    """A small float32 conv net on Iris: the 4 features as a 2×2 image, conv2d (6 filters 2×2,
+    padding 1, through oneDNN's kernels), relu, max_pool2d 2, a dense layer; batches of 40
+    (shards of 10 or 20 rows, conv2d's chunks of 1 to 3 rows)."""
+    with open(os.path.join(SOURCE, "models", "iris_3class_softmax.json")) as f:
+        m = json.load(f)
+    m["dtype"] = "float32"
+    m["parameters"] = {"K": {"shape": [6, 1, 2, 2], "init": {"he_normal": {}}}, "c": {"shape": [6], "init": {"constant": 0.1}},
+                       "W": {"shape": [6, 3], "init": {"xavier_uniform": {}}}, "b": {"shape": [3], "init": {"constant": 0}}}
+    m["nodes"] = [{"name": "img", "op": "reshape", "inputs": ["x"], "attrs": {"shape": [-1, 1, 2, 2]}},
+                  {"name": "h", "op": "conv2d", "inputs": ["img", "K", "c"], "attrs": {"padding": 1}},
+                  {"name": "r", "op": "relu", "inputs": ["h"]},
+                  {"name": "q", "op": "max_pool2d", "inputs": ["r"], "attrs": {"kernel_size": 2}},
+                  {"name": "flat", "op": "reshape", "inputs": ["q"], "attrs": {"shape": [-1, 6]}},
+                  {"name": "logits", "op": "linear", "inputs": ["flat", "W", "b"]},
+                  {"name": "p", "op": "softmax", "inputs": ["logits"]},
+                  {"name": "L", "op": "cross_entropy", "inputs": ["logits", "t"]}]
+    m["training"]["data"]["path"] = os.path.join(SOURCE, "data", "iris.data")
+    m["training"].update({"epochs": 4, "batch_size": 40, "optimizer": {"sgd": {"lr": 0.05, "momentum": 0.9}},
+                          "print_every": 1})
+    path = os.path.join(folder, name)
+    with open(path, "w") as f:
+        json.dump(m, f)
+    return path
+
+
 def scratch_dir():
     """A fresh folder for the test's files, removed when the test exits."""
     tmp = tempfile.mkdtemp(prefix="chainrule_mpi_")
@@ -120,6 +146,14 @@ def with_mpi():
     # The losses printed are the same numbers too.
     strip = lambda out: [line.rsplit("(", 1)[0] for line in out.splitlines() if line.startswith("epoch ")]
     check(strip(runs["s4_kplain"][0]) == strip(out4) and len(strip(out4)) == 6, "the epoch lines agree, K = 1 and 4")
+
+    # A float32 conv net (conv2d through oneDNN, on one thread per chunk): the same bits too.
+    conv = write_conv_model(tmp, "conv.json")
+    for k in (None, 2, 4):
+        code, out, err = run(["train", conv, "--shards", "4", "--out", out_dir(f"conv_k{k}")], k)
+        check(code == 0, f"the conv net trains under -np {k} (exit {code}) {err[-300:]!r}")
+    check(weights(out_dir("conv_kNone")) == weights(out_dir("conv_k2")) == weights(out_dir("conv_k4")),
+          "conv net, --shards 4: plain, -np 2 and -np 4 give identical weights")
 
     # One shard (today's single-process path) differs from 4 only in rounding: close, not equal.
     code, out, err = run(["train", model, "--out", out_dir("s1")])

@@ -207,6 +207,33 @@ BOOST_AUTO_TEST_CASE(log_softmax_is_finite_where_log_of_softmax_is_not) {
                 {-std::log1p(std::exp(1.0)), 1 - std::log1p(std::exp(1.0))});
 }
 
+BOOST_AUTO_TEST_CASE(log_softmax_and_cross_entropy_keep_their_digits_at_large_logits) {
+    // Logits 1e5 + [0, 1, -2, 0.5]: the shifted values x − m are exact, so (x − m) − ln S is the
+    // answer to the last bit or two. x − (m + ln S) rounds m + ln S to the ulp of 1e5 (1.5e-11)
+    // first and is off by up to that much, 0.25 % of the smallest entry's distance from it.
+    const double shift[4] = {0, 1, -2, 0.5};
+    Tensor x(Dtype::f64, {1, 4});
+    for (int j = 0; j < 4; ++j) x.set(j, 1e5 + shift[j]);
+    double sum = 0;
+    for (double d : shift) sum += std::exp(d - 1);
+    const double log_sum = std::log(sum);
+    const Tensor y = forward("log_softmax", {x});
+    for (int j = 0; j < 4; ++j) {
+        const double want = (shift[j] - 1) - log_sum;
+        BOOST_TEST(std::abs(y.at(j) - want) <= 4e-16 * std::abs(want), "entry " << j << ": " << y.at(j) << " vs " << want);
+    }
+    // cross_entropy of class 2 at the same logits: −ln p[2], and its gradient p − onehot(2).
+    const Tensor label = tensor({1}, {2});
+    const double want = -((shift[2] - 1) - log_sum);
+    const double loss = forward("cross_entropy", {x, label}).at(0);
+    BOOST_TEST(std::abs(loss - want) <= 4e-16 * want, loss << " vs " << want);
+    const std::vector<Tensor> g = backward("cross_entropy", {x, label}, tensor({}, {1.0}), {}, {true, false});
+    for (int j = 0; j < 4; ++j) {
+        const double p = std::exp((shift[j] - 1) - log_sum);
+        BOOST_TEST(std::abs(g[0].at(j) - (p - (j == 2))) <= 1e-15, "gradient entry " << j);
+    }
+}
+
 // ---------------------------------------------------------------- math-library behaviour
 
 BOOST_AUTO_TEST_CASE(exp_log_tanh_at_the_edges_behave_like_the_math_library) {

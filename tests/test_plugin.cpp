@@ -35,6 +35,37 @@ BOOST_AUTO_TEST_CASE(a_plugin_registering_a_taken_name) {
     expect_refused(plugin("duplicate"), "an op named 'sigmoid' is already registered");
 }
 
+BOOST_AUTO_TEST_CASE(malformed_ops_are_refused_when_the_plugin_loads) {
+    // Each of these crashed `ops --check` or `check` before (a node without inputs) or ran
+    // chainrule's kernels in a plugin op's place; now the registry names the plugin and the op.
+    const std::pair<const char*, const char*> cases[] = {
+        {"no_inputs", "op 'malformed' takes no inputs; an op needs at least one"},
+        {"all_optional", "op 'malformed' makes 1 of its 1 input optional; at least the first must be given"},
+        {"more_optional", "op 'malformed' makes 3 of its 1 input optional"},
+        {"same_input_names", "op 'malformed' names two inputs 'x' (inputs 0 and 1)"},
+        {"bad_name", "the name 'mal formed<x>' is not an identifier"},
+        {"labels_input", "op 'malformed' has labels_input 2, but its inputs are 0 to 0"},
+        {"fusable", "op 'malformed' declares a role in chainrule's fused passes"},
+    };
+    for (const auto& [which, fragment] : cases)
+        for (const char* command : {"ops", "ops --check"}) {
+            CommandResult r = run_command(std::string("CHAINRULE_TEST_MALFORMED=") + which + " " + chainrule_binary() +
+                                          " --plugin " + plugin("malformed") + " " + command);
+            BOOST_TEST(r.code == 2, which << ": exit " << r.code << " " << r.err);
+            BOOST_TEST(r.err.find("plugin " + plugin("malformed") + ": register_op: ") != std::string::npos, r.err);
+            BOOST_TEST(r.err.find(fragment) != std::string::npos, "'" << fragment << "' not in: " << r.err);
+        }
+    // An attr its samples never set fails `ops --check`, naming it.
+    CommandResult unvaried = run_command("CHAINRULE_TEST_MALFORMED=unvaried_attr " + chainrule_binary() + " --plugin " +
+                                         plugin("malformed") + " ops --check malformed");
+    BOOST_TEST(unvaried.code == 1, unvaried.out << unvaried.err);
+    BOOST_TEST(unvaried.out.find("no sample gives attr 'alpha' a value other than its default 0.01") != std::string::npos,
+               unvaried.out);
+    // Well formed, the same library loads and its op passes its checks.
+    CommandResult ok = run_command(chainrule_binary() + " --plugin " + plugin("malformed") + " ops");
+    BOOST_TEST(ok.code == 0, ok.err);
+}
+
 BOOST_AUTO_TEST_CASE(a_plugin_whose_entry_point_throws) {
     expect_refused(plugin("throws"), "its entry point chainrule_register_ops failed: this plugin refuses to start");
 }

@@ -135,6 +135,25 @@ def openblas_info():
     return None
 
 
+def cpu_model():
+    """The CPU as lscpu names it, with its family and model numbers (OpenBLAS picks its kernels
+    by them): "AMD EPYC (family 26, model 2)". The first field of every peer's header."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first CPU only
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "unknown CPU"
+    name = fields.get("model name", "unknown CPU")
+    if "cpu family" not in fields:
+        return name
+    return f"{name} (family {fields['cpu family']}, model {fields.get('model', '?')})"
+
+
 def environment_note():
     return {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
 

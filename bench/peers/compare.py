@@ -30,6 +30,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
+sys.path.insert(0, str(HERE))
+import common  # noqa: E402  (reads no BLAS: only /proc/cpuinfo here)
 PY = "/usr/bin/python3"
 
 PEERS = {
@@ -114,7 +116,7 @@ def main():
                    help="only warn when a run names other OpenBLAS kernels than the rest")
     args = p.parse_args()
     kernel = args.blas_kernel or chainrule_kernel(args.bench)
-    print(f"OpenBLAS kernels for every run: {kernel}", file=sys.stderr, flush=True)
+    print(f"{common.cpu_model()}; OpenBLAS kernels for every run: {kernel}", file=sys.stderr, flush=True)
 
     configs = {k: PEERS[k] for k in (PEERS if args.only is None else args.only)}
     for spec in args.extra:
@@ -157,6 +159,7 @@ def main():
 
     base = args.baseline or next(iter(configs))
     base_median = statistics.median(seconds[base])
+    print(f"{common.cpu_model()}, OpenBLAS {kernel} kernels for every run")
     print(f"| config | s/epoch (median) | ms/step | min | max | CPU s/epoch | epochs | peak RSS MiB "
           f"| vs {base} | busy runs | OpenBLAS |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

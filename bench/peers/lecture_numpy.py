@@ -58,7 +58,7 @@ def main():
         return float(np.sum((y2 - t) ** 2) / (2 * len(t)))
 
     reporter = common.Reporter(args.json, {
-        "peer": "lecture_numpy", "dtype": args.dtype, "threads": args.threads,
+        "cpu": common.cpu_model(), "peer": "lecture_numpy", "dtype": args.dtype, "threads": args.threads,
         "numpy": np.__version__, "openblas": common.openblas_info(),
         "env": common.environment_note(), "keep_uint8": args.keep_uint8,
         "seed": args.seed, "lr": lr, "batch": args.batch,

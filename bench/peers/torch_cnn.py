@@ -8,7 +8,10 @@ fan_in = C*kh*kw, W He-normal with fan_in 400, biases 0 (numpy RandomState(seed)
 0.05 momentum 0.9 (torch.optim.SGD), batches of 100 from a fresh permutation each epoch
 (every row once), float32 by default.
 
-The epoch line also gives `seconds_per_step` (the epoch's seconds over its steps).
+The epoch line also gives `seconds_per_step` (the epoch's seconds over its steps). With
+--time-eval the epoch's seconds are those of evaluating the whole test split instead (batches
+of 1000 under torch.no_grad(), as chainrule evaluates), and --no-eval is ignored.
+The header (the first line) names the CPU, OpenBLAS's kernels and PyTorch's oneDNN.
 Threads: torch.set_num_threads(--threads) for PyTorch's convolutions (its own im2col +
 GEMM on CPU, mkldnn off or on as the build has it) and OPENBLAS_NUM_THREADS=--blas-threads.
 """
@@ -27,6 +30,8 @@ def main():
                    help="OPENBLAS_NUM_THREADS (default: %(default)s)")
     p.set_defaults(epochs=3, dtype="float32", lr=0.05, batch=100, batches_per_epoch=0)
     p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--time-eval", action="store_true",
+                   help="report the evaluation of the test split as each epoch's time")
     args = p.parse_args()
     common.setup_threads(args.blas_threads)
     import numpy as np
@@ -57,8 +62,11 @@ def main():
 
     n_train = len(labels_train)
     steps = args.batches_per_epoch or (n_train + args.batch - 1) // args.batch
+    onednn = [line.strip() for line in torch.__config__.show().splitlines() if "MKL-DNN" in line or "oneDNN" in line]
     reporter = common.Reporter(args.json, {
-        "peer": "torch_cnn", "model": "mnist_cnn", "dtype": args.dtype,
+        "cpu": common.cpu_model(), "peer": "torch_cnn", "model": "mnist_cnn", "dtype": args.dtype,
+        "onednn": onednn[0].lstrip("- ") if onednn else None,
+        "timed": "evaluation of the test split" if args.time_eval else "training",
         "threads": args.threads, "blas_threads": args.blas_threads,
         "torch": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available(),
         "openblas": common.openblas_info(), "env": common.environment_note(),
@@ -80,12 +88,17 @@ def main():
         cpu_seconds = time.process_time() - cpu_start
 
         accuracy = test_loss = None
-        if not args.no_eval:
+        if not args.no_eval or args.time_eval:
+            eval_start, eval_cpu_start = time.perf_counter(), time.process_time()
             with torch.no_grad():
                 out = torch.cat([forward(x_test[i:i + 1000]) for i in range(0, len(x_test), 1000)])
                 accuracy = (out.argmax(1) == labels_test).double().mean().item()
                 test_loss = F.cross_entropy(out, labels_test).item()
-        reporter.epoch(epoch, seconds, cpu_seconds, loss_sum / steps, accuracy, test_loss, steps)
+            if args.time_eval:
+                seconds = time.perf_counter() - eval_start
+                cpu_seconds = time.process_time() - eval_cpu_start
+        reporter.epoch(epoch, seconds, cpu_seconds, loss_sum / steps, accuracy, test_loss,
+                       None if args.time_eval else steps)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def main():
         return torch.nn.functional.cross_entropy(out, labels)
 
     reporter = common.Reporter(args.json, {
-        "peer": "torch_mlp", "model": args.model, "dtype": args.dtype,
+        "cpu": common.cpu_model(), "peer": "torch_mlp", "model": args.model, "dtype": args.dtype,
         "threads": args.threads, "blas_threads": args.blas_threads,
         "torch": torch.__version__, "openblas": common.openblas_info(),
         "env": common.environment_note(), "keep_uint8": args.keep_uint8,

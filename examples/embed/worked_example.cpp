@@ -26,7 +26,9 @@ int main() {
     g.set_value("x", Tensor::of({{5.1, 3.5, 1.4, 0.2}, {4.9, 3.0, 1.4, 0.2}, {4.7, 3.2, 1.3, 0.2}}));
     g.set_value("y", Tensor::of({{0}, {1}, {0}}));
 
-    forward_backward_once(g);
+    Plan plan = g.plan();  // Pass::exact(): every node's value, every parameter's gradient
+    g.forward(plan);
+    g.backward(plan);
     fmt::print("L = {:.6f}\n", g.value("L").at(0));
     fmt::print("dL/dw0 = {:.6f}\n", g.grad("w").at(0));
 
@@ -41,6 +43,6 @@ int main() {
     }
     fmt::print("w0 after one SGD step (lr {}) = {:.7f}\n", lr, g.value("w").at(0));
 
-    forward_once(g);
+    g.forward(plan);
     fmt::print("L after the step = {:.6f}\n", g.value("L").at(0));
 }
