@@ -237,12 +237,28 @@ std::vector<RowPrediction> predict_feed(Graph& g, const std::string& feed_path, 
     return row_predictions(g, {}, {}, classes, !filled);
 }
 
+// Without --data: the training block's own data, its file (every row) or its folder (the
+// test images), as the block names it relative to the model file.
+std::string own_data(const ModelFile& f, const std::string& model) {
+    if (!f.training)
+        throw InputError(fmt::format("{}: the model has no \"training\" block naming its data; give the new rows "
+                                     "with --data FILE or --feed FILE",
+                                     model));
+    const data::DataSpec& d = f.training->data;
+    const std::string& own = d.path.empty() ? d.dir : d.path;
+    if (own.empty())
+        throw InputError(fmt::format("{}: training.data names no file or folder; give the new rows with --data FILE",
+                                     model));
+    return own;
+}
+
 void run(const PredictOptions& o) {
     ModelFile f = load_model_file(o.model);
     for (const auto& w : f.model.warnings) fmt::print(stderr, "warning: {}\n", w);
     Graph& g = f.model.graph;
     if (g.prediction() < 0)
         throw InputError(fmt::format("{}: outputs: the model has no \"prediction\" output to predict with", o.model));
+    const std::string input = !o.feed.empty() || !o.input.empty() ? o.input : own_data(f, o.model);
     g.init_parameters(0);
     const LoadedWeights weights = load_weights(g, o.weights);
     const std::vector<std::string> classes = class_names(f);
@@ -251,14 +267,14 @@ void run(const PredictOptions& o) {
     if (!o.feed.empty()) {
         rows = predict_feed(g, o.feed, classes);
     } else {
-        if (!fs::exists(o.input)) throw InputError(fmt::format("{}: nothing is there (a CSV file, an IDX file or "
-                                                               "folder of images, or --feed FILE)",
-                                                               o.input));
+        if (!fs::exists(input)) throw InputError(fmt::format("--data {}: nothing is there (a CSV file, an IDX file or "
+                                                             "folder of images, or --feed FILE)",
+                                                             input));
         const int sample = sample_input(g, o.model);
         const Node& in = g.node(sample);
         const std::int64_t width = row_width(in);
-        NewRows r = looks_like_idx(o.input) ? idx_rows(o.input, in, width)
-                                            : csv_rows(o.input, in, width, f.training ? &*f.training : nullptr, classes);
+        NewRows r = looks_like_idx(input) ? idx_rows(input, in, width)
+                                          : csv_rows(input, in, width, f.training ? &*f.training : nullptr, classes);
         if (o.first > 0 && o.first < r.count()) {
             r.names.resize(std::size_t(o.first));
             r.labels.resize(std::size_t(o.first));
@@ -290,20 +306,18 @@ void add_predict(CLI::App& app) {
     auto* cmd = app.add_subcommand("predict", "Predict new rows with trained weights: one line per row with its "
                                               "predicted class and the model's outputs");
     cmd->add_option("MODEL", o->model, "model JSON file")->required();
-    auto* input = cmd->add_option("INPUT", o->input,
+    auto* input = cmd->add_option("--data", o->input,
                                   "the new rows: a CSV file (a row's numbers, or a row laid out as the training "
                                   "data's), an IDX file of images, or a folder of IDX files (its test images, and "
-                                  "their labels when there)");
+                                  "their labels when there); without it, the training block's data")
+                      ->option_text("FILE");
     cmd->add_option("--weights", o->weights, "a run directory or a checkpoint file")->required()->option_text("RUN");
     cmd->add_option("--feed", o->feed, "the rows as a JSON object mapping the model's inputs to arrays, instead of "
-                                       "INPUT (labels the prediction does not use may be left out)")
+                                       "--data (labels the prediction does not use may be left out)")
         ->excludes(input);
     cmd->add_option("--first", o->first, "predict only the first N rows")->check(whole_in(1, kMaxElements));
     cmd->add_flag("--json", o->json, "print one JSON document (docs/cli.md)");
-    cmd->callback([o] {
-        if (o->input.empty() && o->feed.empty()) throw InputError("predict needs the new rows: INPUT or --feed FILE");
-        run(*o);
-    });
+    cmd->callback([o] { run(*o); });
 }
 
 }  // namespace chainrule::cli
