@@ -586,6 +586,9 @@ try:
             check(card.find_element(By.CSS_SELECTOR, '[data-field="predicted"]').text == "predicted " + r["class"], card.text)
             check(("right" if r["right"] else "wrong") in card.text, card.text)
             check(card.find_elements(By.TAG_NAME, "canvas"), "a picture of the row")
+        body = d.find_element(By.TAG_NAME, "body").text
+        check("No data" not in body and "drawn at random" not in body, "rows of data are not called missing or random")
+        check(not d.find_element(By.ID, "random").is_displayed(), "no banner about inputs drawn at random")
         hint = d.find_element(By.ID, "hint").text
         check("Click a node of the graph" in hint and "click a number of dL/dt, dL/db2" in hint and "term by term" in hint, hint)
     check(d.find_element(By.ID, "doc").text.find("No data") < 0, "the lecture's graph does not say it has no data")
