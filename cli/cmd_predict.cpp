@@ -311,11 +311,16 @@ void add_predict(CLI::App& app) {
                                   "data's), an IDX file of images, or a folder of IDX files (its test images, and "
                                   "their labels when there); without it, the training block's data")
                       ->option_text("FILE");
-    cmd->add_option("--weights", o->weights, "a run directory or a checkpoint file")->required()->option_text("RUN");
+    cmd->add_option("--weights", o->weights, "a run directory or a checkpoint file (required)")
+        ->required()
+        ->option_text("RUN");
     cmd->add_option("--feed", o->feed, "the rows as a JSON object mapping the model's inputs to arrays, instead of "
                                        "--data (labels the prediction does not use may be left out)")
-        ->excludes(input);
-    cmd->add_option("--first", o->first, "predict only the first N rows")->check(whole_in(1, kMaxElements));
+        ->excludes(input)
+        ->option_text("FILE");
+    cmd->add_option("--first", o->first, "predict only the first N rows")
+        ->check(whole_in(1, kMaxElements))
+        ->option_text("N");
     cmd->add_flag("--json", o->json, "print one JSON document (docs/cli.md)");
     cmd->callback([o] { run(*o); });
 }
