@@ -55,9 +55,13 @@ void add_train(CLI::App& app) {
         ->check(whole_in(1, kMaxElements));
     cmd->add_option("--batches-per-epoch", o->t.batches_per_epoch, "steps per epoch")->check(whole_in(1, kMaxElements));
     cmd->add_option("--seed", o->t.seed, "seed for initialisation and sampling")->check(unsigned_integer());
-    cmd->add_option("--out", o->t.out_dir,
-                    "run directory: checkpoint.ckpt, metrics.csv, curves.svg and model.json, saved after an epoch "
-                    "when --save-every seconds have passed, after the last epoch and on Ctrl-C or SIGTERM");
+    auto* out = cmd->add_option("--out", o->t.out_dir,
+                                "run directory: checkpoint.ckpt, metrics.csv, curves.svg and model.json, saved after "
+                                "an epoch when --save-every seconds have passed, after the last epoch and on Ctrl-C or "
+                                "SIGTERM (without --out nothing is saved)");
+    cmd->add_flag("--overwrite", o->t.overwrite,
+                  "let --out replace the run a folder already holds (without it that is refused, unless resuming "
+                  "that run with --resume)");
     cmd->add_option("--save-every", o->t.save_every_seconds,
                     "seconds between saves of the run directory (default 5; 0: after every epoch)")
         ->check(finite_at_least(0, false));
@@ -81,7 +85,9 @@ void add_train(CLI::App& app) {
     cmd->add_flag("--fresh-optimizer", o->t.fresh_optimizer,
                   "with --resume: keep the trained parameters but start the optimizer state (moments, step "
                   "count) and the schedule afresh, so the optimizer, lr or schedule may differ from the checkpoint's");
-    cmd->callback([o] {
+    cmd->callback([o, out] {
+        if (out->count() > 0 && o->t.out_dir.empty())
+            throw InputError("--out: an empty path; give the run directory, or leave --out out to save nothing");
         // Under mpirun: one of K processes; rank 0 alone prints and writes (docs/distributed.md).
         Communicator comm{Communicator::FromLauncher{}};
         const bool root = comm.root();
@@ -127,6 +133,8 @@ void add_train(CLI::App& app) {
             // The model's own words first: a run that looks broken (a plateau) often says why there.
             if (!m.graph.doc.empty()) fmt::print("  {}\n", m.graph.doc);
             if (comm.size() > 1) fmt::print("  {} processes (mpirun)\n", comm.size());
+            // Said before the first epoch, while a run meant to be kept can still be stopped.
+            if (o->t.out_dir.empty()) fmt::print("  no --out: nothing of this run will be saved (add --out DIR to keep it)\n");
         }
         std::fflush(stdout);
         std::vector<EpochMetrics> history;
@@ -146,7 +154,7 @@ void add_train(CLI::App& app) {
         if (!history.empty() && history.back().test_accuracy >= 0)
             fmt::print("final test accuracy {:.4f}  test loss {:.6f}\n", history.back().test_accuracy,
                        history.back().test_loss);
-        if (!o->t.out_dir.empty()) fmt::print("run directory: {}\n", o->t.out_dir);
+        fmt::print("{}\n", o->t.out_dir.empty() ? std::string("nothing saved (no --out)") : "run directory: " + o->t.out_dir);
     });
 }
 

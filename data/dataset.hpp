@@ -34,6 +34,7 @@ struct DataSpec {
                                         // file's ("" is the working directory)
     std::string written;                // the block's path (csv) or dir (idx) as written; ""
                                         // for a spec made without a block (a command-line path)
+    std::string written_key;            // the block's key that holds `written` ("path", "dir")
 };
 
 // Validates the block (unknown keys, types, ranges) without touching the data files: the

@@ -51,6 +51,7 @@ constexpr std::size_t kMaxClasses = 256;  // idx labels are bytes
 std::string resolve_data_path(const Json& j, const std::string& key, DataSpec& s) {
     const std::string where = json_path(s.where, key);
     s.written = get_string(require(j, key.c_str(), s.where), where);
+    s.written_key = key;
     if (s.written.empty()) throw InputError(fmt::format("{}: empty path", where));
     std::filesystem::path path(s.written);
     if (path.is_relative() && !s.base_dir.empty()) path = std::filesystem::path(s.base_dir) / path;

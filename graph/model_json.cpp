@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "graph/labels.hpp"
 
 namespace chainrule {
 namespace {
@@ -274,6 +275,10 @@ Model parse_model(const std::string& text, const std::string& file) {
             Attrs attrs = spec.contains("attrs") ? get_object(spec["attrs"], at["attrs"].str()) : Attrs::object();
             set_doc(g.op(name, op, inputs, attrs, at.str(), places), spec, at);
         }
+        // Once every op is there: a default value an op reads as class indices must hold them.
+        for (const Node& n : g.nodes())
+            if (n.kind == NodeKind::input && !n.default_value.empty())
+                check_class_indices(g, g.id(n.name), n.default_value, root["inputs"][n.name]["value"].str());
         const Json& outputs = get_object(require(j, "outputs", file), root["outputs"].str());
         check_keys(outputs, {"prediction", "loss"}, root["outputs"].str());
         for (auto& [role, name] : outputs.items())
@@ -387,6 +392,7 @@ void apply_feed(Graph& g, const Json& feed, const std::string& file) {
         } catch (const InputError& e) {
             throw InputError(fmt::format("{}: {}", file, e.what()));
         }
+        check_class_indices(g, id, t, at);
     }
     // A feed fixes the point completely: an input it leaves out must have a default, and
     // the symbols must agree, both said here with the feed's name (forward() would say it

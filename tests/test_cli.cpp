@@ -325,3 +325,18 @@ BOOST_AUTO_TEST_CASE(threads_that_the_address_space_limit_cannot_hold_are_refuse
     BOOST_TEST(ok.code == 0, ok.err);
 #endif
 }
+
+BOOST_AUTO_TEST_CASE(check_reports_the_memory_of_a_training_step) {
+    CommandResult r = cr("check " + model("mnist_cnn"));
+    BOOST_TEST(r.code == 0, r.err);
+    // 7,430 float32 parameters are 29.0 KiB; momentum keeps one buffer of the same size.
+    BOOST_TEST(r.out.find("memory for a training step of 100 rows: ") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("of which parameters 29.0 KiB") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("optimizer state 29.0 KiB") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("workspaces ") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("workspaces 0 bytes") == std::string::npos, r.out);
+    // A model without a training block: one row, no optimizer.
+    CommandResult w = cr("check " + model("worked_example"));
+    BOOST_TEST(w.out.find("memory for a forward and backward pass with every symbol 1") != std::string::npos, w.out);
+    BOOST_TEST(w.out.find("optimizer state") == std::string::npos, w.out);
+}

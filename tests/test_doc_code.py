@@ -13,6 +13,7 @@ and any of them may add `; before: CODE` (declarations the block assumes). A blo
 marker fails, and so does a C++ block written as an indented code block, so none escapes.
 Usage: test_doc_code.py SOURCE_ROOT BUILD_ROOT CXX [SANITIZE]
 """
+import concurrent.futures
 import os
 import pathlib
 import re
@@ -90,31 +91,42 @@ def main(root, build, cxx, sanitize=""):
         prelude.write_text(PRELUDE, encoding="utf-8")
         subprocess.run([cxx, *flags, "-x", "c++-header", str(prelude), "-o", str(prelude) + ".gch"], check=True)
         flags += ["-include", str(prelude)]
+        jobs = []
         for doc in docs:
             rel = doc.relative_to(root).as_posix()
             for n in indented_cpp(doc):
                 errors.append(f"{rel}:{n}: C++ in an indented block; fence it as ```cpp with a <!-- cpp: ... --> marker")
             for line, kind, extra, before, code in blocks(doc):
-                where = f"{rel}:{line}"
                 if kind is None:
-                    errors.append(f"{where}: a ```cpp block without a <!-- cpp: KIND --> marker on the line before it")
+                    errors.append(f"{rel}:{line}: a ```cpp block without a <!-- cpp: KIND --> marker on the line before it")
                     continue
                 src = pathlib.Path(tmp) / f"{doc.stem}_{line}.cpp"
                 src.write_text(source_of(kind, extra, before, code), encoding="utf-8")
-                exe = src.with_suffix("")
-                cmd = [cxx, *flags, str(src)] + (["-o", str(exe), *libs] if kind == "program" else ["-fsyntax-only"])
-                r = subprocess.run(cmd, capture_output=True, text=True)
+                jobs.append((f"{rel}:{line}", kind, src))
+
+        def build_and_run(job):
+            """The block's problem, or None; and whether a program ran."""
+            where, kind, src = job
+            exe = src.with_suffix("")
+            cmd = [cxx, *flags, str(src)] + (["-o", str(exe), *libs] if kind == "program" else ["-fsyntax-only"])
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            if r.returncode != 0:
+                return f"{where}: the {kind} block does not compile:\n{r.stderr[-3000:]}", False
+            if kind != "program":
+                return None, False
+            env = dict(os.environ, LD_LIBRARY_PATH=str(build))
+            run = subprocess.run([str(exe)], cwd=root, capture_output=True, text=True, env=env, timeout=300)
+            if run.returncode != 0:
+                return f"{where}: the program exits {run.returncode}:\n{run.stdout[-2000:]}{run.stderr[-2000:]}", True
+            return None, True
+
+        # The compiler runs once per block: as many at a time as there are cores.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            for problem, ran in pool.map(build_and_run, jobs):
                 compiled += 1
-                if r.returncode != 0:
-                    errors.append(f"{where}: the {kind} block does not compile:\n{r.stderr[-3000:]}")
-                    continue
-                if kind != "program":
-                    continue
-                env = dict(os.environ, LD_LIBRARY_PATH=str(build))
-                run = subprocess.run([str(exe)], cwd=root, capture_output=True, text=True, env=env, timeout=300)
-                programs += 1
-                if run.returncode != 0:
-                    errors.append(f"{where}: the program exits {run.returncode}:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
+                programs += ran
+                if problem:
+                    errors.append(problem)
     for e in errors:
         print(e, file=sys.stderr)
     print(f"{compiled} C++ blocks compiled, {programs} programs run, {len(errors)} problem(s)")

@@ -19,7 +19,9 @@
 #include "data/idx.hpp"
 #include "core/error.hpp"
 #include "core/json_io.hpp"
+#include "graph/memory.hpp"
 #include "graph/model_json.hpp"
+#include "graph/plan.hpp"
 #include "core/tensor.hpp"
 #include "ops/broadcast.hpp"
 #include "train/checkpoint.hpp"
@@ -243,7 +245,7 @@ BOOST_AUTO_TEST_CASE(the_history_of_the_longest_run_fits_the_checkpoint_header) 
         for (std::int64_t e = 0; e < epochs; ++e)  // 17 significant digits, longest exponents and signs
             h.push_back({kMaxEpochs, -1.2345678901234567e-308, -1.2345678901234567e-308, 0.12345678901234568,
                          1.2345678901234567e-300, 1.2345678901234567e-300});
-        RunDir run(dir.string());
+        RunDir run(dir.string(), true);  // each size replaces the last
         run.write_epoch(m, make_checkpoint(m.graph, kMaxEpochs, "state", Json::object()), h);
         return std::int64_t(fs::file_size(dir / "checkpoint.ckpt"));
     };
@@ -252,4 +254,50 @@ BOOST_AUTO_TEST_CASE(the_history_of_the_longest_run_fits_the_checkpoint_header) 
     BOOST_TEST(per_epoch > 100);  // the entries were really written
     BOOST_TEST(std::uint64_t(base + per_epoch * kMaxEpochs) < kMaxCheckpointHeader);
     fs::remove_all(dir);
+}
+
+namespace {
+
+std::string conv_model(int side, int kernel, const std::string& dtype) {
+    return fmt::format(R"({{"format": "chainrule-model", "version": 1, "dtype": "{}",
+        "inputs": {{"x": {{"shape": ["N", 1, {}, {}]}}}},
+        "parameters": {{"K": {{"shape": [2, 1, {}, {}], "init": {{"constant": 0.5}}}}}},
+        "nodes": [{{"name": "h", "op": "conv2d", "inputs": ["x", "K"]}},
+                  {{"name": "L", "op": "sum", "inputs": ["h"]}}], "outputs": {{"loss": "L"}}}})",
+                       dtype, side, side, kernel, kernel);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(an_op_whose_scratch_passes_the_cap_is_refused_at_its_node) {
+    // A 500x500 kernel over 600x600 images: im2col's columns alone are 250000 x 10201 values
+    // per sample (20 GB of float64) while every tensor of the model is small.
+    refused_small_and_fast([] { parse_model(conv_model(600, 500, "float64"), "wide.json"); },
+                           "wide.json: nodes[0]: conv2d needs");
+    refused_small_and_fast([] { parse_model(conv_model(600, 500, "float64"), "wide.json"); },
+                           "of scratch memory for inputs [1,1,600,600], [2,1,500,500]");
+}
+
+BOOST_AUTO_TEST_CASE(memory_use_counts_values_gradients_and_the_ops_workspaces) {
+    const Model m = parse_model(conv_model(8, 3, "float64"), "small.json");
+    const Graph& g = m.graph;
+    const MemoryUse use = memory_use(g, Pass::training(), 5);
+    // Values at N = 5, float64: x 5·64, K 2·9, h 5·2·36, L 1 elements.
+    BOOST_TEST(use.values == (5 * 64 + 18 + 5 * 72 + 1) * 8);
+    BOOST_TEST(use.parameters == 18 * 8);
+    // The gradients a training step keeps: K's, h's and the loss's at least, x's never.
+    BOOST_TEST(use.gradients >= (18 + 5 * 72 + 1) * 8);
+    BOOST_TEST(use.gradients < use.values);
+    // The workspace is the conv2d's own fact at these dims, and more than nothing.
+    const Node& conv = g.node(g.find("h"));
+    const std::vector<Dims> in{{5, 1, 8, 8}, {2, 1, 3, 3}};
+    BOOST_TEST(use.workspaces == conv.op->workspace(in, conv.attrs, Dtype::f64));
+    BOOST_TEST(use.workspaces > 0);
+    BOOST_TEST(use.total() == use.values + use.gradients + use.workspaces);
+    BOOST_TEST_REQUIRE(use.largest.size() == 3u);
+    BOOST_TEST(use.largest[0].bytes >= use.largest[1].bytes);
+    // At a batch where x is within the per-tensor cap (N·64 elements) and h is not (N·72), h is named.
+    BOOST_CHECK_EXCEPTION(memory_use(g, Pass::training(), 32537631), InputError, [](const InputError& e) {
+        return std::string(e.what()).find("nodes[0]: shape [32537631,2,6,6] has more than") != std::string::npos;
+    });
 }

@@ -1,7 +1,8 @@
 """`chainrule train` under mpirun (docs/distributed.md): the weights are the same bit for bit
 for one process and for K = 2 and 4 with the same shards; a run stopped under one K resumes
 under another exactly; bad input on any process ends every process with one message and exit
-code 2; a killed process ends the job, and the last checkpoint resumes.
+code 2; a process whose model or flags differ is refused the same way during setup; a killed
+process ends the job, and the last checkpoint resumes.
 
 Usage: test_mpi.py SOURCE_ROOT BUILD_ROOT [--without-mpi]
 With --without-mpi (a binary built without MPI) it checks only that such a binary, started
@@ -270,6 +271,23 @@ def with_mpi():
     check(p.returncode == 2 and p.stderr.count("error:") == 1 and "no_such.data" in p.stderr
           and time.monotonic() - t0 < 20,
           f"bad data on rank 1 alone: exit 2, its message once, no hang ({p.returncode}) {p.stderr.strip()!r}")
+    # A process whose copy of the model differs (MPMD: its own file), or that was given a flag
+    # the others were not: refused during setup on every process, exit 2, the difference
+    # named once, no hang.
+    other = write_model(tmp, "other_lr.json", optimizer={"adam": {"lr": 0.05}})
+    cases = (("its own model file", [other], [], "differs from process 0 in the model's training"),
+             ("--lr on one process", [model], ["--lr", "0.5"], "differs from process 0 in the training settings"))
+    for i, (what, files, flags, expect) in enumerate(cases):
+        common = ["--threads", "1", "--no-progress", "--out", out_dir(f"differs{i}")]
+        t0 = time.monotonic()
+        p = subprocess.run(["timeout", "-k", "5", str(TIMEOUT), "mpirun", "--oversubscribe", "--bind-to", "none",
+                            "-np", "1", CHAINRULE, "train", model] + common +
+                           [":", "-np", "1", CHAINRULE, "train"] + files + flags + common,
+                           capture_output=True, text=True, env=ENV)
+        check(p.returncode == 2 and p.stderr.count("error:") == 1 and "process 1 of 2 " + expect in p.stderr
+              and time.monotonic() - t0 < 20 and not os.path.exists(out_dir(f"differs{i}")),
+              f"{what}: exit 2 on every process, the difference named once, no hang ({p.returncode}) "
+              f"{p.stderr.strip()!r}")
     # A loss that is not a mean over rows cannot be sharded.
     with open(model) as f:
         m = json.load(f)

@@ -1,8 +1,27 @@
 #include "train/feeder.hpp"
 
+#include <fmt/format.h>
+
+#include "core/error.hpp"
+#include "graph/labels.hpp"
 #include "ops/sparse_matmul.hpp"
 
 namespace chainrule {
+namespace {
+
+// Class ids fed to an op that reads them as indices must select one of its logits' columns.
+// (A `classes` list was checked with the block; the data's own count is known only now.)
+void check_data_classes(const Graph& g, int id, const std::string& stream, const data::Dataset& ds,
+                        const std::string& where) {
+    if (stream != data::kLabels) return;
+    for (const ClassIndexUse& use : class_index_uses(g, id))
+        if (use.classes > 0 && ds.classes > use.classes)
+            throw InputError(fmt::format("{}: the data has {} classes, but input '{}' holds class indices for {}: "
+                                         "labels up to {} would fall outside them",
+                                         where, ds.classes, g.node(id).name, describe_use(g, use), ds.classes - 1));
+}
+
+}  // namespace
 
 bool feeds_sparse_product(const Graph& g, int id) {
     for (const Node& n : g.nodes())
@@ -18,6 +37,7 @@ Feeder::Feeder(Graph& g, const TrainingSpec& spec, const data::Dataset& ds, Work
         const Node& n = g.node(id);
         std::int64_t width = data::stream_width(ds, stream);
         check_feed_fits(n, stream, width, spec.data.where);
+        check_data_classes(g, id, stream, ds, spec.data.where);
         Dims dims = n.shape.size() == 2 ? Dims{0, width} : Dims{0};
         const bool sparse = spec.sparse_inputs && stream == data::kImages && dims.size() == 2 && feeds_sparse_product(g, id);
         inputs_.push_back({id, &stream, std::move(dims), sparse ? &forms_.emplace_back() : nullptr});

@@ -330,16 +330,13 @@ double Optimizer::clip_gradients(Graph& g, std::span<const int> params, double m
 
 void Optimizer::save_state(Checkpoint& c) const {
     c.info["optimizer_steps"] = steps_;
-    for (const auto& [name, t] : state()) c.tensors.emplace_back("optimizer/" + name, *t);
+    for (const auto& [name, t] : state()) c.optimizer_state.emplace_back(name, *t);
 }
 
 void Optimizer::restore_state(const Checkpoint& c, const std::string& file) {
-    std::vector<std::pair<std::string, Tensor>> saved;
-    for (const auto& [name, t] : c.tensors)
-        if (name.rfind("optimizer/", 0) == 0) saved.emplace_back(name.substr(10), t);
     std::int64_t steps = 0;
     if (c.info.contains("optimizer_steps")) steps = get_int(c.info["optimizer_steps"], file + ": info.optimizer_steps");
-    restore(steps, saved, file);
+    restore(steps, c.optimizer_state, file);
 }
 
 Optimizer::Optimizer(const OptimizerSpec& spec, std::span<const Tensor* const> params)
@@ -394,8 +391,21 @@ void Optimizer::restore(std::int64_t steps, const std::vector<std::pair<std::str
         if (name != mine[i].first || t.dims() != mine[i].second->dims())
             throw InputError(fmt::format("{}: optimizer state '{}' {} where '{}' {} was expected", where, name,
                                          format_dims(t.dims()), mine[i].first, format_dims(mine[i].second->dims())));
-        mine[i].second->assign(t);
     }
+    // Checked before anything is changed: a refused state leaves the optimizer as it was.
+    std::size_t i = 0;
+    each_state(state_, *entry_, [&](const std::string& name, const Tensor&) {
+        const Tensor& t = state[i++].second;
+        const std::string_view buffer = std::string_view(name).substr(0, name.rfind('.'));
+        for (const StateBuffer& b : entry_->state)
+            if (b.squares && b.name == buffer)
+                for (std::int64_t k = 0; k < t.numel(); ++k)
+                    if (!(t.at(k) >= 0))
+                        throw InputError(fmt::format("{}: optimizer state '{}' has {} at entry {}, but it is a mean "
+                                                     "of squares, never below 0",
+                                                     where, name, t.at(k), k));
+    });
+    for (std::size_t k = 0; k < mine.size(); ++k) mine[k].second->assign(state[k].second);
     steps_ = steps;
 }
 

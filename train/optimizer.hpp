@@ -79,7 +79,7 @@ public:
     // clip_grad_norm over the gradients of the graph's parameter nodes; returns the norm.
     double clip_gradients(Graph& g, std::span<const int> params, double max_norm);
 
-    // Into and out of a checkpoint: info.optimizer_steps and tensors "optimizer/NAME". A
+    // Into and out of a checkpoint: info.optimizer_steps and its optimizer_state list. A
     // checkpoint without the state this optimizer needs is an InputError naming `file`.
     void save_state(Checkpoint& c) const;
     void restore_state(const Checkpoint& c, const std::string& file);

@@ -166,7 +166,9 @@ std::vector<OptimizerEntry> make_table() {
             .name = name,
             .hyper = {lr(0.001), betas(0.9, 0.999), at_least_0("eps", 1e-8), at_least_0("weight_decay", weight_decay),
                       flag("amsgrad")},
-            .state = {{.name = "exp_avg"}, {.name = "exp_avg_sq"}, {.name = "max_exp_avg_sq", .kept = with("amsgrad")}},
+            .state = {{.name = "exp_avg"},
+                      {.name = "exp_avg_sq", .squares = true},
+                      {.name = "max_exp_avg_sq", .kept = with("amsgrad"), .squares = true}},
             .update = update};
     };
     std::vector<OptimizerEntry> table;
@@ -182,7 +184,7 @@ std::vector<OptimizerEntry> make_table() {
     table.push_back({.name = "rmsprop",
                      .hyper = {lr(0.01), at_least_0("alpha", 0.99), at_least_0("eps", 1e-8),
                                at_least_0("weight_decay", 0), at_least_0("momentum", 0), flag("centered")},
-                     .state = {{.name = "square_avg"},
+                     .state = {{.name = "square_avg", .squares = true},
                                {.name = "momentum_buffer",
                                 .kept = [](const OptimizerSpec& o) { return o.number("momentum") > 0; }},
                                {.name = "grad_avg", .kept = with("centered")}},

@@ -76,9 +76,12 @@ struct UpdateCall {
 
 // One state buffer per parameter, shaped like it and zero at the start.
 struct StateBuffer {
-    std::string name;  // PyTorch's state_dict key; the checkpoint's "optimizer/NAME.k"
+    std::string name;  // PyTorch's state_dict key; "NAME.k" in a checkpoint's optimizer_state
     // Whether a configuration needs it (adam's max_exp_avg_sq only with amsgrad); null: always.
     std::function<bool(const OptimizerSpec&)> kept = {};
+    // A running mean of squares (adam's exp_avg_sq): never below 0, so a checkpoint's
+    // negative entry is refused rather than met as a NaN from its square root.
+    bool squares = false;
 };
 
 struct OptimizerEntry {

@@ -5,12 +5,15 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <iterator>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <fmt/format.h>
 #include <limits>
 
 #include "core/error.hpp"
+#include "data/dataset.hpp"
 #include "train/optimizer.hpp"
 #include "train/plot.hpp"
 
@@ -28,88 +31,95 @@ std::string metrics_csv(const std::vector<EpochMetrics>& h) {
     return out;
 }
 
-// JSON has no NaN or Inf, and a test loss can be either while training goes on (a few test
-// rows outside log's domain): those are kept as the strings "nan", "inf" and "-inf".
-Json loss_json(double v) {
-    if (std::isnan(v)) return "nan";
-    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-    return v;
-}
-
-double loss_from_json(const Json& j, const std::string& at) {
-    if (j.is_string()) {
-        const std::string& w = j.get_ref<const std::string&>();
-        if (w == "nan") return std::numeric_limits<double>::quiet_NaN();
-        if (w == "inf") return std::numeric_limits<double>::infinity();
-        if (w == "-inf") return -std::numeric_limits<double>::infinity();
-        throw InputError(fmt::format("{}: expected a number, \"nan\", \"inf\" or \"-inf\", got {}", at, json_brief(j)));
-    }
-    return get_number(j, at);
-}
-
-Json history_json(const std::vector<EpochMetrics>& h) {
-    Json arr = Json::array();
-    for (const auto& e : h)
-        arr.push_back({{"epoch", e.epoch},
-                       {"train_loss", e.train_loss},
-                       {"test_loss", loss_json(e.test_loss)},
-                       {"test_accuracy", e.test_accuracy},
-                       {"seconds", e.seconds},
-                       {"lr", e.lr}});
-    return arr;
-}
-
-std::vector<EpochMetrics> history_from_json(const Json& j, const std::string& file) {
-    std::vector<EpochMetrics> h;
-    if (!j.is_array()) throw InputError(fmt::format("{}: checkpoint has no metrics history", file));
-    for (std::size_t i = 0; i < j.size(); ++i) {
-        const Json& e = j[i];
-        std::string at = json_path(file + ": info.history", i);
-        auto field = [&](const char* key) { return json_path(at, key); };
-        h.push_back({get_int(require(e, "epoch", at), field("epoch")),
-                     get_number(require(e, "train_loss", at), field("train_loss")),
-                     loss_from_json(require(e, "test_loss", at), field("test_loss")),
-                     get_number(require(e, "test_accuracy", at), field("test_accuracy")),
-                     get_number(require(e, "seconds", at), field("seconds")),
-                     // Checkpoints from before the column have none: 0 (unknown).
-                     e.contains("lr") ? get_number(e["lr"], field("lr")) : 0.0});
-    }
-    return h;
-}
-
 }  // namespace
 
 std::string checkpoint_path(const std::string& p) {
     return fs::is_directory(p) ? (fs::path(p) / "checkpoint.ckpt").string() : p;
 }
 
-RunDir::RunDir(std::string dir) : dir_(std::move(dir)) {
+RunDir::RunDir(std::string dir, bool replace_run) : dir_(std::move(dir)) {
     if (dir_.empty()) return;
     std::error_code ec;
     fs::create_directories(dir_, ec);
     if (ec) throw RunError(fmt::format("{}: cannot create the run directory: {}", dir_, ec.message()));
-    const std::string lock = (fs::path(dir_) / ".lock").string();
-    lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd_ < 0) throw RunError(fmt::format("{}: cannot open: {}", lock, std::strerror(errno)));
-    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-        char pid[32] = {};
-        ssize_t n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
-        ::close(lock_fd_);
-        lock_fd_ = -1;
-        throw InputError(fmt::format("{}: the run directory is in use by another training{}; wait for it to end or "
-                                     "choose another --out",
-                                     dir_, n > 0 ? fmt::format(" (process {})", std::string(pid, std::size_t(n))) : ""));
-    }
-    std::string me = std::to_string(::getpid());
-    if (::ftruncate(lock_fd_, 0) == 0 && ::pwrite(lock_fd_, me.data(), me.size(), 0) < 0) {
-        // The pid is only a courtesy for the message above; the lock is what counts.
+    lock();
+    const std::string ckpt = checkpoint_file();
+    if (!replace_run && fs::exists(ckpt, ec)) {
+        std::string what = "a run";
+        try {
+            const Checkpoint c = load_checkpoint(ckpt);
+            what = fmt::format("a run of model '{}' ({} epoch{})", c.model, c.epoch, c.epoch == 1 ? "" : "s");
+        } catch (const InputError&) {
+        }
+        unlock();  // a constructor that throws has no destructor to do it
+        throw InputError(fmt::format("{}: the folder holds {} already (checkpoint.ckpt); continue it with --resume {}, "
+                                     "or replace it with --overwrite",
+                                     dir_, what, dir_));
     }
     for (const auto& f : fs::directory_iterator(dir_, ec))
         if (is_atomic_temp_file(f.path().filename().string())) fs::remove(f.path(), ec);
 }
 
-RunDir::~RunDir() {
-    if (lock_fd_ >= 0) ::close(lock_fd_);
+// flock on DIR/.lock. The file is removed when the run ends, so a lock taken on a file that
+// has meanwhile been removed (or replaced) by the run that held it is no lock: then again.
+void RunDir::lock() {
+    const std::string lock = (fs::path(dir_) / ".lock").string();
+    for (;;) {
+        lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (lock_fd_ < 0) throw RunError(fmt::format("{}: cannot open: {}", lock, std::strerror(errno)));
+        if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+            char pid[32] = {};
+            ssize_t n = ::pread(lock_fd_, pid, sizeof pid - 1, 0);
+            ::close(lock_fd_);
+            lock_fd_ = -1;
+            throw InputError(fmt::format("{}: the run directory is in use by another training{}; wait for it to end "
+                                         "or choose another --out",
+                                         dir_,
+                                         n > 0 ? fmt::format(" (process {})", std::string(pid, std::size_t(n))) : ""));
+        }
+        struct stat held {}, named {};
+        if (::fstat(lock_fd_, &held) == 0 && ::stat(lock.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
+            held.st_ino == named.st_ino)
+            break;
+        ::close(lock_fd_);
+    }
+    std::string me = std::to_string(::getpid());
+    if (::ftruncate(lock_fd_, 0) == 0 && ::pwrite(lock_fd_, me.data(), me.size(), 0) < 0) {
+        // The pid is only a courtesy for the message above; the lock is what counts.
+    }
+}
+
+RunDir::~RunDir() { unlock(); }
+
+void RunDir::unlock() {
+    if (lock_fd_ < 0) return;
+    // Removed while still held: a run that opens it now finds it gone after its flock and
+    // takes a new one (lock() above), so two runs never both hold the folder.
+    ::unlink((fs::path(dir_) / ".lock").c_str());
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+}
+
+Json model_json_for_run(const Model& m, const std::string& dir) {
+    Json j = model_to_json(m, true);
+    if (!m.training.is_object() || !m.training.contains("data")) return j;
+    const data::DataSpec s = data::parse_data_spec(m.training["data"], m.path + ": training.data", m.dir);
+    if (s.written_key.empty() || fs::path(s.written).is_absolute()) return j;
+    std::error_code ec;
+    const fs::path data = fs::weakly_canonical(fs::absolute(fs::path(m.dir) / s.written), ec);
+    const fs::path run = fs::weakly_canonical(fs::absolute(dir), ec);
+    if (ec) return j;
+    // Relative when the two share a folder below the root (a repository's runs/ and data/:
+    // the pair may move together), else absolute ("../../.." up to / and down again would
+    // break as soon as the run directory moves).
+    const auto under_root = [](const fs::path& p) {
+        auto first = std::next(p.begin());  // p is absolute: its first element is "/"
+        return first == p.end() ? fs::path() : *first;
+    };
+    const fs::path relative = data.lexically_relative(run);
+    const bool shared = !under_root(data).empty() && under_root(data) == under_root(run);
+    j["training"]["data"][s.written_key] = (shared && !relative.empty() ? relative : data).string();
+    return j;
 }
 
 std::string RunDir::checkpoint_file() const {
@@ -122,7 +132,8 @@ void RunDir::write_epoch(const Model& m, Checkpoint c, const std::vector<EpochMe
     save_checkpoint(c, checkpoint_file());
     write_file_atomic((fs::path(dir_) / "metrics.csv").string(), metrics_csv(history));
     write_file_atomic((fs::path(dir_) / "curves.svg").string(), plot_svg(history, m.graph.name));
-    save_model(m, (fs::path(dir_) / "model.json").string(), true);
+    Json model = model_json_for_run(m, dir_);
+    write_file_atomic((fs::path(dir_) / "model.json").string(), model.dump(2) + "\n");
 }
 
 Resumed resume_run(const std::string& dir_or_file, Graph& g, const Json& settings) {
@@ -130,8 +141,6 @@ Resumed resume_run(const std::string& dir_or_file, Graph& g, const Json& setting
     r.file = checkpoint_path(dir_or_file);
     r.checkpoint = load_checkpoint(r.file);
     const Checkpoint& c = r.checkpoint;
-    if (c.epoch < 0 || c.epoch > kMaxEpochs)
-        throw InputError(fmt::format("{}: the checkpoint's epoch {} is outside 0 to {}", r.file, c.epoch, kMaxEpochs));
     restore_parameters(g, c, r.file);
     for (const auto& [key, value] : settings.items()) {
         if (!c.info.contains(key) || c.info[key] != value)
@@ -143,7 +152,7 @@ Resumed resume_run(const std::string& dir_or_file, Graph& g, const Json& setting
                                                "the optimizer and schedule afresh"
                                              : ""));
     }
-    r.history = history_from_json(c.info.contains("history") ? c.info["history"] : Json(), r.file);
+    r.history = checkpoint_history(c, r.file);
     return r;
 }
 
@@ -152,7 +161,7 @@ RunHistory load_run_history(const std::string& dir_or_file) {
     r.file = checkpoint_path(dir_or_file);
     const Checkpoint c = load_checkpoint(r.file);
     r.model = c.model;
-    r.history = history_from_json(c.info.contains("history") ? c.info["history"] : Json(), r.file);
+    r.history = checkpoint_history(c, r.file);
     return r;
 }
 

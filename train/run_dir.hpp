@@ -1,8 +1,10 @@
 // The run directory (--out). When the trainer saves (train/trainer.hpp says how often), it
 // gets, each written atomically: checkpoint.ckpt (parameters, sampler and optimizer state,
 // settings, metrics so far), metrics.csv, curves.svg and model.json (the model with its
-// trained values). The checkpoint is written first: the other files can always be rebuilt
-// from it. One training at a time owns a run directory (a lock on DIR/.lock).
+// trained values, its data path relative to the run directory, so that it can be evaluated
+// from any working directory). The checkpoint is written first: the other files can always
+// be rebuilt from it. One training at a time owns a run directory (a lock on DIR/.lock,
+// removed when the run ends), and a folder that holds a run is not replaced unless asked.
 #pragma once
 
 #include <chrono>
@@ -25,8 +27,10 @@ public:
     // "" writes nothing. Creates the folder (RunError when it cannot), locks it (an
     // InputError when another training holds it: two runs would delete each other's
     // temporary files) and removes the temporary files that a run killed while writing
-    // left behind. The lock is released when the RunDir goes (or the process dies).
-    explicit RunDir(std::string dir);
+    // left behind. A folder that holds a run (a checkpoint.ckpt) is an InputError saying
+    // how to continue it (--resume) or replace it (--overwrite), unless `replace_run`. The
+    // lock is released, and its file removed, when the RunDir goes (or the process dies).
+    explicit RunDir(std::string dir, bool replace_run = false);
     ~RunDir();
     RunDir(const RunDir&) = delete;
     RunDir& operator=(const RunDir&) = delete;
@@ -38,9 +42,15 @@ public:
     void write_epoch(const Model& m, Checkpoint c, const std::vector<EpochMetrics>& history) const;
 
 private:
+    void lock();
+    void unlock();
     std::string dir_;
     int lock_fd_ = -1;
 };
+
+// The model as a run directory keeps it: trained values, and a relative data path made
+// relative to the run directory `dir` (an absolute one stays as it is).
+Json model_json_for_run(const Model& m, const std::string& dir);
 
 // The run directory's saves: due by time or at the last epoch; in between, the last whole
 // epoch's state is kept in memory, so that a stop (a signal, a NaN) can still save it.

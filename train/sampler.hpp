@@ -28,6 +28,9 @@ private:
     Kind kind_;
 };
 
+// The most shards a batch may be cut into (docs/distributed.md, docs/limits.md).
+inline constexpr std::int64_t kMaxShards = 4096;
+
 // The batches of a run: their size and number per epoch, from the spec and the split.
 struct BatchPlan {
     std::int64_t rows = 0;     // rows in the training split

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <csignal>
+#include <filesystem>
 #include <fmt/format.h>
 
 #include "core/error.hpp"
@@ -11,6 +12,8 @@
 
 namespace chainrule {
 namespace {
+
+namespace fs = std::filesystem;
 
 // What a checkpoint must share with the run that resumes it: the same numbers come out
 // only with the same seed, learning rate, batches and sampling.
@@ -53,6 +56,8 @@ Session::Session(Model& m, const TrainingSpec& spec, const data::Dataset& ds, co
              : opt.print  ? opt.print
                           : [](const std::string& s) { fmt::print("{}\n", s); };
     run_together(comm_, [&] { prepare(); });
+    if (comm_.size() > 1) agree();
+    run_together(comm_, [&] { prepare_state(); });
     // Older checkpoints and plain runs have no "shards": they resume as before.
     if (shards_ > 1) settings_["shards"] = shards_;
     if (comm_.size() > 1) share_state();
@@ -69,10 +74,20 @@ void Session::prepare() {
     if (ds_.train.count == 0) throw InputError(fmt::format("{}: the training split is empty", spec_.data.where));
     set_threads(opt_.threads);
     batches_ = plan_batches(ds_.train.count, spec_.batch_size, spec_.batches_per_epoch);
+    if (spec_.batches_per_epoch > 0 && batches_.full_batch)
+        throw InputError(fmt::format("{}: {} steps per epoch, but the batch size {} is at least the {} training rows, so "
+                                     "every step would be the whole split in file order (full batch), one per epoch; "
+                                     "leave it out or take a smaller batch",
+                                     opt_.batches_per_epoch ? std::string("--batches-per-epoch")
+                                                            : m_.path + ": training.batches_per_epoch",
+                                     spec_.batches_per_epoch, spec_.batch_size, ds_.train.count));
     sampler_.emplace(spec_.sampling, batches_, spec_.seed);
     settings_ = run_settings(spec_, batches_, *sampler_);
     asked_shards_ = opt_.shards ? *opt_.shards : spec_.shards;  // 0: not asked
     shards_ = asked_shards_ ? asked_shards_ : comm_.size();
+}
+
+void Session::prepare_state() {
     if (!comm_.root()) {
         run_dir_.emplace("");
         return;
@@ -88,7 +103,11 @@ void Session::prepare() {
     if (resumed_)
         print_(fmt::format("resuming from {} after epoch {}{}", resumed_file_, start_epoch_,
                            opt_.fresh_optimizer ? " (optimizer and schedule start afresh)" : ""));
-    run_dir_.emplace(opt_.out_dir);
+    // A run resumed in its own folder continues it; any other run there is replaced only when asked.
+    std::error_code ec;
+    const fs::path resumed_dir = fs::path(resumed_file_).parent_path();
+    const bool continues = resumed_ && fs::equivalent(resumed_dir.empty() ? "." : resumed_dir, opt_.out_dir, ec);
+    run_dir_.emplace(opt_.out_dir, opt_.overwrite || continues);
 }
 
 void Session::resume() {
@@ -128,6 +147,69 @@ void Session::check_shards() const {
     if (shards_ > 1) check_shardable(g_, m_.path);
 }
 
+namespace {
+
+std::uint64_t fnv1a(const void* p, std::size_t n, std::uint64_t h = 14695981039346656037ull) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+template <class T>
+std::uint64_t hash_of(const std::vector<T>& v, std::uint64_t h = 14695981039346656037ull) {
+    return fnv1a(v.data(), v.size() * sizeof(T), h);
+}
+
+std::string hex(std::uint64_t h) { return fmt::format("{:016x}", h); }
+
+// A split as the processes must share it: its size and a hash of every value and label.
+Json split_print(const data::Split& s) {
+    std::uint64_t h = hash_of(s.values, hash_of(s.tokens, hash_of(s.labels, hash_of(s.pixels))));
+    return {{"rows", s.count}, {"values per row", s.features}, {"contents", hex(h)}};
+}
+
+}  // namespace
+
+// Everything that must be the same on every process for K processes to train one model:
+// the model (each part of its JSON, hashed), the training spec after the flags, the data.
+Json Session::agreement() const {
+    Json a;
+    const Json model = model_to_json(m_, false);
+    for (const auto& [key, value] : model.items()) {
+        const std::string text = value.dump();
+        a["the model's " + key] = key == "name" || key == "dtype" ? value : Json(hex(fnv1a(text.data(), text.size())));
+    }
+    a["the training settings"] = settings_;
+    a["epochs"] = spec_.epochs;
+    a["shards asked for"] = asked_shards_;
+    a["sparse_inputs"] = spec_.sparse_inputs;
+    a["resuming"] = !opt_.resume.empty();
+    a["--fresh-optimizer"] = opt_.fresh_optimizer;
+    a["the training split"] = split_print(ds_.train);
+    a["the test split"] = split_print(ds_.test);
+    a["the data's classes"] = ds_.classes;
+    return a;
+}
+
+// Rank 0's agreement against each process's own: a process whose model, flags or data differ
+// would wait for ever at a collective the others never reach, or train another run.
+void Session::agree() {
+    const Json mine = agreement();
+    std::string root = mine.dump();
+    comm_.broadcast(root);
+    run_together(comm_, [&] {
+        const Json theirs = Json::parse(root);
+        for (const auto& [key, value] : mine.items()) {
+            if (theirs.contains(key) && theirs[key] == value) continue;
+            throw InputError(fmt::format("process {} of {} differs from process 0 in {}: {} here ({}), {} on process 0; "
+                                         "every process of a run must be given the same model, flags and data "
+                                         "(docs/distributed.md)",
+                                         comm_.rank(), comm_.size(), key, value.dump(), m_.path,
+                                         theirs.contains(key) ? theirs[key].dump() : "nothing"));
+        }
+    });
+}
+
 void Session::share_state() {
     std::string state;
     if (comm_.root()) {
@@ -136,6 +218,13 @@ void Session::share_state() {
         state = encode_checkpoint(c);
     }
     comm_.broadcast(state);
+    // A process that cannot take the state says so with the others, rather than leaving
+    // them at the first step's collective.
+    run_together(comm_, [&] { adopt_state(state); });
+    if (shards_ > 1) settings_["shards"] = shards_;
+}
+
+void Session::adopt_state(const std::string& state) {
     if (comm_.root()) return;
     const std::string from = "the state broadcast by rank 0";
     Checkpoint c = decode_checkpoint(state, from);
@@ -146,7 +235,6 @@ void Session::share_state() {
     start_epoch_ = c.epoch;
     shards_ = c.info["shards"].get<std::int64_t>();
     resumed_ = c.info["resumed"].get<bool>();
-    if (shards_ > 1) settings_["shards"] = shards_;
 }
 
 void Session::make_parts() {

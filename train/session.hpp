@@ -67,10 +67,14 @@ public:
     const std::vector<EpochMetrics>& history() const { return history_; }
 
 private:
-    void prepare();          // batches, sampler, settings, shards; resume or initialise (rank 0)
+    void prepare();          // batches, sampler, settings, shards
+    Json agreement() const;  // what must be the same on every process
+    void agree();            // ... compared with rank 0's: a difference is an InputError
+    void prepare_state();    // resume or initialise (rank 0), the run directory
     void resume();           // rank 0: parameters, optimizer state, sampler and history
     void check_shards() const;
     void share_state();      // rank 0's state to every other process
+    void adopt_state(const std::string& state);
     void make_parts();       // helpers, feeder, plan, gradient, progress
     Interrupted interrupted(const std::string& when);
     void save(const std::function<void()>& write);

@@ -37,17 +37,27 @@ void run_epoch(Session& run, std::int64_t epoch) {
 }  // namespace
 
 TrainingSpec with_overrides(TrainingSpec s, const TrainOptions& o) {
+    // The block was checked when it was read (parse_training): what is refused here is a
+    // flag, named as the flag.
+    if (o.epochs && (*o.epochs < 1 || *o.epochs > kMaxEpochs))
+        throw InputError(fmt::format("--epochs must be from 1 to {}, got {}", kMaxEpochs, *o.epochs));
+    if (o.batch_size && (*o.batch_size < 1 || *o.batch_size > kMaxElements))
+        throw InputError(fmt::format("--batch must be from 1 to {}, got {}", kMaxElements, *o.batch_size));
+    if (o.batches_per_epoch && (*o.batches_per_epoch < 1 || *o.batches_per_epoch > kMaxElements))
+        throw InputError(fmt::format("--batches-per-epoch must be from 1 to {}, got {}", kMaxElements,
+                                     *o.batches_per_epoch));
+    if (o.lr && (!(*o.lr > 0) || !std::isfinite(*o.lr)))
+        throw InputError(fmt::format("--lr must be a positive number, got {}", *o.lr));
     if (o.epochs) s.epochs = *o.epochs;
     if (o.batch_size) s.batch_size = *o.batch_size;
     if (o.batches_per_epoch) s.batches_per_epoch = *o.batches_per_epoch;
-    if (o.lr) s.optimizer.lr = *o.lr;
+    if (o.lr) s.optimizer.lr = *o.lr;  // the base rate the schedule scales: a step schedule with --lr 0.2 starts at 0.2
     if (o.seed) s.seed = *o.seed;
     if (o.print_every > 0) s.print_every = o.print_every;
-    if (s.epochs < 1 || s.epochs > kMaxEpochs)
-        throw InputError(fmt::format("--epochs must be from 1 to {}", kMaxEpochs));
-    if (s.batch_size < 0) throw InputError("--batch must be at least 1");
-    if (!(s.optimizer.lr > 0) || !std::isfinite(s.optimizer.lr)) throw InputError("--lr must be a positive number");
-    // The base rate the schedule scales: a step schedule with --lr 0.2 starts at 0.2.
+    if (o.batches_per_epoch && s.batch_size == 0)
+        throw InputError(fmt::format("--batches-per-epoch {} needs a batch size (--batch, or training.batch_size): "
+                                     "without one every step is the whole training split, one step per epoch",
+                                     *o.batches_per_epoch));
     return s;
 }
 

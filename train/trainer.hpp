@@ -32,6 +32,9 @@ struct TrainOptions {
     std::optional<std::uint64_t> seed;
     std::string out_dir;          // "" = write nothing
     std::string resume;           // a run directory or a checkpoint file
+    // out_dir may replace a run that is there (its checkpoint.ckpt). Without it, only a
+    // run resumed in its own folder may; any other is an InputError (train/run_dir.hpp).
+    bool overwrite = false;
     std::int64_t print_every = 0; // 0: the spec's, else about 20 lines per run
     bool detect_anomaly = false;  // name the first node whose value or gradient is NaN/Inf
     bool fresh_optimizer = false; // on resume: keep the parameters, start optimizer state and schedule anew

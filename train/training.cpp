@@ -7,6 +7,8 @@
 #include "core/error.hpp"
 #include "core/print.hpp"
 #include "data/idx.hpp"
+#include "graph/labels.hpp"
+#include "train/distributed.hpp"
 
 namespace chainrule {
 namespace {
@@ -67,6 +69,59 @@ void check_feed_fits(const Node& n, const std::string& stream, std::int64_t widt
         throw InputError(fmt::format("{}: input '{}' is declared {} but stream '{}' has {} column{} per sample", where,
                                      n.name, format_shape(n.shape), stream, width, width == 1 ? "" : "s"));
 }
+
+namespace {
+
+// A prediction has a row per sample: its first dim is the batch symbol of a fed input.
+void check_prediction_rows(const Graph& g, const TrainingSpec& s, const std::string& file) {
+    if (g.prediction() < 0) return;
+    const Node& p = g.node(g.prediction());
+    std::string batch;
+    for (const auto& [name, stream] : s.feed)
+        if (const Shape& in = g.node(g.id(name)).shape; !in.empty() && in[0].symbolic()) batch = in[0].symbol;
+    if (batch.empty() || (!p.shape.empty() && p.shape[0].symbolic() && p.shape[0].symbol == batch)) return;
+    throw InputError(fmt::format("{}: outputs.prediction: '{}' is {}, without the batch dim {}: a prediction has one "
+                                 "row per sample (accuracy and `eval --predictions` read it row by row); name a node "
+                                 "computed from the fed inputs, such as the last layer's output",
+                                 file, p.name, format_shape(p.shape), batch));
+}
+
+// Class indices fed from the data must select a column of every op that reads them: a
+// `classes` list longer than the logits is refused here, before any data is read.
+void check_listed_classes(const Graph& g, const TrainingSpec& s, const std::string& at) {
+    if (s.data.classes.empty()) return;
+    for (const auto& [name, stream] : s.feed) {
+        if (stream != data::kLabels) continue;
+        for (const ClassIndexUse& use : class_index_uses(g, g.id(name)))
+            if (use.classes > 0 && std::int64_t(s.data.classes.size()) > use.classes)
+                throw InputError(fmt::format("{}.data.classes: {} classes, but input '{}' (fed \"{}\") holds class "
+                                             "indices for {}: list at most {} classes, or widen the logits",
+                                             at, s.data.classes.size(), name, stream, describe_use(g, use),
+                                             use.classes));
+    }
+}
+
+// What the block's own numbers must agree on, said in its words: a rate of 0 trains
+// nothing, steps per epoch need a batch size, shards cut a batch.
+void check_block_numbers(const Graph& g, const TrainingSpec& s, const std::string& at,
+                         const std::string& file) {
+    if (!(s.optimizer.lr > 0))
+        throw InputError(fmt::format("{}.optimizer.{}.lr: must be > 0, got {} (a run at rate 0 changes nothing)", at,
+                                     s.optimizer.name, s.optimizer.lr));
+    if (s.batches_per_epoch > 0 && s.batch_size == 0)
+        throw InputError(fmt::format("{}.batches_per_epoch: needs a batch_size: without one every step is the whole "
+                                     "training split (full batch), one step per epoch",
+                                     at));
+    if (s.shards > kMaxShards)
+        throw InputError(fmt::format("{}.shards: {} is more than the {} shards a batch may be cut into", at, s.shards,
+                                     kMaxShards));
+    if (s.shards > 0 && s.batch_size > 0 && s.shards > s.batch_size)
+        throw InputError(fmt::format("{}.shards: {} shards are more than the {} rows of a batch (batch_size)", at,
+                                     s.shards, s.batch_size));
+    if (s.shards > 1) check_shardable(g, file);
+}
+
+}  // namespace
 
 TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& file, const std::string& dir) {
     const std::string at = file + ": training";
@@ -158,6 +213,9 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
             throw InputError(fmt::format("{}.sparse_inputs: expected \"auto\" or \"off\", got \"{}\"", at, v));
         s.sparse_inputs = v == "auto";
     }
+    check_block_numbers(g, s, at, file);
+    check_listed_classes(g, s, at);
+    check_prediction_rows(g, s, file);
     return s;
 }
 
