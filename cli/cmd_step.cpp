@@ -6,6 +6,9 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/line_editor.hpp"
+#include "cli/repl.hpp"
+#include "cli/row_predictions.hpp"
 #include "cli/step_page.hpp"
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
@@ -45,10 +48,17 @@ Json trace_json(const Stepper& s, Json steps) {
     return out;
 }
 
+// The rows' predictions after forward (the stepper's constructor ran it).
+std::vector<RowPrediction> predictions(const Stepper& s, const Point& p) {
+    // A target drawn at random holds no one's labels.
+    return row_predictions(s.graph(), p.row_names, p.labels, p.class_names, p.random_inputs.empty());
+}
+
 void write_page(Model& m, const StepOptions& o) {
     PageOptions page;
-    page.random_inputs = set_point(m, o.point);
+    page.point = set_point(m, o.point);
     Stepper s(m.graph);
+    page.rows = predictions(s, page.point);
     std::string html = step_page(s, page);
     write_file_atomic(o.html, html);
     fmt::print(stderr, "wrote {} ({} steps, {} KB); open it in a browser: file://{}\n", o.html, s.order().size(),
@@ -58,13 +68,13 @@ void write_page(Model& m, const StepOptions& o) {
 void run(const StepOptions& o) {
     Model m = load(o.model);
     if (!o.html.empty()) return write_page(m, o);
-    set_point(m, o.point);
+    const Point point = set_point(m, o.point);
     Stepper s(m.graph);
     const Graph& g = s.graph();
     std::size_t stop = s.order().size();
     if (!o.until.empty()) {
         try {
-            stop = s.index_of(o.until) + 1;
+            stop = steps_until(s, o.until);
         } catch (const InputError& e) {
             throw InputError(fmt::format("--until: {}", e.what()));
         }
@@ -91,12 +101,20 @@ void run(const StepOptions& o) {
                        for (int id : s.order()) names.push_back(g.node(id).name);
                        return names;
                    }(), ", "));
+        if (std::string rows = format_row_predictions(g, predictions(s, point)); !rows.empty()) fmt::print("{}\n", rows);
         while (s.position() < stop) fmt::print("{}\n", format_step(s, s.next(), o.show));
         if (s.done()) fmt::print("{}", format_summary(s, o.show));
         else fmt::print("stopped after step {}/{} ({})\n", s.position(), s.order().size(), o.until);
         std::fflush(stdout);
     }
-    if (interactive) interact(s, std::cin, std::cout, ::isatty(0), o.show);
+    if (!interactive) return;
+    const std::string intro = format_row_predictions(g, predictions(s, point));
+    if (::isatty(0) && ::isatty(1)) {  // typed: editing and history
+        LineEditor editor;
+        interact(s, editor.source(), std::cout, o.show, intro);
+    } else {
+        interact(s, std::cin, std::cout, ::isatty(0), o.show, intro);
+    }
 }
 
 }  // namespace
@@ -108,7 +126,7 @@ void add_step(CLI::App& app) {
                 "sends to each input and the gradients accumulated so far. Interactive on a terminal (type help)");
     cmd->add_option("MODEL", o->model, "model JSON file")->required();
     add_point_options(*cmd, o->point);
-    auto* until = cmd->add_option("--until", o->until, "stop after this op node's step (interactive: then prompt)");
+    auto* until = cmd->add_option("--until", o->until, "stop after this op node's step, or when this parameter's or input's gradient is complete (interactive: then prompt)");
     auto* explain = cmd->add_option("--explain", o->explain,
                                     "after the walk, write one gradient entry term by term, e.g. --explain 'w[0]' "
                                     "(with --json: as JSON)");

@@ -11,6 +11,7 @@ void add_gradcheck(CLI::App& app);
 void add_ops(CLI::App& app);
 void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
+void add_predict(CLI::App& app);
 void add_step(CLI::App& app);
 void add_dot(CLI::App& app);
 void add_data(CLI::App& app);

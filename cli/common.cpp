@@ -1,6 +1,7 @@
 #include "cli/common.hpp"
 
 #include <charconv>
+#include <filesystem>
 #include <cmath>
 #include <cstdio>
 #include <fmt/format.h>
@@ -9,7 +10,9 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/random.hpp"
+#include "train/checkpoint.hpp"
 #include "train/feeder.hpp"
+#include "train/run_dir.hpp"
 #include "train/training.hpp"
 
 namespace chainrule::cli {
@@ -86,7 +89,7 @@ RowRange parse_rows(const std::string& text) {
 }
 
 // Feeds the inputs the training block feeds with rows of the model's own data.
-void feed_rows(Model& m, const std::string& rows_text, const std::string& data_dir) {
+void feed_rows(Model& m, const std::string& rows_text, const std::string& data_dir, Point& point) {
     if (!m.training.is_object() && data_dir.empty())
         throw InputError(fmt::format("{}: --rows {} takes rows of the model's training data, but the model has no "
                                      "\"training\" block; name a folder of IDX files with --data (e.g. --data "
@@ -104,34 +107,76 @@ void feed_rows(Model& m, const std::string& rows_text, const std::string& data_d
     for (std::int64_t i = 0; i < r.count; ++i) rows[std::size_t(i)] = r.start + i;
     Feeder(m.graph, spec, ds).feed(split, rows);
     std::vector<std::string> fed;
-    for (const auto& [name, stream] : spec.feed) fed.push_back(fmt::format("{} ({})", name, stream));
+    for (const auto& [name, stream] : spec.feed) {
+        fed.push_back(fmt::format("{} ({})", name, stream));
+        if (stream == data::kImages) point.image_input = name, point.image_dims = split.sample_dims;
+    }
+    // The data's path from here (a block's path is relative to the model's folder).
+    const std::string& named = spec.data.dir.empty() ? spec.data.path : spec.data.dir;
+    point.data = fmt::format("{}: rows {} to {} of the {} split of {}", fmt::join(fed, ", "), r.start,
+                             r.start + r.count - 1, r.split, named);
+    const bool one_label = ds.labels_per_sample == 1 && split.labels.size() == std::size_t(split.count);
+    for (std::int64_t row : rows) {
+        point.row_names.push_back(fmt::format("{} {}", r.split, row));
+        point.labels.push_back(one_label ? split.labels[std::size_t(row)] : -1);
+    }
+    point.class_names = ds.class_names;
     fmt::print(stderr, "note: {} from rows {} to {} of the {} split\n", fmt::join(fed, ", "), r.start,
                r.start + r.count - 1, r.split);
 }
 
 }  // namespace
 
-std::vector<std::string> set_point(Model& m, const PointOptions& o) {
-    std::uint64_t s = o.seed ? *o.seed : model_seed(m);
+LoadedWeights load_weights(Graph& g, const std::string& run) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!fs::exists(run, ec))
+        throw InputError(fmt::format("--weights {}: nothing is there; give a run directory (`chainrule train MODEL "
+                                     "--out DIR`) or a checkpoint file",
+                                     run));
+    const std::string file = checkpoint_path(run);
+    if (fs::is_directory(run, ec) && !fs::exists(file, ec))
+        throw InputError(fmt::format("--weights {}: the folder holds no checkpoint.ckpt, so it is no run directory "
+                                     "(`chainrule train MODEL --out DIR` writes one)",
+                                     run));
+    Checkpoint c = load_checkpoint(file);
+    const bool widened = c.dtype == Dtype::f32 && g.dtype() == Dtype::f64;
+    if (widened) {
+        for (auto& [name, t] : c.tensors) t = t.to(Dtype::f64);
+        c.dtype = Dtype::f64;
+    }
+    restore_parameters(g, c, file, ModelName::may_differ);
+    std::string from = c.model == g.name ? "" : fmt::format(", trained as model '{}'", c.model);
+    return {file, c.epoch,
+            fmt::format("{} (epoch {}{}{})", file, c.epoch, from, widened ? ", float32 widened to float64" : "")};
+}
+
+Point set_point(Model& m, const PointOptions& o) {
+    Point point;
+    point.seed = o.seed ? *o.seed : model_seed(m);
     Graph& g = m.graph;
-    g.init_parameters(s);
+    g.init_parameters(point.seed);
+    if (!o.weights.empty()) {
+        point.weights = load_weights(g, o.weights).text;
+        fmt::print(stderr, "note: parameters from {}\n", point.weights);
+    }
     if (!o.feed.empty()) apply_feed_file(g, o.feed);
-    if (!o.rows.empty()) feed_rows(m, o.rows, o.data);
-    Rng rng(s + 1);
-    std::vector<std::string> drawn;
+    if (!o.rows.empty()) feed_rows(m, o.rows, o.data, point);
+    Rng rng(point.seed + 1);
     for (std::size_t id = 0; id < g.size(); ++id) {
         const Node& n = g.node(static_cast<int>(id));
         if (n.kind != NodeKind::input || !n.value.empty()) continue;
-        drawn.push_back(fmt::format("{} {}", n.name, format_shape(n.shape)));
+        point.random_inputs.push_back(fmt::format("{} {}", n.name, format_shape(n.shape)));
         g.set_value(n.name, random_input(g, int(id), rng, m.path));
     }
     // Numbers of random inputs must never pass for the model's own: say so, once, on stderr.
-    if (!drawn.empty())
+    if (!point.random_inputs.empty())
         fmt::print(stderr,
                    "note: {} drawn at random (uniform(0,1), class labels where an op reads labels, every symbol = "
                    "3); give real values with --feed FILE{}\n",
-                   fmt::join(drawn, ", "), m.training.is_object() ? " or --rows test:0:3" : "");
-    return drawn;
+                   fmt::join(point.random_inputs, ", "), m.training.is_object() ? " or --rows test:0:3" : "");
+    if (point.data.empty() && !o.feed.empty()) point.data = "inputs from " + o.feed;
+    return point;
 }
 
 Json node_json(const Graph& g, int id, bool with_grad) {
@@ -216,6 +261,10 @@ void add_point_options(CLI::App& cmd, PointOptions& o) {
                    "block's data (for a model without one, e.g. models/slides_mnist.json); each input gets the "
                    "stream whose width fits it")
         ->needs(rows);
+    cmd.add_option("--weights", o.weights,
+                   "trained parameters: a run directory (`train --out RUN`) or a checkpoint file, as `eval --weights` "
+                   "takes them; a --feed that names a parameter still wins")
+        ->option_text("RUN");
     cmd.add_option("--seed", o.seed, "seed for parameter initialisation and random inputs (default: the "
                                      "model's training seed, else 0)")
         ->check(unsigned_integer());

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
     add_dot(app);
     add_train(app);
     add_eval(app);
+    add_predict(app);
     add_data(app);
     add_plot(app);
     try {

@@ -202,7 +202,7 @@ std::string graph_svg(const Graph& g) {
                        "with `apt-get install graphviz`");
     DotOptions o;
     o.values = false;  // the panel shows them
-    o.legend = true;
+    o.legend = false;  // the page's own key, above the graph: the graph keeps its width for the nodes
     o.top_down = true;  // a tall chain fits the column beside the panel
     std::string svg = svg_text(to_dot(g, o));
     std::size_t at = svg.find("<svg");
@@ -244,7 +244,16 @@ std::string step_page(Stepper& s, const PageOptions& o) {
     data["doc"] = g.doc;
     data["loss_node"] = s.loss();
     data["loss"] = number(g.node(s.loss()).value.at(0));
-    data["random_inputs"] = o.random_inputs;
+    data["random_inputs"] = o.point.random_inputs;
+    data["data"] = o.point.data.empty() ? Json() : Json(o.point.data);
+    data["weights"] = o.point.weights.empty() ? Json() : Json(o.point.weights);
+    data["seed"] = o.point.seed;
+    data["prediction"] = g.prediction();
+    data["rows"] = row_predictions_json(o.rows);
+    const int image = o.point.image_input.empty() ? -1 : g.find(o.point.image_input);
+    data["row_image"] = image >= 0 && o.point.image_dims.size() == 2
+                            ? Json{{"node", image}, {"dims", o.point.image_dims}}
+                            : Json();
     data["printed_limit"] = kPrinted;
     Json nodes = Json::array();
     for (std::size_t i = 0; i < g.size(); ++i) {
@@ -282,7 +291,9 @@ std::string step_page(Stepper& s, const PageOptions& o) {
     out += "<title>" + title + "</title>\n<style>";
     out.append(page_assets::style, page_assets::style_size);
     out += "</style>\n</head>\n<body>\n";
-    out += "<header><h1 id=\"title\">" + title + "</h1><p id=\"doc\"></p><p id=\"random\" class=\"warn\" hidden></p></header>\n";
+    out += "<header><h1 id=\"title\">" + title + "</h1><p id=\"doc\"></p><p id=\"random\" class=\"warn\" hidden></p>"
+           "<dl id=\"facts\"></dl><section id=\"rows\" aria-label=\"each row's label and prediction\" hidden>"
+           "</section><p id=\"hint\" class=\"hint\"></p></header>\n";
     out += R"html(<nav id="controls" aria-label="step controls">
 <button id="first" type="button" aria-label="first step (Home)" title="first step (Home)">|&#x25C0; first</button>
 <button id="prev" type="button" aria-label="previous step (left arrow)" title="previous step (&#x2190;)">&#x25C0; prev</button>
@@ -294,9 +305,17 @@ std::string step_page(Stepper& s, const PageOptions& o) {
 </nav>
 <main>
 <section id="graph" aria-label="the graph; the current node is outlined">
+<div id="graph-tools">
+<button id="zoom-out" type="button" aria-label="zoom the graph out (-)" title="zoom out (-)">&#x2212;</button>
+<button id="zoom-fit" type="button" aria-label="fit the graph to its box (0)" title="fit (0)">fit</button>
+<button id="zoom-in" type="button" aria-label="zoom the graph in (+)" title="zoom in (+)">+</button>
+<output id="zoom-level" aria-live="polite"></output>
+<span class="key"><span class="chip cr-input">input (fed)</span><span class="chip cr-parameter">parameter (trained)</span><span class="chip cr-constant">constant</span><span class="chip cr-op">op</span><span class="chip cr-loss">loss</span><span class="chip cr-prediction">prediction</span></span>
+</div>
+<div id="graph-view">
 )html";
     out += svg;
-    out += "</section>\n<div id=\"side\">\n<section id=\"panel\" aria-label=\"the current step\"></section>\n";
+    out += "</div>\n</section>\n<div id=\"side\">\n<section id=\"panel\" aria-label=\"the current step\"></section>\n";
     out += "<section id=\"explain\" aria-label=\"one gradient entry term by term\" hidden></section>\n</div>\n</main>\n";
     out += "<section id=\"inspect\" aria-label=\"a node chosen in the graph\" hidden></section>\n";
     out += "<section id=\"nodes\" aria-label=\"every node's gradient so far\"></section>\n";

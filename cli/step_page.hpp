@@ -6,13 +6,17 @@
 #include <string>
 #include <vector>
 
+#include "cli/common.hpp"
+#include "cli/row_predictions.hpp"
 #include "graph/stepper.hpp"
 
 namespace chainrule::cli {
 
 struct PageOptions {
-    // "x [N,784], t [N,10]": the inputs drawn at random, said in the page as on stderr.
-    std::vector<std::string> random_inputs;
+    // Where the inputs and parameters came from: the inputs drawn at random ("x [N,784]"),
+    // the data's rows, the weights, the seed; the page's header says them as stderr does.
+    Point point;
+    std::vector<RowPrediction> rows;  // each row's label and prediction after forward
 };
 
 // Walks `s` (which must not have stepped yet) to the end and returns the page's HTML.

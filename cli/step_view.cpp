@@ -146,6 +146,8 @@ std::string format_node(const Stepper& s, int id, const ShowOptions& o) {
         l.add(2, label, "(no gradient: nothing trainable or fed depends on it)");
     else if (s.reached(id) || s.done())
         l.add(2, label, tensor_text(n.grad, o) + (s.done() ? "" : "   (so far)"));
+    else if (std::optional<std::size_t> k = complete_after(s, id); k && *k > 0)
+        l.add(2, label, fmt::format("(not reached yet: complete after step {}, {})", *k, g.node(s.order()[*k - 1]).name));
     else
         l.add(2, label, "(not reached yet)");
     return l.out;
@@ -234,129 +236,27 @@ std::string format_nodes(const Stepper& s) {
     return out;
 }
 
-// ---- the session ----
+// ---- how far the walk must go ----
 
-namespace {
-
-constexpr const char* kHelp =
-    "commands:\n"
-    "  Enter, n          run the next step\n"
-    "  back, u           undo the last step (the walk is replayed up to the step before)\n"
-    "  p NAME            print a node's value and gradient so far (large ones summarised)\n"
-    "  full NAME         print them in full, every number\n"
-    "  l, list           list the nodes, each op node with its formula in the model's names\n"
-    "  explain NAME[i]   one entry of a gradient written out term by term, e.g. explain w[0]\n"
-    "  b NODE            run until NODE's step is done\n"
-    "  c                 run to the end\n"
-    "  q                 quit\n"
-    "  help              this list\n";
-
-std::string trim(const std::string& s) {
-    auto b = s.find_first_not_of(" \t\r");
-    if (b == std::string::npos) return "";
-    return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
-}
-
-}  // namespace
-
-namespace {
-
-std::optional<int> node_named(const Graph& g, const std::string& name, const char* cmd, std::ostream& out) {
-    if (int id = g.find(name); id >= 0) return id;
-    std::vector<std::string> all;
-    for (const Node& n : g.nodes()) all.push_back(n.name);
-    std::string guess = closest_name(name, all);
-    out << (name.empty() ? fmt::format("{} needs a node name, e.g. {} {}", cmd, cmd, g.node(g.loss()).name)
-                         : fmt::format("no node '{}'{}", name,
-                                       guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)))
-        << "\n";
-    return std::nullopt;
-}
-
-}  // namespace
-
-void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, const ShowOptions& o) {
+std::optional<std::size_t> complete_after(const Stepper& s, int id) {
+    if (id == s.loss()) return 0;
     const Graph& g = s.graph();
-    auto say = [&](const std::string& text) { out << wrap_lines(text, o.width); };
-    auto step = [&] {
-        say(format_step(s, s.next(), o) + "\n");
-        if (s.done()) say(format_summary(s, o) + "the walk is done: p NAME to look, back to undo a step, q to quit\n");
-    };
-    if (s.position() == 0)
-        say(fmt::format("forward done: loss {} = {:.{}g}; {} backward steps: Enter runs the next, help lists "
-                        "commands\n",
-                        g.node(s.loss()).name, g.node(s.loss()).value.at(0), o.digits, s.order().size()));
-    std::string line;
-    while (true) {
-        std::string ask = s.done() ? "(done) " : fmt::format("(step {}/{}) ", s.position() + 1, s.order().size());
-        if (prompt) out << ask << std::flush;
-        if (!std::getline(in, line)) break;
-        // Read from a script, the commands are echoed so the output reads as a transcript.
-        if (!prompt) out << ask << trim(line) << "\n";
-        std::string cmd = trim(line), arg;
-        if (auto sp = cmd.find_first_of(" \t"); sp != std::string::npos) {
-            arg = trim(cmd.substr(sp + 1));
-            cmd = cmd.substr(0, sp);
-        }
-        if (cmd == "q" || cmd == "quit") break;
-        if (cmd.empty() || cmd == "n" || cmd == "next" || cmd == "c" || cmd == "continue") {
-            if (s.done()) {
-                out << fmt::format("the walk is done: all {} steps ran (back undoes one, p NAME prints a node, q "
-                                   "quits)\n",
-                                   s.order().size());
-                continue;
-            }
-            do step();
-            while ((cmd == "c" || cmd == "continue") && !s.done());
-        } else if (cmd == "back" || cmd == "u") {
-            if (s.position() == 0) {
-                out << "nothing to undo: no step has run yet\n";
-                continue;
-            }
-            std::size_t undone = s.position();
-            s.rewind(undone - 1);
-            out << fmt::format("undid step {}/{} ({}); Enter runs it again\n", undone, s.order().size(),
-                               g.node(s.order()[undone - 1]).name);
-        } else if (cmd == "p" || cmd == "print" || cmd == "full") {
-            std::optional<int> id = node_named(g, arg, cmd.c_str(), out);
-            if (!id) continue;
-            ShowOptions all = o;
-            if (cmd == "full") all.limit = std::max<std::int64_t>(1, g.node(*id).value.numel());
-            say(format_node(s, *id, all));
-        } else if (cmd == "l" || cmd == "list") {
-            say(format_nodes(s));
-        } else if (cmd == "explain" || cmd == "e") {
-            std::string name = trim(arg.substr(0, arg.find('[')));
-            int id = g.find(name);
-            if (id >= 0 && !s.done() && !s.reached(id) && id != s.loss()) {
-                out << fmt::format("explain {}: {} has no gradient yet; run on until its step (c, or b NODE)\n", arg,
-                                   name);
-                continue;
-            }
-            try {
-                say(format_explanation(explain_entry(g, s.plan(), arg), o.digits));
-            } catch (const InputError& e) {
-                out << e.what() << "\n";
-            }
-        } else if (cmd == "b" || cmd == "break") {
-            std::size_t target = 0;
-            try {
-                target = s.index_of(arg);
-            } catch (const InputError& e) {
-                out << e.what() << "\n";
-                continue;
-            }
-            if (target < s.position()) {
-                out << fmt::format("step {} ({}) is already done\n", target + 1, arg);
-                continue;
-            }
-            while (s.position() <= target) step();
-        } else if (cmd == "help" || cmd == "h" || cmd == "?") {
-            out << kHelp;
-        } else {
-            out << fmt::format("unknown command '{}'\n", cmd) << kHelp;
-        }
+    std::optional<std::size_t> last;
+    for (std::size_t k = 0; k < s.order().size(); ++k) {
+        const std::vector<int>& ins = g.node(s.order()[k]).inputs;
+        if (std::find(ins.begin(), ins.end(), id) != ins.end()) last = k + 1;
     }
+    return last;
+}
+
+std::size_t steps_until(const Stepper& s, const std::string& name) {
+    const Graph& g = s.graph();
+    const int id = g.find(name);
+    if (id >= 0 && g.node(id).kind != NodeKind::op) {
+        if (std::optional<std::size_t> k = complete_after(s, id)) return *k;
+        throw InputError(fmt::format("'{}' gets no gradient: no step of the backward walk sends it one", name));
+    }
+    return s.index_of(name) + 1;  // an op node's own step; its message names what is wrong otherwise
 }
 
 }  // namespace chainrule::cli

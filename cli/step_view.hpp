@@ -3,7 +3,7 @@
 #pragma once
 
 #include <cstdint>
-#include <iosfwd>
+#include <optional>
 #include <string>
 
 #include "core/json.hpp"
@@ -33,9 +33,14 @@ std::string format_nodes(const Stepper& s);
 // One entry of `step --json`'s "steps" (docs/backprop-walkthrough.md has the schema).
 Json step_json(const Stepper& s, const Step& st);
 
-// The interactive session: reads commands from `in` (Enter/n: next step; back; p NAME;
-// full NAME; l; explain NAME[i]; b NODE; c; q; help), writing to `out`; a prompt is printed before each read when `prompt`.
-// Ends on q or at the end of `in`; at the end of the walk, n says the walk is done.
-void interact(Stepper& s, std::istream& in, std::ostream& out, bool prompt, const ShowOptions& o = {});
+// The step after which node `id`'s gradient is complete (numbered from 1, as `step`
+// prints them): the last step of the walk that sends it a contribution; 0 for the loss
+// (seeded with 1 before the first step); nullopt when no step sends it one.
+std::optional<std::size_t> complete_after(const Stepper& s, int id);
+
+// How many steps the walk runs for `--until NODE` (and the session's `until NODE`): to an
+// op node's own step, or until a parameter's or an input's gradient is complete. An
+// InputError names the problem (no such node, did you mean, a node that gets no gradient).
+std::size_t steps_until(const Stepper& s, const std::string& name);
 
 }  // namespace chainrule::cli

@@ -45,6 +45,18 @@ void check_shape(const Shape& s, const std::string& where) {
 
 }  // namespace
 
+std::string shape_refusal(const Graph& g, const Node& n, std::span<const Shape> in, const char* what) {
+    std::string here;
+    bool renamed = false;
+    for (std::size_t k = 0; k < n.inputs.size() && k < in.size(); ++k) {
+        const std::string generic = k < n.op->inputs.size() ? n.op->inputs[k] : fmt::format("input {}", k);
+        const std::string& name = g.node(n.inputs[k]).name;
+        renamed = renamed || generic != name;
+        here += fmt::format("{}{} is {} {}", k ? ", " : "", generic, name, format_shape(in[k]));
+    }
+    return renamed ? fmt::format("{} {}; here {}", n.op->name, what, here) : fmt::format("{} {}", n.op->name, what);
+}
+
 // The bytes of scratch node `n` needs at these input dims (its op's workspace fact), refused
 // above the cap of one tensor (kMaxElements elements of the dtype), like a tensor's shape.
 std::int64_t workspace_bytes(const Node& n, std::span<const Dims> in, Dtype dtype, const std::string& where) {
@@ -187,7 +199,7 @@ int Graph::op(const std::string& name, const std::string& op_name, const std::ve
     try {
         n.shape = op->shape(in_shapes, n.attrs);
     } catch (const ShapeError& e) {
-        throw InputError(fmt::format("{}: {} {}", at, op_name, e.what()));
+        throw InputError(fmt::format("{}: {}", at, shape_refusal(*this, n, in_shapes, e.what())));
     }
     check_shape(n.shape, at);
     // Its scratch memory with every symbol 1, as check_shape counts its output.

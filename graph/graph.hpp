@@ -149,6 +149,11 @@ private:
     std::map<std::string, int> outputs_;
 };
 
+// An op's shape rule refusing node `n`'s inputs, as the user reads it: "matmul cannot multiply
+// [N,4] by [5,3]: …; here A is y1 [N,4], B is W2 [5,3]". The rule speaks of its inputs by
+// the op's generic names; the tail says which nodes they are in this graph.
+std::string shape_refusal(const Graph& g, const Node& n, std::span<const Shape> in, const char* what);
+
 // The bytes of scratch memory node `n` (an op node) needs for inputs of these dims, by its
 // op's workspace fact (0 without one); an InputError naming `where` above the cap of one
 // tensor of `dtype` (docs/limits.md).

@@ -24,7 +24,7 @@ MemoryUse memory_use(const Graph& g, const Pass& pass, std::int64_t batch) {
             try {
                 dims[id] = to_dims(n.op->shape(in, n.attrs));
             } catch (const ShapeError& e) {
-                throw InputError(fmt::format("{}: {} {} (every symbol {})", place(n), n.op->name, e.what(), batch));
+                throw InputError(fmt::format("{}: {} (every symbol {})", place(n), shape_refusal(g, n, in, e.what()), batch));
             }
             const std::int64_t w = workspace_bytes(n, in_dims, g.dtype(), place(n));
             m.workspaces += w;

@@ -140,7 +140,7 @@ void Graph::bind(Plan& p) {
         try {
             out = n.op->shape(in, n.attrs);
         } catch (const ShapeError& e) {
-            throw InputError(fmt::format("{}: {} {}", where(n), n.op->name, e.what()));
+            throw InputError(fmt::format("{}: {}", where(n), shape_refusal(*this, n, in, e.what())));
         }
         sized(n, to_dims(out));
         workspace_bytes(n, in_dims, dtype_, where(n));  // refused before the op asks for it

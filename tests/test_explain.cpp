@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <sstream>
 
+#include "cli/repl.hpp"
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
 #include "format/model_json.hpp"

@@ -118,12 +118,12 @@ BOOST_AUTO_TEST_CASE(wrong_arity) {
 
 BOOST_AUTO_TEST_CASE(shape_mismatches_name_the_op_and_both_shapes) {
     expect_error(replace(model(kNodes), R"("shape": [4, 1])", R"("shape": [3, 1])"),
-                 {"m.json: nodes[0]: matmul cannot multiply [N,4] by [3,1]"});
+                 {"m.json: nodes[0]: matmul cannot multiply [N,4] by [3,1]", "; here A is x [N,4], B is w [3,1]"});
     // Symbols broadcast only against the same symbol or 1.
     std::string text = replace(model(kNodes), R"("y": {"shape": ["N", 1]})",
                                R"("y": {"shape": ["N", 1]}, "c": {"shape": [4, 1], "value": [[1],[2],[3],[4]]})");
     expect_error(replace(text, R"(["z", "b"])", R"(["z", "c"])"),
-                 {"m.json: nodes[1]: add cannot broadcast [N,1] with [4,1]"});
+                 {"m.json: nodes[1]: add cannot broadcast [N,1] with [4,1]", "; here a is z [N,1], b is c [4,1]"});
     expect_error(replace(model(kNodes), R"("y": {"shape": ["N", 1]})", R"("y": {"shape": ["N", 2]})"),
                  {"m.json: nodes[3]: mse needs equal shapes", "[N,1] and [N,2]"});
     expect_error(model(kNodes, "", R"({"loss": "z"})"), {"outputs.loss", "must be a scalar", "[N,1]"});

@@ -144,7 +144,118 @@ BOOST_AUTO_TEST_CASE(a_terminal_gets_the_interactive_session) {
     BOOST_TEST(has(out, "step 3/4: a = add(z, b)"));
     BOOST_TEST(!has(out, "step 4/4:"));
     BOOST_TEST(has(out, "w (parameter) [4,1]"));
-    BOOST_TEST(has(out, "(not reached yet)"));
+    BOOST_TEST(has(out, "(not reached yet: complete after step 4, z)"));
+}
+
+// A session on a terminal, typed line by line: each line is written when the session has
+// shown `wait_for` (its prompt), so what is typed is read by the line editor, key by key.
+struct Typed {
+    std::string line, wait_for;
+};
+std::string terminal_session(const std::vector<Typed>& typed) {
+    int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+    BOOST_REQUIRE(master >= 0);
+    BOOST_REQUIRE(::grantpt(master) == 0 && ::unlockpt(master) == 0);
+    std::string slave = ::ptsname(master);
+    std::string exe = testing::build_root() + "/cli/chainrule", m = model("worked_example.json");
+    std::vector<char*> argv{exe.data(), const_cast<char*>("step"), m.data(), nullptr};
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    for (int fd : {0, 1, 2}) posix_spawn_file_actions_addopen(&actions, fd, slave.c_str(), O_RDWR | O_NOCTTY, 0);
+    pid_t pid = -1;
+    BOOST_REQUIRE(::posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ) == 0);
+    posix_spawn_file_actions_destroy(&actions);
+    std::string out;
+    char buf[4096];
+    auto read_until = [&](const std::string& what, std::size_t from) {
+        for (int idle = 0; idle < 100 && out.find(what, from) == std::string::npos;) {  // up to 10 s of silence
+            pollfd p{master, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0) {
+                ++idle;
+                continue;
+            }
+            ssize_t n = ::read(master, buf, sizeof buf);
+            if (n <= 0) break;
+            out.append(buf, std::size_t(n));
+        }
+    };
+    for (const Typed& t : typed) {
+        std::size_t from = out.size();
+        read_until(t.wait_for, 0);
+        BOOST_TEST(out.find(t.wait_for, 0) != std::string::npos, "waited for '" << t.wait_for << "' after " << from);
+        BOOST_REQUIRE(::write(master, t.line.data(), t.line.size()) == ssize_t(t.line.size()));
+    }
+    read_until("\x04never", out.size());  // to the end of the session
+    int status = 0;
+    pid_t done = 0;
+    for (int i = 0; i < 500 && done == 0; ++i, ::usleep(10000)) done = ::waitpid(pid, &status, WNOHANG);
+    if (done == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+    }
+    ::close(master);
+    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    return out;
+}
+
+// Up recalls the line typed before; Left, Right and Backspace edit the line (editline).
+BOOST_AUTO_TEST_CASE(a_terminal_edits_lines_and_recalls_them) {
+    std::string out = terminal_session({{"n\r", "(step 1/4) "},
+                                        {"\x1b[A\r", "(step 2/4) "},           // Up: n again
+                                        {"p yhx\x1b[Dat\x1b[C\x7f\r", "(step 3/4) "},  // p yh|x → p yhat|x → p yhat
+                                        {"\x1b[A\x1b[A\r", "(so far)"},         // Up twice: n
+                                        {"q\r", "(step 4/4) "}});
+    BOOST_TEST(has(out, "step 2/4: yhat = sigmoid(a)"), out);
+    BOOST_TEST(has(out, "yhat (op sigmoid) [3,1]"), out);
+    BOOST_TEST(has(out, "step 3/4: a = add(z, b)"), out);
+    BOOST_TEST(!has(out, "step 4/4:"), out);
+    BOOST_TEST(!has(out, "unknown command"), out);
+    BOOST_TEST(!has(out, "no node"), out);
+}
+
+// One grammar: a command word alone is the command, a node name alone prints the node, a
+// command on a node acts on it (b b: until dL/db is complete).
+BOOST_AUTO_TEST_CASE(repl_grammar_b_b_and_bare_names) {
+    Result r = run({"step", model("worked_example.json"), "--interactive"},
+                   "explain b[0]\nb b\nb\nyhat\nuntil b\np\nc x\nexplain b[0]\n\x1b[A\nhelp\nq\n");
+    BOOST_TEST(r.code == 0);
+    const std::string& o = r.out;
+    BOOST_TEST(has(o, "(step 1/4) explain b[0]\nexplain b[0]: dL/db is complete after step 3 (a); `until a` or `c` "
+                      "first\n"), o);
+    // b b runs steps 1 to 3: a = add(z, b) sends dL/db.
+    BOOST_TEST(has(o, "(step 1/4) b b\nstep 1/4: L"), o);
+    BOOST_TEST(has(o, "step 3/4: a = add(z, b)"), o);
+    BOOST_TEST(has(o, "(step 4/4) b\nb (parameter) [1]\n"), o);
+    BOOST_TEST(has(o, "(step 4/4) yhat\nyhat (op sigmoid) [3,1]\n"), o);
+    BOOST_TEST(has(o, "(step 4/4) until b\ndL/db is already complete (after step 3, a)\n"), o);
+    BOOST_TEST(has(o, "(step 4/4) p\np needs a node name, e.g. p L\n"), o);
+    BOOST_TEST(has(o, "(step 4/4) c x\nc takes nothing after it\n"), o);
+    BOOST_TEST(has(o, "(step 4/4) explain b[0]\ndL/db[0] = Σ_j"), o);
+    BOOST_TEST(!has(o, "step 4/4: z"), o);
+    // An arrow key read from a pipe is shown as its code, never sent back to the terminal.
+    BOOST_TEST(has(o, "(step 4/4) ^[[A\nunknown command '^[[A': a key's code (an arrow key?)"), o);
+    BOOST_TEST(o.find('\x1b') == std::string::npos);
+    BOOST_TEST(has(o, "  p NAME, or NAME     print a node's value"), o);
+    BOOST_TEST(has(o, "A word alone that is a command (n, c, u, l, q) is that command even when a node has its name"), o);
+}
+
+BOOST_AUTO_TEST_CASE(repl_commands_win_alone_nodes_win_after_a_command) {
+    // Nodes named like commands: c, n and p.
+    fs::path m = fs::temp_directory_path() / ("chainrule-test-names-" + std::to_string(::getpid()) + ".json");
+    std::ofstream(m) << R"({"format": "chainrule-model", "version": 1, "name": "names", "dtype": "float64",
+        "parameters": {"p": {"shape": [2], "init": {"constant": 0.5}}, "n": {"shape": [2], "init": {"constant": 2}}},
+        "nodes": [{"name": "c", "op": "mul", "inputs": ["p", "n"]}, {"name": "L", "op": "sum", "inputs": ["c"]}],
+        "outputs": {"loss": "L"}})";
+    Result r = run({"step", m.string(), "--interactive"}, "p\np c\nb n\nn\nc\np p\nq\n");
+    fs::remove(m);
+    BOOST_TEST(r.code == 0, r.err);
+    const std::string& o = r.out;
+    BOOST_TEST(has(o, "(step 1/2) p\np (parameter) [2]\n"), o);        // p alone: the node p
+    BOOST_TEST(has(o, "(step 1/2) p c\nc (op mul) [2]\n"), o);          // p on the node c
+    BOOST_TEST(has(o, "(step 1/2) b n\nstep 1/2: L"), o);              // until dL/dn is complete
+    BOOST_TEST(has(o, "(done) n\nthe walk is done"), o);               // n alone: next
+    BOOST_TEST(has(o, "(done) c\nthe walk is done"), o);               // c alone: continue
+    BOOST_TEST(has(o, "  dL/dp        [2, 2]"), o);
 }
 
 BOOST_AUTO_TEST_CASE(q_stops_the_walk) {
@@ -260,9 +371,13 @@ BOOST_AUTO_TEST_CASE(until_an_unknown_node_exits_2_with_a_hint) {
     BOOST_TEST(has(r.err, "--until: model 'slides_mnist' has no node 'y1w2' (did you mean 'y1W2'?)"));
     BOOST_TEST(has(r.err, "the steps are: L, S, y2, a2, y1W2, y1, a1, xW1"));
 
-    Result p = run({"step", model("slides_mnist.json"), "--until", "W1"});
-    BOOST_TEST(p.code == 2);
-    BOOST_TEST(has(p.err, "'W1' is a parameter"));
+    // A parameter: until its gradient is complete (after xW1's step, the last); a constant
+    // gets none.
+    Result p = run({"step", model("slides_mnist.json"), "--until", "b2"});
+    BOOST_TEST(p.code == 0, p.err);
+    BOOST_TEST(has(p.out, "step 4/8: a2 = add(y1W2, b2)"), p.out);
+    BOOST_TEST(!has(p.out, "step 5/8:"), p.out);
+    BOOST_TEST(has(p.out, "stopped after step 4/8 (b2)"), p.out);
 
     Result both = run({"step", model("worked_example.json"), "--json", "--interactive"});
     BOOST_TEST(both.code == 2);
@@ -338,7 +453,7 @@ BOOST_AUTO_TEST_CASE(repl_back_list_full_explain_and_done) {
     // back undoes step 2, n runs it again.
     BOOST_TEST(has(o, "(step 3/4) back\nundid step 2/4 (yhat); Enter runs it again\n(step 2/4) "), o);
     BOOST_TEST(at("undid step 2/4") < o.find("step 2/4: yhat = sigmoid(a)", at("undid step 2/4")));
-    BOOST_TEST(has(o, "explain w[0]: w has no gradient yet"), o);
+    BOOST_TEST(has(o, "explain w[0]: dL/dw is complete after step 4 (z); `until z` or `c` first"), o);
     // l lists every node, op nodes with their formula in the model's names.
     BOOST_TEST(has(o, "  z     matmul(x, w)   [3,1]\n        z = x·w;  dL/dx = dL/dz·wᵀ,  dL/dw = xᵀ·dL/dz\n"), o);
     BOOST_TEST(has(o, "  w     parameter      [4,1]\n"), o);

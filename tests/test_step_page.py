@@ -154,6 +154,68 @@ check(len(data_block(cnn_html)["steps"]) == 11, "mnist_cnn has 11 backward steps
 c1 = next(n for n in data_block(cnn_html)["nodes"] if n["name"] == "c1")
 check(c1["explain"][0] == {"entry": "c1[0]", "too_many_terms": 3 * 28 * 28, "limit": 256}, str(c1["explain"][0])[:300])
 
+# The lecture's graph on three real digits (data/mnist when fetched, else three drawn ones)
+# with untrained and with trained weights: each row's label and prediction in the page.
+def mnist_dir():
+    real = os.path.join(SOURCE, "data", "mnist")
+    if os.path.exists(os.path.join(real, "t10k-labels-idx1-ubyte.gz")):
+        import gzip
+        with gzip.open(os.path.join(real, "t10k-labels-idx1-ubyte.gz")) as f:
+            return real, list(f.read()[8:11])
+    d = os.path.join(TMP, "digits")
+    os.makedirs(d)
+    labels = [7, 2, 1]
+    for split, n in (("train", 30), ("t10k", 3)):
+        images = bytearray(struct.pack(">IIII", 0x803, n, 28, 28))
+        for i in range(n):  # a bar whose place says the class
+            c = labels[i % 3]
+            images += bytes(200 if 2 * c + 4 <= x < 2 * c + 8 and 4 <= y < 24 else 0 for y in range(28) for x in range(28))
+        with open(os.path.join(d, split + "-images-idx3-ubyte"), "wb") as f:
+            f.write(images)
+        with open(os.path.join(d, split + "-labels-idx1-ubyte"), "wb") as f:
+            f.write(struct.pack(">II", 0x801, n) + bytes(labels[i % 3] for i in range(n)))
+    return d, labels
+
+
+MNIST, MNIST_LABELS = mnist_dir()
+# A short run of models/mnist_mlp.json (the same network, float32) on that data.
+mlp = json.load(open(model("mnist_mlp"), encoding="utf-8"))
+mlp["training"].update({"data": {"kind": "idx", "dir": os.path.abspath(MNIST)}, "epochs": 2, "batch_size": 30,
+                        "batches_per_epoch": 20})
+mlp_model = os.path.join(TMP, "mlp.json")
+with open(mlp_model, "w", encoding="utf-8") as f:
+    json.dump(mlp, f)
+RUN = os.path.join(TMP, "run")
+r = run("train", mlp_model, "--out", RUN, "--no-progress")
+check(r.returncode == 0, f"train: {r.stderr}")
+ROWS = ("--rows", "test:0:3", "--data", MNIST)
+mn_page, mn_run = make_page(model("slides_mnist"), "mnist_trained", *ROWS, "--weights", RUN)
+mn_untrained_page, _ = make_page(model("slides_mnist"), "mnist_untrained", *ROWS)
+mn_data = data_block(open(mn_page, encoding="utf-8").read())
+mn_untrained = data_block(open(mn_untrained_page, encoding="utf-8").read())
+ckpt = os.path.join(RUN, "checkpoint.ckpt")
+check(f"note: parameters from {ckpt} (epoch 2, trained as model 'mnist_mlp', float32 widened to float64)" in mn_run.stderr,
+      mn_run.stderr)
+check(mn_data["weights"].startswith(ckpt + " (epoch 2") and mn_untrained["weights"] is None, mn_data["weights"])
+check(mn_data["data"] == f"x (images), t (labels_one_hot): rows 0 to 2 of the test split of {MNIST}", mn_data["data"])
+check(mn_data["random_inputs"] == [], "rows of data are not random")
+# --weights puts the run's numbers in the walk: the loss, W1 and every gradient differ.
+mn_trace = trace_json(model("slides_mnist"), *ROWS, "--weights", RUN)
+mn_untrained_trace = trace_json(model("slides_mnist"), *ROWS)
+check(mn_trace["loss"] != mn_untrained_trace["loss"], "the trained loss differs from the untrained one")
+check(mn_trace["nodes"]["W1"]["value"] != mn_untrained_trace["nodes"]["W1"]["value"], "W1 is the run's")
+check(mn_trace["nodes"]["b2"]["grad"] != mn_untrained_trace["nodes"]["b2"]["grad"], "so are the gradients")
+check(g6(mn_data["loss"]) == g6(mn_trace["loss"]), "the page's loss is step --json's")
+# Each row: its label from the data, its prediction the largest entry of S.
+for trace, page_data in ((mn_trace, mn_data), (mn_untrained_trace, mn_untrained)):
+    S = trace["nodes"]["S"]["value"]
+    rows = page_data["rows"]
+    check([r["row"] for r in rows] == ["test 0", "test 1", "test 2"], rows)
+    check([r["label"] for r in rows] == [str(v) for v in MNIST_LABELS], rows)
+    check([r["predicted"] for r in rows] == [max(range(10), key=lambda c: s[c]) for s in S], rows)
+    check([r["right"] for r in rows] == [str(r["predicted"]) == r["label"] for r in rows], rows)
+check(mn_data["row_image"] == {"node": 0, "dims": [28, 28]}, mn_data["row_image"])
+
 # A model whose names and doc try to end the script block, open a comment or end a line.
 BAD = "x</script><!--\u2028\u2029&"
 esc_model = os.path.join(TMP, "escape.json")
@@ -270,6 +332,10 @@ def current_name(d):
     return cur[0].find_element(By.TAG_NAME, "text").text
 
 
+def field_text(scope, name):
+    return scope.find_element(By.CSS_SELECTOR, f'dd[data-field="{name}"]').text
+
+
 def field(scope, name):
     return scope.find_element(By.CSS_SELECTOR, f':scope > dl > dd[data-field="{name}"]')
 
@@ -313,7 +379,11 @@ def check_step(d, page, trace, k):
     check(current_name(d) == st["node"], f"highlighted {current_name(d)} at step {k}, want {st['node']}")
     marked = {e.find_element(By.TAG_NAME, "text").text for e in d.find_elements(By.CSS_SELECTOR, "#graph g.cr-input-of")}
     check(marked == set(st["inputs"]) - {st["node"]}, f"marked inputs {marked}")
-    check(field(panel, "formula").text == " ".join(st["formula"].split()), "formula")
+    # The formula in the model's names; the op's own (generic names) beside the op.
+    check(field(panel, "formula").text == " ".join(st["named_formula"].split()), "formula")
+    check(" ".join(st["formula"].split()) in " ".join(field(panel, "op").text.split()), "the op's formula")
+    labels = [e.text for e in panel.find_elements(By.CSS_SELECTOR, ":scope dl.fields > dt")]
+    check(not any("_" in t for t in labels), f"field labels are words, not JSON keys: {labels}")
     same_tensor(field(panel, "grad_out"), st["grad_out"], f"step {k} upstream gradient", d)
     shown = [b.get_attribute("data-slot") for b in panel.find_elements(By.CSS_SELECTOR, ".input-block")]
     labelled = sorted((l["number"], str(l["slot"])) for l in st["labels"])
@@ -500,6 +570,61 @@ try:
             check(colours > 40, f"{path} has only {colours} colours")
     check(errors(d) == [], f"console: {errors(d)}")
 
+    # The MNIST page tells its story: where the inputs and weights come from, each row's
+    # label and prediction, what can be clicked; nothing makes the page scroll sideways.
+    for page, pd in ((mn_page, mn_data), (mn_untrained_page, mn_untrained)):
+        open_page(d, page, 0)
+        facts = d.find_element(By.ID, "facts")
+        check(field_text(facts, "data") == pd["data"], field_text(facts, "data"))
+        want = ("trained: " + pd["weights"]) if pd["weights"] else "untrained: drawn by their initializers (seed 0)"
+        check(field_text(facts, "weights").startswith(want), field_text(facts, "weights"))
+        cards = d.find_elements(By.CSS_SELECTOR, "#rows .row-card")
+        check(len(cards) == 3, f"{len(cards)} row cards")
+        for card, r in zip(cards, pd["rows"]):
+            check(card.get_attribute("data-row") == r["row"], card.get_attribute("data-row"))
+            check(card.find_element(By.CSS_SELECTOR, '[data-field="label"]').text == "label " + r["label"], card.text)
+            check(card.find_element(By.CSS_SELECTOR, '[data-field="predicted"]').text == "predicted " + r["class"], card.text)
+            check(("right" if r["right"] else "wrong") in card.text, card.text)
+            check(card.find_elements(By.TAG_NAME, "canvas"), "a picture of the row")
+        # The model's doc may say what happens without data; nothing else on the page may.
+        body = d.find_element(By.TAG_NAME, "body").text.replace(d.find_element(By.ID, "doc").text, "")
+        check("No data" not in body and "drawn at random" not in body, "rows of data are not called missing or random")
+        check(not d.find_element(By.ID, "random").is_displayed(), "no banner about inputs drawn at random")
+        hint = d.find_element(By.ID, "hint").text
+        check("Click a node of the graph" in hint and "click a number of dL/dt, dL/db2" in hint and "term by term" in hint, hint)
+    check(d.find_element(By.ID, "doc").text.find("No data") < 0, "the lecture's graph does not say it has no data")
+    for width in (1400, 1000):
+        d.set_window_size(width, 1000)
+        for k in range(len(mn_data["steps"]) + 1):
+            open_page(d, mn_page, k)
+            wide = d.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+            check(wide[0] <= wide[1], f"width {width}, step {k}: the document scrolls sideways ({wide[0]} > {wide[1]})")
+    d.set_window_size(1400, 1000)
+    # The graph's labels are readable at the zoom it opens with, and zoom in and out.
+    open_page(d, mn_page, 5)
+    size = d.execute_script("return document.querySelector('#n6 text').getBoundingClientRect().height")
+    check(size >= 10, f"graph labels are {size:.1f} px tall")
+    before = d.execute_script("return document.querySelector('#graph-view svg').getBoundingClientRect().width")
+    d.find_element(By.ID, "zoom-in").click()
+    after = d.execute_script("return document.querySelector('#graph-view svg').getBoundingClientRect().width")
+    check(abs(after / before - 1.25) < 0.01, f"zoom in: {before} -> {after}")
+    d.find_element(By.TAG_NAME, "body").send_keys("-")
+    back = d.execute_script("return document.querySelector('#graph-view svg').getBoundingClientRect().width")
+    check(abs(back - before) < 1, f"- zooms out: {back} vs {before}")
+    check(d.find_element(By.ID, "zoom-level").text.endswith("%"), "the zoom is shown")
+    # The current node is scrolled into the graph's box.
+    view = d.execute_script("return document.getElementById('graph-view').getBoundingClientRect()")
+    node = d.execute_script("return document.getElementById('n9').getBoundingClientRect()")
+    check(view["left"] <= node["left"] and node["right"] <= view["right"] + 1, f"the current node is in view: {node} {view}")
+    d.find_element(By.ID, "n3").click()
+    check(d.find_element(By.ID, "inspect").find_element(By.TAG_NAME, "h2").text.startswith("b1 (parameter)"), "a click on b1")
+    for k in (0, 8):
+        open_page(d, mn_page, k)
+        path = os.path.join(OUT, f"step-page-mnist-{k}.png")
+        d.save_screenshot(path)
+        check(png_colours(path) > 40, f"{path} is not blank")
+    check(errors(d) == [], f"console: {errors(d)}")
+
     # Dark mode follows the system.
     open_page(d, we_page, 1)
     light = d.execute_script("return getComputedStyle(document.body).backgroundColor")
@@ -528,7 +653,7 @@ try:
     # Fields `step --json` may gain later are shown without changing the script.
     data = data_block(we_html)
     data["steps"][1]["local"] = [[0.185, 0.192], [0.193, 0.5]]
-    data["steps"][1]["contributions"][0]["product"] = "upstream ⊙ local"
+    data["steps"][1]["contributions"][0]["second_order"] = "upstream ⊙ local"
     text = json.dumps(data, ensure_ascii=True).replace("<", "\\u003c")
     extra_page = os.path.join(TMP, "extra.html")
     with open(extra_page, "w", encoding="utf-8") as f:
@@ -537,7 +662,9 @@ try:
     open_page(d, extra_page, 2)
     panel = d.find_element(By.ID, "panel")
     same_numbers(field(panel, "local").text, [0.185, 0.192, 0.193, 0.5], "a new step field")
-    check(field(panel.find_element(By.CSS_SELECTOR, ".input-block"), "product").text == "upstream ⊙ local", "new input field")
+    block = panel.find_element(By.CSS_SELECTOR, ".input-block")
+    check(field(block, "second_order").text == "upstream ⊙ local", "new input field")
+    check("second order" in block.text and "second_order" not in block.text, "a new field's key is shown as words")
     check(errors(d) == [], f"console: {errors(d)}")
 finally:
     d.quit()

@@ -735,6 +735,24 @@ BOOST_AUTO_TEST_CASE(hints_point_the_right_way) {
     iris["training"]["feed"].erase("y");
     CHECK_HAS(testing::message_of<InputError>([&] { parse_model_file(iris.dump(), "m.json"); }),
               "input 'y' [N,1] is not fed and has no default value (did you forget \"y\": \"labels\"?)");
+    // The loss's target is labels whatever its width: one-hot rows, also when the classes are
+    // not listed (the width would then name the features) or are as many as the features.
+    Json three = read_json_file(testing::source_root() + "/models/iris_3class.json");
+    three["training"]["feed"].erase("t");
+    Json unlisted = three;
+    unlisted["training"]["data"].erase("classes");
+    Json four = three;
+    four["training"]["data"]["classes"].push_back("Iris-other");
+    four["inputs"]["t"]["shape"][1] = 4;
+    four["parameters"]["W2"]["shape"][1] = 4;
+    four["parameters"]["b2"]["shape"][0] = 4;
+    for (const Json* j : {&three, &unlisted, &four})
+        CHECK_HAS(testing::message_of<InputError>([&] { parse_model_file(j->dump(), "m.json"); }),
+                  "is not fed and has no default value (did you forget \"t\": \"labels_one_hot\"?)");
+    Json no_x3 = unlisted;
+    no_x3["training"]["feed"] = Json::parse(R"({"t": "labels_one_hot"})");
+    CHECK_HAS(testing::message_of<InputError>([&] { parse_model_file(no_x3.dump(), "m.json"); }),
+              "(did you forget \"x\": \"features\"?)");
 
     Json soft = read_json_file(testing::source_root() + "/models/iris_3class_softmax.json");
     for (auto& n : soft["nodes"])

@@ -258,8 +258,8 @@ void save_checkpoint(const Checkpoint& c, const std::string& path) { write_file_
 
 Checkpoint load_checkpoint(const std::string& path) { return decode_checkpoint(read_text_file(path), path); }
 
-void restore_parameters(Graph& g, const Checkpoint& c, const std::string& file) {
-    if (c.model != g.name)
+void restore_parameters(Graph& g, const Checkpoint& c, const std::string& file, ModelName name) {
+    if (name == ModelName::must_match && c.model != g.name)
         throw InputError(fmt::format("{}: model: the checkpoint was written for model '{}', but this is model '{}': a "
                                      "checkpoint restores only the model it was trained from (if it is that model "
                                      "renamed, give it back its name)",

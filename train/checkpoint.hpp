@@ -55,10 +55,17 @@ std::string encode_checkpoint(const Checkpoint& c);
 Checkpoint decode_checkpoint(const std::string& bytes, const std::string& file);
 void save_checkpoint(const Checkpoint& c, const std::string& path);              // atomic
 Checkpoint load_checkpoint(const std::string& path);
+// Whether a checkpoint's model name must be the graph's. Resuming and evaluating a run
+// restore the model it was trained from; --weights of grad, step, dot, gradcheck and
+// predict may lend a run's parameters to another graph holding the same parameters (the
+// lecture's slide graph takes a run of mnist_mlp), matched by name, shape and dtype.
+enum class ModelName { must_match, may_differ };
+
 // Copies the checkpoint's tensors into the graph's parameters. The checkpoint must be of
-// this model (its name), with its dtype, and hold every parameter with its shape and no
-// other (InputError naming the mismatch).
-void restore_parameters(Graph& g, const Checkpoint& c, const std::string& file);
+// this model (its name, unless `name` says it may differ), with its dtype, and hold every
+// parameter with its shape and no other (InputError naming the mismatch).
+void restore_parameters(Graph& g, const Checkpoint& c, const std::string& file,
+                        ModelName name = ModelName::must_match);
 
 // The metrics history in info.history, checked (epochs rising within 1 to the checkpoint's
 // epoch, losses and times finite, accuracy -1 or within [0, 1]); none: empty. An InputError

@@ -13,10 +13,33 @@
 namespace chainrule {
 namespace {
 
+// True for an input the loss is computed from but the prediction is not: its target.
+bool is_target(const Graph& g, int id) {
+    const int prediction = g.prediction(), loss = g.loss();
+    if (prediction < 0 || loss < 0) return false;
+    auto ancestors = [&](int of) {
+        std::vector<bool> in(g.size(), false);
+        in[std::size_t(of)] = true;
+        for (std::size_t i = g.size(); i-- > 0;)
+            if (in[i])
+                for (int j : g.node(int(i)).inputs) in[std::size_t(j)] = true;
+        return in;
+    };
+    return ancestors(loss)[std::size_t(id)] && !ancestors(prediction)[std::size_t(id)];
+}
+
 // The stream whose width fits the input's shape, for "did you forget ...?": [N] and [N,1]
 // take class indices, [N,k] the stream with k columns (data::likely_stream).
-std::string fitting_stream(const data::DataSpec& d, const Node& n) {
+std::string fitting_stream(const data::DataSpec& d, const Graph& g, int id) {
+    const Node& n = g.node(id);
     if (n.shape.size() == 1 || (n.shape.size() == 2 && n.shape[1].is_one())) return data::kLabels;
+    // What the loss compares the prediction with (an input the prediction is not computed
+    // from) holds labels: [N,C] is one-hot rows. The width alone would name the features
+    // when they have C columns too, or when the classes are not listed.
+    if (is_target(g, id)) {
+        const std::vector<std::string> names = data::stream_names(d.kind);
+        if (std::find(names.begin(), names.end(), data::kLabelsOneHot) != names.end()) return data::kLabelsOneHot;
+    }
     const bool fixed = n.shape.size() == 2 && !n.shape[1].symbolic();
     return data::likely_stream(d, fixed ? std::optional(n.shape[1].size) : std::nullopt);
 }
@@ -27,7 +50,8 @@ TrainingSpec feed_from_idx_dir(const Graph& g, const std::string& dir) {
     TrainingSpec s;
     s.data = data::idx_folder_spec(dir, "--data");
     for (const Node& n : g.nodes())
-        if (n.kind == NodeKind::input && n.default_value.empty()) s.feed.emplace_back(n.name, fitting_stream(s.data, n));
+        if (n.kind == NodeKind::input && n.default_value.empty())
+            s.feed.emplace_back(n.name, fitting_stream(s.data, g, g.find(n.name)));
     return s;
 }
 
@@ -137,7 +161,7 @@ TrainingSpec parse_training(const Json& j, const Graph& g, const std::string& fi
         if (!fed)
             throw InputError(fmt::format("{}.feed: input '{}' {} is not fed and has no default value (did you forget "
                                          "\"{}\": \"{}\"?)",
-                                         at, n.name, format_shape(n.shape), n.name, fitting_stream(s.data, n)));
+                                         at, n.name, format_shape(n.shape), n.name, fitting_stream(s.data, g, g.find(n.name))));
     }
     auto positive = [&](const char* key, std::int64_t& out) {
         if (!j.contains(key)) return;

@@ -108,12 +108,14 @@
     const p = (Math.max(-1, Math.min(1, x)) + 1) * 2, j = Math.min(3, Math.floor(p)), f = p - j;
     return stops[j].map((c, k) => Math.round(c + (stops[j + 1][k] - c) * f));
   }
-  function paint(canvas, w, h, at, scale) {
+  // A pixel's grey for an image row of the data (pixels / 255: 0 white, 1 black, as ink).
+  const ink = (x) => { const v = Number.isFinite(x) ? Math.round(255 * (1 - Math.max(0, Math.min(1, x)))) : 0; return [v, v, v]; };
+  function paint(canvas, w, h, at, scale, palette = colour) {
     canvas.width = w; canvas.height = h;
     const ctx = canvas.getContext("2d"), img = ctx.createImageData(w, h);
     for (let r = 0; r < h; ++r)
       for (let c = 0; c < w; ++c) {
-        const [R, G, B] = colour(at(r, c) / scale), o = 4 * (r * w + c);
+        const [R, G, B] = palette(at(r, c) / scale), o = 4 * (r * w + c);
         img.data[o] = R; img.data[o + 1] = G; img.data[o + 2] = B; img.data[o + 3] = 255;
       }
     ctx.putImageData(img, 0, 0);
@@ -122,9 +124,11 @@
     const s = t.shape, cols = s.length ? s[s.length - 1] : 1, rows = count(s) / cols, v = t.values;
     const scale = Math.max(Math.abs(num(t.stats.min) || 0), Math.abs(num(t.stats.max) || 0)) || 1;
     const box = el("div", { class: "heat" });
-    const canvas = el("canvas", { role: "img", "aria-label": "heatmap of " + count(s) + " entries, shape " + shapeText(s) });
+    const canvas = el("canvas", { class: "map", role: "img", "aria-label": "heatmap of " + count(s) + " entries, shape " + shapeText(s) });
     paint(canvas, cols, rows, (r, c) => v[r * cols + c], scale);
-    // Square cells when they fit; a few long rows (x fed 3 rows of 784) stay tall enough to see.
+    // Square cells when they fit; a few long rows (x fed 3 rows of 784) stay tall enough to
+    // see. The width is at most its box's (page.css): a wide map narrows its cells, and
+    // never makes the page scroll sideways.
     const zx = Math.min(8, 520 / cols), zy = Math.min(Math.max(zx, 4), 420 / rows);
     canvas.style.width = cols * zx + "px";
     canvas.style.height = rows * zy + "px";
@@ -143,8 +147,19 @@
       el("div", { text: "symmetric scale; black: NaN or Inf" }));
     box.append(canvas, el("div", {}, legend, hover));
     const wrap = el("div", {}, el("div", { class: "stats", text: statsText(t) }), box);
-    // A 784-wide row, or a 784-tall column, is an MNIST image.
+    // A 784-wide row, or a 784-tall column, is an MNIST image: up to 8 side by side, more
+    // one at a time with a number to choose it.
     const image = (label, n, at) => {
+      if (n <= 8) {
+        const all = el("div", { class: "image28 strip" }, el("div", { class: "none", text: label + "s as 28×28 images:" }));
+        for (let j = 0; j < n; ++j) {
+          const pic = el("canvas", { role: "img", "aria-label": label + " " + j + " as a 28×28 image" });
+          pic.style.width = "84px"; pic.style.height = "84px";
+          paint(pic, 28, 28, (r, c) => at(j, r * 28 + c), scale);
+          all.append(el("figure", {}, pic, el("figcaption", { text: label + " " + j })));
+        }
+        return all;
+      }
       const pic = el("canvas", { role: "img", "aria-label": label + " as a 28×28 image" });
       pic.style.width = "168px"; pic.style.height = "168px";
       const pick = el("input", { type: "number", min: "0", max: String(n - 1), value: "0", "aria-label": label });
@@ -277,7 +292,9 @@
       dl.append(el("dt", { text: label }), el("dd", field ? { "data-field": field } : {}, content));
     return dl;
   }
-  const extras = (obj, known) => Object.keys(obj).filter((k) => !known.includes(k)).map((k) => [k, showAny(obj[k]), k]);
+  // A field this script does not know is shown under its key, read as words ("lecture_gap": "lecture gap").
+  const extras = (obj, known) => Object.keys(obj).filter((k) => !known.includes(k))
+    .map((k) => [k.replace(/_/g, " "), showAny(obj[k]), k]);
 
   // ---- the walk ----
   // Each node's gradient as known after k steps (tensor index), or null: not reached yet.
@@ -290,8 +307,9 @@
     }
     return out;
   }
-  const stepKnown = ["index", "node", "op", "inputs", "grad_out", "labels", "contributions", "formula"];
-  const inputKnown = ["input", "slot", "label", "contribution", "grad", "first", "lecture_gap"];
+  const stepKnown = ["index", "node", "op", "inputs", "grad_out", "labels", "contributions", "formula", "named_formula"];
+  const inputKnown = ["input", "slot", "label", "contribution", "grad", "first", "lecture_gap", "formula", "shapes", "local",
+    "local_formula", "product"];
   function stepPanel(k) {
     const panel = $("panel");
     panel.replaceChildren();
@@ -308,9 +326,12 @@
     const names = st.inputs.map((id) => nodes[id].name);
     panel.append(el("h2", { id: "step-title", text: "step " + k + "/" + N + ": " + n.name + " = " + st.op + "(" +
       names.join(", ") + ")   shape " + shapeText(n.shape) }));
+    // The formula in this model's names (as the terminal prints it); the op's own, in its
+    // generic names (A, B, C), beside the op.
     const rows = [["node", el("span", { text: n.name + (n.doc ? " — " + n.doc : "") }), "node"],
-      ["op", el("span", { text: st.op }), "op"]];
-    if ("formula" in st) rows.push(["formula", el("span", { text: st.formula }), "formula"]);
+      ["op", el("span", {}, st.op, st.formula && st.named_formula
+        ? el("span", { class: "none", text: " — in the op's own names: " + st.formula }) : null), "op"]];
+    if (st.named_formula || st.formula) rows.push(["formula", el("span", { text: st.named_formula || st.formula }), "formula"]);
     rows.push(...extras(st, stepKnown));
     rows.push([n.name, show(tensor(n.value)), "value"],
       ["dL/d" + n.name, el("div", {}, show(tensor(st.grad_out)), el("span", { class: "none", text: "upstream gradient" })),
@@ -334,6 +355,17 @@
       if (c.contribution === null) {
         r.push(["sends", el("span", { class: "none", text: "(no gradient wanted)" }), "sends"]);
       } else {
+        // How this step computes what it sends, as the terminal says it: an elementwise op's
+        // local derivative and the product, or the rule of a matmul, a sum, a broadcast.
+        if (c.local !== undefined && c.local !== null) {
+          r.push(["local derivative", el("div", {}, el("div", { class: "num", text: c.local_formula || "" }),
+            show(fromNested(c.local))), "local"]);
+          if (c.product) r.push(["product", el("div", {}, el("span", { class: "num", text: c.product }),
+            el("span", { class: "none", text: "   (upstream ⊙ local)" })), "product"]);
+        } else if (c.formula) {
+          r.push(["rule", el("div", {}, el("span", { class: "num", text: c.formula }),
+            c.shapes ? el("span", { class: "none", text: "   shapes " + c.shapes }) : null), "rule"]);
+        }
         r.push(["sends", show(tensor(c.contribution)), "sends"]);
         if (c.lecture_gap) {
           const gap = c.lecture_gap, big = gap.largest;
@@ -411,6 +443,7 @@
     if (k === N) stop();
     state.k = k;
     render();
+    showCurrent();
     if (location.hash !== "#step=" + k) history.replaceState(null, "", "#step=" + k);
   }
   function stop() {
@@ -432,6 +465,77 @@
     return m ? Number(m[1]) : 0;
   }
 
+  // ---- the header: where the numbers come from, each row's label and prediction ----
+  function facts() {
+    const inputs = data.data ? data.data : data.random_inputs.length ? "drawn at random (above)" : "the model's own values";
+    const params = data.weights ? "trained: " + data.weights
+      : "untrained: drawn by their initializers (seed " + data.seed + "); --weights RUN loads a training run's";
+    $("facts").replaceChildren(...[["inputs", inputs, "data"], ["parameters", params, "weights"]].flatMap(([k, v, f]) =>
+      [el("dt", { text: k }), el("dd", { "data-field": f, text: v })]));
+  }
+  function rowsSection() {
+    const rows = data.rows, box = $("rows");
+    if (!rows.length) return;
+    box.hidden = false;
+    const pred = nodes[data.prediction].name, shown = rows.slice(0, 24);
+    const img = data.row_image, pixels = img ? tensor(nodes[img.node].value) : null;
+    const head = el("h2", { text: "each row: its label and the prediction " + pred + (rows[0].outputs.length === 1
+      ? " (class 1 when it is at least 0.5)" : " (the class of the largest output)") });
+    const cards = el("div", { class: "cards" });
+    shown.forEach((r, j) => {
+      const card = el("figure", { class: "row-card" + (r.label === undefined ? "" : r.right ? " right" : " wrong"),
+        "data-row": r.row });
+      if (pixels && img.dims.length === 2) {
+        const [h, w] = img.dims, pic = el("canvas", { role: "img", "aria-label": r.row + " as an image" });
+        pic.style.width = 2 * w + "px"; pic.style.height = 2 * h + "px";
+        paint(pic, w, h, (y, x) => pixels.values[j * w * h + y * w + x], 1, ink);
+        card.append(pic);
+      }
+      const score = pred + (r.outputs.length === 1 ? "" : "[" + r.predicted + "]") + " = " + g(r.score, 3);
+      card.append(el("figcaption", {}, el("div", { class: "row-name", text: r.row }),
+        r.label === undefined ? null : el("div", { "data-field": "label", text: "label " + r.label }),
+        el("div", { "data-field": "predicted", text: "predicted " + r["class"] }),
+        el("div", { class: "none", text: score + (r.label === undefined ? "" : r.right ? " · right" : " · wrong") })));
+      card.title = pred + " = [" + r.outputs.map((v) => g(v, 3)).join(", ") + "]";
+      cards.append(card);
+    });
+    box.replaceChildren(head, cards);
+    if (rows.length > shown.length)
+      box.append(el("p", { class: "none", text: "… and " + (rows.length - shown.length) + " more rows: `chainrule step` " +
+        "without --html lists them all" }));
+  }
+  // What can be clicked, said once: nodes of the graph, and the entries of the gradients
+  // that are explained term by term (small parameters and inputs).
+  function hint() {
+    const explained = nodes.filter((n) => n.explain).map((n) => "dL/d" + n.name);
+    const some = explained.length > 4 ? explained.slice(0, 4).join(", ") + ", …" : explained.join(", ");
+    $("hint").textContent = "Click a node of the graph to see its value and gradient" + (explained.length
+      ? "; click a number of " + some + " in the panel to see it term by term" : "") +
+      ". Keys: ← → step, Home / End, Space plays; + − 0 zoom the graph.";
+  }
+
+  // ---- the graph: zoom, and the current node kept in view ----
+  const view = $("graph-view"), svg = view.querySelector("svg");
+  const natural = svg ? { w: svg.width.baseVal.value, h: svg.height.baseVal.value } : { w: 1, h: 1 };
+  // Labels of 11 pt read well down to about 0.75 of their size: the fitted zoom goes no lower,
+  // and a wide graph then scrolls in its own box.
+  const fitZoom = () => Math.max(0.75, Math.min(1.5, (view.clientWidth - 12) / natural.w));
+  let zoom = 0;
+  function setZoom(z) {
+    if (!svg) return;
+    zoom = Math.max(0.25, Math.min(4, z));
+    svg.style.width = natural.w * zoom + "px";
+    svg.style.height = natural.h * zoom + "px";
+    $("zoom-level").textContent = Math.round(zoom * 100) + "%";
+  }
+  function showCurrent() {
+    const e = state.k ? document.getElementById("n" + steps[state.k - 1].node) : null;
+    if (!e) return;
+    const box = e.getBoundingClientRect(), v = view.getBoundingClientRect();
+    if (box.left < v.left || box.right > v.right) view.scrollLeft += box.left - v.left - (v.width - box.width) / 2;
+    if (box.top < v.top || box.bottom > v.bottom) view.scrollTop += box.top - v.top - (v.height - box.height) / 2;
+  }
+
   // ---- start ----
   $("title").textContent = "chainrule step: " + (data.model || "model");
   $("doc").textContent = data.doc;
@@ -439,8 +543,16 @@
     const r = $("random");
     r.hidden = false;
     r.textContent = "Inputs drawn at random (uniform(0,1), class labels where an op reads labels, every symbol = 3): " +
-      data.random_inputs.join(", ") + ". These are not the model's data: give real values with --feed FILE.";
+      data.random_inputs.join(", ") + ". These are not the model's data: give real values with --feed FILE" +
+      " or rows of a data set with --rows.";
   }
+  facts();
+  rowsSection();
+  hint();
+  setZoom(fitZoom());
+  $("zoom-in").addEventListener("click", () => setZoom(zoom * 1.25));
+  $("zoom-out").addEventListener("click", () => setZoom(zoom / 1.25));
+  $("zoom-fit").addEventListener("click", () => setZoom(fitZoom()));
   $("slider").max = String(N);
   $("first").addEventListener("click", () => go(0));
   $("prev").addEventListener("click", () => go(state.k - 1));
@@ -452,10 +564,11 @@
   document.addEventListener("keydown", (e) => {
     if (e.altKey || e.ctrlKey || e.metaKey || (e.target instanceof HTMLInputElement && e.target.type === "number")) return;
     const keys = { ArrowRight: () => go(state.k + 1), ArrowLeft: () => go(state.k - 1), Home: () => go(0), End: () => go(N),
-      " ": play };
+      " ": play, "+": () => setZoom(zoom * 1.25), "=": () => setZoom(zoom * 1.25), "-": () => setZoom(zoom / 1.25),
+      "0": () => setZoom(fitZoom()) };
     if (!(e.key in keys) || (e.key === " " && e.target instanceof HTMLButtonElement)) return;
     e.preventDefault();
-    if (e.key !== " ") stop();
+    if (e.key === "ArrowRight" || e.key === "ArrowLeft" || e.key === "Home" || e.key === "End") stop();
     keys[e.key]();
   });
   for (const e of document.querySelectorAll("#graph .cr-node")) {
