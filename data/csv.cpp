@@ -91,6 +91,51 @@ CsvTable read_csv(const std::string& path) {
     return t;
 }
 
+namespace {
+
+// The id of a label the classes met so far do not hold: refused when the spec lists the
+// classes, when it is not UTF-8 (class names end up in JSON and pictures) or when there
+// would be too many; else the next id, its name appended to `names`.
+std::int32_t new_class(const CsvTable& t, const DataSpec& spec, std::int64_t line, std::string_view name,
+                       std::vector<std::string>& names) {
+    if (!is_valid_utf8(std::string(name)))
+        throw InputError(fmt::format("{}:{}: label '{}' in column {} is not valid UTF-8 (shown with � for "
+                                     "each bad byte); class names must be UTF-8 text: convert the file, e.g. "
+                                     "with `iconv -f latin1 -t utf-8`",
+                                     t.file, line, visible_text(std::string(name)), spec.label));
+    if (!spec.classes.empty())
+        throw InputError(fmt::format("{}:{}: label '{}' in column {} is not one of the classes ({})", t.file, line,
+                                     name, spec.label, fmt::join(names, ", ")));
+    if (std::int64_t(names.size()) >= kMaxCsvClasses)
+        throw InputError(fmt::format("{}:{}: label '{}' in column {} would be class {}; without a classes "
+                                     "list a label column may hold at most {} distinct names (is column {} "
+                                     "really the label?)",
+                                     t.file, line, name, spec.label, names.size() + 1, kMaxCsvClasses, spec.label));
+    names.emplace_back(name);
+    return std::int32_t(names.size() - 1);
+}
+
+// The lecture's split of n rows: per class, in file order, the first round(count · fraction)
+// train (without labels, the first round(n · fraction) rows). 1 marks a training row.
+std::vector<char> lecture_split(const std::vector<std::int32_t>& labels, std::int64_t n, std::int64_t classes,
+                                const DataSpec& spec) {
+    std::vector<char> to_train(std::size_t(n), 1);
+    if (spec.label >= 0) {
+        std::vector<std::int64_t> per_class(std::size_t(classes), 0), seen(std::size_t(classes), 0);
+        for (auto l : labels) ++per_class[std::size_t(l)];
+        for (std::int64_t i = 0; i < n; ++i) {
+            auto c = std::size_t(labels[std::size_t(i)]);
+            to_train[std::size_t(i)] = seen[c]++ < std::llround(double(per_class[c]) * spec.train_fraction);
+        }
+    } else {
+        std::int64_t k = std::llround(double(n) * spec.train_fraction);
+        for (std::int64_t i = k; i < n; ++i) to_train[std::size_t(i)] = 0;
+    }
+    return to_train;
+}
+
+}  // namespace
+
 Dataset csv_dataset(const CsvTable& t, const DataSpec& spec) {
     auto column_error = [&](std::string_view key, std::size_t i, int col) {
         std::string place = i == std::size_t(-1) ? fmt::format("{}.{}", spec.where, key)
@@ -110,7 +155,6 @@ Dataset csv_dataset(const CsvTable& t, const DataSpec& spec) {
     Dataset ds;
     ds.kind = csv_kind().name;
     ds.class_names = spec.classes;
-    const bool fixed_classes = !spec.classes.empty();
     // Class name -> id. The keys view the spec's names or the table's text, both of which
     // outlive this function (class_names' own strings may move as it grows).
     std::unordered_map<std::string_view, std::int32_t> class_id;
@@ -137,43 +181,13 @@ Dataset csv_dataset(const CsvTable& t, const DataSpec& spec) {
             throw InputError(fmt::format("{}:{}: column {} is empty; expected a class name (label column)", t.file,
                                          line, spec.label));
         auto it = class_id.find(name);
-        if (it == class_id.end()) {
-            // Class names end up in JSON (eval --json) and pictures: they must be text.
-            if (!is_valid_utf8(std::string(name)))
-                throw InputError(fmt::format("{}:{}: label '{}' in column {} is not valid UTF-8 (shown with � for "
-                                             "each bad byte); class names must be UTF-8 text: convert the file, e.g. "
-                                             "with `iconv -f latin1 -t utf-8`",
-                                             t.file, line, visible_text(std::string(name)), spec.label));
-            if (fixed_classes)
-                throw InputError(fmt::format("{}:{}: label '{}' in column {} is not one of the classes ({})", t.file,
-                                             line, name, spec.label, fmt::join(ds.class_names, ", ")));
-            if (std::int64_t(ds.class_names.size()) >= kMaxCsvClasses)
-                throw InputError(fmt::format("{}:{}: label '{}' in column {} would be class {}; without a classes "
-                                             "list a label column may hold at most {} distinct names (is column {} "
-                                             "really the label?)",
-                                             t.file, line, name, spec.label, ds.class_names.size() + 1,
-                                             kMaxCsvClasses, spec.label));
-            it = class_id.emplace(name, std::int32_t(ds.class_names.size())).first;
-            ds.class_names.emplace_back(name);
-        }
+        if (it == class_id.end()) it = class_id.emplace(name, new_class(t, spec, line, name, ds.class_names)).first;
         labels.push_back(it->second);
     }
     ds.classes = std::int64_t(ds.class_names.size());
 
-    // The lecture's split: per class, in file order, the first round(n * fraction) train.
     const std::int64_t n = end - begin;
-    std::vector<char> to_train(std::size_t(n), 1);
-    if (spec.label >= 0) {
-        std::vector<std::int64_t> per_class(std::size_t(ds.classes), 0), seen(std::size_t(ds.classes), 0);
-        for (auto l : labels) ++per_class[std::size_t(l)];
-        for (std::int64_t i = 0; i < n; ++i) {
-            auto c = std::size_t(labels[std::size_t(i)]);
-            to_train[std::size_t(i)] = seen[c]++ < std::llround(double(per_class[c]) * spec.train_fraction);
-        }
-    } else {
-        std::int64_t k = std::llround(double(n) * spec.train_fraction);
-        for (std::int64_t i = k; i < n; ++i) to_train[std::size_t(i)] = 0;
-    }
+    const std::vector<char> to_train = lecture_split(labels, n, ds.classes, spec);
     for (Split* s : {&ds.train, &ds.test}) {
         s->features = nf;
         s->sample_dims = {nf};
