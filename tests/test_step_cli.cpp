@@ -10,6 +10,7 @@
 #include <set>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "core/json.hpp"
@@ -157,6 +158,8 @@ std::string terminal_session(const std::vector<Typed>& typed) {
     BOOST_REQUIRE(master >= 0);
     BOOST_REQUIRE(::grantpt(master) == 0 && ::unlockpt(master) == 0);
     std::string slave = ::ptsname(master);
+    const int slave_fd = ::open(slave.c_str(), O_RDWR | O_NOCTTY);  // to read the terminal's mode
+    BOOST_REQUIRE(slave_fd >= 0);
     std::string exe = testing::build_root() + "/cli/chainrule", m = model("worked_example.json");
     std::vector<char*> argv{exe.data(), const_cast<char*>("step"), m.data(), nullptr};
     posix_spawn_file_actions_t actions;
@@ -183,6 +186,12 @@ std::string terminal_session(const std::vector<Typed>& typed) {
         std::size_t from = out.size();
         read_until(t.wait_for, 0);
         BOOST_TEST(out.find(t.wait_for, 0) != std::string::npos, "waited for '" << t.wait_for << "' after " << from);
+        // The prompt can be on the screen before the line editor has put the terminal in raw
+        // mode: keys typed then go through the terminal's own line editing (a busy machine
+        // makes that likely). Type once the terminal no longer edits lines itself.
+        termios mode{};
+        for (int i = 0; i < 500 && ::tcgetattr(slave_fd, &mode) == 0 && (mode.c_lflag & ICANON); ++i) ::usleep(10000);
+        BOOST_TEST(!(mode.c_lflag & ICANON), "the terminal is still in line mode after 5 s");
         BOOST_REQUIRE(::write(master, t.line.data(), t.line.size()) == ssize_t(t.line.size()));
     }
     read_until("\x04never", out.size());  // to the end of the session
@@ -193,6 +202,7 @@ std::string terminal_session(const std::vector<Typed>& typed) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, &status, 0);
     }
+    ::close(slave_fd);
     ::close(master);
     BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
     return out;
