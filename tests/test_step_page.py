@@ -165,7 +165,7 @@ def mnist_dir():
     d = os.path.join(TMP, "digits")
     os.makedirs(d)
     labels = [7, 2, 1]
-    for split, n in (("train", 30), ("t10k", 3)):
+    for split, n in (("train", 90), ("t10k", 3)):
         images = bytearray(struct.pack(">IIII", 0x803, n, 28, 28))
         for i in range(n):  # a bar whose place says the class
             c = labels[i % 3]
