@@ -220,8 +220,8 @@ BOOST_AUTO_TEST_CASE(a_damaged_history_is_named_on_resume) {
     };
     Json h = good.info["history"];
     h[1]["test_loss"] = "banana";
-    CHECK_HAS(resume_with(h), file + ": info.history[1].test_loss: expected a number, \"nan\", \"inf\" or "
-                                     "\"-inf\", got \"banana\"");
+    CHECK_HAS(resume_with(h), file + ": info.history[1].test_loss: expected a number, got \"banana\" (a JSON "
+                                     "number, or \"nan\", \"inf\" or \"-inf\")");
     h = good.info["history"];
     h[0]["train_loss"] = "nan";  // a NaN training loss stops a run, so it is never stored
     CHECK_HAS(resume_with(h), file + ": info.history[0].train_loss: expected a number, got \"nan\"");

@@ -290,25 +290,6 @@ void restore_parameters(Graph& g, const Checkpoint& c, const std::string& file, 
 
 namespace {
 
-// JSON has no NaN or Inf, and a test loss can be either while training goes on (a few test
-// rows outside log's domain): those are kept as the strings "nan", "inf" and "-inf".
-Json loss_json(double v) {
-    if (std::isnan(v)) return "nan";
-    if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-    return v;
-}
-
-double loss_from_json(const Json& j, const std::string& at) {
-    if (j.is_string()) {
-        const std::string& w = j.get_ref<const std::string&>();
-        if (w == "nan") return std::numeric_limits<double>::quiet_NaN();
-        if (w == "inf") return std::numeric_limits<double>::infinity();
-        if (w == "-inf") return -std::numeric_limits<double>::infinity();
-        throw InputError(fmt::format("{}: expected a number, \"nan\", \"inf\" or \"-inf\", got {}", at, json_brief(j)));
-    }
-    return get_number(j, at);
-}
-
 double at_least_0(const Json& j, const std::string& at) {
     double v = get_number(j, at);
     if (v < 0) throw InputError(fmt::format("{}: must be >= 0, got {}", at, v));
@@ -322,7 +303,7 @@ Json history_json(const std::vector<EpochMetrics>& h) {
     for (const auto& e : h)
         arr.push_back({{"epoch", e.epoch},
                        {"train_loss", e.train_loss},
-                       {"test_loss", loss_json(e.test_loss)},
+                       {"test_loss", number_json(e.test_loss)},  // NaN or Inf when test rows leave log's domain
                        {"test_accuracy", e.test_accuracy},
                        {"seconds", e.seconds},
                        {"lr", e.lr}});
@@ -340,7 +321,7 @@ std::vector<EpochMetrics> checkpoint_history(const Checkpoint& c, const std::str
         auto field = [&](const char* key) { return json_path(at, key); };
         EpochMetrics m{get_int(require(e, "epoch", at), field("epoch")),
                        get_number(require(e, "train_loss", at), field("train_loss")),
-                       loss_from_json(require(e, "test_loss", at), field("test_loss")),
+                       number_from_json(require(e, "test_loss", at), field("test_loss")),
                        get_number(require(e, "test_accuracy", at), field("test_accuracy")),
                        at_least_0(require(e, "seconds", at), field("seconds")),
                        // Checkpoints from before the column have none: 0 (unknown).
