@@ -87,13 +87,15 @@ const Dim N{1, "N"};
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(float64_values_and_gradients_match_pytorch) {
+    const Json golden = goldens();  // kept: a range-for over goldens()["cases"] would dangle
     int k = 0;
-    for (const Json& c : goldens()["cases"]) check_case(c, Dtype::f64, 1e-12, k++);
+    for (const Json& c : golden["cases"]) check_case(c, Dtype::f64, 1e-12, k++);
 }
 
 BOOST_AUTO_TEST_CASE(float32_values_and_gradients_match_pytorch_to_float32_precision) {
+    const Json golden = goldens();  // kept: a range-for over goldens()["cases"] would dangle
     int k = 0;
-    for (const Json& c : goldens()["cases"]) check_case(c, Dtype::f32, 1e-5, k++);
+    for (const Json& c : golden["cases"]) check_case(c, Dtype::f32, 1e-5, k++);
 }
 
 BOOST_AUTO_TEST_CASE(matmul_shapes_keep_the_batch_symbol) {
