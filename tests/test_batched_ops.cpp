@@ -190,3 +190,28 @@ BOOST_AUTO_TEST_CASE(sparse_form_runs_the_dense_op_for_a_batched_right_operand) 
     for (std::int64_t i = 0; i < rows; ++i) want += x.data<double>()[i * k + 2] * r.data<double>()[(rows + i) * m + 1];
     BOOST_TEST(std::abs(gw_dense.data<double>()[(k + 2) * m + 1] - want) < 1e-12);
 }
+
+// A model with [N,T,C]·[C,K], a matmul of two batched operands and two slices: every
+// gradient, of the parameters and of the input, agrees with central differences.
+BOOST_AUTO_TEST_CASE(gradcheck_passes_on_a_model_with_batched_matmuls_and_slices) {
+    const std::string model = source_root() + "/tests/fixtures/batched_matmul_slice.json";
+    CommandResult r = run_command(chainrule_binary() + " gradcheck " + model + " --inputs --max-entries 0");
+    BOOST_TEST(r.code == 0, r.err);
+    BOOST_TEST(r.out.find("gradcheck passed") != std::string::npos, r.out);
+    for (const char* line : {"x            36 of 36", "W            15 of 15", "Wk            9 of 9"})
+        BOOST_TEST(r.out.find(line) != std::string::npos, line << " in " << r.out);
+}
+
+// Slicing the batch axis of a model is refused when the model is loaded, naming the node.
+BOOST_AUTO_TEST_CASE(a_model_slicing_the_batch_axis_exits_2) {
+    Json m = read_json_file(source_root() + "/tests/fixtures/batched_matmul_slice.json");
+    m["nodes"][1]["attrs"] = Json::parse(R"({"axis": 0, "start": 0, "end": 2})");
+    const std::string path = fmt::format("/tmp/chainrule_batch_slice_{}.json", ::getpid());
+    std::ofstream(path) << m.dump();
+    CommandResult r = run_command(chainrule_binary() + " check " + path);
+    std::remove(path.c_str());
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.err.find("nodes[1]: slice cannot slice axis 0 of [N,4,5]: it is the symbolic dim N") !=
+                   std::string::npos,
+               r.err);
+}
