@@ -143,8 +143,9 @@ std::string matmul_mixes_rows(const RowQuery& q) {
 
 const bool registered = register_op({
     .name = "matmul",
-    .formula = "C = A·B;  dL/dA = dL/dC·Bᵀ,  dL/dB = Aᵀ·dL/dC (batch dims broadcast; "
-               "a broadcast operand's gradient summed over them)",
+    // The formula stays the 2-D one: `step` and `--explain` write it with the model's names
+    // and shapes; the summary says how batches broadcast.
+    .formula = "C = A·B;  dL/dA = dL/dC·Bᵀ,  dL/dB = Aᵀ·dL/dC",
     .inputs = {"A", "B"},
     .shape = [](std::span<const Shape> in, const Attrs&) { return matmul_shape(in); },
     .forward =
@@ -179,7 +180,8 @@ const bool registered = register_op({
                 {.shapes = {{3, 4}, {2, 4, 5}}},            // a 2-D A shared by every block of B
                 {.shapes = {{1, 3, 4}, {2, 4, 2}}},         // A's batch dim of 1 broadcast
                 {.shapes = {{2, 3, 4}, {1, 4, 2}}}},        // B's batch dim of 1 (not folded)
-    .summary = "matrix product; batch dims before the last two broadcast like torch.matmul (cblas)",
+    .summary = "matrix product; dims before the last two are batch dims, broadcast like torch.matmul, "
+               "and a broadcast operand's gradient is summed over them (cblas)",
     .bad_samples = {{.shapes = {{3, 4}, {3, 2}},
                      .error = "cannot multiply [3,4] by [3,2]: the inner dims [4] and [3]"},
                     {.shapes = {{3}, {3, 2}},
