@@ -1,6 +1,7 @@
 // Batched matmul and slice against PyTorch (tests/golden/batched_ops.json, made by
 // tests/golden/make_batched_op_goldens.py): values and every input's gradient in float64 and
-// float32; the facts the distributed trainer reads (mixes_rows) for the batched shapes; and
+// float32, and so at rank 4 for reshape, transpose, softmax, add and mul (attention's heads);
+// the op table's checks at rank 4 for those and dropout; the facts the distributed trainer reads (mixes_rows) for the batched shapes; and
 // the sparse form of matmul keeping to the dense op for a batched right operand. The
 // finite-difference, overwrite and bad-sample checks run in the op table (test_ops_table).
 #define BOOST_TEST_MODULE batched_ops
@@ -12,6 +13,7 @@
 #include "core/json.hpp"
 #include "core/sparse_rows.hpp"
 #include "ops/op.hpp"
+#include "ops/opcheck.hpp"
 #include "ops/sparse_matmul.hpp"
 #include "testing.hpp"
 
@@ -63,7 +65,7 @@ void check_case(const Json& c, Dtype dtype, double tolerance, int k) {
 
 Json goldens() {
     Json golden = read_json_file(source_root() + "/tests/golden/batched_ops.json");
-    BOOST_REQUIRE(golden["cases"].size() >= 12u);
+    BOOST_REQUIRE(golden["cases"].size() >= 19u);
     return golden;
 }
 
@@ -214,4 +216,57 @@ BOOST_AUTO_TEST_CASE(a_model_slicing_the_batch_axis_exits_2) {
     BOOST_TEST(r.err.find("nodes[1]: slice cannot slice axis 0 of [N,4,5]: it is the symbolic dim N") !=
                    std::string::npos,
                r.err);
+}
+
+// [N,T,C] -> [N,T,H,D] -> [N,H,T,D] and back keep the batch symbol at axis 0.
+BOOST_AUTO_TEST_CASE(attention_heads_keep_the_batch_symbol) {
+    const Shape heads = shape_of("reshape", {{N, Dim{4}, Dim{6}}}, {{"shape", {-1, 4, 2, 3}}});
+    BOOST_TEST(format_shape(heads) == "[N,4,2,3]");
+    const Shape per_head = shape_of("transpose", {heads}, {{"perm", {0, 2, 1, 3}}});
+    BOOST_TEST(format_shape(per_head) == "[N,2,4,3]");
+    const Shape kt = shape_of("transpose", {per_head}, {{"perm", {0, 1, 3, 2}}});
+    const Shape scores = shape_of("matmul", {per_head, kt});
+    BOOST_TEST(format_shape(scores) == "[N,2,4,4]");
+    BOOST_TEST(format_shape(shape_of("softmax", {scores})) == "[N,2,4,4]");
+    BOOST_TEST(format_shape(shape_of("add", {scores, {Dim{2}, Dim{1}, Dim{4}}})) == "[N,2,4,4]");
+    BOOST_TEST(format_shape(shape_of("mul", {scores, {Dim{4}, Dim{1}}})) == "[N,2,4,4]");
+    BOOST_TEST(format_shape(shape_of("dropout", {scores})) == "[N,2,4,4]");
+    const Shape back = shape_of("transpose", {per_head}, {{"perm", {0, 2, 1, 3}}});
+    BOOST_TEST(format_shape(shape_of("reshape", {back}, {{"shape", {-1, 4, 6}}})) == "[N,4,6]");
+    BOOST_TEST(mixes("softmax", {true}, {4}) == "");
+    BOOST_TEST(mixes("softmax", {true}, {4}, {{"axis", -4}}) != "");
+}
+
+// The op table's checks (finite differences, overwrite, float32 against float64) on rank-4
+// samples, run on copies of the ops with these samples in place of their own.
+BOOST_AUTO_TEST_CASE(rank_4_samples_pass_the_op_table_checks) {
+    const std::vector<std::pair<std::string, std::vector<OpSample>>> cases = {
+        {"softmax", {{.shapes = {{2, 2, 3, 4}}}, {.shapes = {{2, 2, 3, 4}}, .attrs = {{"axis", 1}}}}},
+        {"add", {{.shapes = {{2, 2, 3, 4}, {2, 1, 4}}}, {.shapes = {{2, 1, 3, 1}, {1, 2, 1, 4}}}}},
+        {"mul", {{.shapes = {{2, 2, 3, 4}, {2, 3, 1}}}, {.shapes = {{1, 2, 1, 4}, {2, 1, 3, 4}}}}},
+        {"dropout", {{.shapes = {{2, 2, 3, 4}}, .attrs = {{"p", 0.3}}}}},
+        {"reshape", {{.shapes = {{2, 3, 6}}, .attrs = {{"shape", {-1, 3, 2, 3}}}}}},
+        {"transpose", {{.shapes = {{2, 3, 2, 4}}, .attrs = {{"perm", {0, 2, 1, 3}}}},
+                       {.shapes = {{2, 2, 3, 4}}, .attrs = {{"perm", {0, 1, 3, 2}}}}}},
+        {"matmul", {{.shapes = {{2, 2, 3, 4}, {2, 2, 4, 3}}}, {.shapes = {{2, 1, 3, 4}, {2, 4, 2}}}}},
+        {"slice", {{.shapes = {{2, 2, 3, 4}}, .attrs = {{"axis", 2}, {"start", 1}, {"end", 3}}}}},
+    };
+    for (const auto& [name, samples] : cases) {
+        Op op = *find_op(name);
+        op.samples = samples;
+        op.bad_samples.clear();
+        const auto checks = check_op(op);
+        BOOST_TEST(checks.size() >= 4 * samples.size(), name);
+        for (const OpCheck& c : checks) BOOST_TEST(c.passed, name << ": " << c.what << ": " << c.detail);
+    }
+}
+
+// Two heads of self-attention: every gradient agrees with central differences.
+BOOST_AUTO_TEST_CASE(gradcheck_passes_on_two_attention_heads) {
+    const std::string model = source_root() + "/tests/fixtures/attention_heads.json";
+    CommandResult r = run_command(chainrule_binary() + " gradcheck " + model + " --inputs --max-entries 0");
+    BOOST_TEST(r.code == 0, r.err);
+    BOOST_TEST(r.out.find("gradcheck passed") != std::string::npos, r.out);
+    for (const char* line : {"x            72 of 72", "Wq           36 of 36", "Wv           36 of 36", "g             6 of 6"})
+        BOOST_TEST(r.out.find(line) != std::string::npos, line << " in " << r.out);
 }

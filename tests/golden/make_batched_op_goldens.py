@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""Writes tests/golden/batched_ops.json: batched matmul and slice computed by PyTorch.
+"""Writes tests/golden/batched_ops.json: batched matmul, slice and rank-4 ops computed by PyTorch.
 
 Run with Debian's python3-torch (1.13): /usr/bin/python3 tests/golden/make_batched_op_goldens.py
 The tests read the file and do not need PyTorch.
 
 Each case holds the op's inputs and attrs (as a model writes them), a weight r for the loss
-L = sum(r * y), and PyTorch's y = torch.matmul(A, B) or x.narrow(axis, start, end - start)
-and dL/d(each input), all float64.
+L = sum(r * y), and PyTorch's y (torch.matmul(A, B), x.narrow(axis, start, end - start), or
+at rank 4 the reshape and transpose of attention heads, softmax, add and mul) and
+dL/d(each input), all float64.
 """
 import json
 import pathlib
@@ -26,12 +27,30 @@ CASES = [
     ("slice", {"x": [2, 6, 3]}, {"axis": 1, "start": 2, "end": 5}),
     ("slice", {"x": [2, 3, 4, 5]}, {"axis": -2, "start": 1}),
     ("slice", {"x": [4, 3]}, {"axis": 0, "start": 1, "end": 3}),
+    # [N,T,C] -> [N,T,H,D] -> [N,H,T,D]: attention's heads
+    ("reshape", {"x": [2, 3, 6]}, {"shape": [-1, 3, 2, 3]}),
+    ("transpose", {"x": [2, 3, 2, 4]}, {"perm": [0, 2, 1, 3]}),
+    ("transpose", {"x": [2, 2, 3, 4]}, {"perm": [0, 1, 3, 2]}),
+    ("softmax", {"x": [2, 2, 3, 4]}, {"axis": -1}),
+    ("softmax", {"x": [2, 2, 3, 4]}, {"axis": 1}),
+    ("add", {"a": [2, 2, 3, 4], "b": [2, 1, 4]}, {}),
+    ("mul", {"a": [2, 1, 3, 4], "b": [2, 3, 1]}, {}),
 ]
 
 
 def run(op, ins, attrs):
     if op == "matmul":
         return torch.matmul(ins["A"], ins["B"])
+    if op == "reshape":
+        return ins["x"].reshape(attrs["shape"])
+    if op == "transpose":
+        return ins["x"].permute(attrs["perm"])
+    if op == "softmax":
+        return torch.softmax(ins["x"], attrs["axis"])
+    if op == "add":
+        return ins["a"] + ins["b"]
+    if op == "mul":
+        return ins["a"] * ins["b"]
     x = ins["x"]
     axis = attrs.get("axis", -1)
     start = attrs.get("start", 0)
