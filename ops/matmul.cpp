@@ -6,6 +6,7 @@
 // [N,T,C]·[C,K] -> [N,T,K]), and each output block is one GEMM of the blocks it comes from;
 // the gradient of an operand whose batch dims were broadcast sums over them. A rank-1 operand
 // (torch's vector case) is refused: write it as [1,k] or [k,1].
+#include <array>
 #include <fmt/format.h>
 
 #include "cpu/gemm.hpp"
@@ -46,31 +47,50 @@ Shape matmul_shape(std::span<const Shape> in) {
     return out;
 }
 
-// One batched product C = A·B (at least one operand of rank >= 3): the batch dims of A, B
-// and C, and the sizes of one block, A's [n,k], B's [k,m] and C's [n,m].
+// One batched product C = A·B (at least one operand of rank >= 3): the sizes of one block,
+// A's [n,k], B's [k,m] and C's [n,m], and per batch axis of C its length and the step, in
+// blocks, of A's and B's block along it (0 where that operand is broadcast). Fixed arrays, so
+// a training step allocates nothing here.
 struct Blocks {
-    Dims a_batch, b_batch, c_batch;
     std::int64_t n, k, m, a_count = 1, b_count = 1, c_count = 1;
+    std::size_t rank;  // of C's batch dims
+    std::array<std::int64_t, kMaxRank> c_dims{}, a_step{}, b_step{};
     Blocks(const Tensor& a, const Tensor& b, const Tensor& c)
-        : a_batch(a.dims().begin(), a.dims().end() - 2),
-          b_batch(b.dims().begin(), b.dims().end() - 2),
-          c_batch(c.dims().begin(), c.dims().end() - 2),
-          n(a.dim(a.rank() - 2)),
-          k(a.dim(a.rank() - 1)),
-          m(b.dim(b.rank() - 1)) {
-        for (auto d : a_batch) a_count *= d;
-        for (auto d : b_batch) b_count *= d;
-        for (auto d : c_batch) c_count *= d;
+        : n(a.dim(a.rank() - 2)), k(a.dim(a.rank() - 1)), m(b.dim(b.rank() - 1)), rank(c.rank() - 2) {
+        for (std::size_t i = 0; i < rank; ++i) c_count *= c_dims[i] = c.dim(i);
+        a_count = steps(a, a_step);
+        b_count = steps(b, b_step);
+    }
+    // An operand's block steps along C's batch axes (its own right-aligned); its block count.
+    std::int64_t steps(const Tensor& x, std::array<std::int64_t, kMaxRank>& step) const {
+        const std::size_t own = x.rank() - 2;
+        std::int64_t blocks = 1;
+        for (std::size_t j = own; j-- > 0;) {
+            step[rank - own + j] = x.dim(j) == 1 ? 0 : blocks;
+            blocks *= x.dim(j);
+        }
+        return blocks;
     }
     // One B for every block and A not broadcast ([N,T,C]·[C,K]): A's blocks lie one after
     // another, so the whole product is one GEMM of A as [blocks·n, k] by B.
     bool folds() const { return b_count == 1 && a_count == c_count; }
-    // f(c, a, b): the offsets of every block of C and of the blocks of A and B it comes from.
+    // f(c, a, b): the element offsets of every block of C, in row-major order, and of the
+    // blocks of A and B it comes from.
     template <class F>
     void each(F&& f) const {
-        walk_broadcast(c_batch, a_batch, b_batch, [&](std::int64_t ic, std::int64_t ia, std::int64_t ib) {
+        std::array<std::int64_t, kMaxRank> count{};
+        std::int64_t ia = 0, ib = 0;
+        for (std::int64_t ic = 0; ic < c_count; ++ic) {
             f(ic * n * m, ia * n * k, ib * k * m);
-        });
+            for (std::size_t i = rank; i-- > 0;) {  // odometer over C's batch index
+                ia += a_step[i];
+                ib += b_step[i];
+                if (++count[i] < c_dims[i]) break;
+                ia -= a_step[i] * c_dims[i];
+                ib -= b_step[i] * c_dims[i];
+                count[i] = 0;
+            }
+        }
     }
 };
 

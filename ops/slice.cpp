@@ -45,19 +45,21 @@ Range slice_range(const Shape& in, const Attrs& attrs) {
 
 // f(x_offset, y_offset, count) for every run of whole entries the slice keeps.
 template <class F>
-void each_run(const Dims& dims, const Range& r, F&& f) {
+void each_run(const Tensor& x, const Range& r, F&& f) {
     std::int64_t outer = 1, inner = 1;
-    for (std::size_t i = 0; i < dims.size(); ++i)
-        if (i < r.axis) outer *= dims[i];
-        else if (i > r.axis) inner *= dims[i];
-    const std::int64_t len = dims[r.axis], width = r.end - r.start;
+    for (std::size_t i = 0; i < x.rank(); ++i)
+        if (i < r.axis) outer *= x.dim(i);
+        else if (i > r.axis) inner *= x.dim(i);
+    const std::int64_t len = x.dim(r.axis), width = r.end - r.start;
     for (std::int64_t o = 0; o < outer; ++o) f((o * len + r.start) * inner, o * width * inner, width * inner);
 }
 
+// The range of a slice of `x`, whose shape the shape rule has accepted: no checks, and no
+// allocation in a training step.
 Range concrete_range(const Tensor& x, const Attrs& attrs) {
-    Shape s;
-    for (auto d : x.dims()) s.push_back(Dim{d, {}});
-    return slice_range(s, attrs);
+    const std::size_t k = resolve_axis(attrs.at("axis").get<std::int64_t>(), x.rank());
+    const auto& end = attrs.at("end");
+    return {k, attrs.at("start").get<std::int64_t>(), end.is_null() ? x.dim(k) : end.get<std::int64_t>()};
 }
 
 const bool registered = register_op({
@@ -77,7 +79,7 @@ const bool registered = register_op({
             dispatch(c.out.dtype(), [&]<class T>() {
                 const T* x = c.in[0]->data<T>();
                 T* y = c.out.data<T>();
-                each_run(c.in[0]->dims(), concrete_range(*c.in[0], c.attrs),
+                each_run(*c.in[0], concrete_range(*c.in[0], c.attrs),
                          [&](std::int64_t ix, std::int64_t iy, std::int64_t n) { std::copy_n(x + ix, n, y + iy); });
             });
         },
@@ -88,7 +90,7 @@ const bool registered = register_op({
                 const T* g = c.grad_out.data<T>();
                 T* gx = c.grad_in[0]->data<T>();
                 c.grad_in[0]->zero();
-                each_run(c.in[0]->dims(), concrete_range(*c.in[0], c.attrs),
+                each_run(*c.in[0], concrete_range(*c.in[0], c.attrs),
                          [&](std::int64_t ix, std::int64_t iy, std::int64_t n) { std::copy_n(g + iy, n, gx + ix); });
             });
         },
