@@ -375,16 +375,22 @@ void backward_over_nonzeros(const Op& dense, const BackwardCall& c, const Sparse
     });
 }
 
-// C = x·W: the rows of C from x's nonzeros alone.
+// C = x·W: the rows of C from x's nonzeros alone. A batched W ([G,k,m], torch.matmul's
+// broadcast of x) has no sparse form: the dense op runs.
 const SparseForm kMatmul{
     .forward =
         [](const ForwardCall& c, const SparseRows& x) {
+            if (c.in[1]->rank() != 2) return find_op("matmul")->forward(c);
             dispatch(c.out.dtype(), [&]<class T>() {
                 sparse_rows_times<T>(x, c.in[1]->data<T>(), c.in[1]->dim(1), c.out.data<T>(), false, c.workers,
                                      c.scratch);
             });
         },
-    .backward = [](const BackwardCall& c, const SparseRows& x) { backward_over_nonzeros(*find_op("matmul"), c, x); },
+    .backward =
+        [](const BackwardCall& c, const SparseRows& x) {
+            if (c.in[1]->rank() != 2) return find_op("matmul")->backward(c);
+            backward_over_nonzeros(*find_op("matmul"), c, x);
+        },
 };
 
 // y = x·W + b: the bias rows first, then x's nonzeros times W added onto them.

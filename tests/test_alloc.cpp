@@ -226,6 +226,43 @@ BOOST_AUTO_TEST_CASE(the_counter_sees_allocations) {
     BOOST_TEST(libraries[1].end > libraries[1].begin);  // and oneDNN
 }
 
+// A sequence model's batched matmuls and slices allocate nothing once their tensors exist
+// (a training step gives them preallocated values, gradients and attrs).
+BOOST_AUTO_TEST_CASE(batched_matmul_and_slice_allocate_nothing) {
+    struct Case {
+        const char* op;
+        std::vector<Dims> in;
+        Attrs attrs;
+    };
+    for (const Case& c : {Case{"matmul", {{2, 2, 3, 4}, {2, 2, 4, 3}}, Attrs::object()},
+                          Case{"matmul", {{2, 5, 3}, {3, 4}}, Attrs::object()},
+                          Case{"matmul", {{2, 1, 3, 4}, {3, 4, 2}}, Attrs::object()},
+                          Case{"slice", {{2, 6, 3}}, {{"axis", 1}, {"start", 2}, {"end", 5}}},
+                          Case{"slice", {{2, 3, 4, 5}}, {{"axis", -2}, {"start", 1}}}}) {
+        const Op& op = *find_op(c.op);
+        Attrs attrs = op.attrs;
+        for (auto& [key, v] : c.attrs.items()) attrs[key] = v;
+        std::vector<Shape> shapes;
+        std::vector<Tensor> in, grads;
+        Rng rng(3);
+        for (const Dims& d : c.in) {
+            shapes.push_back(fixed_shape(d));
+            in.push_back(testing::random_tensor(d, Domain::real, rng));
+            grads.emplace_back(Dtype::f64, d);
+        }
+        std::vector<const Tensor*> ptrs;
+        std::vector<Tensor*> gptrs;
+        for (std::size_t i = 0; i < in.size(); ++i) ptrs.push_back(&in[i]), gptrs.push_back(&grads[i]);
+        Tensor y(Dtype::f64, to_dims(op.shape(shapes, attrs)));
+        Tensor r = testing::random_tensor(y.dims(), Domain::real, rng);
+        Count n = count_allocations([&] {
+            op.forward(ForwardCall{ptrs, y, attrs});
+            op.backward(BackwardCall{ptrs, y, r, gptrs, attrs});
+        });
+        BOOST_TEST(n.ours == 0, c.op << " " << attrs.dump());
+    }
+}
+
 BOOST_AUTO_TEST_CASE(engine_steps_after_the_first_allocate_nothing) {
     struct Run {
         const char* model;
