@@ -110,7 +110,7 @@ std::string node_input_shapes(const Graph& g, int id, std::size_t slot) {
         int k = g.find(node_name_for(g, id, generic));
         if (k < 0) return generic;
         Dims d = g.node(k).value.dims();
-        if (transposed && d.size() == 2) std::swap(d[0], d[1]);
+        if (transposed && d.size() >= 2) std::swap(d[d.size() - 2], d[d.size() - 1]);  // ᵀ: the last two axes
         return format_dims(d);
     });
 }

@@ -106,6 +106,20 @@ BOOST_AUTO_TEST_CASE(formulas_are_written_with_the_model_names) {
     BOOST_TEST(local_derivative_text(g, yhat, 0) == "∂yhat/∂a = yhat(1−yhat)");
 }
 
+// A batched product transposes the last two axes of each block: with qh [3,2,4,3] and
+// kt [3,2,3,4], dL/dqh = dL/ds·ktᵀ is [3,2,4,3] = [3,2,4,4]·[3,2,4,3] (not ktᵀ as [3,2,3,4]
+// read as a matrix of its first two axes).
+BOOST_AUTO_TEST_CASE(a_batched_product_shows_each_block_transposed) {
+    Model m = load_model(testing::source_root() + "/tests/fixtures/attention_heads.json");
+    m.graph.init_parameters(0);
+    draw_inputs(m.graph);
+    Stepper s(m.graph);
+    const Graph& g = s.graph();
+    const int scores = g.find("s");
+    BOOST_TEST(node_input_shapes(g, scores, 0) == "[3,2,4,3] = [3,2,4,4]·[3,2,4,3]");
+    BOOST_TEST(node_input_shapes(g, scores, 1) == "[3,2,3,4] = [3,2,3,4]·[3,2,4,4]");
+}
+
 BOOST_AUTO_TEST_CASE(renaming_replaces_whole_names_at_once) {
     const Op& mse = *find_op("mse");
     // y → t and t → y at the same time: a swap, not y → t → y.
