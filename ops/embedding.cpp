@@ -40,8 +40,8 @@ Shape embedding_shape(std::span<const Shape> in, const Attrs&) {
 
 const bool registered = register_op({
     .name = "embedding",
-    .formula = "y[p, :] = table[ids[p], :] for every position p of ids;  "
-               "dL/dtable[v, :] = Σ_{p: ids[p] = v} dL/dy[p, :];  dL/dids = 0 (ids are indices)",
+    .formula = "y_p = table_{ids_p} (a row) at every position p of ids;  "
+               "dL/dtable_v = Σ over positions p with ids_p = v of dL/dy_p (rows);  dL/dids = 0 (ids are indices)",
     .inputs = {"ids", "table"},
     .shape = embedding_shape,
     .forward =
