@@ -180,7 +180,7 @@ def mnist_dir():
 MNIST, MNIST_LABELS = mnist_dir()
 # A short run of models/mnist_mlp.json (the same network, float32) on that data.
 mlp = json.load(open(model("mnist_mlp"), encoding="utf-8"))
-mlp["training"].update({"data": {"kind": "idx", "dir": os.path.abspath(MNIST)}, "epochs": 2, "batch_size": 30,
+mlp["training"].update({"data": {"kind": "idx", "dir": os.path.abspath(MNIST)}, "epochs": 2, "batch_size": 10,
                         "batches_per_epoch": 20})
 mlp_model = os.path.join(TMP, "mlp.json")
 with open(mlp_model, "w", encoding="utf-8") as f:
