@@ -10,6 +10,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/random.hpp"
+#include "graph/labels.hpp"
 #include "train/checkpoint.hpp"
 #include "train/feeder.hpp"
 #include "train/run_dir.hpp"
@@ -56,6 +57,11 @@ Tensor random_input(const Graph& g, int id, Rng& rng, const std::string& file) {
                                      "--feed FILE",
                                      n.place.empty() ? file : n.place, n.name, e.what()));
     }
+    for (const ClassIndexUse& use : class_index_uses(g, id))
+        if (use.ids && use.classes > 0) {  // ids of any shape: rows of the table
+            for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, double(rng.below(std::uint64_t(use.classes))));
+            return t;
+        }
     std::int64_t classes = 0;
     for (const Node& user : g.nodes())
         for (std::size_t k = 0; k < user.inputs.size(); ++k)

@@ -113,7 +113,8 @@ enum class Domain {
     positive,     // uniform(0.5, 2): for log, div, normalize
     away_from_0,  // |x| in [0.3, 2], random sign: for relu's kink
     one_hot,      // rows are one-hot (not differentiated)
-    class_index,  // integers in [0, last dim of input 0) (not differentiated)
+    class_index,  // integers in [0, last dim of input 0) (not differentiated); for an op's
+                  // ids_input, in [0, rows of input ids_rows_of)
 };
 
 struct OpSample {
@@ -185,6 +186,12 @@ struct Op {
     // The input that takes class labels (indices [N] or one-hot rows [N,C]) and gets no
     // gradient, or -1: `grad` and `step` draw valid labels for it when none are fed.
     int labels_input = -1;
+    // The input that holds ids, whole numbers of any shape that pick rows (axis 0) of input
+    // `ids_rows_of` (embedding's ids into its table), or -1. It gets no gradient; wherever it
+    // gets values (a default, a feed file, data) they are checked like class labels
+    // (graph/labels.hpp), and `grad` and `step` draw valid ones when none are fed.
+    int ids_input = -1;
+    int ids_rows_of = -1;
     // What the engine's fused passes may do with a node of this op (graph/fusion.cpp).
     Fusable fusable = Fusable::no;
     // Bytes of scratch memory (`scratch` below) a node needs for these input dims and attrs,

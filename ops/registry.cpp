@@ -59,6 +59,12 @@ std::string malformed(const Op& op, bool from_plugin) {
     if (op.labels_input >= int(op.inputs.size()) || op.labels_input < -1)
         return fmt::format("op '{}' has labels_input {}, but its inputs are 0 to {} (-1: none)", op.name,
                            op.labels_input, op.inputs.size() - 1);
+    const int inputs = int(op.inputs.size());
+    if ((op.ids_input < 0) != (op.ids_rows_of < 0) || op.ids_input >= inputs || op.ids_rows_of >= inputs ||
+        (op.ids_input >= 0 && op.ids_input == op.ids_rows_of))
+        return fmt::format("op '{}' has ids_input {} and ids_rows_of {}, but they must be two different inputs "
+                           "from 0 to {} (or both -1: none)",
+                           op.name, op.ids_input, op.ids_rows_of, op.inputs.size() - 1);
     if (from_plugin && op.fusable != Fusable::no)
         return fmt::format("op '{}' declares a role in chainrule's fused passes (Op::fusable), which run chainrule's "
                            "own kernels in its place: only chainrule's own ops may",

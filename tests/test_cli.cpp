@@ -341,3 +341,57 @@ BOOST_AUTO_TEST_CASE(check_reports_the_memory_of_a_training_step) {
     BOOST_TEST(w.out.find("memory for a forward and backward pass with every symbol 1") != std::string::npos, w.out);
     BOOST_TEST(w.out.find("optimizer state") == std::string::npos, w.out);
 }
+
+// The sequence ops in one model: embedding → layer_norm → gelu → causal_mask → softmax, whose
+// parameters (the table, the norm's weight and bias) gradcheck checks against finite differences.
+namespace {
+
+std::string token_model(const std::string& ids_value) {
+    return R"({"format": "chainrule-model", "version": 1, "name": "tokens", "dtype": "float64",
+  "inputs": {"ids": {"shape": ["N", 3])" + ids_value + R"(}},
+  "parameters": {"E": {"shape": [5, 3], "init": {"normal": {"mean": 0, "std": 1}}},
+                 "g": {"shape": [3], "init": {"normal": {"mean": 1, "std": 0.5}}},
+                 "b": {"shape": [3], "init": {"normal": {"mean": 0, "std": 0.5}}}},
+  "nodes": [{"name": "e", "op": "embedding", "inputs": ["ids", "E"]},
+            {"name": "h", "op": "layer_norm", "inputs": ["e", "g", "b"], "attrs": {"eps": 0.01}},
+            {"name": "a", "op": "gelu", "inputs": ["h"], "attrs": {"approximate": "tanh"}},
+            {"name": "m", "op": "causal_mask", "inputs": ["a"]},
+            {"name": "p", "op": "softmax", "inputs": ["m"]},
+            {"name": "ph", "op": "mul", "inputs": ["p", "h"]},
+            {"name": "L", "op": "sum", "inputs": ["ph"]}],
+  "outputs": {"loss": "L"}})";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(gradcheck_passes_on_embedding_layer_norm_gelu_and_causal_mask) {
+    // Ids 1 and 4 repeat, so the table's gradient sums over positions.
+    std::string m = scratch("tokens.json", token_model(R"(, "value": [[1, 4, 0], [4, 1, 1]])"));
+    CommandResult ok = cr("gradcheck " + m + " --max-entries 0");
+    BOOST_TEST(ok.code == 0, ok.out << ok.err);
+    BOOST_TEST(ok.out.find("gradcheck passed") != std::string::npos, ok.out);
+    // Without a value or feed, the ids are drawn as valid rows of the table.
+    CommandResult drawn = cr("gradcheck " + scratch("tokens_drawn.json", token_model("")));
+    BOOST_TEST(drawn.code == 0, drawn.out << drawn.err);
+}
+
+BOOST_AUTO_TEST_CASE(bad_ids_are_refused_naming_the_file_the_input_and_the_position) {
+    const std::pair<const char*, const char*> bad[] = {
+        {"[[1, 4, 0], [0, 2.5, 1]]", "inputs.ids.value[1][1]: entry 4 is 2.5, but input 'ids' holds ids for node "
+                                     "'e' (embedding), whose table 'E' has 5 rows: each must be a whole number "
+                                     "from 0 to 4"},
+        {"[[1, 4, -1], [0, 2, 1]]", "inputs.ids.value[0][2]: entry 2 is -1, but input 'ids' holds ids"},
+        {"[[1, 4, 0], [0, 2, 5]]", "inputs.ids.value[1][2]: entry 5 is 5, but input 'ids' holds ids"},
+    };
+    for (auto [value, message] : bad) {
+        std::string m = scratch("bad_ids.json", token_model(std::string(", \"value\": ") + value));
+        CommandResult r = cr("gradcheck " + m);
+        BOOST_TEST(r.code == 2, value << ": " << r.err);
+        BOOST_TEST(r.err.find(m + ": " + message) != std::string::npos, r.err);
+        std::string feed = scratch("ids.feed.json", std::string("{\"ids\": ") + value + "}");
+        CommandResult f = cr("grad " + scratch("tokens_fed.json", token_model("")) + " --feed " + feed);
+        BOOST_TEST(f.code == 2, value << ": " << f.err);
+        std::string fed = std::string(message).replace(0, std::string("inputs.ids.value").size(), "ids");
+        BOOST_TEST(f.err.find(feed + ": " + fed) != std::string::npos, f.err);
+    }
+}

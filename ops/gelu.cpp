@@ -1,0 +1,85 @@
+// gelu(x, approximate), elementwise (= torch.nn.functional.gelu).
+//
+// "none":  y = x·Φ(x), Φ(x) = (1 + erf(x/√2)) / 2;   dy/dx = Φ(x) + x·φ(x), φ(x) = exp(−x²/2)/√(2π).
+// "tanh":  y = x·(1 + tanh(u)) / 2, u = √(2/π)·(x + 0.044715·x³);
+//          dy/dx = (1 + t)/2 + x·(1 − t²)/2 · √(2/π)·(1 + 3·0.044715·x²), t = tanh(u).
+// The attr is a JSON string (Attrs hold JSON), as in PyTorch; the shape rule refuses any other
+// word, so a typo is caught when the model loads. erf, exp and tanh saturate without
+// overflow, so x = ±1000 gives 0 and x.
+#include <cmath>
+#include <fmt/format.h>
+#include <numbers>
+
+#include "ops/elementwise.hpp"
+
+namespace chainrule {
+namespace {
+
+bool tanh_form(const Attrs& attrs) { return attrs.at("approximate").get<std::string>() == "tanh"; }
+
+template <class T>
+T gelu_value(T x, bool tanh_approx) {
+    if (!tanh_approx) return x * (T(1) + std::erf(x * T(std::numbers::sqrt2 / 2))) / T(2);
+    const T u = T(std::numbers::sqrt2 * std::numbers::inv_sqrtpi) * (x + T(0.044715) * x * x * x);
+    return x * (T(1) + std::tanh(u)) / T(2);
+}
+
+template <class T>
+T gelu_slope(T x, bool tanh_approx) {
+    if (!tanh_approx) {
+        const T cdf = (T(1) + std::erf(x * T(std::numbers::sqrt2 / 2))) / T(2);
+        const T pdf = std::exp(-x * x / T(2)) * T(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
+        return cdf + x * pdf;
+    }
+    const T k = T(std::numbers::sqrt2 * std::numbers::inv_sqrtpi);
+    const T t = std::tanh(k * (x + T(0.044715) * x * x * x));
+    return (T(1) + t) / T(2) + x * (T(1) - t * t) / T(2) * k * (T(1) + T(3 * 0.044715) * x * x);
+}
+
+const bool registered = register_op({
+    .name = "gelu",
+    .formula = "y = x·Φ(x)  (approximate \"tanh\": x·(1 + tanh(√(2/π)·(x + 0.044715x³)))/2);  "
+               "dL/dx = dL/dy · (Φ(x) + x·φ(x))  (tanh: dL/dy · ((1+t)/2 + x(1−t²)/2·√(2/π)(1 + 0.134145x²)))",
+    .inputs = {"x"},
+    .attrs = {{"approximate", "none"}},
+    .shape =
+        [](std::span<const Shape> in, const Attrs& attrs) {
+            const std::string form = attrs.at("approximate").get<std::string>();
+            if (form != "none" && form != "tanh")
+                throw ShapeError(fmt::format("attr approximate must be \"none\" or \"tanh\", got \"{}\"", form));
+            return in[0];
+        },
+    .forward =
+        [](const ForwardCall& c) {
+            const bool approx = tanh_form(c.attrs);
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* x = c.in[0]->data<T>();
+                T* y = c.out.data<T>();
+                each_range(c.workers, c.out.numel(), [&](std::int64_t begin, std::int64_t end) {
+                    for (std::int64_t i = begin; i < end; ++i) y[i] = gelu_value(x[i], approx);
+                });
+            });
+        },
+    .backward =
+        [](const BackwardCall& c) {
+            if (!c.grad_in[0]) return;
+            const bool approx = tanh_form(c.attrs);
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T *x = c.in[0]->data<T>(), *g = c.grad_out.data<T>();
+                T* gx = c.grad_in[0]->data<T>();
+                each_range(c.workers, c.out.numel(), [&](std::int64_t begin, std::int64_t end) {
+                    for (std::int64_t i = begin; i < end; ++i) gx[i] = g[i] * gelu_slope(x[i], approx);
+                });
+            });
+        },
+    .samples = {{.shapes = {{3, 4}}},
+                {.shapes = {{2, 3, 5}}, .attrs = {{"approximate", "tanh"}}},
+                {.shapes = {{6}}, .attrs = {{"approximate", "tanh"}}, .domains = {Domain::away_from_0}}},
+    .summary = "Gaussian error linear unit x·Φ(x), exact (erf) or its tanh approximation",
+    .bad_samples = {{.shapes = {{3}}, .attrs = {{"approximate", "sigmoid"}},
+                     .error = "attr approximate must be \"none\" or \"tanh\", got \"sigmoid\""}},
+    .elementwise = true,
+});
+
+}  // namespace
+}  // namespace chainrule

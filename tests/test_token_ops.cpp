@@ -1,0 +1,129 @@
+// gelu, layer_norm, embedding and causal_mask against PyTorch (tests/golden/token_ops.json,
+// made by tests/golden/make_token_op_goldens.py): values and every differentiable input's
+// gradient of L = sum(r * y) in float64. The finite-difference checks, float32 and the bad
+// samples run in the op table (test_ops_table).
+#define BOOST_TEST_MODULE token_ops
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <fmt/format.h>
+#include <limits>
+
+#include "core/error.hpp"
+#include "core/json.hpp"
+#include "ops/op.hpp"
+#include "testing.hpp"
+
+using namespace chainrule;
+using namespace chainrule::testing;
+
+namespace {
+
+// The numbers of a nested JSON array in row-major order; null stands for −inf (causal_mask).
+void flatten(const Json& j, std::vector<double>& out) {
+    if (j.is_array())
+        for (const Json& e : j) flatten(e, out);
+    else
+        out.push_back(j.is_null() ? -std::numeric_limits<double>::infinity() : j.get<double>());
+}
+
+// The largest |got − want| / max(1, |want|); equal infinities count as 0.
+double max_gap(const Tensor& got, const Json& want) {
+    std::vector<double> w;
+    flatten(want, w);
+    BOOST_REQUIRE_EQUAL(std::size_t(got.numel()), w.size());
+    double worst = 0;
+    for (std::int64_t i = 0; i < got.numel(); ++i) {
+        if (got.at(i) == w[std::size_t(i)]) continue;
+        const double gap = std::abs(got.at(i) - w[std::size_t(i)]) / std::max(1.0, std::abs(w[std::size_t(i)]));
+        worst = std::isnan(gap) ? INFINITY : std::max(worst, gap);
+    }
+    return worst;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(values_and_gradients_match_pytorch) {
+    Json golden = read_json_file(source_root() + "/tests/golden/token_ops.json");
+    BOOST_REQUIRE_EQUAL(golden["cases"].size(), 13u);
+    std::map<std::string, int> seen;
+    int k = 0;
+    for (const Json& c : golden["cases"]) {
+        const Op* op = find_op(c["op"].get<std::string>());
+        BOOST_REQUIRE(op);
+        ++seen[op->name];
+        Attrs attrs = op->attrs;
+        for (auto& [key, v] : c["attrs"].items()) attrs[key] = v;
+        std::vector<Tensor> in;
+        for (const auto& name : c["order"]) in.push_back(tensor_from_json(c["inputs"][name.get<std::string>()], "golden"));
+        std::vector<const Tensor*> ptrs;
+        std::vector<Shape> shapes;
+        for (auto& t : in) ptrs.push_back(&t), shapes.push_back(fixed_shape(t.dims()));
+        const std::string what = fmt::format("case {} ({} {}, {} inputs)", k++, op->name, c["attrs"].dump(), in.size());
+        Tensor y(Dtype::f64, to_dims(op->shape(shapes, attrs)));
+        op->forward(ForwardCall{ptrs, y, attrs});
+        BOOST_TEST(max_gap(y, c["y"]) < 1e-12, what << ": value");
+        Tensor r = tensor_from_json(c["r"], "golden");
+        std::vector<Tensor> grads;
+        for (auto& t : in) grads.emplace_back(Dtype::f64, t.dims()), grads.back().fill(7.0);
+        std::vector<Tensor*> gptrs;
+        for (auto& g : grads) gptrs.push_back(&g);
+        op->backward(BackwardCall{ptrs, y, r, gptrs, attrs});
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            const std::string name = c["order"][i].get<std::string>();
+            if (c["grads"].contains(name)) {
+                BOOST_TEST(max_gap(grads[i], c["grads"][name]) < 1e-12, what << ": dL/d" << name);
+                continue;
+            }
+            // embedding's ids: no gradient, and zeros when a buffer is given anyway.
+            for (std::int64_t e = 0; e < grads[i].numel(); ++e)
+                BOOST_TEST(grads[i].at(e) == 0.0, what << ": dL/d" << name << " entry " << e);
+        }
+    }
+    BOOST_TEST(seen["gelu"] == 3);
+    BOOST_TEST(seen["layer_norm"] == 4);
+    BOOST_TEST(seen["embedding"] == 3);
+    BOOST_TEST(seen["causal_mask"] == 3);
+}
+
+// A token used twice gets both rows of dL/dy added into its table row, and rows no id picks
+// get 0 (by hand: ids [1, 0, 1], table [3, 2], dL/dy rows (1,2), (3,4), (5,6)).
+BOOST_AUTO_TEST_CASE(embedding_adds_the_rows_of_a_repeated_id) {
+    const Op* op = find_op("embedding");
+    BOOST_REQUIRE(op);
+    Tensor ids(Dtype::f64, {3}), table(Dtype::f64, {3, 2}), y(Dtype::f64, {3, 2}), g(Dtype::f64, {3, 2});
+    const double id_values[] = {1, 0, 1};
+    for (int i = 0; i < 3; ++i) ids.set(i, id_values[i]);
+    for (int i = 0; i < 6; ++i) table.set(i, 10.0 * i), g.set(i, i + 1.0);
+    std::vector<const Tensor*> ptrs{&ids, &table};
+    op->forward(ForwardCall{ptrs, y, op->attrs});
+    const double want_y[] = {20, 30, 0, 10, 20, 30};
+    for (int i = 0; i < 6; ++i) BOOST_TEST(y.at(i) == want_y[i]);
+    Tensor gt(Dtype::f64, {3, 2});
+    gt.fill(99.0);
+    std::vector<Tensor*> gptrs{nullptr, &gt};
+    op->backward(BackwardCall{ptrs, y, g, gptrs, op->attrs});
+    const double want[] = {3, 4, 1 + 5, 2 + 6, 0, 0};
+    for (int i = 0; i < 6; ++i) BOOST_TEST(gt.at(i) == want[i], "dL/dtable entry " << i);
+}
+
+// Outside a model (where the places that give ids values check them first) the op itself
+// refuses a fraction, a negative id and one past the table, naming the position.
+BOOST_AUTO_TEST_CASE(embedding_refuses_a_bad_id_itself) {
+    const Op* op = find_op("embedding");
+    BOOST_REQUIRE(op);
+    for (double bad : {1.5, -1.0, 3.0}) {
+        Tensor ids(Dtype::f64, {2}), table(Dtype::f64, {3, 2}), y(Dtype::f64, {2, 2});
+        ids.set(0, 0.0);
+        ids.set(1, bad);
+        std::vector<const Tensor*> ptrs{&ids, &table};
+        try {
+            op->forward(ForwardCall{ptrs, y, op->attrs});
+            BOOST_FAIL("accepted id " << bad);
+        } catch (const RunError& e) {
+            BOOST_TEST(std::string(e.what()).find(fmt::format("ids entry 1 is {}, but an id must be a whole number "
+                                                              "in [0, 3)",
+                                                              bad)) != std::string::npos,
+                       e.what());
+        }
+    }
+}
