@@ -28,6 +28,9 @@ if "ASAN_OPTIONS" in os.environ:  # scripts/sanitize
     # OpenMPI's leaks at MPI_Init, by library; its components are called through frames that
     # the fast unwinder loses, so the full unwinder finds the library on the stack.
     ENV["ASAN_OPTIONS"] += ":fast_unwind_on_malloc=0"
+    # That unwinder makes every allocation slow: the 4000-epoch run of the SIGINT checks takes
+    # 20-40 s under the sanitizers (2 in a release build), too close to the release timeout.
+    TIMEOUT = 300
     ENV["LSAN_OPTIONS"] = f"suppressions={os.path.join(SOURCE, 'tests', 'lsan-mpi.supp')}:print_suppressions=0"
 failures = []
 
