@@ -64,7 +64,8 @@ void each_run(std::span<const Tensor* const> in, const Tensor& y, const Attrs& a
 
 const bool registered = register_op({
     .name = "concat",
-    .formula = "y = cat(x0, x1, …) along axis (torch.cat);  dL/dx = the part of dL/dy where x is, for each input x",
+    .formula = "y = cat(x0, x1, …) along axis (torch.cat);  "
+               "dL/dx = the part of dL/dy along axis where x sits (each input its own)",
     .inputs = {"x"},
     .attrs = {{"axis", -1}},
     .shape = concat_shape,
