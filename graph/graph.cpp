@@ -161,7 +161,7 @@ int Graph::op(const std::string& name, const std::string& op_name, const std::ve
     const std::size_t fewest = fewest_inputs(*op), most = most_inputs(*op);
     if (inputs.size() < fewest || inputs.size() > most)
         throw InputError(fmt::format("{}: {} takes {}{} input{} ({}{}), got {}", at, op_name,
-                                     fewest == most ? "" : op->variadic ? "" : fmt::format("{} or ", fewest),
+                                     fewest == most || op->variadic ? "" : fmt::format("{} or ", fewest),
                                      op->variadic ? fmt::format("{} or more", fewest) : std::to_string(most),
                                      fewest == 1 && most == 1 ? "" : "s", input_list(*op),
                                      fewest == most || op->variadic ? "" : fmt::format("; the last {} optional", most - fewest),
