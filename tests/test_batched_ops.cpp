@@ -330,3 +330,40 @@ BOOST_AUTO_TEST_CASE(concat_takes_any_number_of_inputs_and_keeps_rows_apart_off_
     BOOST_TEST(none.code == 2);
     CHECK_HAS(none.err, "nodes[3]: concat takes 1 or more inputs (x0, x1, ...), got 0");
 }
+
+// The batched product's blocks split over 1, 2 or 3 threads give the same bits, forward and
+// both gradients, for blocks written apart (both operands batched, or B broadcast: dL/dA's
+// blocks are apart, dL/dB's summed over the batch in order) and in float32 and float64.
+BOOST_AUTO_TEST_CASE(batched_matmul_gives_the_same_bits_on_any_thread_count) {
+    const Op* op = find_op("matmul");
+    BOOST_REQUIRE(op);
+    const std::vector<std::pair<Dims, Dims>> cases = {{{3, 2, 4, 5}, {3, 2, 5, 3}}, {{2, 3, 4, 5}, {3, 5, 2}},
+                                                      {{5, 7, 6}, {5, 6, 4}}};
+    for (Dtype dtype : {Dtype::f32, Dtype::f64})
+        for (const auto& [da, db] : cases) {
+            Rng rng(7);
+            Tensor a = sample_tensor(da, Domain::real, rng).to(dtype), b = sample_tensor(db, Domain::real, rng).to(dtype);
+            std::vector<Shape> shapes{fixed_shape(da), fixed_shape(db)};
+            const Dims dc = to_dims(op->shape(shapes, op->attrs));
+            Tensor g = sample_tensor(dc, Domain::real, rng).to(dtype);
+            std::vector<const Tensor*> in{&a, &b};
+            auto run = [&](int threads) {
+                Workers workers(threads);
+                std::vector<Tensor> out;
+                out.emplace_back(dtype, dc), out.emplace_back(dtype, da), out.emplace_back(dtype, db);
+                op->forward(ForwardCall{.in = in, .out = out[0], .attrs = op->attrs, .workers = &workers});
+                std::vector<Tensor*> grads{&out[1], &out[2]};
+                op->backward(BackwardCall{.in = in, .out = out[0], .grad_out = g, .grad_in = grads,
+                                          .attrs = op->attrs, .workers = &workers});
+                return out;
+            };
+            const std::vector<Tensor> one = run(1);
+            for (int threads : {2, 3}) {
+                const std::vector<Tensor> many = run(threads);
+                for (std::size_t t = 0; t < one.size(); ++t)
+                    for (std::int64_t e = 0; e < one[t].numel(); ++e)
+                        BOOST_TEST(one[t].at(e) == many[t].at(e), format_dims(da) << "·" << format_dims(db) << " "
+                                   << threads << " threads, tensor " << t << " entry " << e);
+            }
+        }
+}
