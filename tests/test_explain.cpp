@@ -50,21 +50,7 @@ std::string error_of(const Stepper& s, const std::string& entry) {
 // Inputs without a value: symbolic dims 3, uniform(0.5, 2), labels one-hot or class indices.
 void draw_inputs(Graph& g) {
     Rng rng(7);
-    for (std::size_t id = 0; id < g.size(); ++id) {
-        const Node& n = g.node(int(id));
-        if (n.kind != NodeKind::input || !n.value.empty()) continue;
-        Dims dims;
-        for (const auto& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
-        Domain domain = Domain::positive;
-        std::int64_t classes = 2;
-        for (const Node& user : g.nodes())
-            for (std::size_t k = 0; k < user.inputs.size(); ++k)
-                if (user.inputs[k] == int(id) && user.op->inputs[k] == "labels") {
-                    domain = dims.size() == 1 ? Domain::class_index : Domain::one_hot;
-                    classes = g.node(user.inputs[0]).shape.back().size;
-                }
-        g.set_value(n.name, testing::random_tensor(dims, domain, rng, classes));
-    }
+    testing::draw_inputs(g, rng);
 }
 
 bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }

@@ -35,17 +35,6 @@ std::vector<fs::path> all_models() {
     return out;
 }
 
-// The number of classes when an op reads input `id` as its "labels", else 0.
-std::int64_t classes_of(const Graph& g, int id) {
-    for (const Node& user : g.nodes())
-        for (std::size_t k = 0; k < user.inputs.size(); ++k)
-            if (user.inputs[k] == id && user.op->inputs[k] == "labels") {
-                const Shape& logits = g.node(user.inputs[0]).shape;
-                if (!logits.empty() && !logits.back().symbolic()) return logits.back().size;
-            }
-    return 0;
-}
-
 // A point like the one `chainrule step` uses: parameters from their initialisers, inputs
 // without a value drawn with symbolic dims set to 3 (uniform(0, 1), or valid labels).
 Model at_point(const fs::path& path, std::uint64_t seed = 5) {
@@ -53,17 +42,7 @@ Model at_point(const fs::path& path, std::uint64_t seed = 5) {
     Graph& g = m.graph;
     g.init_parameters(seed);
     Rng rng(seed + 1);
-    for (std::size_t id = 0; id < g.size(); ++id) {
-        const Node& n = g.node(int(id));
-        if (n.kind != NodeKind::input || !n.value.empty()) continue;
-        Dims dims;
-        for (const auto& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
-        std::int64_t classes = classes_of(g, int(id));
-        Tensor t = classes > 0 && dims.size() == 1   ? testing::random_tensor(dims, Domain::class_index, rng, classes)
-                   : classes > 0 && dims.size() == 2 ? testing::random_tensor(dims, Domain::one_hot, rng)
-                                                     : testing::random_tensor(dims, Domain::positive, rng);
-        g.set_value(n.name, t);
-    }
+    testing::draw_inputs(g, rng);
     return m;
 }
 

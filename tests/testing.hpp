@@ -14,6 +14,8 @@
 
 #include "core/random.hpp"
 #include "core/tensor.hpp"
+#include "graph/graph.hpp"
+#include "graph/labels.hpp"
 #include "ops/op.hpp"
 #include "ops/opcheck.hpp"
 
@@ -33,6 +35,25 @@ inline Tensor random_tensor(const Dims& dims, Domain domain, Rng& rng, std::int6
     return sample_tensor(dims, domain, rng, classes);
 }
 using chainrule::differentiable;
+
+// Values for every input of `g` still without one, symbolic dims set to 3: valid class indices
+// or ids where an op reads the input so (graph/labels.hpp), one-hot rows for an op's [N,C]
+// labels, uniform(0.5, 2) elsewhere.
+inline void draw_inputs(Graph& g, Rng& rng) {
+    for (std::size_t id = 0; id < g.size(); ++id) {
+        const Node& n = g.node(int(id));
+        if (n.kind != NodeKind::input || !n.value.empty()) continue;
+        Dims dims;
+        for (const auto& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
+        std::int64_t indices = 0, one_hot = 0;
+        for (const ClassIndexUse& use : class_index_uses(g, int(id))) indices = std::max(indices, use.classes);
+        for (const Node& user : g.nodes())
+            for (std::size_t k = 0; k < user.inputs.size(); ++k)
+                if (user.inputs[k] == int(id) && int(k) == user.op->labels_input) one_hot = 1;
+        const Domain domain = indices > 0 ? Domain::class_index : one_hot ? Domain::one_hot : Domain::positive;
+        g.set_value(n.name, random_tensor(dims, domain, rng, indices));
+    }
+}
 
 // Runs a shell command; returns its exit code (128 + signal when killed) with stdout and
 // stderr captured separately.
