@@ -13,6 +13,7 @@
 #include "cli/step_view.hpp"
 #include "core/error.hpp"
 #include "format/model_json.hpp"
+#include "graph/labels.hpp"
 #include "graph/stepper.hpp"
 #include "ops/formula.hpp"
 #include "render/dot.hpp"
@@ -63,6 +64,8 @@ void draw_inputs(Graph& g) {
                     domain = dims.size() == 1 ? Domain::class_index : Domain::one_hot;
                     classes = g.node(user.inputs[0]).shape.back().size;
                 }
+        for (const ClassIndexUse& use : class_index_uses(g, int(id)))
+            if (use.ids) domain = Domain::class_index, classes = use.classes;  // rows of an embedding's table
         g.set_value(n.name, testing::random_tensor(dims, domain, rng, classes));
     }
 }

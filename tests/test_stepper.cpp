@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "core/text.hpp"
 #include "format/model_json.hpp"
+#include "graph/labels.hpp"
 #include "graph/stepper.hpp"
 #include "render/dot.hpp"
 #include "testing.hpp"
@@ -58,7 +59,10 @@ Model at_point(const fs::path& path, std::uint64_t seed = 5) {
         Dims dims;
         for (const auto& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
         std::int64_t classes = classes_of(g, int(id));
-        Tensor t = classes > 0 && dims.size() == 1   ? testing::random_tensor(dims, Domain::class_index, rng, classes)
+        bool ids = false;  // rows of an embedding's table: ids of any shape
+        for (const ClassIndexUse& use : class_index_uses(g, int(id)))
+            if (use.ids) ids = true, classes = use.classes;
+        Tensor t = classes > 0 && (ids || dims.size() == 1) ? testing::random_tensor(dims, Domain::class_index, rng, classes)
                    : classes > 0 && dims.size() == 2 ? testing::random_tensor(dims, Domain::one_hot, rng)
                                                      : testing::random_tensor(dims, Domain::positive, rng);
         g.set_value(n.name, t);
