@@ -12,6 +12,7 @@
 #include "data/csv.hpp"
 #include "data/idx.hpp"
 #include "data/kind.hpp"
+#include "train/checkpoint.hpp"
 #include "train/model_file.hpp"
 
 namespace chainrule::cli {
@@ -258,10 +259,19 @@ void run(const PredictOptions& o) {
     Graph& g = f.model.graph;
     if (g.prediction() < 0)
         throw InputError(fmt::format("{}: outputs: the model has no \"prediction\" output to predict with", o.model));
+    // Text is windows of characters, not rows of numbers: its rows come as a feed of ids, and
+    // the classes are the run's characters.
+    const bool text = f.training && data::data_kind(f.training->data.kind, f.training->data.where).vocabulary;
+    if (text && o.feed.empty())
+        throw InputError(fmt::format("{}: the model was trained on text; predict takes its windows as --feed FILE "
+                                     "(ids), `chainrule eval` scores a file of words and `chainrule sample` draws "
+                                     "words",
+                                     o.model));
     const std::string input = !o.feed.empty() || !o.input.empty() ? o.input : own_data(f, o.model);
     g.init_parameters(0);
     const LoadedWeights weights = load_weights(g, o.weights);
-    const std::vector<std::string> classes = class_names(f);
+    const std::vector<std::string> classes =
+        text ? run_vocabulary(load_checkpoint(weights.file), weights.file) : class_names(f);
     std::vector<RowPrediction> rows;
     std::string source = o.feed;
     if (!o.feed.empty()) {

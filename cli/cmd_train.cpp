@@ -186,10 +186,11 @@ void add_eval(CLI::App& app) {
     cmd->callback([o] {
         ModelFile f = load_for_training(o->model);
         Model& m = f.model;
-        const TrainingSpec& spec = f.training_spec();
         std::string file = checkpoint_path(o->weights);
         Checkpoint c = load_checkpoint(file);
         restore_parameters(m.graph, c, file);
+        TrainingSpec spec = f.training_spec();
+        spec.data = data_for_run(spec.data, c, file);
         data::Dataset ds = data::load_dataset(spec.data);
         const data::Split& split = o->train_split ? ds.train : ds.test;
         const bool rows = o->predictions || o->wrong;

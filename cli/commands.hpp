@@ -16,5 +16,6 @@ void add_step(CLI::App& app);
 void add_dot(CLI::App& app);
 void add_data(CLI::App& app);
 void add_plot(CLI::App& app);
+void add_sample(CLI::App& app);
 
 }  // namespace chainrule::cli

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
     add_predict(app);
     add_data(app);
     add_plot(app);
+    add_sample(app);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

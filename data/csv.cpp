@@ -322,6 +322,7 @@ const DataKind& csv_kind() {
         .describe = csv_split_note,
         .sample_text = csv_row_text,
         .stream_for_columns = nullptr,
+        .vocabulary = false,
     };
     return kind;
 }

@@ -29,6 +29,13 @@ struct DataSpec {
     double train_fraction = 0.8;        // csv: per class, in file order, first part trains
     std::int64_t train_limit = -1;      // "limit": keep only the first N of a split; -1: all
     std::int64_t test_limit = -1;
+    std::int64_t block_size = 0;        // text: token ids per sample
+    bool per_position_labels = false;   // text: "target": "sequence" (a label per position)
+                                        // rather than "next" (the next character)
+    std::string keep_only;              // text: lines of these characters only; "": every line
+    std::uint64_t split_seed = 42;      // text: the shuffle of the words before the split
+    std::vector<std::string> vocabulary;  // text: the run's vocabulary (id -> character),
+                                        // which the data is read with; empty: built from the file
     std::string where;                  // "FILE: training.data", prefix for messages
     std::string base_dir;               // the folder relative paths were taken from: the model
                                         // file's ("" is the working directory)
@@ -67,10 +74,12 @@ struct Dataset {
 Dataset load_dataset(const DataSpec& spec);
 
 // The streams that a model's `training.feed` can name: the one list of their names.
-// Every kind offers a sample stream first ("images" for idx, "features" for csv), then
+// Every kind offers a sample stream first ("images" for idx, "features" for csv, "tokens"
+// for text), then
 // "labels" (the class index) and "labels_one_hot" (when the data has labels).
 inline constexpr const char* kImages = "images";
 inline constexpr const char* kFeatures = "features";
+inline constexpr const char* kTokens = "tokens";
 inline constexpr const char* kLabels = "labels";
 inline constexpr const char* kLabelsOneHot = "labels_one_hot";
 

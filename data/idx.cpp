@@ -342,6 +342,7 @@ const DataKind& idx_kind() {
         .describe = no_note,
         .sample_text = nullptr,
         .stream_for_columns = idx_stream_for_columns,
+        .vocabulary = false,
     };
     return kind;
 }

@@ -44,6 +44,10 @@ struct DataKind {
     // For "did you forget ...?" hints: the stream an input of `columns` values per sample
     // likely wants when no stream's width is known from the spec; null: the sample stream.
     const char* (*stream_for_columns)(std::int64_t columns);
+    // The class names are a vocabulary built from the data, id 0 the start/end token: a run
+    // keeps them in its checkpoint (info.vocabulary) and evaluation and sampling read the
+    // data with them (DataSpec::vocabulary), so the ids mean what they meant in training.
+    bool vocabulary;
 };
 
 // Every kind, in the order messages list them.
@@ -74,6 +78,10 @@ std::int64_t int_in_range(const Json& j, std::int64_t lo, std::int64_t hi, const
                           const char* expected);
 // A `classes` list: 1 to 256 distinct, non-empty names.
 std::vector<std::string> parse_class_names(const Json& j, const std::string& where);
+// A vocabulary as a run keeps it (JSON: a list of 2 to kMaxVocabulary distinct strings of one
+// UTF-8 character each); an InputError at `where` otherwise.
+inline constexpr std::size_t kMaxVocabulary = 1024;
+std::vector<std::string> vocabulary_from_json(const Json& j, const std::string& where);
 // `limit`: {"train": N, "test": M}, each at least 1.
 void parse_limit(const Json& j, const std::string& where, DataSpec& s);
 // The error for a path of the spec that is not there (`key`: "path" or "dir", `resolved`:

@@ -14,10 +14,13 @@ namespace chainrule::data {
 
 // Each kind's file defines the function that returns its entry (csv and idx declare theirs
 // in their headers; a kind without a header declares it here) and adds its line below.
+const DataKind& text_kind();  // data/text.cpp
+
 std::span<const DataKind* const> data_kinds() {
-    static const std::array<const DataKind*, 2> kinds = {
+    static const std::array<const DataKind*, 3> kinds = {
         &csv_kind(),
         &idx_kind(),
+        &text_kind(),
     };
     return kinds;
 }

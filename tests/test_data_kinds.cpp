@@ -50,16 +50,16 @@ DataSpec spec_of(const std::string& json) { return parse_data_spec(Json::parse(j
 BOOST_AUTO_TEST_CASE(the_table_lists_each_kind_once_by_name) {
     std::vector<std::string> names;
     for (const DataKind* k : data_kinds()) names.emplace_back(k->name);
-    BOOST_TEST(names == (std::vector<std::string>{"csv", "idx"}), boost::test_tools::per_element());
+    BOOST_TEST(names == (std::vector<std::string>{"csv", "idx", "text"}), boost::test_tools::per_element());
     BOOST_TEST(find_data_kind("csv") == &csv_kind());
     BOOST_TEST(find_data_kind("idx") == &idx_kind());
     BOOST_TEST(find_data_kind("tsv") == nullptr);
     BOOST_TEST(find_data_kind("") == nullptr);
-    BOOST_TEST(data_kind_list() == R"("csv" or "idx")");
+    BOOST_TEST(data_kind_list() == R"("csv", "idx" or "text")");
     // The unknown-kind message lists the table's names.
     CHECK_HAS(error_of([] { spec_of(R"({"kind":"parquet"})"); }),
-              R"(m.json: training.data.kind: unknown data kind 'parquet'; expected "csv" or "idx")");
-    CHECK_HAS(error_of([] { data_kind("tsv", "here"); }), R"(here: unknown data kind 'tsv'; expected "csv" or "idx")");
+              R"(m.json: training.data.kind: unknown data kind 'parquet'; expected "csv", "idx" or "text")");
+    CHECK_HAS(error_of([] { data_kind("tsv", "here"); }), R"(here: unknown data kind 'tsv'; expected "csv", "idx" or "text")");
 }
 
 // What a new kind's entry must give; the callers (training, the feeder, `chainrule data`)

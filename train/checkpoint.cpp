@@ -13,6 +13,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/random.hpp"
+#include "data/kind.hpp"
 #include "train/sampler.hpp"
 
 namespace chainrule {
@@ -182,6 +183,7 @@ void check_info(const Checkpoint& c, const std::string& file) {
                                      at, info["sampling"].dump()));
     if (info.contains("resumed") && !info["resumed"].is_boolean())
         throw InputError(fmt::format("{}.resumed: expected true or false, got {}", at, json_brief(info["resumed"])));
+    if (info.contains("vocabulary")) data::vocabulary_from_json(info["vocabulary"], json_path(at, "vocabulary"));
     checkpoint_history(c, file);
 }
 
@@ -337,6 +339,22 @@ std::vector<EpochMetrics> checkpoint_history(const Checkpoint& c, const std::str
         h.push_back(m);
     }
     return h;
+}
+
+std::vector<std::string> run_vocabulary(const Checkpoint& c, const std::string& file) {
+    if (!c.info.contains("vocabulary")) return {};
+    return data::vocabulary_from_json(c.info["vocabulary"], file + ": info.vocabulary");
+}
+
+data::DataSpec data_for_run(const data::DataSpec& d, const Checkpoint& c, const std::string& file) {
+    if (!data::data_kind(d.kind, d.where).vocabulary) return d;
+    data::DataSpec with = d;
+    with.vocabulary = run_vocabulary(c, file);
+    if (with.vocabulary.empty())
+        throw InputError(fmt::format("{}: the checkpoint holds no vocabulary (info.vocabulary), so it was not trained "
+                                     "on {} data as {} is; give the weights of a run of this model",
+                                     file, data::data_kind(d.kind, d.where).title, d.where));
+    return with;
 }
 
 }  // namespace chainrule

@@ -27,6 +27,7 @@
 
 #include "graph/graph.hpp"
 #include "core/json.hpp"
+#include "data/dataset.hpp"
 #include "train/metrics.hpp"
 
 namespace chainrule {
@@ -72,5 +73,13 @@ void restore_parameters(Graph& g, const Checkpoint& c, const std::string& file,
 // names "FILE: info.history[i].KEY".
 std::vector<EpochMetrics> checkpoint_history(const Checkpoint& c, const std::string& file);
 Json history_json(const std::vector<EpochMetrics>& h);
+
+// The vocabulary (id -> character) a run on text kept in info.vocabulary; empty when the
+// checkpoint has none (a run on data without a vocabulary).
+std::vector<std::string> run_vocabulary(const Checkpoint& c, const std::string& file);
+// The data spec a run's weights are evaluated on: for a kind with a vocabulary, the run's
+// (an InputError when the checkpoint has none), so that ids mean what they meant in
+// training and a character the run never saw is an error at its file:line.
+data::DataSpec data_for_run(const data::DataSpec& d, const Checkpoint& c, const std::string& file);
 
 }  // namespace chainrule

@@ -8,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "cpu/threads.hpp"
+#include "data/kind.hpp"
 #include "train/checkpoint.hpp"
 
 namespace chainrule {
@@ -83,6 +84,9 @@ void Session::prepare() {
                                      spec_.batches_per_epoch, spec_.batch_size, ds_.train.count));
     sampler_.emplace(spec_.sampling, batches_, spec_.seed);
     settings_ = run_settings(spec_, batches_, *sampler_);
+    // Token ids mean nothing without their characters: the run keeps them, and a resume
+    // on data that makes other ones is refused with the other settings.
+    if (data::data_kind(ds_.kind, spec_.data.where).vocabulary) settings_["vocabulary"] = ds_.class_names;
     asked_shards_ = opt_.shards ? *opt_.shards : spec_.shards;  // 0: not asked
     shards_ = asked_shards_ ? asked_shards_ : comm_.size();
 }
