@@ -306,12 +306,13 @@ void gather(const Dataset& ds, const Split& split, const StreamDef& stream, std:
                 }
                 break;
             case StreamForm::one_hot: {
-                // labels_per_sample rows of `classes` values per sample, each with a 1 at its id.
+                // labels_per_sample rows of `classes` values per sample, each with a 1 at its id;
+                // a padding label (−1, text "sequence" targets after the end) is a row of zeros.
                 const std::int64_t per = ds.labels_per_sample;
                 std::fill(out, out + n * width, T(0));
                 for (auto r : rows)
                     for (std::int64_t k = 0; k < per; ++k, out += ds.classes)
-                        out[split.labels[std::size_t(r * per + k)]] = T(1);
+                        if (const std::int32_t id = split.labels[std::size_t(r * per + k)]; id >= 0) out[id] = T(1);
                 break;
             }
         }

@@ -28,6 +28,7 @@ namespace {
 constexpr std::int64_t kMaxTextBytes = std::int64_t{64} << 20;  // as CSV: a word list, not a corpus
 constexpr std::int64_t kMaxBlock = 1024;
 constexpr const char* kStartEnd = ".";  // id 0: before the first character and after the last
+constexpr std::int32_t kPaddingLabel = -1;  // "sequence" targets after the end (docs/data.md)
 
 // The bytes of the UTF-8 character that starts with byte `lead` (the text is valid UTF-8).
 std::size_t char_bytes(unsigned char lead) { return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4; }
@@ -136,8 +137,11 @@ std::vector<std::size_t> shuffled(std::size_t n, std::uint64_t seed) {
 void add_samples(const std::vector<std::int32_t>& ids, std::int64_t line, const DataSpec& s, Split& split) {
     const auto block = std::size_t(s.block_size);
     if (s.per_position_labels) {
-        std::vector<std::int32_t> x(block, 0), y(block, 0);
+        // Targets after the end's "." are kPaddingLabel: cross_entropy's ignore_index leaves
+        // them out, so the loss counts the word's own predictions only (makemore's −1).
+        std::vector<std::int32_t> x(block, 0), y(block, kPaddingLabel);
         for (std::size_t i = 0; i < ids.size(); ++i) x[i + 1] = y[i] = ids[i];
+        y[ids.size()] = 0;
         split.tokens.insert(split.tokens.end(), x.begin(), x.end());
         split.labels.insert(split.labels.end(), y.begin(), y.end());
         split.source_lines.push_back(line);
@@ -277,7 +281,10 @@ std::string text_note(const DataSpec& s) {
 std::string text_sample(const Dataset& ds, const Split& split, std::int64_t i) {
     auto chars = [&](const std::vector<std::int32_t>& ids, std::int64_t from, std::int64_t n) {
         std::string out;
-        for (std::int64_t k = from; k < from + n; ++k) out += ds.class_names[std::size_t(ids[std::size_t(k)])];
+        for (std::int64_t k = from; k < from + n; ++k) {
+            const std::int32_t id = ids[std::size_t(k)];
+            out += id == kPaddingLabel ? "_" : ds.class_names[std::size_t(id)];
+        }
         return out;
     };
     return fmt::format("line {}: {} -> {}", split.source_lines[std::size_t(i)],

@@ -43,7 +43,8 @@ std::vector<ClassIndexUse> class_index_uses(const Graph& g, int id) {
         // Indices have the logits' shape without its last axis ([N] for [N,C], [N,T] for
         // [N,T,C]); labels of the logits' own shape are one-hot rows or soft targets.
         if (reads_at(user.op->labels_input) && g.node(id).shape.size() + 1 == g.node(user.inputs[0]).shape.size())
-            uses.push_back({k, fixed_size(g, user.inputs[0], -1), false});
+            uses.push_back({k, fixed_size(g, user.inputs[0], -1), false,
+                            user.op->ignored_label ? user.op->ignored_label(user.attrs) : std::nullopt});
         if (reads_at(user.op->ids_input) && std::size_t(user.op->ids_rows_of) < user.inputs.size())
             uses.push_back({k, fixed_size(g, user.inputs[std::size_t(user.op->ids_rows_of)], 0), true});
     }
@@ -65,10 +66,15 @@ void check_class_indices(const Graph& g, int id, const Tensor& values, const std
         for (std::int64_t i = 0; i < values.numel(); ++i) {
             const double v = values.at(i);
             if (v >= 0 && v < double(use.classes) && v == std::floor(v)) continue;
+            if (use.ignored && v == *use.ignored) continue;
             throw InputError(fmt::format("{}: entry {} is {}, but input '{}' holds {} for {}: each must be "
-                                         "a whole number from 0 to {}",
+                                         "a whole number from 0 to {}{}",
                                          nested_path(where, values.dims(), i), i, v, g.node(id).name,
-                                         use.ids ? "ids" : "class indices", describe_use(g, use), use.classes - 1));
+                                         use.ids ? "ids" : "class indices", describe_use(g, use), use.classes - 1,
+                                         use.ignored ? fmt::format(" (or {}, which it leaves out)", *use.ignored)
+                                         : v == -1 ? " (a sequence's padding label -1 needs cross_entropy's "
+                                                     "{\"ignore_index\": -1})"
+                                                   : ""));
         }
     }
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct ClassIndexUse {
     int op = -1;               // the node that reads the input as class indices
     std::int64_t classes = 0;  // the columns of its logits (rows of its table); 0 when symbolic
     bool ids = false;          // the op's ids_input (rows of a table), not its labels_input
+    std::optional<double> ignored = {};  // a label the op leaves out (cross_entropy's ignore_index)
 };
 
 // The ops that read node `id` as class indices ([N], [N,T]) or as ids; empty when none does

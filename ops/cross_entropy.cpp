@@ -10,9 +10,14 @@
 // is 0 and zeros are written; for [..., C] targets the loss is linear in t and the exact
 // dL/dt = −log p / (positions) is written, so gradcheck agrees whichever nodes it perturbs.
 //
+// {"ignore_index": k} (PyTorch's ignore_index; default null: none) leaves out the positions
+// whose class index is k (a sequence's padding after its end): the mean is over the others, and
+// the left-out positions get gradient 0. Only with class indices.
+//
 // mean_over_rows holds: every row of the batch (axis 0) has the same number of positions, so
 // the mean over all positions is the mean over rows of each row's mean, and shards' losses
 // weighted by their rows give the batch's.
+#include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -32,10 +37,18 @@ std::string position_of(const Tensor& labels, std::int64_t p) {
     return fmt::format("position [{}]", fmt::join(index, ","));
 }
 
-// Class index at position p, checked: a label must select one of the C columns.
+// The attr ignore_index as a number, or NaN (no position is left out; NaN equals no label).
+double ignored_label(const Attrs& attrs) {
+    const auto& k = attrs.at("ignore_index");
+    return k.is_null() ? NAN : k.get<double>();
+}
+
+// Class index at position p, checked: a label must select one of the C columns; −1 for the
+// ignore_index label.
 template <class T>
-std::int64_t class_of(const Tensor& labels, std::int64_t p, std::int64_t classes) {
+std::int64_t class_of(const Tensor& labels, std::int64_t p, std::int64_t classes, double ignored) {
     T v = labels.data<T>()[p];
+    if (double(v) == ignored) return -1;
     if (!(v >= T(0) && v < T(classes) && v == std::floor(v)))
         throw RunError(fmt::format("cross_entropy: {} has label {}, but a class index must be an integer "
                                    "in [0, {}) (one per logits column)",
@@ -43,14 +56,30 @@ std::int64_t class_of(const Tensor& labels, std::int64_t p, std::int64_t classes
     return static_cast<std::int64_t>(v);
 }
 
-Shape cross_entropy_shape(std::span<const Shape> in, const Attrs&) {
+// Positions that count: all, or those whose label is not the ignore_index one.
+template <class T>
+std::int64_t counted_positions(const Tensor& t, std::int64_t positions, double ignored) {
+    if (std::isnan(ignored)) return positions;
+    std::int64_t n = 0;
+    for (std::int64_t r = 0; r < positions; ++r) n += double(t.data<T>()[r]) != ignored;
+    return n;
+}
+
+Shape cross_entropy_shape(std::span<const Shape> in, const Attrs& attrs) {
     const Shape &z = in[0], &t = in[1];
+    const auto& k = attrs.at("ignore_index");
+    if (!k.is_null() && (!k.is_number_integer() || k.get<std::int64_t>() >= 0))
+        throw ShapeError(fmt::format("ignore_index must be a negative whole number (a label no class has), got {}",
+                                     k.dump()));
     if (z.size() < 2)
         throw ShapeError(fmt::format("needs logits of shape [N,C] or [N,...,C], got {}", format_shape(z)));
     const Shape positions(z.begin(), z.end() - 1);
     if (t != positions && t != z)
         throw ShapeError(fmt::format("needs labels as class indices {} or one-hot rows {} for logits {}, got {}",
                                      format_shape(positions), format_shape(z), format_shape(z), format_shape(t)));
+    if (!k.is_null() && t == z)
+        throw ShapeError(fmt::format("ignore_index needs labels as class indices {}, got one-hot rows {}",
+                                     format_shape(positions), format_shape(t)));
     return Shape{};
 }
 
@@ -61,6 +90,7 @@ const bool registered = register_op({
                "dL/dlogits = (p − onehot(label)) / N  (soft targets t: (p·Σt − t) / N);  "
                "dL/dlabels = 0 for class indices, −ln p / N for [..., C] targets",
     .inputs = {"logits", "labels"},
+    .attrs = {{"ignore_index", nullptr}},
     .shape = cross_entropy_shape,
     .forward =
         [](const ForwardCall& c) {
@@ -69,20 +99,27 @@ const bool registered = register_op({
                 const std::int64_t classes = z.dim(z.rank() - 1), positions = z.numel() / classes;
                 const bool indices = t.rank() + 1 == z.rank();
                 const T *pz = z.data<T>(), *pt = t.data<T>();
+                const double ignored = ignored_label(c.attrs);
                 double total = 0;  // in double: a batch of 10^4 float32 terms loses digits
                 for (std::int64_t r = 0; r < positions; ++r) {
                     const T* zr = pz + r * classes;
-                    const ExpSum<T> e = exp_sum(Line<const T>{zr, classes, 1});
-                    const T log_sum = std::log(e.sum);
                     if (indices) {
-                        total -= double(e.log_softmax(zr[class_of<T>(t, r, classes)], log_sum));
+                        const std::int64_t k = class_of<T>(t, r, classes, ignored);
+                        if (k < 0) continue;
+                        const ExpSum<T> e = exp_sum(Line<const T>{zr, classes, 1});
+                        total -= double(e.log_softmax(zr[k], std::log(e.sum)));
                         continue;
                     }
+                    const ExpSum<T> e = exp_sum(Line<const T>{zr, classes, 1});
+                    const T log_sum = std::log(e.sum);
                     const T* tr = pt + r * classes;
                     for (std::int64_t j = 0; j < classes; ++j)  // skip 0·(−inf)
                         if (tr[j] != T(0)) total -= double(tr[j]) * double(e.log_softmax(zr[j], log_sum));
                 }
-                c.out.data<T>()[0] = static_cast<T>(total / double(positions));
+                // Every position left out: no loss (PyTorch's mean over none is NaN).
+                const std::int64_t counted = counted_positions<T>(t, indices ? positions : 0, ignored);
+                c.out.data<T>()[0] = indices && counted == 0 ? T(0)
+                                                             : static_cast<T>(total / double(indices ? counted : positions));
             });
         },
     .backward =
@@ -92,7 +129,9 @@ const bool registered = register_op({
                 const std::int64_t classes = z.dim(z.rank() - 1), positions = z.numel() / classes;
                 const bool indices = t.rank() + 1 == z.rank();
                 const T *pz = z.data<T>(), *pt = t.data<T>();
-                const T scale = c.grad_out.data<T>()[0] / static_cast<T>(positions);
+                const double ignored = ignored_label(c.attrs);
+                const std::int64_t counted = indices ? counted_positions<T>(t, positions, ignored) : positions;
+                const T scale = counted == 0 ? T(0) : c.grad_out.data<T>()[0] / static_cast<T>(counted);
                 T* gz = c.grad_in[0] ? c.grad_in[0]->data<T>() : nullptr;
                 T* gt = c.grad_in[1] ? c.grad_in[1]->data<T>() : nullptr;
                 if (gt && indices) c.grad_in[1]->zero();
@@ -102,7 +141,11 @@ const bool registered = register_op({
                     const T log_sum = std::log(e.sum);
                     if (indices) {
                         if (!gz) continue;
-                        std::int64_t k = class_of<T>(t, r, classes);
+                        const std::int64_t k = class_of<T>(t, r, classes, ignored);
+                        if (k < 0) {
+                            std::fill(gz + r * classes, gz + (r + 1) * classes, T(0));
+                            continue;
+                        }
                         for (std::int64_t j = 0; j < classes; ++j)
                             gz[r * classes + j] = scale * (std::exp(e.log_softmax(zr[j], log_sum)) - T(j == k));
                         continue;
@@ -125,6 +168,10 @@ const bool registered = register_op({
                 {.shapes = {{2, 3, 4}, {2, 3}}, .domains = {Domain::real, Domain::class_index}},
                 {.shapes = {{2, 2, 3, 4}, {2, 2, 3}}, .domains = {Domain::real, Domain::class_index}},
                 {.shapes = {{2, 3, 4}, {2, 3, 4}}, .domains = {Domain::real, Domain::positive}},
+                // ignore_index set (the labels drawn never hold it: tests/test_token_ops checks
+                // left-out positions against PyTorch).
+                {.shapes = {{2, 3, 4}, {2, 3}}, .attrs = {{"ignore_index", -1}},
+                 .domains = {Domain::real, Domain::class_index}},
                 // Soft targets make the labels' gradient −ln p / N checkable too.
                 {.shapes = {{3, 4}, {3, 4}}, .domains = {Domain::real, Domain::positive}}},
     .summary = "softmax cross-entropy over logits [..., C], mean over every position; labels as class indices "
@@ -138,11 +185,19 @@ const bool registered = register_op({
                      .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [4,1]"},
                     {.shapes = {{2, 3, 4}, {2}},
                      .error = "needs labels as class indices [2,3] or one-hot rows [2,3,4] for logits [2,3,4], got [2]"},
+                    {.shapes = {{2, 3, 4}, {2, 3}}, .attrs = {{"ignore_index", 0}},
+                     .error = "ignore_index must be a negative whole number (a label no class has), got 0"},
+                    {.shapes = {{2, 3, 4}, {2, 3, 4}}, .attrs = {{"ignore_index", -1}},
+                     .error = "ignore_index needs labels as class indices [2,3], got one-hot rows [2,3,4]"},
                     {.shapes = {{2, 3, 4}, {3, 2}},
                      .error = "needs labels as class indices [2,3] or one-hot rows [2,3,4] for logits [2,3,4], got [3,2]"}},
     .mean_over_rows = true,
     .takes_logits = true,
     .labels_input = 1,
+    .ignored_label = [](const Attrs& attrs) -> std::optional<double> {
+        const double k = ignored_label(attrs);
+        return std::isnan(k) ? std::nullopt : std::optional<double>(k);
+    },
 });
 
 }  // namespace

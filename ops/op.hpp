@@ -196,6 +196,9 @@ struct Op {
     // (graph/labels.hpp), and `grad` and `step` draw valid ones when none are fed.
     int ids_input = -1;
     int ids_rows_of = -1;
+    // A value of labels_input that the op leaves out of its loss with these attrs
+    // (cross_entropy's ignore_index), or nullopt: the labels checks let it through.
+    std::function<std::optional<double>(const Attrs&)> ignored_label = {};
     // What the engine's fused passes may do with a node of this op (graph/fusion.cpp).
     Fusable fusable = Fusable::no;
     // Bytes of scratch memory (`scratch` below) a node needs for these input dims and attrs,

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/json.hpp"
+#include "graph/labels.hpp"
 #include "ops/finite_difference.hpp"
 #include "testing.hpp"
 #include "train/distributed.hpp"
@@ -132,6 +133,30 @@ BOOST_AUTO_TEST_CASE(models_that_mix_rows_are_refused) {
                    j["nodes"][4] = {{"name", "col"}, {"op", "sum"}, {"inputs", {"logits"}}, {"attrs", {{"axis", 0}}}};
                    j["nodes"].push_back({{"name", "L"}, {"op", "mean"}, {"inputs", {"col"}}});
                }).find("node 'col' (op sum) combines the batch's rows") != std::string::npos);
+    // cross_entropy leaving positions out: rows count different numbers of them.
+    BOOST_TEST(shard_error([](Json& j) { j["nodes"][4]["attrs"] = {{"ignore_index", -1}}; })
+                   .find("node 'L' (op cross_entropy) leaves some positions out of its mean (ignore_index)") !=
+               std::string::npos);
+}
+
+// The labels checks let cross_entropy's ignore_index label through, and name it for a node
+// without one.
+BOOST_AUTO_TEST_CASE(labels_checks_know_the_ignored_label) {
+    Json j = read_json_file(testing::source_root() + "/models/iris_3class_softmax.json");
+    Tensor t = Tensor::of({0.0, -1.0, 2.0});
+    Model plain = parse_model(j.dump(), "m.json");
+    const std::string refused = testing::message_of<InputError>(
+        [&] { check_class_indices(plain.graph, plain.graph.id("t"), t, "feed.t"); });
+    BOOST_TEST(refused.find("feed.t[1]: entry 1 is -1") != std::string::npos, refused);
+    BOOST_TEST(refused.find("needs cross_entropy's {\"ignore_index\": -1}") != std::string::npos, refused);
+    j["nodes"][4]["attrs"] = {{"ignore_index", -1}};
+    Model ignoring = parse_model(j.dump(), "m.json");
+    BOOST_TEST(testing::message_of<InputError>([&] {
+                   check_class_indices(ignoring.graph, ignoring.graph.id("t"), t, "feed.t");
+               }).starts_with("(no "));
+    BOOST_TEST(testing::message_of<InputError>([&] {
+                   check_class_indices(ignoring.graph, ignoring.graph.id("t"), Tensor::of({0.0, -2.0, 2.0}), "feed.t");
+               }).find("(or -1, which it leaves out)") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(one_process_with_shards_trains_as_the_same_run_each_time) {

@@ -58,7 +58,10 @@ std::string input_error(const std::function<void()>& f) { return message_of<Inpu
 // The characters of the sample's ids, "." for 0.
 std::string chars(const Dataset& ds, const std::vector<std::int32_t>& ids, std::int64_t from, std::int64_t n) {
     std::string out;
-    for (std::int64_t k = from; k < from + n; ++k) out += ds.class_names[std::size_t(ids[std::size_t(k)])];
+    for (std::int64_t k = from; k < from + n; ++k) {
+        const std::int32_t id = ids[std::size_t(k)];
+        out += id == -1 ? "_" : ds.class_names[std::size_t(id)];  // the padding label
+    }
     return out;
 }
 
@@ -152,12 +155,12 @@ BOOST_AUTO_TEST_CASE(vocabulary_and_next_character_windows) {
 }
 
 // "ab" and "c" with block 3: input "." and the word, padded with "."; target the word, ".",
-// padding.
+// then the padding label −1 (shown as _) that cross_entropy's ignore_index leaves out.
 BOOST_AUTO_TEST_CASE(sequence_targets_are_the_shifted_word) {
     const std::string path = write("seq.txt", "ab\nc\n");
     Dataset ds = load_dataset(spec_of(path, R"(, "block_size": 3, "target": "sequence", "split": {"train_fraction": 0.5})"));
     BOOST_TEST(ds.labels_per_sample == 3);
-    const std::multiset<std::string> want = {"1: .ab -> ab.", "2: .c. -> c.."};
+    const std::multiset<std::string> want = {"1: .ab -> ab.", "2: .c. -> c._"};
     BOOST_TEST(samples(ds) == want, boost::test_tools::per_element());
 }
 

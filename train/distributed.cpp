@@ -157,6 +157,11 @@ void check_shardable(const Graph& g, const std::string& file) {
         if (int(id) == loss) {
             if (!n.op->mean_over_rows || !fed_rows)
                 refuse(n, "is the loss but not a mean over the batch's rows (mse, cross_entropy or mean of them)");
+            // Rows then count different numbers of positions: the shards' means would need
+            // weights by position, not by row (not done yet).
+            if (n.op->ignored_label && n.op->ignored_label(n.attrs))
+                refuse(n, "leaves some positions out of its mean (ignore_index), so the shards' means do not combine "
+                          "by rows");
             continue;
         }
         if (!fed_rows) continue;

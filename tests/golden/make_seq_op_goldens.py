@@ -38,6 +38,17 @@ def cross_entropy_case(shape, soft):
     return "cross_entropy", [("logits", logits), ("labels", labels)], {}, run
 
 
+def cross_entropy_ignoring_case(shape, ignored):
+    """F.cross_entropy(..., ignore_index=-1) with `ignored` of the positions' labels -1: the
+    mean over the others (a sequence's padding after its end)."""
+    c = shape[-1]
+    logits = randn(*shape)
+    labels = torch.randint(0, c, shape[:-1], dtype=torch.int64)
+    labels.view(-1)[torch.randperm(labels.numel())[:ignored]] = -1
+    run = lambda: F.cross_entropy(logits.reshape(-1, c), labels.reshape(-1), ignore_index=-1)
+    return "cross_entropy", [("logits", logits), ("labels", labels)], {"ignore_index": -1}, run
+
+
 def main():
     torch.manual_seed(29)
     cases = [
@@ -47,6 +58,7 @@ def main():
         cross_entropy_case([5, 4], False), cross_entropy_case([3, 4, 5], False),
         cross_entropy_case([2, 2, 3, 4], False), cross_entropy_case([3, 4, 5], True),
         cross_entropy_case([4, 3], True),
+        cross_entropy_ignoring_case([3, 5, 4], 6), cross_entropy_ignoring_case([4, 3], 1),
     ]
     out = []
     for op, inputs, attrs, run in cases:
