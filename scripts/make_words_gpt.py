@@ -12,7 +12,9 @@ import argparse
 import json
 import os
 
-VOCAB, T, C, HEADS, HIDDEN = 27, 16, 64, 4, 256
+# Block 24, not 16: the "sequence" rows hold "." + the word, and wamerican's longest lowercase
+# word has 22 letters (docs/sequence-models.md).
+VOCAB, T, C, HEADS, HIDDEN = 27, 24, 64, 4, 256
 D = C // HEADS
 
 
@@ -68,7 +70,8 @@ def model(blocks):
         x = node(p + "res2", "add", [x, linear(p + "mlp", h, HIDDEN, C)], doc="residual around the MLP")
     f = node("lnf", "layer_norm", [x, param("lnf_g", [C], one), param("lnf_b", [C], zero)])
     logits = linear("logits", f, C, VOCAB, doc=f"[N,{T},{VOCAB}]: the next character's scores at every position")
-    node("L", "cross_entropy", [logits, "targets"], doc="mean over every position of every sequence")
+    node("L", "cross_entropy", [logits, "targets"], {"ignore_index": -1},
+         doc="mean over every position of every word (the padding after its end, -1, left out)")
     return {
         "format": "chainrule-model", "version": 1, "name": "words_gpt",
         "doc": f"A small GPT over characters: token + position embeddings, {blocks} blocks of pre-norm causal "
@@ -76,11 +79,18 @@ def model(blocks):
                f"norm; block {T}, {C} channels. Written by scripts/make_words_gpt.py.",
         "dtype": "float32",
         "inputs": {"ids": {"shape": ["N", T], "doc": "characters as ids, '.' (0) first, padded with '.'"},
-                   "targets": {"shape": ["N", T], "doc": "the next character at every position"}},
+                   "targets": {"shape": ["N", T], "doc": "the next character at every position, -1 after the end"}},
         "constants": {"att_scale": {"value": 1 / D ** 0.5, "doc": f"1/√{D}"}},
         "parameters": params,
         "nodes": nodes,
         "outputs": {"loss": "L", "prediction": "logits"},
+        "training": {
+            "data": {"kind": "text", "path": "/usr/share/dict/words", "block_size": T, "target": "sequence",
+                     "keep_only": "abcdefghijklmnopqrstuvwxyz", "split": {"train_fraction": 0.9, "seed": 42}},
+            "feed": {"ids": "tokens", "targets": "labels"},
+            "epochs": 5, "batch_size": 64, "sampling": "shuffle",
+            "optimizer": {"adam": {"lr": 0.001}}, "seed": 7, "metrics": ["loss"], "print_every": 1,
+        },
     }
 
 

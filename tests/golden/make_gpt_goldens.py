@@ -74,7 +74,8 @@ def run(model, values):
             y = F.gelu(x[0], approximate=a.get("approximate", "none"))
         elif op == "cross_entropy":
             c = x[0].shape[-1]
-            y = F.cross_entropy(x[0].reshape(-1, c), x[1].reshape(-1).long())
+            y = F.cross_entropy(x[0].reshape(-1, c), x[1].reshape(-1).long(),
+                                ignore_index=-100 if a.get("ignore_index") is None else a["ignore_index"])
         else:
             raise SystemExit(f"make_gpt_goldens.py: no torch rule for op {op}")
         v[n["name"]] = y
@@ -88,6 +89,7 @@ def main():
     vocab = model["parameters"]["tok"]["shape"][0]
     ids = torch.randint(0, vocab, (3, t), dtype=torch.float64)
     targets = torch.randint(0, vocab, (3, t), dtype=torch.float64)
+    targets[:, t // 2:] = -1  # a word's padding: left out of the loss by ignore_index
     w = weights(model["parameters"])
     values = {"ids": ids, "targets": targets, **w}
     for name, c in model.get("constants", {}).items():
