@@ -34,7 +34,9 @@ std::vector<bool> on_a_path(const Graph& g, int loss, const std::vector<int>& wr
 
 // The node's VJP appended to the graph; per input the node holding its contribution, or -1.
 // A new node that is input k's whole gradient (its only use: `sole[k]`) is named `dL/d<input>`.
-std::vector<int> append_vjp(Graph& g, int id, int upstream, const std::vector<std::string>& sole) {
+// Only the nodes the wanted inputs' gradients read are appended (not dL/dx of a fed x).
+std::vector<int> append_vjp(Graph& g, int id, int upstream, const std::vector<std::string>& sole,
+                            const std::vector<bool>& wanted) {
     const Node node = g.node(id);  // a copy: appending nodes moves the vector
     if (!node.op->vjp)
         throw InputError(fmt::format("{}: cannot differentiate the backward through node '{}': op '{}' has no vjp "
@@ -46,8 +48,19 @@ std::vector<int> append_vjp(Graph& g, int id, int upstream, const std::vector<st
     std::vector<int> at(node.inputs.begin(), node.inputs.end());  // ref → graph node
     at.push_back(id);
     at.push_back(upstream);
+    const std::size_t first = vjp.builder.first_node();
+    std::vector<bool> live(first + vjp.builder.nodes().size(), false);
+    for (std::size_t j = 0; j < vjp.grads.size(); ++j)
+        if (vjp.grads[j] && wanted[j]) live[std::size_t(vjp.grads[j].id)] = true;
+    for (std::size_t k = vjp.builder.nodes().size(); k-- > 0;)
+        if (live[first + k])
+            for (VjpRef r : vjp.builder.nodes()[k].inputs) live[std::size_t(r.id)] = true;
     for (std::size_t k = 0; k < vjp.builder.nodes().size(); ++k) {
         const VjpNode& n = vjp.builder.nodes()[k];
+        if (!live[first + k]) {
+            at.push_back(-1);
+            continue;
+        }
         std::vector<std::string> inputs;
         for (VjpRef r : n.inputs) inputs.push_back(g.node(at[std::size_t(r.id)]).name);
         std::string name = fmt::format("{}.vjp{}", node.name, k + 1);
@@ -57,7 +70,8 @@ std::vector<int> append_vjp(Graph& g, int id, int upstream, const std::vector<st
         at.push_back(g.op(name, n.op->name, inputs, n.attrs, fmt::format("the backward of {}", node.name)));
     }
     std::vector<int> out;
-    for (VjpRef r : vjp.grads) out.push_back(r ? at[std::size_t(r.id)] : -1);
+    for (std::size_t j = 0; j < vjp.grads.size(); ++j)
+        out.push_back(vjp.grads[j] && wanted[j] ? at[std::size_t(vjp.grads[j].id)] : -1);
     return out;
 }
 
@@ -97,9 +111,12 @@ std::vector<int> append_backward(Graph& g, int loss, const std::vector<int>& wrt
         if (!any) continue;
         const std::vector<int> inputs = g.node(id).inputs;
         std::vector<std::string> sole;
-        for (int in : inputs)
+        std::vector<bool> wanted;
+        for (int in : inputs) {
             sole.push_back(uses[std::size_t(in)] == 1 ? fmt::format("d{}/d{}", symbol, g.node(in).name) : "");
-        const std::vector<int> grads = append_vjp(g, id, sum, sole);
+            wanted.push_back(needed[std::size_t(in)]);
+        }
+        const std::vector<int> grads = append_vjp(g, id, sum, sole, wanted);
         for (std::size_t k = 0; k < inputs.size(); ++k)
             if (grads[k] >= 0 && needed[std::size_t(inputs[k])]) contributions[inputs[k]].push_back(grads[k]);
     }

@@ -2,11 +2,15 @@
 // tanh MLP with softmax cross-entropy, the appended dL/d<parameter> nodes hold the numeric
 // backward's gradients to rtol 1e-12 in float64; names say what each node is; a node used
 // twice gets the sum of its contributions; an op without a vjp on the path is refused by name.
+// A `grad` node in a model file: a gradient penalty's loss and parameter gradients against
+// PyTorch's create_graph=True (tests/golden/make_gradient_penalty_goldens.py), and gradcheck.
 #define BOOST_TEST_MODULE backward_graph
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 
 #include "core/error.hpp"
+#include "core/json.hpp"
+#include "graph/gradcheck.hpp"
 #include "format/model_json.hpp"
 #include "graph/backward_graph.hpp"
 #include "testing.hpp"
@@ -118,4 +122,62 @@ BOOST_AUTO_TEST_CASE(an_op_without_a_vjp_on_the_path_is_refused_by_name) {
     h.op("L", "mean", {"z"});
     h.set_output("loss", "L");
     BOOST_TEST(append_backward(h, h.loss(), {h.id("w")}).size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_gradient_penalty_through_a_grad_node_matches_pytorch_create_graph) {
+    const std::string root = testing::source_root();
+    Model m = load_model(root + "/tests/fixtures/gradient_penalty.json");
+    const Json golden = read_json_file(root + "/tests/golden/gradient_penalty.json");
+    Graph& g = m.graph;
+    g.init_parameters(0);
+    Plan p = g.plan();
+    g.forward(p);
+    g.backward(p);
+    const double loss = g.value("L").at(0), want = golden["loss"].get<double>();
+    BOOST_TEST(std::abs(loss - want) <= 1e-12 * std::abs(want), loss << " vs " << want);
+    const Tensor& gx = g.value("gx");
+    for (std::int64_t e = 0; e < gx.numel(); ++e) {
+        const double w = golden["gx"][std::size_t(e / 3)][std::size_t(e % 3)].get<double>();
+        BOOST_TEST(std::abs(gx.at(e) - w) <= 1e-12 * std::max(1.0, std::abs(w)), "gx " << e);
+    }
+    for (auto& [name, value] : golden["grads"].items()) {
+        const Tensor& grad = g.grad(name);
+        std::vector<double> flat;
+        const std::function<void(const Json&)> walk = [&](const Json& j) {
+            if (j.is_array())
+                for (const Json& v : j) walk(v);
+            else
+                flat.push_back(j.get<double>());
+        };
+        walk(value);
+        BOOST_REQUIRE(std::int64_t(flat.size()) == grad.numel());
+        double scale = 0;
+        for (double v : flat) scale = std::max(scale, std::abs(v));
+        for (std::int64_t e = 0; e < grad.numel(); ++e)
+            BOOST_TEST(std::abs(grad.at(e) - flat[std::size_t(e)]) <= 1e-12 * scale,
+                       name << "[" << e << "]: " << grad.at(e) << " vs " << flat[std::size_t(e)]);
+    }
+    // The penalty's gradient is second order; finite differences of the loss agree too.
+    const GradcheckReport report = gradcheck(g, {.max_entries = 0});
+    BOOST_TEST(report.ok);
+    BOOST_TEST(!report.vacuous);
+}
+
+BOOST_AUTO_TEST_CASE(a_grad_node_through_an_op_without_a_vjp_is_refused_with_the_place) {
+    const std::string text = R"({"format": "chainrule-model", "version": 1, "name": "m",
+        "inputs": {"x": {"shape": ["N", 4]}},
+        "parameters": {"w": {"shape": [4, 4], "init": {"constant": 0.1}}},
+        "nodes": [{"name": "z", "op": "matmul", "inputs": ["x", "w"]},
+                  {"name": "d", "op": "dropout", "inputs": ["z"]},
+                  {"name": "L0", "op": "mean", "inputs": ["d"]},
+                  {"name": "gw", "op": "grad", "inputs": ["L0", "w"]},
+                  {"name": "L", "op": "mean", "inputs": ["gw"]}],
+        "outputs": {"loss": "L"}})";
+    try {
+        parse_model(text, "penalty.json");
+        BOOST_FAIL("no error");
+    } catch (const InputError& e) {
+        CHECK_HAS(std::string(e.what()), "nodes[3]: grad of L0 with respect to w:");
+        CHECK_HAS(std::string(e.what()), "node 'd': op 'dropout' has no vjp");
+    }
 }
