@@ -116,7 +116,7 @@ enum class Domain {
     class_index,  // integers in [0, last dim of input 0) (not differentiated); for an op's
                   // ids_input, in [0, rows of input ids_rows_of)
     no_gradient,  // |x| in [0.3, 2], random sign, read but given no gradient: a shape template
-                  // (sum_to's `like`) or a mask's argument (step), whose derivative is 0
+                  // (sum_to's `like`) or a mask's argument (relu_mask), whose derivative is 0
 };
 
 struct OpSample {

@@ -17,8 +17,8 @@ const bool registered = register_op({
                 {.shapes = {{6}}, .domains = {Domain::away_from_0}}},
     .summary = "rectified linear unit max(x, 0)",
     .elementwise = true,
-    // d relu(x) = step(x)·dx; step's own derivative is 0
-    .vjp = [](VjpBuilder& b) { return refs(b.mul(b.grad(), b.add_op("step", {b.input(0)}))); },
+    // d relu(x) = relu_mask(x)·dx; the mask's own derivative is 0
+    .vjp = [](VjpBuilder& b) { return refs(b.mul(b.grad(), b.add_op("relu_mask", {b.input(0)}))); },
 });
 
 }  // namespace

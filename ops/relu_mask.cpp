@@ -1,4 +1,4 @@
-// step(x) = 1 where x > 0, else 0: relu's derivative, a mask. Its own derivative is 0
+// relu_mask(x) = 1 where x > 0, else 0: relu's derivative, a mask. Its own derivative is 0
 // wherever it exists, so its vector-Jacobian product is no gradient at all.
 #include "ops/elementwise.hpp"
 #include "ops/vjp.hpp"
@@ -7,7 +7,7 @@ namespace chainrule {
 namespace {
 
 const bool registered = register_op({
-    .name = "step",
+    .name = "relu_mask",
     .formula = "y = 1 if x > 0, else 0;  dL/dx = 0",
     .inputs = {"x"},
     .shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; },
