@@ -76,7 +76,7 @@ void add_ops(CLI::App& app) {
     cmd->callback([o] {
         if (o->check) return check_ops(*o);
         for (const Op* op : selected(o->names)) {
-            fmt::print("{}({}{}){}\n", op->name, fmt::join(op->inputs, ", "),
+            fmt::print("{}({}{}){}\n", op->name, input_list(*op),
                        op->attrs.empty() ? "" : ", " + op->attrs.dump(), op->summary.empty() ? "" : "  — " + op->summary);
             fmt::print("    {}\n", op->formula);
             fmt::print("    {}\n", second_order(*op));

@@ -63,16 +63,19 @@ Tensor random_input(const Graph& g, int id, Rng& rng, const std::string& file) {
             return t;
         }
     std::int64_t classes = 0;
+    std::size_t logits_rank = 0;
     for (const Node& user : g.nodes())
         for (std::size_t k = 0; k < user.inputs.size(); ++k)
             if (user.inputs[k] == id && user.op->labels_input == int(k)) {
                 const Shape& logits = g.node(user.inputs[0]).shape;
                 if (!logits.empty() && !logits.back().symbolic()) classes = logits.back().size;
+                logits_rank = logits.size();
             }
-    if (classes > 0 && dims.size() == 1) {
+    if (classes > 0 && dims.size() + 1 == logits_rank) {  // class indices, one per position
         for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, double(rng.below(std::uint64_t(classes))));
-    } else if (classes > 0 && dims.size() == 2 && dims[1] == classes) {
-        for (std::int64_t r = 0; r < dims[0]; ++r) t.set(r * classes + std::int64_t(rng.below(std::uint64_t(classes))), 1.0);
+    } else if (classes > 0 && dims.size() == logits_rank && dims.back() == classes) {  // one-hot rows
+        for (std::int64_t r = 0; r < t.numel() / classes; ++r)
+            t.set(r * classes + std::int64_t(rng.below(std::uint64_t(classes))), 1.0);
     } else {
         for (std::int64_t i = 0; i < t.numel(); ++i) t.set(i, rng.uniform());
     }

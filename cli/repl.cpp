@@ -46,6 +46,8 @@ constexpr const char* kHelp =
     "  back, u             undo the last step (the walk is replayed up to the step before)\n"
     "  p NAME, or NAME     print a node's value and gradient so far (large ones summarised)\n"
     "  full NAME           print them in full, every number\n"
+    "  p NAME[i,j]         the slice NAME[i,j,...] of a node of higher rank: p att[0,1] is head 1 of\n"
+    "                      row 0 of an [N,H,T,T] attention (full NAME[i,j] prints it whole)\n"
     "  l, list             list the nodes, each op node with its formula in the model's names\n"
     "  explain NAME[i]     one entry of a gradient written out term by term, e.g. explain w[0]\n"
     "  q                   quit\n"
@@ -107,7 +109,7 @@ public:
                                 g_.find(word) >= 0 ? fmt::format("; to print the node {0}: p {0}", word) : "");
             return true;
         }
-        if (arg.empty() && g_.find(word) >= 0) return print(word, false), true;
+        if (arg.empty() && g_.find(word.substr(0, word.find('['))) >= 0) return print(word, false), true;
         unknown(word);
         return true;
     }
@@ -175,12 +177,18 @@ private:
                             guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess));
         return std::nullopt;
     }
-    void print(const std::string& name, bool full) {
-        std::optional<int> id = node_named(name);
-        if (!id) return;
-        ShowOptions all = o_;
-        if (full) all.limit = std::max<std::int64_t>(1, g_.node(*id).value.numel());
-        say(format_node(s_, *id, all));
+    // "p att" or a slice "p att[0,1]" (its first axes fixed).
+    void print(const std::string& text, bool full) {
+        try {
+            const auto [name, at] = parse_slice(text);
+            std::optional<int> id = node_named(name);
+            if (!id) return;
+            ShowOptions all = o_;
+            if (full) all.limit = std::max<std::int64_t>(1, g_.node(*id).value.numel());
+            say(format_node(s_, *id, all, at));
+        } catch (const InputError& e) {
+            out_ << e.what() << "\n";
+        }
     }
     void explain(const std::string& arg) {
         const std::string name = trim(arg.substr(0, arg.find('[')));

@@ -134,22 +134,72 @@ std::string format_step(const Stepper& s, const Step& st, const ShowOptions& o) 
     return l.out;
 }
 
-std::string format_node(const Stepper& s, int id, const ShowOptions& o) {
+Tensor leading_slice(const Tensor& t, const std::vector<std::int64_t>& at, const std::string& name) {
+    if (at.size() >= t.rank())
+        throw InputError(fmt::format("{} has shape {}: give at most {} indices to show a slice (e.g. {}[0])", name,
+                                     format_dims(t.dims()), t.rank() == 0 ? 0 : t.rank() - 1, name));
+    std::int64_t offset = 0;
+    for (std::size_t a = 0; a < at.size(); ++a) {
+        if (at[a] < 0 || at[a] >= t.dim(a))
+            throw InputError(fmt::format("{} has shape {}: index {} of axis {} is out of range [0, {})", name,
+                                         format_dims(t.dims()), at[a], a, t.dim(a)));
+        offset = offset * t.dim(a) + at[a];
+    }
+    const Dims rest(t.dims().begin() + long(at.size()), t.dims().end());
+    Tensor out(t.dtype(), rest);
+    const std::int64_t n = out.numel();
+    for (std::int64_t i = 0; i < n; ++i) out.set(i, t.at(offset * n + i));
+    return out;
+}
+
+std::pair<std::string, std::vector<std::int64_t>> parse_slice(const std::string& text) {
+    const std::size_t open = text.find('[');
+    if (open == std::string::npos) return {text, {}};
+    const std::string name = text.substr(0, open);
+    const std::string bad = fmt::format("'{}': a slice is written NAME[i] or NAME[i,j], whole numbers from 0", text);
+    if (text.back() != ']' || open + 2 > text.size() - 1) throw InputError(bad);
+    std::vector<std::int64_t> at;
+    std::string digits;
+    for (std::size_t i = open + 1; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == ' ') continue;
+        if (c != ',' && c != ']') {
+            digits += c;
+            continue;
+        }
+        if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos)
+            throw InputError(bad);
+        at.push_back(std::stoll(digits));
+        digits.clear();
+    }
+    return {name, at};
+}
+
+std::string format_node(const Stepper& s, int id, const ShowOptions& o, const std::vector<std::int64_t>& at) {
     const Graph& g = s.graph();
     const Node& n = g.node(id);
+    const std::string where = at.empty() ? n.name : fmt::format("{}[{}]", n.name, fmt::join(at, ","));
+    const Tensor value = at.empty() ? Tensor() : leading_slice(n.value, at, n.name);
+    auto part = [&](const Tensor& t) -> std::string {
+        return at.empty() ? tensor_text(t, o) : tensor_text(leading_slice(t, at, n.name), o);
+    };
     Lines l;
-    l.out = fmt::format("{} ({}{}) {}\n", n.name, kind_name(n.kind), n.op ? " " + n.op->name : "",
-                        format_dims(n.value.dims()));
-    l.add(2, "value", tensor_text(n.value, o));
-    std::string label = "dL/d" + n.name;
+    l.out = fmt::format("{} ({}{}) {}{}\n", n.name, kind_name(n.kind), n.op ? " " + n.op->name : "",
+                        format_dims(n.value.dims()),
+                        at.empty() ? "" : fmt::format("; the slice {} of shape {}", where, format_dims(value.dims())));
+    l.add(2, "value", part(n.value));
+    std::string label = "dL/d" + where;
     if (!s.plan().wants_grad(id) && id != s.loss())
         l.add(2, label, "(no gradient: nothing trainable or fed depends on it)");
     else if (s.reached(id) || s.done())
-        l.add(2, label, tensor_text(n.grad, o) + (s.done() ? "" : "   (so far)"));
+        l.add(2, label, part(n.grad) + (s.done() ? "" : "   (so far)"));
     else if (std::optional<std::size_t> k = complete_after(s, id); k && *k > 0)
         l.add(2, label, fmt::format("(not reached yet: complete after step {}, {})", *k, g.node(s.order()[*k - 1]).name));
     else
         l.add(2, label, "(not reached yet)");
+    if (at.size() + 2 < n.value.rank())
+        l.out += fmt::format("  slices: p {}[{}0] shows the next axis's first (axis {} has {})\n", n.name,
+                             at.empty() ? "" : fmt::format("{},", fmt::join(at, ",")), at.size(), n.value.dim(at.size()));
     return l.out;
 }
 

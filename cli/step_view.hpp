@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/json.hpp"
 #include "cli/explain_view.hpp"
@@ -21,8 +23,17 @@ struct ShowOptions {
 
 // "step 3/8: y2 = sigmoid(a2)" and what it computed, as text.
 std::string format_step(const Stepper& s, const Step& st, const ShowOptions& o = {});
-// A node's kind, shape, value and, when reached, gradient (the `p NAME` command).
-std::string format_node(const Stepper& s, int id, const ShowOptions& o = {});
+// A node's kind, shape, value and, when reached, gradient (the `p NAME` command). With
+// `at` (k indices, fewer than the node's rank) only the slice NAME[at...] of value and
+// gradient is shown: `p att[0,1]` is head 1 of row 0 of an [N,H,T,T] attention, a T×T
+// matrix. A node of rank 3 or more is followed by a line saying how to show its slices.
+std::string format_node(const Stepper& s, int id, const ShowOptions& o = {}, const std::vector<std::int64_t>& at = {});
+
+// The sub-tensor t[at...] (the first at.size() axes fixed), a copy; InputError naming `name`,
+// the axis and its size when an index is out of range or there are rank or more of them.
+Tensor leading_slice(const Tensor& t, const std::vector<std::int64_t>& at, const std::string& name);
+// "att[0,1]" → {"att", {0, 1}}; "att" → {"att", {}}. InputError for a malformed index list.
+std::pair<std::string, std::vector<std::int64_t>> parse_slice(const std::string& text);
 // The loss and the gradient of every parameter (after the walk).
 std::string format_summary(const Stepper& s, const ShowOptions& o = {});
 

@@ -49,7 +49,7 @@ std::string shape_refusal(const Graph& g, const Node& n, std::span<const Shape> 
     std::string here;
     bool renamed = false;
     for (std::size_t k = 0; k < n.inputs.size() && k < in.size(); ++k) {
-        const std::string generic = k < n.op->inputs.size() ? n.op->inputs[k] : fmt::format("input {}", k);
+        const std::string generic = input_name(*n.op, k);
         const std::string& name = g.node(n.inputs[k]).name;
         renamed = renamed || generic != name;
         here += fmt::format("{}{} is {} {}", k ? ", " : "", generic, name, format_shape(in[k]));
@@ -158,12 +158,13 @@ int Graph::op(const std::string& name, const std::string& op_name, const std::ve
         throw InputError(fmt::format("{}: unknown op '{}'{}; `chainrule ops` lists the registered ops (an op from a plugin needs --plugin LIB.so)", at,
                                      op_name, guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)));
     }
-    const std::size_t fewest = op->inputs.size() - std::min(op->optional_inputs, op->inputs.size());
-    if (inputs.size() < fewest || inputs.size() > op->inputs.size())
+    const std::size_t fewest = fewest_inputs(*op), most = most_inputs(*op);
+    if (inputs.size() < fewest || inputs.size() > most)
         throw InputError(fmt::format("{}: {} takes {}{} input{} ({}{}), got {}", at, op_name,
-                                     fewest == op->inputs.size() ? "" : fmt::format("{} or ", fewest),
-                                     op->inputs.size(), op->inputs.size() == 1 ? "" : "s", fmt::join(op->inputs, ", "),
-                                     fewest == op->inputs.size() ? "" : fmt::format("; the last {} optional", op->inputs.size() - fewest),
+                                     fewest == most || op->variadic ? "" : fmt::format("{} or ", fewest),
+                                     op->variadic ? fmt::format("{} or more", fewest) : std::to_string(most),
+                                     fewest == 1 && most == 1 ? "" : "s", input_list(*op),
+                                     fewest == most || op->variadic ? "" : fmt::format("; the last {} optional", most - fewest),
                                      inputs.size()));
     Node n{.name = name, .kind = NodeKind::op, .op = op, .place = std::move(place)};
     for (std::size_t i = 0; i < inputs.size(); ++i) {

@@ -40,8 +40,9 @@ std::vector<ClassIndexUse> class_index_uses(const Graph& g, int id) {
         const auto reads_at = [&](int at) {
             return at >= 0 && std::size_t(at) < user.inputs.size() && user.inputs[std::size_t(at)] == id;
         };
-        // [N, C] labels are one-hot rows or soft targets, not indices.
-        if (reads_at(user.op->labels_input) && g.node(id).shape.size() == 1)
+        // Indices have the logits' shape without its last axis ([N] for [N,C], [N,T] for
+        // [N,T,C]); labels of the logits' own shape are one-hot rows or soft targets.
+        if (reads_at(user.op->labels_input) && g.node(id).shape.size() + 1 == g.node(user.inputs[0]).shape.size())
             uses.push_back({k, fixed_size(g, user.inputs[0], -1), false});
         if (reads_at(user.op->ids_input) && std::size_t(user.op->ids_rows_of) < user.inputs.size())
             uses.push_back({k, fixed_size(g, user.inputs[std::size_t(user.op->ids_rows_of)], 0), true});

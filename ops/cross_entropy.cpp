@@ -1,13 +1,21 @@
-// cross_entropy(logits[N,C], labels) = mean over rows of −log softmax(logits)[label].
+// cross_entropy(logits[..., C], labels) = mean over every position of −log softmax(logits)[label]
+// (= F.cross_entropy(logits.reshape(-1, C), labels.reshape(-1))): [N,C] logits are N positions,
+// [N,T,C] logits N·T (a sequence model's next-token loss).
 //
-// labels are either class indices [N] (a float tensor holding integers) or targets [N,C]
-// (one-hot rows; any non-negative rows work as soft targets: −Σ_j t_j·log p_j).
+// labels are either class indices [...] (logits' shape without C; a float tensor holding
+// integers) or targets [..., C] (one-hot rows; any non-negative rows work as soft targets:
+// −Σ_j t_j·log p_j).
 // log p comes from a max-shifted log-sum-exp, so logits of ±1000 give a finite loss and
 // gradient. Gradient for labels: class indices are a step function, so their derivative
-// is 0 and zeros are written; for [N,C] targets the loss is linear in t and the exact
-// dL/dt = −log p / N is written, so gradcheck agrees whichever nodes it perturbs.
+// is 0 and zeros are written; for [..., C] targets the loss is linear in t and the exact
+// dL/dt = −log p / (positions) is written, so gradcheck agrees whichever nodes it perturbs.
+//
+// mean_over_rows holds: every row of the batch (axis 0) has the same number of positions, so
+// the mean over all positions is the mean over rows of each row's mean, and shards' losses
+// weighted by their rows give the batch's.
 #include <cmath>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.hpp"
 #include "ops/along_axis.hpp"
@@ -16,76 +24,86 @@
 namespace chainrule {
 namespace {
 
-// Class index of row r, checked: a label must select one of the C columns.
+// "row 3" for labels [N]; "row 1, column 2" for [N,T]; "position [1,2,0]" for more axes.
+std::string position_of(const Tensor& labels, std::int64_t p) {
+    std::vector<std::int64_t> index(labels.rank());
+    for (std::size_t k = labels.rank(); k-- > 0;) index[k] = p % labels.dim(k), p /= labels.dim(k);
+    if (index.size() == 1) return fmt::format("row {}", index[0]);
+    if (index.size() == 2) return fmt::format("row {}, column {}", index[0], index[1]);
+    return fmt::format("position [{}]", fmt::join(index, ","));
+}
+
+// Class index at position p, checked: a label must select one of the C columns.
 template <class T>
-std::int64_t class_of(const T* labels, std::int64_t r, std::int64_t classes) {
-    T v = labels[r];
+std::int64_t class_of(const Tensor& labels, std::int64_t p, std::int64_t classes) {
+    T v = labels.data<T>()[p];
     if (!(v >= T(0) && v < T(classes) && v == std::floor(v)))
-        throw RunError(fmt::format("cross_entropy: row {} has label {}, but a class index must be an integer "
+        throw RunError(fmt::format("cross_entropy: {} has label {}, but a class index must be an integer "
                                    "in [0, {}) (one per logits column)",
-                                   r, double(v), classes));
+                                   position_of(labels, p), double(v), classes));
     return static_cast<std::int64_t>(v);
+}
+
+Shape cross_entropy_shape(std::span<const Shape> in, const Attrs&) {
+    const Shape &z = in[0], &t = in[1];
+    if (z.size() < 2)
+        throw ShapeError(fmt::format("needs logits of shape [N,C] or [N,...,C], got {}", format_shape(z)));
+    const Shape positions(z.begin(), z.end() - 1);
+    if (t != positions && t != z)
+        throw ShapeError(fmt::format("needs labels as class indices {} or one-hot rows {} for logits {}, got {}",
+                                     format_shape(positions), format_shape(z), format_shape(z), format_shape(t)));
+    return Shape{};
 }
 
 const bool registered = register_op({
     .name = "cross_entropy",
-    .formula = "L = −1/N · Σ_rows ln p[label],  p = softmax(logits) per row (log-sum-exp);  "
+    .formula = "L = −1/N · Σ_rows ln p[label],  p = softmax(logits) per row (log-sum-exp; rows: every position "
+               "of logits[..., C], N of them);  "
                "dL/dlogits = (p − onehot(label)) / N  (soft targets t: (p·Σt − t) / N);  "
-               "dL/dlabels = 0 for class indices, −ln p / N for [N,C] targets",
+               "dL/dlabels = 0 for class indices, −ln p / N for [..., C] targets",
     .inputs = {"logits", "labels"},
-    .shape =
-        [](std::span<const Shape> in, const Attrs&) {
-            const Shape &z = in[0], &t = in[1];
-            if (z.size() != 2)
-                throw ShapeError(fmt::format("needs logits of shape [N,C], got {}", format_shape(z)));
-            bool indices = t.size() == 1 && t[0] == z[0];
-            if (!indices && t != z)
-                throw ShapeError(fmt::format(
-                    "needs labels as class indices {} or one-hot rows {} for logits {}, got {}",
-                    format_shape({z[0]}), format_shape(z), format_shape(z), format_shape(t)));
-            return Shape{};
-        },
+    .shape = cross_entropy_shape,
     .forward =
         [](const ForwardCall& c) {
             dispatch(c.out.dtype(), [&]<class T>() {
                 const Tensor &z = *c.in[0], &t = *c.in[1];
-                const std::int64_t rows = z.dim(0), classes = z.dim(1);
-                const bool indices = t.rank() == 1;
+                const std::int64_t classes = z.dim(z.rank() - 1), positions = z.numel() / classes;
+                const bool indices = t.rank() + 1 == z.rank();
                 const T *pz = z.data<T>(), *pt = t.data<T>();
                 double total = 0;  // in double: a batch of 10^4 float32 terms loses digits
-                for (std::int64_t r = 0; r < rows; ++r) {
+                for (std::int64_t r = 0; r < positions; ++r) {
                     const T* zr = pz + r * classes;
                     const ExpSum<T> e = exp_sum(Line<const T>{zr, classes, 1});
                     const T log_sum = std::log(e.sum);
                     if (indices) {
-                        total -= double(e.log_softmax(zr[class_of(pt, r, classes)], log_sum));
+                        total -= double(e.log_softmax(zr[class_of<T>(t, r, classes)], log_sum));
                         continue;
                     }
                     const T* tr = pt + r * classes;
                     for (std::int64_t j = 0; j < classes; ++j)  // skip 0·(−inf)
                         if (tr[j] != T(0)) total -= double(tr[j]) * double(e.log_softmax(zr[j], log_sum));
                 }
-                c.out.data<T>()[0] = static_cast<T>(total / double(rows));
+                c.out.data<T>()[0] = static_cast<T>(total / double(positions));
             });
         },
     .backward =
         [](const BackwardCall& c) {
             dispatch(c.out.dtype(), [&]<class T>() {
                 const Tensor &z = *c.in[0], &t = *c.in[1];
-                const std::int64_t rows = z.dim(0), classes = z.dim(1);
-                const bool indices = t.rank() == 1;
+                const std::int64_t classes = z.dim(z.rank() - 1), positions = z.numel() / classes;
+                const bool indices = t.rank() + 1 == z.rank();
                 const T *pz = z.data<T>(), *pt = t.data<T>();
-                const T scale = c.grad_out.data<T>()[0] / static_cast<T>(rows);
+                const T scale = c.grad_out.data<T>()[0] / static_cast<T>(positions);
                 T* gz = c.grad_in[0] ? c.grad_in[0]->data<T>() : nullptr;
                 T* gt = c.grad_in[1] ? c.grad_in[1]->data<T>() : nullptr;
                 if (gt && indices) c.grad_in[1]->zero();
-                for (std::int64_t r = 0; r < rows; ++r) {
+                for (std::int64_t r = 0; r < positions; ++r) {
                     const T* zr = pz + r * classes;
                     const ExpSum<T> e = exp_sum(Line<const T>{zr, classes, 1});
                     const T log_sum = std::log(e.sum);
                     if (indices) {
                         if (!gz) continue;
-                        std::int64_t k = class_of(pt, r, classes);
+                        std::int64_t k = class_of<T>(t, r, classes);
                         for (std::int64_t j = 0; j < classes; ++j)
                             gz[r * classes + j] = scale * (std::exp(e.log_softmax(zr[j], log_sum)) - T(j == k));
                         continue;
@@ -104,17 +122,25 @@ const bool registered = register_op({
     .samples = {{.shapes = {{4, 3}, {4}}, .domains = {Domain::real, Domain::class_index}},
                 {.shapes = {{4, 3}, {4, 3}}, .domains = {Domain::real, Domain::one_hot}},
                 {.shapes = {{1, 5}, {1}}, .domains = {Domain::real, Domain::class_index}},
+                // A sequence model's [N,T,C]: the mean over all N·T positions.
+                {.shapes = {{2, 3, 4}, {2, 3}}, .domains = {Domain::real, Domain::class_index}},
+                {.shapes = {{2, 2, 3, 4}, {2, 2, 3}}, .domains = {Domain::real, Domain::class_index}},
+                {.shapes = {{2, 3, 4}, {2, 3, 4}}, .domains = {Domain::real, Domain::positive}},
                 // Soft targets make the labels' gradient −ln p / N checkable too.
                 {.shapes = {{3, 4}, {3, 4}}, .domains = {Domain::real, Domain::positive}}},
-    .summary = "softmax cross-entropy, mean over rows; labels as class indices [N] or one-hot [N,C]",
+    .summary = "softmax cross-entropy over logits [..., C], mean over every position; labels as class indices "
+               "[...] or one-hot [..., C]",
     .bad_samples = {{.shapes = {{4, 3}, {3}},
                      .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [3]"},
                     {.shapes = {{4, 3}, {4, 2}},
                      .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [4,2]"},
-                    {.shapes = {{4}, {4}}, .error = "needs logits of shape [N,C], got [4]"},
+                    {.shapes = {{4}, {4}}, .error = "needs logits of shape [N,C] or [N,...,C], got [4]"},
                     {.shapes = {{4, 3}, {4, 1}},
                      .error = "needs labels as class indices [4] or one-hot rows [4,3] for logits [4,3], got [4,1]"},
-                    {.shapes = {{2, 3, 4}, {2}}, .error = "needs logits of shape [N,C], got [2,3,4]"}},
+                    {.shapes = {{2, 3, 4}, {2}},
+                     .error = "needs labels as class indices [2,3] or one-hot rows [2,3,4] for logits [2,3,4], got [2]"},
+                    {.shapes = {{2, 3, 4}, {3, 2}},
+                     .error = "needs labels as class indices [2,3] or one-hot rows [2,3,4] for logits [2,3,4], got [3,2]"}},
     .mean_over_rows = true,
     .takes_logits = true,
     .labels_input = 1,

@@ -76,12 +76,13 @@ std::string named_formula(const Op& op, const std::string& output, std::span<con
         std::string name = generic;
         if (generic == out_name) name = output;
         for (std::size_t k = 0; k < op.inputs.size() && k < inputs.size(); ++k)
-            if (op.inputs[k] == generic) name = inputs[k];
+            if (op.inputs[k] == generic && !(op.variadic && k + 1 == op.inputs.size())) name = inputs[k];
         return gradient ? "dL/d" + name : name;
     });
 }
 
 std::string input_formula(const Op& op, std::size_t slot) {
+    if (op.variadic && !op.inputs.empty()) slot = std::min(slot, op.inputs.size() - 1);  // one formula for them all
     if (slot >= op.inputs.size()) return "";
     const std::string& f = op.formula;
     const std::string want = "dL/d" + op.inputs[slot];

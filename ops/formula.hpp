@@ -21,10 +21,12 @@ std::string formula_output(const Op& op);
 
 // Every name of the op's template (output, inputs, and dX in dL/dX) replaced by the
 // node's: `output` for the output, `inputs[i]` for Op::inputs[i]. "dL" stays: L is the loss.
+// A variadic op's repeated input keeps its generic name: it stands for several nodes.
 std::string named_formula(const Op& op, const std::string& output, std::span<const std::string> inputs);
 
 // The part of the formula for input `slot`, "dL/dB = Aᵀ·dL/dC", in the op's names; "" when
-// the formula does not write dL/d<input> (checked by `ops --check`).
+// the formula does not write dL/d<input> (checked by `ops --check`). A variadic op's inputs
+// from the last name on share its part.
 std::string input_formula(const Op& op, std::size_t slot);
 
 // The right-hand side of input_formula with the upstream gradient taken out: the local

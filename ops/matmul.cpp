@@ -93,22 +93,42 @@ struct Blocks {
             }
         }
     }
+    // The same for blocks that each write their own memory (C's blocks; a gradient's when its
+    // operand is not broadcast), split over the helper threads in ranges of C's blocks: each
+    // block is still one GEMM of the same operands, so the bits do not depend on the split.
+    template <class F>
+    void each_apart(Workers* workers, F&& f) const {
+        if (!workers || workers->threads() < 2 || c_count < 2) return each(f);
+        const OneBlasThread one;  // the helpers' GEMMs each on one OpenBLAS thread
+        auto part = [&](std::int64_t begin, std::int64_t end) {
+            for (std::int64_t ic = begin; ic < end; ++ic) {
+                std::int64_t ia = 0, ib = 0, rest = ic;
+                for (std::size_t i = rank; i-- > 0; rest /= c_dims[i]) {
+                    ia += rest % c_dims[i] * a_step[i];
+                    ib += rest % c_dims[i] * b_step[i];
+                }
+                f(ic * n * m, ia * n * k, ib * k * m);
+            }
+        };
+        workers->run(c_count, part);
+    }
 };
 
 template <class T>
-void batched_forward(const Tensor& a, const Tensor& b, Tensor& out) {
+void batched_forward(const Tensor& a, const Tensor& b, Tensor& out, Workers* workers) {
     const Blocks s(a, b, out);
     const T *pa = a.data<T>(), *pb = b.data<T>();
     T* pc = out.data<T>();
     if (s.folds()) return gemm<T>(false, false, s.c_count * s.n, s.m, s.k, pa, pb, pc, T(0));
-    s.each([&](std::int64_t c, std::int64_t ia, std::int64_t ib) {
+    s.each_apart(workers, [&](std::int64_t c, std::int64_t ia, std::int64_t ib) {
         gemm<T>(false, false, s.n, s.m, s.k, pa + ia, pb + ib, pc + c, T(0));
     });
 }
 
 // dL/dA = G·Bᵀ and dL/dB = Aᵀ·G block by block. An operand whose blocks each make one block
-// of C gets its gradient written (beta 0); a broadcast one is zeroed, then every block of C
-// adds its part, in C's row-major order.
+// of C gets its gradient written (beta 0), its blocks split over the helper threads; a
+// broadcast one is zeroed, then every block of C adds its part, in C's row-major order on
+// one thread (so the sums keep their order).
 template <class T>
 void batched_backward(const BackwardCall& call) {
     const Tensor &a = *call.in[0], &b = *call.in[1];
@@ -119,11 +139,16 @@ void batched_backward(const BackwardCall& call) {
         if (s.folds()) {
             gemm<T>(false, true, s.c_count * s.n, s.k, s.m, g, pb, d, T(0));
         } else {
-            const T beta = s.a_count == s.c_count ? T(0) : T(1);
-            if (beta != T(0)) ga->zero();
-            s.each([&](std::int64_t c, std::int64_t ia, std::int64_t ib) {
+            auto block = [&](std::int64_t c, std::int64_t ia, std::int64_t ib, T beta) {
                 gemm<T>(false, true, s.n, s.k, s.m, g + c, pb + ib, d + ia, beta);
-            });
+            };
+            if (s.a_count == s.c_count) {
+                s.each_apart(call.workers,
+                             [&](std::int64_t c, std::int64_t ia, std::int64_t ib) { block(c, ia, ib, T(0)); });
+            } else {
+                ga->zero();
+                s.each([&](std::int64_t c, std::int64_t ia, std::int64_t ib) { block(c, ia, ib, T(1)); });
+            }
         }
     }
     if (Tensor* gb = call.grad_in[1]) {
@@ -131,11 +156,16 @@ void batched_backward(const BackwardCall& call) {
         if (s.folds()) {  // Σ over the blocks of Aᵀ·G is one GEMM of the folded A
             gemm<T>(true, false, s.k, s.m, s.c_count * s.n, pa, g, d, T(0));
         } else {
-            const T beta = s.b_count == s.c_count ? T(0) : T(1);
-            if (beta != T(0)) gb->zero();
-            s.each([&](std::int64_t c, std::int64_t ia, std::int64_t ib) {
+            auto block = [&](std::int64_t c, std::int64_t ia, std::int64_t ib, T beta) {
                 gemm<T>(true, false, s.k, s.m, s.n, pa + ia, g + c, d + ib, beta);
-            });
+            };
+            if (s.b_count == s.c_count) {
+                s.each_apart(call.workers,
+                             [&](std::int64_t c, std::int64_t ia, std::int64_t ib) { block(c, ia, ib, T(0)); });
+            } else {
+                gb->zero();
+                s.each([&](std::int64_t c, std::int64_t ia, std::int64_t ib) { block(c, ia, ib, T(1)); });
+            }
         }
     }
 }
@@ -173,7 +203,7 @@ const bool registered = register_op({
         [](const ForwardCall& c) {
             dispatch(c.out.dtype(), [&]<class T>() {
                 const Tensor &a = *c.in[0], &b = *c.in[1];
-                if (a.rank() != 2 || b.rank() != 2) return batched_forward<T>(a, b, c.out);
+                if (a.rank() != 2 || b.rank() != 2) return batched_forward<T>(a, b, c.out, c.workers);
                 gemm<T>(false, false, a.dim(0), b.dim(1), a.dim(1), a.data<T>(), b.data<T>(),
                         c.out.data<T>(), T(0));
             });

@@ -173,6 +173,10 @@ struct Op {
     bool exact_gradient = true;
     // The last `optional_inputs` inputs may be left out (conv2d's bias); samples may too.
     std::size_t optional_inputs = 0;
+    // The last input repeats: a node takes inputs.size() or more inputs, the last and every
+    // one after it named after it with their index (concat's "x": x0, x1, ...; input_name).
+    // Not together with optional_inputs.
+    bool variadic = false;
     // Output element i depends on element i of each input alone (after broadcasting), so
     // backward applied to an upstream of ones is the local derivative ∂y/∂x (`step` shows it).
     bool elementwise = false;
@@ -213,6 +217,15 @@ struct Op {
     // differentiable (twice_differentiable, computed from the ops it uses).
     std::function<std::vector<VjpRef>(VjpBuilder&)> vjp = {};
 };
+
+// How many inputs a node of `op` takes: fewest_inputs to most_inputs (SIZE_MAX when variadic).
+std::size_t fewest_inputs(const Op& op);
+std::size_t most_inputs(const Op& op);
+// The name of input `slot` for messages and docs: inputs[slot], or for a variadic op's
+// repeated input its name with the index counted from the first of them ("x0", "x1").
+std::string input_name(const Op& op, std::size_t slot);
+// The op's input names in a list: "logits, labels"; "x0, x1, ..." for a variadic op.
+std::string input_list(const Op& op);
 
 // Registers an op; throws std::invalid_argument when the name is taken or a field is missing.
 // Returns true so that `static const bool registered = register_op(...)` works.

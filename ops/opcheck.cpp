@@ -162,7 +162,7 @@ std::string gradient_agrees(const Op& op, Prepared& p, const Tensor& out, const 
         const bool present = max_fd > 1e-3;
         ok = ok && good && present;
         detail += fmt::format("{}{}: max relative error {:.2g}, max |dL/d{}| {:.3g}",
-                              detail.empty() ? "" : "; ", op.inputs[i], max_err, op.inputs[i], max_fd);
+                              detail.empty() ? "" : "; ", input_name(op, i), max_err, input_name(op, i), max_fd);
         if (!good)
             detail += fmt::format(" (element {}: backward gives {:.6g}, central differences {:.6g})", worst,
                                   worst_an, worst_fd);
@@ -184,7 +184,7 @@ std::string backward_overwrites(const Op& op, const Prepared& p, const Tensor& o
             return fmt::format("dL/d{} element {} is {:.6g} when the buffer held 0 before and {:.6g} when "
                                "it held 12345: backward must write every element of grad_in[{}] and never "
                                "add to it (the engine accumulates)",
-                               op.inputs[i], e, x, y, i);
+                               input_name(op, i), e, x, y, i);
         }
     }
     return std::string("the same gradients from buffers holding 0 and 12345");
@@ -205,7 +205,7 @@ std::string float32_agrees(const Op& op, const Prepared& p, const Tensor& out, c
         if (!differentiable(p.domains[i])) continue;
         for (std::int64_t e = 0; e < g64[i].numel(); ++e)
             if (!(std::abs(g32[i].at(e) - g64[i].at(e)) <= 1e-3 * (1 + std::abs(g64[i].at(e)))))
-                return fmt::format("dL/d{} element {}: {:.8g} in float32, {:.8g} in float64", op.inputs[i], e,
+                return fmt::format("dL/d{} element {}: {:.8g} in float32, {:.8g} in float64", input_name(op, i), e,
                                    g32[i].at(e), g64[i].at(e));
     }
     ok = true;
@@ -268,10 +268,10 @@ std::vector<OpCheck> check_op(const Op& op, std::uint64_t seed) {
     for (std::size_t k = 0; k < op.samples.size(); ++k) {
         const OpSample& s = op.samples[k];
         const std::string name = fmt::format("sample {} ({})", k, describe(s));
-        if (s.shapes.size() > op.inputs.size() || s.shapes.size() + op.optional_inputs < op.inputs.size()) {
+        if (s.shapes.size() > most_inputs(op) || s.shapes.size() < fewest_inputs(op)) {
             checks.push_back({name, false,
-                              fmt::format("has {} shapes for the op's {} inputs ({})", s.shapes.size(),
-                                          op.inputs.size(), fmt::join(op.inputs, ", "))});
+                              fmt::format("has {} shapes for the op's {}{} inputs ({})", s.shapes.size(),
+                                          op.inputs.size(), op.variadic ? " or more" : "", input_list(op))});
             continue;
         }
         Prepared p = prepare(op, s, rng);

@@ -56,6 +56,8 @@ std::string malformed(const Op& op, bool from_plugin) {
     if (op.optional_inputs >= op.inputs.size())
         return fmt::format("op '{}' makes {} of its {} input{} optional; at least the first must be given", op.name,
                            op.optional_inputs, op.inputs.size(), op.inputs.size() == 1 ? "" : "s");
+    if (op.variadic && op.optional_inputs > 0)
+        return fmt::format("op '{}' is variadic and has optional inputs; it may be one or the other", op.name);
     if (op.labels_input >= int(op.inputs.size()) || op.labels_input < -1)
         return fmt::format("op '{}' has labels_input {}, but its inputs are 0 to {} (-1: none)", op.name,
                            op.labels_input, op.inputs.size() - 1);
@@ -100,6 +102,23 @@ void loading_plugin(bool on) { the_registry().loading_plugin = on; }
 std::string take_held_registration_error() { return std::exchange(the_registry().held_error, {}); }
 
 }  // namespace detail
+
+std::size_t fewest_inputs(const Op& op) { return op.inputs.size() - std::min(op.optional_inputs, op.inputs.size()); }
+
+std::size_t most_inputs(const Op& op) { return op.variadic ? SIZE_MAX : op.inputs.size(); }
+
+std::string input_name(const Op& op, std::size_t slot) {
+    if (op.inputs.empty()) return fmt::format("input {}", slot);
+    const std::size_t repeated = op.inputs.size() - 1;
+    if (op.variadic && slot >= repeated) return fmt::format("{}{}", op.inputs.back(), slot - repeated);
+    return slot < op.inputs.size() ? op.inputs[slot] : fmt::format("input {}", slot);
+}
+
+std::string input_list(const Op& op) {
+    std::string out;
+    for (std::size_t k = 0; k < op.inputs.size(); ++k) out += (k ? ", " : "") + input_name(op, k);
+    return op.variadic ? fmt::format("{}, {}, ...", out, input_name(op, op.inputs.size())) : out;
+}
 
 const Op* find_op(const std::string& name) {
     auto& ops = registry();

@@ -149,8 +149,8 @@ std::string to_dot(const Graph& g, const DotOptions& o) {
             // The gradient this edge carries back, in the model's names: "dL/dw = xᵀ·dL/dz".
             std::string formula = node_input_formula(g, int(i), k);
             std::string attrs = !formula.empty() ? fmt::format(" [label=\"{}\"]", dot_escape(formula))
-                                : n.inputs.size() > 1 && k < n.op->inputs.size()
-                                    ? fmt::format(" [label=\"{}\"]", dot_escape(n.op->inputs[k]))
+                                : n.inputs.size() > 1
+                                    ? fmt::format(" [label=\"{}\"]", dot_escape(input_name(*n.op, k)))
                                     : "";
             out += fmt::format("  n{} -> n{}{};\n", n.inputs[k], i, attrs);
         }

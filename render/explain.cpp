@@ -17,18 +17,23 @@ std::vector<std::string> input_names(const Graph& g, const Node& n) {
     return out;
 }
 
-// The node name a template name of op node `id` stands for.
-std::string node_name_for(const Graph& g, int id, const std::string& generic) {
+// The node name a template name of op node `id` stands for, in the formula's part for input
+// `slot`: a variadic op's repeated name stands for the node in that slot (and stays generic
+// when no slot of it is meant).
+std::string node_name_for(const Graph& g, int id, const std::string& generic, std::size_t slot = SIZE_MAX) {
     const Node& n = g.node(id);
     if (generic == formula_output(*n.op)) return n.name;
+    const std::size_t repeated = n.op->variadic ? n.op->inputs.size() - 1 : SIZE_MAX;
+    if (generic == n.op->inputs.back() && n.op->variadic)
+        return slot >= repeated && slot < n.inputs.size() ? g.node(n.inputs[slot]).name : generic;
     for (std::size_t k = 0; k < n.op->inputs.size() && k < n.inputs.size(); ++k)
         if (n.op->inputs[k] == generic) return g.node(n.inputs[k]).name;
     return generic;
 }
 
-std::string named(const Graph& g, int id, const std::string& text) {
+std::string named(const Graph& g, int id, const std::string& text, std::size_t slot = SIZE_MAX) {
     return rename_formula(*g.node(id).op, text, [&](const std::string& generic, bool, bool gradient) {
-        std::string name = node_name_for(g, id, generic);
+        std::string name = node_name_for(g, id, generic, slot);
         return gradient ? "dL/d" + name : name;
     });
 }
@@ -101,13 +106,13 @@ std::string node_formula(const Graph& g, int id) {
 }
 
 std::string node_input_formula(const Graph& g, int id, std::size_t slot) {
-    return named(g, id, input_formula(*g.node(id).op, slot));
+    return named(g, id, input_formula(*g.node(id).op, slot), slot);
 }
 
 std::string node_input_shapes(const Graph& g, int id, std::size_t slot) {
     const Op& op = *g.node(id).op;
     return rename_formula(op, input_formula(op, slot), [&](const std::string& generic, bool transposed, bool) {
-        int k = g.find(node_name_for(g, id, generic));
+        int k = g.find(node_name_for(g, id, generic, slot));
         if (k < 0) return generic;
         Dims d = g.node(k).value.dims();
         if (transposed && d.size() >= 2) std::swap(d[d.size() - 2], d[d.size() - 1]);  // ᵀ: the last two axes
@@ -135,7 +140,7 @@ std::string local_derivative_text(const Graph& g, int id, std::size_t slot) {
     const Node& n = g.node(id);
     std::string d = fmt::format("∂{}/∂{}", n.name, g.node(n.inputs[slot]).name);
     std::optional<std::string> f = local_factor(*n.op, slot);
-    return f ? d + " = " + named(g, id, *f) : d;
+    return f ? d + " = " + named(g, id, *f, slot) : d;
 }
 
 std::string index_text(const Dims& dims, std::int64_t flat) {
@@ -249,7 +254,7 @@ Explanation explain_entry(const Graph& g, const Plan& plan, const std::string& e
         locals.push_back(std::move(local));
         local_factors.push_back({fmt::format("∂{}/∂{}", p.name, g.node(cur).name), "", p.op->name});
         std::optional<std::string> f = local_factor(*p.op, up[0].slot);
-        local_factors.back().formula = f ? named(g, up[0].id, *f) : "";
+        local_factors.back().formula = f ? named(g, up[0].id, *f, up[0].slot) : "";
         cur = up[0].id;
         chain.push_back(cur);
     }

@@ -270,3 +270,100 @@ BOOST_AUTO_TEST_CASE(gradcheck_passes_on_two_attention_heads) {
     for (const char* line : {"x            72 of 72", "Wq           36 of 36", "Wv           36 of 36", "g             6 of 6"})
         BOOST_TEST(r.out.find(line) != std::string::npos, line << " in " << r.out);
 }
+
+// A next-token loss: logits [N,4,5] whose positions a concat of two slices rotates, and
+// cross_entropy over every position with [N,4] class indices (drawn valid, as none are fed):
+// the gradient through both slices and the concat agrees with central differences.
+BOOST_AUTO_TEST_CASE(gradcheck_passes_on_concat_of_slices_and_cross_entropy_over_positions) {
+    const std::string model = source_root() + "/tests/fixtures/concat_cross_entropy.json";
+    CommandResult r = run_command(chainrule_binary() + " gradcheck " + model + " --max-entries 0");
+    BOOST_TEST(r.code == 0, r.err);
+    BOOST_TEST(r.out.find("gradcheck passed") != std::string::npos, r.out);
+    BOOST_TEST(r.out.find("W            15 of 15") != std::string::npos, r.out);
+    BOOST_TEST(r.err.find("t [N,4] drawn at random") != std::string::npos, r.err);
+}
+
+// Concatenating along the batch symbol is refused when the model is loaded, and a fed label
+// outside the logits' columns is refused naming its row and column (t[1][2]).
+BOOST_AUTO_TEST_CASE(concat_along_the_batch_and_a_bad_label_at_a_position_exit_2) {
+    Json m = read_json_file(source_root() + "/tests/fixtures/concat_cross_entropy.json");
+    const std::string path = fmt::format("/tmp/chainrule_concat_{}.json", ::getpid());
+    const std::string feed = fmt::format("/tmp/chainrule_concat_feed_{}.json", ::getpid());
+    std::ofstream(feed) << R"({"x": [[[1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 1, 1]], [[0, 1, 0], [1, 0, 1], [2, 2, 2], [3, 2, 1]]],
+                              "t": [[0, 4, 2, 1], [3, 1, 5, 0]]})";
+    m["nodes"][3]["attrs"] = Json::parse(R"({"axis": 0})");
+    std::ofstream(path) << m.dump();
+    CommandResult along_n = run_command(chainrule_binary() + " check " + path);
+    CommandResult bad_label = run_command(chainrule_binary() + " grad " + source_root() +
+                                          "/tests/fixtures/concat_cross_entropy.json --feed " + feed);
+    std::remove(path.c_str());
+    std::remove(feed.c_str());
+    BOOST_TEST(along_n.code == 2);
+    CHECK_HAS(along_n.err, "nodes[3]: concat cannot concatenate along axis 0 of x0 [N,3,5]: it is the symbolic dim N, "
+                           "whose length is known only when fed; here x0 is rest [N,3,5], x1 is first [N,1,5]");
+    BOOST_TEST(bad_label.code == 2);
+    CHECK_HAS(bad_label.err, feed + ": t[1][2]: entry 6 is 5, but input 't' holds class indices for node 'L' "
+                             "(cross_entropy), whose logits 'z' have 5 columns: each must be a whole number from 0 to 4");
+}
+
+// concat is variadic: one input or many, none refused with the names it takes; it mixes the
+// batch's rows only when it concatenates along axis 0 of batched inputs.
+BOOST_AUTO_TEST_CASE(concat_takes_any_number_of_inputs_and_keeps_rows_apart_off_axis_0) {
+    const Op* op = find_op("concat");
+    BOOST_REQUIRE(op);
+    BOOST_TEST(fewest_inputs(*op) == 1u);
+    BOOST_TEST(most_inputs(*op) == SIZE_MAX);
+    BOOST_TEST(input_list(*op) == "x0, x1, ...");
+    BOOST_TEST(input_name(*op, 3) == "x3");
+    BOOST_TEST(format_shape(shape_of("concat", {{N, Dim{2}, Dim{3}}, {N, Dim{5}, Dim{3}}, {N, Dim{1}, Dim{3}}},
+                                     {{"axis", 1}})) == "[N,8,3]");
+    BOOST_TEST(mixes("concat", {true, true}, {3, 3}, {{"axis", 1}}) == "");
+    BOOST_TEST(mixes("concat", {true, true}, {3, 3}, {{"axis", -3}}) != "");
+    BOOST_TEST(mixes("concat", {false, false}, {2, 2}, {{"axis", 0}}) == "");
+
+    Json m = read_json_file(source_root() + "/tests/fixtures/concat_cross_entropy.json");
+    m["nodes"][3]["inputs"] = Json::array();
+    const std::string path = fmt::format("/tmp/chainrule_concat_none_{}.json", ::getpid());
+    std::ofstream(path) << m.dump();
+    CommandResult none = run_command(chainrule_binary() + " check " + path);
+    std::remove(path.c_str());
+    BOOST_TEST(none.code == 2);
+    CHECK_HAS(none.err, "nodes[3]: concat takes 1 or more inputs (x0, x1, ...), got 0");
+}
+
+// The batched product's blocks split over 1, 2 or 3 threads give the same bits, forward and
+// both gradients, for blocks written apart (both operands batched, or B broadcast: dL/dA's
+// blocks are apart, dL/dB's summed over the batch in order) and in float32 and float64.
+BOOST_AUTO_TEST_CASE(batched_matmul_gives_the_same_bits_on_any_thread_count) {
+    const Op* op = find_op("matmul");
+    BOOST_REQUIRE(op);
+    const std::vector<std::pair<Dims, Dims>> cases = {{{3, 2, 4, 5}, {3, 2, 5, 3}}, {{2, 3, 4, 5}, {3, 5, 2}},
+                                                      {{5, 7, 6}, {5, 6, 4}}};
+    for (Dtype dtype : {Dtype::f32, Dtype::f64})
+        for (const auto& [da, db] : cases) {
+            Rng rng(7);
+            Tensor a = sample_tensor(da, Domain::real, rng).to(dtype), b = sample_tensor(db, Domain::real, rng).to(dtype);
+            std::vector<Shape> shapes{fixed_shape(da), fixed_shape(db)};
+            const Dims dc = to_dims(op->shape(shapes, op->attrs));
+            Tensor g = sample_tensor(dc, Domain::real, rng).to(dtype);
+            std::vector<const Tensor*> in{&a, &b};
+            auto run = [&](int threads) {
+                Workers workers(threads);
+                std::vector<Tensor> out;
+                out.emplace_back(dtype, dc), out.emplace_back(dtype, da), out.emplace_back(dtype, db);
+                op->forward(ForwardCall{.in = in, .out = out[0], .attrs = op->attrs, .workers = &workers});
+                std::vector<Tensor*> grads{&out[1], &out[2]};
+                op->backward(BackwardCall{.in = in, .out = out[0], .grad_out = g, .grad_in = grads,
+                                          .attrs = op->attrs, .workers = &workers});
+                return out;
+            };
+            const std::vector<Tensor> one = run(1);
+            for (int threads : {2, 3}) {
+                const std::vector<Tensor> many = run(threads);
+                for (std::size_t t = 0; t < one.size(); ++t)
+                    for (std::int64_t e = 0; e < one[t].numel(); ++e)
+                        BOOST_TEST(one[t].at(e) == many[t].at(e), format_dims(da) << "·" << format_dims(db) << " "
+                                   << threads << " threads, tensor " << t << " entry " << e);
+            }
+        }
+}

@@ -120,6 +120,24 @@ BOOST_AUTO_TEST_CASE(a_batched_product_shows_each_block_transposed) {
     BOOST_TEST(node_input_shapes(g, scores, 1) == "[3,2,3,4] = [3,2,3,4]·[3,2,4,4]");
 }
 
+// A variadic op's one formula names each edge's own input: concat(rest, first) sends rest and
+// first their own parts, and the whole formula keeps the generic x0, x1.
+BOOST_AUTO_TEST_CASE(each_input_of_a_concat_gets_the_formula_in_its_own_name) {
+    Model m = load_model(testing::source_root() + "/tests/fixtures/concat_cross_entropy.json");
+    m.graph.init_parameters(0);
+    draw_inputs(m.graph);
+    Stepper s(m.graph);
+    const Graph& g = s.graph();
+    const int z = g.find("z");
+    BOOST_TEST(node_input_formula(g, z, 0) ==
+               "dL/drest = the part of dL/dz along axis where rest sits (each input its own)");
+    BOOST_TEST(node_input_formula(g, z, 1) ==
+               "dL/dfirst = the part of dL/dz along axis where first sits (each input its own)");
+    BOOST_TEST(node_input_shapes(g, z, 1) ==
+               "[3,1,5] = the part of [3,4,5] along axis where [3,1,5] sits (each input its own)");
+    CHECK_HAS(node_formula(g, z), "z = cat(x0, x1, …) along axis (torch.cat)");
+}
+
 BOOST_AUTO_TEST_CASE(renaming_replaces_whole_names_at_once) {
     const Op& mse = *find_op("mse");
     // y → t and t → y at the same time: a swap, not y → t → y.

@@ -22,6 +22,8 @@ import time
 SOURCE, BUILD = sys.argv[1], sys.argv[2]
 CHAINRULE = os.path.join(BUILD, "cli", "chainrule")
 TIMEOUT = 60  # seconds for one run; each takes well under 5
+LONG_EPOCHS = 4000  # the run the signal checks stop: 2 s in a release build
+NO_HANG = 20  # seconds within which a refused job ends on every process (a hang waits for TIMEOUT)
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMPI_MCA_btl_vader_single_copy_mechanism="none", OPENBLAS_NUM_THREADS="1")
 if "ASAN_OPTIONS" in os.environ:  # scripts/sanitize
@@ -29,8 +31,13 @@ if "ASAN_OPTIONS" in os.environ:  # scripts/sanitize
     # the fast unwinder loses, so the full unwinder finds the library on the stack.
     ENV["ASAN_OPTIONS"] += ":fast_unwind_on_malloc=0"
     # That unwinder makes every allocation slow: the 4000-epoch run of the SIGINT checks takes
-    # 20-40 s under the sanitizers (2 in a release build), too close to the release timeout.
+    # 20-100 s under the sanitizers (2 in a release build), and it runs seven times (three
+    # stopped, three resumed, one whole). A tenth of it still leaves seconds between the first
+    # checkpoints and the end for the signal to land in.
     TIMEOUT = 300
+    LONG_EPOCHS = 400
+    # Two processes' MPI_Init alone take 10-20 s there on a loaded machine.
+    NO_HANG = 90
     ENV["LSAN_OPTIONS"] = f"suppressions={os.path.join(SOURCE, 'tests', 'lsan-mpi.supp')}:print_suppressions=0"
 failures = []
 
@@ -194,7 +201,7 @@ def with_mpi():
     check(not os.path.exists(os.path.join(out_dir("y"), "checkpoint.ckpt")), "... and writes nothing")
 
     # SIGINT to every process mid-run: all stop after the same step, rank 0 saves, resume is exact.
-    long_model = write_model(tmp, "long.json", epochs=4000)
+    long_model = write_model(tmp, "long.json", epochs=LONG_EPOCHS)
     code, _, _ = run(["train", long_model, "--shards", "2", "--out", out_dir("long_plain")])
     check(code == 0, "the uninterrupted long run trains")
     stopped = out_dir("long_stopped")
@@ -207,7 +214,7 @@ def with_mpi():
     epoch = checkpoint(os.path.join(stopped, "checkpoint.ckpt"))[0]["epoch"]
     check(p.returncode == 130 and err.count("stopped during epoch") + err.count("stopped after epoch") == 1,
           f"SIGINT to rank 1: exit 130, said once ({p.returncode}) {err.strip()[-300:]!r}")
-    check(0 < epoch < 4000, f"the stopped run saved a checkpoint in the middle (epoch {epoch})")
+    check(0 < epoch < LONG_EPOCHS, f"the stopped run saved a checkpoint in the middle (epoch {epoch})")
     code, out, err = run(["train", long_model, "--resume", stopped])
     check(code == 0 and weights(stopped) == weights(out_dir("long_plain")),
           f"stopped under 2 by SIGINT, resumed under 1: identical ({code} {err[-200:]!r})")
@@ -245,7 +252,7 @@ def with_mpi():
           f"a killed rank ends the job (exit {p.returncode}) within seconds ({ended:.1f} s)")
     epoch = checkpoint(os.path.join(killed, "checkpoint.ckpt"))[0]["epoch"]
     code, out, err = run(["train", long_model, "--resume", killed], 2)
-    check(0 < epoch < 4000 and code == 0 and weights(killed) == weights(out_dir("long_plain")),
+    check(0 < epoch < LONG_EPOCHS and code == 0 and weights(killed) == weights(out_dir("long_plain")),
           f"the checkpoint left (epoch {epoch}) resumes under 2 to the uninterrupted weights ({code} {err[-200:]!r})")
 
     # A bad model on every rank: one message naming the file and place, exit 2.
@@ -272,7 +279,7 @@ def with_mpi():
                        [":", "-np", "1", CHAINRULE, "train", missing] + common,
                        capture_output=True, text=True, env=ENV)
     check(p.returncode == 2 and p.stderr.count("error:") == 1 and "no_such.data" in p.stderr
-          and time.monotonic() - t0 < 20,
+          and time.monotonic() - t0 < NO_HANG,
           f"bad data on rank 1 alone: exit 2, its message once, no hang ({p.returncode}) {p.stderr.strip()!r}")
     # A process whose copy of the model differs (MPMD: its own file), or that was given a flag
     # the others were not: refused during setup on every process, exit 2, the difference
@@ -288,7 +295,7 @@ def with_mpi():
                            [":", "-np", "1", CHAINRULE, "train"] + files + flags + common,
                            capture_output=True, text=True, env=ENV)
         check(p.returncode == 2 and p.stderr.count("error:") == 1 and "process 1 of 2 " + expect in p.stderr
-              and time.monotonic() - t0 < 20 and not os.path.exists(out_dir(f"differs{i}")),
+              and time.monotonic() - t0 < NO_HANG and not os.path.exists(out_dir(f"differs{i}")),
               f"{what}: exit 2 on every process, the difference named once, no hang ({p.returncode}) "
               f"{p.stderr.strip()!r}")
     # A loss that is not a mean over rows cannot be sharded.

@@ -205,3 +205,36 @@ BOOST_AUTO_TEST_CASE(a_built_in_op_whose_message_changes_fails_its_bad_samples) 
     CHECK_HAS(bad[0].detail, "ShapeError: cannot broadcast [3,4] with [3]");
     CHECK_HAS(bad[0].detail, "lacks the expected \"shapes differ\"");
 }
+
+// A variadic op's samples may have any number of shapes from its inputs on, and none is too
+// few; its inputs are named with their index in the checks' details.
+BOOST_AUTO_TEST_CASE(a_variadic_op_is_checked_on_samples_of_any_length) {
+    Op op = *find_op("concat");
+    op.samples = {{.shapes = {{2, 3}, {2, 1}, {2, 2}, {2, 4}, {2, 1}}}, {.shapes = {}}};
+    op.bad_samples.clear();
+    auto checks = check_op(op);
+    auto grads = failed(checks, "sample 0");
+    BOOST_TEST(grads.empty());
+    for (const OpCheck& c : checks)
+        if (c.what.find("sample 0") != std::string::npos && c.what.find("central differences") != std::string::npos)
+            CHECK_HAS(c.detail, "; x4: max relative error ");
+    auto none = failed(checks, "sample 1");
+    BOOST_REQUIRE(none.size() == 1u);
+    CHECK_HAS(none[0].detail, "has 0 shapes for the op's 1 or more inputs (x0, x1, ...)");
+}
+
+// An op is variadic or has optional inputs, not both: register_op refuses it by name.
+BOOST_AUTO_TEST_CASE(a_variadic_op_with_optional_inputs_is_refused) {
+    Op op = square_op();
+    op.name = "variadic_optional_for_test";
+    op.inputs = {"x", "y"};
+    op.variadic = true;
+    op.optional_inputs = 1;
+    try {
+        register_op(op);
+        BOOST_FAIL("registered");
+    } catch (const std::invalid_argument& e) {
+        CHECK_HAS(std::string(e.what()),
+                  "op 'variadic_optional_for_test' is variadic and has optional inputs; it may be one or the other");
+    }
+}

@@ -650,6 +650,36 @@ try:
     check(d.execute_script("return document.querySelectorAll('#nodes tr[data-node]').length") == 6, "six nodes")
     check(errors(d) == [], f"console: {errors(d)}")
 
+    # A tensor of rank 4 (an attention's [N,H,T,T]) is drawn a T×T slice at a time: one number
+    # per leading axis chooses it, and the map shows that slice's entries.
+    att_page, _ = make_page(os.path.join(SOURCE, "tests", "fixtures", "attention_heads.json"), "attention")
+    att = data_block(open(att_page, encoding="utf-8").read())
+    p_node = next(n for n in att["nodes"] if n["name"] == "p")
+    p_t = att["tensors"][p_node["value"]]
+    n_rows, heads, t_len, _ = p_t["shape"]
+    p_vals = flat(p_t["data"]) if "data" in p_t else list(struct.unpack(f"<{n_rows * heads * t_len * t_len}f",
+                                                                       base64.b64decode(p_t["f32"])))
+    open_page(d, att_page, 0)
+    d.find_element(By.CSS_SELECTOR, '#nodes tr[data-node="p"]').click()
+    value = field(d.find_element(By.ID, "inspect"), "value")
+    picks = value.find_elements(By.CSS_SELECTOR, ".slice input")
+    check(len(picks) == 2, f"two slice numbers for [N,H,T,T]: {len(picks)}")
+    check(f"a {t_len}×{t_len} matrix" in value.find_element(By.CSS_SELECTOR, ".slice").text, value.text)
+    canvas = value.find_element(By.CSS_SELECTOR, "canvas.map")
+    check(canvas.get_attribute("width") == str(t_len) and canvas.get_attribute("height") == str(t_len),
+          f"the map is T×T: {canvas.get_attribute('width')}×{canvas.get_attribute('height')}")
+    hover = "const c = arguments[0], r = c.getBoundingClientRect(), n = arguments[1]; c.dispatchEvent(new MouseEvent(" \
+            "'mousemove', {clientX: r.left + (arguments[3] + 0.5) * r.width / n, clientY: r.top + (arguments[2] + 0.5) * r.height / n}));"
+    for i, h, r, c in ((0, 0, 0, 0), (n_rows - 1, heads - 1, t_len - 1, 0), (1, 0, 2, 1)):
+        for pick, v in zip(picks, (i, h)):
+            d.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'));", pick, str(v))
+        d.execute_script(hover, canvas, t_len, r, c)
+        want = p_vals[((i * heads + h) * t_len + r) * t_len + c]
+        got = value.find_element(By.CSS_SELECTOR, ".hover").text
+        check(got.startswith(f"[{i}, {h}, {r}, {c}] = {g6(want)}"), f"slice [{i},{h}] cell ({r},{c}): '{got}' vs {g6(want)}")
+        check(f"the slice [{i}, {h}, :, :]" in canvas.get_attribute("aria-label"), canvas.get_attribute("aria-label"))
+    check(errors(d) == [], f"console: {errors(d)}")
+
     # Fields `step --json` may gain later are shown without changing the script.
     data = data_block(we_html)
     data["steps"][1]["local"] = [[0.185, 0.192], [0.193, 0.5]]

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fmt/format.h>
 #include <fstream>
 #include <sstream>
 #include <unistd.h>
@@ -449,4 +450,29 @@ BOOST_AUTO_TEST_CASE(a_failing_dot_leaves_the_svg_as_it_was) {
     std::string text((std::istreambuf_iterator<char>(f)), {});
     BOOST_TEST(text == "the previous drawing");
     fs::remove_all(dir);
+}
+
+// `p NAME[i,j]` shows the slice of a rank-4 node with its first axes fixed (an attention's
+// T×T matrix of one row and one head), value and gradient; bad slices are named.
+BOOST_AUTO_TEST_CASE(session_prints_slices_of_rank_4_nodes) {
+    Model m = at_point(testing::source_root() + "/tests/fixtures/attention_heads.json");
+    Stepper s(m.graph);
+    std::string out = run_session(s, "c\np p[2,1]\nfull p[1]\np[0,0]\np p[3,0]\np p[0,0,0,0]\np p[x]\nq\n");
+    const Tensor& p = m.graph.node(m.graph.id("p")).value;  // [3,2,4,4]
+    BOOST_REQUIRE(p.dims() == (Dims{3, 2, 4, 4}));
+    BOOST_TEST(out.find("p (op softmax) [3,2,4,4]; the slice p[2,1] of shape [4,4]") != std::string::npos, out);
+    BOOST_TEST(out.find("dL/dp[2,1]") != std::string::npos);
+    // The slice's first row is entries 2·32 + 1·16 + 0..3 of the tensor, printed as {:.6g}.
+    const std::size_t at = out.find("the slice p[2,1]");
+    for (int j = 0; j < 4; ++j) {
+        const std::string v = fmt::format("{:.6g}", p.at(2 * 32 + 16 + j));
+        BOOST_TEST(out.find(v, at) != std::string::npos, v);
+    }
+    BOOST_TEST(out.find("the slice p[1] of shape [2,4,4]") != std::string::npos);
+    BOOST_TEST(out.find(fmt::format("{:.6g}", p.at(32 + 31))) != std::string::npos);  // full: the last entry of p[1]
+    BOOST_TEST(out.find("slices: p p[1,0] shows the next axis's first (axis 1 has 2)") != std::string::npos);
+    BOOST_TEST(out.find("the slice p[0,0] of shape [4,4]") != std::string::npos);  // typed without p
+    BOOST_TEST(out.find("p has shape [3,2,4,4]: index 3 of axis 0 is out of range [0, 3)") != std::string::npos);
+    BOOST_TEST(out.find("p has shape [3,2,4,4]: give at most 3 indices to show a slice") != std::string::npos);
+    BOOST_TEST(out.find("'p[x]': a slice is written NAME[i] or NAME[i,j]") != std::string::npos);
 }

@@ -1,6 +1,7 @@
 // gelu, layer_norm, embedding and causal_mask against PyTorch (tests/golden/token_ops.json,
-// made by tests/golden/make_token_op_goldens.py): values and every differentiable input's
-// gradient of L = sum(r * y) in float64. The finite-difference checks, float32 and the bad
+// made by tests/golden/make_token_op_goldens.py), concat and cross_entropy over [..., C]
+// logits (tests/golden/seq_ops.json, make_seq_op_goldens.py): values and every differentiable
+// input's gradient of L = sum(r * y) in float64. The finite-difference checks, float32 and the bad
 // samples run in the op table (test_ops_table).
 #define BOOST_TEST_MODULE token_ops
 #include <boost/test/unit_test.hpp>
@@ -40,11 +41,9 @@ double max_gap(const Tensor& got, const Json& want) {
     return worst;
 }
 
-}  // namespace
-
-BOOST_AUTO_TEST_CASE(values_and_gradients_match_pytorch) {
-    Json golden = read_json_file(source_root() + "/tests/golden/token_ops.json");
-    BOOST_REQUIRE_EQUAL(golden["cases"].size(), 13u);
+// Every case of a golden file through the op's forward and backward; how many cases each op had.
+std::map<std::string, int> check_against_pytorch(const std::string& file) {
+    Json golden = read_json_file(source_root() + "/tests/golden/" + file);
     std::map<std::string, int> seen;
     int k = 0;
     for (const Json& c : golden["cases"]) {
@@ -58,7 +57,8 @@ BOOST_AUTO_TEST_CASE(values_and_gradients_match_pytorch) {
         std::vector<const Tensor*> ptrs;
         std::vector<Shape> shapes;
         for (auto& t : in) ptrs.push_back(&t), shapes.push_back(fixed_shape(t.dims()));
-        const std::string what = fmt::format("case {} ({} {}, {} inputs)", k++, op->name, c["attrs"].dump(), in.size());
+        const std::string what =
+            fmt::format("{} case {} ({} {}, {} inputs)", file, k++, op->name, c["attrs"].dump(), in.size());
         Tensor y(Dtype::f64, to_dims(op->shape(shapes, attrs)));
         op->forward(ForwardCall{ptrs, y, attrs});
         BOOST_TEST(max_gap(y, c["y"]) < 1e-12, what << ": value");
@@ -74,15 +74,31 @@ BOOST_AUTO_TEST_CASE(values_and_gradients_match_pytorch) {
                 BOOST_TEST(max_gap(grads[i], c["grads"][name]) < 1e-12, what << ": dL/d" << name);
                 continue;
             }
-            // embedding's ids: no gradient, and zeros when a buffer is given anyway.
+            // embedding's ids, cross_entropy's class indices: no gradient, and zeros when a
+            // buffer is given anyway.
             for (std::int64_t e = 0; e < grads[i].numel(); ++e)
                 BOOST_TEST(grads[i].at(e) == 0.0, what << ": dL/d" << name << " entry " << e);
         }
     }
+    return seen;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(values_and_gradients_match_pytorch) {
+    std::map<std::string, int> seen = check_against_pytorch("token_ops.json");
     BOOST_TEST(seen["gelu"] == 3);
     BOOST_TEST(seen["layer_norm"] == 4);
     BOOST_TEST(seen["embedding"] == 3);
     BOOST_TEST(seen["causal_mask"] == 3);
+}
+
+// concat of 1 to 4 inputs along axes 0, 1, −1, −2; cross_entropy over [N,C], [N,T,C] and
+// [N,H,T,C] logits with class indices, and soft targets (whose gradient is checked too).
+BOOST_AUTO_TEST_CASE(concat_and_cross_entropy_over_positions_match_pytorch) {
+    std::map<std::string, int> seen = check_against_pytorch("seq_ops.json");
+    BOOST_TEST(seen["concat"] == 5);
+    BOOST_TEST(seen["cross_entropy"] == 5);
 }
 
 // A token used twice gets both rows of dL/dy added into its table row, and rows no id picks
@@ -124,6 +140,34 @@ BOOST_AUTO_TEST_CASE(embedding_refuses_a_bad_id_itself) {
                                                               "in [0, 3)",
                                                               bad)) != std::string::npos,
                        e.what());
+        }
+    }
+}
+
+// cross_entropy refuses a label that is no class index itself, naming its position: the row
+// of [N] labels, the row and column of [N,T] ones.
+BOOST_AUTO_TEST_CASE(cross_entropy_names_the_position_of_a_bad_label) {
+    const Op* op = find_op("cross_entropy");
+    BOOST_REQUIRE(op);
+    struct Case {
+        Dims logits, labels;
+        std::int64_t at;
+        double bad;
+        std::string want;
+    };
+    for (const Case& c : {Case{{3, 4}, {3}, 2, 4.0, "cross_entropy: row 2 has label 4, but a class index"},
+                          Case{{2, 3, 4}, {2, 3}, 5, 1.5, "cross_entropy: row 1, column 2 has label 1.5, but a class"},
+                          Case{{2, 3, 4}, {2, 3}, 1, -1.0, "cross_entropy: row 0, column 1 has label -1"},
+                          Case{{2, 2, 1, 4}, {2, 2, 1}, 3, 9.0, "cross_entropy: position [1,1,0] has label 9"}}) {
+        Tensor logits(Dtype::f64, c.logits), labels(Dtype::f64, c.labels), y(Dtype::f64, {});
+        labels.set(c.at, c.bad);
+        std::vector<const Tensor*> ptrs{&logits, &labels};
+        try {
+            op->forward(ForwardCall{ptrs, y, op->attrs});
+            BOOST_FAIL("accepted label " << c.bad);
+        } catch (const RunError& e) {
+            CHECK_HAS(std::string(e.what()), c.want);
+            CHECK_HAS(std::string(e.what()), "must be an integer in [0, 4) (one per logits column)");
         }
     }
 }

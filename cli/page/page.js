@@ -121,11 +121,24 @@
     ctx.putImageData(img, 0, 0);
   }
   function heatmap(t) {
-    const s = t.shape, cols = s.length ? s[s.length - 1] : 1, rows = count(s) / cols, v = t.values;
+    const s = t.shape, cols = s.length ? s[s.length - 1] : 1, v = t.values;
+    // A tensor of rank 3 or more ([N,T,C], an attention's [N,H,T,T]) is drawn one matrix of its
+    // last two axes at a time, the slice chosen by a number per leading axis; the colour scale
+    // is the whole tensor's, so slices compare.
+    const lead = s.length >= 3 ? s.slice(0, s.length - 2) : [];
+    const rows = lead.length ? s[s.length - 2] : count(s) / cols;
+    const at = lead.map(() => 0);
+    const base = () => at.reduce((o, j, a) => o * lead[a] + j, 0) * rows * cols;
     const scale = Math.max(Math.abs(num(t.stats.min) || 0), Math.abs(num(t.stats.max) || 0)) || 1;
     const box = el("div", { class: "heat" });
-    const canvas = el("canvas", { class: "map", role: "img", "aria-label": "heatmap of " + count(s) + " entries, shape " + shapeText(s) });
-    paint(canvas, cols, rows, (r, c) => v[r * cols + c], scale);
+    const canvas = el("canvas", { class: "map", role: "img" });
+    const draw = () => {
+      const o = base();
+      canvas.setAttribute("aria-label", "heatmap of " + count(s) + " entries, shape " + shapeText(s) +
+        (lead.length ? ", the slice [" + at.join(", ") + ", :, :]" : ""));
+      paint(canvas, cols, rows, (r, c) => v[o + r * cols + c], scale);
+    };
+    draw();
     // Square cells when they fit; a few long rows (x fed 3 rows of 784) stay tall enough to
     // see. The width is at most its box's (page.css): a wide map narrows its cells, and
     // never makes the page scroll sideways.
@@ -137,7 +150,8 @@
       const rect = canvas.getBoundingClientRect();
       const c = Math.min(cols - 1, Math.floor((e.clientX - rect.left) / rect.width * cols));
       const r = Math.min(rows - 1, Math.floor((e.clientY - rect.top) / rect.height * rows));
-      hover.textContent = indexText(s, r * cols + c) + " = " + g(v[r * cols + c]) + (t.exact ? "" : " (float32)");
+      const j = base() + r * cols + c;
+      hover.textContent = indexText(s, j) + " = " + g(v[j]) + (t.exact ? "" : " (float32)");
     });
     const legend = el("div", { class: "legend" });
     const bar = el("canvas", { role: "img", "aria-label": "colour scale from " + g(-scale) + " to " + g(scale) });
@@ -146,7 +160,19 @@
     legend.append(bar, el("span", { text: g(-scale) }), el("span", { text: "0" }), el("span", { text: g(scale) }),
       el("div", { text: "symmetric scale; black: NaN or Inf" }));
     box.append(canvas, el("div", {}, legend, hover));
-    const wrap = el("div", {}, el("div", { class: "stats", text: statsText(t) }), box);
+    const wrap = el("div", {}, el("div", { class: "stats", text: statsText(t) }));
+    if (lead.length) {
+      const pickers = el("div", { class: "slice" }, el("span", { text: "slice [" }));
+      lead.forEach((n, a) => {
+        const pick = el("input", { type: "number", min: "0", max: String(n - 1), value: "0",
+          "aria-label": "index on axis " + a + " (0 to " + (n - 1) + ")" });
+        pick.addEventListener("input", () => { at[a] = Math.max(0, Math.min(n - 1, Math.floor(Number(pick.value)) || 0)); draw(); });
+        pickers.append(pick, el("span", { text: ", " }));
+      });
+      pickers.append(el("span", { text: ":, :] of " + shapeText(s) + " — a " + rows + "×" + cols + " matrix" }));
+      wrap.append(pickers);
+    }
+    wrap.append(box);
     // A 784-wide row, or a 784-tall column, is an MNIST image: up to 8 side by side, more
     // one at a time with a number to choose it.
     const image = (label, n, at) => {
@@ -171,6 +197,7 @@
       draw();
       return el("div", { class: "image28" }, el("label", { text: label + " as 28×28: " }, pick), el("div", {}, pic));
     };
+    if (lead.length) return wrap;
     if (cols === 784) wrap.append(image("row", rows, (j, p) => v[j * 784 + p]));
     else if (s.length === 2 && s[0] === 784) wrap.append(image("column", cols, (j, p) => v[p * cols + j]));
     return wrap;
