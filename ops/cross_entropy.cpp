@@ -144,15 +144,16 @@ const bool registered = register_op({
     .mean_over_rows = true,
     .takes_logits = true,
     .labels_input = 1,
-    // dL/dlogits = (p − onehot)·g/N (soft t: (p·Σt − t)·g/N), dL/dt = −ln p·g/N; g/N = C·(g/(N·C))
+    // dL/dlogits = (p − onehot)·g/P (soft t: (p·Σt − t)·g/P), dL/dt = −ln p·g/P, P = positions;
+    // g/P = C·(g/(P·C)), the mean spread over every logit times the classes C
     .vjp =
         [](VjpBuilder& b) {
             const VjpRef z = b.input(0), t = b.input(1);
-            const Dim classes = b.shape(z)[1];
+            const Dim classes = b.shape(z).back();
             if (classes.symbolic()) throw ShapeError("vjp of cross_entropy: needs a fixed number of classes");
             const VjpRef share = b.scale(b.add_op("expand", {b.grad(), z}, {{"mean", true}}), double(classes.size));
             const VjpRef p = b.add_op("softmax", {z});
-            if (b.rank(t) == 1) return refs(b.mul(share, b.sub(p, b.add_op("one_hot", {t, z}))), VjpRef{});
+            if (b.rank(t) < b.rank(z)) return refs(b.mul(share, b.sub(p, b.add_op("one_hot", {t, z}))), VjpRef{});
             const VjpRef mass = b.add_op("sum", {t}, {{"axis", -1}, {"keepdims", true}});
             return refs(b.mul(share, b.sub(b.mul(p, mass), t)), b.neg(b.mul(share, b.add_op("log_softmax", {z}))));
         },

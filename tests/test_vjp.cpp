@@ -134,6 +134,11 @@ std::vector<Tensor> second_order(const Op& op, const Case& c, const std::vector<
     return result;
 }
 
+// An input's name for messages (a variadic op such as concat names only its first).
+std::string input_name(const Op& op, std::size_t i) {
+    return i < op.inputs.size() ? op.inputs[i] : fmt::format("{}{}", op.inputs.back(), i);
+}
+
 std::vector<const Op*> ops_with_vjp() {
     std::vector<const Op*> out;
     for (const Op* op : all_ops())
@@ -157,7 +162,7 @@ BOOST_AUTO_TEST_CASE(every_vjp_graph_equals_the_numeric_backward_on_every_sample
                 BOOST_TEST(g.dims() == c.in[i].dims(), op->name << " sample " << k << " input " << i);
                 if (g.dims() != c.in[i].dims()) continue;
                 const double err = max_relative_error(g, expected[i]);
-                BOOST_TEST(err <= 1e-12, op->name << " sample " << k << " dL/d" << op->inputs[i] << ": relative error "
+                BOOST_TEST(err <= 1e-12, op->name << " sample " << k << " dL/d" << input_name(*op, i) << ": relative error "
                                                   << err);
                 ++compared;
             }
@@ -193,7 +198,7 @@ BOOST_AUTO_TEST_CASE(every_twice_differentiable_op_passes_a_second_order_finite_
                 for (std::int64_t e = 0; e < c.in[i].numel(); ++e) {
                     const double numeric = (plus[i].at(e) - minus[i].at(e)) / (2 * h);
                     const FdComparison cmp = compare_to_numeric(hv[i].at(e), numeric, {.rtol = 1e-5, .atol = 1e-7});
-                    BOOST_TEST(cmp.ok, op->name << " sample " << k << " input " << op->inputs[i] << " element " << e
+                    BOOST_TEST(cmp.ok, op->name << " sample " << k << " input " << input_name(*op, i) << " element " << e
                                                 << ": through the VJP graph " << hv[i].at(e)
                                                 << ", central differences " << numeric);
                 }
