@@ -27,8 +27,10 @@
 #include "ops/op.hpp"
 #include "ops/opcheck.hpp"
 #include "ops/plugin.hpp"
+#include "ops/vjp.hpp"
 
 // graph/: Graph, the plan, gradcheck, the stepper
+#include "graph/backward_graph.hpp"
 #include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
 #include "graph/stepper.hpp"

@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "ops/op.hpp"
 #include "ops/opcheck.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule::cli {
 namespace {
@@ -53,6 +54,15 @@ void check_ops(const OpsOptions& o) {
     fmt::print("all {} checks passed on {} op{}\n", total, ops.size(), ops.size() == 1 ? "" : "s");
 }
 
+// Whether the op's backward exists as a graph of ops (ops/vjp.hpp), and whether that graph
+// can be differentiated again.
+std::string second_order(const Op& op) {
+    if (!op.vjp) return "vjp: none (first order only: a `grad` node cannot pass through it)";
+    const auto missing = vjp_ops_without_vjp(op);
+    if (missing.empty()) return "vjp: as ops; twice differentiable";
+    return fmt::format("vjp: as ops, using {} (no vjp): not twice differentiable", fmt::join(missing, ", "));
+}
+
 }  // namespace
 
 void add_ops(CLI::App& app) {
@@ -69,6 +79,7 @@ void add_ops(CLI::App& app) {
             fmt::print("{}({}{}){}\n", op->name, input_list(*op),
                        op->attrs.empty() ? "" : ", " + op->attrs.dump(), op->summary.empty() ? "" : "  — " + op->summary);
             fmt::print("    {}\n", op->formula);
+            fmt::print("    {}\n", second_order(*op));
         }
     });
 }

@@ -8,9 +8,28 @@
 
 #include "core/error.hpp"
 #include "core/files.hpp"
+#include "graph/backward_graph.hpp"
 #include "graph/labels.hpp"
 
 namespace chainrule {
+namespace {
+
+// {"name": "gx", "op": "grad", "inputs": ["L", "x"]}: dL/dx as nodes (graph/backward_graph),
+// its last one copied under the node's name, so anything can be built on it.
+int grad_node(Graph& g, const std::string& name, const std::vector<std::string>& inputs, const std::string& at) {
+    if (inputs.size() != 2)
+        throw InputError(fmt::format("{}: a grad node takes two inputs, [\"L\", \"x\"] for dL/dx (L a scalar node), got {}",
+                                     at, inputs.size()));
+    std::vector<int> grads;
+    try {
+        grads = append_backward(g, g.id(inputs[0]), {g.id(inputs[1])}, inputs[0]);
+    } catch (const InputError& e) {
+        throw InputError(fmt::format("{}: grad of {} with respect to {}: {}", at, inputs[0], inputs[1], e.what()));
+    }
+    return g.op(name, "scale", {g.node(grads[0]).name}, {{"factor", 1.0}}, at);
+}
+
+}  // namespace
 namespace {
 
 // "FILE: JSON.PATH" — the prefix of every message about a place in a model.
@@ -300,6 +319,10 @@ Model parse_model(const std::string& text, const std::string& file) {
                 places.push_back(at["inputs"][k].str());
             }
             Attrs attrs = spec.contains("attrs") ? get_object(spec["attrs"], at["attrs"].str()) : Attrs::object();
+            if (op == "grad") {
+                set_doc(grad_node(g, name, inputs, at.str()), spec, at);
+                continue;
+            }
             set_doc(g.op(name, op, inputs, attrs, at.str(), places), spec, at);
         }
         // Once every op is there: a default value an op reads as class indices must hold them.

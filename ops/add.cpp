@@ -1,5 +1,6 @@
 // add(a, b) with numpy broadcasting, e.g. a bias [m] added to every row of [n,m].
 #include "ops/elementwise.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -22,6 +23,8 @@ const bool registered = register_op({
                     {.shapes = {{2, 3}, {3, 2}}, .error = "cannot broadcast [2,3] with [3,2]"}},
     .elementwise = true,
     .fusable = Fusable::bias_add,
+    // d(a + b) = da + db; a broadcast input gets the sum over the axes it was broadcast along
+    .vjp = [](VjpBuilder& b) { return refs(b.sum_to(b.grad(), b.input(0)), b.sum_to(b.grad(), b.input(1))); },
 });
 
 }  // namespace

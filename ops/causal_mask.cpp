@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -66,6 +67,33 @@ const bool registered = register_op({
                    ? "masks by position along the batch axis (its rows are the mask's rows)"
                    : "";
     },
+    // dL/dx = dL/dy below and on the diagonal, 0 above: lower_triangle(g)
+    .vjp =
+        [](VjpBuilder& b) {
+            return refs(b.add_op("lower_triangle", {b.grad()}));
+        },
+});
+
+// lower_triangle(x): x below and on the diagonal of the last two axes, 0 above (torch.tril):
+// causal_mask's vector-Jacobian product, and its own adjoint.
+const bool lower_triangle_registered = register_op({
+    .name = "lower_triangle",
+    .formula = "y[…, i, j] = x[…, i, j] for j ≤ i, 0 for j > i;  dL/dx = lower_triangle(dL/dy)",
+    .inputs = {"x"},
+    .shape = [](std::span<const Shape> in, const Attrs& attrs) { return find_op("causal_mask")->shape(in, attrs); },
+    .forward =
+        [](const ForwardCall& c) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* x = c.in[0]->data<T>();
+                T* y = c.out.data<T>();
+                each_position(c.out, [&](std::int64_t i, bool above) { y[i] = above ? T(0) : x[i]; });
+            });
+        },
+    .backward = [](const BackwardCall& c) { find_op("causal_mask")->backward(c); },
+    .samples = {{.shapes = {{4, 4}}}, {.shapes = {{2, 3, 3}}}},
+    .summary = "0 above the diagonal of the last two axes (torch.tril); causal_mask's gradient",
+    .bad_samples = {{.shapes = {{4}}, .error = "needs a tensor of rank >= 2 whose last two axes are square, got [4]"}},
+    .vjp = [](VjpBuilder& b) { return refs(b.add_op("lower_triangle", {b.grad()})); },  // linear, self-adjoint
 });
 
 }  // namespace

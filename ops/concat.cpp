@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -112,6 +113,21 @@ const bool registered = register_op({
                            "is cut"
                          : "";
     },
+    // each input's gradient is its own slice of dL/dy along the axis
+    .vjp =
+        [](VjpBuilder& b) {
+            const std::size_t axis = resolve_axis(b.attrs().at("axis").get<std::int64_t>(), b.rank(b.input(0)));
+            std::vector<VjpRef> grads;
+            std::int64_t start = 0;
+            for (std::size_t i = 0; i < b.input_count(); ++i) {
+                const Dim& d = b.shape(b.input(i))[axis];
+                if (d.symbolic()) throw ShapeError("vjp of concat: needs a fixed length along the axis");
+                grads.push_back(b.add_op("slice", {b.grad()},
+                                         {{"axis", std::int64_t(axis)}, {"start", start}, {"end", start + d.size}}));
+                start += d.size;
+            }
+            return grads;
+        },
 });
 
 }  // namespace

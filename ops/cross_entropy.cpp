@@ -24,6 +24,7 @@
 
 #include "core/error.hpp"
 #include "ops/along_axis.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -198,6 +199,21 @@ const bool registered = register_op({
         const double k = ignored_label(attrs);
         return std::isnan(k) ? std::nullopt : std::optional<double>(k);
     },
+    // dL/dlogits = (p − onehot)·g/P (soft t: (p·Σt − t)·g/P), dL/dt = −ln p·g/P, P = positions;
+    // g/P = C·(g/(P·C)), the mean spread over every logit times the classes C
+    .vjp =
+        [](VjpBuilder& b) {
+            const VjpRef z = b.input(0), t = b.input(1);
+            const Dim classes = b.shape(z).back();
+            if (classes.symbolic()) throw ShapeError("vjp of cross_entropy: needs a fixed number of classes");
+            if (!b.attrs().at("ignore_index").is_null())  // the count of kept positions is data, not a shape
+                throw ShapeError("vjp of cross_entropy: not written yet for ignore_index");
+            const VjpRef share = b.scale(b.add_op("expand", {b.grad(), z}, {{"mean", true}}), double(classes.size));
+            const VjpRef p = b.add_op("softmax", {z});
+            if (b.rank(t) < b.rank(z)) return refs(b.mul(share, b.sub(p, b.add_op("one_hot", {t, z}))), VjpRef{});
+            const VjpRef mass = b.add_op("sum", {t}, {{"axis", -1}, {"keepdims", true}});
+            return refs(b.mul(share, b.sub(b.mul(p, mass), t)), b.neg(b.mul(share, b.add_op("log_softmax", {z}))));
+        },
 });
 
 }  // namespace

@@ -1,6 +1,7 @@
 // div(a, b) = a / b (elementwise) with numpy broadcasting. Division by zero gives ±inf or
 // NaN as IEEE arithmetic does; the training loop reports a non-finite loss.
 #include "ops/elementwise.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -22,6 +23,12 @@ const bool registered = register_op({
     .bad_samples = {{.shapes = {{3, 4}, {3}}, .error = "cannot broadcast [3,4] with [3]"},
                     {.shapes = {{2, 3}, {3, 2}}, .error = "cannot broadcast [2,3] with [3,2]"}},
     .elementwise = true,
+    // d(a/b) = da/b − (a/b)/b·db = da/b − y/b·db
+    .vjp =
+        [](VjpBuilder& b) {
+            return refs(b.sum_to(b.div(b.grad(), b.input(1)), b.input(0)),
+                         b.sum_to(b.neg(b.div(b.mul(b.grad(), b.output()), b.input(1))), b.input(1)));
+        },
 });
 
 }  // namespace

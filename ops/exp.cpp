@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ops/elementwise.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -18,6 +19,8 @@ const bool registered = register_op({
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{}}}},
     .summary = "elementwise exponential",
     .elementwise = true,
+    // d exp(x) = exp(x)·dx = y·dx
+    .vjp = [](VjpBuilder& b) { return refs(b.mul(b.grad(), b.output())); },
 });
 
 }  // namespace

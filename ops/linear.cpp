@@ -6,6 +6,7 @@
 
 #include "cpu/gemm.hpp"
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -68,6 +69,13 @@ const bool registered = register_op({
                     {.shapes = {{3, 4}, {4, 2}, {1, 2}},
                      .error = "needs x[N,in], W[in,out], b[out], got [3,4], [4,2], [1,2]"},
                     {.shapes = {{4}, {4, 2}, {2}}, .error = "needs x[N,in], W[in,out], b[out], got [4], [4,2], [2]"}},
+    // dL/dx = g·Wᵀ, dL/dW = xᵀ·g, dL/db = Σ_rows g
+    .vjp =
+        [](VjpBuilder& b) {
+            const VjpRef g = b.grad();
+            return refs(b.add_op("matmul", {g, b.transpose_last2(b.input(1))}),
+                        b.add_op("matmul", {b.transpose_last2(b.input(0)), g}), b.add_op("sum", {g}, {{"axis", 0}}));
+        },
 });
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ops/elementwise.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -18,6 +19,8 @@ const bool registered = register_op({
     .samples = {{.shapes = {{3, 4}}, .domains = {Domain::positive}}, {.shapes = {{}}, .domains = {Domain::positive}}},
     .summary = "elementwise natural logarithm (log(0) = −inf)",
     .elementwise = true,
+    // d ln(x) = dx/x
+    .vjp = [](VjpBuilder& b) { return refs(b.div(b.grad(), b.input(0))); },
 });
 
 }  // namespace

@@ -1,6 +1,7 @@
 // log_softmax(x, axis) = x − logsumexp(x) along axis, with the log-sum-exp shifted by
 // the line's max: finite for logits ±1000, where log(softmax(x)) would give −inf.
 #include "ops/along_axis.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -31,6 +32,12 @@ const bool registered = register_op({
                     {.shapes = {{3, 4}}, .attrs = {{"axis", -3}},
                      .error = "axis -3 is out of range for a tensor of rank 2"}},
     .mixes_rows = mixes_rows_along_axis,
+    // dL/dx = g − exp(y) ⊙ Σ_axis g
+    .vjp =
+        [](VjpBuilder& b) {
+            const VjpRef total = b.add_op("sum", {b.grad()}, {{"axis", b.attrs().at("axis")}, {"keepdims", true}});
+            return refs(b.sub(b.grad(), b.mul(b.add_op("exp", {b.output()}), total)));
+        },
 });
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "cpu/gemm.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -243,6 +244,13 @@ const bool registered = register_op({
                     {.shapes = {{1, 1, 1, 1, 1, 1, 1, 2, 3}, {3, 2}}, .error = "supports rank up to 8"}},
     .mixes_rows = matmul_mixes_rows,
     .fusable = Fusable::gemm,
+    // dL/dA = dL/dC·Bᵀ, dL/dB = Aᵀ·dL/dC (ᵀ: the last two axes), summed over broadcast batch dims
+    .vjp =
+        [](VjpBuilder& b) {
+            const VjpRef a = b.input(0), m = b.input(1), g = b.grad();
+            return refs(b.sum_to(b.add_op("matmul", {g, b.transpose_last2(m)}), a),
+                        b.sum_to(b.add_op("matmul", {b.transpose_last2(a), g}), m));
+        },
 });
 
 }  // namespace

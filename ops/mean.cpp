@@ -1,6 +1,7 @@
 // mean(x, axis, keepdims): the mean over one axis, a list of axes, or (axis null, the
 // default) all of them, giving a scalar. keepdims leaves the reduced axes as size 1.
 #include "ops/reduce.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -27,6 +28,12 @@ const bool registered = register_op({
                     {.shapes = {{3, 4}}, .attrs = {{"axis", true}},
                      .error = "axis must be null (all axes), an integer or a list of integers, got true"}},
     .mean_over_rows = true,
+    // dL/dx = dL/dy / n broadcast back over the averaged axes
+    .vjp =
+        [](VjpBuilder& b) {
+            return refs(b.add_op("expand", {b.grad(), b.input(0)},
+                                     {{"axis", b.attrs().at("axis")}, {"keepdims", b.attrs().at("keepdims")}, {"mean", true}}));
+        },
 });
 
 }  // namespace

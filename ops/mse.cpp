@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -53,6 +54,19 @@ const bool registered = register_op({
                     {.shapes = {{}, {}}, .error = "needs inputs of rank >= 1 (rows), got scalars"}},
     .mean_over_rows = true,
     .fusable = Fusable::mse,
+    // L = 1/(2N)·Σ(y−t)²: dL/dy = g·(y−t)/N = C·(g/(N·C))·(y−t), C = elements per row
+    .vjp =
+        [](VjpBuilder& b) {
+            const Shape& y = b.shape(b.input(0));
+            double per_row = 1;
+            for (std::size_t i = 1; i < y.size(); ++i) {
+                if (y[i].symbolic()) throw ShapeError("vjp of mse: needs fixed sizes past the rows, got " + format_shape(y));
+                per_row *= double(y[i].size);
+            }
+            const VjpRef share = b.add_op("expand", {b.grad(), b.input(0)}, {{"mean", true}});  // g / (N·C)
+            const VjpRef dy = b.scale(b.mul(share, b.sub(b.input(0), b.input(1))), per_row);
+            return refs(dy, b.neg(dy));
+        },
 });
 
 }  // namespace

@@ -1,5 +1,6 @@
 // mul(a, b) = a ⊙ b (elementwise) with numpy broadcasting.
 #include "ops/elementwise.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -22,6 +23,8 @@ const bool registered = register_op({
     .bad_samples = {{.shapes = {{3, 4}, {3}}, .error = "cannot broadcast [3,4] with [3]"},
                     {.shapes = {{2, 3}, {3, 2}}, .error = "cannot broadcast [2,3] with [3,2]"}},
     .elementwise = true,
+    // d(a·b) = b·da + a·db
+    .vjp = [](VjpBuilder& b) { return refs(b.sum_to(b.mul(b.grad(), b.input(1)), b.input(0)), b.sum_to(b.mul(b.grad(), b.input(0)), b.input(1))); },
 });
 
 }  // namespace

@@ -1,5 +1,6 @@
 // neg(x) = −x.
 #include "ops/elementwise.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -14,6 +15,8 @@ const bool registered = register_op({
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{}}}},
     .summary = "elementwise negation",
     .elementwise = true,
+    // d(−x) = −dx
+    .vjp = [](VjpBuilder& b) { return refs(b.neg(b.grad())); },
 });
 
 }  // namespace

@@ -4,6 +4,7 @@
 // vector-Jacobian product is  dL/dx_j = (g_j − Σ_i g_i y_i) / s.
 // The lecture's hand-derived update drops this Jacobian (see lecture_sigmoid_normalize).
 #include "ops/along_axis.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -39,6 +40,13 @@ const bool registered = register_op({
                      .error = "axis 2 is out of range for a tensor of rank 2"}},
     .mixes_rows = mixes_rows_along_axis,
     .fusable = Fusable::row_normalize,
+    // y = x/s: dL/dx = (g − Σ_axis g ⊙ y) / s, s = Σ_axis x
+    .vjp =
+        [](VjpBuilder& b) {
+            const Attrs along = {{"axis", b.attrs().at("axis")}, {"keepdims", true}};
+            const VjpRef dot = b.add_op("sum", {b.mul(b.grad(), b.output())}, along);
+            return refs(b.div(b.sub(b.grad(), dot), b.add_op("sum", {b.input(0)}, along)));
+        },
 });
 
 }  // namespace

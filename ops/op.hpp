@@ -115,6 +115,8 @@ enum class Domain {
     one_hot,      // rows are one-hot (not differentiated)
     class_index,  // integers in [0, last dim of input 0) (not differentiated); for an op's
                   // ids_input, in [0, rows of input ids_rows_of)
+    no_gradient,  // |x| in [0.3, 2], random sign, read but given no gradient: a shape template
+                  // (sum_to's `like`) or a mask's argument (relu_mask), whose derivative is 0
 };
 
 struct OpSample {
@@ -144,6 +146,14 @@ enum class Fusable {
     row_normalize,  // x / Σx along an axis (normalize): its backward joins mse's
     mse,            // the lecture's loss (mse)
 };
+
+// A vector-Jacobian product written with ops (ops/vjp.hpp): a reference to a node of the small
+// graph a VjpBuilder builds, or none (a zero gradient).
+struct VjpRef {
+    int id = -1;
+    explicit operator bool() const { return id >= 0; }
+};
+class VjpBuilder;
 
 struct Op {
     std::string name;
@@ -204,6 +214,11 @@ struct Op {
     // Bytes of scratch memory (`scratch` below) a node needs for these input dims and attrs,
     // at most; null: none. `check` counts it with the tensors and caps it like them.
     std::function<std::int64_t(std::span<const Dims> in, const Attrs& attrs, Dtype dtype)> workspace = {};
+    // The backward as a graph of ops (ops/vjp.hpp): one ref per input, none for no gradient.
+    // Null: the op cannot be differentiated twice. The numeric `backward` stays the fast path;
+    // the op table holds the two equal, and ops/vjp.hpp says whether the graph is itself
+    // differentiable (twice_differentiable, computed from the ops it uses).
+    std::function<std::vector<VjpRef>(VjpBuilder&)> vjp = {};
 };
 
 // How many inputs a node of `op` takes: fewest_inputs to most_inputs (SIZE_MAX when variadic).

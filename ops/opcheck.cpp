@@ -23,6 +23,7 @@ Tensor sample_tensor(const Dims& dims, Domain domain, Rng& rng, std::int64_t cla
             for (std::int64_t i = 0; i < n; ++i) t.set(i, rng.uniform(0.5, 2.0));
             break;
         case Domain::away_from_0:
+        case Domain::no_gradient:
             for (std::int64_t i = 0; i < n; ++i) t.set(i, rng.uniform(0.3, 2.0) * (rng.uniform() < 0.5 ? -1 : 1));
             break;
         case Domain::one_hot: {
@@ -37,7 +38,9 @@ Tensor sample_tensor(const Dims& dims, Domain domain, Rng& rng, std::int64_t cla
     return t;
 }
 
-bool differentiable(Domain d) { return d != Domain::one_hot && d != Domain::class_index; }
+bool differentiable(Domain d) {
+    return d != Domain::one_hot && d != Domain::class_index && d != Domain::no_gradient;
+}
 
 std::vector<std::string> inputs_missing_from_formula(const Op& op) {
     std::vector<std::string> missing;

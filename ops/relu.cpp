@@ -1,6 +1,7 @@
 // relu(x) = max(x, 0), elementwise. The derivative at exactly 0 is taken as 0 (as PyTorch
 // does). A NaN input stays NaN, so a diverging run is noticed rather than masked.
 #include "ops/elementwise.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -16,6 +17,8 @@ const bool registered = register_op({
                 {.shapes = {{6}}, .domains = {Domain::away_from_0}}},
     .summary = "rectified linear unit max(x, 0)",
     .elementwise = true,
+    // d relu(x) = relu_mask(x)·dx; the mask's own derivative is 0
+    .vjp = [](VjpBuilder& b) { return refs(b.mul(b.grad(), b.add_op("relu_mask", {b.input(0)}))); },
 });
 
 }  // namespace

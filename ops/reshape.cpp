@@ -13,6 +13,7 @@
 #include "core/json.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -117,6 +118,13 @@ const bool registered = register_op({
                     // 2^64 − 1 must not wrap to −1 (which would make it a valid [12])
                     {.shapes = {{3, 4}}, .attrs = {{"shape", {18446744073709551615ULL}}},
                      .error = "entry 18446744073709551615 is too large"}},
+    // the gradient takes x's shape back (a symbolic dim as −1)
+    .vjp =
+        [](VjpBuilder& b) {
+            Attrs dims = Attrs::array();
+            for (const Dim& d : b.shape(b.input(0))) dims.push_back(d.symbolic() ? -1 : d.size);
+            return refs(b.add_op("reshape", {b.grad()}, {{"shape", dims}}));
+        },
 });
 
 }  // namespace

@@ -1,6 +1,7 @@
 // sigmoid(x) = 1 / (1 + exp(-x)), computed without overflow for any x.
 #include "ops/elementwise.hpp"
 #include "ops/kernels.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -23,6 +24,8 @@ const bool registered = register_op({
     .elementwise = true,
     .gives_probabilities = true,
     .fusable = Fusable::sigmoid,
+    // d σ(x) = y·(1 − y)·dx
+    .vjp = [](VjpBuilder& b) { return refs(b.mul(b.grad(), b.mul(b.output(), b.scale(b.output(), -1, 1)))); },
 });
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "ops/broadcast.hpp"
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -116,6 +117,68 @@ const bool registered = register_op({
         if (axis < 0) axis += std::int64_t(q.ranks[0]);
         return axis == 0 ? "slices the batch axis (axis 0): a row's output depends on where the batch is cut" : "";
     },
+    // dL/dx = dL/dy placed into zeros of x's shape: unslice
+    .vjp =
+        [](VjpBuilder& b) {
+            const Attrs& a = b.attrs();
+            return refs(b.add_op("unslice", {b.grad(), b.input(0)},
+                                 {{"axis", a.at("axis")}, {"start", a.at("start")}, {"end", a.at("end")}}));
+        },
+});
+
+// unslice(g, like, {"axis", "start", "end"}): g placed at [start, end) along axis of zeros
+// shaped like `like` (which gives only its shape): slice's vector-Jacobian product, whose own
+// adjoint is the slice again.
+const bool unslice_registered = register_op({
+    .name = "unslice",
+    .formula = "y = zeros like `like` with y[start:end] = g along axis;  dL/dg = slice(dL/dy),  dL/dlike = 0",
+    .inputs = {"g", "like"},
+    .attrs = {{"axis", -1}, {"start", 0}, {"end", nullptr}},
+    .shape =
+        [](std::span<const Shape> in, const Attrs& attrs) {
+            const Range r = slice_range(in[1], attrs);
+            Shape sliced = in[1];
+            sliced[r.axis] = Dim{r.end - r.start, {}};
+            if (sliced != in[0])
+                throw ShapeError(fmt::format("cannot place {} into {}: the slice is {}", format_shape(in[0]),
+                                             format_shape(in[1]), format_shape(sliced)));
+            return in[1];
+        },
+    .forward =
+        [](const ForwardCall& c) {
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* g = c.in[0]->data<T>();
+                T* y = c.out.data<T>();
+                c.out.zero();
+                each_run(c.out, concrete_range(c.out, c.attrs),
+                         [&](std::int64_t iy, std::int64_t ig, std::int64_t n) { std::copy_n(g + ig, n, y + iy); });
+            });
+        },
+    .backward =
+        [](const BackwardCall& c) {
+            if (c.grad_in[1]) c.grad_in[1]->zero();
+            if (!c.grad_in[0]) return;
+            dispatch(c.out.dtype(), [&]<class T>() {
+                const T* gy = c.grad_out.data<T>();
+                T* gg = c.grad_in[0]->data<T>();
+                each_run(c.out, concrete_range(c.out, c.attrs),
+                         [&](std::int64_t iy, std::int64_t ig, std::int64_t n) { std::copy_n(gy + iy, n, gg + ig); });
+            });
+        },
+    .samples = {{.shapes = {{3, 3}, {3, 5}}, .attrs = {{"start", 1}, {"end", 4}},
+                 .domains = {Domain::real, Domain::no_gradient}},
+                {.shapes = {{2, 3, 3}, {2, 6, 3}}, .attrs = {{"axis", 1}, {"start", 2}, {"end", 5}},
+                 .domains = {Domain::real, Domain::no_gradient}}},
+    .summary = "g placed into zeros at a slice (slice's gradient)",
+    .bad_samples = {{.shapes = {{3, 2}, {3, 5}}, .attrs = {{"start", 1}, {"end", 4}},
+                     .error = "cannot place [3,2] into [3,5]: the slice is [3,3]"}},
+    // linear in g: its adjoint takes the slice back out
+    .vjp =
+        [](VjpBuilder& b) {
+            const Attrs& a = b.attrs();
+            return refs(b.add_op("slice", {b.grad()}, {{"axis", a.at("axis")}, {"start", a.at("start")}, {"end", a.at("end")}}),
+                        VjpRef{});
+        },
 });
 
 }  // namespace

@@ -1,6 +1,7 @@
 // softmax(x, axis) = exp(x) / Σ exp(x) along axis, shifted by the line's max so that
 // exp never overflows: softmax of logits ±1000 is exact, not NaN.
 #include "ops/along_axis.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -31,6 +32,13 @@ const bool registered = register_op({
                      .error = "axis 2 is out of range for a tensor of rank 2"}},
     .mixes_rows = mixes_rows_along_axis,
     .gives_probabilities = true,
+    // dL/dx = y ⊙ (g − Σ_axis g ⊙ y)
+    .vjp =
+        [](VjpBuilder& b) {
+            const Attrs along = {{"axis", b.attrs().at("axis")}, {"keepdims", true}};
+            const VjpRef dot = b.add_op("sum", {b.mul(b.grad(), b.output())}, along);
+            return refs(b.mul(b.output(), b.sub(b.grad(), dot)));
+        },
 });
 
 }  // namespace

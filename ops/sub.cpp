@@ -1,5 +1,6 @@
 // sub(a, b) = a − b with numpy broadcasting.
 #include "ops/elementwise.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -21,6 +22,8 @@ const bool registered = register_op({
     .bad_samples = {{.shapes = {{3, 4}, {3}}, .error = "cannot broadcast [3,4] with [3]"},
                     {.shapes = {{2, 3}, {3, 2}}, .error = "cannot broadcast [2,3] with [3,2]"}},
     .elementwise = true,
+    // d(a − b) = da − db
+    .vjp = [](VjpBuilder& b) { return refs(b.sum_to(b.grad(), b.input(0)), b.sum_to(b.neg(b.grad()), b.input(1))); },
 });
 
 }  // namespace

@@ -1,6 +1,7 @@
 // sum(x, axis, keepdims): the sum over one axis, a list of axes, or (axis null, the
 // default) all of them, giving a scalar. keepdims leaves the reduced axes as size 1.
 #include "ops/reduce.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -29,6 +30,8 @@ const bool registered = register_op({
                      .error = "an integer or a list of integers, got 0.5"},
                     {.shapes = {{}}, .attrs = {{"axis", 0}},
                      .error = "axis 0 is out of range for a tensor of rank 0"}},
+    // dL/dx = dL/dy broadcast back over the summed axes
+    .vjp = [](VjpBuilder& b) { return refs(b.add_op("expand", {b.grad(), b.input(0)}, {{"axis", b.attrs().at("axis")}, {"keepdims", b.attrs().at("keepdims")}})); },
 });
 
 }  // namespace

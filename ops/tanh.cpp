@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops/elementwise.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -17,6 +18,8 @@ const bool registered = register_op({
     .samples = {{.shapes = {{3, 4}}}, {.shapes = {{5}}}, {.shapes = {{}}}},
     .summary = "hyperbolic tangent, stable for large |x|",
     .elementwise = true,
+    // d tanh(x) = (1 − y²)·dx
+    .vjp = [](VjpBuilder& b) { return refs(b.mul(b.grad(), b.scale(b.mul(b.output(), b.output()), -1, 1))); },
 });
 
 }  // namespace

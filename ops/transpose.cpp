@@ -5,6 +5,7 @@
 #include "core/json.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -108,6 +109,15 @@ const bool registered = register_op({
                      .error = "perm [0,2] must list each of the input's 2 axes once"},
                     {.shapes = {{3, 4}}, .attrs = {{"perm", {1, -1}}},
                      .error = "perm [1,-1] must list each of the input's 2 axes once"}},
+    // the inverse permutation carries dL/dy back
+    .vjp =
+        [](VjpBuilder& b) {
+            const std::size_t r = b.rank(b.input(0));
+            const Attrs& p = b.attrs().at("perm");
+            std::vector<std::int64_t> inverse(r);
+            for (std::size_t i = 0; i < r; ++i) inverse[p.empty() ? r - 1 - i : std::size_t(p[i].get<std::int64_t>() < 0 ? p[i].get<std::int64_t>() + std::int64_t(r) : p[i].get<std::int64_t>())] = std::int64_t(i);
+            return refs(b.add_op("transpose", {b.grad()}, {{"perm", inverse}}));
+        },
 });
 
 }  // namespace
