@@ -16,7 +16,8 @@
 //
 // mean_over_rows holds: every row of the batch (axis 0) has the same number of positions, so
 // the mean over all positions is the mean over rows of each row's mean, and shards' losses
-// weighted by their rows give the batch's.
+// weighted by their rows give the batch's. With ignore_index rows keep different numbers of
+// positions: mean_terms gives the kept count, and shards are weighted by it.
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
@@ -198,6 +199,15 @@ const bool registered = register_op({
     .ignored_label = [](const Attrs& attrs) -> std::optional<double> {
         const double k = ignored_label(attrs);
         return std::isnan(k) ? std::nullopt : std::optional<double>(k);
+    },
+    // With ignore_index the mean is over the kept positions, whose number is data.
+    .mean_terms = [](std::span<const Tensor* const> in, const Attrs& attrs) -> std::optional<std::int64_t> {
+        const double ignored = ignored_label(attrs);
+        const Tensor &z = *in[0], &t = *in[1];
+        if (std::isnan(ignored) || t.rank() == z.rank()) return std::nullopt;
+        std::int64_t n = 0;
+        dispatch(t.dtype(), [&]<class T>() { n = counted_positions<T>(t, t.numel(), ignored); });
+        return n;
     },
     // dL/dlogits = (p − onehot)·g/P (soft t: (p·Σt − t)·g/P), dL/dt = −ln p·g/P, P = positions;
     // g/P = C·(g/(P·C)), the mean spread over every logit times the classes C

@@ -209,6 +209,10 @@ struct Op {
     // A value of labels_input that the op leaves out of its loss with these attrs
     // (cross_entropy's ignore_index), or nullopt: the labels checks let it through.
     std::function<std::optional<double>(const Attrs&)> ignored_label = {};
+    // For a mean_over_rows loss whose rows may count different numbers of terms (cross_entropy
+    // with ignore_index): how many terms its mean over these inputs is over; nullopt when every
+    // row counts the same. Training in shards weights each shard by it instead of by its rows.
+    std::function<std::optional<std::int64_t>(std::span<const Tensor* const>, const Attrs&)> mean_terms = {};
     // What the engine's fused passes may do with a node of this op (graph/fusion.cpp).
     Fusable fusable = Fusable::no;
     // Bytes of scratch memory (`scratch` below) a node needs for these input dims and attrs,

@@ -1,6 +1,6 @@
 """`chainrule train` under mpirun (docs/distributed.md): the weights are the same bit for bit
 for one process and for K = 2 and 4 with the same shards; a run stopped under one K resumes
-under another exactly; bad input on any process ends every process with one message and exit
+under another exactly (also for sequences whose loss leaves padding out); bad input on any process ends every process with one message and exit
 code 2; a process whose model or flags differ is refused the same way during setup; a killed
 process ends the job, and the last checkpoint resumes.
 
@@ -165,6 +165,15 @@ def with_mpi():
         check(code == 0, f"the conv net trains under -np {k} (exit {code}) {err[-300:]!r}")
     check(weights(out_dir("conv_kNone")) == weights(out_dir("conv_k2")) == weights(out_dir("conv_k4")),
           "conv net, --shards 4: plain, -np 2 and -np 4 give identical weights")
+
+    # Words as sequences with cross_entropy's ignore_index: shards weighted by their kept
+    # positions (rows of different lengths), the same bits for every K.
+    words = os.path.join(SOURCE, "tests", "fixtures", "words_sequence.json")
+    for k in (None, 2, 4):
+        code, out, err = run(["train", words, "--shards", "4", "--out", out_dir(f"words_k{k}")], k)
+        check(code == 0, f"the words model trains under -np {k} (exit {code}) {err[-300:]!r}")
+    check(weights(out_dir("words_kNone")) == weights(out_dir("words_k2")) == weights(out_dir("words_k4")),
+          "words with ignore_index, --shards 4: plain, -np 2 and -np 4 give identical weights")
 
     # One shard (today's single-process path) differs from 4 only in rounding: close, not equal.
     code, out, err = run(["train", model, "--out", out_dir("s1")])

@@ -157,11 +157,6 @@ void check_shardable(const Graph& g, const std::string& file) {
         if (int(id) == loss) {
             if (!n.op->mean_over_rows || !fed_rows)
                 refuse(n, "is the loss but not a mean over the batch's rows (mse, cross_entropy or mean of them)");
-            // Rows then count different numbers of positions: the shards' means would need
-            // weights by position, not by row (not done yet).
-            if (n.op->ignored_label && n.op->ignored_label(n.attrs))
-                refuse(n, "leaves some positions out of its mean (ignore_index), so the shards' means do not combine "
-                          "by rows");
             continue;
         }
         if (!fed_rows) continue;
@@ -183,13 +178,13 @@ ShardedGradient::ShardedGradient(Communicator& comm, GradientParts parts, std::v
     first_ = comm_.rank() * per_process;
     last_ = first_ + per_process;
     for (int id : params_) width_ += p_.graph.node(id).value.numel();
-    width_ += 2;  // the shard's loss and its process's status
+    width_ += 3;  // the shard's loss, its number of terms (-1: by rows) and its process's status
     if (per_process * width_ > INT_MAX)
         throw RunError(fmt::format("{} shards per process of {} parameters are more than one MPI message can carry; "
                                    "use fewer shards",
-                                   per_process, width_ - 2));
+                                   per_process, width_ - 3));
     slots_.assign(std::size_t(shards_ * width_), 0.0);
-    sum_.assign(std::size_t(width_ - 2), 0.0);
+    sum_.assign(std::size_t(width_ - 3), 0.0);
 }
 
 std::span<const std::int64_t> ShardedGradient::rows(std::span<const std::int64_t> batch, std::int64_t s) const {
@@ -212,7 +207,7 @@ void ShardedGradient::compute_shards(std::span<const std::int64_t> rows, std::ui
         if (p_.detect_anomaly) check_values_finite(g, fmt::format("{}, shard {}", at.text(), s));
         g.backward(p_.plan);
         if (p_.detect_anomaly) check_gradients_finite(g, p_.plan, fmt::format("{}, shard {}", at.text(), s));
-        keep(s, g.node(p_.plan.loss()).value.at(0));
+        keep(s, g.node(p_.plan.loss()).value.at(0), loss_terms());
     }
 }
 
@@ -238,18 +233,29 @@ double ShardedGradient::compute(std::span<const std::int64_t> rows, std::span<co
     return c.loss;
 }
 
-void ShardedGradient::keep(std::int64_t shard, double loss) {
+// The number of terms the loss's mean was over in the last forward, when its op says it
+// varies with the data (Op::mean_terms); -1: every row counts the same.
+std::int64_t ShardedGradient::loss_terms() const {
+    const Node& loss = p_.graph.node(p_.plan.loss());
+    if (!loss.op->mean_terms) return -1;
+    std::vector<const Tensor*> in;
+    for (int i : loss.inputs) in.push_back(&p_.graph.node(i).value);
+    return loss.op->mean_terms(in, loss.attrs).value_or(-1);
+}
+
+void ShardedGradient::keep(std::int64_t shard, double loss, std::int64_t terms) {
     double* slot = slots_.data() + shard * width_;
     for (int id : params_) {
         const Tensor& grad = p_.graph.node(id).grad;
         for (std::int64_t i = 0; i < grad.numel(); ++i) *slot++ = grad.at(i);
     }
-    *slot = loss;
+    *slot++ = loss;
+    *slot = double(terms);
 }
 
 ShardedGradient::Combined ShardedGradient::combine(std::int64_t batch_rows, int status) {
     const auto t0 = std::chrono::steady_clock::now();
-    const std::int64_t loss_at = width_ - 2, status_at = width_ - 1;
+    const std::int64_t loss_at = width_ - 3, terms_at = width_ - 2, status_at = width_ - 1;
     for (std::int64_t s = first_; s < last_; ++s) slots_[std::size_t(s * width_ + status_at)] = status;
     comm_.allgather(slots_);
     Combined c;
@@ -262,12 +268,23 @@ ShardedGradient::Combined ShardedGradient::combine(std::int64_t batch_rows, int 
     const auto t1 = std::chrono::steady_clock::now();
     gather_seconds_ += std::chrono::duration<double>(t1 - t0).count();
     if (c.failed_rank >= 0) return c;
+    // A loss over a number of terms that is data (ignore_index): shards weigh by their terms.
+    // A batch with none at all has loss 0 and no gradient, as in one piece.
+    std::int64_t total_terms = 0;
+    bool by_terms = false;
+    auto shard_rows = [&](std::int64_t s) { return (s + 1) * batch_rows / shards_ - s * batch_rows / shards_; };
+    for (std::int64_t s = 0; s < shards_; ++s)
+        if (const double t = slots_[std::size_t(s * width_ + terms_at)]; shard_rows(s) > 0 && t >= 0)
+            by_terms = true, total_terms += std::int64_t(t);
     // The fold: the same numbers in the same order on every process and for every K.
     bool first = true;
     for (std::int64_t s = 0; s < shards_; ++s) {
-        const std::int64_t n_s = (s + 1) * batch_rows / shards_ - s * batch_rows / shards_;
+        const std::int64_t n_s = shard_rows(s);
         if (n_s == 0) continue;
-        const double weight = double(n_s) / double(batch_rows);
+        const double terms = slots_[std::size_t(s * width_ + terms_at)];
+        const double weight = !by_terms        ? double(n_s) / double(batch_rows)
+                              : total_terms > 0 ? terms / double(total_terms)
+                                                : 0.0;
         const double* slot = slots_.data() + s * width_;
         for (std::size_t i = 0; i < sum_.size(); ++i) sum_[i] = first ? weight * slot[i] : sum_[i] + weight * slot[i];
         c.loss = first ? weight * slot[loss_at] : c.loss + weight * slot[loss_at];

@@ -66,7 +66,8 @@ private:
 void run_together(Communicator& comm, const std::function<void()>& f);
 
 // Whether `g` may be trained in shards: its loss must be a mean over the batch's rows (an op
-// with the fact Op::mean_over_rows: mse, cross_entropy, mean) and no op may mix rows (an op
+// with the fact Op::mean_over_rows: mse, cross_entropy, mean; a mean over a number of terms
+// that is data, Op::mean_terms, is weighted by it) and no op may mix rows (an op
 // whose Op::mixes_rows says why, or one whose output loses the batch axis before the loss).
 // An InputError naming the model file and the node if not.
 void check_shardable(const Graph& g, const std::string& file);
@@ -74,7 +75,8 @@ void check_shardable(const Graph& g, const std::string& file);
 // The gradient of a batch computed shard by shard. Shard s of a batch of n rows is rows
 // [s·n/S, (s+1)·n/S) of the sampler's order; process r computes shards [r·S/K, (r+1)·S/K),
 // each its own forward and backward with dropout's masks from noise_seed(step seed, s).
-// Then every process gathers every shard's gradient and loss and sums them, weighted n_s/n,
+// Then every process gathers every shard's gradient and loss and sums them, weighted n_s/n
+// (or t_s/t, by the loss's terms, when its op counts them: cross_entropy's ignore_index),
 // as a left fold in shard order in float64, into the graph's parameter gradients. The same
 // collective carries each process's failure or stop: a failure anywhere ends compute() on
 // every process (the failing one rethrows its error, the others throw PeerFailed), and a stop
@@ -99,8 +101,9 @@ public:
     std::string cost() const;
 
 private:
-    // After shard s's backward: its loss and the graph's parameter gradients.
-    void keep(std::int64_t shard, double loss);
+    // After shard s's backward: its loss, its number of terms and the graph's parameter gradients.
+    void keep(std::int64_t shard, double loss, std::int64_t terms);
+    std::int64_t loss_terms() const;
     // The collective. `status` is this process's: 0 fine, 1 to 999 a stop asked for (the
     // signal), 1000 + exit code a failure.
     struct Combined {
