@@ -5,9 +5,11 @@
 
 #include "cli/commands.hpp"
 #include "cli/common.hpp"
+#include "cli/lecture_labels.hpp"
 #include "core/error.hpp"
-#include "graph/gradcheck.hpp"
 #include "core/print.hpp"
+#include "graph/backward_graph.hpp"
+#include "graph/gradcheck.hpp"
 
 namespace chainrule::cli {
 namespace {
@@ -16,12 +18,38 @@ struct GradOptions {
     std::string model;
     PointOptions point;
     bool json = false;
+    std::string backward_graph;
 };
 
 void add_grad_options(CLI::App* cmd, GradOptions& o) {
     cmd->add_option("MODEL", o.model, "model JSON file")->required();
     add_point_options(*cmd, o.point);
     cmd->add_flag("--json", o.json, "print a JSON document on stdout");
+}
+
+// The model with its backward pass appended as nodes (graph/backward_graph.hpp), every
+// parameter's gradient named in outputs.gradients, written to `out`. Steps the lecture
+// derives by hand carry its label (1)–(9) in their doc. With --weights the parameters are
+// written with their trained values, so the file is the same point.
+void write_backward_graph(Model m, const PointOptions& point, const std::string& out) {
+    if (!point.weights.empty()) set_point(m, point);
+    Graph& g = m.graph;
+    if (g.loss() < 0) throw InputError(fmt::format("{}: the model has no loss output to differentiate", m.path));
+    const std::size_t forward_nodes = g.size();
+    const std::vector<int> params = g.parameters();
+    const BackwardGraph bg = append_backward_steps(g, g.loss(), params);
+    for (std::size_t k = 0; k < params.size(); ++k)
+        g.set_gradient_output(g.node(params[k]).name, g.node(bg.grads[k]).name);
+    for (const auto& [step, id] : bg.contributions) {
+        const LectureLabel* l = lecture_label(g, step.first, step.second);
+        if (!l || std::size_t(id) < forward_nodes) continue;
+        g.node(id).doc = fmt::format("({}) {} = {}{}; {}", l->number, l->derivative, l->formula,
+                                     *l->local ? fmt::format(" (local derivative {})", l->local) : "", g.node(id).doc);
+    }
+    if (!g.name.empty()) g.name += "_backward";
+    save_model(m, out, !point.weights.empty());
+    fmt::print("{}: {} forward and {} backward nodes; the gradients of {} parameters are outputs\n", out,
+               forward_nodes, g.size() - forward_nodes, params.size());
 }
 
 }  // namespace
@@ -31,7 +59,14 @@ void add_grad(CLI::App& app) {
     auto* cmd = app.add_subcommand("grad", "Run forward and backward once; print the loss and the gradient of "
                                            "every node");
     add_grad_options(cmd, *o);
+    cmd->add_option("--backward-graph", o->backward_graph,
+                    "write the model with its backward pass as nodes (each gradient an output) to this JSON file, "
+                    "instead of printing gradients");
     cmd->callback([o] {
+        if (!o->backward_graph.empty()) {
+            write_backward_graph(load(o->model), o->point, o->backward_graph);
+            return;
+        }
         Model m = load(o->model);
         set_point(m, o->point);
         Graph& g = m.graph;

@@ -330,9 +330,16 @@ Model parse_model(const std::string& text, const std::string& file) {
             if (n.kind == NodeKind::input && !n.default_value.empty())
                 check_class_indices(g, g.id(n.name), n.default_value, root["inputs"][n.name]["value"].str());
         const Json& outputs = get_object(require(j, "outputs", file), root["outputs"].str());
-        check_keys(outputs, {"prediction", "loss"}, root["outputs"].str());
-        for (auto& [role, name] : outputs.items())
+        check_keys(outputs, {"prediction", "loss", "gradients"}, root["outputs"].str());
+        for (auto& [role, name] : outputs.items()) {
+            if (role == "gradients") continue;
             g.set_output(role, get_string(name, root["outputs"][role].str()), root["outputs"][role].str());
+        }
+        if (outputs.contains("gradients")) {
+            const auto at = root["outputs"]["gradients"];
+            for (auto& [of, name] : get_object(outputs["gradients"], at.str()).items())
+                g.set_gradient_output(of, get_string(name, at[of].str()), at[of].str());
+        }
     } catch (const InputError& e) {
         std::string what = e.what();
         // Graph messages name the JSON place but not the file.
@@ -396,6 +403,11 @@ Json model_to_json(const Model& m, bool trained) {
     j["nodes"] = nodes;
     Json outputs = Json::object();
     for (const auto& [role, id] : g.outputs()) outputs[role] = g.node(id).name;
+    if (!g.gradient_outputs().empty()) {
+        Json grads = Json::object();
+        for (const auto& [of, id] : g.gradient_outputs()) grads[g.node(of).name] = g.node(id).name;
+        outputs["gradients"] = grads;
+    }
     j["outputs"] = outputs;
     if (!m.training.is_null()) j["training"] = m.training;
     return j;

@@ -78,6 +78,11 @@ std::vector<int> append_vjp(Graph& g, int id, int upstream, const std::vector<st
 }  // namespace
 
 std::vector<int> append_backward(Graph& g, int loss, const std::vector<int>& wrt, const std::string& symbol) {
+    return append_backward_steps(g, loss, wrt, symbol).grads;
+}
+
+BackwardGraph append_backward_steps(Graph& g, int loss, const std::vector<int>& wrt, const std::string& symbol) {
+    BackwardGraph result;
     const Node& l = g.node(loss);
     if (!l.shape.empty())
         throw InputError(fmt::format("{}: the gradient needs a scalar, but '{}' has shape {}", l.name, l.name,
@@ -118,9 +123,12 @@ std::vector<int> append_backward(Graph& g, int loss, const std::vector<int>& wrt
         }
         const std::vector<int> grads = append_vjp(g, id, sum, sole, wanted);
         for (std::size_t k = 0; k < inputs.size(); ++k)
-            if (grads[k] >= 0 && needed[std::size_t(inputs[k])]) contributions[inputs[k]].push_back(grads[k]);
+            if (grads[k] >= 0 && needed[std::size_t(inputs[k])]) {
+                contributions[inputs[k]].push_back(grads[k]);
+                result.contributions[{id, k}] = grads[k];
+            }
     }
-    std::vector<int> out;
+    std::vector<int>& out = result.grads;
     for (int w : wrt) {
         const std::string name = fmt::format("d{}/d{}", symbol, g.node(w).name);
         if (total.count(w)) {
@@ -134,7 +142,7 @@ std::vector<int> append_backward(Graph& g, int loss, const std::vector<int>& wrt
         out.push_back(g.op(free_name(g, name), "scale", {g.node(w).name},
                            {{"factor", 0.0}, {"shift", 0.0}}));
     }
-    return out;
+    return result;
 }
 
 }  // namespace chainrule

@@ -12,7 +12,9 @@
 // first-order training; this is for gradients that must be values in the graph.
 #pragma once
 
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "graph/graph.hpp"
@@ -24,6 +26,15 @@ namespace chainrule {
 // it). `symbol` names the differentiated value in gradient names ("L": dL/dx). Throws
 // InputError naming the op and the node when a node on a path has an op without a vjp.
 std::vector<int> append_backward(Graph& g, int loss, const std::vector<int>& wrt, const std::string& symbol = "L");
+
+// append_backward with a map of the steps: what op node `id` sends to its input `slot` is
+// node contributions[{id, slot}] (a step's node, as `chainrule step` shows it; tools lay
+// labels over them, such as the lecture's (1)–(9)).
+struct BackwardGraph {
+    std::vector<int> grads;
+    std::map<std::pair<int, std::size_t>, int> contributions;
+};
+BackwardGraph append_backward_steps(Graph& g, int loss, const std::vector<int>& wrt, const std::string& symbol = "L");
 
 // The name `want`, or `want` with the first free suffix "#2", "#3", ... when a node has it.
 std::string free_name(const Graph& g, const std::string& want);

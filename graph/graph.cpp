@@ -240,6 +240,23 @@ int Graph::id(const std::string& n) const {
     return i;
 }
 
+void Graph::set_gradient_output(const std::string& of, const std::string& node_name, std::string place) {
+    std::string at = place.empty() ? fmt::format("gradient output '{}'", of) : place;
+    int param = find(of);
+    if (param < 0) throw InputError(fmt::format("{}: '{}' names no parameter or input", at, of));
+    if (nodes_[param].kind != NodeKind::parameter && nodes_[param].kind != NodeKind::input)
+        throw InputError(fmt::format("{}: '{}' is {} node; a gradient output is of a parameter or an input", at, of,
+                                     nodes_[param].kind == NodeKind::op ? "an op" : "a constant"));
+    int id = find(node_name);
+    if (id < 0) throw InputError(fmt::format("{}: '{}' names no node", at, node_name));
+    if (nodes_[id].shape != nodes_[param].shape)
+        throw InputError(fmt::format("{}: '{}' has shape {}, but the gradient of '{}' has its shape {}", at, node_name,
+                                     format_shape(nodes_[id].shape), of, format_shape(nodes_[param].shape)));
+    for (const auto& [p, g] : gradient_outputs_)
+        if (p == param) throw InputError(fmt::format("{}: the gradient of '{}' is named twice", at, of));
+    gradient_outputs_.emplace_back(param, id);
+}
+
 int Graph::output(const std::string& role) const {
     auto it = outputs_.find(role);
     return it == outputs_.end() ? -1 : it->second;
@@ -257,6 +274,7 @@ std::vector<int> Graph::unused() const {
     for (const auto& n : nodes_)
         for (int i : n.inputs) used[i] = true;
     for (const auto& [role, id] : outputs_) used[id] = true;
+    for (const auto& [of, id] : gradient_outputs_) used[id] = true;
     std::vector<int> out;
     for (std::size_t i = 0; i < nodes_.size(); ++i)
         if (!used[i]) out.push_back(static_cast<int>(i));

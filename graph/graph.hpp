@@ -81,6 +81,9 @@ public:
            const std::vector<std::string>& input_places = {});
     // role: "prediction" or "loss" (the loss must be a scalar).
     void set_output(const std::string& role, const std::string& node_name, std::string place = {});
+    // Names node `node_name` as the gradient of parameter or input `of` (a backward graph's
+    // outputs, graph/backward_graph.hpp): the two must have the same shape.
+    void set_gradient_output(const std::string& of, const std::string& node_name, std::string place = {});
 
     // ---- looking ----
     std::size_t size() const { return nodes_.size(); }
@@ -93,6 +96,8 @@ public:
     int prediction() const { return output("prediction"); }
     int output(const std::string& role) const;  // -1 when absent
     const std::map<std::string, int>& outputs() const { return outputs_; }
+    // Parameter or input id → the node holding its gradient, in the order set.
+    const std::vector<std::pair<int, int>>& gradient_outputs() const { return gradient_outputs_; }
     std::vector<int> parameters() const;
     std::vector<int> unused() const;            // nodes nothing consumes and no output names
     std::int64_t parameter_count() const;
@@ -147,6 +152,7 @@ private:
     std::vector<Node> nodes_;
     std::map<std::string, int> index_;
     std::map<std::string, int> outputs_;
+    std::vector<std::pair<int, int>> gradient_outputs_;
 };
 
 // An op's shape rule refusing node `n`'s inputs, as the user reads it: "matmul cannot multiply

@@ -36,6 +36,12 @@ struct RemoveScratch {
     }
 };
 
+// A nested array's numbers in row-major order.
+void flatten(const Json& j, std::vector<double>& out) {
+    if (!j.is_array()) return out.push_back(j.get<double>());
+    for (const Json& e : j) flatten(e, out);
+}
+
 }  // namespace
 
 BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
@@ -394,4 +400,66 @@ BOOST_AUTO_TEST_CASE(bad_ids_are_refused_naming_the_file_the_input_and_the_posit
         std::string fed = std::string(message).replace(0, std::string("inputs.ids.value").size(), "ids");
         BOOST_TEST(f.err.find(feed + ": " + fed) != std::string::npos, f.err);
     }
+}
+
+// The backward pass written as a model (graph/backward_graph): every parameter's gradient is an
+// output, and evaluating those nodes as a forward pass gives `chainrule grad`'s numbers on the
+// original (rtol 1e-12 in float64); the lecture's nine steps carry their labels; check and dot
+// read the file.
+BOOST_AUTO_TEST_CASE(grad_backward_graph_writes_the_backward_pass_as_a_model) {
+    const std::string out = scratch("slides_backward.json", "");
+    CommandResult w = cr("grad " + model("slides_mnist") + " --backward-graph " + out);
+    BOOST_REQUIRE_MESSAGE(w.code == 0, w.err);
+    BOOST_TEST(w.out.find("the gradients of 4 parameters are outputs") != std::string::npos, w.out);
+    Json file = read_json_file(out);
+    const Json& grads = file["outputs"]["gradients"];
+    BOOST_TEST(grads == Json::parse(R"({"W1": "dL/dW1", "b1": "dL/db1", "W2": "dL/dW2", "b2": "dL/db2"})"), grads.dump());
+    // The lecture's (1)–(9), each on one node, with its formula.
+    std::string docs;
+    for (const Json& n : file["nodes"])
+        if (n.contains("doc")) docs += n["doc"].get<std::string>() + "\n";
+    for (int k = 1; k <= 9; ++k) {
+        const std::string label = "(" + std::to_string(k) + ") ∂L/∂";
+        const auto at = docs.find(label);
+        BOOST_TEST((at != std::string::npos && docs.find(label, at + 1) == std::string::npos), label << " in\n" << docs);
+    }
+    BOOST_TEST(docs.find("(5) ∂L/∂W″ = y1ᵀ·δ2 (local derivative ∂a2/∂W″ = y1)") != std::string::npos, docs);
+
+    Json original = parse_json_text(cr("grad " + model("slides_mnist") + " --json").out, "grad");
+    CommandResult back = cr("grad " + out + " --json");
+    BOOST_REQUIRE_MESSAGE(back.code == 0, back.err);
+    Json backward = parse_json_text(back.out, "grad of the backward graph");
+    BOOST_TEST(backward["loss"] == original["loss"]);
+    for (auto& [param, node] : grads.items()) {
+        const Json& want = original["nodes"][param]["grad"];
+        const Json& got = backward["nodes"][node.get<std::string>()]["value"];
+        std::vector<double> g, w;
+        flatten(got, g);
+        flatten(want, w);
+        BOOST_REQUIRE_EQUAL(g.size(), w.size());
+        double worst = 0, scale = 1e-300;
+        for (std::size_t i = 0; i < w.size(); ++i)
+            worst = std::max(worst, std::abs(g[i] - w[i])), scale = std::max(scale, std::abs(w[i]));
+        BOOST_TEST(worst <= 1e-12 * scale, param << ": max |difference| " << worst << " of scale " << scale);
+    }
+    BOOST_TEST(cr("check " + out).code == 0);
+    CommandResult dot = cr("dot " + out);
+    BOOST_TEST(dot.code == 0);
+    BOOST_TEST(dot.out.find("dL/dW1") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_gradient_output_of_the_wrong_shape_is_refused_with_its_place) {
+    Json j = read_json_file(model("worked_example"));
+    j["outputs"]["gradients"] = Json::parse(R"({"w": "z"})");
+    CommandResult r = cr("check " + scratch("bad_gradient_output.json", j.dump(1)));
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.err.find("bad_gradient_output.json: outputs.gradients.w: 'z' has shape [N,1], but the gradient of "
+                          "'w' has its shape [4,1]") != std::string::npos,
+               r.err);
+    j["outputs"]["gradients"] = Json::parse(R"({"z": "w"})");
+    r = cr("check " + scratch("bad_gradient_output2.json", j.dump(1)));
+    BOOST_TEST(r.code == 2);
+    BOOST_TEST(r.err.find("outputs.gradients.z: 'z' is an op node; a gradient output is of a parameter or an input") !=
+                   std::string::npos,
+               r.err);
 }
