@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch peer of models/words_bigram.json and models/words_mlp.json.
+"""PyTorch peer of models/words_bigram.json, models/words_mlp.json and models/words_rnn.json.
 
 Reads the model file for its data block and recipe, makes chainrule's text split (docs/data.md
 "Text rules": the kept words shuffled by std::mt19937_64 seeded with split.seed, drawn as
@@ -95,7 +95,7 @@ def windows(words, vocab, block):
 
 def build(model, torch):
     """The model's parameters and a forward function, from its nodes (embedding, reshape,
-    linear, tanh: the two words models)."""
+    linear, tanh, matmul, add, slice: the "next"-window words models)."""
     params = {}
     for name, p in model["parameters"].items():
         t = torch.empty(p["shape"], dtype=torch.float32)
@@ -123,6 +123,13 @@ def build(model, torch):
                 v[n["name"]] = a[0] @ a[1] + a[2]
             elif op == "tanh":
                 v[n["name"]] = torch.tanh(a[0])
+            elif op == "matmul":
+                v[n["name"]] = a[0] @ a[1]
+            elif op == "add":
+                v[n["name"]] = a[0] + a[1]
+            elif op == "slice":
+                at = n["attrs"]
+                v[n["name"]] = a[0].narrow(at["axis"], at["start"], at["end"] - at["start"])
             elif op in ("softmax", "cross_entropy"):
                 continue
             else:
