@@ -130,6 +130,15 @@ void feed_rows(Model& m, const std::string& rows_text, const std::string& data_d
         point.labels.push_back(one_label ? split.labels[std::size_t(row)] : -1);
     }
     point.class_names = ds.class_names;
+    if (!split.tokens.empty() && !ds.class_names.empty())
+        for (std::int64_t row : rows) {
+            std::vector<std::string> chars;
+            for (std::int64_t p = 0; p < split.features; ++p) {
+                const std::int32_t id = split.tokens[std::size_t(row * split.features + p)];
+                chars.push_back(id >= 0 && std::size_t(id) < ds.class_names.size() ? ds.class_names[std::size_t(id)] : "?");
+            }
+            point.row_tokens.push_back(std::move(chars));
+        }
     fmt::print(stderr, "note: {} from rows {} to {} of the {} split\n", fmt::join(fed, ", "), r.start,
                r.start + r.count - 1, r.split);
 }

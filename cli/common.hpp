@@ -36,6 +36,9 @@ struct Point {
     std::vector<std::string> row_names;
     std::vector<std::int32_t> labels;
     std::vector<std::string> class_names;
+    // With --rows of text data: each row's tokens as characters, one per position (".emma...."),
+    // for labelling a sequence's axes (the page's attention maps).
+    std::vector<std::vector<std::string>> row_tokens;
     // The input fed images and the images' dims ({28, 28}), for pictures of the rows.
     std::string image_input;
     Dims image_dims;

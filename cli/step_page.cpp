@@ -254,6 +254,9 @@ std::string step_page(Stepper& s, const PageOptions& o) {
     data["row_image"] = image >= 0 && o.point.image_dims.size() == 2
                             ? Json{{"node", image}, {"dims", o.point.image_dims}}
                             : Json();
+    // Text rows: the characters at every position, and the vocabulary, to label a sequence's axes.
+    data["row_tokens"] = o.point.row_tokens;
+    data["vocabulary"] = o.point.row_tokens.empty() ? Json::array() : Json(o.point.class_names);
     data["printed_limit"] = kPrinted;
     Json nodes = Json::array();
     for (std::size_t i = 0; i < g.size(); ++i) {

@@ -680,6 +680,38 @@ try:
         check(f"the slice [{i}, {h}, :, :]" in canvas.get_attribute("aria-label"), canvas.get_attribute("aria-label"))
     check(errors(d) == [], f"console: {errors(d)}")
 
+    # Text rows: an attention map [N,T,T] has the row's characters on both axes, and the
+    # characters follow the slice; the logits' columns are the vocabulary.
+    words_page, _ = make_page(os.path.join(SOURCE, "tests", "fixtures", "words_attention.json"), "words_attention",
+                              "--rows", "test:0:2")
+    wd = data_block(open(words_page, encoding="utf-8").read())
+    words = open(os.path.join(SOURCE, "tests", "fixtures", "words.txt"), encoding="utf-8").read().split()
+    toks = wd["row_tokens"]
+    check(len(toks) == 2 and all(len(t) == 12 and t[0] == "." and "".join(t).strip(".") in words for t in toks),
+          f"row_tokens are '.' + a word of the fixture, padded to 12: {toks}")
+    check(wd["vocabulary"][0] == "." and len(wd["vocabulary"]) == 25, f"the vocabulary: {wd['vocabulary']}")
+    open_page(d, words_page, 0)
+    d.find_element(By.CSS_SELECTOR, '#nodes tr[data-node="att"]').click()
+    value = field(d.find_element(By.ID, "inspect"), "value")
+    axis_text = lambda cls: [e.text for e in value.find_elements(By.CSS_SELECTOR, f".labelled .{cls} span")]
+    pick = value.find_element(By.CSS_SELECTOR, ".slice input")
+    canvas = value.find_element(By.CSS_SELECTOR, "canvas.map")
+    for row in (1, 0):
+        d.execute_script("arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('input'));", pick,
+                         str(row))
+        check(axis_text("axis-top") == toks[row] and axis_text("axis-left") == toks[row],
+              f"row {row}'s characters on both axes: {axis_text('axis-top')} / {axis_text('axis-left')}")
+        word = "".join(toks[row]).strip(".")
+        d.execute_script(hover, canvas, 12, 2, 1)
+        got = value.find_element(By.CSS_SELECTOR, ".hover").text
+        check(got.startswith(f"[{row}, 2, 1] = ") and f"(row '{word[1]}' 2, column '{word[0]}' 1)" in got,
+              f"the hover names the query and key characters of '{word}': '{got}'")
+    d.find_element(By.CSS_SELECTOR, '#nodes tr[data-node="logits"]').click()
+    value = field(d.find_element(By.ID, "inspect"), "value")
+    check(axis_text("axis-top") == wd["vocabulary"], f"the logits' columns are the vocabulary: {axis_text('axis-top')}")
+    check(axis_text("axis-left") == toks[0], f"the logits' rows are the positions: {axis_text('axis-left')}")
+    check(errors(d) == [], f"console: {errors(d)}")
+
     # Fields `step --json` may gain later are shown without changing the script.
     data = data_block(we_html)
     data["steps"][1]["local"] = [[0.185, 0.192], [0.193, 0.5]]

@@ -132,26 +132,45 @@
     const scale = Math.max(Math.abs(num(t.stats.min) || 0), Math.abs(num(t.stats.max) || 0)) || 1;
     const box = el("div", { class: "heat" });
     const canvas = el("canvas", { class: "map", role: "img" });
+    // Text rows (`step --rows` of a text model): an axis of T positions is labelled with the
+    // characters of the row the first axis picks, an axis as long as the vocabulary with the
+    // vocabulary, so an attention map [N,H,T,T] reads query character by key character.
+    const toks = data.row_tokens || [], T = toks.length ? toks[0].length : 0, vocab = data.vocabulary || [];
+    const labelsFor = (n) => {
+      if (T && lead.length && lead[0] === toks.length && n === T) return () => toks[at[0]];
+      if (toks.length && vocab.length && n === vocab.length) return () => vocab;
+      return null;
+    };
+    const rowLabels = labelsFor(rows), colLabels = labelsFor(cols);
+    const top = el("div", { class: "axis-top" }), left = el("div", { class: "axis-left" });
+    const label = (list, k) => (list ? " '" + list()[k] + "'" : "");
     const draw = () => {
       const o = base();
       canvas.setAttribute("aria-label", "heatmap of " + count(s) + " entries, shape " + shapeText(s) +
-        (lead.length ? ", the slice [" + at.join(", ") + ", :, :]" : ""));
+        (lead.length ? ", the slice [" + at.join(", ") + ", :, :]" : "") +
+        (rowLabels ? ", rows " + rowLabels().join("") : "") + (colLabels ? ", columns " + colLabels().join("") : ""));
       paint(canvas, cols, rows, (r, c) => v[o + r * cols + c], scale);
+      if (colLabels) top.replaceChildren(...colLabels().map((ch) => el("span", { text: ch })));
+      if (rowLabels) left.replaceChildren(...rowLabels().map((ch) => el("span", { text: ch })));
     };
     draw();
     // Square cells when they fit; a few long rows (x fed 3 rows of 784) stay tall enough to
     // see. The width is at most its box's (page.css): a wide map narrows its cells, and
-    // never makes the page scroll sideways.
-    const zx = Math.min(8, 520 / cols), zy = Math.min(Math.max(zx, 4), 420 / rows);
+    // never makes the page scroll sideways. Labelled axes get cells a character wide.
+    const zx = Math.max(colLabels ? 14 : 0, Math.min(8, 520 / cols));
+    const zy = Math.max(rowLabels ? 14 : 0, Math.min(Math.max(zx, 4), 420 / rows));
     canvas.style.width = cols * zx + "px";
     canvas.style.height = rows * zy + "px";
+    top.style.gridTemplateColumns = "repeat(" + cols + ", " + zx + "px)";
+    left.style.gridTemplateRows = "repeat(" + rows + ", " + zy + "px)";
     const hover = el("div", { class: "hover", text: "point at a cell for its value" });
     canvas.addEventListener("mousemove", (e) => {
       const rect = canvas.getBoundingClientRect();
       const c = Math.min(cols - 1, Math.floor((e.clientX - rect.left) / rect.width * cols));
       const r = Math.min(rows - 1, Math.floor((e.clientY - rect.top) / rect.height * rows));
       const j = base() + r * cols + c;
-      hover.textContent = indexText(s, j) + " = " + g(v[j]) + (t.exact ? "" : " (float32)");
+      hover.textContent = indexText(s, j) + " = " + g(v[j]) + (t.exact ? "" : " (float32)") +
+        (rowLabels || colLabels ? " (row" + label(rowLabels, r) + " " + r + ", column" + label(colLabels, c) + " " + c + ")" : "");
     });
     const legend = el("div", { class: "legend" });
     const bar = el("canvas", { role: "img", "aria-label": "colour scale from " + g(-scale) + " to " + g(scale) });
@@ -159,7 +178,10 @@
     bar.style.width = "160px"; bar.style.height = "12px";
     legend.append(bar, el("span", { text: g(-scale) }), el("span", { text: "0" }), el("span", { text: g(scale) }),
       el("div", { text: "symmetric scale; black: NaN or Inf" }));
-    box.append(canvas, el("div", {}, legend, hover));
+    const map = rowLabels || colLabels
+      ? el("div", { class: "labelled" }, el("span", {}), colLabels ? top : el("span", {}), rowLabels ? left : el("span", {}), canvas)
+      : canvas;
+    box.append(map, el("div", {}, legend, hover));
     const wrap = el("div", {}, el("div", { class: "stats", text: statsText(t) }));
     if (lead.length) {
       const pickers = el("div", { class: "slice" }, el("span", { text: "slice [" }));
