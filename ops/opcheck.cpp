@@ -246,7 +246,10 @@ void check_declaration(const Op& op, std::vector<OpCheck>& checks) {
                                       op.formula, fmt::join(missing, ", dL/d"), fmt::join(op.inputs, ", "))});
     // An attr that every sample leaves at its default is never exercised: a forward or backward
     // that ignores it (a leaky_relu with its slope written in as a number) would pass every check.
-    for (const auto& [key, def] : op.attrs.items()) {
+    for (const auto& item : op.attrs.items()) {
+        // Named, not bound: clang before 16 cannot capture a structured binding in a lambda.
+        const std::string& key = item.key();
+        const Attrs& def = item.value();
         const bool varied = std::any_of(op.samples.begin(), op.samples.end(), [&](const OpSample& s) {
             return s.attrs.contains(key) && s.attrs.at(key) != def;
         });
