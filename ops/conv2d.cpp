@@ -18,6 +18,7 @@
 #include "cpu/gemm.hpp"
 #include "ops/im2col.hpp"
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 #include "ops/window2d.hpp"
 
 namespace chainrule {
@@ -391,6 +392,18 @@ const bool registered = register_op({
         const Conv cv{g, w[0], g.c * g.kernel.h * g.kernel.w, g.oh * g.ow, g.c * g.h * g.w};
         return workspace_bytes(cv, in.size() == 3, dtype);
     },
+    // dL/dx = conv2d_grad_input(g, w) (the transposed convolution), dL/dw = conv2d_grad_weight(g, x),
+    // dL/db = g summed over N, H', W' (ops/conv2d_grads.cpp)
+    .vjp =
+        [](VjpBuilder& b) {
+            const VjpRef x = b.input(0), w = b.input(1), g = b.grad();
+            const Attrs window = {{"stride", b.attrs().at("stride")}, {"padding", b.attrs().at("padding")},
+                                  {"dilation", b.attrs().at("dilation")}};
+            std::vector<VjpRef> grads{b.add_op("conv2d_grad_input", {g, w, x}, window),
+                                      b.add_op("conv2d_grad_weight", {g, x, w}, window)};
+            if (b.input_count() == 3) grads.push_back(b.add_op("sum", {g}, {{"axis", {0, 2, 3}}}));
+            return grads;
+        },
 });
 
 }  // namespace

@@ -210,14 +210,22 @@ const bool registered = register_op({
         return n;
     },
     // dL/dlogits = (p − onehot)·g/P (soft t: (p·Σt − t)·g/P), dL/dt = −ln p·g/P, P = positions;
-    // g/P = C·(g/(P·C)), the mean spread over every logit times the classes C
+    // g/P = C·(g/(P·C)), the mean spread over every logit times the classes C. With ignore_index
+    // the count is data: kept = Σ_C onehot (one_hot gives a left-out position a zero row), K = Σ kept,
+    // dL/dlogits = (p·kept − onehot)·g/K, and K = 0 (every position left out) divides by 1 instead,
+    // so the gradient is 0 as the numeric backward's (relu_mask(K) is 0 only there)
     .vjp =
         [](VjpBuilder& b) {
             const VjpRef z = b.input(0), t = b.input(1);
             const Dim classes = b.shape(z).back();
             if (classes.symbolic()) throw ShapeError("vjp of cross_entropy: needs a fixed number of classes");
-            if (!b.attrs().at("ignore_index").is_null())  // the count of kept positions is data, not a shape
-                throw ShapeError("vjp of cross_entropy: not written yet for ignore_index");
+            if (!b.attrs().at("ignore_index").is_null()) {
+                const VjpRef onehot = b.add_op("one_hot", {t, z});
+                const VjpRef kept = b.add_op("sum", {onehot}, {{"axis", -1}, {"keepdims", true}});
+                const VjpRef count = b.add_op("sum", {kept});
+                const VjpRef share = b.div(b.grad(), b.add(count, b.scale(b.add_op("relu_mask", {count}), -1, 1)));
+                return refs(b.mul(b.sub(b.mul(b.add_op("softmax", {z}), kept), onehot), share), VjpRef{});
+            }
             const VjpRef share = b.scale(b.add_op("expand", {b.grad(), z}, {{"mean", true}}), double(classes.size));
             const VjpRef p = b.add_op("softmax", {z});
             if (b.rank(t) < b.rank(z)) return refs(b.mul(share, b.sub(p, b.add_op("one_hot", {t, z}))), VjpRef{});

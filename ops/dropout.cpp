@@ -8,6 +8,14 @@
 // RNG state): backward recomputes the forward's mask from the same seed, the thread count
 // cannot change it, and a resumed run draws the same masks because the trainer derives
 // the step's seed from (seed, epoch, step) alone.
+//
+// It has no vjp, on purpose: the one op without one. Its derivative is the mask, drawn from
+// this node's seed (noise_seed(step, node index)); a VJP node elsewhere in the graph gets a
+// seed of its own, so it would draw another mask, and the mask cannot be read back from x and
+// y where x is 0 (after a relu, often). A rule that gave dL/dy (right outside training only)
+// would differentiate a training step with the wrong mask without a word. A `grad` node
+// through dropout is refused by name instead; passing the node's seed to its VJP node is an
+// engine change (graph/), not an op rule.
 #include <fmt/format.h>
 
 #include "ops/op.hpp"

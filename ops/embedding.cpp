@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/error.hpp"
-#include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -82,6 +82,8 @@ const bool registered = register_op({
                      .error = "needs a table of shape [V,C] (one row per id), got [2,3,4]"}},
     .ids_input = 0,
     .ids_rows_of = 1,
+    // dL/dtable = the rows of dL/dy added at the rows ids pick (scatter_rows); ids get none
+    .vjp = [](VjpBuilder& b) { return refs(VjpRef{}, b.add_op("scatter_rows", {b.grad(), b.input(0), b.input(1)})); },
 });
 
 }  // namespace

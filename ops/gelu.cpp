@@ -11,6 +11,7 @@
 #include <numbers>
 
 #include "ops/elementwise.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -34,6 +35,21 @@ T gelu_slope(T x, bool tanh_approx) {
     const T k = T(std::numbers::sqrt2 * std::numbers::inv_sqrtpi);
     const T t = std::tanh(k * (x + T(0.044715) * x * x * x));
     return (T(1) + t) / T(2) + x * (T(1) - t * t) / T(2) * k * (T(1) + T(3 * 0.044715) * x * x);
+}
+
+// dy/dx written with ops (gelu_slope's two forms), so the VJP graph can be differentiated again.
+VjpRef gelu_slope_node(VjpBuilder& b, bool tanh_approx) {
+    const VjpRef x = b.input(0), x2 = b.mul(x, x);
+    const double k = std::numbers::sqrt2 * std::numbers::inv_sqrtpi;
+    if (!tanh_approx) {  // Φ(x) + x·φ(x), Φ = (1 + erf(x/√2))/2, φ = exp(−x²/2)/√(2π)
+        const VjpRef cdf = b.scale(b.add_op("erf", {b.scale(x, std::numbers::sqrt2 / 2)}), 0.5, 0.5);
+        const VjpRef pdf = b.scale(b.add_op("exp", {b.scale(x2, -0.5)}), k / 2);
+        return b.add(cdf, b.mul(x, pdf));
+    }
+    // (1 + t)/2 + x·(1 − t²)/2·k·(1 + 3·0.044715·x²), t = tanh(k·(x + 0.044715·x³))
+    const VjpRef t = b.add_op("tanh", {b.add(b.scale(x, k), b.scale(b.mul(x2, x), k * 0.044715))});
+    const VjpRef inner = b.mul(b.mul(x, b.scale(b.mul(t, t), -0.5, 0.5)), b.scale(x2, k * 3 * 0.044715, k));
+    return b.add(b.scale(t, 0.5, 0.5), inner);
 }
 
 const bool registered = register_op({
@@ -79,6 +95,8 @@ const bool registered = register_op({
     .bad_samples = {{.shapes = {{3}}, .attrs = {{"approximate", "sigmoid"}},
                      .error = "attr approximate must be \"none\" or \"tanh\", got \"sigmoid\""}},
     .elementwise = true,
+    // d gelu(x) = gelu_slope(x)·dx, the slope built from erf and exp (or tanh) as above
+    .vjp = [](VjpBuilder& b) { return refs(b.mul(b.grad(), gelu_slope_node(b, tanh_form(b.attrs())))); },
 });
 
 }  // namespace

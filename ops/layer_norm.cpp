@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -119,6 +120,21 @@ const bool registered = register_op({
                    ? "normalizes along the batch axis (axis 0), mixing the rows"
                    : "";
     },
+    // The backward above with ops, r = √(σ² + eps) = 1/s recomputed from x:
+    // dL/dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) / r, ĝ = g·weight;  dL/dweight = Σ_rows g·x̂;  dL/dbias = Σ_rows g
+    .vjp =
+        [](VjpBuilder& b) {
+            auto mean_last = [&](VjpRef v) { return b.add_op("mean", {v}, {{"axis", -1}, {"keepdims", true}}); };
+            const VjpRef x = b.input(0), g = b.grad(), centred = b.sub(x, mean_last(x));
+            const double eps = b.attrs().at("eps").get<double>();
+            const VjpRef r = b.add_op("sqrt", {b.scale(mean_last(b.mul(centred, centred)), 1, eps)});
+            const VjpRef xhat = b.div(centred, r), ghat = b.input_count() > 1 ? b.mul(g, b.input(1)) : g;
+            std::vector<VjpRef> grads{
+                b.div(b.sub(b.sub(ghat, mean_last(ghat)), b.mul(xhat, mean_last(b.mul(ghat, xhat)))), r)};
+            if (b.input_count() > 1) grads.push_back(b.sum_to(b.mul(g, xhat), b.input(1)));
+            if (b.input_count() > 2) grads.push_back(b.sum_to(g, b.input(2)));
+            return grads;
+        },
 });
 
 }  // namespace

@@ -6,9 +6,14 @@
 // derivative y(1−y) to the normalized y2 instead of to s. models/mnist_lecture.json uses it
 // to reproduce the lecture's training curve; the exact chain is sigmoid → normalize.
 // The op table therefore skips its finite-difference check (exact_gradient = false).
+// Its VJP is that update written with ops, y2 recomputed from a (sigmoid → normalize) rather
+// than read from the node's output: the output's own adjoint would go through this op's
+// inexact backward, while a graph of a alone differentiates as it is. Differentiating it again
+// gives the derivative of the lecture's update, which is no second derivative of a loss.
 #include <cmath>
 
 #include "ops/op.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
@@ -66,6 +71,12 @@ const bool registered = register_op({
         return !q.batch_inputs.empty() && q.batch_inputs[0] && q.ranks[0] < 2
                    ? "normalizes along the batch axis, mixing the rows" : "";
     },
+    // dL/da = g·y2·(1 − y2), y2 = normalize(sigmoid(a)) along the last axis
+    .vjp =
+        [](VjpBuilder& b) {
+            const VjpRef y2 = b.add_op("normalize", {b.add_op("sigmoid", {b.input(0)})}, {{"axis", -1}});
+            return refs(b.mul(b.grad(), b.mul(y2, b.scale(y2, -1, 1))));
+        },
 });
 
 }  // namespace

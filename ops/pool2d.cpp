@@ -15,60 +15,15 @@
 #include <limits>
 #include <vector>
 
-#include "ops/op.hpp"
-#include "ops/window2d.hpp"
+#include "ops/pool2d.hpp"
+#include "ops/vjp.hpp"
 
 namespace chainrule {
 namespace {
-
-// The window's attrs, checked, handed to `fit` (window_shape or window_dims) with the input.
-template <class X, class Fit>
-Window2d geometry(const X& x, const Attrs& attrs, Fit fit) {
-    if (attrs.at("kernel_size").is_null()) throw ShapeError("needs the attr kernel_size (an integer or [h, w])");
-    Pair k = pair_attr(attrs, "kernel_size", {1, 1}, 1);
-    Pair pad = pair_attr(attrs, "padding", {0, 0}, 0);
-    if (2 * pad.h > k.h || 2 * pad.w > k.w)
-        throw ShapeError(fmt::format("padding [{}, {}] must be at most half of kernel_size [{}, {}]", pad.h, pad.w,
-                                     k.h, k.w));
-    return fit(x, k, pair_attr(attrs, "stride", k, 1), pad, Pair{1, 1}, "pooling window");
-}
-Window2d geometry(const Shape& x, const Attrs& attrs) { return geometry(x, attrs, window_shape); }
-Window2d runtime_geometry(const Tensor& x, const Attrs& attrs) { return geometry(x.dims(), attrs, window_dims); }
-
-// f(plane offset of x, output index, first input row, first input column) for every window
-// of the planes [first, last) (a plane is one channel of one sample).
-template <class F>
-void each_window(const Window2d& g, std::int64_t first, std::int64_t last, F&& f) {
-    for (std::int64_t p = first; p < last; ++p)
-        for (std::int64_t oy = 0; oy < g.oh; ++oy)
-            for (std::int64_t ox = 0; ox < g.ow; ++ox)
-                f(p * g.h * g.w, (p * g.oh + oy) * g.ow + ox, oy * g.stride.h - g.padding.h,
-                  ox * g.stride.w - g.padding.w);
-}
+using namespace pool2d;
 
 // Below this many input elements a pass stays on one thread (a helper's wake-up costs more).
 constexpr std::int64_t kSplitElements = 1 << 15;
-
-// f(flat index in x) for each real (not padding) cell of the window at (y0, x0), row-major.
-template <class F>
-void each_cell(const Window2d& g, std::int64_t plane, std::int64_t y0, std::int64_t x0, F&& f) {
-    for (std::int64_t i = std::max<std::int64_t>(y0, 0); i < std::min(y0 + g.kernel.h, g.h); ++i)
-        for (std::int64_t j = std::max<std::int64_t>(x0, 0); j < std::min(x0 + g.kernel.w, g.w); ++j)
-            f(plane + i * g.w + j);
-}
-
-// Flat index in x of the window's first maximum; −1 when the window is all padding.
-template <class T>
-std::int64_t argmax(const Window2d& g, const T* x, std::int64_t plane, std::int64_t y0, std::int64_t x0) {
-    std::int64_t best = -1;
-    T top = -std::numeric_limits<T>::infinity();
-    each_cell(g, plane, y0, x0, [&](std::int64_t at) {
-        // A NaN wins (the first one), as in PyTorch, so that a NaN is never pooled away unseen.
-        if (best >= 0 && std::isnan(top)) return;
-        if (best < 0 || x[at] > top || std::isnan(x[at])) best = at, top = x[at];
-    });
-    return best;
-}
 
 // f(first plane, last plane) over all N·C planes, split over the helpers when there are
 // any. Planes do not share inputs or outputs, so the split cannot change a bit.
@@ -241,28 +196,6 @@ void max_pool_2x2_backward(const Window2d& g, const T* gy, const std::uint8_t* c
     }
 }
 
-Shape pooled(std::span<const Shape> in, const Attrs& attrs) {
-    Window2d g = geometry(in[0], attrs);
-    return Shape{in[0][0], in[0][1], Dim{g.oh, {}}, Dim{g.ow, {}}};
-}
-
-const Attrs kPoolAttrs = {{"kernel_size", nullptr}, {"stride", nullptr}, {"padding", nullptr}};
-
-const std::vector<OpSample> kSamples = {
-    {.shapes = {{2, 3, 4, 4}}, .attrs = {{"kernel_size", 2}}},
-    {.shapes = {{1, 2, 5, 7}}, .attrs = {{"kernel_size", {3, 2}}, {"stride", {2, 3}}}},
-    {.shapes = {{2, 1, 5, 5}}, .attrs = {{"kernel_size", 3}, {"stride", 2}, {"padding", 1}}},
-    {.shapes = {{1, 1, 3, 3}}, .attrs = {{"kernel_size", 3}}},
-    {.shapes = {{3, 2, 6, 6}}, .attrs = {{"kernel_size", 2}, {"stride", 1}}},
-};
-const std::vector<OpSample> kBadSamples = {
-    {.shapes = {{1, 1, 3, 3}}, .attrs = {{"kernel_size", 5}}, .error = "pooling window 5×5 is larger than the padded input 3×3"},
-    {.shapes = {{1, 1, 4, 4}}, .error = "needs the attr kernel_size"},
-    {.shapes = {{1, 1, 4, 4}}, .attrs = {{"kernel_size", 2}, {"padding", 2}}, .error = "padding [2, 2] must be at most half of kernel_size [2, 2]"},
-    {.shapes = {{4, 4}}, .attrs = {{"kernel_size", 2}}, .error = "needs a 4-D input [N,C,H,W]"},
-    {.shapes = {{1, 1, 4, 4}}, .attrs = {{"kernel_size", 0}}, .error = "attr kernel_size must be an integer >= 1"},
-};
-
 const bool max_registered = register_op({
     .name = "max_pool2d",
     .formula = "y = max over each window;  dL/dx = dL/dy at the window's first maximum, 0 elsewhere",
@@ -321,9 +254,9 @@ const bool max_registered = register_op({
                 each_planes(c.workers, g, planes);
             });
         },
-    .samples = kSamples,
+    .samples = kPoolSamples,
     .summary = "max over NCHW windows; attrs kernel_size, stride (= kernel_size), padding (−inf)",
-    .bad_samples = kBadSamples,
+    .bad_samples = kPoolBadSamples,
     // Each window's argmax, kept from forward to backward: which cell (a byte) for 2×2
     // windows, the flat index otherwise; in whole doubles, as Workspace keeps them.
     .workspace = [](std::span<const Dims> in, const Attrs& attrs, Dtype) -> std::int64_t {
@@ -331,6 +264,9 @@ const bool max_registered = register_op({
         const std::int64_t bytes = g.n * g.c * g.oh * g.ow * (is_2x2(g) ? 1 : std::int64_t(sizeof(std::int64_t)));
         return (bytes + 7) / 8 * 8;
     },
+    // dL/dx = dL/dy put at each window's first maximum (max_unpool2d); the maxima do not move
+    // under a small change of x, so the rule is linear in dL/dy
+    .vjp = [](VjpBuilder& b) { return refs(b.add_op("max_unpool2d", {b.grad(), b.input(0)}, b.attrs())); },
 });
 
 const bool avg_registered = register_op({
@@ -343,14 +279,7 @@ const bool avg_registered = register_op({
         [](const ForwardCall& c) {
             Window2d g = runtime_geometry(*c.in[0], c.attrs);
             dispatch(c.out.dtype(), [&]<class T>() {
-                const T* x = c.in[0]->data<T>();
-                T* y = c.out.data<T>();
-                const T area = T(g.kernel.h * g.kernel.w);
-                each_window(g, 0, g.n * g.c, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
-                    T s = 0;
-                    each_cell(g, plane, y0, x0, [&](std::int64_t at) { s += x[at]; });
-                    y[o] = s / area;
-                });
+                average_windows(g, c.in[0]->data<T>(), c.out.data<T>());
             });
         },
     .backward =
@@ -358,19 +287,14 @@ const bool avg_registered = register_op({
             if (!c.grad_in[0]) return;
             Window2d g = runtime_geometry(*c.in[0], c.attrs);
             dispatch(c.out.dtype(), [&]<class T>() {
-                const T* gy = c.grad_out.data<T>();
-                T* gx = c.grad_in[0]->data<T>();
-                const T area = T(g.kernel.h * g.kernel.w);
-                std::fill(gx, gx + c.grad_in[0]->numel(), T(0));
-                each_window(g, 0, g.n * g.c, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
-                    const T share = gy[o] / area;
-                    each_cell(g, plane, y0, x0, [&](std::int64_t at) { gx[at] += share; });
-                });
+                spread_windows(g, c.grad_out.data<T>(), c.grad_in[0]->data<T>());
             });
         },
-    .samples = kSamples,
+    .samples = kPoolSamples,
     .summary = "mean over NCHW windows, padding counted in the divisor; attrs as max_pool2d",
-    .bad_samples = kBadSamples,
+    .bad_samples = kPoolBadSamples,
+    // dL/dx = dL/dy / (kh·kw) spread over each window (avg_unpool2d), linear in dL/dy
+    .vjp = [](VjpBuilder& b) { return refs(b.add_op("avg_unpool2d", {b.grad(), b.input(0)}, b.attrs())); },
 });
 
 }  // namespace
