@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Goldens for `chainrule hessian` and `chainrule hvp` (tests/test_hessian.cpp): the Hessian of
+the loss over all parameters (flattened in model order, row-major each) and one
+Hessian-vector product, from torch.autograd.functional.hessian and .hvp in float64, on
+  - the lecture's worked example (models/worked_example.json, its own three rows),
+  - the lecture's Iris neuron (models/iris_neuron.json at w = b = 0.1, its 80 training rows),
+  - a tanh MLP with softmax cross-entropy (tests/fixtures/hessian_tanh_mlp.json, written here).
+A conv net is not among them: conv2d has no vjp yet, so its Hessian cannot be taken.
+Writes tests/golden/hessian.json and tests/fixtures/hessian_tanh_mlp.json.
+Run: /usr/bin/python3 tests/golden/make_hessian_goldens.py (from the source root)."""
+import json
+import torch
+from torch.autograd.functional import hessian, hvp
+
+d = torch.float64
+as_list = lambda v: v.detach().tolist()
+
+
+def mse(y, t):  # chainrule's mse: 1/(2N)·Σ(y − t)²
+    return ((y - t) ** 2).sum() / (2 * y.shape[0])
+
+
+def neuron(x, t):
+    return lambda w, b: mse(torch.sigmoid(x @ w + b), t)
+
+
+def case(name, model, loss, params, feed, seed):
+    """params: name -> tensor in model order; loss(*params) -> scalar."""
+    names = list(params)
+    shapes = [p.shape for p in params.values()]
+    sizes = [p.numel() for p in params.values()]
+    flat0 = torch.cat([p.reshape(-1) for p in params.values()])
+
+    def f(flat):
+        parts = torch.split(flat, sizes)
+        return loss(*[p.reshape(s) for p, s in zip(parts, shapes)])
+
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(flat0.shape, generator=g, dtype=d)
+    H = hessian(f, flat0)
+    value, hv = hvp(f, flat0, v)
+    split = lambda t: {n: as_list(p.reshape(s)) for n, p, s in zip(names, torch.split(t, sizes), shapes)}
+    return {"name": name, "model": model, "feed": {k: as_list(t) for k, t in feed.items()},
+            "params": [{"name": n, "shape": list(s)} for n, s in zip(names, shapes)],
+            "loss": value.item(), "hessian": as_list(H), "v": split(v), "hvp": split(hv)}
+
+
+cases = []
+
+# The worked example: three rows, every weight and the bias 0.1.
+x = torch.tensor([[5.1, 3.5, 1.4, 0.2], [4.9, 3.0, 1.4, 0.2], [4.7, 3.2, 1.3, 0.2]], dtype=d)
+t = torch.tensor([[0], [1], [0]], dtype=d)
+cases.append(case("worked_example", "models/worked_example.json", neuron(x, t),
+                  {"w": torch.full((4, 1), 0.1, dtype=d), "b": torch.full((1,), 0.1, dtype=d)}, {}, 1))
+
+# The Iris neuron: rows 0–99 of iris.data, per class the first 80% train (40 + 40 rows).
+rows = [line.split(",") for line in open("data/iris.data").read().split("\n") if line.strip()][:100]
+by_class = {"Iris-setosa": [], "Iris-versicolor": []}
+for r in rows:
+    by_class[r[4]].append(([float(v) for v in r[:4]], 0.0 if r[4] == "Iris-setosa" else 1.0))
+train = by_class["Iris-setosa"][:40] + by_class["Iris-versicolor"][:40]
+x = torch.tensor([r[0] for r in train], dtype=d)
+t = torch.tensor([[r[1]] for r in train], dtype=d)
+cases.append(case("iris_neuron", "models/iris_neuron.json", neuron(x, t),
+                  {"w": torch.full((4, 1), 0.1, dtype=d), "b": torch.full((1,), 0.1, dtype=d)},
+                  {"x": x, "y": t}, 2))
+
+# A tanh MLP with softmax cross-entropy: 5 rows, 3 features, 3 classes.
+torch.manual_seed(7)
+x = torch.randn(5, 3, dtype=d)
+labels = torch.tensor([0, 2, 1, 2, 0])
+mlp = {"W1": torch.randn(3, 4, dtype=d), "b1": torch.randn(4, dtype=d),
+       "W2": torch.randn(4, 3, dtype=d), "b2": torch.randn(3, dtype=d)}
+model = {
+    "format": "chainrule-model", "version": 1, "name": "hessian_tanh_mlp", "dtype": "float64",
+    "doc": "a tanh MLP with softmax cross-entropy, for the Hessian goldens (tests/golden/make_hessian_goldens.py)",
+    "inputs": {"x": {"shape": ["N", 3], "value": as_list(x)},
+               "labels": {"shape": ["N"], "value": [float(v) for v in labels.tolist()]}},
+    "parameters": {k: {"shape": list(v.shape), "init": {"value": as_list(v)}} for k, v in mlp.items()},
+    "nodes": [{"name": "z1", "op": "linear", "inputs": ["x", "W1", "b1"]},
+              {"name": "h", "op": "tanh", "inputs": ["z1"]},
+              {"name": "z2", "op": "linear", "inputs": ["h", "W2", "b2"]},
+              {"name": "L", "op": "cross_entropy", "inputs": ["z2", "labels"]}],
+    "outputs": {"prediction": "z2", "loss": "L"},
+}
+with open("tests/fixtures/hessian_tanh_mlp.json", "w") as f:
+    json.dump(model, f, indent=1)
+ce = lambda W1, b1, W2, b2: torch.nn.functional.cross_entropy(torch.tanh(x @ W1 + b1) @ W2 + b2, labels)
+cases.append(case("tanh_mlp_cross_entropy", "tests/fixtures/hessian_tanh_mlp.json", ce, mlp, {}, 3))
+
+with open("tests/golden/hessian.json", "w") as f:
+    json.dump({"cases": cases}, f, indent=1)
