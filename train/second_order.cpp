@@ -112,9 +112,9 @@ void levenberg_marquardt(const UpdateCall& c, const std::function<std::optional<
             stored.set(0, std::max(lambda / 10, floor));
             return;
         }
+        scatter(start, c.params);  // undone before the next direction: newton_cg's products are taken here
         raise();
     }
-    scatter(start, c.params);
     stored.set(0, lambda);
 }
 
