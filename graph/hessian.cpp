@@ -37,7 +37,9 @@ HessianGraph::HessianGraph(const Graph& g, std::vector<int> wrt) : graph_(g), wr
                                        .name;
     }
     dot_ = graph_.id(sum);
-    Pass pass;
+    // Only the loss, the gradient nodes (read downstream) and the parameters' gradients are
+    // read: fused chains may skip their insides, as in training.
+    Pass pass = Pass::training();
     pass.loss = dot_;
     second_ = graph_.plan(pass);
 }
