@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE hessian
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <filesystem>
 #include <functional>
 
 #include "core/error.hpp"
@@ -62,6 +63,13 @@ Model at_point(const Json& c) {
 
 std::string cli() { return testing::build_root() + "/cli/chainrule"; }
 
+// A file name of this process's own in the temporary folder: suites run side by side.
+std::string temp_file(const std::string& name) {
+    return (std::filesystem::temp_directory_path() / ("chainrule_test_hvp_" + name + "_" + std::to_string(::getpid()) +
+                                                      ".json"))
+        .string();
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(hessians_equal_torch_autograd_functional_hessian) {
@@ -115,7 +123,7 @@ BOOST_AUTO_TEST_CASE(hessian_vector_products_equal_torch_autograd_functional_hvp
 
 BOOST_AUTO_TEST_CASE(the_hvp_and_hessian_commands_print_torchs_numbers) {
     const Json& c = goldens()["cases"][0];  // the worked example, at its own point
-    const std::string v = "/tmp/chainrule_test_hvp_v.json";
+    const std::string v = temp_file("v");
     {
         std::ofstream f(v);
         f << c["v"].dump();
@@ -155,7 +163,7 @@ BOOST_AUTO_TEST_CASE(the_hvp_and_hessian_commands_print_torchs_numbers) {
 
 BOOST_AUTO_TEST_CASE(a_bad_vector_is_refused_naming_the_file_and_the_place) {
     const std::string model = testing::source_root() + "/models/worked_example.json";
-    const std::string v = "/tmp/chainrule_test_hvp_bad.json";
+    const std::string v = temp_file("bad");
     const std::vector<std::pair<std::string, std::string>> bad = {
         {R"({"w": [1, 2]})", v + ": w: has shape [2], but parameter 'w' is [4,1]"},
         {R"({"q": [1]})", v + ": q: 'q' is not a parameter of the model (parameters: w, b)"},
