@@ -1,7 +1,8 @@
 // Hessians and Hessian-vector products (graph/hessian.hpp, `chainrule hessian`, `chainrule
 // hvp`) against torch.autograd.functional in float64 (tests/golden/make_hessian_goldens.py)
-// on the worked example, the Iris neuron and a tanh MLP with softmax cross-entropy, to rtol
-// 1e-10; the commands' JSON, and their refusals of a bad vector and of a Hessian too large.
+// on the worked example, the Iris neuron, a tanh MLP with softmax cross-entropy and a gradient
+// penalty built on a `grad` node (a third derivative), to rtol 1e-10; the commands' JSON, and
+// their refusals of a bad vector and of a Hessian too large.
 #define BOOST_TEST_MODULE hessian
 #include <boost/test/unit_test.hpp>
 #include <cmath>

@@ -4,7 +4,8 @@ the loss over all parameters (flattened in model order, row-major each) and one
 Hessian-vector product, from torch.autograd.functional.hessian and .hvp in float64, on
   - the lecture's worked example (models/worked_example.json, its own three rows),
   - the lecture's Iris neuron (models/iris_neuron.json at w = b = 0.1, its 80 training rows),
-  - a tanh MLP with softmax cross-entropy (tests/fixtures/hessian_tanh_mlp.json, written here).
+  - a tanh MLP with softmax cross-entropy (tests/fixtures/hessian_tanh_mlp.json, written here),
+  - a gradient penalty built on a `grad` node (tests/fixtures/gradient_penalty.json).
 A conv net is not among them: conv2d has no vjp yet, so its Hessian cannot be taken.
 Writes tests/golden/hessian.json and tests/fixtures/hessian_tanh_mlp.json.
 Run: /usr/bin/python3 tests/golden/make_hessian_goldens.py (from the source root)."""
@@ -87,6 +88,23 @@ with open("tests/fixtures/hessian_tanh_mlp.json", "w") as f:
     json.dump(model, f, indent=1)
 ce = lambda W1, b1, W2, b2: torch.nn.functional.cross_entropy(torch.tanh(x @ W1 + b1) @ W2 + b2, labels)
 cases.append(case("tanh_mlp_cross_entropy", "tests/fixtures/hessian_tanh_mlp.json", ce, mlp, {}, 3))
+
+# A loss built on a `grad` node (tests/fixtures/gradient_penalty.json, made by
+# make_gradient_penalty_goldens.py): mse + mean((dL0/dx)²), its Hessian a third derivative.
+gp = json.load(open("tests/fixtures/gradient_penalty.json"))
+x = torch.tensor(gp["inputs"]["x"]["value"], dtype=d)
+t = torch.tensor(gp["inputs"]["t"]["value"], dtype=d)
+gp_params = {k: torch.tensor(v["init"]["value"], dtype=d) for k, v in gp["parameters"].items()}
+
+
+def penalty(W1, b1, W2, b2):
+    xg = x.clone().requires_grad_(True)
+    L0 = mse(torch.tanh(xg @ W1 + b1) @ W2 + b2, t)
+    (gx,) = torch.autograd.grad(L0, xg, create_graph=True)
+    return L0 + (gx * gx).mean()
+
+
+cases.append(case("gradient_penalty", "tests/fixtures/gradient_penalty.json", penalty, gp_params, {}, 4))
 
 with open("tests/golden/hessian.json", "w") as f:
     json.dump({"cases": cases}, f, indent=1)
