@@ -5,9 +5,11 @@ Hessian-vector product, from torch.autograd.functional.hessian and .hvp in float
   - the lecture's worked example (models/worked_example.json, its own three rows),
   - the lecture's Iris neuron (models/iris_neuron.json at w = b = 0.1, its 80 training rows),
   - a tanh MLP with softmax cross-entropy (tests/fixtures/hessian_tanh_mlp.json, written here),
-  - a gradient penalty built on a `grad` node (tests/fixtures/gradient_penalty.json).
-A conv net is not among them: conv2d has no vjp yet, so its Hessian cannot be taken.
-Writes tests/golden/hessian.json and tests/fixtures/hessian_tanh_mlp.json.
+  - a gradient penalty built on a `grad` node (tests/fixtures/gradient_penalty.json),
+  - a small conv net (tests/fixtures/hessian_conv_net.json, written here): while conv2d and
+    avg_pool2d have no vjp, the test checks that chainrule refuses its Hessian by name instead.
+Writes tests/golden/hessian.json, tests/fixtures/hessian_tanh_mlp.json and
+tests/fixtures/hessian_conv_net.json.
 Run: /usr/bin/python3 tests/golden/make_hessian_goldens.py (from the source root)."""
 import json
 import torch
@@ -105,6 +107,37 @@ def penalty(W1, b1, W2, b2):
 
 
 cases.append(case("gradient_penalty", "tests/fixtures/gradient_penalty.json", penalty, gp_params, {}, 4))
+
+# A small conv net: conv2d (padding 1, bias), tanh, avg_pool2d, a linear layer and softmax
+# cross-entropy (tests/fixtures/hessian_conv_net.json, written here). Its case names the ops
+# whose vjps it needs: where they have none, chainrule refuses its Hessian by name and
+# tests/test_hessian.cpp checks that refusal instead of the numbers.
+torch.manual_seed(11)
+x = torch.rand(3, 1, 6, 6, dtype=d)
+labels = torch.tensor([2, 0, 1])
+conv = {"K": 0.5 * torch.randn(2, 1, 3, 3, dtype=d), "c": 0.1 * torch.randn(2, dtype=d),
+        "W": 0.5 * torch.randn(18, 3, dtype=d), "b": 0.1 * torch.randn(3, dtype=d)}
+model = {
+    "format": "chainrule-model", "version": 1, "name": "hessian_conv_net", "dtype": "float64",
+    "doc": "a small conv net for the Hessian goldens (tests/golden/make_hessian_goldens.py)",
+    "inputs": {"x": {"shape": ["N", 1, 6, 6], "value": as_list(x)},
+               "labels": {"shape": ["N"], "value": [float(v) for v in labels.tolist()]}},
+    "parameters": {k: {"shape": list(v.shape), "init": {"value": as_list(v)}} for k, v in conv.items()},
+    "nodes": [{"name": "h", "op": "conv2d", "inputs": ["x", "K", "c"], "attrs": {"padding": 1}},
+              {"name": "a", "op": "tanh", "inputs": ["h"]},
+              {"name": "p", "op": "avg_pool2d", "inputs": ["a"], "attrs": {"kernel_size": 2}},
+              {"name": "flat", "op": "reshape", "inputs": ["p"], "attrs": {"shape": [-1, 18]}},
+              {"name": "z", "op": "linear", "inputs": ["flat", "W", "b"]},
+              {"name": "L", "op": "cross_entropy", "inputs": ["z", "labels"]}],
+    "outputs": {"prediction": "z", "loss": "L"},
+}
+with open("tests/fixtures/hessian_conv_net.json", "w") as f:
+    json.dump(model, f, indent=1)
+F = torch.nn.functional
+net = lambda K, c, W, b: F.cross_entropy(
+    F.avg_pool2d(torch.tanh(F.conv2d(x, K, c, padding=1)), 2).reshape(-1, 18) @ W + b, labels)
+cases.append(dict(case("conv_net", "tests/fixtures/hessian_conv_net.json", net, conv, {}, 5),
+                  needs_vjp=["conv2d", "avg_pool2d"]))
 
 with open("tests/golden/hessian.json", "w") as f:
     json.dump({"cases": cases}, f, indent=1)
