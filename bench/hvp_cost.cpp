@@ -5,8 +5,9 @@
 // fused chains, as the trainer runs a step); the product is HessianGraph::hvp: a forward pass
 // of the model with its backward pass written as nodes, then the numeric backward of
 // (∇L·v) through all of it. Inputs without a value get `--rows` rows drawn uniform(0, 1)
-// (seeded), parameters their initializers; each time is the median of `--repeats` timings
-// of `--inner` calls. The first line names the CPU and the OpenBLAS kernels.
+// (seeded; class indices where an op reads them so), parameters their initializers; each
+// time is the median of `--repeats` timings of `--inner` calls. The first line names the
+// CPU and the OpenBLAS kernels.
 //
 //     build/bench/hvp_cost                       # the default models, 100 rows, one thread
 //     build/bench/hvp_cost --rows 1000 models/slides_mnist.json
@@ -21,6 +22,7 @@
 #include "cpu/threads.hpp"
 #include "format/model_json.hpp"
 #include "graph/hessian.hpp"
+#include "graph/labels.hpp"
 
 #ifndef CHAINRULE_SOURCE_DIR
 #define CHAINRULE_SOURCE_DIR "."
@@ -68,8 +70,12 @@ void measure(const std::string& path, const Options& o) {
         if (n.kind != NodeKind::input || !n.value.empty()) continue;
         Dims dims;
         for (const Dim& d : n.shape) dims.push_back(d.symbolic() ? o.rows : d.size);
+        // Class indices where an op reads them so (cross_entropy's labels), else uniform(0, 1).
+        std::int64_t classes = 0;
+        for (const ClassIndexUse& use : class_index_uses(g, int(id))) classes = std::max(classes, use.classes);
         Tensor t(g.dtype(), dims);
-        for (std::int64_t e = 0; e < t.numel(); ++e) t.set(e, rng.uniform());
+        for (std::int64_t e = 0; e < t.numel(); ++e)
+            t.set(e, classes > 0 ? double(std::int64_t(rng.uniform() * double(classes)) % classes) : rng.uniform());
         g.set_value(n.name, t);
     }
     Plan training = g.plan(Pass::training());
@@ -120,6 +126,9 @@ int main(int argc, char** argv) {
     } catch (const InputError& e) {
         fmt::print(stderr, "error: {}\n", e.what());
         return 2;
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "error: {}\n", e.what());
+        return 1;
     }
     return 0;
 }
