@@ -31,6 +31,7 @@
 
 // graph/: Graph, the plan, gradcheck, the stepper
 #include "graph/backward_graph.hpp"
+#include "graph/hessian.hpp"
 #include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
 #include "graph/stepper.hpp"

@@ -17,5 +17,7 @@ void add_dot(CLI::App& app);
 void add_data(CLI::App& app);
 void add_plot(CLI::App& app);
 void add_sample(CLI::App& app);
+void add_hvp(CLI::App& app);
+void add_hessian(CLI::App& app);
 
 }  // namespace chainrule::cli

@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
     add_check(app);
     add_grad(app);
     add_gradcheck(app);
+    add_hvp(app);
+    add_hessian(app);
     add_ops(app);
     add_step(app);
     add_dot(app);

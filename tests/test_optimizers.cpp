@@ -12,6 +12,7 @@
 #include "core/json.hpp"
 #include "format/model_json.hpp"
 #include "testing.hpp"
+#include "train/curvature.hpp"
 #include "train/optimizer.hpp"
 
 using namespace chainrule;
@@ -49,7 +50,7 @@ std::string error_of(const std::function<void()>& f) {
 
 BOOST_AUTO_TEST_CASE(every_golden_trajectory_is_followed_to_1e_9) {
     Json golden = read_json_file(source_root() + "/tests/golden/optimizers.json");
-    BOOST_REQUIRE(golden["cases"].size() >= 21u);
+    BOOST_REQUIRE(golden["cases"].size() >= 26u);
     for (const Json& c : golden["cases"]) {
         std::string name = c["name"].get<std::string>();
         Worked w(golden);
@@ -59,6 +60,9 @@ BOOST_AUTO_TEST_CASE(every_golden_trajectory_is_followed_to_1e_9) {
         std::vector<Tensor*> params{&g.node(g.id("w")).value, &g.node(g.id("b")).value};
         std::vector<const Tensor*> cparams(params.begin(), params.end());
         Optimizer opt(spec, cparams);
+        // A second-order optimizer's loss at trial points and Hessian-vector products, as the trainer's.
+        Plan plan = g.plan();
+        BatchCurvature curvature(g, plan);
         double worst = 0;
         std::size_t k = 0;
         const auto& steps = c["steps"];
@@ -75,7 +79,8 @@ BOOST_AUTO_TEST_CASE(every_golden_trajectory_is_followed_to_1e_9) {
                     BOOST_TEST(relative_gap(norm, want["grad_norm"].get<double>()) < 1e-9, name);
                 }
                 std::vector<const Tensor*> cgrads(grads.begin(), grads.end());
-                opt.step(params, cgrads, lr);
+                curvature.new_batch();
+                opt.step(params, cgrads, lr, opt.second_order() ? &curvature : nullptr);
                 for (int i = 0; i < 4; ++i) worst = std::max(worst, relative_gap(params[0]->at(i), want["w"][i].get<double>()));
                 worst = std::max(worst, relative_gap(params[1]->at(0), want["b"][0].get<double>()));
             }
@@ -148,7 +153,7 @@ BOOST_AUTO_TEST_CASE(bad_optimizer_blocks_name_the_key) {
         {R"({"adam": {"amsgrad": "yes"}})", "training.optimizer.adam.amsgrad: expected true or false"},
         {R"({"rmsprop": {"alpha": -0.5}})", "training.optimizer.rmsprop.alpha: must be >= 0"},
         {R"({"rmsprop": {"centred": true}})", "training.optimizer.rmsprop: unknown key 'centred'"},
-        {R"({"lbfgs": {"lr": 1}})", "training.optimizer: unknown optimizer 'lbfgs' (expected one of sgd, adam, adamw, rmsprop, lion)"},
+        {R"({"lbfgs": {"lr": 1}})", "training.optimizer: unknown optimizer 'lbfgs' (expected one of sgd, adam, adamw, rmsprop, lion, newton, newton_cg)"},
         {R"({"sgd": {"lr": 1}, "adam": {}})", "training.optimizer: expected one optimizer"},
         {R"({"sgd": 0.1})", "training.optimizer.sgd: expected an object"},
         {R"({"lion": {"lr": -1e-4}})", "training.optimizer.lion.lr: must be >= 0, got -0.0001"},

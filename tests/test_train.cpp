@@ -597,7 +597,7 @@ BOOST_AUTO_TEST_CASE(a_model_file_is_refused_at_load_for_a_bad_training_block) {
     };
     CHECK_HAS(refused([](Json& t) { t["epochs"] = -5; }), "m.json: training.epochs: must be at least 1, got -5");
     CHECK_HAS(refused([](Json& t) { t["optimizer"] = {{"adamax", {{"lr", 0.1}}}}; }),
-              "m.json: training.optimizer: unknown optimizer 'adamax' (expected one of sgd, adam, adamw, rmsprop, lion)");
+              "m.json: training.optimizer: unknown optimizer 'adamax' (expected one of sgd, adam, adamw, rmsprop, lion, newton, newton_cg)");
     CHECK_HAS(refused([](Json& t) { t["optimizer"] = {{"adam", {{"betas", {0.9, 1.0}}}}}; }),
               "m.json: training.optimizer.adam.betas[1]: must be in [0, 1), got 1");
     CHECK_HAS(refused([](Json& t) { t["lr_schedule"] = {{"cosine", {{"eta_min", 0}}}}; }),

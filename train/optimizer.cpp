@@ -318,9 +318,9 @@ void Optimizer::view(Graph& g, std::span<const int> params) {
     }
 }
 
-void Optimizer::step(Graph& g, std::span<const int> params, double lr) {
+void Optimizer::step(Graph& g, std::span<const int> params, double lr, Curvature* curvature) {
     view(g, params);
-    step(values_, const_grads_, lr);
+    step(values_, const_grads_, lr, curvature);
 }
 
 double Optimizer::clip_gradients(Graph& g, std::span<const int> params, double max_norm) {
@@ -341,17 +341,33 @@ void Optimizer::restore_state(const Checkpoint& c, const std::string& file) {
 
 Optimizer::Optimizer(const OptimizerSpec& spec, std::span<const Tensor* const> params)
     : entry_(&entry_of(spec)), spec_(spec) {
+    std::int64_t entries = 0;
+    for (const Tensor* p : params) entries += p->numel();
+    if (entry_->max_parameters > 0 && entries > entry_->max_parameters)
+        throw InputError(fmt::format("optimizer {}: the model has {} parameter entries, above the {} it takes ({})",
+                                     spec.name, entries, entry_->max_parameters, entry_->why_max));
     for (const Tensor* p : params) {
         std::vector<Tensor> buffers;
-        for (const StateBuffer& b : entry_->state)
-            buffers.push_back(!b.kept || b.kept(spec_) ? Tensor(p->dtype(), p->dims()) : Tensor());
+        for (const StateBuffer& b : entry_->state) {
+            const bool kept = (!b.kept || b.kept(spec_)) && (!b.scalar || state_.empty());
+            buffers.push_back(!kept ? Tensor() : b.scalar ? Tensor(p->dtype(), {1}) : Tensor(p->dtype(), p->dims()));
+        }
         state_.push_back(std::move(buffers));
     }
 }
 
-void Optimizer::step(std::span<Tensor* const> params, std::span<const Tensor* const> grads, double lr) {
+void Optimizer::step(std::span<Tensor* const> params, std::span<const Tensor* const> grads, double lr,
+                     Curvature* curvature) {
+    if (entry_->second_order && !curvature)
+        throw std::logic_error("Optimizer::step: " + entry_->name + " needs the loss and Hessian-vector products");
     ++steps_;
-    entry_->update({.params = params, .grads = grads, .state = state_, .spec = spec_, .lr = lr, .step = steps_});
+    entry_->update({.params = params,
+                    .grads = grads,
+                    .state = state_,
+                    .spec = spec_,
+                    .lr = lr,
+                    .step = steps_,
+                    .curvature = curvature});
 }
 
 namespace {

@@ -65,17 +65,22 @@ bool is_optimizer_setting(const std::string& key);
 
 class Optimizer {
 public:
-    // `params` fixes the shapes and dtypes of the state; nothing is allocated after this.
+    // `params` fixes the shapes and dtypes of the state; nothing is allocated after this. An
+    // entry's max_parameters below the parameters' entries is an InputError saying both.
     Optimizer(const OptimizerSpec& spec, std::span<const Tensor* const> params);
     // The same for parameter nodes of `g` (their values must be set).
     Optimizer(const OptimizerSpec& spec, Graph& g, std::span<const int> params);
 
     const OptimizerSpec& spec() const { return spec_; }
     std::int64_t steps() const { return steps_; }
-    // One update of every parameter from its gradient at learning rate `lr`.
-    void step(std::span<Tensor* const> params, std::span<const Tensor* const> grads, double lr);
+    // One update of every parameter from its gradient at learning rate `lr`. A second-order
+    // entry (spec's entry has second_order) needs `curvature`: the loss at trial points and
+    // Hessian-vector products on the batch the gradients came from (train/curvature.hpp).
+    void step(std::span<Tensor* const> params, std::span<const Tensor* const> grads, double lr,
+              Curvature* curvature = nullptr);
     // The same on the graph's parameter nodes and their gradients.
-    void step(Graph& g, std::span<const int> params, double lr);
+    void step(Graph& g, std::span<const int> params, double lr, Curvature* curvature = nullptr);
+    bool second_order() const { return entry_->second_order; }
     // clip_grad_norm over the gradients of the graph's parameter nodes; returns the norm.
     double clip_gradients(Graph& g, std::span<const int> params, double max_norm);
 

@@ -11,6 +11,7 @@
 
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "train/second_order.hpp"
 
 namespace chainrule {
 namespace {
@@ -159,6 +160,14 @@ void check_nesterov(const OptimizerSpec& o, const std::string& at) {
                                      json_path(at, "nesterov"), momentum, dampening));
 }
 
+// newton_cg's iterations: a whole number of conjugate-gradient steps.
+void check_iterations(const OptimizerSpec& o, const std::string& at) {
+    const double k = o.number("iterations");
+    if (k != std::floor(k) || k > 1e6)
+        throw InputError(fmt::format("{}: must be a whole number from 1 to 1000000, got {}",
+                                     json_path(at, "iterations"), k));
+}
+
 std::vector<OptimizerEntry> make_table() {
     auto with = [](const char* flag) { return [flag](const OptimizerSpec& o) { return o.flag(flag); }; };
     auto adam_like = [&](const char* name, double weight_decay, auto update) {
@@ -193,6 +202,22 @@ std::vector<OptimizerEntry> make_table() {
                      .hyper = {lr(1e-4), betas(0.9, 0.99), at_least_0("weight_decay", 0)},
                      .state = {{.name = "exp_avg"}},
                      .update = lion});
+    // Second order (train/second_order.cpp): the damping λ is one number for the model.
+    const StateBuffer damping{.name = "damping", .scalar = true};
+    table.push_back({.name = "newton",
+                     .hyper = {lr(1), at_least_0("damping", 1e-4)},
+                     .state = {damping},
+                     .update = newton,
+                     .second_order = true,
+                     .max_parameters = kNewtonMaxParameters,
+                     .why_max = "newton builds the full Hessian, one Hessian-vector product per column; newton_cg "
+                                "takes any size"});
+    table.push_back({.name = "newton_cg",
+                     .hyper = {lr(1), {.key = "iterations", .fallback = {10}, .low = 1}, at_least_0("damping", 1e-4)},
+                     .state = {damping},
+                     .check = check_iterations,
+                     .update = newton_cg,
+                     .second_order = true});
     return table;
 }
 

@@ -60,10 +60,23 @@ struct OptimizerSpec {
     std::span<const double> pair(std::string_view key) const;
 };
 
+// What a second-order entry (newton, newton_cg) asks of the step it is in, on the step's batch:
+// the loss at the parameters' current values, and Hessian-vector products there. The update
+// moves UpdateCall::params to a trial point, asks loss(), and keeps or undoes the move. The
+// trainer gives one to every step of an entry with `second_order` (train/curvature.hpp, from the
+// backward pass written as nodes: graph/hessian.hpp); first-order entries are given none.
+class Curvature {
+public:
+    virtual ~Curvature() = default;
+    // The batch's loss with the parameters as they are now.
+    virtual double loss() = 0;
+    // out[k] = (H·v)[k], H the Hessian of the batch's loss at the parameters as they are now;
+    // v[k] and out[k] shaped like params[k].
+    virtual void hvp(std::span<const Tensor* const> v, std::span<Tensor* const> out) = 0;
+};
+
 // What an update is given: every parameter at once, with its gradient and its buffers. The
-// update changes the parameters and the buffers, nothing else. (A second-order entry, such
-// as Newton on Hessian-vector products, will find here too the means to ask the trainer for
-// the loss at a point and for Hessian-vector products: a new member, the signature stays.)
+// update changes the parameters and the buffers, nothing else.
 struct UpdateCall {
     std::span<Tensor* const> params;
     std::span<const Tensor* const> grads;      // grads[k] is dL/dparams[k], after clipping
@@ -72,6 +85,7 @@ struct UpdateCall {
     const OptimizerSpec& spec;                 // the hyper-parameters
     double lr;                                 // this epoch's, from the schedule
     std::int64_t step;                         // 1 on the first update
+    Curvature* curvature = nullptr;            // a second-order entry's; null for the others
 };
 
 // One state buffer per parameter, shaped like it and zero at the start.
@@ -82,6 +96,9 @@ struct StateBuffer {
     // A running mean of squares (adam's exp_avg_sq): never below 0, so a checkpoint's
     // negative entry is refused rather than met as a NaN from its square root.
     bool squares = false;
+    // One number for the whole model (newton's damping), not one per entry: a [1] tensor kept
+    // with the first parameter, none with the others.
+    bool scalar = false;
 };
 
 struct OptimizerEntry {
@@ -92,9 +109,14 @@ struct OptimizerEntry {
     // `at` is the block's JSON path. Throws InputError.
     std::function<void(const OptimizerSpec&, const std::string& at)> check = {};
     std::function<void(const UpdateCall&)> update;
+    // Needs UpdateCall::curvature: the loss at trial points and Hessian-vector products.
+    bool second_order = false;
+    // Refused above this many parameter entries (0: any number), with the reason said.
+    std::int64_t max_parameters = 0;
+    std::string why_max = {};
 };
 
-// Every optimizer, in the order messages list them: sgd, adam, adamw, rmsprop, lion.
+// Every optimizer, in the order messages list them: sgd, adam, adamw, rmsprop, lion, newton, newton_cg.
 std::span<const OptimizerEntry> optimizer_table();
 const OptimizerEntry* find_optimizer(std::string_view name);  // null when there is none
 

@@ -260,6 +260,14 @@ void Session::make_parts() {
     } else {
         gradient_ = std::make_unique<LocalGradient>(parts);
     }
+    if (find_optimizer(spec_.optimizer.name)->second_order) {
+        // Its trial points and Hessian-vector products are of the whole batch in one process.
+        if (shards_ > 1)
+            throw InputError(fmt::format("{}: training.optimizer: {} is not sharded: train it in one piece "
+                                         "(without --shards and with one process)",
+                                         m_.path, spec_.optimizer.name));
+        curvature_.emplace(g_, plan_);
+    }
     progress_.emplace(opt_.progress, start_epoch_, spec_.epochs, batches_.steps);
 }
 
@@ -281,7 +289,9 @@ void Session::check(double loss, const StepPlace& at) {
 
 void Session::update(double lr) {
     if (spec_.clip_grad_norm > 0) optimizer_->clip_gradients(g_, params_, spec_.clip_grad_norm);
-    optimizer_->step(g_, params_, lr);
+    if (!curvature_) return optimizer_->step(g_, params_, lr);
+    curvature_->new_batch();
+    optimizer_->step(g_, params_, lr, &*curvature_);
 }
 
 void Session::report(const StepPlace& at, double loss, std::size_t rows) {

@@ -17,6 +17,7 @@
 #include "cpu/workers.hpp"
 #include "data/dataset.hpp"
 #include "format/model_json.hpp"
+#include "train/curvature.hpp"
 #include "train/distributed.hpp"
 #include "train/feeder.hpp"
 #include "train/gradient.hpp"
@@ -102,6 +103,7 @@ private:
     std::optional<Feeder> feeder_;
     Plan plan_;
     std::unique_ptr<Gradient> gradient_;
+    std::optional<BatchCurvature> curvature_;  // a second-order optimizer's
     ShardedGradient* sharded_ = nullptr;  // gradient_, when the batch is cut into shards
     std::optional<ProgressReporter> progress_;
 };

@@ -4,9 +4,10 @@
 Run with Debian's python3-torch (1.13): /usr/bin/python3 tests/golden/make_optimizer_goldens.py
 The tests read the file and do not need PyTorch.
 
-An optimizer that torch 1.13 does not have (Lion) is written out below from its paper, in
-plain Python float64 on the same model (its gradients by hand), and its cases say so in
-their "reference" field; the learning rates of a schedule still come from torch's scheduler.
+An optimizer that torch 1.13 does not have (Lion; newton and newton_cg, chainrule's
+Levenberg-Marquardt-safeguarded Newton steps, with torch's float64 Hessian) is written out
+below, in plain Python float64 on the same model (its gradients by hand), and its cases say
+so in their "reference" field; the learning rates of a schedule still come from torch's scheduler.
 
 The model is the lecture's worked example (one sigmoid neuron, three Iris instances,
 L = 1/(2N) sum (y' - y)^2) in float64, from fixed initial values; every case runs
@@ -48,6 +49,12 @@ CASES = [
     ("lion", {"lion": {"lr": 0.01}}, None, None),
     ("lion_betas_weight_decay", {"lion": {"lr": 0.02, "betas": [0.8, 0.95], "weight_decay": 0.5}}, None, None),
     ("lion_cosine_clip", {"lion": {"lr": 0.03, "weight_decay": 0.1}}, {"cosine": {"t_max": 6}}, 0.05),
+    ("newton", {"newton": {"damping": 1e-4, "lr": 1}}, None, None),
+    ("newton_half_step_schedule", {"newton": {"damping": 0.01, "lr": 0.5}}, {"step": {"step_size": 3, "gamma": 0.5}}, None),
+    ("newton_overlong_steps", {"newton": {"damping": 0.1, "lr": 2}}, None, None),
+    ("newton_cg", {"newton_cg": {"iterations": 2, "damping": 1e-3}}, None, None),
+    ("newton_cg_overlong_steps", {"newton_cg": {"iterations": 2, "damping": 0.01, "lr": 1.5}}, None, None),
+    ("newton_cg_one_iteration", {"newton_cg": {"iterations": 1, "damping": 0.1, "lr": 0.8}}, None, None),
 ]
 EPOCHS, STEPS_PER_EPOCH = 8, 3
 
@@ -105,8 +112,104 @@ def lion_step(a, params, grads, state, lr):
     return smallest, overruled
 
 
+def worked_loss(flat):
+    """The worked example's loss at w, b = flat[:4], flat[4] (a torch float64 vector)."""
+    x, y = torch.tensor(X, dtype=torch.float64), torch.tensor(Y, dtype=torch.float64)
+    yhat = torch.sigmoid(x @ flat[:4].reshape(4, 1) + flat[4])
+    return ((yhat - y) ** 2).sum() / (2 * len(X))
+
+
+def cholesky_solve(h, g, lam):
+    """(H + lam*I) d = g by the Cholesky loops of train/second_order.cpp; None when not positive definite."""
+    n = len(g)
+    L = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1):
+            s = 0.5 * (h[i][j] + h[j][i]) + (lam if i == j else 0.0)
+            for k in range(j):
+                s -= L[i][k] * L[j][k]
+            if i == j:
+                if not s > 0:
+                    return None
+                L[i][i] = math.sqrt(s)
+            else:
+                L[i][j] = s / L[j][j]
+    d = list(g)
+    for i in range(n):
+        for k in range(i):
+            d[i] -= L[i][k] * d[k]
+        d[i] /= L[i][i]
+    for i in reversed(range(n)):
+        for k in range(i + 1, n):
+            d[i] -= L[k][i] * d[k]
+        d[i] /= L[i][i]
+    return d
+
+
+def conjugate_gradient(h, g, lam, iterations):
+    """k CG iterations on (H + lam*I) d = g from d = 0; None on negative curvature at once."""
+    dot = lambda a, b: sum(u * v for u, v in zip(a, b))
+    gnorm = math.sqrt(dot(g, g))
+    d, r, p = [0.0] * len(g), list(g), list(g)
+    rr = dot(r, r)
+    for it in range(iterations):
+        if not math.sqrt(rr) > 1e-12 * gnorm:
+            break
+        ap = [dot(row, p) + lam * pi for row, pi in zip(h, p)]
+        pap = dot(p, ap)
+        if not pap > 0:
+            if it == 0:
+                return None
+            break
+        alpha = rr / pap
+        d = [di + alpha * pi for di, pi in zip(d, p)]
+        r = [ri - alpha * api for ri, api in zip(r, ap)]
+        nxt = dot(r, r)
+        p = [ri + (nxt / rr) * pi for ri, pi in zip(r, p)]
+        rr = nxt
+    return d
+
+
+def levenberg_marquardt(a, params, grads, state, lr, direction):
+    """Newton's safeguard as train/second_order.cpp runs it. Returns the smallest relative gap
+    between a trial's loss and the start's (a decision made by rounding would make the golden
+    fragile) and how many trials were refused (the safeguard at work)."""
+    floor = a.get("damping", 1e-4)
+    lam = state.get("damping", floor)
+    flat = torch.tensor(params[0] + params[1], dtype=torch.float64)
+    g = grads[0] + grads[1]
+    h = torch.autograd.functional.hessian(worked_loss, flat).tolist()
+    start = float(worked_loss(flat))
+    smallest, refused = math.inf, 0
+    for _ in range(30):
+        d = direction(h, g, lam)
+        if d is not None:
+            moved = [p - lr * di for p, di in zip(flat.tolist(), d)]
+            trial = float(worked_loss(torch.tensor(moved, dtype=torch.float64)))
+            smallest = min(smallest, abs(trial - start) / start)
+            if trial < start:
+                params[0][:], params[1][:] = moved[:4], moved[4:]
+                state["damping"] = max(lam / 10, floor)
+                return smallest, refused
+        refused += 1
+        lam = lam * 10 if lam > 0 else 1e-6
+    state["damping"] = lam
+    return smallest, refused
+
+
+def newton_step(a, params, grads, state, lr):
+    """Damped Newton, (H + lam*I) d = g by Cholesky, Levenberg-Marquardt safeguarded."""
+    return levenberg_marquardt(a, params, grads, state, lr, cholesky_solve)
+
+
+def newton_cg_step(a, params, grads, state, lr):
+    """Newton-CG: d from `iterations` CG steps on (H + lam*I) d = g, safeguarded alike."""
+    k = a.get("iterations", 10)
+    return levenberg_marquardt(a, params, grads, state, lr, lambda h, g, lam: conjugate_gradient(h, g, lam, k))
+
+
 # Optimizers torch 1.13 lacks: name -> one step of the float64 reference above.
-REFERENCES = {"lion": lion_step}
+REFERENCES = {"lion": lion_step, "newton": newton_step, "newton_cg": newton_cg_step}
 
 
 def loss_and_grads(w, b):
@@ -121,7 +224,7 @@ def loss_and_grads(w, b):
 def run_reference(optimizer, schedule, clip):
     """As run(), with the step from REFERENCES and the epoch's lr from torch's scheduler."""
     (kind, a), = optimizer.items()
-    lr_holder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=a.get("lr", 1e-4))
+    lr_holder = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=a.get("lr", 1e-4 if kind == "lion" else 1))
     sched = make_schedule(schedule, lr_holder)
     w, b = [v[0] for v in W0], list(B0)
     state, steps, smallest, overruled = {}, [], math.inf, 0
@@ -141,9 +244,13 @@ def run_reference(optimizer, schedule, clip):
         if sched:
             lr_holder.step()
             sched.step()
-    assert smallest > 1e-9, f"{kind}: a sign was decided by |c| = {smallest}"
-    assert overruled > 0, f"{kind}: the momentum never changed a sign; the case would not test it"
-    print(f"{json.dumps(optimizer)}: smallest |c| {smallest:.2g}, sign(c) != sign(g) {overruled} times")
+    if kind == "lion":
+        assert smallest > 1e-9, f"{kind}: a sign was decided by |c| = {smallest}"
+        assert overruled > 0, f"{kind}: the momentum never changed a sign; the case would not test it"
+        print(f"{json.dumps(optimizer)}: smallest |c| {smallest:.2g}, sign(c) != sign(g) {overruled} times")
+    else:
+        assert smallest > 1e-9, f"{kind}: a trial was kept or refused by a loss gap of {smallest}"
+        print(f"{json.dumps(optimizer)}: smallest relative loss gap {smallest:.2g}, {overruled} trials refused")
     return steps
 
 
