@@ -1,5 +1,6 @@
 // transpose(x, perm): output axis i is input axis perm[i]. The default perm [] reverses
 // the axes (numpy's default), which for a 2-D tensor is the matrix transpose.
+#include <array>
 #include <fmt/format.h>
 
 #include "core/json.hpp"
@@ -10,22 +11,33 @@
 namespace chainrule {
 namespace {
 
+// A permutation of at most kMaxRank axes, held in place: a training step transposes the
+// heads of attention several times, and a vector here would be an allocation per call.
+struct Perm {
+    std::array<std::size_t, kMaxRank> axis{};
+    std::size_t rank = 0;
+    std::size_t operator[](std::size_t k) const { return axis[k]; }
+    const std::size_t* begin() const { return axis.data(); }
+    const std::size_t* end() const { return axis.data() + rank; }
+};
+
 // The permutation to apply, validated; ShapeError when `perm` is not one of 0..rank-1.
-std::vector<std::size_t> perm_of(const Attrs& attrs, std::size_t rank) {
+Perm perm_of(const Attrs& attrs, std::size_t rank) {
+    if (rank > kMaxRank) throw ShapeError(fmt::format("supports rank up to {}, got rank {}", kMaxRank, rank));
     const auto& p = attrs.at("perm");
-    std::vector<std::size_t> perm;
+    Perm perm{.rank = rank};
     if (p.empty()) {
-        for (std::size_t i = 0; i < rank; ++i) perm.push_back(rank - 1 - i);
+        for (std::size_t i = 0; i < rank; ++i) perm.axis[i] = rank - 1 - i;
         return perm;
     }
-    std::vector<bool> seen(rank);
+    std::array<bool, kMaxRank> seen{};
     bool ok = p.size() == rank;
     for (std::size_t i = 0; ok && i < rank; ++i) {
         ok = p[i].is_number_integer() && p[i].get<std::int64_t>() >= 0 &&
              p[i].get<std::int64_t>() < std::int64_t(rank) && !seen[p[i].get<std::size_t>()];
         if (ok) {
-            perm.push_back(p[i].get<std::size_t>());
-            seen[perm.back()] = true;
+            perm.axis[i] = p[i].get<std::size_t>();
+            seen[perm.axis[i]] = true;
         }
     }
     if (!ok)
@@ -37,7 +49,7 @@ std::vector<std::size_t> perm_of(const Attrs& attrs, std::size_t rank) {
 // f(o, i) for every element: o its flat index in the transposed tensor (row-major),
 // i the flat index of the same element in x.
 template <class F>
-void walk_transposed(const Dims& in, const std::vector<std::size_t>& perm, F&& f) {
+void walk_transposed(const Dims& in, const Perm& perm, F&& f) {
     const std::size_t rank = in.size();
     std::array<std::int64_t, kMaxRank> in_stride{}, stride{}, dims{}, count{};
     std::int64_t total = 1;
