@@ -1,5 +1,6 @@
 // transpose(x, perm): output axis i is input axis perm[i]. The default perm [] reverses
 // the axes (numpy's default), which for a 2-D tensor is the matrix transpose.
+#include <algorithm>
 #include <array>
 #include <fmt/format.h>
 
@@ -46,8 +47,10 @@ Perm perm_of(const Attrs& attrs, std::size_t rank) {
     return perm;
 }
 
-// f(o, i) for every element: o its flat index in the transposed tensor (row-major),
-// i the flat index of the same element in x.
+// f(o, i, n) over the whole tensor: the n elements from flat index o of the transposed
+// tensor (row-major) are the n from flat index i of x. When the permutation keeps the last
+// axis in place (attention's [N,T,H,D] <-> [N,H,T,D]) each call is a whole contiguous row
+// of it, copied at once; otherwise n is 1.
 template <class F>
 void walk_transposed(const Dims& in, const Perm& perm, F&& f) {
     const std::size_t rank = in.size();
@@ -61,10 +64,13 @@ void walk_transposed(const Dims& in, const Perm& perm, F&& f) {
         dims[k] = in[perm[k]];
         stride[k] = in_stride[perm[k]];
     }
+    const bool last_kept = rank > 0 && perm[rank - 1] == rank - 1;
+    const std::size_t axes = last_kept ? rank - 1 : rank;  // the odometer's
+    const std::int64_t run = last_kept ? in[rank - 1] : 1;
     std::int64_t i = 0;
-    for (std::int64_t o = 0; o < total; ++o) {
-        f(o, i);
-        for (std::size_t k = rank; k-- > 0;) {  // odometer over the output's index
+    for (std::int64_t o = 0; o < total; o += run) {
+        f(o, i, run);
+        for (std::size_t k = axes; k-- > 0;) {  // odometer over the output's index
             i += stride[k];
             if (++count[k] < dims[k]) break;
             i -= stride[k] * dims[k];
@@ -94,7 +100,7 @@ const bool registered = register_op({
                 const T* x = c.in[0]->data<T>();
                 T* y = c.out.data<T>();
                 walk_transposed(c.in[0]->dims(), perm_of(c.attrs, c.in[0]->rank()),
-                                [&](std::int64_t o, std::int64_t i) { y[o] = x[i]; });
+                                [&](std::int64_t o, std::int64_t i, std::int64_t n) { std::copy_n(x + i, n, y + o); });
             });
         },
     .backward =
@@ -104,13 +110,14 @@ const bool registered = register_op({
                 const T* g = c.grad_out.data<T>();
                 T* gx = c.grad_in[0]->data<T>();
                 walk_transposed(c.in[0]->dims(), perm_of(c.attrs, c.in[0]->rank()),
-                                [&](std::int64_t o, std::int64_t i) { gx[i] = g[o]; });
+                                [&](std::int64_t o, std::int64_t i, std::int64_t n) { std::copy_n(g + o, n, gx + i); });
             });
         },
     .samples = {{.shapes = {{3, 4}}},
                 {.shapes = {{1, 5}}},
                 {.shapes = {{2, 3, 4}}, .attrs = {{"perm", {1, 2, 0}}}},
                 {.shapes = {{2, 3, 4}}},
+                {.shapes = {{2, 3, 4, 5}}, .attrs = {{"perm", {0, 2, 1, 3}}}},  // rows copied whole
                 {.shapes = {{5}}}},
     .summary = "matrix transpose, or any permutation of the axes (perm)",
     .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"perm", {0}}},
