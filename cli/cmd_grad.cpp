@@ -126,7 +126,7 @@ void add_gradcheck(CLI::App& app) {
     cmd->add_option("--step", go->step, "finite-difference step h (scaled by max(1,|x|))")
         ->capture_default_str()
         ->check(finite_at_least(0, true));
-    cmd->add_flag("--inputs", go->inputs, "check the gradients of inputs too");
+    cmd->add_flag("--inputs", go->inputs, "check the gradients of inputs too (except ids and class-index labels)");
     cmd->callback([o, go] {
         Model m = load(o->model, true);
         set_point(m, o->point);
@@ -155,6 +155,9 @@ void add_gradcheck(CLI::App& app) {
                               {"entries", e}};
             }
             out["tensors"] = ts;
+            Json skipped = Json::object();
+            for (const auto& sk : r.skipped) skipped[sk.name] = sk.reason;
+            out["skipped"] = skipped;
             std::cout << out.dump(2) << "\n";
         } else {
             fmt::print("loss {:.10g}; pass when |analytic − numeric| <= {:g} + {:g}·max(|analytic|,|numeric|)\n",
@@ -166,6 +169,8 @@ void add_gradcheck(CLI::App& app) {
                     if (!e.ok)
                         fmt::print("      [{}] analytic {:.10g}  numeric {:.10g}\n", e.index, e.analytic, e.numeric);
             }
+            for (const auto& sk : r.skipped)
+                fmt::print("  {:<8} skipped: it holds the {} (indices, not numbers to nudge)\n", sk.name, sk.reason);
             if (r.vacuous) fmt::print("every numeric gradient is ~0: nothing was really checked\n");
             fmt::print("{}\n", r.ok ? "gradcheck passed" : "gradcheck FAILED");
         }

@@ -5,9 +5,24 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "graph/labels.hpp"
 #include "ops/finite_difference.hpp"
 
 namespace chainrule {
+
+namespace {
+
+// Why input `id` is read as indices by an op ("ids of node 'te' (embedding), whose table
+// 'tok' has 27 rows; ..."), or empty when no op does.
+std::string index_input_reason(const Graph& g, int id) {
+    std::string reason;
+    for (const ClassIndexUse& use : class_index_uses(g, id))
+        reason += (reason.empty() ? "" : "; ") + std::string(use.ids ? "ids of " : "class indices of ") +
+                  describe_use(g, use);
+    return reason;
+}
+
+}  // namespace
 
 GradcheckReport gradcheck(Graph& g, const GradcheckOptions& opt) {
     if (g.dtype() != Dtype::f64) throw InputError("gradcheck needs a float64 graph");
@@ -29,6 +44,13 @@ GradcheckReport gradcheck(Graph& g, const GradcheckOptions& opt) {
         Node& n = g.node(static_cast<int>(id));
         bool check = n.kind == NodeKind::parameter || (opt.inputs && n.kind == NodeKind::input);
         if (!check) continue;
+        if (n.kind == NodeKind::input) {
+            std::string reason = index_input_reason(g, int(id));
+            if (!reason.empty()) {
+                report.skipped.push_back({n.name, std::move(reason)});
+                continue;
+            }
+        }
         GradcheckTensor t;
         t.name = n.name;
         t.total = n.value.numel();

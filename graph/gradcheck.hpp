@@ -20,7 +20,7 @@ struct GradcheckOptions {
     double step = 1e-6;
     double rtol = 1e-5;
     double atol = 1e-8;
-    bool inputs = false;            // check inputs too, not just parameters
+    bool inputs = false;            // check inputs too, not just parameters (not index inputs)
 };
 
 struct GradcheckEntry {
@@ -37,9 +37,18 @@ struct GradcheckTensor {
     bool ok = true;
 };
 
+// An input that `inputs` leaves alone: an op reads it as indices (embedding's ids, the
+// class-index labels of cross_entropy; graph/labels), so nudging it by h would not be a small
+// change of the loss but an invalid id, and it has no gradient to compare.
+struct GradcheckSkipped {
+    std::string name;
+    std::string reason;  // "ids of node 'te' (embedding), whose table 'tok' has 27 rows"
+};
+
 struct GradcheckReport {
     double loss = 0;
     std::vector<GradcheckTensor> tensors;
+    std::vector<GradcheckSkipped> skipped;
     bool ok = true;
     bool vacuous = false;  // every numeric gradient was ~0: nothing was really checked
 };

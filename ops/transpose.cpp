@@ -1,5 +1,7 @@
 // transpose(x, perm): output axis i is input axis perm[i]. The default perm [] reverses
 // the axes (numpy's default), which for a 2-D tensor is the matrix transpose.
+#include <algorithm>
+#include <array>
 #include <fmt/format.h>
 
 #include "core/json.hpp"
@@ -10,22 +12,33 @@
 namespace chainrule {
 namespace {
 
+// A permutation of at most kMaxRank axes, held in place: a training step transposes the
+// heads of attention several times, and a vector here would be an allocation per call.
+struct Perm {
+    std::array<std::size_t, kMaxRank> axis{};
+    std::size_t rank = 0;
+    std::size_t operator[](std::size_t k) const { return axis[k]; }
+    const std::size_t* begin() const { return axis.data(); }
+    const std::size_t* end() const { return axis.data() + rank; }
+};
+
 // The permutation to apply, validated; ShapeError when `perm` is not one of 0..rank-1.
-std::vector<std::size_t> perm_of(const Attrs& attrs, std::size_t rank) {
+Perm perm_of(const Attrs& attrs, std::size_t rank) {
+    if (rank > kMaxRank) throw ShapeError(fmt::format("supports rank up to {}, got rank {}", kMaxRank, rank));
     const auto& p = attrs.at("perm");
-    std::vector<std::size_t> perm;
+    Perm perm{.rank = rank};
     if (p.empty()) {
-        for (std::size_t i = 0; i < rank; ++i) perm.push_back(rank - 1 - i);
+        for (std::size_t i = 0; i < rank; ++i) perm.axis[i] = rank - 1 - i;
         return perm;
     }
-    std::vector<bool> seen(rank);
+    std::array<bool, kMaxRank> seen{};
     bool ok = p.size() == rank;
     for (std::size_t i = 0; ok && i < rank; ++i) {
         ok = p[i].is_number_integer() && p[i].get<std::int64_t>() >= 0 &&
              p[i].get<std::int64_t>() < std::int64_t(rank) && !seen[p[i].get<std::size_t>()];
         if (ok) {
-            perm.push_back(p[i].get<std::size_t>());
-            seen[perm.back()] = true;
+            perm.axis[i] = p[i].get<std::size_t>();
+            seen[perm.axis[i]] = true;
         }
     }
     if (!ok)
@@ -34,10 +47,12 @@ std::vector<std::size_t> perm_of(const Attrs& attrs, std::size_t rank) {
     return perm;
 }
 
-// f(o, i) for every element: o its flat index in the transposed tensor (row-major),
-// i the flat index of the same element in x.
+// f(o, i, n) over the whole tensor: the n elements from flat index o of the transposed
+// tensor (row-major) are the n from flat index i of x. When the permutation keeps the last
+// axis in place (attention's [N,T,H,D] <-> [N,H,T,D]) each call is a whole contiguous row
+// of it, copied at once; otherwise n is 1.
 template <class F>
-void walk_transposed(const Dims& in, const std::vector<std::size_t>& perm, F&& f) {
+void walk_transposed(const Dims& in, const Perm& perm, F&& f) {
     const std::size_t rank = in.size();
     std::array<std::int64_t, kMaxRank> in_stride{}, stride{}, dims{}, count{};
     std::int64_t total = 1;
@@ -49,10 +64,13 @@ void walk_transposed(const Dims& in, const std::vector<std::size_t>& perm, F&& f
         dims[k] = in[perm[k]];
         stride[k] = in_stride[perm[k]];
     }
+    const bool last_kept = rank > 0 && perm[rank - 1] == rank - 1;
+    const std::size_t axes = last_kept ? rank - 1 : rank;  // the odometer's
+    const std::int64_t run = last_kept ? in[rank - 1] : 1;
     std::int64_t i = 0;
-    for (std::int64_t o = 0; o < total; ++o) {
-        f(o, i);
-        for (std::size_t k = rank; k-- > 0;) {  // odometer over the output's index
+    for (std::int64_t o = 0; o < total; o += run) {
+        f(o, i, run);
+        for (std::size_t k = axes; k-- > 0;) {  // odometer over the output's index
             i += stride[k];
             if (++count[k] < dims[k]) break;
             i -= stride[k] * dims[k];
@@ -82,7 +100,7 @@ const bool registered = register_op({
                 const T* x = c.in[0]->data<T>();
                 T* y = c.out.data<T>();
                 walk_transposed(c.in[0]->dims(), perm_of(c.attrs, c.in[0]->rank()),
-                                [&](std::int64_t o, std::int64_t i) { y[o] = x[i]; });
+                                [&](std::int64_t o, std::int64_t i, std::int64_t n) { std::copy_n(x + i, n, y + o); });
             });
         },
     .backward =
@@ -92,13 +110,14 @@ const bool registered = register_op({
                 const T* g = c.grad_out.data<T>();
                 T* gx = c.grad_in[0]->data<T>();
                 walk_transposed(c.in[0]->dims(), perm_of(c.attrs, c.in[0]->rank()),
-                                [&](std::int64_t o, std::int64_t i) { gx[i] = g[o]; });
+                                [&](std::int64_t o, std::int64_t i, std::int64_t n) { std::copy_n(g + o, n, gx + i); });
             });
         },
     .samples = {{.shapes = {{3, 4}}},
                 {.shapes = {{1, 5}}},
                 {.shapes = {{2, 3, 4}}, .attrs = {{"perm", {1, 2, 0}}}},
                 {.shapes = {{2, 3, 4}}},
+                {.shapes = {{2, 3, 4, 5}}, .attrs = {{"perm", {0, 2, 1, 3}}}},  // rows copied whole
                 {.shapes = {{5}}}},
     .summary = "matrix transpose, or any permutation of the axes (perm)",
     .bad_samples = {{.shapes = {{3, 4}}, .attrs = {{"perm", {0}}},

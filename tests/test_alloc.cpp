@@ -274,7 +274,8 @@ BOOST_AUTO_TEST_CASE(engine_steps_after_the_first_allocate_nothing) {
                   Run{"mnist_mlp", "float32", 2, true}, Run{"mnist_lecture", "float64", 1, false},
                   Run{"mnist_relu_softmax", "float32", 2, false}, Run{"iris_neuron", "float64", 1, false},
                   Run{"iris_3class_softmax", "float32", 1, true}, Run{"mnist_cnn", "float32", 2, false},
-                  Run{"mnist_cnn", "float64", 1, true}}) {
+                  Run{"mnist_cnn", "float64", 1, true}, Run{"words_gpt", "float32", 2, false},
+                  Run{"words_gpt", "float64", 1, true}}) {
         BOOST_TEST_CONTEXT(r.model << " " << r.dtype << ", " << r.threads << " threads, keep " << r.keep) {
             set_threads(r.threads);
             Setup s = setup(r.model, r.dtype);
@@ -307,11 +308,19 @@ namespace {
 
 // Two runs that differ only in their number of steps per epoch must allocate the same: the
 // per-epoch work (evaluation, metrics) allocates, a step does not.
+// `test_rows` > 0 keeps only that many test rows, for a model whose evaluation is slow.
 void expect_steps_allocate_nothing(const char* dtype, const std::function<void(TrainingSpec&)>& edit,
-                                   const char* model = "mnist_mlp") {
+                                   const char* model = "mnist_mlp", std::int64_t test_rows = 0) {
     auto run = [&](std::int64_t steps) {
         Setup s = setup(model, dtype);
         edit(s.spec);
+        if (test_rows > 0) {
+            data::Split& t = s.ds.test;
+            t.count = std::min(t.count, test_rows);
+            t.tokens.resize(std::size_t(t.count * t.features));
+            t.labels.resize(std::size_t(t.count * s.ds.labels_per_sample));
+            t.source_lines.resize(std::min(t.source_lines.size(), std::size_t(t.count)));
+        }
         s.spec.batch_size = 100;
         s.spec.batches_per_epoch = steps;
         s.spec.epochs = 2;
@@ -346,6 +355,14 @@ BOOST_AUTO_TEST_CASE(convolutional_trainer_steps_allocate_nothing) {
         BOOST_TEST_CONTEXT("mnist_cnn " << dtype) {
             expect_steps_allocate_nothing(dtype, [](TrainingSpec&) {}, "mnist_cnn");
         }
+}
+
+BOOST_AUTO_TEST_CASE(gpt_trainer_steps_allocate_nothing) {
+    // models/words_gpt.json: embedding, layer_norm, gelu, batched matmuls over heads,
+    // causal_mask, softmax, reshape and transpose at rank 4, cross_entropy over positions with
+    // ignore_index, and Adam, on the words of the text kind's "sequence" rows (float64 is
+    // the engine test's; 200 test words keep the evaluations short).
+    expect_steps_allocate_nothing("float32", [](TrainingSpec&) {}, "words_gpt", 200);
 }
 
 BOOST_AUTO_TEST_CASE(sparse_first_layer_steps_allocate_nothing) {

@@ -12,6 +12,7 @@
 #include "core/files.hpp"
 #include "core/json.hpp"
 #include "format/model_json.hpp"
+#include "graph/gradcheck.hpp"
 #include "graph/graph.hpp"
 #include "testing.hpp"
 
@@ -107,4 +108,42 @@ BOOST_AUTO_TEST_CASE(float32_loss_is_pytorchs_to_single_precision) {
     const double loss = forward_backward_once(model.graph);
     const double want = golden["loss"].get<double>();
     BOOST_TEST(std::abs(loss - want) <= 1e-5 * std::abs(want), fmt::format("loss {:.9g} vs PyTorch {:.9g}", loss, want));
+}
+
+// gradcheck on the GPT in float64, at the golden batch (whose rows end in padding labelled -1,
+// which cross_entropy leaves out): every parameter sampled against finite differences, and
+// with inputs on, the ids and the labels skipped by name, since nudging an index by h would
+// make it an invalid id rather than change the loss a little.
+BOOST_AUTO_TEST_CASE(gradcheck_passes_and_skips_the_index_inputs) {
+    const Json golden = read_json_file(source_root() + "/tests/golden/gpt.json");
+    Model model = gpt_at_golden_point(golden, "float64");
+    const GradcheckReport r = gradcheck(model.graph, {.max_entries = 8, .inputs = true});
+    BOOST_TEST(r.ok);
+    BOOST_TEST(!r.vacuous);
+    BOOST_TEST(r.tensors.size() == model.graph.parameters().size());
+    for (const GradcheckTensor& t : r.tensors) BOOST_TEST((t.name != "ids" && t.name != "targets"), t.name);
+    BOOST_REQUIRE_EQUAL(r.skipped.size(), 2u);
+    BOOST_TEST(r.skipped[0].name == "ids");
+    BOOST_TEST(r.skipped[0].reason == "ids of node 'te' (embedding), whose table 'tok' has 27 rows");
+    BOOST_TEST(r.skipped[1].name == "targets");
+    BOOST_TEST(r.skipped[1].reason == "class indices of node 'L' (cross_entropy), whose logits 'logits' have 27 columns");
+}
+
+BOOST_AUTO_TEST_CASE(gradcheck_command_says_which_inputs_it_skipped) {
+    const std::string cmd = chainrule_binary() + " gradcheck " + source_root() + kModel + " --inputs --max-entries 4";
+    const CommandResult text = run_command(cmd);
+    BOOST_TEST(text.code == 0, text.out << text.err);
+    BOOST_TEST(text.out.find("gradcheck passed") != std::string::npos, text.out);
+    BOOST_TEST(text.out.find("  ids      skipped: it holds the ids of node 'te' (embedding), whose table 'tok' has 27 "
+                             "rows (indices, not numbers to nudge)") != std::string::npos, text.out);
+    BOOST_TEST(text.out.find("  targets  skipped: it holds the class indices of node 'L' (cross_entropy)") !=
+                   std::string::npos, text.out);
+    const CommandResult json = run_command(cmd + " --json");
+    BOOST_TEST(json.code == 0, json.err);
+    const Json doc = parse_json_text(json.out, "gradcheck --json");
+    BOOST_TEST(doc["ok"].get<bool>());
+    BOOST_TEST(doc["skipped"].size() == 2u);
+    BOOST_TEST(doc["skipped"]["ids"].get<std::string>().starts_with("ids of node 'te' (embedding)"));
+    BOOST_TEST(!doc["tensors"].contains("ids"));
+    BOOST_TEST(doc["tensors"].contains("tok"));
 }

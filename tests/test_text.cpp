@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cmath>
 #include <set>
 
 #include "core/error.hpp"
@@ -15,7 +16,10 @@
 #include "data/dataset.hpp"
 #include "data/kind.hpp"
 #include "testing.hpp"
+#include "format/model_json.hpp"
 #include "train/checkpoint.hpp"
+#include "train/trainer.hpp"
+#include "train/training.hpp"
 
 using namespace chainrule;
 using namespace chainrule::data;
@@ -339,4 +343,55 @@ BOOST_AUTO_TEST_CASE(predict_takes_windows_as_a_feed) {
         BOOST_TEST(name == j["classes"][r["predicted"].get<std::size_t>()].get<std::string>());
         BOOST_TEST(name.size() == 1u, name);  // a character, not a class number
     }
+}
+
+// Accuracy and loss of [N,T,C] logits, per position: a bigram table whose row for the
+// character read gives the next one's logits, 0 everywhere but ln 3 at its guess (. → a,
+// a → b, b → ., c → c), so every counted position costs ln 2 when the guess is right
+// (p = 3/6) and ln 6 when it is wrong (p = 1/6). 1,000 rows ".ab" → "ab." (3 right) and
+// one ".c." → "c._" (. → a for c, wrong; c → c for ., wrong; the padding left out): the
+// accuracy is 3000/3002 and the loss (3000 ln 2 + 2 ln 6)/3002, a mean over the 3,002 kept
+// positions, though the last row falls in a second chunk of the evaluation (1,000 rows each).
+BOOST_AUTO_TEST_CASE(accuracy_and_loss_of_a_sequence_count_each_kept_position) {
+    const std::string words = write("abc.txt", "ab\nc\n");
+    Json m = Json::parse(R"({
+      "format": "chainrule-model", "version": 1, "name": "table", "dtype": "float64",
+      "inputs": {"x": {"shape": ["N", 3]}, "y": {"shape": ["N", 3]}},
+      "parameters": {"W": {"shape": [4, 4], "init": {"value": [[0, 1.0986122886681098, 0, 0],
+                                                               [0, 0, 1.0986122886681098, 0],
+                                                               [1.0986122886681098, 0, 0, 0],
+                                                               [0, 0, 0, 1.0986122886681098]]}}},
+      "nodes": [{"name": "logits", "op": "embedding", "inputs": ["x", "W"]},
+                {"name": "L", "op": "cross_entropy", "inputs": ["logits", "y"], "attrs": {"ignore_index": -1}}],
+      "outputs": {"prediction": "logits", "loss": "L"},
+      "training": {"data": {"kind": "text", "block_size": 3, "target": "sequence",
+                            "split": {"train_fraction": 0.5}},
+                   "feed": {"x": "tokens", "y": "labels"}, "batch_size": 2, "optimizer": {"sgd": {"lr": 0.1}}}})");
+    m["training"]["data"]["path"] = words;
+    Model model = parse_model(m.dump(), write("table.json", m.dump()));
+    model.graph.init_parameters(0);
+    const TrainingSpec spec = parse_training(model.training, model.graph, model.path, model.dir);
+    Dataset ds = load_dataset(spec.data);
+    BOOST_TEST_REQUIRE(ds.class_names == (std::vector<std::string>{".", "a", "b", "c"}),
+                       boost::test_tools::per_element());
+    Split rows;
+    rows.count = 1001;
+    rows.features = 3;
+    rows.sample_dims = {3};
+    for (int i = 0; i < 1000; ++i) {
+        rows.tokens.insert(rows.tokens.end(), {0, 1, 2});
+        rows.labels.insert(rows.labels.end(), {1, 2, 0});
+    }
+    rows.tokens.insert(rows.tokens.end(), {0, 3, 0});
+    rows.labels.insert(rows.labels.end(), {3, 0, -1});
+    const EvalResult r = evaluate(model, spec, ds, rows);
+    BOOST_TEST(r.accuracy == 3000.0 / 3002.0, boost::test_tools::tolerance(1e-15));
+    BOOST_TEST(r.loss == (3000 * std::log(2.0) + 2 * std::log(6.0)) / 3002, boost::test_tools::tolerance(1e-12));
+    // The last row alone: 0 of its 2 kept positions right, each costing ln 6.
+    rows.count = 1;
+    rows.tokens.erase(rows.tokens.begin(), rows.tokens.end() - 3);
+    rows.labels.erase(rows.labels.begin(), rows.labels.end() - 3);
+    const EvalResult last = evaluate(model, spec, ds, rows);
+    BOOST_TEST(last.accuracy == 0.0);
+    BOOST_TEST(last.loss == std::log(6.0), boost::test_tools::tolerance(1e-12));
 }

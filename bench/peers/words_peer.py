@@ -1,20 +1,26 @@
 #!/usr/bin/python3
-"""PyTorch peer of models/words_bigram.json, models/words_mlp.json and models/words_rnn.json.
+"""PyTorch peer of models/words_bigram.json, words_mlp.json, words_rnn.json and words_gpt.json.
 
 Reads the model file for its data block and recipe, makes chainrule's text split (docs/data.md
 "Text rules": the kept words shuffled by std::mt19937_64 seeded with split.seed, drawn as
-chainrule's Rng::below, the first round(n * train_fraction) train), the same windows and labels,
-and trains the same architecture with the same initialisation rule, optimizer, batch size and
-epochs (its own draws: the data order and initial values are not chainrule's). Prints the test
-loss after every epoch, then one JSON line.
+chainrule's Rng::below, the first round(n * train_fraction) train), the same windows and labels
+(or, for "target": "sequence", the same padded rows with -1 after a word's end), and trains
+the same architecture with the same initialisation rule, optimizer, batch size, epochs and
+dtype (its own draws: the data order and initial values are not chainrule's). The architecture
+is the model's own nodes, run in order with the torch functions of the same names
+(F.embedding, F.layer_norm, torch.matmul, F.gelu, F.cross_entropy with its ignore_index, ...),
+as tests/golden/make_gpt_goldens.py runs them. Prints the test loss (the mean over every kept
+position of the test split) and accuracy after every epoch, then one JSON line; with --json,
+bench/peers/compare.py's lines instead (a header, then per epoch its training seconds, CPU
+seconds, seconds per step and peak RSS).
 
     /usr/bin/python3 bench/peers/words_peer.py models/words_mlp.json [--threads 1]
+    /usr/bin/python3 bench/peers/words_peer.py models/words_gpt.json --epochs 2 --steps 200 --no-eval --json
 """
 
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -93,12 +99,39 @@ def windows(words, vocab, block):
     return xs, ys
 
 
-def build(model, torch):
-    """The model's parameters and a forward function, from its nodes (embedding, reshape,
-    linear, tanh, matmul, add, slice: the "next"-window words models)."""
+def sequences(words, vocab, block):
+    """The text kind's "sequence" rows (docs/data.md): "." and the word padded with "." in,
+    the word and "." out, then the padding label -1."""
+    ids = {c: i for i, c in enumerate(vocab)}
+    xs, ys = [], []
+    for w in words:
+        word = [ids[ch] for ch in w]
+        xs.append(([0] + word + [0] * block)[:block])
+        ys.append((word + [0] + [-1] * block)[:block])
+    return xs, ys
+
+
+def loss_ancestors(model):
+    """The names of the nodes the loss depends on: only those run (a prediction's softmax
+    beside the loss is not part of a training step)."""
+    by_name = {n["name"]: n for n in model["nodes"]}
+    need, todo = set(), [model["outputs"]["loss"]]
+    while todo:
+        name = todo.pop()
+        if name in need or name not in by_name:
+            continue
+        need.add(name)
+        todo.extend(by_name[name]["inputs"])
+    return need
+
+
+def build(model, torch, dtype):
+    """The model's parameters and a function giving its loss node's value and the logits it
+    reads, running its nodes in order with the torch functions of the same names."""
+    import torch.nn.functional as F
     params = {}
     for name, p in model["parameters"].items():
-        t = torch.empty(p["shape"], dtype=torch.float32)
+        t = torch.empty(p["shape"], dtype=dtype)
         init = p["init"]
         if "constant" in init:
             t.fill_(init["constant"])
@@ -109,35 +142,68 @@ def build(model, torch):
         else:
             sys.exit(f"words_peer: init {init} is not handled")
         params[name] = t.requires_grad_()
+    constants = {name: torch.tensor(c["value"], dtype=dtype) for name, c in model.get("constants", {}).items()}
+    need = loss_ancestors(model)
+    masks = {}
 
-    def forward(x):
-        v = {"x": x}
+    def causal_mask(x):
+        t = x.shape[-1]
+        if t not in masks:
+            masks[t] = torch.triu(torch.ones(t, t, dtype=torch.bool), 1)
+        return x.masked_fill(masks[t], float("-inf"))
+
+    rules = {
+        "embedding": lambda x, a: F.embedding(x[0], x[1]),
+        "add": lambda x, a: x[0] + x[1],
+        "mul": lambda x, a: x[0] * x[1],
+        "matmul": lambda x, a: torch.matmul(x[0], x[1]),
+        "linear": lambda x, a: torch.matmul(x[0], x[1]) + x[2],
+        "tanh": lambda x, a: torch.tanh(x[0]),
+        "gelu": lambda x, a: F.gelu(x[0], approximate=a.get("approximate", "none")),
+        "layer_norm": lambda x, a: F.layer_norm(x[0], (x[0].shape[-1],), x[1] if len(x) > 1 else None,
+                                                x[2] if len(x) > 2 else None, a.get("eps", 1e-5)),
+        "reshape": lambda x, a: x[0].reshape(a["shape"]),
+        "slice": lambda x, a: x[0].narrow(a["axis"], a["start"], a["end"] - a["start"]),
+        "concat": lambda x, a: torch.cat(x, dim=a.get("axis", -1)),
+        "transpose": lambda x, a: x[0].permute(a["perm"]),
+        "causal_mask": lambda x, a: causal_mask(x[0]),
+        "softmax": lambda x, a: torch.softmax(x[0], dim=a.get("axis", -1)),
+        "cross_entropy": lambda x, a: F.cross_entropy(
+            x[0].reshape(-1, x[0].shape[-1]), x[1].reshape(-1),
+            ignore_index=-100 if a.get("ignore_index") is None else a["ignore_index"]),
+    }
+
+    def run(fed):
+        """fed: input name -> tensor. The loss and the logits it reads."""
+        v = {**params, **constants, **fed}
         for n in model["nodes"]:
-            a = [v.get(i, params.get(i)) for i in n["inputs"]]
-            op = n["op"]
-            if op == "embedding":
-                v[n["name"]] = a[1][a[0]]
-            elif op == "reshape":
-                v[n["name"]] = a[0].reshape(n["attrs"]["shape"])
-            elif op == "linear":
-                v[n["name"]] = a[0] @ a[1] + a[2]
-            elif op == "tanh":
-                v[n["name"]] = torch.tanh(a[0])
-            elif op == "matmul":
-                v[n["name"]] = a[0] @ a[1]
-            elif op == "add":
-                v[n["name"]] = a[0] + a[1]
-            elif op == "slice":
-                at = n["attrs"]
-                v[n["name"]] = a[0].narrow(at["axis"], at["start"], at["end"] - at["start"])
-            elif op in ("softmax", "cross_entropy"):
+            if n["name"] not in need:
                 continue
-            else:
-                sys.exit(f"words_peer: op {op} is not handled")
+            rule = rules.get(n["op"])
+            if rule is None:
+                sys.exit(f"words_peer: op {n['op']} is not handled")
+            v[n["name"]] = rule([v[i] for i in n["inputs"]], n.get("attrs", {}))
         loss = next(n for n in model["nodes"] if n["name"] == model["outputs"]["loss"])
-        return v[loss["inputs"][0]]  # the logits the loss reads
+        return v[loss["name"]], v[loss["inputs"][0]]
 
-    return params, forward
+    return params, run
+
+
+def evaluate(run, fed_of, x, y, ignore, torch):
+    """Mean loss over every kept position of a split (as one F.cross_entropy over it all)
+    and the share of kept positions whose argmax is the label, in chunks of 1000 rows."""
+    total, kept, right = 0.0, 0, 0
+    with torch.no_grad():
+        for b in range(0, len(y), 1000):
+            yb = y[b:b + 1000]
+            loss, logits = run(fed_of(x[b:b + 1000], yb))
+            keep = yb != ignore
+            n = int(keep.sum())
+            if n:
+                total += loss.item() * n
+            kept += n
+            right += int(((logits.argmax(-1) == yb) & keep).sum())
+    return total / kept, right / kept
 
 
 def main():
@@ -145,47 +211,72 @@ def main():
     ap.add_argument("model", type=Path)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=None, help="default: the model's")
+    ap.add_argument("--steps", type=int, default=None, help="steps per epoch (default: the whole training split)")
+    ap.add_argument("--no-eval", action="store_true", help="skip the test split after each epoch")
+    ap.add_argument("--json", action="store_true",
+                    help="JSON lines as bench/peers/compare.py reads them: a header, one object per epoch")
+    ap.add_argument("--data", help="ignored (compare.py passes it): the model names its data")
     args = ap.parse_args()
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import common
+    common.setup_threads(1)  # OpenBLAS on one thread; torch's own threads are --threads
     import torch
-    import torch.nn.functional as F
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     model = json.loads(args.model.read_text())
     tr = model["training"]
     block = tr["data"]
+    dtype = {"float32": torch.float32, "float64": torch.float64}[model.get("dtype", "float64")]
     train_words, test_words, vocab = text_split(block)
-    xtr, ytr = windows(train_words, vocab, block["block_size"])
-    xte, yte = windows(test_words, vocab, block["block_size"])
-    xtr, ytr = torch.tensor(xtr), torch.tensor(ytr)
-    xte, yte = torch.tensor(xte), torch.tensor(yte)
-    print(f"{len(train_words)} train words ({len(ytr)} windows), {len(test_words)} test words ({len(yte)} windows), "
-          f"vocabulary {len(vocab)}")
-    params, forward = build(model, torch)
+    make_rows = sequences if block.get("target") == "sequence" else windows
+    xtr, ytr = (torch.tensor(a) for a in make_rows(train_words, vocab, block["block_size"]))
+    xte, yte = (torch.tensor(a) for a in make_rows(test_words, vocab, block["block_size"]))
+    feed = {stream: name for name, stream in tr["feed"].items()}
+    fed_of = lambda x, y: {feed["tokens"]: x, feed["labels"]: y}  # noqa: E731
+    loss_node = next(n for n in model["nodes"] if n["name"] == model["outputs"]["loss"])
+    ignore = loss_node.get("attrs", {}).get("ignore_index", -100)
+    params, run = build(model, torch, dtype)
     (kind, opts), = tr["optimizer"].items()
     if kind != "adam":
         sys.exit(f"words_peer: optimizer {kind} is not handled")
     opt = torch.optim.Adam(params.values(), lr=opts["lr"])
     batch = tr["batch_size"]
+    epochs = args.epochs or tr["epochs"]
+    steps = args.steps or (len(ytr) + batch - 1) // batch
+    header = {"cpu": common.cpu_model(), "peer": "words_peer", "model": model["name"],
+              "dtype": str(dtype).replace("torch.", ""), "threads": args.threads, "torch": torch.__version__,
+              "openblas": common.openblas_info(), "env": common.environment_note(), "batch": batch,
+              "batches_per_epoch": steps,
+              "rows": f"{len(train_words)} train words ({len(ytr)} rows), {len(test_words)} test words "
+                      f"({len(yte)} rows), vocabulary {len(vocab)}"}
+    reporter = common.Reporter(args.json, header) if args.json else None
+    if not args.json:
+        print(header["rows"], flush=True)
     start = time.time()
     test_loss = None
-    for epoch in range(1, tr["epochs"] + 1):
+    for epoch in range(1, epochs + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
         perm = torch.randperm(len(ytr))
-        total, steps = 0.0, 0
-        for b in range(0, len(ytr), batch):
-            rows = perm[b:b + batch]
-            loss = F.cross_entropy(forward(xtr[rows]), ytr[rows])
-            opt.zero_grad()
+        total = 0.0
+        for s in range(steps):
+            rows = perm[(s * batch) % len(ytr):][:batch]
+            loss, _ = run(fed_of(xtr[rows], ytr[rows]))
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += loss.item()
-            steps += 1
-        with torch.no_grad():
-            test_loss = F.cross_entropy(forward(xte), yte).item()
-        print(f"epoch {epoch}  train loss {total / steps:.4f}  test loss {test_loss:.4f}  "
-              f"({time.time() - start:.1f} s)")
-    print(json.dumps({"model": model["name"], "test_loss": test_loss, "epochs": tr["epochs"],
+        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
+        test_loss = test_accuracy = None
+        if not args.no_eval:
+            test_loss, test_accuracy = evaluate(run, fed_of, xte, yte, ignore, torch)
+        if reporter:
+            reporter.epoch(epoch, seconds, cpu_seconds, total / steps, test_accuracy, test_loss, steps)
+        else:
+            print(f"epoch {epoch}  train loss {total / steps:.4f}  test loss {test_loss:.4f}  "
+                  f"test accuracy {test_accuracy:.4f}  ({time.time() - start:.1f} s)", flush=True)
+    print(json.dumps({"model": model["name"], "test_loss": test_loss, "epochs": epochs,
                       "torch": torch.__version__, "threads": args.threads}))
 
 
