@@ -57,6 +57,8 @@ VjpRef gelu_slope_node(VjpBuilder& b, bool tanh_approx) {
     const VjpRef t = b.add_op("tanh", {b.add(b.scale(x, k), b.scale(b.mul(x2, x), k * 0.044715))});
     const VjpRef inner = b.mul(b.mul(x, b.scale(b.mul(t, t), -0.5, 0.5)), b.scale(x2, k * 3 * 0.044715, k));
     return b.add(b.scale(t, 0.5, 0.5), inner);
+}
+
 // Φ(x) and the Gaussian factor exp(−x²/2) of φ(x), in float32. With a = |x|/√2:
 // erf(a) = 1 − t·(p1 + t·(p2 + t·(p3 + t·(p4 + t·p5))))·exp(−a²), t = 1/(1 + p·a), and
 // exp(−a²) is exp(−x²/2), which the slope needs too.
