@@ -26,7 +26,9 @@ int grad_node(Graph& g, const std::string& name, const std::vector<std::string>&
     } catch (const InputError& e) {
         throw InputError(fmt::format("{}: grad of {} with respect to {}: {}", at, inputs[0], inputs[1], e.what()));
     }
-    return g.op(name, "scale", {g.node(grads[0]).name}, {{"factor", 1.0}}, at);
+    const int id = g.op(name, "scale", {g.node(grads[0]).name}, {{"factor", 1.0}}, at);
+    g.node(id).gradient = true;
+    return id;
 }
 
 }  // namespace

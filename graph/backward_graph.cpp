@@ -83,6 +83,7 @@ std::vector<int> append_backward(Graph& g, int loss, const std::vector<int>& wrt
 
 BackwardGraph append_backward_steps(Graph& g, int loss, const std::vector<int>& wrt, const std::string& symbol) {
     BackwardGraph result;
+    const std::size_t first_new = g.size();
     const Node& l = g.node(loss);
     if (!l.shape.empty())
         throw InputError(fmt::format("{}: the gradient needs a scalar, but '{}' has shape {}", l.name, l.name,
@@ -142,6 +143,7 @@ BackwardGraph append_backward_steps(Graph& g, int loss, const std::vector<int>& 
         out.push_back(g.op(free_name(g, name), "scale", {g.node(w).name},
                            {{"factor", 0.0}, {"shift", 0.0}}));
     }
+    for (std::size_t i = first_new; i < g.size(); ++i) g.node(int(i)).gradient = true;
     return result;
 }
 

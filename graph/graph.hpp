@@ -61,6 +61,10 @@ struct Node {
     Tensor default_value;           // inputs (optional) and constants
     std::string place;              // where it was defined, e.g. "nodes[3]", for messages
     std::string doc;
+    // Part of a gradient written as nodes (graph/backward_graph): its value depends on how
+    // the loss it differentiates is normalised over the batch, so training in shards
+    // refuses a loss that reads it.
+    bool gradient = false;
 
     Tensor value, grad;
 };

@@ -178,6 +178,28 @@ BOOST_AUTO_TEST_CASE(shards_of_sequences_weigh_by_their_kept_positions) {
     BOOST_TEST((*std::min_element(lengths.begin(), lengths.end()) != *std::max_element(lengths.begin(), lengths.end())));
 }
 
+// A loss that reads a gradient (a grad node) cannot be cut: dL/dx of a shard's mean loss is
+// n/n_s times the batch's, and a penalty on it is not linear in it. Refused naming the node,
+// also where the loss is itself a mean over rows (the penalty alone).
+BOOST_AUTO_TEST_CASE(a_loss_reading_a_grad_node_is_refused) {
+    const std::string path = testing::source_root() + "/tests/fixtures/gradient_penalty.json";
+    Json j = read_json_file(path);
+    for (const char* loss : {"L", "penalty"}) {
+        j["outputs"]["loss"] = loss;
+        Model m = parse_model(j.dump(), "gp.json");
+        const std::string error = testing::message_of<InputError>([&] { check_shardable(m.graph, "gp.json"); });
+        BOOST_TEST(error.find("gp.json: nodes[5]: node 'gx' (op scale) is a gradient (a grad node) that the loss "
+                              "reads: the gradient of a shard's mean loss is not the batch's, so the batch cannot be "
+                              "cut into shards") != std::string::npos,
+                   loss << ": " << error);
+    }
+    // The same model without the penalty shards as before.
+    j["outputs"]["loss"] = "L0";
+    j["nodes"].erase(j["nodes"].begin() + 5, j["nodes"].end());
+    Model plain = parse_model(j.dump(), "gp.json");
+    BOOST_TEST(testing::message_of<InputError>([&] { check_shardable(plain.graph, "gp.json"); }).starts_with("(no "));
+}
+
 // The labels checks let cross_entropy's ignore_index label through, and name it for a node
 // without one.
 BOOST_AUTO_TEST_CASE(labels_checks_know_the_ignored_label) {

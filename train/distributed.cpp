@@ -149,6 +149,17 @@ void check_shardable(const Graph& g, const std::string& file) {
                                      n.place.empty() ? file : n.place, n.name, n.op->name, why));
     };
     const int loss = g.loss();
+    // A gradient inside the loss (a grad node) is the gradient of the batch's mean: a shard's
+    // is n/n_s times as large, and no weighting of the shards undoes a function of it.
+    std::vector<bool> feeds_loss(g.size(), false);
+    feeds_loss[std::size_t(loss)] = true;
+    for (std::size_t i = std::size_t(loss) + 1; i-- > 0;)
+        if (feeds_loss[i])
+            for (int in : g.node(int(i)).inputs) feeds_loss[std::size_t(in)] = true;
+    for (std::size_t i = std::size_t(loss) + 1; i-- > 0;)
+        if (feeds_loss[i] && g.node(int(i)).gradient && g.node(int(i)).op)
+            refuse(g.node(int(i)), "is a gradient (a grad node) that the loss reads: the gradient of a shard's mean "
+                                   "loss is not the batch's");
     for (std::size_t id = 0; id < g.nodes().size(); ++id) {
         const Node& n = g.node(int(id));
         if (n.kind != NodeKind::op) continue;
