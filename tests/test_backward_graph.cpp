@@ -34,14 +34,6 @@ void prepare(Graph& g) {
     }
 }
 
-// max |a − b| over max |b|: relative to the tensor's scale, since an entry near 0 that is a
-// sum of larger terms differs in its last bits when a GEMM sums them in another order.
-double relative_error(const Tensor& a, const Tensor& b) {
-    double worst = 0, scale = 1e-300;
-    for (std::int64_t e = 0; e < a.numel(); ++e)
-        worst = std::max(worst, std::abs(a.at(e) - b.at(e))), scale = std::max(scale, std::abs(b.at(e)));
-    return worst / scale;
-}
 
 // The numeric backward's parameter gradients against the appended graph's, on `g`.
 void agrees(Graph numeric) {
@@ -62,7 +54,7 @@ void agrees(Graph numeric) {
         const Tensor& expected = numeric.grad(name);
         const Tensor& got = graph.node(grads[k]).value;
         BOOST_REQUIRE(got.dims() == expected.dims());
-        BOOST_TEST(relative_error(got, expected) <= 1e-12, name << ": " << relative_error(got, expected));
+        BOOST_TEST(testing::relative_error(got, expected) <= 1e-12, name << ": " << testing::relative_error(got, expected));
     }
 }
 

@@ -32,13 +32,6 @@ void prepare(Graph& g) {
     }
 }
 
-// max |a − b| over max |b|.
-double relative_error(const Tensor& a, const Tensor& b) {
-    double worst = 0, scale = 1e-300;
-    for (std::int64_t e = 0; e < a.numel(); ++e)
-        worst = std::max(worst, std::abs(a.at(e) - b.at(e))), scale = std::max(scale, std::abs(b.at(e)));
-    return worst / scale;
-}
 
 // The numeric backward's parameter gradients against the appended graph's; how many
 // parameters were compared.
@@ -61,7 +54,7 @@ std::size_t agrees(Graph numeric) {
         double largest = 0;
         for (std::int64_t e = 0; e < expected.numel(); ++e) largest = std::max(largest, std::abs(expected.at(e)));
         BOOST_TEST(largest > 1e-6, name << ": a gradient of zeros would compare nothing");
-        BOOST_TEST(relative_error(got, expected) <= 1e-12, name << ": " << relative_error(got, expected));
+        BOOST_TEST(testing::relative_error(got, expected) <= 1e-12, name << ": " << testing::relative_error(got, expected));
     }
     return params.size();
 }

@@ -1,6 +1,7 @@
 // Helpers shared by the test suites.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -82,6 +83,15 @@ inline CommandResult run_command(const std::string& cmd) {
 }
 
 inline std::string chainrule_binary() { return build_root() + "/cli/chainrule"; }
+
+// max |a − b| over max |b|: relative to the tensor's scale, since an entry near 0 that is a
+// sum of larger terms differs in its last bits when a GEMM sums them in another order.
+inline double relative_error(const Tensor& a, const Tensor& b) {
+    double worst = 0, scale = 1e-300;
+    for (std::int64_t e = 0; e < a.numel(); ++e)
+        worst = std::max(worst, std::abs(a.at(e) - b.at(e))), scale = std::max(scale, std::abs(b.at(e)));
+    return worst / scale;
+}
 
 
 // The message of the E that f() throws, or "(no E was thrown)".
