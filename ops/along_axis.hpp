@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "ops/broadcast.hpp"
+#include "ops/kernels.hpp"
 #include "ops/op.hpp"
 
 namespace chainrule {
@@ -78,13 +79,15 @@ struct ExpSum {
 };
 
 // Calls each(j, exp(z_j − m)) for every element as the sum goes, for softmax to keep them.
+// exp is kernels::exp_nonpositive (z_j − m <= 0), as in softmax's contiguous rows
+// (kernels::softmax_rows), so a line gives the same bits whatever its stride.
 template <class T, class Each>
 ExpSum<T> exp_sum(Line<const T> z, Each&& each) {
     T m = z[0];
     for (std::int64_t j = 1; j < z.n; ++j) m = std::max(m, z[j]);
     T sum = 0;
     for (std::int64_t j = 0; j < z.n; ++j) {
-        T e = std::exp(z[j] - m);
+        T e = kernels::exp_nonpositive(z[j] - m);
         each(j, e);
         sum += e;
     }

@@ -6,6 +6,7 @@
 // sigmoid pass call the same function, so fused and unfused give identical numbers.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -67,12 +68,11 @@ CHAINRULE_INLINE T select(bool c, T a, T b) {
     return std::bit_cast<T>((std::bit_cast<Bits>(a) & mask) | (std::bit_cast<Bits>(b) & ~mask));
 }
 
-// exp(z) for z <= 0 (or NaN), within about 1 ulp, denormal results included.
+// exp(z) for lowest <= z <= 0 (or NaN), within about 1 ulp, denormal results included.
 template <class T>
-CHAINRULE_INLINE T exp_nonpositive(T z) {
+CHAINRULE_INLINE T exp_from_lowest(T z) {
     using C = ExpConstants<T>;
     using Bits = typename C::Bits;
-    z = select(z < C::lowest, C::lowest, z);
     // n = round(z / ln2), as a float and as the integer in the low bits of t
     const T t = z * C::log2e + C::round;
     const T n = t - C::round;
@@ -85,6 +85,16 @@ CHAINRULE_INLINE T exp_nonpositive(T z) {
     const T s1 = std::bit_cast<T>(Bits(n1 + C::exponent_bias) << C::mantissa_bits);
     const T s2 = std::bit_cast<T>(Bits(n2 + C::exponent_bias) << C::mantissa_bits);
     return C::poly(r) * s1 * s2;
+}
+
+// exp(z) for z <= 0 (or NaN), within about 1 ulp, denormal results included. Below
+// `lowest` (−inf: a causal mask's entries) the result is 0 without computing a denormal:
+// an underflowing product costs the CPU a microcode assist, which made a masked softmax
+// ten times slower.
+template <class T>
+CHAINRULE_INLINE T exp_nonpositive(T z) {
+    const bool underflows = z < ExpConstants<T>::lowest;
+    return select(underflows, T(0), exp_from_lowest(select(underflows, T(0), z)));
 }
 
 // 1 / (1 + exp(-x)), exp only of -|x| so nothing overflows: exactly 0 or 1 at x = ±1000.
@@ -104,6 +114,32 @@ CHAINRULE_INLINE void sigmoid(const T* x, T* y, std::int64_t n) {
 template <class T>
 CHAINRULE_INLINE T sigmoid_backward(T g, T y) {
     return g * y * (T(1) - y);
+}
+
+// softmax of `rows` contiguous lines of n: y = exp(x − m) / Σ exp(x − m), m the line's max,
+// the sum in index order as ops/along_axis.hpp's exp_sum takes it (same bits); the exps and
+// the division are loops of their own so that they vectorize.
+template <class T>
+CHAINRULE_INLINE void softmax_rows(const T* __restrict x, T* __restrict y, std::int64_t rows, std::int64_t n) {
+    for (std::int64_t r = 0; r < rows; ++r, x += n, y += n) {
+        T m = x[0];
+        for (std::int64_t j = 1; j < n; ++j) m = std::max(m, x[j]);
+        for (std::int64_t j = 0; j < n; ++j) y[j] = exp_nonpositive(x[j] - m);
+        T sum = 0;
+        for (std::int64_t j = 0; j < n; ++j) sum += y[j];
+        for (std::int64_t j = 0; j < n; ++j) y[j] /= sum;
+    }
+}
+
+// softmax's backward on contiguous lines: gx = y·(g − Σ g·y), the dot in index order.
+template <class T>
+CHAINRULE_INLINE void softmax_rows_backward(const T* __restrict y, const T* __restrict g, T* __restrict gx,
+                                            std::int64_t rows, std::int64_t n) {
+    for (std::int64_t r = 0; r < rows; ++r, y += n, g += n, gx += n) {
+        T dot = 0;
+        for (std::int64_t j = 0; j < n; ++j) dot += g[j] * y[j];
+        for (std::int64_t j = 0; j < n; ++j) gx[j] = y[j] * (g[j] - dot);
+    }
 }
 
 // ---- the engine's fused passes (graph/fusion.cpp); each rounds exactly like the ops ----
