@@ -47,13 +47,16 @@ Perm perm_of(const Attrs& attrs, std::size_t rank) {
     return perm;
 }
 
-// f(o, i, n) over the whole tensor: the n elements from flat index o of the transposed
-// tensor (row-major) are the n from flat index i of x. When the permutation keeps the last
-// axis in place (attention's [N,T,H,D] <-> [N,H,T,D]) each call is a whole contiguous row
-// of it, copied at once; otherwise n is 1.
+// f(o, i, n, s) over the whole tensor, one call per row of the transposed tensor (its last
+// axis): the n elements from flat index o of the transposed tensor (row-major) are those at
+// i, i + s, ..., i + (n−1)·s of x. s is 1 when the permutation keeps the last axis in place
+// (attention's [N,T,H,D] <-> [N,H,T,D]: whole rows copied), x's stride along the axis that
+// became last otherwise ([.., T, D] -> [.., D, T]: a strided row), so the loop inside a row
+// runs without the odometer.
 template <class F>
 void walk_transposed(const Dims& in, const Perm& perm, F&& f) {
     const std::size_t rank = in.size();
+    if (rank == 0) return f(0, 0, 1, 1);
     std::array<std::int64_t, kMaxRank> in_stride{}, stride{}, dims{}, count{};
     std::int64_t total = 1;
     for (std::size_t k = rank; k-- > 0;) {
@@ -64,13 +67,12 @@ void walk_transposed(const Dims& in, const Perm& perm, F&& f) {
         dims[k] = in[perm[k]];
         stride[k] = in_stride[perm[k]];
     }
-    const bool last_kept = rank > 0 && perm[rank - 1] == rank - 1;
-    const std::size_t axes = last_kept ? rank - 1 : rank;  // the odometer's
-    const std::int64_t run = last_kept ? in[rank - 1] : 1;
+    const std::int64_t run = dims[rank - 1], step = stride[rank - 1];
+    if (run == 0) return;
     std::int64_t i = 0;
     for (std::int64_t o = 0; o < total; o += run) {
-        f(o, i, run);
-        for (std::size_t k = axes; k-- > 0;) {  // odometer over the output's index
+        f(o, i, run, step);
+        for (std::size_t k = rank - 1; k-- > 0;) {  // odometer over the output's other axes
             i += stride[k];
             if (++count[k] < dims[k]) break;
             i -= stride[k] * dims[k];
@@ -100,7 +102,12 @@ const bool registered = register_op({
                 const T* x = c.in[0]->data<T>();
                 T* y = c.out.data<T>();
                 walk_transposed(c.in[0]->dims(), perm_of(c.attrs, c.in[0]->rank()),
-                                [&](std::int64_t o, std::int64_t i, std::int64_t n) { std::copy_n(x + i, n, y + o); });
+                                [&](std::int64_t o, std::int64_t i, std::int64_t n, std::int64_t s) {
+                                    if (s == 1)
+                                        for (std::int64_t k = 0; k < n; ++k) y[o + k] = x[i + k];
+                                    else
+                                        for (std::int64_t k = 0; k < n; ++k) y[o + k] = x[i + k * s];
+                                });
             });
         },
     .backward =
@@ -110,7 +117,12 @@ const bool registered = register_op({
                 const T* g = c.grad_out.data<T>();
                 T* gx = c.grad_in[0]->data<T>();
                 walk_transposed(c.in[0]->dims(), perm_of(c.attrs, c.in[0]->rank()),
-                                [&](std::int64_t o, std::int64_t i, std::int64_t n) { std::copy_n(g + o, n, gx + i); });
+                                [&](std::int64_t o, std::int64_t i, std::int64_t n, std::int64_t s) {
+                                    if (s == 1)
+                                        for (std::int64_t k = 0; k < n; ++k) gx[i + k] = g[o + k];
+                                    else
+                                        for (std::int64_t k = 0; k < n; ++k) gx[i + k * s] = g[o + k];
+                                });
             });
         },
     .samples = {{.shapes = {{3, 4}}},
