@@ -50,7 +50,16 @@ void walk_broadcast(const Dims& out, const Dims& a, const Dims& b, F&& f) {
     const std::int64_t inner = out[rank - 1], ia_step = sa[rank - 1], ib_step = sb[rank - 1];
     std::int64_t io = 0, ia = 0, ib = 0;
     while (io < total) {
-        for (std::int64_t j = 0; j < inner; ++j) f(io + j, ia + j * ia_step, ib + j * ib_step);
+        // The common steps as constants, so the compiler vectorizes the row (a bias [m] added
+        // to every row of [n,m] is steps 1 and 0).
+        if (ia_step == 1 && ib_step == 1)
+            for (std::int64_t j = 0; j < inner; ++j) f(io + j, ia + j, ib + j);
+        else if (ia_step == 1 && ib_step == 0)
+            for (std::int64_t j = 0; j < inner; ++j) f(io + j, ia + j, ib);
+        else if (ia_step == 0 && ib_step == 1)
+            for (std::int64_t j = 0; j < inner; ++j) f(io + j, ia, ib + j);
+        else
+            for (std::int64_t j = 0; j < inner; ++j) f(io + j, ia + j * ia_step, ib + j * ib_step);
         io += inner;
         // Advance the outer counters (dims rank-2 .. 0) like an odometer.
         std::size_t k = rank - 1;
