@@ -6,7 +6,7 @@
 // baseline code: results do not depend on the machine. Only non-template functions can carry it.
 // The kernels below are forced inline so that each clone compiles its own copy of them.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define CHAINRULE_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#define CHAINRULE_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define CHAINRULE_SIMD_CLONES
 #endif
