@@ -1,7 +1,8 @@
 // The engine's fused passes: which chains of ops forward() and backward() run as one pass
 // over their data, and the passes themselves.
 //
-// Forward, "dense": a matmul read only by an add of a bias row ([m] or [1,m]), optionally
+// Forward, "dense": a matmul read only by an add of a bias row ([m] or [1,m]; the matmul
+// may be batched, [N,T,C]·[C,m], its output then rows of m), optionally
 // read only by a sigmoid: the GEMM, then one pass adds the bias and applies the sigmoid.
 // Backward, "sigmoid_bias": sigmoid ← add(bias) in one pass that also sums the bias
 // gradient; "bias": add(bias) alone; "mse_normalize": mse ← normalize(last axis), row by
@@ -51,17 +52,19 @@ constexpr std::int64_t kSplitPass = 32 * 1024;
 
 }  // namespace
 
-// add(full, bias) with full [n,m] and bias [m] or [1,m]; `full` gets the full input's slot.
+// add(full, bias) with full [..., m] (rank >= 2) and bias [m], [1,m] or [1,..,1,m], so the
+// pass sees full as rows of m; `full` gets the full input's slot.
 bool Graph::bias_add(const Plan&, int id, std::size_t& full) const {
     const Node& n = nodes_[std::size_t(id)];
     if (!plays(n, Fusable::bias_add)) return false;
     // Decided on the declared shapes, so the plan holds for any batch size.
     const Shape& d = n.shape;
-    if (d.size() != 2) return false;
+    if (d.size() < 2) return false;
     for (std::size_t f : {0, 1}) {
         const Shape& a = nodes_[std::size_t(n.inputs[f])].shape;
         const Shape& b = nodes_[std::size_t(n.inputs[1 - f])].shape;
-        bool row = (b.size() == 1 && b[0] == d[1]) || (b.size() == 2 && b[0].is_one() && b[1] == d[1]);
+        bool row = !b.empty() && b.size() <= d.size() && b.back() == d.back();
+        for (std::size_t k = 0; row && k + 1 < b.size(); ++k) row = b[k].is_one();
         if (a == d && row) {
             full = f;
             return true;
@@ -161,16 +164,16 @@ void Graph::run_dense(Plan& p, const Plan::Step& s) {
     dispatch(dtype_, [&]<class T>() {
         T* pre = keep || !act ? add.value.data<T>() : nullptr;
         T* out = act ? act->value.data<T>() : nullptr;
-        const std::int64_t cols = gemm_out.dim(1);
+        const std::int64_t cols = gemm_out.dim(gemm_out.rank() - 1), row_count = cols ? gemm_out.numel() / cols : 0;
         auto rows = [&](std::int64_t r0, std::int64_t r1) {
             auto at = [&](T* q) { return q ? q + r0 * cols : nullptr; };
             dense_pass(gemm_out.data<T>() + r0 * cols, bias.data<T>(), at(pre), at(out), r1 - r0, cols);
         };
         // Row by row, so any split gives the same bits; only a large pass pays for the split.
         if (workers && gemm_out.numel() >= kSplitPass)
-            workers->run(gemm_out.dim(0), rows);
+            workers->run(row_count, rows);
         else
-            rows(0, gemm_out.dim(0));
+            rows(0, row_count);
     });
 }
 
@@ -189,7 +192,8 @@ void Graph::run_sigmoid_bias(Plan& p, const Plan::Step& s) {
         const T* g = act ? act->grad.data<T>() : add.grad.data<T>();
         const T* y = act ? act->value.data<T>() : nullptr;
         T* first = dfull ? dfull->data<T>() : dadd ? dadd->data<T>() : nullptr;
-        bias_backward(g, y, first, data_or_null<T>(dbias), add.value.dim(0), add.value.dim(1));
+        const std::int64_t cols = add.value.dim(add.value.rank() - 1);
+        bias_backward(g, y, first, data_or_null<T>(dbias), cols ? add.value.numel() / cols : 0, cols);
         if (dadd && first != dadd->data<T>()) std::copy(first, first + dfull->numel(), dadd->data<T>());
     });
     p.written_[std::size_t(s.node)] = true;

@@ -105,6 +105,27 @@ void partly(Graph& g) {
     g.set_output("loss", "L");
 }
 
+// A sequence's shapes: x [N,3,6] times W [6,5] is a batched matmul, its output rows of 5;
+// biases [1,5] and [4] fuse, a position table [3,4] added to every sequence does not.
+void sequence(Graph& g) {
+    g.input("x", {{0, "N"}, {3, {}}, {6, {}}});
+    g.input("t", {{0, "N"}, {3, {}}, {4, {}}});
+    g.parameter("W1", fixed_shape({6, 5}), Init::normal(0, 1));
+    g.parameter("b1", fixed_shape({1, 5}), Init::normal(0, 0.5));
+    g.parameter("W2", fixed_shape({5, 4}), Init::normal(0, 1));
+    g.parameter("b2", fixed_shape({4}), Init::normal(0, 0.5));
+    g.parameter("pos", fixed_shape({3, 4}), Init::normal(0, 0.5));
+    g.op("xW1", "matmul", {"x", "W1"});
+    g.op("a1", "add", {"xW1", "b1"});
+    g.op("y1", "sigmoid", {"a1"});
+    g.op("y1W2", "matmul", {"y1", "W2"});
+    g.op("a2", "add", {"y1W2", "b2"});
+    g.op("p", "add", {"a2", "pos"});
+    g.op("L", "mse", {"p", "t"});
+    g.set_output("prediction", "p");
+    g.set_output("loss", "L");
+}
+
 struct Case {
     const char* name;
     Build build;
@@ -123,6 +144,9 @@ std::vector<Case> cases() {
          {"forward dense: z → h → y", "forward dense: u → a → yhat", "backward sigmoid_bias: a ← yhat",
           "backward sigmoid_bias: h ← y"}},
         {"partly", partly, {"forward dense: q → p", "backward bias: p", "backward bias: a"}},
+        {"sequence", sequence,
+         {"forward dense: xW1 → a1 → y1", "forward dense: y1W2 → a2", "backward bias: a2",
+          "backward sigmoid_bias: a1 ← y1"}},
     };
 }
 
@@ -135,11 +159,14 @@ Graph make(const Case& c, Dtype dtype, std::uint64_t seed = 5) {
 
 // A batch: x normal, t one-hot rows (or 0/1 labels for one column).
 void feed(Graph& g, std::int64_t rows, Rng& rng) {
-    const Node& x = g.node(g.id("x"));
-    const Node& t = g.node(g.id("t"));
-    Tensor xv = testing::random_tensor({rows, x.shape[1].size}, Domain::real, rng);
-    Tensor tv = testing::random_tensor({rows, t.shape[1].size}, Domain::one_hot, rng);
-    if (t.shape[1].size == 1)
+    auto dims = [&](const char* name) {  // the input's dims with `rows` for the batch
+        Dims d{rows};
+        for (std::size_t k = 1; k < g.node(g.id(name)).shape.size(); ++k) d.push_back(g.node(g.id(name)).shape[k].size);
+        return d;
+    };
+    Tensor xv = testing::random_tensor(dims("x"), Domain::real, rng);
+    Tensor tv = testing::random_tensor(dims("t"), Domain::one_hot, rng);
+    if (tv.dims().back() == 1)
         for (std::int64_t i = 0; i < rows; ++i) tv.set(i, double(rng.below(2)));
     g.set_value("x", xv);
     g.set_value("t", tv);
