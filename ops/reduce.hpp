@@ -81,10 +81,14 @@ inline auto reduction_backward(Reduction kind) {
         if (!c.grad_in[0]) return;
         dispatch(c.out.dtype(), [&]<class T>() {
             const Tensor& x = *c.in[0];
-            const Dims kept = kept_dims(x.dims(), reduced_axes(c.attrs.at("axis"), x.rank()));
             const T* g = c.grad_out.data<T>();
             T* gx = c.grad_in[0]->data<T>();
             const T r = kind == Reduction::mean ? T(1) / static_cast<T>(x.numel() / c.out.numel()) : T(1);
+            if (c.out.numel() == 1) {  // every element gets the one gradient: no axes to walk
+                std::fill(gx, gx + x.numel(), g[0] * r);
+                return;
+            }
+            const Dims kept = kept_dims(x.dims(), reduced_axes(c.attrs.at("axis"), x.rank()));
             walk_broadcast(x.dims(), kept, kept, [&](std::int64_t i, std::int64_t o, std::int64_t) { gx[i] = g[o] * r; });
         });
     };
