@@ -106,7 +106,7 @@ void Graph::bind(Plan& p) {
     if (p.graph_size_ != nodes_.size())
         throw std::logic_error("a plan made for another graph, or before nodes were added to this one");
     bool same = p.bound_.size() == nodes_.size();
-    for (std::size_t id = 0; same && id < nodes_.size(); ++id) same = nodes_[id].value.dims() == p.bound_[id];
+    for (std::size_t id = 0; same && id < nodes_.size(); ++id) same = same_dims(nodes_[id].value.dims(), p.bound_[id]);
     if (same) return;
 
     std::map<std::string, std::pair<std::int64_t, std::string>> symbols;  // symbol -> size, who bound it

@@ -90,7 +90,7 @@ void Graph::finish_slot(Plan& p, int id, std::size_t slot) {
     Node& in = nodes_[j];
     const bool direct = p.direct_[std::size_t(id)][slot];
     const Tensor& c = direct ? in.grad : p.contrib_[std::size_t(id)][slot];
-    if (c.dims() != in.value.dims())
+    if (!same_dims(c.dims(), in.value.dims()))
         throw std::logic_error(fmt::format("op '{}' at {} left a gradient of shape {} for input '{}' of shape {}",
                                            n.op->name, where(n), format_dims(c.dims()), in.name,
                                            format_dims(in.value.dims())));

@@ -23,7 +23,7 @@ void walk_broadcast(const Dims& out, const Dims& a, const Dims& b, F&& f) {
     const std::size_t rank = out.size();
     std::int64_t total = 1;
     for (auto d : out) total *= d;
-    if (a == out && b == out) {
+    if (same_dims(a, out) && same_dims(b, out)) {
         for (std::int64_t i = 0; i < total; ++i) f(i, i, i);
         return;
     }
@@ -92,7 +92,7 @@ void broadcast_binary(const Tensor& a, const Tensor& b, Tensor& out, F&& f) {
 template <class T, class Term>
 void sum_to_shape(const Dims& out, const Dims& a, const Dims& b, int which, Tensor& target, Term&& term) {
     T* t = target.data<T>();
-    if (target.dims() == out) {
+    if (same_dims(target.dims(), out)) {
         walk_broadcast(out, a, b, [&](std::int64_t io, std::int64_t ia, std::int64_t ib) { t[io] = term(io, ia, ib); });
         return;
     }

@@ -6,7 +6,11 @@
 //     conv2d_grad_weight(g, x, like) = dL/dw of the same: Σₙ g·x̃ᵀ, shaped like w.
 //
 // Each is conv2d's own numeric backward asked for one gradient, so the graph's numbers are
-// the fast path's bit for bit. Both are bilinear, and conv2d, conv2d_grad_input and
+// the fast path's bit for bit. Every call goes through conv2d's kernels (oneDNN's or the
+// direct ones in float32, im2col + GEMM in float64) with the node's workspace, sized by
+// conv2d's own workspace fact for the same (x, w): conv2d keeps nothing there from its
+// forward to its backward, so one workspace serves the forward and both adjoints, and a
+// Hessian-vector product allocates nothing per call. Both are bilinear, and conv2d, conv2d_grad_input and
 // conv2d_grad_weight are each other's adjoints (⟨u, conv2d(x, w)⟩ = ⟨conv2d_grad_input(u, w), x⟩
 // = ⟨conv2d_grad_weight(u, x), w⟩), so every one's VJP is written with the other two: all
 // three are twice differentiable.
@@ -21,19 +25,28 @@ namespace {
 
 const Op& conv2d() { return *find_op("conv2d"); }
 
-// out = conv2d(x, w) (no bias).
-void convolve(const Tensor& x, const Tensor& w, Tensor& out, const Attrs& attrs, Workers* workers) {
+// out = conv2d(x, w) (no bias), in the node's workspace (null outside a graph).
+void convolve(const Tensor& x, const Tensor& w, Tensor& out, const Attrs& attrs, Workspace* scratch,
+              Workers* workers) {
     const std::array<const Tensor*, 2> in{&x, &w};
-    conv2d().forward(ForwardCall{in, out, attrs, nullptr, std::nullopt, workers});
+    conv2d().forward(ForwardCall{in, out, attrs, scratch, std::nullopt, workers});
 }
 
 // conv2d's backward for y = conv2d(x, w) and dL/dy = gy, writing dL/dx into gx or dL/dw into
 // gw (the other null); the input whose gradient is asked gives only its shape.
 void convolve_back(const Tensor& x, const Tensor& w, const Tensor& gy, Tensor* gx, Tensor* gw, const Attrs& attrs,
-                   Workers* workers) {
+                   Workspace* scratch, Workers* workers) {
     const std::array<const Tensor*, 2> in{&x, &w};
     const std::array<Tensor*, 2> grads{gx, gw};
-    conv2d().backward(BackwardCall{in, gy, gy, grads, attrs, nullptr, std::nullopt, workers});
+    conv2d().backward(BackwardCall{in, gy, gy, grads, attrs, scratch, std::nullopt, workers});
+}
+
+// The workspace of a node of either op: conv2d's for the convolution of x by w (bias-free),
+// which every call of the node runs (input `x_at` holds x's dims, `w_at` w's).
+std::int64_t conv_workspace(std::span<const Dims> in, const Attrs& attrs, Dtype dtype, std::size_t x_at,
+                            std::size_t w_at) {
+    const std::array<Dims, 2> xw{in[x_at], in[w_at]};
+    return conv2d().workspace(xw, attrs, dtype);
 }
 
 // The shape rule: g must be conv2d's output for (x, w), one of which is `like`.
@@ -84,17 +97,20 @@ const bool input_registered = register_op({
     .inputs = {"g", "w", "like"},
     .attrs = kConvAttrs,
     .shape = [](std::span<const Shape> in, const Attrs& attrs) { return checked(in, attrs, true); },
-    .forward = [](const ForwardCall& c) { convolve_back(*c.in[2], *c.in[1], *c.in[0], &c.out, nullptr, c.attrs, c.workers); },
+    .forward = [](const ForwardCall& c) { convolve_back(*c.in[2], *c.in[1], *c.in[0], &c.out, nullptr, c.attrs, c.scratch, c.workers); },
     .backward =
         [](const BackwardCall& c) {
             if (c.grad_in[2]) c.grad_in[2]->zero();
-            if (c.grad_in[0]) convolve(c.grad_out, *c.in[1], *c.grad_in[0], c.attrs, c.workers);
-            if (c.grad_in[1]) convolve_back(c.grad_out, *c.in[1], *c.in[0], nullptr, c.grad_in[1], c.attrs, c.workers);
+            if (c.grad_in[0]) convolve(c.grad_out, *c.in[1], *c.grad_in[0], c.attrs, c.scratch, c.workers);
+            if (c.grad_in[1]) convolve_back(c.grad_out, *c.in[1], *c.in[0], nullptr, c.grad_in[1], c.attrs, c.scratch, c.workers);
         },
     .samples = samples(true),
     .summary = "conv2d's gradient with respect to its input (a transposed convolution), shaped like `like`",
     .bad_samples = {{.shapes = {{2, 4, 5, 5}, {4, 3, 3, 3}, {2, 3, 5, 5}},
                      .error = "needs g of shape [2,4,3,3] (conv2d of x [2,3,5,5] by w [4,3,3,3]), got [2,4,5,5]"}},
+    .workspace = [](std::span<const Dims> in, const Attrs& attrs, Dtype dtype) {
+        return conv_workspace(in, attrs, dtype, 2, 1);
+    },
     // bilinear: d y = conv2d_grad_input(dg, w) + conv2d_grad_input(g, dw), whose adjoints are
     // conv2d(u, w) for g and conv2d_grad_weight(g, u) for w
     .vjp =
@@ -112,17 +128,20 @@ const bool weight_registered = register_op({
     .inputs = {"g", "x", "like"},
     .attrs = kConvAttrs,
     .shape = [](std::span<const Shape> in, const Attrs& attrs) { return checked(in, attrs, false); },
-    .forward = [](const ForwardCall& c) { convolve_back(*c.in[1], *c.in[2], *c.in[0], nullptr, &c.out, c.attrs, c.workers); },
+    .forward = [](const ForwardCall& c) { convolve_back(*c.in[1], *c.in[2], *c.in[0], nullptr, &c.out, c.attrs, c.scratch, c.workers); },
     .backward =
         [](const BackwardCall& c) {
             if (c.grad_in[2]) c.grad_in[2]->zero();
-            if (c.grad_in[0]) convolve(*c.in[1], c.grad_out, *c.grad_in[0], c.attrs, c.workers);
-            if (c.grad_in[1]) convolve_back(*c.in[1], c.grad_out, *c.in[0], c.grad_in[1], nullptr, c.attrs, c.workers);
+            if (c.grad_in[0]) convolve(*c.in[1], c.grad_out, *c.grad_in[0], c.attrs, c.scratch, c.workers);
+            if (c.grad_in[1]) convolve_back(*c.in[1], c.grad_out, *c.in[0], c.grad_in[1], nullptr, c.attrs, c.scratch, c.workers);
         },
     .samples = samples(false),
     .summary = "conv2d's gradient with respect to its weight, shaped like `like`",
     .bad_samples = {{.shapes = {{2, 4, 3, 3}, {2, 2, 5, 5}, {4, 3, 3, 3}},
                      .error = "expects 3 input channels, but x [2,2,5,5] has 2"}},
+    .workspace = [](std::span<const Dims> in, const Attrs& attrs, Dtype dtype) {
+        return conv_workspace(in, attrs, dtype, 1, 2);
+    },
     // bilinear: the adjoints are conv2d(x, u) for g and conv2d_grad_input(g, u) for x
     .vjp =
         [](VjpBuilder& b) {

@@ -34,14 +34,6 @@ void each_planes(Workers* workers, const Window2d& g, F&& f) {
     workers->run(planes, f);
 }
 
-// 2×2 windows with stride 2 and no padding (LeNet's pooling): the four cells in row-major
-// order, the first maximum taken as argmax() takes it (a NaN wins, the first one), without
-// the general loop's bounds.
-bool is_2x2(const Window2d& g) {
-    return g.kernel.h == 2 && g.kernel.w == 2 && g.stride.h == 2 && g.stride.w == 2 && g.padding.h == 0 &&
-           g.padding.w == 0;
-}
-
 // One output row of 2×2 windows over input rows r0 and r0 + w: y and which cell of each
 // window is its maximum (0 1 / 2 3: a byte per window, not an index, to keep the pass's
 // memory traffic small). Written without branches so that the compiler vectorizes it;
@@ -107,16 +99,21 @@ __attribute__((target("avx512f"))) void max_pool_row_avx512(const float* r0, flo
 }
 #endif
 
-void max_pool_row_best(const float* r0, float* y, std::uint8_t* code, std::int64_t ow, std::int64_t w) {
+}  // namespace
+
+// pool2d.hpp's row of 2×2 windows: the kernels above, the widest this CPU runs.
+void pool2d::max_pool_row_best(const float* r0, float* y, std::uint8_t* code, std::int64_t ow, std::int64_t w) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
     static const bool avx512 = __builtin_cpu_supports("avx512f");
     if (avx512) return max_pool_row_avx512(r0, y, code, ow, w);
 #endif
     max_pool_row(r0, y, code, ow, w);
 }
-void max_pool_row_best(const double* r0, double* y, std::uint8_t* code, std::int64_t ow, std::int64_t w) {
+void pool2d::max_pool_row_best(const double* r0, double* y, std::uint8_t* code, std::int64_t ow, std::int64_t w) {
     max_pool_row(r0, y, code, ow, w);
 }
+
+namespace {
 
 // The planes [first, last) with 2×2 windows, each window's cell code in `codes` (one per
 // output), or in `row_codes` (one row's worth, dropped) when `codes` is null.
@@ -215,8 +212,7 @@ const bool max_registered = register_op({
                 std::vector<std::uint8_t> row_codes(c.scratch ? 0 : std::size_t(g.ow));  // outside a graph only
                 auto planes = [&](std::int64_t first, std::int64_t last) {
                     if (fast) return max_pool_2x2(g, x, y, codes, row_codes.data(), first, last);
-                    each_window(g, first, last, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
-                        std::int64_t at = argmax(g, x, plane, y0, x0);
+                    each_window_max(g, x, first, last, [&](std::int64_t o, std::int64_t at) {
                         y[o] = at < 0 ? -std::numeric_limits<T>::infinity() : x[at];
                         if (kept) kept[o] = at;
                     });
@@ -246,8 +242,7 @@ const bool max_registered = register_op({
                             if (kept[o] >= 0) gx[kept[o]] += gy[o];
                         return;
                     }
-                    each_window(g, first, last, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
-                        std::int64_t at = argmax(g, x, plane, y0, x0);
+                    each_window_max(g, x, first, last, [&](std::int64_t o, std::int64_t at) {
                         if (at >= 0) gx[at] += gy[o];
                     });
                 };

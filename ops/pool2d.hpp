@@ -61,6 +61,46 @@ std::int64_t argmax(const Window2d& g, const T* x, std::int64_t plane, std::int6
     return best;
 }
 
+// 2×2 windows with stride 2 and no padding (LeNet's pooling), which max_pool2d's row
+// kernel takes.
+inline bool is_2x2(const Window2d& g) {
+    return g.kernel.h == 2 && g.kernel.w == 2 && g.stride.h == 2 && g.stride.w == 2 && g.padding.h == 0 &&
+           g.padding.w == 0;
+}
+
+// One row of `ow` 2×2 windows over input rows r0 and r0 + w (ops/pool2d.cpp, vectorized):
+// each window's maximum into y and which of its cells is the first maximum, as argmax takes
+// it, into code (0 1 / 2 3).
+void max_pool_row_best(const float* r0, float* y, std::uint8_t* code, std::int64_t ow, std::int64_t w);
+void max_pool_row_best(const double* r0, double* y, std::uint8_t* code, std::int64_t ow, std::int64_t w);
+
+// f(output index, flat index in x of that window's first maximum, or −1 when the window is
+// all padding) for every window of the planes [first, last): the one window walk of max
+// pooling and of the ops of its derivatives (max_unpool2d, gather_max2d), so that all of them
+// pick the same cell. 2×2 windows go through the row kernel, a run of windows at a time.
+template <class T, class F>
+void each_window_max(const Window2d& g, const T* x, std::int64_t first, std::int64_t last, F&& f) {
+    if (!is_2x2(g)) {
+        each_window(g, first, last, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
+            f(o, argmax(g, x, plane, y0, x0));
+        });
+        return;
+    }
+    constexpr std::int64_t kRun = 64;
+    T top[kRun];
+    std::uint8_t code[kRun];
+    for (std::int64_t p = first; p < last; ++p)
+        for (std::int64_t oy = 0; oy < g.oh; ++oy) {
+            const std::int64_t row = p * g.h * g.w + 2 * oy * g.w, out = (p * g.oh + oy) * g.ow;
+            for (std::int64_t ox0 = 0; ox0 < g.ow; ox0 += kRun) {
+                const std::int64_t n = std::min(kRun, g.ow - ox0);
+                max_pool_row_best(x + row + 2 * ox0, top, code, n, g.w);
+                for (std::int64_t i = 0; i < n; ++i)
+                    f(out + ox0 + i, row + 2 * (ox0 + i) + (code[i] >> 1) * g.w + (code[i] & 1));
+            }
+        }
+}
+
 inline Shape pooled(std::span<const Shape> in, const Attrs& attrs) {
     Window2d g = geometry(in[0], attrs);
     return Shape{in[0][0], in[0][1], Dim{g.oh, {}}, Dim{g.ow, {}}};
@@ -111,8 +151,7 @@ void spread_windows(const Window2d& g, const T* gy, T* gx) {
 template <class T>
 void scatter_to_maxima(const Window2d& g, const T* x, const T* gy, T* gx) {
     std::fill(gx, gx + g.n * g.c * g.h * g.w, T(0));
-    each_window(g, 0, g.n * g.c, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
-        const std::int64_t at = argmax(g, x, plane, y0, x0);
+    each_window_max(g, x, 0, g.n * g.c, [&](std::int64_t o, std::int64_t at) {
         if (at >= 0) gx[at] += gy[o];
     });
 }
@@ -121,10 +160,7 @@ void scatter_to_maxima(const Window2d& g, const T* x, const T* gy, T* gx) {
 // all padding).
 template <class T>
 void gather_at_maxima(const Window2d& g, const T* x, const T* z, T* y) {
-    each_window(g, 0, g.n * g.c, [&](std::int64_t plane, std::int64_t o, std::int64_t y0, std::int64_t x0) {
-        const std::int64_t at = argmax(g, x, plane, y0, x0);
-        y[o] = at < 0 ? T(0) : z[at];
-    });
+    each_window_max(g, x, 0, g.n * g.c, [&](std::int64_t o, std::int64_t at) { y[o] = at < 0 ? T(0) : z[at]; });
 }
 
 // The shape rule of an op (g, like) that puts a pooled g [N,C,oh,ow] back into like's shape

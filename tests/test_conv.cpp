@@ -252,9 +252,10 @@ BOOST_AUTO_TEST_CASE(single_channel_forward_agrees_with_float64) {
     }
 }
 
-// conv2d's and max_pool2d's `workspace` facts bound what their passes ask of a node's
-// workspace (max_pool2d's exactly; conv2d's paths can depend on the pass, so its fact is the
-// largest of them, with every chunk on its own thread).
+// conv2d's, its gradients' and max_pool2d's `workspace` facts bound what their passes ask of
+// a node's workspace (max_pool2d's exactly; conv2d's paths can depend on the pass, so its
+// fact is the largest of them, with every chunk on its own thread; conv2d_grad_input and
+// conv2d_grad_weight run conv2d's passes in the node's workspace and take conv2d's fact).
 BOOST_AUTO_TEST_CASE(workspace_facts_match_what_the_passes_ask) {
     Rng rng(3);
     struct Case {
@@ -266,6 +267,9 @@ BOOST_AUTO_TEST_CASE(workspace_facts_match_what_the_passes_ask) {
                           {"conv2d", {{100, 8, 14, 14}, {16, 8, 5, 5}, {16}}, Attrs::object()},
                           {"conv2d", {{300, 3, 9, 8}, {5, 3, 3, 3}}, {{"padding", 1}, {"stride", 2}}},
                           {"conv2d", {{5, 2, 7, 7}, {3, 2, 3, 3}, {3}}, {{"dilation", 2}}},
+                          {"conv2d_grad_input", {{100, 8, 28, 28}, {8, 1, 5, 5}, {100, 1, 28, 28}}, {{"padding", 2}}},
+                          {"conv2d_grad_weight", {{100, 16, 10, 10}, {100, 8, 14, 14}, {16, 8, 5, 5}}, Attrs::object()},
+                          {"conv2d_grad_input", {{6, 5, 5, 4}, {5, 3, 3, 3}, {6, 3, 9, 8}}, {{"padding", 1}, {"stride", 2}}},
                           {"max_pool2d", {{10, 8, 28, 28}}, {{"kernel_size", 2}}},
                           {"max_pool2d", {{10, 8, 27, 27}}, {{"kernel_size", 3}, {"stride", 2}}}};
     for (const Case& k : cases)
@@ -369,6 +373,71 @@ BOOST_AUTO_TEST_CASE(max_pool_2x2_agrees_with_a_plain_loop) {
         for (std::int64_t i = 0; i < gx.numel(); ++i) differ += gx.at(i) != want_gx[std::size_t(i)];
         BOOST_TEST(differ == 0);
     }
+}
+
+// The ops of max pooling's derivatives walk the windows as max_pool2d does (one loop,
+// pool2d::each_window_max): max_unpool2d(g, x) puts g where max_pool2d's backward puts it,
+// and gather_max2d(z, x) takes z from there, on the ties and NaNs of the test above, and on
+// rows of more windows than one run of the 2×2 kernel (141 columns: 70 windows) against a
+// plain loop; 3×3 windows (the general loop) against max_pool2d's backward.
+BOOST_AUTO_TEST_CASE(max_unpool2d_and_gather_max2d_pick_max_pool2d_s_cells) {
+    const Op *pool = find_op("max_pool2d"), *unpool = find_op("max_unpool2d"), *gather = find_op("gather_max2d");
+    const double nan = std::nan("");
+    const double cells[5][4] = {{1, 4, 4, 2}, {1, nan, 3, nan}, {nan, 5, 6, 7}, {-3, -2, -1, nan}, {2, 2, 2, 2}};
+    const int want_at[5] = {1, 1, 0, 3, 0};
+    Attrs two = pool->attrs;
+    two["kernel_size"] = 2;
+    for (Dtype dtype : {Dtype::f32, Dtype::f64}) {
+        Tensor x(dtype, {1, 1, 2, 10}), g(dtype, {1, 1, 1, 5}), up(dtype, {1, 1, 2, 10}), z(dtype, {1, 1, 2, 10}),
+            picked(dtype, {1, 1, 1, 5});
+        for (int w = 0; w < 5; ++w)
+            for (int i = 0; i < 4; ++i) x.set((i / 2) * 10 + 2 * w + i % 2, cells[w][i]);
+        for (int w = 0; w < 5; ++w) g.set(w, 10 + w);
+        for (std::int64_t i = 0; i < z.numel(); ++i) z.set(i, 100 + double(i));
+        const Tensor* unpool_in[] = {&g, &x};
+        const Tensor* gather_in[] = {&z, &x};
+        unpool->forward(ForwardCall{unpool_in, up, two});
+        gather->forward(ForwardCall{gather_in, picked, two});
+        for (int w = 0; w < 5; ++w) {
+            const std::int64_t at = (want_at[w] / 2) * 10 + 2 * w + want_at[w] % 2;
+            BOOST_TEST(picked.at(w) == 100.0 + double(at), "window " << w);
+            for (int i = 0; i < 4; ++i)
+                BOOST_TEST(up.at((i / 2) * 10 + 2 * w + i % 2) == (i == want_at[w] ? 10.0 + w : 0.0),
+                           "window " << w << " cell " << i);
+        }
+    }
+    Rng rng(9);
+    for (int kernel : {2, 3})
+        for (Dtype dtype : {Dtype::f32, Dtype::f64}) {
+            Attrs attrs = pool->attrs;
+            attrs["kernel_size"] = kernel;
+            const Dims xd{2, 3, 7, 141};
+            const Dims yd = to_dims(pool->shape(std::vector<Shape>{fixed_shape(xd)}, attrs));
+            Tensor x(dtype, xd), y(dtype, yd), g(dtype, yd), want(dtype, xd), up(dtype, xd), z(dtype, xd),
+                picked(dtype, yd);
+            for (std::int64_t i = 0; i < x.numel(); ++i) x.set(i, double(rng.below(4)));  // many ties
+            for (std::int64_t i = 0; i < g.numel(); ++i) g.set(i, double(i + 1));
+            for (std::int64_t i = 0; i < z.numel(); ++i) z.set(i, double(i));
+            const Tensor* pool_in[] = {&x};
+            Tensor* pool_grad[] = {&want};
+            Workspace ws;
+            pool->forward(ForwardCall{pool_in, y, attrs, &ws});
+            pool->backward(BackwardCall{pool_in, y, g, pool_grad, attrs, &ws});
+            const Tensor* unpool_in[] = {&g, &x};
+            const Tensor* gather_in[] = {&z, &x};
+            unpool->forward(ForwardCall{unpool_in, up, attrs});
+            gather->forward(ForwardCall{gather_in, picked, attrs});
+            std::int64_t differ = 0, wrong = 0;
+            for (std::int64_t i = 0; i < x.numel(); ++i) differ += up.at(i) != want.at(i);
+            // z holds each cell's own index, so gather_max2d names the cell it took: a cell
+            // of the window holding the window's maximum
+            for (std::int64_t o = 0; o < picked.numel(); ++o) {
+                const std::int64_t at = std::int64_t(picked.at(o));
+                wrong += x.at(at) != y.at(o) || want.at(at) == 0.0;
+            }
+            BOOST_TEST(differ == 0, "kernel " << kernel);
+            BOOST_TEST(wrong == 0, "kernel " << kernel);
+        }
 }
 
 BOOST_AUTO_TEST_CASE(shape_errors_name_the_sizes) {

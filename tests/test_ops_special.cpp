@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "core/error.hpp"
+#include "core/random.hpp"
 #include "graph/graph.hpp"
 #include "ops/finite_difference.hpp"
 #include "testing.hpp"
@@ -290,6 +291,42 @@ BOOST_AUTO_TEST_CASE(sum_and_mean_by_hand) {
     check_close(values(forward("mean", {x}, {{"axis", {0, 1}}})), {3.5});
     check_close(values(backward("mean", {x}, tensor({2}, {3, 6}), {{"axis", 1}})[0]), {1, 1, 1, 2, 2, 2});
     check_close(values(backward("sum", {x}, tensor({3}, {1, 2, 3}), {{"axis", 0}})[0]), {1, 2, 3, 1, 2, 3});
+}
+
+// A sum over the axes around a block of kept ones (NCHW's per-channel sum over 0, 2, 3; the
+// rows of [N, M]; the last axis; axis 1 of [A, B, C] with keepdims) adds each output's terms
+// in row-major order of x, as a plain loop does: the same bits in float32, where order
+// shows. A pattern with a kept axis between summed ones ([0, 2] of [A, B, C, D] keeps 1
+// and 3) takes the general walk and gives the same bits too.
+BOOST_AUTO_TEST_CASE(sum_over_axes_adds_in_row_major_order) {
+    Rng rng(11);
+    struct Case {
+        Dims dims;
+        Attrs axis;
+    };
+    const Case cases[] = {{{5, 8, 7, 9}, {0, 2, 3}}, {{37, 19}, 0}, {{6, 33}, -1}, {{4, 1, 6, 5}, {0, 2}},
+                          {{3, 7, 5}, 1}, {{3, 4, 5, 6}, {0, 2}}, {{2, 1, 3}, {1}}};
+    for (const Case& k : cases) {
+        Tensor x(Dtype::f32, k.dims);
+        for (std::int64_t i = 0; i < x.numel(); ++i) x.set(i, rng.normal() * std::pow(10.0, double(rng.below(7)) - 3));
+        const Tensor y = forward("sum", {x}, {{"axis", k.axis}, {"keepdims", true}});
+        std::vector<bool> summed(k.dims.size());
+        for (const auto& a : k.axis.is_array() ? k.axis : Attrs::array({k.axis}))
+            summed[std::size_t((a.get<int>() + int(k.dims.size())) % int(k.dims.size()))] = true;
+        std::vector<float> want(std::size_t(y.numel()), 0.0f);
+        for (std::int64_t i = 0; i < x.numel(); ++i) {
+            std::int64_t rest = i, o = 0, ostride = 1;
+            for (std::size_t d = k.dims.size(); d-- > 0;) {
+                const std::int64_t at = rest % k.dims[d];
+                rest /= k.dims[d];
+                if (!summed[d]) o += at * ostride, ostride *= k.dims[d];
+            }
+            want[std::size_t(o)] += x.data<float>()[i];
+        }
+        std::int64_t differ = 0;
+        for (std::int64_t o = 0; o < y.numel(); ++o) differ += y.data<float>()[o] != want[std::size_t(o)];
+        BOOST_TEST(differ == 0, format_dims(k.dims) << " over " << k.axis.dump());
+    }
 }
 
 BOOST_AUTO_TEST_CASE(linear_equals_matmul_plus_bias_by_hand) {
