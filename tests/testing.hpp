@@ -21,7 +21,24 @@
 #include "ops/op.hpp"
 #include "ops/opcheck.hpp"
 
+// Whether this build runs under AddressSanitizer (scripts/sanitize, which adds UBSan): there
+// a step takes 10 to 50 times longer, so the slowest suites repeat the same checks fewer
+// times (fewer epochs, steps or rows), never checking less of each.
+#if defined(__SANITIZE_ADDRESS__)
+#define CHAINRULE_TESTS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHAINRULE_TESTS_SANITIZED 1
+#endif
+#endif
+
 namespace chainrule::testing {
+
+#ifdef CHAINRULE_TESTS_SANITIZED
+inline constexpr bool sanitized = true;
+#else
+inline constexpr bool sanitized = false;
+#endif
 
 inline std::string source_root() {
     const char* r = std::getenv("CHAINRULE_SOURCE_ROOT");
