@@ -19,32 +19,16 @@ using namespace chainrule;
 
 namespace {
 
-// Inputs without a value drawn uniform(0, 1) with every symbol 3; parameters from seed 5.
-void prepare(Graph& g) {
-    Rng rng(9);
-    g.init_parameters(5);
-    for (std::size_t i = 0; i < g.size(); ++i) {
-        const Node& n = g.node(int(i));
-        if (n.kind != NodeKind::input || !n.default_value.empty()) continue;
-        Dims dims;
-        for (const Dim& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
-        Tensor t(Dtype::f64, dims);
-        for (std::int64_t e = 0; e < t.numel(); ++e) t.set(e, rng.uniform());
-        g.set_value(n.name, t);
-    }
-}
-
-
 // The numeric backward's parameter gradients against the appended graph's, on `g`.
 void agrees(Graph numeric) {
     Graph graph = numeric;
-    prepare(numeric);
+    testing::prepare_graph(numeric, testing::Draw::uniform);
     Plan p = numeric.plan();
     numeric.forward(p);
     numeric.backward(p);
     const std::vector<int> params = graph.parameters();
     const std::vector<int> grads = append_backward(graph, graph.loss(), params);
-    prepare(graph);
+    testing::prepare_graph(graph, testing::Draw::uniform);
     Plan q = graph.plan();
     graph.forward(q);
     BOOST_TEST(graph.value(graph.node(graph.loss()).name).at(0) == numeric.value(numeric.node(numeric.loss()).name).at(0));

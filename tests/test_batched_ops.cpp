@@ -88,6 +88,9 @@ const Dim N{1, "N"};
 
 }  // namespace
 
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
+
 BOOST_AUTO_TEST_CASE(float64_values_and_gradients_match_pytorch) {
     const Json golden = goldens();  // kept: a range-for over goldens()["cases"] would dangle
     int k = 0;
@@ -208,7 +211,7 @@ BOOST_AUTO_TEST_CASE(gradcheck_passes_on_a_model_with_batched_matmuls_and_slices
 BOOST_AUTO_TEST_CASE(a_model_slicing_the_batch_axis_exits_2) {
     Json m = read_json_file(source_root() + "/tests/fixtures/batched_matmul_slice.json");
     m["nodes"][1]["attrs"] = Json::parse(R"({"axis": 0, "start": 0, "end": 2})");
-    const std::string path = fmt::format("/tmp/chainrule_batch_slice_{}.json", ::getpid());
+    const std::string path = (scratch() / "batch_slice.json").string();
     std::ofstream(path) << m.dump();
     CommandResult r = run_command(chainrule_binary() + " check " + path);
     std::remove(path.c_str());
@@ -287,8 +290,8 @@ BOOST_AUTO_TEST_CASE(gradcheck_passes_on_concat_of_slices_and_cross_entropy_over
 // outside the logits' columns is refused naming its row and column (t[1][2]).
 BOOST_AUTO_TEST_CASE(concat_along_the_batch_and_a_bad_label_at_a_position_exit_2) {
     Json m = read_json_file(source_root() + "/tests/fixtures/concat_cross_entropy.json");
-    const std::string path = fmt::format("/tmp/chainrule_concat_{}.json", ::getpid());
-    const std::string feed = fmt::format("/tmp/chainrule_concat_feed_{}.json", ::getpid());
+    const std::string path = (scratch() / "concat.json").string();
+    const std::string feed = (scratch() / "concat_feed.json").string();
     std::ofstream(feed) << R"({"x": [[[1, 2, 3], [4, 5, 6], [7, 8, 9], [1, 1, 1]], [[0, 1, 0], [1, 0, 1], [2, 2, 2], [3, 2, 1]]],
                               "t": [[0, 4, 2, 1], [3, 1, 5, 0]]})";
     m["nodes"][3]["attrs"] = Json::parse(R"({"axis": 0})");
@@ -323,7 +326,7 @@ BOOST_AUTO_TEST_CASE(concat_takes_any_number_of_inputs_and_keeps_rows_apart_off_
 
     Json m = read_json_file(source_root() + "/tests/fixtures/concat_cross_entropy.json");
     m["nodes"][3]["inputs"] = Json::array();
-    const std::string path = fmt::format("/tmp/chainrule_concat_none_{}.json", ::getpid());
+    const std::string path = (scratch() / "concat_none.json").string();
     std::ofstream(path) << m.dump();
     CommandResult none = run_command(chainrule_binary() + " check " + path);
     std::remove(path.c_str());

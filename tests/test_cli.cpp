@@ -17,24 +17,13 @@ namespace {
 CommandResult cr(const std::string& args) { return run_command(chainrule_binary() + " " + args); }
 std::string model(const char* name) { return source_root() + "/models/" + name + ".json"; }
 
-std::string scratch_prefix() { return "chainrule_cli_" + std::to_string(::getpid()) + "_"; }
-
-std::string scratch(const std::string& name, const std::string& text) {
-    auto p = std::filesystem::temp_directory_path() / (scratch_prefix() + name);
+// A file of this process's scratch folder holding `text`; the folder, with what commands
+// wrote beside its files, goes when the tests end.
+std::string scratch_file(const std::string& name, const std::string& text) {
+    const std::filesystem::path p = scratch() / name;
     std::ofstream(p) << text;
     return p.string();
 }
-
-// The scratch files (and what commands wrote beside them) go when the tests end.
-struct RemoveScratch {
-    ~RemoveScratch() {
-        std::error_code ec;
-        std::vector<std::filesystem::path> mine;
-        for (const auto& e : std::filesystem::directory_iterator(std::filesystem::temp_directory_path(), ec))
-            if (e.path().filename().string().starts_with(scratch_prefix())) mine.push_back(e.path());
-        for (const auto& p : mine) std::filesystem::remove_all(p, ec);
-    }
-};
 
 // A nested array's numbers in row-major order.
 void flatten(const Json& j, std::vector<double>& out) {
@@ -85,17 +74,17 @@ BOOST_AUTO_TEST_CASE(gradcheck_passes_on_the_lecture_network_and_fails_on_the_le
 
 BOOST_AUTO_TEST_CASE(a_nan_loss_exits_1) {
     // log of a negative number: the loss is NaN at this point.
-    std::string feed = scratch("feed.json", R"({"w": [[-1], [-1], [-1], [-1]]})");
+    std::string feed = scratch_file("feed.json", R"({"w": [[-1], [-1], [-1], [-1]]})");
     std::string text = read_text_file(model("worked_example"));
     auto p = text.find(R"("op": "sigmoid")");
     text.replace(p, 15, R"("op": "log")");
-    CommandResult r = cr("grad " + scratch("nan.json", text) + " --feed " + feed);
+    CommandResult r = cr("grad " + scratch_file("nan.json", text) + " --feed " + feed);
     BOOST_TEST(r.code == 1);
     BOOST_TEST(r.err.find("the loss is NaN at this point") != std::string::npos, r.err);
 }
 
 BOOST_AUTO_TEST_CASE(bad_input_exits_2_with_the_place) {
-    CommandResult r = cr("check " + scratch("bad.json", "{\"format\": \"chainrule-model\",\n \"version\": 1,\n \"nodes\": [}"));
+    CommandResult r = cr("check " + scratch_file("bad.json", "{\"format\": \"chainrule-model\",\n \"version\": 1,\n \"nodes\": [}"));
     BOOST_TEST(r.code == 2);
     BOOST_TEST(r.err.find(":3:") != std::string::npos, r.err);
     BOOST_TEST(r.err.find("malformed JSON") != std::string::npos, r.err);
@@ -107,7 +96,7 @@ BOOST_AUTO_TEST_CASE(bad_input_exits_2_with_the_place) {
     BOOST_TEST(r.err.find("has no \"training\" block") != std::string::npos, r.err);
     r = cr("frobnicate");
     BOOST_TEST(r.code == 2);
-    r = cr("eval " + model("iris_neuron") + " --weights " + scratch("junk.ckpt", "not a checkpoint"));
+    r = cr("eval " + model("iris_neuron") + " --weights " + scratch_file("junk.ckpt", "not a checkpoint"));
     BOOST_TEST(r.code == 2);
     BOOST_TEST(r.err.find("not a valid checkpoint") != std::string::npos, r.err);
 }
@@ -127,7 +116,7 @@ BOOST_AUTO_TEST_CASE(the_anomaly_example_runs_as_docs_reliability_shows) {
     CHECK_HAS(plain.out, "warning: the test loss is nan at epoch 8 while the training loss is finite");
     CHECK_HAS(plain.err, "error: the loss became NaN at epoch 9, step 1 of 1");
     // The same from saved weights: eval --detect-anomaly on the epoch-8 checkpoint.
-    const std::string out = scratch("anomaly_run", "") + "_dir";
+    const std::string out = scratch_file("anomaly_run", "") + "_dir";
     BOOST_REQUIRE(cr("train " + ex + " --no-progress --epochs 8 --out " + out).code == 0);
     CommandResult eval = cr("eval " + ex + " --weights " + out + " --detect-anomaly");
     BOOST_TEST(eval.code == 1);
@@ -147,7 +136,7 @@ BOOST_AUTO_TEST_CASE(the_anomaly_example_runs_as_docs_reliability_shows) {
 // With --feed, the feed fixes the point: nothing is drawn at random behind the user's back.
 BOOST_AUTO_TEST_CASE(a_feed_that_leaves_out_an_input_is_refused_with_its_name) {
     for (const char* cmd : {"grad", "step", "gradcheck", "dot"}) {
-        std::string empty = scratch("empty_feed.json", "{}");
+        std::string empty = scratch_file("empty_feed.json", "{}");
         CommandResult r = cr(std::string(cmd) + " " + model("slides_mnist") + " --feed " + empty);
         BOOST_TEST(r.code == 2, cmd << ": " << r.err);
         BOOST_TEST(r.err.find("empty_feed.json: input 'x' [N,784] is not in " + empty +
@@ -211,7 +200,7 @@ void put_be32(std::string& s, std::uint32_t x) {
 
 // An IDX folder whose image r has every pixel 10·r + 1 and label r, in both splits.
 std::string tiny_idx_dir() {
-    auto dir = std::filesystem::temp_directory_path() / ("chainrule_cli_idx_" + std::to_string(::getpid()));
+    const std::filesystem::path dir = scratch() / "idx";
     std::filesystem::create_directories(dir);
     for (const char* split : {"train", "t10k"}) {
         std::string img, lab;
@@ -280,7 +269,7 @@ BOOST_AUTO_TEST_CASE(rows_are_refused_with_what_to_do) {
 }
 
 BOOST_AUTO_TEST_CASE(a_random_input_too_large_names_the_input) {
-    std::string m = scratch("huge.json", R"({"format": "chainrule-model", "version": 1,
+    std::string m = scratch_file("huge.json", R"({"format": "chainrule-model", "version": 1,
         "inputs": {"x": {"shape": ["N", 1000000000]}},
         "nodes": [{"name": "s", "op": "sum", "inputs": ["x"]}], "outputs": {"loss": "s"}})");
     CommandResult r = cr("grad " + m);
@@ -372,12 +361,12 @@ std::string token_model(const std::string& ids_value) {
 
 BOOST_AUTO_TEST_CASE(gradcheck_passes_on_embedding_layer_norm_gelu_and_causal_mask) {
     // Ids 1 and 4 repeat, so the table's gradient sums over positions.
-    std::string m = scratch("tokens.json", token_model(R"(, "value": [[1, 4, 0], [4, 1, 1]])"));
+    std::string m = scratch_file("tokens.json", token_model(R"(, "value": [[1, 4, 0], [4, 1, 1]])"));
     CommandResult ok = cr("gradcheck " + m + " --max-entries 0");
     BOOST_TEST(ok.code == 0, ok.out << ok.err);
     BOOST_TEST(ok.out.find("gradcheck passed") != std::string::npos, ok.out);
     // Without a value or feed, the ids are drawn as valid rows of the table.
-    CommandResult drawn = cr("gradcheck " + scratch("tokens_drawn.json", token_model("")));
+    CommandResult drawn = cr("gradcheck " + scratch_file("tokens_drawn.json", token_model("")));
     BOOST_TEST(drawn.code == 0, drawn.out << drawn.err);
 }
 
@@ -390,12 +379,12 @@ BOOST_AUTO_TEST_CASE(bad_ids_are_refused_naming_the_file_the_input_and_the_posit
         {"[[1, 4, 0], [0, 2, 5]]", "inputs.ids.value[1][2]: entry 5 is 5, but input 'ids' holds ids"},
     };
     for (auto [value, message] : bad) {
-        std::string m = scratch("bad_ids.json", token_model(std::string(", \"value\": ") + value));
+        std::string m = scratch_file("bad_ids.json", token_model(std::string(", \"value\": ") + value));
         CommandResult r = cr("gradcheck " + m);
         BOOST_TEST(r.code == 2, value << ": " << r.err);
         BOOST_TEST(r.err.find(m + ": " + message) != std::string::npos, r.err);
-        std::string feed = scratch("ids.feed.json", std::string("{\"ids\": ") + value + "}");
-        CommandResult f = cr("grad " + scratch("tokens_fed.json", token_model("")) + " --feed " + feed);
+        std::string feed = scratch_file("ids.feed.json", std::string("{\"ids\": ") + value + "}");
+        CommandResult f = cr("grad " + scratch_file("tokens_fed.json", token_model("")) + " --feed " + feed);
         BOOST_TEST(f.code == 2, value << ": " << f.err);
         std::string fed = std::string(message).replace(0, std::string("inputs.ids.value").size(), "ids");
         BOOST_TEST(f.err.find(feed + ": " + fed) != std::string::npos, f.err);
@@ -407,7 +396,7 @@ BOOST_AUTO_TEST_CASE(bad_ids_are_refused_naming_the_file_the_input_and_the_posit
 // original (rtol 1e-12 in float64); the lecture's nine steps carry their labels; check and dot
 // read the file.
 BOOST_AUTO_TEST_CASE(grad_backward_graph_writes_the_backward_pass_as_a_model) {
-    const std::string out = scratch("slides_backward.json", "");
+    const std::string out = scratch_file("slides_backward.json", "");
     CommandResult w = cr("grad " + model("slides_mnist") + " --backward-graph " + out);
     BOOST_REQUIRE_MESSAGE(w.code == 0, w.err);
     BOOST_TEST(w.out.find("the gradients of 4 parameters are outputs") != std::string::npos, w.out);
@@ -451,13 +440,13 @@ BOOST_AUTO_TEST_CASE(grad_backward_graph_writes_the_backward_pass_as_a_model) {
 BOOST_AUTO_TEST_CASE(a_gradient_output_of_the_wrong_shape_is_refused_with_its_place) {
     Json j = read_json_file(model("worked_example"));
     j["outputs"]["gradients"] = Json::parse(R"({"w": "z"})");
-    CommandResult r = cr("check " + scratch("bad_gradient_output.json", j.dump(1)));
+    CommandResult r = cr("check " + scratch_file("bad_gradient_output.json", j.dump(1)));
     BOOST_TEST(r.code == 2);
     BOOST_TEST(r.err.find("bad_gradient_output.json: outputs.gradients.w: 'z' has shape [N,1], but the gradient of "
                           "'w' has its shape [4,1]") != std::string::npos,
                r.err);
     j["outputs"]["gradients"] = Json::parse(R"({"z": "w"})");
-    r = cr("check " + scratch("bad_gradient_output2.json", j.dump(1)));
+    r = cr("check " + scratch_file("bad_gradient_output2.json", j.dump(1)));
     BOOST_TEST(r.code == 2);
     BOOST_TEST(r.err.find("outputs.gradients.z: 'z' is an op node; a gradient output is of a parameter or an input") !=
                    std::string::npos,

@@ -72,13 +72,6 @@ void set_double(std::string& data, std::size_t at, double v) { std::memcpy(data.
 
 // ---- runs ----
 
-fs::path fresh_dir(const std::string& name) {
-    fs::path p = fs::temp_directory_path() / ("chainrule_contract_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
-
 Json model_json(const std::string& name) {
     return read_json_file(testing::source_root() + "/models/" + name + ".json");
 }
@@ -118,10 +111,13 @@ std::string cli(const std::string& args) {
 
 }  // namespace
 
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
+
 // Every field of a checkpoint is checked when it is read: each lie below has a valid CRC
 // (reseal) and is refused naming the file and the field.
 BOOST_AUTO_TEST_CASE(a_resealed_checkpoint_that_lies_is_refused_naming_the_field) {
-    fs::path dir = fresh_dir("lies");
+    fs::path dir = testing::fresh_scratch_dir("lies");
     fs::path model = write_model(dir, "m.json", model_json("iris_3class_momentum"));
     TrainOptions o = quiet(dir / "run");
     o.epochs = 2;
@@ -198,7 +194,7 @@ BOOST_AUTO_TEST_CASE(a_resealed_checkpoint_that_lies_is_refused_naming_the_field
 // A negative second moment (a mean of squares) is refused at resume, not met as a NaN loss
 // blamed on the learning rate.
 BOOST_AUTO_TEST_CASE(a_negative_second_moment_is_refused_naming_the_buffer) {
-    fs::path dir = fresh_dir("moment");
+    fs::path dir = testing::fresh_scratch_dir("moment");
     Json m = model_json("iris_3class_softmax");
     m["training"]["optimizer"] = Json::parse(R"({"adam": {"lr": 0.01}})");
     fs::path model = write_model(dir, "m.json", m);
@@ -227,7 +223,7 @@ BOOST_AUTO_TEST_CASE(checkpoints_of_the_first_layout_resume_bit_for_bit) {
     BOOST_REQUIRE(c.tensors.size() == 4u);
     BOOST_REQUIRE(c.optimizer_state.size() == 4u);
     BOOST_TEST(c.optimizer_state[0].first == "momentum_buffer.0");
-    fs::path dir = fresh_dir("v1");
+    fs::path dir = testing::fresh_scratch_dir("v1");
     fs::path model = write_model(dir, "m.json", model_json("iris_3class_momentum"));
     fs::create_directories(dir / "old");
     fs::copy_file(fixture, dir / "old/checkpoint.ckpt");
@@ -249,7 +245,7 @@ BOOST_AUTO_TEST_CASE(checkpoints_of_the_first_layout_resume_bit_for_bit) {
 BOOST_AUTO_TEST_CASE(parameter_names_cannot_reach_the_optimizer_state) {
     for (const std::string name : {"optimizer/W2", "optimizer/momentum_buffer.0"}) {
         BOOST_TEST_CONTEXT(name) {
-            fs::path dir = fresh_dir("names");
+            fs::path dir = testing::fresh_scratch_dir("names");
             Json m = model_json("iris_3class_momentum");
             m["parameters"][name] = m["parameters"]["W2"];
             m["parameters"].erase("W2");
@@ -310,7 +306,7 @@ BOOST_AUTO_TEST_CASE(a_training_block_is_refused_at_check_in_its_own_words) {
     CHECK_HAS(testing::message_of<InputError>([&] { with_overrides(f.training_spec(), lr); }),
               "--lr must be a positive number, got 0");
     // A batch as large as the split makes the steps per epoch meaningless: said before the first step.
-    fs::path dir = fresh_dir("full_batch");
+    fs::path dir = testing::fresh_scratch_dir("full_batch");
     fs::path model = write_model(dir, "m.json", model_json("iris_3class"));
     TrainOptions big = quiet();
     big.batch_size = 500;
@@ -341,7 +337,7 @@ BOOST_AUTO_TEST_CASE(class_labels_out_of_range_are_refused_where_they_come_from)
     CHECK_HAS(testing::message_of<InputError>([&] { parse_model(m.dump(), "m.json"); }),
               "m.json: inputs.t.value[1]: entry 1 is 1.5");
     m["inputs"]["t"].erase("value");
-    fs::path dir = fresh_dir("labels");
+    fs::path dir = testing::fresh_scratch_dir("labels");
     std::ofstream(dir / "m.json") << m.dump();
     std::ofstream(dir / "feed.json") << R"({"z": [[1, 2, 3], [0, 0, 0]], "t": [1, -1]})";
     auto r = testing::run_command(cli(fmt::format("grad {} --feed {}", (dir / "m.json").string(),
@@ -363,7 +359,7 @@ BOOST_AUTO_TEST_CASE(class_labels_out_of_range_are_refused_where_they_come_from)
 // The run directory: a finished run is not replaced unless asked, the lock file goes with
 // the run, and model.json finds its data from any working directory.
 BOOST_AUTO_TEST_CASE(a_run_directory_is_kept_freed_and_usable_from_anywhere) {
-    fs::path dir = fresh_dir("rundir");
+    fs::path dir = testing::fresh_scratch_dir("rundir");
     fs::path model = write_model(dir, "m.json", model_json("iris_neuron"));
     TrainOptions first = quiet(dir / "run");
     first.epochs = 4;

@@ -20,11 +20,9 @@ namespace {
 
 const char* kWhere = "models/x.json: training.data";
 
-// A fresh folder per test, removed afterwards.
+// A fresh folder per test in this process's scratch folder (removed when the tests end).
 struct TempDir {
-    fs::path dir = fs::temp_directory_path() / ("chainrule-csv-" + std::to_string(::getpid()));
-    TempDir() { fs::create_directories(dir); }
-    ~TempDir() { fs::remove_all(dir); }
+    fs::path dir = testing::fresh_scratch_dir("csv");
     std::string write(const std::string& name, const std::string& text) const {
         std::ofstream(dir / name, std::ios::binary) << text;
         return (dir / name).string();
@@ -61,6 +59,9 @@ std::vector<std::int64_t> range(std::int64_t a, std::int64_t b) {
 }
 
 }  // namespace
+
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
 
 BOOST_AUTO_TEST_CASE(lecture_split_of_the_first_100_rows) {
     Dataset ds = load_dataset(iris_spec(R"(,"classes":["Iris-setosa","Iris-versicolor"],"rows":[0,100],

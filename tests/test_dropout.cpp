@@ -43,6 +43,9 @@ bool same_bits(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
+
 BOOST_AUTO_TEST_CASE(the_mask_keeps_one_minus_p_and_scales_by_its_inverse) {
     for (double p : {0.1, 0.5, 0.8}) {
         Graph g = weighted_dropout({400, 250}, p);
@@ -190,7 +193,7 @@ BOOST_AUTO_TEST_CASE(training_is_deterministic_and_resumes_bit_for_bit) {
     // The masks change the training at all (so this test can fail).
     BOOST_TEST(!same_parameters(two_epochs, trained(none, quiet(2))));
 
-    fs::path dir = fs::temp_directory_path() / ("chainrule_test_dropout_" + std::to_string(::getpid()));
+    fs::path dir = testing::scratch() / "run";
     fs::remove_all(dir);
     Run first = iris_with_dropout(0.3), second = iris_with_dropout(0.3);
     trained(first, quiet(1, dir.string()));

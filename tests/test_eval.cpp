@@ -27,7 +27,7 @@ struct Run {
     fs::path dir;
     std::string model_file;
     Run(const char* name, int epochs) : model_file(model(name)) {
-        dir = fs::temp_directory_path() / ("chainrule_eval_" + std::to_string(::getpid()) + "_" + name);
+        dir = scratch() / name;
         fs::remove_all(dir);
         CommandResult t = cr("train " + model_file + " --epochs " + std::to_string(epochs) + " --out " + dir.string() +
                              " --no-progress --threads 1");
@@ -103,6 +103,9 @@ double printed_number(const std::string& out, const std::string& before) {
 }
 
 }  // namespace
+
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
 
 BOOST_AUTO_TEST_CASE(three_classes_rows_matrix_and_accuracy_agree) {
     Run run("iris_3class", 30);  // after 30 epochs versicolor is still called virginica: a matrix off the diagonal

@@ -36,9 +36,10 @@ using chainrule::testing::source_root;
 
 namespace {
 
-// A folder of odd files: a FIFO, a folder, a symlink loop, a name longer than PATH_MAX.
+// A folder of odd files, made afresh by each test in the scratch folder: a FIFO, a folder, a
+// symlink loop, a name longer than PATH_MAX.
 struct OddFiles {
-    fs::path dir = fs::temp_directory_path() / ("chainrule-files-" + std::to_string(::getpid()));
+    fs::path dir = testing::scratch() / "odd";
     std::string fifo, folder, loop, long_name;
     OddFiles() {
         fs::remove_all(dir);
@@ -51,7 +52,6 @@ struct OddFiles {
         fs::create_symlink(dir / "loop_a", dir / "loop_b");
         long_name = (dir / std::string(5000, 'a')).string();
     }
-    ~OddFiles() { fs::remove_all(dir); }
     std::string write(const fs::path& name, const std::string& bytes) const {
         std::ofstream(dir / name, std::ios::binary) << bytes;
         return (dir / name).string();
@@ -83,7 +83,7 @@ Outcome run_cli(const std::vector<std::string>& args, int limit = 10) {
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
-    fs::path err_file = fs::temp_directory_path() / ("chainrule-files-" + std::to_string(::getpid()) + ".err");
+    fs::path err_file = testing::scratch() / "stderr";
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
@@ -130,6 +130,9 @@ std::string model() { return source_root() + "/models/worked_example.json"; }
 std::string iris_model() { return source_root() + "/models/iris_neuron.json"; }
 
 }  // namespace
+
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
 
 BOOST_AUTO_TEST_CASE(the_reader_refuses_what_is_not_a_regular_file) {
     OddFiles f;

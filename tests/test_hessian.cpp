@@ -78,14 +78,13 @@ bool runnable(const Json& c) {
 
 std::string cli() { return testing::build_root() + "/cli/chainrule"; }
 
-// A file name of this process's own in the temporary folder: suites run side by side.
-std::string temp_file(const std::string& name) {
-    return (std::filesystem::temp_directory_path() / ("chainrule_test_hvp_" + name + "_" + std::to_string(::getpid()) +
-                                                      ".json"))
-        .string();
-}
+// A file name in this process's scratch folder.
+std::string temp_file(const std::string& name) { return (testing::scratch() / (name + ".json")).string(); }
 
 }  // namespace
+
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
 
 BOOST_AUTO_TEST_CASE(hessians_equal_torch_autograd_functional_hessian) {
     for (const Json& c : goldens()["cases"]) {

@@ -35,10 +35,9 @@ namespace {
 
 using Bytes = std::string;
 
+// A fresh folder per test in this process's scratch folder (removed when the tests end).
 struct TempDir {
-    fs::path dir = fs::temp_directory_path() / ("chainrule-idx-" + std::to_string(::getpid()));
-    TempDir() { fs::create_directories(dir); }
-    ~TempDir() { fs::remove_all(dir); }
+    fs::path dir = testing::fresh_scratch_dir("idx");
     std::string path(const std::string& name) const { return (dir / name).string(); }
 };
 
@@ -122,6 +121,9 @@ long peak_rss_kb() {
 }
 
 }  // namespace
+
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
 
 // First, while the process is still small: a peak-memory jump would show here.
 BOOST_AUTO_TEST_CASE(huge_claims_in_tiny_files_are_rejected_fast_and_small) {

@@ -118,9 +118,7 @@ bool wait_for_write(pid_t pid, const fs::path& dir, int target) {
 // Requires both runs to end with bit-identical parameters and metrics history and no
 // temporary files left.
 KillReport kill_and_resume(const std::string& name, Json m, const KillPlan& plan) {
-    fs::path dir = fs::temp_directory_path() / ("chainrule_kill_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    const fs::path dir = testing::fresh_scratch_dir("kill_" + name);
     fs::path model = dir / "model.json";
     std::ofstream(model) << m.dump(2);
 
@@ -216,6 +214,17 @@ KillReport kill_and_resume(const std::string& name, Json m, const KillPlan& plan
     return report;
 }
 
+// Steps per epoch of the runs killed during steps. Under the sanitizers (scripts/sanitize) a
+// step is many times slower; a tenth of the steps keeps their kills as many and as varied
+// (the kill moments are fractions of the uninterrupted run, each epoch still a 40th of it).
+constexpr int steps_per_epoch = testing::sanitized ? 300 : 3000;
+
+// Columns of the million-parameter model whose file writes are killed. Under the sanitizers
+// writing its 30 MB model.json takes seconds per epoch; a fifth of it (a 1.6 MB checkpoint, a
+// 6 MB model.json) still takes milliseconds to write, far longer than the kill's aim (0 to
+// 300 µs into a write).
+constexpr int write_columns = testing::sanitized ? 50000 : 250000;
+
 Json iris_model(const char* name) {
     Json m = read_json_file(testing::source_root() + "/models/" + name + ".json");
     m["training"]["data"]["path"] = fs::absolute(fs::path(testing::source_root()) / "data/iris.data").string();
@@ -224,11 +233,14 @@ Json iris_model(const char* name) {
 
 }  // namespace
 
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
+
 BOOST_AUTO_TEST_CASE(sigkill_during_steps_then_resume_equals_the_uninterrupted_run) {
     // Many tiny steps and a small checkpoint per epoch: kills land in steps and evaluation.
     Json m = iris_model("iris_3class");
     m["training"]["batch_size"] = 1;
-    m["training"]["batches_per_epoch"] = 3000;
+    m["training"]["batches_per_epoch"] = steps_per_epoch;
     m["training"]["sampling"] = "with_replacement";
     m["training"]["epochs"] = 40;
     KillReport r = kill_and_resume("steps", m, KillPlan{.kills = 12, .lo = 0.02, .hi = 0.12});
@@ -238,11 +250,13 @@ BOOST_AUTO_TEST_CASE(sigkill_during_steps_then_resume_equals_the_uninterrupted_r
 }
 
 BOOST_AUTO_TEST_CASE(sigkill_while_files_are_written_then_resume_equals_the_uninterrupted_run) {
-    // One tiny step per epoch and a million parameters, so that the files are large (an 8 MB
-    // checkpoint, a 30 MB model.json) and each kill is aimed inside one of their writes.
+    // One tiny step per epoch and a million parameters (a fifth of them under the sanitizers),
+    // so that the files are large (an 8 MB checkpoint, a 30 MB model.json) and each kill is
+    // aimed inside one of their writes.
     Json m = iris_model("iris_neuron");
     m["inputs"].erase("y");
-    m["parameters"] = Json::parse(R"({"w": {"shape": [4, 250000], "init": {"constant": 0.001}}})");
+    m["parameters"] = Json::parse(R"({"w": {"init": {"constant": 0.001}}})");
+    m["parameters"]["w"]["shape"] = {4, write_columns};
     m["nodes"] = Json::parse(R"([{"name": "z", "op": "matmul", "inputs": ["x", "w"]},
                                  {"name": "L", "op": "mean", "inputs": ["z"]}])");
     m["outputs"] = Json::parse(R"({"loss": "L"})");
@@ -266,7 +280,7 @@ BOOST_AUTO_TEST_CASE(sigkill_during_adam_steps_then_resume_equals_the_uninterrup
     m["training"]["lr_schedule"] = Json::parse(R"({"cosine": {"t_max": 30, "eta_min": 0.001}})");
     m["training"]["clip_grad_norm"] = 1.0;
     m["training"]["batch_size"] = 1;
-    m["training"]["batches_per_epoch"] = 3000;
+    m["training"]["batches_per_epoch"] = steps_per_epoch;
     m["training"]["sampling"] = "shuffle";
     m["training"]["epochs"] = 40;
     KillReport r = kill_and_resume("adam", m, KillPlan{.kills = 12, .lo = 0.02, .hi = 0.12});
@@ -279,7 +293,7 @@ BOOST_AUTO_TEST_CASE(sigterm_and_sigint_save_the_last_epoch_and_resume_equals_th
     // the stop itself.
     Json m = iris_model("iris_3class");
     m["training"]["batch_size"] = 1;
-    m["training"]["batches_per_epoch"] = 3000;
+    m["training"]["batches_per_epoch"] = steps_per_epoch;
     m["training"]["sampling"] = "with_replacement";
     m["training"]["epochs"] = 30;
     for (int sig : {SIGTERM, SIGINT}) {
@@ -295,9 +309,7 @@ namespace {
 
 // A scratch folder with the Iris model `name` in it as model.json (its data path absolute).
 fs::path run_case(const std::string& name, const Json& m) {
-    fs::path dir = fs::temp_directory_path() / ("chainrule_runfiles_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    const fs::path dir = testing::fresh_scratch_dir("runfiles_" + name);
     std::ofstream(dir / "model.json") << m.dump(1);
     return dir;
 }

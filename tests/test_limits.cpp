@@ -31,6 +31,7 @@
 #include "ops/broadcast.hpp"
 #include "train/checkpoint.hpp"
 #include "train/run_dir.hpp"
+#include "testing.hpp"
 
 using namespace chainrule;
 namespace fs = std::filesystem;
@@ -79,6 +80,9 @@ std::string model_with_parameter_shape(const std::string& shape) {
 }
 
 }  // namespace
+
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
 
 BOOST_AUTO_TEST_CASE(shape_of_2_pow_40_elements_is_refused_before_allocation) {
     refused_small_and_fast([] { parse_model(model_with_parameter_shape("[1099511627776]"), "big.json"); },
@@ -153,7 +157,7 @@ BOOST_AUTO_TEST_CASE(rank_above_the_cap_is_refused) {
 
 BOOST_AUTO_TEST_CASE(text_files_over_1_gib_are_refused_unread) {
     // A sparse file: 1 GiB + 1 byte long, nothing written, so the test costs no disk.
-    fs::path p = fs::temp_directory_path() / fmt::format("chainrule-limits-{}.json", ::getpid());
+    fs::path p = testing::scratch() / "huge.json";
     {
         std::ofstream out(p);
     }
@@ -166,7 +170,7 @@ BOOST_AUTO_TEST_CASE(text_files_over_1_gib_are_refused_unread) {
 namespace {
 
 fs::path temp_file(const std::string& name, const std::string& bytes) {
-    fs::path p = fs::temp_directory_path() / fmt::format("chainrule-limits-{}-{}", ::getpid(), name);
+    fs::path p = testing::scratch() / name;
     std::ofstream(p, std::ios::binary) << bytes;
     return p;
 }
@@ -215,7 +219,7 @@ BOOST_AUTO_TEST_CASE(idx_gzip_claiming_more_than_deflate_can_hold) {
 }
 
 BOOST_AUTO_TEST_CASE(csv_over_its_cap_is_refused_unread) {
-    fs::path p = fs::temp_directory_path() / fmt::format("chainrule-limits-{}.csv", ::getpid());
+    fs::path p = testing::scratch() / "huge.csv";
     {
         std::ofstream out(p);
     }
@@ -239,7 +243,7 @@ BOOST_AUTO_TEST_CASE(an_endless_device_is_refused_unread) {
 // it carries (one entry per epoch, every number at its longest) fits the header cap.
 BOOST_AUTO_TEST_CASE(the_history_of_the_longest_run_fits_the_checkpoint_header) {
     namespace fs = std::filesystem;
-    fs::path dir = fs::temp_directory_path() / ("chainrule_limits_history_" + std::to_string(::getpid()));
+    fs::path dir = testing::scratch() / "history";
     fs::remove_all(dir);
     Model m = parse_model(R"({"format": "chainrule-model", "version": 1,
         "parameters": {"w": {"shape": [1], "init": {"constant": 1}}},

@@ -90,6 +90,9 @@ std::vector<CurvePoint> run(std::int64_t epochs) {
 
 }  // namespace
 
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
+
 BOOST_AUTO_TEST_CASE(value_ticks_are_round_numbers) {
     const std::string svg = plot_svg(run(15), "iris");
     check_round_ticks(numbers(texts(svg, "ytick-loss")), 0, 1.37);
@@ -197,7 +200,7 @@ BOOST_AUTO_TEST_CASE(balanced_is_a_real_check) {
 }
 
 BOOST_AUTO_TEST_CASE(plot_command_redraws_a_run) {
-    const fs::path dir = fs::temp_directory_path() / ("chainrule-plot-" + std::to_string(::getpid()));
+    const fs::path dir = scratch() / "run";
     fs::remove_all(dir);
     const std::string bin = chainrule_binary();
     CommandResult t = run_command(bin + " train " + source_root() + "/models/iris_neuron.json --epochs 4 --out " +

@@ -19,22 +19,6 @@ namespace {
 CommandResult cr(const std::string& args) { return run_command(chainrule_binary() + " " + args); }
 std::string model(const char* name) { return source_root() + "/models/" + name + ".json"; }
 
-// A scratch folder of this process, removed when the tests end.
-fs::path scratch() {
-    static const fs::path dir = [] {
-        fs::path d = fs::temp_directory_path() / ("chainrule_predict_" + std::to_string(::getpid()));
-        fs::create_directories(d);
-        return d;
-    }();
-    return dir;
-}
-struct RemoveScratch {
-    ~RemoveScratch() {
-        std::error_code ec;
-        fs::remove_all(scratch(), ec);
-    }
-};
-
 // A model file like models/NAME.json with `change` applied; its data paths made absolute.
 std::string variant(const char* name, const std::string& as, const std::function<void(Json&)>& change) {
     Json j = Json::parse(read_text_file(model(name)));

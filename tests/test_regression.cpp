@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <spawn.h>
 #include <sstream>
 #include <string>
@@ -52,7 +53,7 @@ Outcome run_cli(const std::vector<std::string>& args, int limit = 60) {
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
 
-    fs::path err_file = fs::temp_directory_path() / ("chainrule-regression-" + std::to_string(::getpid()) + ".err");
+    const fs::path err_file = chainrule::testing::scratch() / "stderr";
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
@@ -106,9 +107,11 @@ std::vector<std::pair<fs::path, std::string>> corpus(const std::string& kind) {
     return out;
 }
 
-// Every file of `kind` through `command(file)`: refused with exit 2 and its fragment.
+// Every file of `kind` through `command(file)`: refused with exit 2 and its fragment; then
+// `also(file, outcome)`, when given.
 template <class Command>
-void check_kind(const std::string& kind, std::size_t at_least, Command command) {
+void check_kind(const std::string& kind, std::size_t at_least, Command command,
+                const std::function<void(const fs::path&, const Outcome&)>& also = {}) {
     auto files = corpus(kind);
     BOOST_TEST_REQUIRE(files.size() >= at_least);
     for (const auto& [file, fragment] : files) {
@@ -124,14 +127,30 @@ void check_kind(const std::string& kind, std::size_t at_least, Command command) 
             BOOST_TEST(o.err.find("Sanitizer") == std::string::npos);
             BOOST_TEST(o.err.find("runtime error:") == std::string::npos);
             BOOST_TEST(o.seconds < 10.0, "took " << o.seconds << " s");
+            if (also) also(file, o);
         }
     }
 }
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(models_are_refused_by_check) {
-    check_kind("models", 60, [](const std::string& f) { return std::vector<std::string>{"check", f}; });
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
+
+// check and train read a model's training block alike: each defect in it is refused by both
+// with the same message, before any data is read (the corpus's data paths do not exist, so
+// a train that read data would say something else). The check runs once for both tests.
+BOOST_AUTO_TEST_CASE(models_are_refused_by_check_and_training_blocks_alike_by_train) {
+    int compared = 0;
+    auto train_alike = [&](const fs::path& file, const Outcome& check) {
+        if (!file.filename().string().starts_with("training_")) return;
+        Outcome train = run_cli({"train", file.string(), "--no-progress"});
+        BOOST_TEST(train.code == 2, "exit code " << train.code << "; stderr: " << train.err.substr(0, 400));
+        BOOST_TEST(train.err == check.err);
+        ++compared;
+    };
+    check_kind("models", 60, [](const std::string& f) { return std::vector<std::string>{"check", f}; }, train_alike);
+    BOOST_TEST(compared >= 15);
 }
 
 BOOST_AUTO_TEST_CASE(feeds_are_refused_by_grad) {
@@ -152,24 +171,6 @@ BOOST_AUTO_TEST_CASE(checkpoints_are_refused_by_eval) {
     std::string model = source_root() + "/models/iris_neuron.json";
     check_kind("checkpoints", 30,
                [&](const std::string& f) { return std::vector<std::string>{"eval", model, "--weights", f}; });
-}
-
-// check and train read a model's training block alike: each defect in it is refused by both
-// with the same message, before any data is read (the corpus's data paths do not exist, so
-// a train that read data would say something else).
-BOOST_AUTO_TEST_CASE(check_and_train_refuse_training_blocks_alike) {
-    int compared = 0;
-    for (const auto& [file, fragment] : corpus("models")) {
-        if (!file.filename().string().starts_with("training_")) continue;
-        BOOST_TEST_CONTEXT(file.filename().string()) {
-            Outcome check = run_cli({"check", file.string()});
-            Outcome train = run_cli({"train", file.string(), "--no-progress"});
-            BOOST_TEST(train.code == 2, "exit code " << train.code << "; stderr: " << train.err.substr(0, 400));
-            BOOST_TEST(train.err == check.err);
-            ++compared;
-        }
-    }
-    BOOST_TEST(compared >= 15);
 }
 
 // The harness itself: a good model passes (exit 0), so exit 2 above is not an accident

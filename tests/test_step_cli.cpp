@@ -40,9 +40,7 @@ std::string model(const std::string& name) { return testing::source_root() + "/m
 // Runs chainrule with `args`, `input` as stdin (a file, so never a terminal) and, when
 // `path` is given, PATH set to it.
 Result run(std::vector<std::string> args, const std::string& input = "", const char* path = nullptr) {
-    static int calls = 0;
-    fs::path base = fs::temp_directory_path() /
-                    ("chainrule-test-step-" + std::to_string(::getpid()) + "-" + std::to_string(calls++));
+    const fs::path base = testing::scratch() / "run";
     fs::path in = base.string() + ".in", out = base.string() + ".out", err = base.string() + ".err";
     std::ofstream(in, std::ios::binary) << input;
 
@@ -80,6 +78,9 @@ Result run(std::vector<std::string> args, const std::string& input = "", const c
 bool has(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
 
 }  // namespace
+
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
 
 BOOST_AUTO_TEST_CASE(interactive_mode_reads_a_stdin_script) {
     Result r = run({"step", model("worked_example.json"), "--interactive"}, "\np yhat\nb a\nc\np w\nq\n");
@@ -251,7 +252,7 @@ BOOST_AUTO_TEST_CASE(repl_grammar_b_b_and_bare_names) {
 
 BOOST_AUTO_TEST_CASE(repl_commands_win_alone_nodes_win_after_a_command) {
     // Nodes named like commands: c, n and p.
-    fs::path m = fs::temp_directory_path() / ("chainrule-test-names-" + std::to_string(::getpid()) + ".json");
+    fs::path m = testing::scratch() / "names.json";
     std::ofstream(m) << R"({"format": "chainrule-model", "version": 1, "name": "names", "dtype": "float64",
         "parameters": {"p": {"shape": [2], "init": {"constant": 0.5}}, "n": {"shape": [2], "init": {"constant": 2}}},
         "nodes": [{"name": "c", "op": "mul", "inputs": ["p", "n"]}, {"name": "L", "op": "sum", "inputs": ["c"]}],
@@ -408,7 +409,7 @@ BOOST_AUTO_TEST_CASE(dot_shows_small_values_and_gradients) {
 }
 
 BOOST_AUTO_TEST_CASE(dot_renders_svg_with_graphviz) {
-    fs::path svg = fs::temp_directory_path() / ("chainrule-test-step-" + std::to_string(::getpid()) + ".svg");
+    fs::path svg = testing::scratch() / "step.svg";
     Result none = run({"dot", model("slides_mnist.json"), "--svg", svg.string()}, "", "");
     BOOST_TEST(none.code == 1);
     BOOST_TEST(has(none.err, "apt-get install graphviz"));

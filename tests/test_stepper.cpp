@@ -72,6 +72,9 @@ double sigmoid(double x) { return 1 / (1 + std::exp(-x)); }
 
 }  // namespace
 
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
+
 BOOST_AUTO_TEST_CASE(models_folder_is_found) { BOOST_TEST(all_models().size() >= 2u); }
 
 // Steps a fresh graph from `make` and checks every number against Graph::backward on
@@ -397,7 +400,7 @@ BOOST_AUTO_TEST_CASE(dot_escapes_names_and_renders) {
         BOOST_TEST_MESSAGE("graphviz is not installed: rendering not checked");
         return;
     }
-    fs::path svg = fs::temp_directory_path() / ("chainrule-test-stepper-" + std::to_string(::getpid()) + ".svg");
+    fs::path svg = testing::scratch() / "stepper.svg";
     render_svg(dot, svg.string());
     std::ifstream f(svg);
     std::string text((std::istreambuf_iterator<char>(f)), {});
@@ -410,7 +413,7 @@ BOOST_AUTO_TEST_CASE(dot_escapes_names_and_renders) {
 
 BOOST_AUTO_TEST_CASE(a_failing_dot_leaves_the_svg_as_it_was) {
     // A `dot` that writes half an SVG to its -o file and then fails.
-    fs::path dir = fs::temp_directory_path() / ("chainrule-test-fakedot-" + std::to_string(::getpid()));
+    fs::path dir = testing::scratch() / "fakedot";
     fs::create_directories(dir);
     {
         std::ofstream script(dir / "dot");

@@ -28,21 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path scratch() {
-    static const fs::path dir = [] {
-        fs::path d = fs::temp_directory_path() / ("chainrule_text_" + std::to_string(::getpid()));
-        fs::create_directories(d);
-        return d;
-    }();
-    return dir;
-}
-struct RemoveScratch {
-    ~RemoveScratch() {
-        std::error_code ec;
-        fs::remove_all(scratch(), ec);
-    }
-};
-
 std::string write(const std::string& name, const std::string& bytes) {
     const fs::path p = scratch() / name;
     std::ofstream(p, std::ios::binary) << bytes;

@@ -51,13 +51,6 @@ TrainOptions quiet(const std::string& out = "") {
     return o;
 }
 
-fs::path fresh_dir(const std::string& name) {
-    fs::path p = fs::temp_directory_path() / ("chainrule_test_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-}
-
 void require_same_parameters(const Graph& a, const Graph& b) {
     for (int id : a.parameters()) {
         const Tensor &x = a.node(id).value, &y = b.node(id).value;
@@ -70,6 +63,9 @@ void require_same_parameters(const Graph& a, const Graph& b) {
 }
 
 }  // namespace
+
+using chainrule::testing::RemoveScratch;
+BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch);
 
 BOOST_AUTO_TEST_CASE(iris_neuron_loss_falls_over_the_first_epochs) {
     Run r = prepare("iris_neuron");
@@ -135,7 +131,7 @@ BOOST_AUTO_TEST_CASE(checkpoints_round_trip_bit_for_bit_and_damage_is_caught) {
 }
 
 BOOST_AUTO_TEST_CASE(eval_on_the_saved_checkpoint_reproduces_the_final_figures) {
-    fs::path dir = fresh_dir("eval");
+    fs::path dir = testing::fresh_scratch_dir("eval");
     Run r = prepare("iris_3class");
     TrainOptions o = quiet(dir.string());
     o.epochs = 150;
@@ -167,7 +163,7 @@ BOOST_AUTO_TEST_CASE(resume_equals_the_uninterrupted_run_bit_for_bit) {
             j["training"]["sampling"] = sampling;
             j["training"]["batches_per_epoch"] = 7;
         };
-        fs::path dir = fresh_dir(std::string("resume_") + sampling);
+        fs::path dir = testing::fresh_scratch_dir(std::string("resume_") + sampling);
         Run whole = prepare("iris_3class", edit);
         TrainOptions o = quiet();
         o.epochs = 6;
@@ -201,7 +197,7 @@ BOOST_AUTO_TEST_CASE(resume_equals_the_uninterrupted_run_bit_for_bit) {
 
 BOOST_AUTO_TEST_CASE(a_damaged_history_is_named_on_resume) {
     // The checksum is right (the file was rewritten whole), but the history inside lies.
-    fs::path dir = fresh_dir("history");
+    fs::path dir = testing::fresh_scratch_dir("history");
     Run first = prepare("iris_neuron");
     TrainOptions a = quiet(dir.string());
     a.epochs = 2;
@@ -317,7 +313,7 @@ void diverging(Json& j) {
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint) {
-    fs::path dir = fresh_dir("nan");
+    fs::path dir = testing::fresh_scratch_dir("nan");
     // Find the first epoch at which the loss is NaN for this learning rate.
     Run r = prepare("iris_neuron", diverging);
     TrainOptions o = quiet(dir.string());
@@ -457,7 +453,7 @@ BOOST_AUTO_TEST_CASE(a_small_mnist_run_learns) {
     fs::path real = fs::path(testing::source_root()) / "data/mnist";
     fs::path dir = real;
     if (!fs::exists(real / "train-labels-idx1-ubyte.gz")) {
-        dir = fresh_dir("mnist");
+        dir = testing::fresh_scratch_dir("mnist");
         make_synthetic_mnist(dir);
     }
     BOOST_TEST_MESSAGE("MNIST data: " << dir);
@@ -636,7 +632,7 @@ BOOST_AUTO_TEST_CASE(optimizer_state_resumes_bit_for_bit_and_a_change_is_refused
             j["training"]["clip_grad_norm"] = 0.5;
             j["training"]["batches_per_epoch"] = 7;
         };
-        fs::path dir = fresh_dir("resume_optimizer");
+        fs::path dir = testing::fresh_scratch_dir("resume_optimizer");
         Run whole = prepare("iris_3class", edit);
         TrainOptions o = quiet();
         o.epochs = 6;
@@ -697,7 +693,7 @@ BOOST_AUTO_TEST_CASE(the_lion_model_separates_the_three_species) {
 // forever: it is refused, naming the file. A block asking for more epochs than a run may
 // have is refused at load.
 BOOST_AUTO_TEST_CASE(an_absurd_epoch_count_is_refused) {
-    fs::path dir = fresh_dir("absurd_epoch");
+    fs::path dir = testing::fresh_scratch_dir("absurd_epoch");
     Run run = prepare("iris_neuron", [](Json&) {});
     TrainOptions a = quiet(dir.string());
     a.epochs = 1;

@@ -17,33 +17,17 @@ using namespace chainrule;
 
 namespace {
 
-// Inputs without a value drawn normal(0, 1) with every symbol 3; parameters from seed 5.
-void prepare(Graph& g) {
-    Rng rng(9);
-    g.init_parameters(5);
-    for (std::size_t i = 0; i < g.size(); ++i) {
-        const Node& n = g.node(int(i));
-        if (n.kind != NodeKind::input || !n.default_value.empty()) continue;
-        Dims dims;
-        for (const Dim& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
-        Tensor t(Dtype::f64, dims);
-        for (std::int64_t e = 0; e < t.numel(); ++e) t.set(e, rng.normal());
-        g.set_value(n.name, t);
-    }
-}
-
-
 // The numeric backward's parameter gradients against the appended graph's; how many
 // parameters were compared.
 std::size_t agrees(Graph numeric) {
     Graph graph = numeric;
-    prepare(numeric);
+    testing::prepare_graph(numeric, testing::Draw::normal);
     Plan p = numeric.plan();
     numeric.forward(p);
     numeric.backward(p);
     const std::vector<int> params = graph.parameters();
     const std::vector<int> grads = append_backward(graph, graph.loss(), params);
-    prepare(graph);
+    testing::prepare_graph(graph, testing::Draw::normal);
     Plan q = graph.plan();
     graph.forward(q);
     for (std::size_t k = 0; k < params.size(); ++k) {
@@ -74,7 +58,7 @@ Graph penalized(Graph g, const std::string& wrt) {
 // differences, and against its own backward graph.
 void second_order_agrees(const Graph& g, const std::string& wrt, std::size_t params) {
     Graph p = penalized(g, wrt);
-    prepare(p);
+    testing::prepare_graph(p, testing::Draw::normal);
     forward_once(p);
     const GradcheckReport report = gradcheck(p, {.max_entries = 0});
     BOOST_TEST(report.ok);

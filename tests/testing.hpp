@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -20,7 +21,24 @@
 #include "ops/op.hpp"
 #include "ops/opcheck.hpp"
 
+// Whether this build runs under AddressSanitizer (scripts/sanitize, which adds UBSan): there
+// a step takes 10 to 50 times longer, so the slowest suites repeat the same checks fewer
+// times (fewer epochs, steps or rows), never checking less of each.
+#if defined(__SANITIZE_ADDRESS__)
+#define CHAINRULE_TESTS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHAINRULE_TESTS_SANITIZED 1
+#endif
+#endif
+
 namespace chainrule::testing {
+
+#ifdef CHAINRULE_TESTS_SANITIZED
+inline constexpr bool sanitized = true;
+#else
+inline constexpr bool sanitized = false;
+#endif
 
 inline std::string source_root() {
     const char* r = std::getenv("CHAINRULE_SOURCE_ROOT");
@@ -83,6 +101,55 @@ inline CommandResult run_command(const std::string& cmd) {
 }
 
 inline std::string chainrule_binary() { return build_root() + "/cli/chainrule"; }
+
+// This process's own folder in the temporary directory (suites run side by side), named after
+// the suite's executable and made on first use. A suite removes it when its tests end with
+// `using chainrule::testing::RemoveScratch;` and BOOST_TEST_GLOBAL_FIXTURE(RemoveScratch).
+inline std::filesystem::path scratch() {
+    static const std::filesystem::path dir = [] {
+        std::error_code ec;
+        std::string suite = std::filesystem::read_symlink("/proc/self/exe", ec).filename().string();
+        std::filesystem::path d = std::filesystem::temp_directory_path() /
+                                  ("chainrule_" + (suite.empty() ? std::string("test") : suite) + "_" +
+                                   std::to_string(::getpid()));
+        std::filesystem::create_directories(d);
+        return d;
+    }();
+    return dir;
+}
+struct RemoveScratch {
+    ~RemoveScratch() {
+        std::error_code ec;
+        std::filesystem::remove_all(scratch(), ec);
+    }
+};
+
+// A fresh, empty folder `name` in the scratch folder: what an earlier test left there is gone.
+inline std::filesystem::path fresh_scratch_dir(const std::string& name) {
+    const std::filesystem::path p = scratch() / name;
+    std::filesystem::remove_all(p);
+    std::filesystem::create_directories(p);
+    return p;
+}
+
+// How prepare_graph draws the inputs' values.
+enum class Draw { uniform, normal };
+
+// Parameters initialised with seed 5; every input without a default value set to numbers drawn
+// with seed 9 (uniform in [0, 1) or standard normal), symbolic dims set to 3.
+inline void prepare_graph(Graph& g, Draw draw) {
+    Rng rng(9);
+    g.init_parameters(5);
+    for (std::size_t i = 0; i < g.size(); ++i) {
+        const Node& n = g.node(int(i));
+        if (n.kind != NodeKind::input || !n.default_value.empty()) continue;
+        Dims dims;
+        for (const Dim& d : n.shape) dims.push_back(d.symbolic() ? 3 : d.size);
+        Tensor t(Dtype::f64, dims);
+        for (std::int64_t e = 0; e < t.numel(); ++e) t.set(e, draw == Draw::uniform ? rng.uniform() : rng.normal());
+        g.set_value(n.name, t);
+    }
+}
 
 // max |a − b| over max |b|: relative to the tensor's scale, since an entry near 0 that is a
 // sum of larger terms differs in its last bits when a GEMM sums them in another order.
