@@ -19,23 +19,18 @@ HessianGraph::HessianGraph(const Graph& g, std::vector<int> wrt) : graph_(g), wr
         size_ += checked_numel(to_dims(graph_.node(id).shape));
     }
     grads_ = append_backward(graph_, loss, wrt_);
-    // s = Σ_k sum(dL/dp_k ⊙ v_k): one input v_k per parameter, zero until set.
-    std::string sum;
+    // s = Σ_k sum(dL/dp_k ⊙ v_k): one input v_k per parameter, zero until set, and one dot
+    // node over every pair (a mul, a sum and an add per parameter cost a tiny model's product
+    // more steps than its arithmetic).
+    std::vector<std::string> pairs;
     for (std::size_t k = 0; k < wrt_.size(); ++k) {
         const Node& p = graph_.node(wrt_[k]);
-        const std::string name = p.name;
-        const Dims dims = to_dims(p.shape);
-        const int v = graph_.input(free_name(graph_, "v:" + name), p.shape, Tensor(graph_.dtype(), dims));
+        const int v = graph_.input(free_name(graph_, "v:" + p.name), p.shape, Tensor(graph_.dtype(), to_dims(p.shape)));
         vectors_.push_back(v);
-        const std::string prod = graph_.node(graph_.op(free_name(graph_, fmt::format("dL/d{}·v", name)), "mul",
-                                                        {graph_.node(grads_[k]).name, graph_.node(v).name}))
-                                     .name;
-        const std::string part =
-            graph_.node(graph_.op(free_name(graph_, fmt::format("(dL/d{})·v", name)), "sum", {prod})).name;
-        sum = sum.empty() ? part : graph_.node(graph_.op(free_name(graph_, "(dL/dp)·v." + std::to_string(k)), "add",
-                                                         {sum, part}))
-                                       .name;
+        pairs.push_back(graph_.node(grads_[k]).name);
+        pairs.push_back(graph_.node(v).name);
     }
+    const std::string sum = graph_.node(graph_.op(free_name(graph_, "(dL/dp)·v"), "dot", pairs)).name;
     dot_ = graph_.id(sum);
     // Only the loss, the gradient nodes (read downstream) and the parameters' gradients are
     // read: fused chains may skip their insides, as in training.

@@ -95,11 +95,12 @@ BOOST_AUTO_TEST_CASE(values_and_gradients_match_pytorch) {
 
 // concat of 1 to 4 inputs along axes 0, 1, −1, −2; cross_entropy over [N,C], [N,T,C] and
 // [N,H,T,C] logits with class indices, soft targets (whose gradient is checked too), and
-// ignore_index -1 leaving positions out of the mean.
-BOOST_AUTO_TEST_CASE(concat_and_cross_entropy_over_positions_match_pytorch) {
+// ignore_index -1 leaving positions out of the mean; dot over one to three pairs.
+BOOST_AUTO_TEST_CASE(concat_cross_entropy_and_dot_match_pytorch) {
     std::map<std::string, int> seen = check_against_pytorch("seq_ops.json");
     BOOST_TEST(seen["concat"] == 5);
     BOOST_TEST(seen["cross_entropy"] == 7);  // two with ignore_index -1
+    BOOST_TEST(seen["dot"] == 3);
 }
 
 // A token used twice gets both rows of dL/dy added into its table row, and rows no id picks

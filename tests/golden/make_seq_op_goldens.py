@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes tests/golden/seq_ops.json: concat and cross_entropy over [..., C] logits computed by PyTorch.
+"""Writes tests/golden/seq_ops.json: concat, cross_entropy over [..., C] logits and dot computed by PyTorch.
 
 Run with Debian's python3-torch (1.13): /usr/bin/python3 tests/golden/make_seq_op_goldens.py
 The tests (tests/test_token_ops.cpp) read the file and do not need PyTorch.
@@ -49,6 +49,12 @@ def cross_entropy_ignoring_case(shape, ignored):
     return "cross_entropy", [("logits", logits), ("labels", labels)], {"ignore_index": -1}, run
 
 
+def dot_case(shapes):
+    """dot(x0, x1, x2, ...): sum((a * b).sum() for each pair), the product HessianGraph takes."""
+    xs = [(f"x{i}", randn(*shapes[i // 2])) for i in range(2 * len(shapes))]
+    return "dot", xs, {}, lambda: sum((xs[k][1] * xs[k + 1][1]).sum() for k in range(0, len(xs), 2))
+
+
 def main():
     torch.manual_seed(29)
     cases = [
@@ -60,6 +66,8 @@ def main():
         cross_entropy_case([4, 3], True),
         cross_entropy_ignoring_case([3, 5, 4], 6), cross_entropy_ignoring_case([4, 3], 1),
     ]
+    # Drawn after the others, so their cases keep their numbers.
+    cases += [dot_case([[3, 4]]), dot_case([[2, 2], [3], [1]]), dot_case([[2, 1, 3], [5]])]
     out = []
     for op, inputs, attrs, run in cases:
         y = run()
