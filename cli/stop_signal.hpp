@@ -1,7 +1,9 @@
-// SIGINT and SIGTERM as a request to stop, not a kill: while a StopOnSignal lives, either
+// SIGINT and SIGTERM as a request to stop, not a kill: once a StopOnSignal is made, either
 // signal sets `requested`; the trainer polls that flag after every step, saves its last
 // whole epoch and ends. A second signal ends the process at once (every file is written
-// atomically, so even that loses nothing but the unsaved epochs).
+// atomically, so even that loses nothing but the unsaved epochs). The handlers stay until
+// the process ends: a signal that comes after the last save, while the process tears down
+// (long under the sanitizers' leak check), must not kill a run that finished.
 #pragma once
 
 #include <atomic>
@@ -18,14 +20,10 @@ struct SignalExit {
 class StopOnSignal {
 public:
     StopOnSignal();
-    ~StopOnSignal();
     StopOnSignal(const StopOnSignal&) = delete;
     StopOnSignal& operator=(const StopOnSignal&) = delete;
     const std::atomic<bool>& requested() const;
     int signal() const;  // the signal received, 0 if none
-
-private:
-    struct sigaction old_int_{}, old_term_{};
 };
 
 }  // namespace chainrule::cli
