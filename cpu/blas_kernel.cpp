@@ -294,7 +294,9 @@ void check_blas_products(std::string_view kernel, const GemmFunction<float>& sge
 }
 
 void check_blas_kernel() {
-    check_blas_products(openblas_get_corename(), gemm<float>, gemm<double>);
+    check_blas_products(
+        openblas_get_corename(), [](auto... args) { gemm<float>(args...); },
+        [](auto... args) { gemm<double>(args...); });
 }
 
 std::string ensure_blas_kernel(char** argv) {

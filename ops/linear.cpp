@@ -39,7 +39,7 @@ const bool registered = register_op({
                 const T* b = c.in[2]->data<T>();
                 T* y = c.out.data<T>();
                 for (std::int64_t r = 0; r < n; ++r) std::copy(b, b + m, y + r * m);
-                gemm<T>(false, false, n, m, k, x.data<T>(), w.data<T>(), y, T(1));
+                gemm<T>(false, false, n, m, k, x.data<T>(), w.data<T>(), y, T(1), c.workers);
             });
         },
     .backward =
@@ -48,9 +48,9 @@ const bool registered = register_op({
                 const Tensor &x = *c.in[0], &w = *c.in[1], &g = c.grad_out;
                 const std::int64_t n = x.dim(0), k = x.dim(1), m = w.dim(1);
                 if (c.grad_in[0])  // [n,k] = G[n,m]·Wᵀ[m,k]
-                    gemm<T>(false, true, n, k, m, g.data<T>(), w.data<T>(), c.grad_in[0]->data<T>(), T(0));
+                    gemm<T>(false, true, n, k, m, g.data<T>(), w.data<T>(), c.grad_in[0]->data<T>(), T(0), c.workers);
                 if (c.grad_in[1])  // [k,m] = xᵀ[k,n]·G[n,m]
-                    gemm<T>(true, false, k, m, n, x.data<T>(), g.data<T>(), c.grad_in[1]->data<T>(), T(0));
+                    gemm<T>(true, false, k, m, n, x.data<T>(), g.data<T>(), c.grad_in[1]->data<T>(), T(0), c.workers);
                 if (c.grad_in[2]) {
                     T* gb = c.grad_in[2]->data<T>();
                     const T* pg = g.data<T>();

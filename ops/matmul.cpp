@@ -119,7 +119,7 @@ void batched_forward(const Tensor& a, const Tensor& b, Tensor& out, Workers* wor
     const Blocks s(a, b, out);
     const T *pa = a.data<T>(), *pb = b.data<T>();
     T* pc = out.data<T>();
-    if (s.folds()) return gemm<T>(false, false, s.c_count * s.n, s.m, s.k, pa, pb, pc, T(0));
+    if (s.folds()) return gemm<T>(false, false, s.c_count * s.n, s.m, s.k, pa, pb, pc, T(0), workers);
     s.each_apart(workers, [&](std::int64_t c, std::int64_t ia, std::int64_t ib) {
         gemm<T>(false, false, s.n, s.m, s.k, pa + ia, pb + ib, pc + c, T(0));
     });
@@ -137,7 +137,7 @@ void batched_backward(const BackwardCall& call) {
     if (Tensor* ga = call.grad_in[0]) {
         T* d = ga->data<T>();
         if (s.folds()) {
-            gemm<T>(false, true, s.c_count * s.n, s.k, s.m, g, pb, d, T(0));
+            gemm<T>(false, true, s.c_count * s.n, s.k, s.m, g, pb, d, T(0), call.workers);
         } else {
             auto block = [&](std::int64_t c, std::int64_t ia, std::int64_t ib, T beta) {
                 gemm<T>(false, true, s.n, s.k, s.m, g + c, pb + ib, d + ia, beta);
@@ -154,7 +154,7 @@ void batched_backward(const BackwardCall& call) {
     if (Tensor* gb = call.grad_in[1]) {
         T* d = gb->data<T>();
         if (s.folds()) {  // Σ over the blocks of Aᵀ·G is one GEMM of the folded A
-            gemm<T>(true, false, s.k, s.m, s.c_count * s.n, pa, g, d, T(0));
+            gemm<T>(true, false, s.k, s.m, s.c_count * s.n, pa, g, d, T(0), call.workers);
         } else {
             auto block = [&](std::int64_t c, std::int64_t ia, std::int64_t ib, T beta) {
                 gemm<T>(true, false, s.k, s.m, s.n, pa + ia, g + c, d + ib, beta);
@@ -205,7 +205,7 @@ const bool registered = register_op({
                 const Tensor &a = *c.in[0], &b = *c.in[1];
                 if (a.rank() != 2 || b.rank() != 2) return batched_forward<T>(a, b, c.out, c.workers);
                 gemm<T>(false, false, a.dim(0), b.dim(1), a.dim(1), a.data<T>(), b.data<T>(),
-                        c.out.data<T>(), T(0));
+                        c.out.data<T>(), T(0), c.workers);
             });
         },
     .backward =
@@ -216,10 +216,10 @@ const bool registered = register_op({
                 std::int64_t n = a.dim(0), k = a.dim(1), m = b.dim(1);
                 if (c.grad_in[0])  // [n,k] = G[n,m] · Bᵀ[m,k]
                     gemm<T>(false, true, n, k, m, g.data<T>(), b.data<T>(),
-                            c.grad_in[0]->data<T>(), T(0));
+                            c.grad_in[0]->data<T>(), T(0), c.workers);
                 if (c.grad_in[1])  // [k,m] = Aᵀ[k,n] · G[n,m]
                     gemm<T>(true, false, k, m, n, a.data<T>(), g.data<T>(),
-                            c.grad_in[1]->data<T>(), T(0));
+                            c.grad_in[1]->data<T>(), T(0), c.workers);
             });
         },
     .samples = {{.shapes = {{3, 4}, {4, 2}}},

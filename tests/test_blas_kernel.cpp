@@ -10,6 +10,9 @@
 #include "testing.hpp"
 
 #include <chrono>
+#include <cmath>
+#include <limits>
+#include <vector>
 #include <fcntl.h>
 #include <fstream>
 #include <sstream>
@@ -235,12 +238,14 @@ BOOST_AUTO_TEST_CASE(a_wrong_product_fails_the_check_with_the_place) {
         gemm<double>(ta, tb, n, m, k, a, b, c, beta);
         if (ta && beta == 1) c[0] -= 1;
     };
-    BOOST_CHECK_NO_THROW(check_blas_products("Fake", gemm<float>, gemm<double>));
-    std::string s = message_of<RunError>([&] { check_blas_products("Fake", wrong_s, gemm<double>); });
+    const GemmFunction<float> right_s = [](auto... args) { gemm<float>(args...); };
+    const GemmFunction<double> right_d = [](auto... args) { gemm<double>(args...); };
+    BOOST_CHECK_NO_THROW(check_blas_products("Fake", right_s, right_d));
+    std::string s = message_of<RunError>([&] { check_blas_products("Fake", wrong_s, right_d); });
     CHECK_HAS(s, "OpenBLAS's Fake kernels compute a wrong sgemm (67x61x53, B transposed, beta 0): C[5,7] = ");
     CHECK_HAS(s, "Set CHAINRULE_BLAS_KERNEL=keep to use the kernels OpenBLAS picks itself, or "
                  "CHAINRULE_BLAS_KERNEL=Prescott (or OPENBLAS_CORETYPE) for other ones");
-    std::string d = message_of<RunError>([&] { check_blas_products("Fake", gemm<float>, wrong_d); });
+    std::string d = message_of<RunError>([&] { check_blas_products("Fake", right_s, wrong_d); });
     CHECK_HAS(d, "wrong dgemm (67x61x53, A transposed, beta 1): C[0,0] = ");
     // The numbers of the message: the product's and the plain loop's, one apart.
     const auto eq = s.find("] = "), inst = s.find(" instead of ");
@@ -392,4 +397,65 @@ BOOST_AUTO_TEST_CASE(the_rerun_keeps_the_process_name_and_its_arguments) {
     const std::string want = binary + '\0' + "step" + '\0' + model + '\0' + "--interactive" + '\0';
     BOOST_TEST(cmdline == want);
     BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), "status " << status);
+}
+
+// A large GEMM is cut into parts by its shape alone (cpu/gemm.hpp): tall ones by C's rows, wide
+// ones by its columns, small ones not at all.
+BOOST_AUTO_TEST_CASE(a_gemm_is_cut_into_parts_by_its_shape_alone) {
+    BOOST_TEST(gemm_parts(1000, 100, 784) == 4);  // the lecture's x·W1: 78 M multiply-adds
+    BOOST_TEST(gemm_parts(784, 100, 1000) == 4);  // its xᵀ·δ1
+    BOOST_TEST(gemm_parts(1000, 10, 100) == 1);   // 1 M: one call
+    BOOST_TEST(gemm_parts(64, 2048, 64) == 2);    // wide: by columns, each part 4.2 M
+    BOOST_TEST(gemm_parts(200, 100, 100000) == 1);  // 100 rows a part would be too few
+    BOOST_TEST(gemm_parts(8192, 8192, 8192) == 16);
+}
+
+// The parts give the same bits on any thread count, with helpers or without, in both
+// precisions, for every transposition, cut by rows and by columns; and the product is right
+// (against a plain loop in long double, within the textbook bound 2·k·u·Σ|a·b|).
+template <class T>
+void parts_give_the_same_bits_on_any_thread_count() {
+    struct Case {
+        bool ta, tb;
+        std::int64_t n, m, k;
+    };
+    const std::vector<Case> cases = {{false, false, 1000, 100, 784}, {true, false, 784, 100, 1000},
+                                     {false, true, 1000, 130, 100},  {true, true, 600, 100, 200},
+                                     {false, false, 64, 2048, 64},   {true, true, 64, 2048, 64}};
+    for (const Case& c : cases) {
+        BOOST_TEST_REQUIRE(gemm_parts(c.n, c.m, c.k) > 1);
+        std::vector<T> a(std::size_t(c.n * c.k)), b(std::size_t(c.k * c.m));
+        for (std::size_t i = 0; i < a.size(); ++i) a[i] = T(int(i * 7919 % 201) - 100) / T(37);
+        for (std::size_t i = 0; i < b.size(); ++i) b[i] = T(int(i * 104729 % 199) - 99) / T(41);
+        auto product = [&](Workers* workers) {
+            std::vector<T> out(std::size_t(c.n * c.m), T(0.5));  // beta 1 adds onto it
+            gemm<T>(c.ta, c.tb, c.n, c.m, c.k, a.data(), b.data(), out.data(), T(1), workers);
+            return out;
+        };
+        const std::vector<T> alone = product(nullptr);
+        for (int threads : {1, 2, 3}) {
+            Workers workers(threads);
+            BOOST_TEST((product(&workers) == alone), threads << " threads, case " << c.n << "x" << c.m << "x" << c.k);
+        }
+        const std::int64_t lda = c.ta ? c.n : c.k, ldb = c.tb ? c.k : c.m;
+        int wrong = 0;
+        for (std::int64_t i = 0; i < c.n; i += 37)
+            for (std::int64_t j = 0; j < c.m; j += 11) {
+                long double sum = 0.5L, size = 0.5L;
+                for (std::int64_t p = 0; p < c.k; ++p) {
+                    const long double t = (long double)(c.ta ? a[p * lda + i] : a[i * lda + p]) *
+                                          (c.tb ? b[j * ldb + p] : b[p * ldb + j]);
+                    sum += t, size += std::fabs(t);
+                }
+                const long double bound = 2 * (c.k + 1) * std::numeric_limits<T>::epsilon() * size;
+                wrong += std::fabs((long double)alone[i * c.m + j] - sum) > bound;
+            }
+        BOOST_TEST(wrong == 0, c.n << "x" << c.m << "x" << c.k);
+    }
+}
+BOOST_AUTO_TEST_CASE(gemm_parts_give_the_same_bits_on_any_thread_count_in_float32) {
+    parts_give_the_same_bits_on_any_thread_count<float>();
+}
+BOOST_AUTO_TEST_CASE(gemm_parts_give_the_same_bits_on_any_thread_count_in_float64) {
+    parts_give_the_same_bits_on_any_thread_count<double>();
 }
