@@ -1,7 +1,8 @@
 // The two products of the lecture's first layer, alone, on a batch of real MNIST rows: x·W1
 // and the weight gradient xᵀ·δ1 ([1000,784] at MNIST's density, m = 100), through the sparse
-// kernels (ops/sparse_matmul.cpp) and through the dense GEMM (cpu/gemm.hpp), on 1 and on N
-// threads. Microseconds per call, median and fastest of --reps calls, interleaved so that a
+// kernels (ops/sparse_matmul.cpp), through the dense GEMM in parts on chainrule's threads
+// (cpu/gemm.hpp), as one OpenBLAS call on N OpenBLAS threads and through oneDNN's sgemm on N
+// OpenMP threads, on 1 and on N threads. Microseconds per call, median and fastest of --reps calls, interleaved so that a
 // busy moment of the machine falls on every candidate alike. The first line names the machine.
 // Run by hand (docs/performance.md, "Sparse first layer").
 //
@@ -13,6 +14,10 @@
 #include <functional>
 #include <random>
 #include <vector>
+
+#include <cblas.h>
+#include <dnnl.h>
+#include <omp.h>
 
 #include "core/error.hpp"
 #include "core/sparse_rows.hpp"
@@ -108,6 +113,31 @@ int main(int argc, char** argv) {
             cands.push_back({"sparse xᵀ·δ1, " + t, [&, wk] { sparse_transposed_times(x, g.data(), m, dw.data(), wk, &ws); }, {}});
             cands.push_back({"GEMM x·W1, " + t, [&, wk] { gemm<float>(false, false, o.batch, m, cols, dense.data(), w.data(), c.data(), 0.0f, wk); }, {}});
             cands.push_back({"GEMM xᵀ·δ1, " + t, [&, wk] { gemm<float>(true, false, cols, m, o.batch, dense.data(), g.data(), dw.data(), 0.0f, wk); }, {}});
+            // The same GEMMs as one call on N OpenBLAS threads (chainrule's way before its parts), and
+            // as oneDNN's sgemm on N OpenMP threads.
+            const int n = wk->threads();
+            cands.push_back({"OpenBLAS x·W1, " + t, [&, n] {
+                                 openblas_set_num_threads(n);
+                                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(o.batch), int(m), int(cols),
+                                             1.0f, dense.data(), int(cols), w.data(), int(m), 0.0f, c.data(), int(m));
+                                 openblas_set_num_threads(1);
+                             }, {}});
+            cands.push_back({"OpenBLAS xᵀ·δ1, " + t, [&, n] {
+                                 openblas_set_num_threads(n);
+                                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, int(cols), int(m), int(o.batch),
+                                             1.0f, dense.data(), int(cols), g.data(), int(m), 0.0f, dw.data(), int(m));
+                                 openblas_set_num_threads(1);
+                             }, {}});
+            cands.push_back({"oneDNN x·W1, " + t, [&, n] {
+                                 omp_set_num_threads(n);
+                                 dnnl_sgemm('N', 'N', o.batch, m, cols, 1.0f, dense.data(), cols, w.data(), m, 0.0f,
+                                            c.data(), m);
+                             }, {}});
+            cands.push_back({"oneDNN xᵀ·δ1, " + t, [&, n] {
+                                 omp_set_num_threads(n);
+                                 dnnl_sgemm('T', 'N', cols, m, o.batch, 1.0f, dense.data(), cols, g.data(), m, 0.0f,
+                                            dw.data(), m);
+                             }, {}});
             if (wk->threads() == 1 && o.threads == 1) break;
         }
         fmt::print("sparse_products on {} ({}); batch {} of MNIST, density {:.3f}, W1 [{},{}]\n", cpu_model_name(),
@@ -123,10 +153,10 @@ int main(int argc, char** argv) {
         else
             for (int r = 0; r < o.reps; ++r)
                 for (Candidate& cand : cands) time_one(cand);
-        fmt::print("{:<28} {:>10} {:>10}\n", "candidate", "median µs", "fastest");
+        fmt::print("{:<30} {:>10} {:>10}\n", "candidate", "median µs", "fastest");
         for (Candidate& cand : cands) {
             std::sort(cand.us.begin(), cand.us.end());
-            fmt::print("{:<28} {:>10.1f} {:>10.1f}\n", cand.name, cand.us[cand.us.size() / 2], cand.us.front());
+            fmt::print("{:<30} {:>10.1f} {:>10.1f}\n", cand.name, cand.us[cand.us.size() / 2], cand.us.front());
         }
     } catch (const InputError& e) {
         fmt::print(stderr, "error: {}\n", e.what());

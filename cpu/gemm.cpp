@@ -7,7 +7,7 @@ namespace chainrule {
 namespace {
 
 constexpr std::int64_t kMaxParts = 16;
-constexpr std::int64_t kMinPartRows = 128;
+constexpr std::int64_t kMinPartRows = 256;
 
 // One call on whatever OpenBLAS thread count is set: C[n,m] with row stride ldc.
 template <class T>

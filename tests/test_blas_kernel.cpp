@@ -402,11 +402,12 @@ BOOST_AUTO_TEST_CASE(the_rerun_keeps_the_process_name_and_its_arguments) {
 // A large GEMM is cut into parts by its shape alone (cpu/gemm.hpp): tall ones by C's rows, wide
 // ones by its columns, small ones not at all.
 BOOST_AUTO_TEST_CASE(a_gemm_is_cut_into_parts_by_its_shape_alone) {
-    BOOST_TEST(gemm_parts(1000, 100, 784) == 4);  // the lecture's x·W1: 78 M multiply-adds
-    BOOST_TEST(gemm_parts(784, 100, 1000) == 4);  // its xᵀ·δ1
+    BOOST_TEST(gemm_parts(1000, 100, 784) == 2);  // the lecture's x·W1: 78 M multiply-adds
+    BOOST_TEST(gemm_parts(784, 100, 1000) == 2);  // its xᵀ·δ1
+    BOOST_TEST(gemm_parts(1536, 256, 64) == 4);   // a GPT block's [N·T,C]·[C,4C]
     BOOST_TEST(gemm_parts(1000, 10, 100) == 1);   // 1 M: one call
     BOOST_TEST(gemm_parts(64, 2048, 64) == 2);    // wide: by columns, each part 4.2 M
-    BOOST_TEST(gemm_parts(200, 100, 100000) == 1);  // 100 rows a part would be too few
+    BOOST_TEST(gemm_parts(400, 100, 100000) == 1);  // 200 rows a part would be too few
     BOOST_TEST(gemm_parts(8192, 8192, 8192) == 16);
 }
 
