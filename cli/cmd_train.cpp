@@ -102,7 +102,9 @@ void add_train(CLI::App& app) {
     cmd->add_option("--resume", o->t.resume, "continue a run from its directory (or a checkpoint file)");
     cmd->add_option("--print-every", o->t.print_every, "print a line every N epochs (default: about 20 lines)")
         ->check(whole_in(1, kMaxEpochs));
-    cmd->add_option("--threads", o->t.threads, "threads for OpenBLAS (default: OpenBLAS's choice)")
+    cmd->add_option("--threads", o->t.threads,
+                    "threads for the GEMMs, convolutions and the batch's conversion; the same results for any "
+                    "count (default: OpenBLAS's, the cores or OPENBLAS_NUM_THREADS)")
         ->check(whole_in(1, 256));
     cmd->add_option("--shards", o->t.shards,
                     "cut each batch into S parts, each with its own forward and backward, summed in a fixed order, so "
