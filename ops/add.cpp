@@ -5,7 +5,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool add_registered = register_op({
     .name = "add",
     .formula = "y = a + b;  dL/da = sum_to_shape(dL/dy, a),  dL/db = sum_to_shape(dL/dy, b)",
     .inputs = {"a", "b"},

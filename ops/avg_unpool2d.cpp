@@ -8,7 +8,7 @@ namespace chainrule {
 namespace {
 using namespace pool2d;
 
-const bool registered = register_op({
+const bool avg_unpool2d_registered = register_op({
     .name = "avg_unpool2d",
     .formula = "y = Σ over the windows holding each cell of g / (kh·kw);  dL/dg = avg_pool2d(dL/dy);  dL/dlike = 0",
     .inputs = {"g", "like"},

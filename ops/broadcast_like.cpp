@@ -8,7 +8,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool broadcast_like_registered = register_op({
     .name = "broadcast_like",
     .formula = "y = x broadcast to like's shape;  dL/dx = sum_to(dL/dy, x),  dL/dlike = 0",
     .inputs = {"x", "like"},

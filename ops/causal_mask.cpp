@@ -23,7 +23,7 @@ void each_position(const Tensor& t, F&& f) {
             for (std::int64_t k = 0; k < side; ++k) f((b * side + r) * side + k, k > r);
 }
 
-const bool registered = register_op({
+const bool causal_mask_registered = register_op({
     .name = "causal_mask",
     .formula = "y[…, i, j] = x[…, i, j] for j ≤ i, −inf for j > i;  dL/dx = dL/dy for j ≤ i, 0 for j > i",
     .inputs = {"x"},

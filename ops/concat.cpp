@@ -63,7 +63,7 @@ void each_run(std::span<const Tensor* const> in, const Tensor& y, const Attrs& a
     }
 }
 
-const bool registered = register_op({
+const bool concat_registered = register_op({
     .name = "concat",
     .formula = "y = cat(x0, x1, …) along axis (torch.cat);  "
                "dL/dx = the part of dL/dy along axis where x sits (each input its own)",

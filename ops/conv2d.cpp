@@ -337,7 +337,7 @@ std::int64_t workspace_bytes(const Conv& cv, bool bias, Dtype dtype) {
     return (most + 7) / 8 * 8;  // Workspace keeps whole doubles
 }
 
-const bool registered = register_op({
+const bool conv2d_registered = register_op({
     .name = "conv2d",
     .formula = "y = w ⋆ x + b (cross-correlation, NCHW);  dL/dx = wᵀ ⋆ dL/dy (col2im),  "
                "dL/dw = Σₙ dL/dy·x̃ᵀ,  dL/db = dL/dy summed over batch and positions",

@@ -85,7 +85,7 @@ Shape cross_entropy_shape(std::span<const Shape> in, const Attrs& attrs) {
     return Shape{};
 }
 
-const bool registered = register_op({
+const bool cross_entropy_registered = register_op({
     .name = "cross_entropy",
     .formula = "L = −1/N · Σ_rows ln p[label],  p = softmax(logits) per row (log-sum-exp; rows: every position "
                "of logits[..., C], N of them);  "

@@ -6,7 +6,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool div_registered = register_op({
     .name = "div",
     .formula = "y = a / b (elementwise);  dL/da = sum_to_shape(dL/dy / b, a),  dL/db = −sum_to_shape(dL/dy ⊙ y / b, b)",
     .inputs = {"a", "b"},

@@ -21,7 +21,7 @@ Shape dot_shape(std::span<const Shape> in, const Attrs&) {
     return Shape{};
 }
 
-const bool registered = register_op({
+const bool dot_registered = register_op({
     .name = "dot",
     .formula = "y = Σ_k Σ_i x_2k,i · x_2k+1,i (pairs of equal shape);  "
                "dL/dx_2k = dL/dy · x_2k+1,  dL/dx_2k+1 = dL/dy · x_2k",

@@ -58,7 +58,7 @@ void masked(const Tensor& in, Tensor& out, const Attrs& attrs, std::optional<std
     });
 }
 
-const bool registered = register_op({
+const bool dropout_registered = register_op({
     .name = "dropout",
     .formula = "y = x (evaluating);  in training y = m ⊙ x / (1−p), m ~ Bernoulli(1−p) per entry;  "
                "dL/dx = dL/dy (evaluating), m ⊙ dL/dy / (1−p) (training)",

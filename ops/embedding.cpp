@@ -38,7 +38,7 @@ Shape embedding_shape(std::span<const Shape> in, const Attrs&) {
     return out;
 }
 
-const bool registered = register_op({
+const bool embedding_registered = register_op({
     .name = "embedding",
     .formula = "y_p = table_{ids_p} (a row) at every position p of ids;  "
                "dL/dtable_v = Σ over positions p with ids_p = v of dL/dy_p (rows);  dL/dids = 0 (ids are indices)",

@@ -12,7 +12,7 @@ namespace {
 
 constexpr double kTwoOverSqrtPi = 2 * std::numbers::inv_sqrtpi;
 
-const bool registered = register_op({
+const bool erf_registered = register_op({
     .name = "erf",
     .formula = "y = erf(x);  dL/dx = dL/dy · 2/√π·exp(−x²)",
     .inputs = {"x"},

@@ -9,7 +9,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool exp_registered = register_op({
     .name = "exp",
     .formula = "y = exp(x);  dL/dx = dL/dy · y",
     .inputs = {"x"},

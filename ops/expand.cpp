@@ -10,7 +10,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool expand_registered = register_op({
     .name = "expand",
     .formula = "y = x broadcast over like's reduced axes (/ n with mean);  dL/dx = sum (mean) of dL/dy over "
                "axis,  dL/dlike = 0",

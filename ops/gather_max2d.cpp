@@ -24,7 +24,7 @@ std::vector<OpSample> gather_samples() {
     return out;
 }
 
-const bool registered = register_op({
+const bool gather_max2d_registered = register_op({
     .name = "gather_max2d",
     .formula = "y = z at each window's first maximum of x;  dL/dz = max_unpool2d(dL/dy, x);  dL/dx = 0",
     .inputs = {"z", "x"},

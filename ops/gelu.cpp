@@ -87,7 +87,7 @@ CHAINRULE_SIMD_CLONES void gelu_backward_f32(const float* x, const float* g, flo
     }
 }
 
-const bool registered = register_op({
+const bool gelu_registered = register_op({
     .name = "gelu",
     .formula = "y = x·Φ(x)  (approximate \"tanh\": x·(1 + tanh(√(2/π)·(x + 0.044715x³)))/2);  "
                "dL/dx = dL/dy · (Φ(x) + x·φ(x))  (tanh: dL/dy · ((1+t)/2 + x(1−t²)/2·√(2/π)(1 + 0.134145x²)))",

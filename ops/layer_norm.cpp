@@ -25,15 +25,15 @@
 namespace chainrule {
 namespace {
 
-constexpr int kLanes = 8;
+constexpr int kSumLanes = 8;
 
 // Σ_j term(j) for j < n, term(j) added into partial sum j mod 8, the eight combined pairwise.
 template <class T, class Term>
 CHAINRULE_INLINE T lane_sum(std::int64_t n, Term&& term) {
-    T acc[kLanes] = {};
+    T acc[kSumLanes] = {};
     std::int64_t j = 0;
-    for (; j + kLanes <= n; j += kLanes)
-        for (int l = 0; l < kLanes; ++l) acc[l] += term(j + l);
+    for (; j + kSumLanes <= n; j += kSumLanes)
+        for (int l = 0; l < kSumLanes; ++l) acc[l] += term(j + l);
     for (int l = 0; j < n; ++j, ++l) acc[l] += term(j);
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
@@ -163,7 +163,7 @@ void layer_norm_backward(const BackwardCall& c) {
     });
 }
 
-const bool registered = register_op({
+const bool layer_norm_registered = register_op({
     .name = "layer_norm",
     .formula = "y = x̂·weight + bias,  x̂ = (x − μ)·s,  s = 1/√(σ² + eps) over the last axis;  "
                "dL/dx = s·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = dL/dy·weight;  "

@@ -25,7 +25,7 @@ T stable_sigmoid(T x) {
     return e / (T(1) + e);
 }
 
-const bool registered = register_op({
+const bool lecture_sigmoid_normalize_registered = register_op({
     .name = "lecture_sigmoid_normalize",
     .formula = "y2 = s / Σ s along the last axis, s = sigmoid(a);  dL/da = dL/dy2 · y2·(1−y2)  "
                "— the lecture's update, NOT the true gradient (it drops normalize's Jacobian and "

@@ -11,7 +11,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool linear_registered = register_op({
     .name = "linear",
     .formula = "y = x·W + b (b added to every row);  dL/dx = dL/dy·Wᵀ,  dL/dW = xᵀ·dL/dy,  "
                "dL/db = Σ_rows dL/dy",

@@ -9,7 +9,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool log_registered = register_op({
     .name = "log",
     .formula = "y = ln(x);  dL/dx = dL/dy / x",
     .inputs = {"x"},

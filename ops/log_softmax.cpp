@@ -6,7 +6,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool log_softmax_registered = register_op({
     .name = "log_softmax",
     .formula = "y_i = (x_i − m) − ln Σ_j exp(x_j − m),  m = max_j x_j, along axis;  "
                "dL/dx_i = g_i − exp(y_i) · Σ_j g_j,  g = dL/dy",

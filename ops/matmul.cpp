@@ -192,7 +192,7 @@ std::string matmul_mixes_rows(const RowQuery& q) {
     return "";
 }
 
-const bool registered = register_op({
+const bool matmul_registered = register_op({
     .name = "matmul",
     // The formula stays the 2-D one: `step` and `--explain` write it with the model's names
     // and shapes; the summary says how batches broadcast.

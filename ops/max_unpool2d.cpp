@@ -9,7 +9,7 @@ namespace chainrule {
 namespace {
 using namespace pool2d;
 
-const bool registered = register_op({
+const bool max_unpool2d_registered = register_op({
     .name = "max_unpool2d",
     .formula = "y = g of each window at the window's first maximum of x, 0 elsewhere;  "
                "dL/dg = dL/dy at each window's maximum of x (gather_max2d);  dL/dx = 0",

@@ -6,7 +6,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool mean_registered = register_op({
     .name = "mean",
     .formula = "y = 1/n · Σ x over axis (null: all axes), n = elements averaged;  "
                "dL/dx = dL/dy / n broadcast back to x's shape",

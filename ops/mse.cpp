@@ -7,7 +7,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool mse_registered = register_op({
     .name = "mse",
     .formula = "L = 1/(2N)·Σ(y−t)²,  N = rows;  dL/dy = (y−t)/N,  dL/dt = −(y−t)/N",
     .inputs = {"y", "t"},

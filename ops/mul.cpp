@@ -5,7 +5,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool mul_registered = register_op({
     .name = "mul",
     .formula = "y = a ⊙ b (elementwise);  dL/da = sum_to_shape(dL/dy ⊙ b, a),  dL/db = sum_to_shape(dL/dy ⊙ a, b)",
     .inputs = {"a", "b"},

@@ -5,7 +5,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool neg_registered = register_op({
     .name = "neg",
     .formula = "y = −x;  dL/dx = −dL/dy",
     .inputs = {"x"},

@@ -9,7 +9,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool normalize_registered = register_op({
     .name = "normalize",
     .formula = "y = x / s,  s = Σ x along axis;  dL/dx_j = (g_j − Σ_i g_i·y_i) / s  (exact Jacobian)",
     .inputs = {"x"},

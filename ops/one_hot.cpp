@@ -9,7 +9,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool one_hot_registered = register_op({
     .name = "one_hot",
     .formula = "y[r, c] = 1 if c = labels[r], else 0;  dL/dlabels = 0,  dL/dlike = 0",
     .inputs = {"labels", "like"},

@@ -6,7 +6,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool relu_registered = register_op({
     .name = "relu",
     .formula = "y = max(x, 0);  dL/dx = dL/dy if x > 0, else 0",
     .inputs = {"x"},

@@ -6,7 +6,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool relu_mask_registered = register_op({
     .name = "relu_mask",
     .formula = "y = 1 if x > 0, else 0;  dL/dx = 0",
     .inputs = {"x"},

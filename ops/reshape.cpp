@@ -75,7 +75,7 @@ Shape reshaped(const Shape& in, const Attrs& attrs) {
     return out;
 }
 
-const bool registered = register_op({
+const bool reshape_registered = register_op({
     .name = "reshape",
     .formula = "y = x with a new shape (same elements, row-major; one −1 takes the rest);  "
                "dL/dx = dL/dy with x's shape",

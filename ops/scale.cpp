@@ -6,7 +6,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool scale_registered = register_op({
     .name = "scale",
     .formula = "y = factor·x + shift;  dL/dx = factor · dL/dy",
     .inputs = {"x"},

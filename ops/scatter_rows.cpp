@@ -12,7 +12,7 @@ namespace chainrule {
 namespace {
 
 template <class T>
-std::int64_t row_of(const T* ids, std::int64_t p, std::int64_t rows) {
+std::int64_t scatter_row_of(const T* ids, std::int64_t p, std::int64_t rows) {
     const T v = ids[p];
     if (!(v >= T(0) && v < T(rows) && v == std::floor(v)))
         throw RunError(fmt::format("scatter_rows: ids entry {} is {}, but an id must be a whole number in [0, {}) "
@@ -33,7 +33,7 @@ Shape scatter_rows_shape(std::span<const Shape> in, const Attrs&) {
     return like;
 }
 
-const bool registered = register_op({
+const bool scatter_rows_registered = register_op({
     .name = "scatter_rows",
     .formula = "y = zeros like `like`, y_v = Σ over positions p with ids_p = v of g_p (rows);  "
                "dL/dg = dL/dy rows picked by ids (an embedding);  dL/dids = 0;  dL/dlike = 0",
@@ -47,7 +47,7 @@ const bool registered = register_op({
                 T* y = c.out.data<T>();
                 c.out.zero();
                 for (std::int64_t p = 0; p < n; ++p) {
-                    T* row = y + row_of(ids, p, rows) * width;
+                    T* row = y + scatter_row_of(ids, p, rows) * width;
                     for (std::int64_t k = 0; k < width; ++k) row[k] += g[p * width + k];
                 }
             });
@@ -62,7 +62,7 @@ const bool registered = register_op({
                 const T *gy = c.grad_out.data<T>(), *ids = c.in[1]->data<T>();
                 T* gg = c.grad_in[0]->data<T>();
                 for (std::int64_t p = 0; p < n; ++p)
-                    std::copy_n(gy + row_of(ids, p, rows) * width, width, gg + p * width);
+                    std::copy_n(gy + scatter_row_of(ids, p, rows) * width, width, gg + p * width);
             });
         },
     // Five positions over four rows: some row takes two.

@@ -12,7 +12,7 @@ namespace {
 CHAINRULE_SIMD_CLONES void sigmoid_loop(const float* x, float* y, std::int64_t n) { kernels::sigmoid(x, y, n); }
 CHAINRULE_SIMD_CLONES void sigmoid_loop(const double* x, double* y, std::int64_t n) { kernels::sigmoid(x, y, n); }
 
-const bool registered = register_op({
+const bool sigmoid_registered = register_op({
     .name = "sigmoid",
     .formula = "y = 1/(1+exp(-x));  dL/dx = dL/dy · y(1−y)",
     .inputs = {"x"},

@@ -63,7 +63,7 @@ Range concrete_range(const Tensor& x, const Attrs& attrs) {
     return {k, attrs.at("start").get<std::int64_t>(), end.is_null() ? x.dim(k) : end.get<std::int64_t>()};
 }
 
-const bool registered = register_op({
+const bool slice_registered = register_op({
     .name = "slice",
     .formula = "y = x[start:end] along axis (x.narrow);  dL/dx = dL/dy in the slice, 0 elsewhere",
     .inputs = {"x"},

@@ -40,7 +40,7 @@ std::int64_t contiguous_lines(const Tensor& t, const Attrs& attrs) {
     return lines.stride() == 1 && lines.len > 0 ? lines.len : 0;
 }
 
-const bool registered = register_op({
+const bool softmax_registered = register_op({
     .name = "softmax",
     .formula = "y_i = exp(x_i − m) / Σ_j exp(x_j − m),  m = max_j x_j, along axis;  "
                "dL/dx_i = y_i · (g_i − Σ_j g_j·y_j),  g = dL/dy",

@@ -24,7 +24,7 @@ struct Chunk<double> {
     typedef double type __attribute__((vector_size(64)));
 };
 template <class T>
-constexpr std::int64_t kLanes = 64 / std::int64_t(sizeof(T));
+constexpr std::int64_t kChunkLanes = 64 / std::int64_t(sizeof(T));
 
 // Columns [first, first + R·lanes) of one row of C, held in R chunks of registers while the
 // row's nonzeros stream by: each nonzero costs R loads of B's row and R multiply-adds, and C is
@@ -39,7 +39,7 @@ CHAINRULE_INLINE void block(std::int64_t begin, std::int64_t end, const std::int
                             const T* b, std::int64_t stride, std::int64_t first, std::int64_t m, T* c,
                             bool accumulate) {
     using V = typename Chunk<T>::type;
-    constexpr std::int64_t L = kLanes<T>;
+    constexpr std::int64_t L = kChunkLanes<T>;
     V even[R] = {}, odd[R] = {};
     std::int64_t k = begin;
     for (; k + 1 < end; k += 2) {
@@ -89,7 +89,7 @@ template <class T, int kMaxChunks>
 CHAINRULE_INLINE void rows_range(std::int64_t r0, std::int64_t r1, const std::int64_t* begin, const std::int64_t* end,
                                  const std::int32_t* index, const T* values, const T* b, std::int64_t stride,
                                  std::int64_t m, T* c, bool accumulate) {
-    constexpr std::int64_t L = kLanes<T>;
+    constexpr std::int64_t L = kChunkLanes<T>;
     for (std::int64_t r = r0; r < r1; ++r) {
         T* row = c + r * m;
         for (std::int64_t j = 0; j < m;) {
@@ -128,7 +128,7 @@ template <class T, int R>
 CHAINRULE_INLINE void band_chunks(const SparseRows& x, const T* values, const T* g, std::int64_t stride,
                                   const Band& band, std::int64_t chunk, T* out) {
     using V = typename Chunk<T>::type;
-    constexpr std::int64_t L = kLanes<T>;
+    constexpr std::int64_t L = kChunkLanes<T>;
     const std::int64_t* ends = x.block_end.data();
     const std::int32_t* index = x.row_index.data();
     for (std::int64_t i = band.i0; i < band.i1; ++i) {
@@ -153,7 +153,7 @@ CHAINRULE_INLINE void band_chunks(const SparseRows& x, const T* values, const T*
 template <class T, int kMaxChunks>
 CHAINRULE_INLINE void band_range(const SparseRows& x, const T* values, const T* g, std::int64_t stride,
                                  const Band& band, T* out) {
-    constexpr std::int64_t L = kLanes<T>;
+    constexpr std::int64_t L = kChunkLanes<T>;
     std::fill(out, out + band.width * stride, T(0));
     for (std::int64_t j = 0; j < stride;) {
         const std::int64_t chunks = std::min<std::int64_t>(kMaxChunks, (stride - j) / L);
@@ -228,14 +228,14 @@ void on_best(Args&&... args) {
 
 template <class T>
 std::int64_t padded_width(std::int64_t m) {
-    return (m + kLanes<T> - 1) / kLanes<T> * kLanes<T>;
+    return (m + kChunkLanes<T> - 1) / kChunkLanes<T> * kChunkLanes<T>;
 }
 
 // n values of 64-byte aligned room in `scratch` (the node's workspace, so no allocation after
 // the first step) or, outside a graph, in `local`.
 template <class T>
 T* aligned_room(std::size_t n, Workspace* scratch, std::vector<T>& local) {
-    n += std::size_t(kLanes<T>);
+    n += std::size_t(kChunkLanes<T>);
     T* room = scratch ? scratch->get<T>(n).data() : (local.resize(n), local.data());
     while (reinterpret_cast<std::uintptr_t>(room) % 64 != 0) ++room;
     return room;

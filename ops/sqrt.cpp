@@ -9,7 +9,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool sqrt_registered = register_op({
     .name = "sqrt",
     .formula = "y = √x;  dL/dx = dL/dy / (2y)",
     .inputs = {"x"},

@@ -6,7 +6,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool sum_registered = register_op({
     .name = "sum",
     .formula = "y = Σ x over axis (null: all axes);  dL/dx = dL/dy broadcast back to x's shape",
     .inputs = {"x"},

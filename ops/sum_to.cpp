@@ -10,7 +10,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool sum_to_registered = register_op({
     .name = "sum_to",
     .formula = "y = x summed to like's shape;  dL/dx = dL/dy broadcast to x's shape,  dL/dlike = 0",
     .inputs = {"x", "like"},

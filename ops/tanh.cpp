@@ -8,7 +8,7 @@
 namespace chainrule {
 namespace {
 
-const bool registered = register_op({
+const bool tanh_registered = register_op({
     .name = "tanh",
     .formula = "y = tanh(x);  dL/dx = dL/dy · (1 − y²)",
     .inputs = {"x"},

@@ -81,7 +81,7 @@ void walk_transposed(const Dims& in, const Perm& perm, F&& f) {
     }
 }
 
-const bool registered = register_op({
+const bool transpose_registered = register_op({
     .name = "transpose",
     .formula = "y = xᵀ (axis i of y is axis perm[i] of x; default: axes reversed);  "
                "dL/dx = (dL/dy) transposed back by the inverse permutation",

@@ -26,6 +26,10 @@ LONG_EPOCHS = 4000  # the run the signal checks stop: 2 s in a release build
 NO_HANG = 20  # seconds within which a refused job ends on every process (a hang waits for TIMEOUT)
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMPI_MCA_btl_vader_single_copy_mechanism="none", OPENBLAS_NUM_THREADS="1")
+# The environment of a chainrule started without mpirun: it never calls MPI_Init (train/
+# distributed.cpp starts MPI only under a launcher), so it needs none of the settings below
+# for OpenMPI's leaks and runs with the sanitizers' fast unwinder.
+ENV_ALONE = dict(ENV)
 if "ASAN_OPTIONS" in os.environ:  # scripts/sanitize
     # OpenMPI's leaks at MPI_Init, by library; its components are called through frames that
     # the fast unwinder loses, so the full unwinder finds the library on the stack.
@@ -54,7 +58,7 @@ def run(args, k=None, env=None):
     if k is not None:
         cmd = ["mpirun", "-np", str(k), "--oversubscribe", "--bind-to", "none"] + cmd
     p = subprocess.run(["timeout", "-k", "5", str(TIMEOUT)] + cmd, capture_output=True, text=True,
-                       env=env or ENV)
+                       env=env or (ENV if k is not None else ENV_ALONE))
     return p.returncode, p.stdout, p.stderr
 
 
